@@ -1,0 +1,32 @@
+# make demo: run the app against an embedded Azurite.  make test: the test suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test bench lint clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: $(VENV)/.installed node_modules/.installed
+	$(PY) -m devtools.demo
+
+test: $(VENV)/.installed node_modules/.installed
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed node_modules/.installed
+	$(PY) -m bench.bench
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

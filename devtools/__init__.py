@@ -1,0 +1,1 @@
+"""Local tooling: Azurite on a free loopback port, for the demo, the tests and the benchmark."""

@@ -1,0 +1,137 @@
+"""Event type -> handler. A handler turns one event into the changes it makes to inventory rows.
+
+To find where an event type is handled, look it up in HANDLERS at the bottom of this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from azure.eventgrid import SystemEventNames as S
+
+from .errors import PermanentEventError
+from .events import InventoryEvent, parse_time
+from .model import Change, Op, Stamp, parse_duration
+from .resources import ResourceRef, parse_path, parse_resource_id
+
+Handler = Callable[[InventoryEvent], list[Change]]
+
+
+def _resource(event: InventoryEvent, expected_kind: str) -> ResourceRef:
+    """The resource an event is about, from its subject and `data.resourceUri`, which must agree."""
+    subject_ref = parse_path(event.service, event.subject)
+    ref = subject_ref
+    uri = event.data.get("resourceUri")
+    if uri is not None:
+        uri_service, ref = parse_resource_id(uri)
+        if not uri_service.same_as(event.service):
+            raise PermanentEventError(
+                "service-mismatch",
+                f"resourceUri names service {uri_service.resource_id!r}, the event comes from {event.service.resource_id!r}",
+            )
+        if ref.key != subject_ref.key:
+            raise PermanentEventError(
+                "subject-mismatch", f"subject {event.subject!r} and resourceUri {uri!r} name different resources"
+            )
+    if ref.kind != expected_kind:
+        raise PermanentEventError("kind-mismatch", f"{event.type} is about a {expected_kind}, but names a {ref.kind}: {ref.path!r}")
+    return ref
+
+
+def lifecycle(kind: str, op: Op) -> Handler:
+    """Created / Updated / Deleted (and Added / Removed) of one kind of resource."""
+
+    def handle(event: InventoryEvent) -> list[Change]:
+        return [Change(_resource(event, kind), op, Stamp(event.time, event.id), event.type)]
+
+    handle.__name__ = f"{kind}_{op.value}"
+    return handle
+
+
+def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    if not isinstance(value, dict):
+        raise PermanentEventError("bad-data", f"data.{key} is missing or not an object")
+    return value
+
+
+def gateway_token(event: InventoryEvent) -> list[Change]:
+    """GatewayTokenNearExpiry / GatewayTokenExpired -> the gatewayInstance row's token columns."""
+    ref = _resource(event, "gatewayInstance")
+    info, token = _object(event.data, "gatewayInfo"), _object(event.data, "tokenInfo")
+    gateway = str(info.get("gatewayId") or "").rstrip("/").split("/")[-1]
+    if gateway and gateway.lower() != ref.segments[1].lower():
+        raise PermanentEventError("subject-mismatch", f"gatewayInfo.gatewayId {info.get('gatewayId')!r} is not the subject's gateway")
+    instance = info.get("instanceId")
+    if instance is not None and str(instance).lower() != ref.name.lower():
+        raise PermanentEventError("subject-mismatch", f"gatewayInfo.instanceId {instance!r} is not the subject's instance")
+    raw_expiry = token.get("expiresAtUtc", token.get("expiredAtUtc"))
+    expiry = parse_time(raw_expiry, "tokenInfo.expiresAtUtc")
+    expired = event.type == S.ApiManagementGatewayTokenExpiredEventName or expiry <= event.time
+    values = {"TokenExpiresAt": expiry, "TokenStatus": "expired" if expired else "nearExpiry"}
+    return [Change(ref, Op.TOKEN, Stamp(event.time, event.id), event.type, values)]
+
+
+def circuit_breaker(event: InventoryEvent) -> list[Change]:
+    """CircuitBreaker.Opened / Closed -> each named rule's row, and a row for the backend."""
+    ref = _resource(event, "circuitBreakerRule")
+    backend = event.data.get("backendName")
+    if backend is not None and str(backend).lower() != ref.segments[1].lower():
+        raise PermanentEventError("subject-mismatch", f"data.backendName {backend!r} is not the subject's backend")
+    rules = _object(event.data.get("circuitBreaker") or {}, "rules") if "circuitBreaker" in event.data else {}
+    state = "open" if event.type == S.ApiManagementCircuitBreakerOpenedEventName else "closed"
+    stamp = Stamp(event.time, event.id)
+    names = {ref.name.lower(): ref.name}
+    names.update({str(name).lower(): str(name) for name in rules})
+    changes: list[Change] = []
+    for name in sorted(names.values(), key=str.lower):
+        rule = next((v for k, v in rules.items() if str(k).lower() == name.lower()), None)
+        trip = rule.get("tripDuration") if isinstance(rule, dict) else None
+        if trip is not None and parse_duration(trip) is None:
+            raise PermanentEventError("bad-data", f"tripDuration {trip!r} is not hh:mm:ss or d.hh:mm:ss")
+        rule_ref = parse_path(event.service, f"backends/{ref.segments[1]}/circuit-breaker/rules/{name}")
+        changes.append(Change(rule_ref, Op.BREAKER, stamp, event.type, {"BreakerState": state, "TripDuration": trip}))
+    backend_ref = parse_path(event.service, f"backends/{ref.segments[1]}")
+    changes.append(Change(backend_ref, Op.OBSERVED, stamp, event.type))
+    return changes
+
+
+HANDLERS: dict[str, Handler] = {
+    S.ApiManagementUserCreatedEventName: lifecycle("user", Op.CREATED),
+    S.ApiManagementUserUpdatedEventName: lifecycle("user", Op.UPDATED),
+    S.ApiManagementUserDeletedEventName: lifecycle("user", Op.DELETED),
+    S.ApiManagementApiCreatedEventName: lifecycle("api", Op.CREATED),
+    S.ApiManagementApiUpdatedEventName: lifecycle("api", Op.UPDATED),
+    S.ApiManagementApiDeletedEventName: lifecycle("api", Op.DELETED),
+    S.ApiManagementApiReleaseCreatedEventName: lifecycle("apiRelease", Op.CREATED),
+    S.ApiManagementApiReleaseUpdatedEventName: lifecycle("apiRelease", Op.UPDATED),
+    S.ApiManagementApiReleaseDeletedEventName: lifecycle("apiRelease", Op.DELETED),
+    S.ApiManagementProductCreatedEventName: lifecycle("product", Op.CREATED),
+    S.ApiManagementProductUpdatedEventName: lifecycle("product", Op.UPDATED),
+    S.ApiManagementProductDeletedEventName: lifecycle("product", Op.DELETED),
+    S.ApiManagementSubscriptionCreatedEventName: lifecycle("subscription", Op.CREATED),
+    S.ApiManagementSubscriptionUpdatedEventName: lifecycle("subscription", Op.UPDATED),
+    S.ApiManagementSubscriptionDeletedEventName: lifecycle("subscription", Op.DELETED),
+    S.ApiManagementGatewayCreatedEventName: lifecycle("gateway", Op.CREATED),
+    S.ApiManagementGatewayUpdatedEventName: lifecycle("gateway", Op.UPDATED),
+    S.ApiManagementGatewayDeletedEventName: lifecycle("gateway", Op.DELETED),
+    S.ApiManagementGatewayApiAddedEventName: lifecycle("gatewayApi", Op.CREATED),
+    S.ApiManagementGatewayApiRemovedEventName: lifecycle("gatewayApi", Op.DELETED),
+    S.ApiManagementGatewayCertificateAuthorityCreatedEventName: lifecycle("gatewayCertificateAuthority", Op.CREATED),
+    S.ApiManagementGatewayCertificateAuthorityUpdatedEventName: lifecycle("gatewayCertificateAuthority", Op.UPDATED),
+    S.ApiManagementGatewayCertificateAuthorityDeletedEventName: lifecycle("gatewayCertificateAuthority", Op.DELETED),
+    S.ApiManagementGatewayHostnameConfigurationCreatedEventName: lifecycle("gatewayHostnameConfiguration", Op.CREATED),
+    S.ApiManagementGatewayHostnameConfigurationUpdatedEventName: lifecycle("gatewayHostnameConfiguration", Op.UPDATED),
+    S.ApiManagementGatewayHostnameConfigurationDeletedEventName: lifecycle("gatewayHostnameConfiguration", Op.DELETED),
+    S.ApiManagementGatewayTokenNearExpiryEventName: gateway_token,
+    S.ApiManagementGatewayTokenExpiredEventName: gateway_token,
+    S.ApiManagementCircuitBreakerOpenedEventName: circuit_breaker,
+    S.ApiManagementCircuitBreakerClosedEventName: circuit_breaker,
+}
+
+# The deletion type a parent's cascade carries into its children's LastEventType.
+PARENT_DELETE_TYPES: dict[str, str] = {
+    "api": S.ApiManagementApiDeletedEventName.value,
+    "gateway": S.ApiManagementGatewayDeletedEventName.value,
+}

@@ -1,0 +1,122 @@
+"""Table keys: a reversible encoding, the partition layout, and Table Storage's size limits.
+
+PartitionKey = "{service}|{family}|{bucket:02d}", RowKey = the lower-cased path with "/" as "|".
+Every key part is percent-encoded for "%", "|", "/", "\\", "#", "?" and control characters, so
+the characters Table Storage forbids never reach it and `unquote` gives the part back.
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote
+
+from .errors import PermanentEventError
+from .resources import ResourceRef
+
+BUCKETS = 16
+MAX_KEY_CHARS = 512  # Azurite's cap; Azure allows 1 KiB (512 UTF-16 characters)
+MAX_STRING_CHARS = 32 * 1024
+MAX_PROPERTIES = 252
+MAX_ENTITY_BYTES = 1024 * 1024
+
+_ESCAPED = frozenset('%|/\\#?')
+
+
+def encode_part(text: str) -> str:
+    out: list[str] = []
+    for ch in text:
+        code = ord(ch)
+        if ch in _ESCAPED or code < 0x20 or 0x7F <= code < 0xA0 or 0xD800 <= code < 0xE000:
+            try:
+                out.append("".join(f"%{b:02X}" for b in ch.encode("utf-8")))
+            except UnicodeEncodeError as exc:
+                raise PermanentEventError("forbidden-key", f"key part is not valid Unicode: {text[:100]!r}") from exc
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def decode_part(text: str) -> str:
+    return unquote(text)
+
+
+def bucket(name: str) -> int:
+    return zlib.crc32(name.encode("utf-8", errors="surrogatepass")) % BUCKETS
+
+
+def partition_key(service_key: str, family: str, bucket_no: int) -> str:
+    return f"{encode_part(service_key)}|{family}|{bucket_no:02d}"
+
+
+def resource_keys(ref: ResourceRef) -> tuple[str, str]:
+    """(PartitionKey, RowKey) of a resource's inventory row."""
+    pk = partition_key(ref.service.key, ref.family, bucket(ref.top_name))
+    rk = "|".join(encode_part(segment.lower()) for segment in ref.segments)
+    check_key(pk, "PartitionKey")
+    check_key(rk, "RowKey")
+    return pk, rk
+
+
+def path_from_row_key(row_key: str) -> str:
+    return "/".join(decode_part(part) for part in row_key.split("|"))
+
+
+def check_key(key: str, what: str) -> None:
+    if not key:
+        raise PermanentEventError("forbidden-key", f"{what} would be empty")
+    if len(key) > MAX_KEY_CHARS:
+        raise PermanentEventError("key-too-large", f"{what} would be {len(key)} characters; the limit is {MAX_KEY_CHARS}")
+    if any(c in key for c in "/\\#?") or any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in key):
+        raise PermanentEventError("forbidden-key", f"{what} holds a character Table Storage forbids")
+
+
+def _utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le", errors="surrogatepass")) // 2
+
+
+def check_entity(entity: dict[str, Any]) -> None:
+    """Table Storage's limits, checked before writing: Azurite does not enforce them, and Azure's
+    400 would only turn into retries."""
+    props = [k for k in entity if k not in ("PartitionKey", "RowKey")]
+    if len(props) > MAX_PROPERTIES:
+        raise PermanentEventError("entity-too-large", f"{len(props)} properties; the limit is {MAX_PROPERTIES}")
+    size = 4
+    for name, value in entity.items():
+        size += 8 + 2 * len(name)
+        if isinstance(value, str):
+            units = _utf16_units(value)
+            if units > MAX_STRING_CHARS:
+                raise PermanentEventError("entity-too-large", f"property {name} has {units} characters; the limit is {MAX_STRING_CHARS}")
+            size += 4 + 2 * units
+        elif isinstance(value, datetime | int | float | bool):
+            size += 8
+        elif value is not None:
+            size += len(str(value))
+    if size > MAX_ENTITY_BYTES:
+        raise PermanentEventError("entity-too-large", f"entity of about {size} bytes; the limit is {MAX_ENTITY_BYTES}")
+
+
+def child_ranges(parent_row_key: str, kind: str) -> list[tuple[str, str]]:
+    """RowKey ranges [low, high) that hold a parent's children in the parent's partition:
+    an API's revisions (`apis|a;rev=N`) and releases (`apis|a|releases|r`), a gateway's children."""
+    ranges = [(parent_row_key + "|", parent_row_key + "}")]  # "}" follows "|"
+    if kind == "api":
+        ranges.append((parent_row_key + ";rev=", parent_row_key + ";rev>"))  # ">" follows "="
+    return ranges
+
+
+def history_keys(service_key: str, event_id: str) -> tuple[str, str]:
+    """History is keyed on source plus event id: PartitionKey "{service}|{bucket of id}", RowKey the id."""
+    pk = f"{encode_part(service_key)}|{bucket(event_id):02d}"
+    rk = encode_part(event_id)
+    check_key(pk, "PartitionKey")
+    check_key(rk, "RowKey")
+    return pk, rk
+
+
+def history_partition_range(service_key: str) -> tuple[str, str]:
+    """The first and last history partitions of one service (inclusive)."""
+    prefix = encode_part(service_key)
+    return f"{prefix}|00", f"{prefix}|{BUCKETS - 1:02d}"

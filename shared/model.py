@@ -1,0 +1,198 @@
+"""The inventory's state rules: a row is the merge of every change ever applied to it.
+
+Every rule below is a max, a min or "the value of the newest change", so merging is
+commutative, associative and idempotent: any order, with any duplicates, gives one row.
+Ties in time are broken by event id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from typing import Any
+
+from .keys import resource_keys
+from .resources import ResourceRef
+
+SCHEMA_VERSION = 1
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class Op(str, Enum):
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+    CASCADE_DELETED = "cascadeDeleted"  # the parent's deletion, applied to a child
+    TOKEN = "token"
+    BREAKER = "breaker"
+    OBSERVED = "observed"  # named by another resource's event: it exists
+
+
+ALIVE_OPS = frozenset({Op.CREATED, Op.UPDATED, Op.TOKEN, Op.BREAKER, Op.OBSERVED})
+DELETE_OPS = frozenset({Op.DELETED, Op.CASCADE_DELETED})
+
+
+@dataclass(frozen=True, order=True)
+class Stamp:
+    """An event's place in the total order: time, then id."""
+
+    time: datetime
+    event_id: str
+
+    def encode(self) -> str:
+        return f"{self.time.strftime(_TIME_FORMAT)}|{self.event_id}"
+
+    @classmethod
+    def decode(cls, text: str) -> Stamp:
+        when, _, event_id = text.partition("|")
+        return cls(datetime.strptime(when, _TIME_FORMAT).replace(tzinfo=timezone.utc), event_id)
+
+
+@dataclass(frozen=True)
+class Change:
+    ref: ResourceRef
+    op: Op
+    stamp: Stamp
+    event_type: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+def row_stamp(row: dict[str, Any] | None) -> Stamp | None:
+    if not row or row.get("LastEventTime") is None:
+        return None
+    return Stamp(_aware(row["LastEventTime"]), str(row.get("LastEventId", "")))
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _max_time(current: Any, candidate: datetime) -> datetime:
+    return candidate if current is None or _aware(current) < candidate else _aware(current)
+
+
+def _newer(key: str | None, stamp: Stamp) -> bool:
+    return key is None or stamp.encode() > key
+
+
+def new_row(ref: ResourceRef) -> dict[str, Any]:
+    pk, rk = resource_keys(ref)
+    row: dict[str, Any] = {
+        "PartitionKey": pk, "RowKey": rk, "SchemaVersion": SCHEMA_VERSION, "Kind": ref.kind,
+        "Service": ref.service.name, "Name": ref.name, "Path": ref.path, "ResourceId": ref.resource_id,
+        "IsDeleted": False,
+    }
+    if ref.kind in ("api", "apiRelease"):
+        row["Api"] = ref.parent.name if ref.parent else ref.name
+    if ref.revision is not None:
+        row["Revision"] = ref.revision
+    if ref.family == "gateway" and ref.kind != "gateway":
+        row["Gateway"] = ref.segments[1]
+    if ref.kind == "gatewayInstance":
+        row["Instance"] = ref.name
+    if ref.family == "backend":
+        row["Backend"] = ref.segments[1]
+    if ref.kind == "circuitBreakerRule":
+        row["Rule"] = ref.name
+    return row
+
+
+_IDENTITY = ("Service", "Name", "Path", "ResourceId", "Api", "Gateway", "Instance", "Backend", "Rule")
+
+
+def merge(row: dict[str, Any] | None, change: Change) -> dict[str, Any]:
+    """The row after `change`. Does not modify `row`."""
+    out = dict(row) if row else {}
+    fresh = new_row(change.ref)
+    for key, value in fresh.items():
+        if key in _IDENTITY and key in out:
+            out[key] = min(out[key], value)  # APIM ids ignore case: keep one original casing, the same in any order
+        else:
+            out.setdefault(key, value)
+    stamp, op = change.stamp, change.op
+
+    if _newer_than_row(out, stamp):
+        out["LastEventTime"], out["LastEventId"], out["LastEventType"] = stamp.time, stamp.event_id, change.event_type
+        out["IsDeleted"] = op in DELETE_OPS
+        if op in DELETE_OPS:
+            out["DeletedAt"] = stamp.time
+        else:
+            out.pop("DeletedAt", None)
+    if op == Op.CREATED:
+        out["CreatedAt"] = _max_time(out.get("CreatedAt"), stamp.time)
+    if op in (Op.CREATED, Op.UPDATED, Op.TOKEN, Op.BREAKER):
+        out["UpdatedAt"] = _max_time(out.get("UpdatedAt"), stamp.time)
+    if op == Op.DELETED and _newer(out.get("LastDeleteEventKey"), stamp):
+        out["LastDeleteEventKey"] = stamp.encode()
+    if op == Op.TOKEN and _newer(out.get("TokenEventKey"), stamp):
+        out["TokenEventKey"] = stamp.encode()
+        out["TokenExpiresAt"] = change.values["TokenExpiresAt"]
+        out["TokenStatus"] = change.values["TokenStatus"]
+    if op == Op.BREAKER:
+        _merge_breaker(out, change)
+    return out
+
+
+def _newer_than_row(row: dict[str, Any], stamp: Stamp) -> bool:
+    current = row_stamp(row)
+    return current is None or stamp > current
+
+
+def _merge_breaker(out: dict[str, Any], change: Change) -> None:
+    state = change.values["BreakerState"]
+    moment = change.stamp.time
+    if state == "open":
+        out["OpenedAt"] = _max_time(out.get("OpenedAt"), moment)
+    else:
+        out["ClosedAt"] = _max_time(out.get("ClosedAt"), moment)
+    if _newer(out.get("BreakerEventKey"), change.stamp):
+        out["BreakerEventKey"] = change.stamp.encode()
+        out["BreakerState"] = state
+        trip = change.values.get("TripDuration")
+        if trip is not None:
+            out["TripDuration"] = trip
+        else:
+            out.pop("TripDuration", None)
+
+
+def cascade_change(parent_row: dict[str, Any] | None, child: ResourceRef, delete_type: str) -> Change | None:
+    """The parent's newest deletion, as a change to apply to one of its children."""
+    if not parent_row or not parent_row.get("LastDeleteEventKey"):
+        return None
+    return Change(child, Op.CASCADE_DELETED, Stamp.decode(parent_row["LastDeleteEventKey"]), delete_type)
+
+
+def is_stale(row: dict[str, Any] | None, stamp: Stamp) -> bool:
+    """True when the row already holds a newer event than this one."""
+    current = row_stamp(row)
+    return current is not None and stamp < current
+
+
+def same_row(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return all(a.get(k) == b.get(k) for k in set(a) | set(b))
+
+
+def parse_duration(text: object) -> timedelta | None:
+    """`hh:mm:ss` or `d.hh:mm:ss` (fractions allowed), else None."""
+    if not isinstance(text, str):
+        return None
+    days = 0
+    body = text.strip()
+    if "." in body.split(":")[0]:
+        day_text, _, body = body.partition(".")
+        if not day_text.isdigit():
+            return None
+        days = int(day_text)
+    parts = body.split(":")
+    if len(parts) != 3 or not all(parts):
+        return None
+    try:
+        hours, minutes, seconds = int(parts[0]), int(parts[1]), float(parts[2])
+    except ValueError:
+        return None
+    if hours < 0 or not 0 <= minutes < 60 or not 0 <= seconds < 60:
+        return None
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)

@@ -1,0 +1,178 @@
+"""One event's path from the trigger to the rows: parse, route, record, merge, write."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+import azure.functions as func
+
+from .errors import AlreadyRecorded, ConflictRetriesExhausted, PermanentEventError, WriteConflict
+from .events import InventoryEvent, describe, parse_event
+from .handlers import HANDLERS, PARENT_DELETE_TYPES
+from .keys import MAX_STRING_CHARS, child_ranges, history_keys, resource_keys
+from .model import SCHEMA_VERSION, Change, Op, cascade_change, is_stale, merge, same_row
+from .repository import InventoryRepository, StoredRow
+from .resources import ResourceRef, parse_path
+
+log = logging.getLogger("apim_inventory")
+
+
+class Outcome(str, Enum):
+    APPLIED = "applied"
+    STALE = "stale"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    event_id: str | None
+    event_type: str | None
+    service: str | None
+    reason: str | None = None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v), sort_keys=True)
+
+
+class EventProcessor:
+    def __init__(self, repo: InventoryRepository, *, conflict_retries: int = 10,
+                 clock: Callable[[], datetime] = _utcnow) -> None:
+        self.repo = repo
+        self.conflict_retries = conflict_retries
+        self.clock = clock
+
+    # -- entry points ---------------------------------------------------------------------
+    def handle(self, trigger_input: func.EventGridEvent | func.CloudEvent) -> Result:
+        """What the function calls. Permanent faults are recorded and acknowledged; storage
+        faults raise, so Event Grid delivers the event again."""
+        try:
+            event = parse_event(trigger_input)
+        except PermanentEventError as exc:
+            return self._reject(describe(trigger_input), exc)
+        return self.process(event)
+
+    def process(self, event: InventoryEvent) -> Result:
+        try:
+            changes = HANDLERS[event.type](event)
+            primary = changes[0]
+            row, _ = self._load(primary.ref)
+            stale = is_stale(row.entity if row else None, primary.stamp)
+            duplicate = self._record(event, primary, stale)
+            wrote = False
+            for change in changes:
+                wrote = self._apply(change) or wrote
+            if primary.op == Op.DELETED and primary.ref.has_children:
+                wrote = self._cascade(primary.ref) or wrote
+        except PermanentEventError as exc:
+            return self._reject(_event_description(event), exc)
+        outcome = Outcome.DUPLICATE if duplicate and not wrote else Outcome.STALE if stale else Outcome.APPLIED
+        log.info("%s event %s %s service=%s subject=%s", outcome.value, event.id, event.type, event.service.name, event.subject)
+        return Result(outcome, event.id, event.type, event.service.name)
+
+    # -- steps ----------------------------------------------------------------------------
+    def _load(self, ref: ResourceRef, *, fresh: bool = False) -> tuple[StoredRow | None, StoredRow | None]:
+        pk, rk = resource_keys(ref)
+        parent_rk = resource_keys(ref.parent)[1] if ref.parent else None
+        return self.repo.load(pk, rk, parent_rk, fresh=fresh)
+
+    def _record(self, event: InventoryEvent, change: Change, stale: bool) -> bool:
+        """Write the history record; True when this event was recorded before (a duplicate)."""
+        pk, rk = history_keys(event.service.key, event.id)
+        record = {
+            "PartitionKey": pk, "RowKey": rk, "SchemaVersion": SCHEMA_VERSION,
+            "EventId": event.id, "EventType": event.type, "EventTime": event.time,
+            "Source": event.source, "Service": event.service.name, "ServiceKey": event.service.key,
+            "Subject": event.subject, "Kind": change.ref.kind, "Path": change.ref.path, "PathKey": change.ref.key,
+            "ResourceId": change.ref.resource_id, "Change": change.op.value, "Stale": stale,
+            "Values": _json(change.values), "Schema": event.schema, "RecordedAt": self.clock(),
+        }
+        try:
+            self.repo.add_history(record)
+            return False
+        except AlreadyRecorded as exc:
+            old = exc.existing
+            if (old.get("EventType"), old.get("PathKey")) != (event.type, change.ref.key):
+                raise PermanentEventError(
+                    "id-collision",
+                    f"event id {event.id!r} was already used by {old.get('EventType')} on {old.get('Path')!r}",
+                ) from None
+            return True
+
+    def _apply(self, change: Change) -> bool:
+        """Merge one change into its row under optimistic concurrency. True when the row changed."""
+        parent = change.ref.parent
+        for attempt in range(self.conflict_retries):
+            row, parent_row = self._load(change.ref, fresh=attempt > 0)
+            merged = merge(row.entity if row else None, change)
+            if parent is not None and parent_row is not None:
+                inherited = cascade_change(parent_row.entity, change.ref, PARENT_DELETE_TYPES[parent.kind])
+                if inherited is not None:
+                    merged = merge(merged, inherited)
+            if row is not None and same_row(row.entity, merged):
+                return False
+            try:
+                self.repo.save(merged, row.etag if row else None)
+                return True
+            except WriteConflict:
+                continue
+        raise ConflictRetriesExhausted(f"{change.ref.path}: {self.conflict_retries} write conflicts in a row")
+
+    def _cascade(self, parent: ResourceRef) -> bool:
+        """Apply the parent's newest deletion to every child row. Idempotent, so it runs on every
+        delete, including a redelivery after a partial failure."""
+        pk, prk = resource_keys(parent)
+        parent_row, _ = self.repo.load(pk, prk, None)
+        if parent_row is None:
+            return False
+        delete_type = PARENT_DELETE_TYPES[parent.kind]
+        wrote = False
+        for child in self.repo.children(pk, child_ranges(prk, parent.kind)):
+            ref = parse_path(parent.service, child.entity["Path"])
+            change = cascade_change(parent_row.entity, ref, delete_type)
+            if change is not None:
+                wrote = self._apply(change) or wrote
+        return wrote
+
+    def _reject(self, payload: dict[str, Any], exc: PermanentEventError) -> Result:
+        now = self.clock()
+        event_id = payload.get("id")
+        event_type = payload.get("type") or payload.get("eventType") or payload.get("Type")
+        source = payload.get("source") or payload.get("topic")
+        identity = _json([source, event_id, event_type, payload.get("subject"), exc.code])
+        text = _json(payload)
+        record = {
+            "PartitionKey": now.strftime("%Y%m%d"),
+            "RowKey": hashlib.sha256(identity.encode("utf-8", errors="surrogatepass")).hexdigest()[:40],
+            "SchemaVersion": SCHEMA_VERSION, "EventId": _text(event_id), "EventType": _text(event_type),
+            "Source": _text(source), "Subject": _text(payload.get("subject")), "Reason": exc.code,
+            "Message": _text(exc.message), "Payload": text if len(text) <= MAX_STRING_CHARS // 2 else text[: MAX_STRING_CHARS // 2] + "…",
+            "ReceivedAt": now,
+        }
+        self.repo.add_rejected(record)
+        log.warning("rejected event %s type=%s source=%s: %s", event_id, event_type, source, exc)
+        return Result(Outcome.REJECTED, _text(event_id) or None, _text(event_type) or None, None, exc.code)
+
+
+def _text(value: Any) -> str:
+    """A short string that Table Storage accepts (lone surrogates replaced)."""
+    text = value if isinstance(value, str) else "" if value is None else _json(value)
+    return text.encode("utf-8", errors="replace").decode("utf-8")[:1024]
+
+
+def _event_description(event: InventoryEvent) -> dict[str, Any]:
+    return {"id": event.id, "type": event.type, "source": event.source, "subject": event.subject,
+            "time": event.time.isoformat(), "data": event.data}

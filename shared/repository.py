@@ -1,0 +1,110 @@
+"""The storage port: what the pipeline needs from the inventory, and an in-memory fake of it."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .errors import AlreadyRecorded, WriteConflict
+
+Entity = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    entity: Entity
+    etag: str
+
+
+class InventoryRepository(Protocol):
+    def load(self, pk: str, rk: str, parent_rk: str | None, *, fresh: bool = False) -> tuple[StoredRow | None, StoredRow | None]:
+        """The row and its parent's row (same partition), in one request when not cached."""
+
+    def save(self, entity: Entity, etag: str | None) -> StoredRow:
+        """Insert when etag is None, else replace if unchanged since read. Raises WriteConflict."""
+
+    def children(self, pk: str, ranges: list[tuple[str, str]]) -> list[StoredRow]:
+        """Rows in partition pk whose RowKey falls in any [low, high) range."""
+
+    def add_history(self, record: Entity) -> None:
+        """Insert a history record. Raises AlreadyRecorded with the existing record."""
+
+    def add_rejected(self, record: Entity) -> None:
+        """Upsert a rejected-event record."""
+
+    def rows(self) -> Iterator[Entity]:
+        """Every inventory row (for the demo, tests and small tools)."""
+
+    def history(self, service_key: str, path_key: str) -> list[Entity]:
+        """One resource's history records, newest first."""
+
+    def rejected(self) -> list[Entity]:
+        """Every rejected-event record."""
+
+
+class InMemoryInventoryRepository:
+    """The same contract as the Table repository, with ETags, in a dict. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, str], StoredRow] = {}
+        self._history: dict[tuple[str, str], Entity] = {}
+        self._rejected: dict[tuple[str, str], Entity] = {}
+        self._lock = threading.Lock()
+        self._etags = itertools.count(1)
+
+    def load(self, pk: str, rk: str, parent_rk: str | None, *, fresh: bool = False) -> tuple[StoredRow | None, StoredRow | None]:
+        with self._lock:
+            return self._copy(self._rows.get((pk, rk))), self._copy(self._rows.get((pk, parent_rk))) if parent_rk else None
+
+    def save(self, entity: Entity, etag: str | None) -> StoredRow:
+        key = (entity["PartitionKey"], entity["RowKey"])
+        with self._lock:
+            current = self._rows.get(key)
+            if (current is None) != (etag is None) or (current is not None and current.etag != etag):
+                raise WriteConflict(f"{key} changed since it was read")
+            stored = StoredRow(copy.deepcopy(entity), f"W/\"{next(self._etags)}\"")
+            self._rows[key] = stored
+            return self._copy(stored) or stored
+
+    def children(self, pk: str, ranges: list[tuple[str, str]]) -> list[StoredRow]:
+        with self._lock:
+            found = [row for (p, r), row in self._rows.items() if p == pk and any(lo <= r < hi for lo, hi in ranges)]
+        return [StoredRow(copy.deepcopy(row.entity), row.etag) for row in sorted(found, key=lambda s: s.entity["RowKey"])]
+
+    def add_history(self, record: Entity) -> None:
+        key = (record["PartitionKey"], record["RowKey"])
+        with self._lock:
+            if key in self._history:
+                raise AlreadyRecorded(copy.deepcopy(self._history[key]))
+            self._history[key] = copy.deepcopy(record)
+
+    def add_rejected(self, record: Entity) -> None:
+        with self._lock:
+            self._rejected[(record["PartitionKey"], record["RowKey"])] = copy.deepcopy(record)
+
+    def rows(self) -> Iterator[Entity]:
+        with self._lock:
+            items = sorted(self._rows.items())
+        for _, row in items:
+            yield copy.deepcopy(row.entity)
+
+    def history(self, service_key: str, path_key: str) -> list[Entity]:
+        with self._lock:
+            found = [copy.deepcopy(r) for r in self._history.values() if r["ServiceKey"] == service_key and r["PathKey"] == path_key]
+        return sorted(found, key=lambda r: (r["EventTime"], r["EventId"]), reverse=True)
+
+    def all_history(self) -> list[Entity]:
+        with self._lock:
+            return [copy.deepcopy(r) for _, r in sorted(self._history.items())]
+
+    def rejected(self) -> list[Entity]:
+        with self._lock:
+            return [copy.deepcopy(r) for _, r in sorted(self._rejected.items())]
+
+    @staticmethod
+    def _copy(row: StoredRow | None) -> StoredRow | None:
+        return StoredRow(copy.deepcopy(row.entity), row.etag) if row else None

@@ -1,0 +1,162 @@
+"""The inventory over Azure Table Storage (azure-data-tables), with a per-process row cache.
+
+The cache holds each row's last known entity and ETag. It only ever saves a read: every write
+carries If-Match, so a row changed by another process fails with 412 and is read again.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+
+from .errors import AlreadyRecorded, WriteConflict
+from .keys import check_entity, history_partition_range
+from .repository import Entity, StoredRow
+
+_MISSING = StoredRow({}, "")
+
+
+def _plain(entity: Any) -> Entity:
+    out: Entity = {}
+    for key, value in entity.items():
+        if isinstance(value, datetime):
+            value = datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
+                             value.microsecond, tzinfo=timezone.utc)
+        out[key] = value
+    return out
+
+
+def _stored(entity: Any) -> StoredRow:
+    return StoredRow(_plain(entity), entity.metadata["etag"])
+
+
+class TableInventoryRepository:
+    def __init__(self, service: TableServiceClient, inventory_table: str, history_table: str,
+                 rejected_table: str, *, cache_size: int = 10_000) -> None:
+        self._inventory = self._ensure(service, inventory_table)
+        self._history = self._ensure(service, history_table)
+        self._rejected = self._ensure(service, rejected_table)
+        self._cache: OrderedDict[tuple[str, str], StoredRow] = OrderedDict()
+        self._cache_size = cache_size
+
+    @staticmethod
+    def _ensure(service: TableServiceClient, name: str) -> TableClient:
+        try:
+            service.create_table(name)
+        except ResourceExistsError:
+            pass
+        return service.get_table_client(name)
+
+    # -- cache -----------------------------------------------------------------------------
+    def _remember(self, key: tuple[str, str], row: StoredRow | None) -> None:
+        self._cache[key] = row or _MISSING
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _cached(self, key: tuple[str, str]) -> tuple[bool, StoredRow | None]:
+        row = self._cache.get(key)
+        if row is None:
+            return False, None
+        self._cache.move_to_end(key)
+        return True, None if row is _MISSING else StoredRow(dict(row.entity), row.etag)
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+    # -- inventory -------------------------------------------------------------------------
+    def load(self, pk: str, rk: str, parent_rk: str | None, *, fresh: bool = False) -> tuple[StoredRow | None, StoredRow | None]:
+        if not fresh:
+            hit, row = self._cached((pk, rk))
+            parent_hit, parent = self._cached((pk, parent_rk)) if parent_rk else (True, None)
+            if hit and row is not None and parent_hit:
+                return row, parent
+        if parent_rk is None:
+            try:
+                row = _stored(self._inventory.get_entity(pk, rk))
+            except ResourceNotFoundError:
+                row = None
+            self._remember((pk, rk), row)
+            return row, None
+        found = {
+            e["RowKey"]: _stored(e)
+            for e in self._inventory.query_entities(
+                "PartitionKey eq @pk and ( RowKey eq @rk or RowKey eq @prk )",
+                parameters={"pk": pk, "rk": rk, "prk": parent_rk},
+            )
+        }
+        self._remember((pk, rk), found.get(rk))
+        self._remember((pk, parent_rk), found.get(parent_rk))
+        return found.get(rk), found.get(parent_rk)
+
+    def save(self, entity: Entity, etag: str | None) -> StoredRow:
+        check_entity(entity)
+        key = (entity["PartitionKey"], entity["RowKey"])
+        try:
+            if etag is None:
+                meta = self._inventory.create_entity(entity)
+            else:
+                meta = self._inventory.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
+            self._cache.pop(key, None)
+            raise WriteConflict(f"{key} changed since it was read") from exc
+        stored = StoredRow(dict(entity), meta["etag"])
+        self._remember(key, stored)
+        return stored
+
+    def children(self, pk: str, ranges: list[tuple[str, str]]) -> list[StoredRow]:
+        rows: list[StoredRow] = []
+        for low, high in ranges:
+            query = self._inventory.query_entities(
+                "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+                parameters={"pk": pk, "low": low, "high": high},
+            )
+            rows.extend(_stored(e) for e in query)
+        return rows
+
+    def rows(self) -> Iterator[Entity]:
+        for entity in self._inventory.list_entities():
+            yield _plain(entity)
+
+    # -- history and rejected events -----------------------------------------------------
+    def add_history(self, record: Entity) -> None:
+        check_entity(record)
+        try:
+            self._history.create_entity(record)
+        except ResourceExistsError:
+            existing = self._history.get_entity(record["PartitionKey"], record["RowKey"])
+            raise AlreadyRecorded(_plain(existing)) from None
+
+    def history(self, service_key: str, path_key: str) -> list[Entity]:
+        low, high = history_partition_range(service_key)
+        found = [
+            _plain(e)
+            for e in self._history.query_entities(
+                "PartitionKey ge @low and PartitionKey le @high and PathKey eq @path",
+                parameters={"low": low, "high": high, "path": path_key},
+            )
+        ]
+        return sorted(found, key=lambda r: (r["EventTime"], r["EventId"]), reverse=True)
+
+    def all_history(self) -> list[Entity]:
+        return [_plain(e) for e in self._history.list_entities()]
+
+    def add_rejected(self, record: Entity) -> None:
+        check_entity(record)
+        self._rejected.upsert_entity(record, mode=UpdateMode.REPLACE)
+
+    def rejected(self) -> list[Entity]:
+        return [_plain(e) for e in self._rejected.list_entities()]
+
