@@ -11,13 +11,14 @@ from typing import Any
 import azure.functions as func
 from azure.functions import meta
 
-_CONVERTER = meta.get_binding_registry().get("eventGridTrigger")
+_CONVERTER: Any = meta.get_binding_registry().get("eventGridTrigger")  # type: ignore[no-untyped-call]
 
 
 def decode_event(payload: str | dict[str, Any]) -> func.EventGridEvent | func.CloudEvent:
     """One event's JSON, decoded exactly as the worker decodes a trigger payload."""
     text = payload if isinstance(payload, str) else json.dumps(payload)
-    return _CONVERTER.decode(meta.Datum(text, "json"), trigger_metadata={})
+    decoded: func.EventGridEvent | func.CloudEvent = _CONVERTER.decode(meta.Datum(text, "json"), trigger_metadata={})
+    return decoded
 
 
 def split_delivery(body: str | list[Any] | dict[str, Any]) -> list[str]:
@@ -28,15 +29,22 @@ def split_delivery(body: str | list[Any] | dict[str, Any]) -> list[str]:
     return [json.dumps(item) for item in items]
 
 
+_INDEX: dict[int, dict[str, Callable[..., Any]]] = {}
+
+
 def indexed_function(name: str, app: Any = None) -> Callable[..., Any]:
+    """The user function the worker would call. `get_functions()` indexes an app only once, as the
+    worker does, so the index is kept."""
     if app is None:
         import function_app
 
         app = function_app.app
-    for function in app.get_functions():
-        if function.get_function_name() == name:
-            return function.get_user_function()
-    raise KeyError(f"no function named {name!r} is indexed")
+    if id(app) not in _INDEX:
+        _INDEX[id(app)] = {f.get_function_name(): f.get_user_function() for f in app.get_functions()}
+    try:
+        return _INDEX[id(app)][name]
+    except KeyError:
+        raise KeyError(f"no function named {name!r} is indexed") from None
 
 
 def deliver(events: Iterable[str | dict[str, Any]], function_name: str = "apim_events") -> int:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 
 
 @dataclass(frozen=True)
@@ -15,6 +18,13 @@ class Settings:
     storage_retry_total: int = 3
     conflict_retries: int = 10
     cache_size: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in (self.inventory_table, self.history_table, self.rejected_table):
+            if not _TABLE_NAME.match(name):
+                raise ValueError(f"table name {name!r}: Table Storage wants 3-63 letters and digits, starting with a letter")
+        if len({self.inventory_table.lower(), self.history_table.lower(), self.rejected_table.lower()}) != 3:
+            raise ValueError("the inventory, history and rejected tables must have different names")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from .keys import resource_keys
@@ -19,7 +19,7 @@ SCHEMA_VERSION = 1
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
-class Op(str, Enum):
+class Op(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     DELETED = "deleted"

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import azure.functions as func
@@ -24,7 +24,7 @@ from .resources import ResourceRef, parse_path
 log = logging.getLogger("apim_inventory")
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     APPLIED = "applied"
     STALE = "stale"
     DUPLICATE = "duplicate"

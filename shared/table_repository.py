@@ -6,6 +6,7 @@ carries If-Match, so a row changed by another process fails with 412 and is read
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -51,10 +52,8 @@ class TableInventoryRepository:
 
     @staticmethod
     def _ensure(service: TableServiceClient, name: str) -> TableClient:
-        try:
+        with contextlib.suppress(ResourceExistsError):
             service.create_table(name)
-        except ResourceExistsError:
-            pass
         return service.get_table_client(name)
 
     # -- cache -----------------------------------------------------------------------------

@@ -1,0 +1,114 @@
+"""History records, duplicates after partial failures, key encoding and Table Storage limits."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from devtools.azurite import Azurite
+from devtools.worker import decode_event
+from shared.errors import PermanentEventError
+from shared.keys import check_entity, decode_part, encode_part, path_from_row_key, resource_keys
+from shared.pipeline import EventProcessor, Outcome
+from shared.repository import InMemoryInventoryRepository
+from shared.resources import parse_path, parse_service_id
+from tests.conftest import table_repo
+from tests.support import SERVICE_ID, event
+
+
+def test_history_of_one_resource_newest_first_with_stale_marked(azurite: Azurite) -> None:
+    repo = table_repo(azurite)
+    processor = EventProcessor(repo)
+    outcomes = [processor.handle(decode_event(e)).outcome for e in [
+        event("ProductCreated", "/products/starter", at=1, event_id="p1"),
+        event("ProductDeleted", "/products/starter", at=9, event_id="p3"),
+        event("ProductUpdated", "/products/Starter", at=5, event_id="p2", schema="eventgrid"),
+        event("ProductDeleted", "/products/starter", at=9, event_id="p3"),
+        event("ProductCreated", "/products/other", at=2, event_id="o1"),
+    ]]
+    assert outcomes == [Outcome.APPLIED, Outcome.APPLIED, Outcome.STALE, Outcome.DUPLICATE, Outcome.APPLIED]
+    history = repo.history("contoso", "products/starter")
+    assert [h["EventId"] for h in history] == ["p3", "p2", "p1"]
+    assert [h["Stale"] for h in history] == [False, True, False]
+    assert [h["Change"] for h in history] == ["deleted", "updated", "created"]
+    assert history[1]["Schema"] == "eventGrid" and history[1]["Subject"] == "/products/Starter"
+
+
+class FailAfterHistory(InMemoryInventoryRepository):
+    """Writes the history record, then fails the row write once, as a store outage between the two would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next_save = True
+
+    def save(self, entity: dict[str, Any], etag: str | None) -> Any:
+        if self.fail_next_save:
+            self.fail_next_save = False
+            raise ConnectionError("store unreachable")
+        return super().save(entity, etag)
+
+
+def test_redelivery_after_a_partial_failure_still_applies() -> None:
+    repo = FailAfterHistory()
+    processor = EventProcessor(repo)
+    payload = event("UserCreated", "/users/alice")
+    with pytest.raises(ConnectionError):
+        processor.handle(decode_event(payload))
+    assert list(repo.rows()) == [] and len(repo.all_history()) == 1
+    processor.handle(decode_event(payload))  # Event Grid delivers again
+    (row,) = repo.rows()
+    assert row["LastEventId"] == payload["id"] and row["IsDeleted"] is False
+    assert processor.handle(decode_event(payload)).outcome is Outcome.DUPLICATE
+
+
+def test_odd_names_are_stored_with_escaped_keys_and_original_text(azurite: Azurite) -> None:
+    repo = table_repo(azurite)
+    processor = EventProcessor(repo)
+    names = ["a#b", "q?x", "back\\slash", "pipe|name", "per%cent", "tab\tname", "naïve-ユーザー", "it's"]
+    for n, name in enumerate(names):
+        result = processor.handle(decode_event(event("UserCreated", f"/users/{name}", data={}, event_id=f"n{n}")))
+        assert result.outcome is Outcome.APPLIED, result
+    rows = list(repo.rows())
+    assert sorted(r["Name"] for r in rows) == sorted(names)
+    for row in rows:
+        assert path_from_row_key(row["RowKey"]) == row["Path"].lower()
+        assert not any(c in row["PartitionKey"] + row["RowKey"] for c in "/\\#?\t")
+
+
+@settings(max_examples=300)
+@given(st.text())
+def test_key_encoding_is_reversible_and_never_emits_forbidden_characters(text: str) -> None:
+    try:
+        encoded = encode_part(text)
+    except PermanentEventError:
+        assert any(0xD800 <= ord(c) < 0xE000 for c in text)
+        return
+    assert decode_part(encoded) == text
+    assert not any(c in encoded for c in "/\\#?|") and all(ord(c) >= 0x20 and not 0x7F <= ord(c) < 0xA0 for c in encoded)
+
+
+def test_keys_group_children_with_their_parent() -> None:
+    service = parse_service_id(SERVICE_ID)
+    api, rev, release = (parse_path(service, p) for p in ("/apis/Orders", "/apis/orders;Rev=3", "/apis/orders/releases/r1"))
+    assert resource_keys(api)[0] == resource_keys(rev)[0] == resource_keys(release)[0]
+    assert rev.name == "orders;rev=3" and rev.revision == "3" and rev.parent and rev.parent.key == api.key
+    pk, rk = resource_keys(parse_path(service, "/gateways/edge/pod-1"))
+    assert pk.startswith("contoso|gateway|") and rk == "gateways|edge|instances|pod-1"
+
+
+def test_entity_limits_are_enforced_before_writing() -> None:
+    base = {"PartitionKey": "p", "RowKey": "r"}
+    check_entity({**base, "A": "x" * 32 * 1024})
+    with pytest.raises(PermanentEventError, match="entity-too-large"):
+        check_entity({**base, "A": "x" * (32 * 1024 + 1)})
+    with pytest.raises(PermanentEventError, match="entity-too-large"):
+        check_entity({**base, "A": "\U0001F600" * (16 * 1024 + 1)})  # UTF-16: two units each
+    with pytest.raises(PermanentEventError, match="entity-too-large"):
+        check_entity({**base, **{f"P{i}": i for i in range(253)}})
+    with pytest.raises(PermanentEventError, match="entity-too-large"):
+        check_entity({**base, **{f"P{i}": "y" * 30000 for i in range(20)}})
+    check_entity({**base, "When": datetime(2026, 1, 1, tzinfo=timezone.utc), "Flag": True})
