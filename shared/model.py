@@ -163,12 +163,6 @@ def cascade_change(parent_row: dict[str, Any] | None, child: ResourceRef, delete
     return Change(child, Op.CASCADE_DELETED, Stamp.decode(parent_row["LastDeleteEventKey"]), delete_type)
 
 
-def is_stale(row: dict[str, Any] | None, stamp: Stamp) -> bool:
-    """True when the row already holds a newer event than this one."""
-    current = row_stamp(row)
-    return current is not None and stamp < current
-
-
 def same_row(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
     if a is None or b is None:
         return a is b

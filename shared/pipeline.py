@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,7 +18,7 @@ from .errors import AlreadyRecorded, ConflictRetriesExhausted, PermanentEventErr
 from .events import InventoryEvent, describe, parse_event
 from .handlers import HANDLERS, PARENT_DELETE_TYPES
 from .keys import MAX_STRING_CHARS, child_ranges, history_keys, resource_keys
-from .model import SCHEMA_VERSION, Change, Op, cascade_change, is_stale, merge, same_row
+from .model import SCHEMA_VERSION, Change, Op, cascade_change, merge, row_stamp, same_row
 from .repository import InventoryRepository, StoredRow
 from .resources import ResourceRef, parse_path
 
@@ -54,6 +55,7 @@ class EventProcessor:
         self.repo = repo
         self.conflict_retries = conflict_retries
         self.clock = clock
+        self.counts: Counter[str] = Counter()  # outcomes since start, for summaries
 
     # -- entry points ---------------------------------------------------------------------
     def handle(self, trigger_input: func.EventGridEvent | func.CloudEvent) -> Result:
@@ -69,8 +71,8 @@ class EventProcessor:
         try:
             changes = HANDLERS[event.type](event)
             primary = changes[0]
-            row, _ = self._load(primary.ref)
-            stale = is_stale(row.entity if row else None, primary.stamp)
+            row, parent_row = self._load(primary.ref)
+            stale = row_stamp(self._merged(primary, row, parent_row)) != primary.stamp
             duplicate = self._record(event, primary, stale)
             wrote = False
             for change in changes:
@@ -80,6 +82,7 @@ class EventProcessor:
         except PermanentEventError as exc:
             return self._reject(_event_description(event), exc)
         outcome = Outcome.DUPLICATE if duplicate and not wrote else Outcome.STALE if stale else Outcome.APPLIED
+        self.counts[outcome.value] += 1
         log.info("%s event %s %s service=%s subject=%s", outcome.value, event.id, event.type, event.service.name, event.subject)
         return Result(outcome, event.id, event.type, event.service.name)
 
@@ -114,14 +117,9 @@ class EventProcessor:
 
     def _apply(self, change: Change) -> bool:
         """Merge one change into its row under optimistic concurrency. True when the row changed."""
-        parent = change.ref.parent
         for attempt in range(self.conflict_retries):
             row, parent_row = self._load(change.ref, fresh=attempt > 0)
-            merged = merge(row.entity if row else None, change)
-            if parent is not None and parent_row is not None:
-                inherited = cascade_change(parent_row.entity, change.ref, PARENT_DELETE_TYPES[parent.kind])
-                if inherited is not None:
-                    merged = merge(merged, inherited)
+            merged = self._merged(change, row, parent_row)
             if row is not None and same_row(row.entity, merged):
                 return False
             try:
@@ -130,6 +128,17 @@ class EventProcessor:
             except WriteConflict:
                 continue
         raise ConflictRetriesExhausted(f"{change.ref.path}: {self.conflict_retries} write conflicts in a row")
+
+    @staticmethod
+    def _merged(change: Change, row: StoredRow | None, parent_row: StoredRow | None) -> dict[str, Any]:
+        """The row after the change, with the parent's newest deletion inherited."""
+        merged = merge(row.entity if row else None, change)
+        parent = change.ref.parent
+        if parent is not None and parent_row is not None:
+            inherited = cascade_change(parent_row.entity, change.ref, PARENT_DELETE_TYPES[parent.kind])
+            if inherited is not None:
+                merged = merge(merged, inherited)
+        return merged
 
     def _cascade(self, parent: ResourceRef) -> bool:
         """Apply the parent's newest deletion to every child row. Idempotent, so it runs on every
@@ -163,6 +172,7 @@ class EventProcessor:
             "ReceivedAt": now,
         }
         self.repo.add_rejected(record)
+        self.counts[Outcome.REJECTED.value] += 1
         log.warning("rejected event %s type=%s source=%s: %s", event_id, event_type, source, exc)
         return Result(Outcome.REJECTED, _text(event_id) or None, _text(event_type) or None, None, exc.code)
 

@@ -1,0 +1,128 @@
+"""`make demo`: start Azurite, deliver demo/stream.json to the indexed function as the Functions
+worker would, then print the inventory it built and the events it rejected."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from devtools.azurite import ROOT, Azurite
+from devtools.worker import decode_event, indexed_function, split_delivery
+from shared import bootstrap
+from shared.resources import KINDS
+
+STREAM = ROOT / "demo" / "stream.json"
+OUTCOMES = ("applied", "stale", "duplicate", "rejected")
+PREFIX = "microsoft.apimanagement."
+REJECTED_FIELDS = (("id", "EventId"), ("type", "EventType"), ("subject", "Subject"))
+
+
+def short_type(event_type: object) -> str:
+    text = str(event_type or "")
+    return text[len(PREFIX):] if text.lower().startswith(PREFIX) else text
+
+
+def when(value: object) -> str:
+    if not isinstance(value, datetime):
+        return ""
+    return value.strftime("%Y-%m-%dT%H:%M:%S" + (".%fZ" if value.microsecond else "Z"))
+
+
+def extra(row: dict[str, Any]) -> str:
+    if row.get("Revision") is not None:
+        return f"revision {row['Revision']}"
+    if row.get("TokenStatus"):
+        verb = "expired at" if row["TokenStatus"] == "expired" else "expires"
+        return f"token {row['TokenStatus']}, {verb} {when(row.get('TokenExpiresAt'))}"
+    if row.get("BreakerState"):
+        trip = f" (trip {row['TripDuration']})" if row.get("TripDuration") else ""
+        return f"breaker {row['BreakerState']}{trip}"
+    return ""
+
+
+def table(header: Sequence[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(r[i]) for r in [list(header), *rows]) for i in range(len(header))]
+    lines = [list(header), ["-" * w for w in widths], *rows]
+    return [indent + "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
+
+
+def service_id(row: dict[str, Any]) -> str:
+    resource_id, path = str(row.get("ResourceId", "")), str(row.get("Path", ""))
+    return resource_id[: -len(path) - 1] if path and resource_id.endswith("/" + path) else resource_id
+
+
+def inventory_lines(rows: list[dict[str, Any]]) -> list[str]:
+    order = {kind: i for i, kind in enumerate(KINDS)}
+    rows.sort(key=lambda r: (service_id(r).lower(), order.get(r.get("Kind", ""), len(order)), str(r.get("Path", "")).lower()))
+    lines: list[str] = []
+    for service in dict.fromkeys(service_id(r) for r in rows):
+        group = [r for r in rows if service_id(r) == service]
+        live = sum(not r.get("IsDeleted") for r in group)
+        lines += ["", f"{service.rsplit('/', 1)[-1]}  ({len(group)} rows, {live} live)  {service}"]
+        cells, previous = [], None
+        for r in group:
+            kind = str(r.get("Kind", ""))
+            cells.append([
+                kind if kind != previous else "", str(r.get("Path", "")), "deleted" if r.get("IsDeleted") else "live",
+                extra(r), short_type(r.get("LastEventType")), when(r.get("LastEventTime")),
+            ])
+            previous = kind
+        lines += table(("Kind", "Path", "State", "Extra", "LastEventType", "LastEventTime"), cells)
+    return lines
+
+
+def rejected_lines(records: list[dict[str, Any]]) -> list[str]:
+    lines = ["", f"Rejected events ({len(records)})"]
+    for r in sorted(records, key=lambda r: (str(r.get("Reason")), str(r.get("EventId")))):
+        fields = (f"{name}={r.get(key) or '-'}" for name, key in REJECTED_FIELDS)
+        lines.append(f"  {r.get('Reason')}: {' '.join(fields)}")
+        lines.append(f"      {r.get('Message')}")
+    return lines
+
+
+def run(stream: Path) -> int:
+    deliveries: list[Any] = json.loads(stream.read_text(encoding="utf-8"))
+    logging.getLogger("apim_inventory").setLevel(logging.ERROR)  # the summary below says it all
+    azurite = Azurite().start()
+    try:
+        os.environ["INVENTORY_STORAGE"] = azurite.connection_string
+        bootstrap.processor.cache_clear()
+        logging.disable(logging.WARNING)  # indexing warns that auth levels apply to HTTP triggers only
+        function = indexed_function("apim_events")
+        logging.disable(logging.NOTSET)
+        delivered = 0
+        for delivery in deliveries:
+            for payload in split_delivery(delivery):
+                function(decode_event(payload))
+                delivered += 1
+        processor = bootstrap.processor()
+        rows, rejected, outcomes = list(processor.repo.rows()), processor.repo.rejected(), processor.counts
+    finally:
+        azurite.stop()
+
+    services = sorted({service_id(r).rsplit("/", 1)[-1] for r in rows})
+    counts = ", ".join(f"{name} {outcomes[name]}" for name in OUTCOMES)
+    print(f"APIM inventory demo: {stream.relative_to(ROOT) if stream.is_relative_to(ROOT) else stream}")
+    print(f"  services:   {len(services)} ({', '.join(services)})")
+    print(f"  deliveries: {len(deliveries)} HTTP POSTs, {delivered} events delivered")
+    print(f"  outcomes:   {counts}")
+    print("\n".join(inventory_lines(rows) + rejected_lines(rejected)))
+    if sum(outcomes.values()) != delivered:
+        print(f"error: {delivered} events delivered but {sum(outcomes.values())} outcomes logged", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    return run(Path(args[0]).resolve() if args else STREAM)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
