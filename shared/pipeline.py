@@ -74,8 +74,8 @@ class EventProcessor:
             row, parent_row = self._load(primary.ref)
             stale = row_stamp(self._merged(primary, row, parent_row)) != primary.stamp
             duplicate = self._record(event, primary, stale)
-            wrote = False
-            for change in changes:
+            wrote = self._apply(primary, loaded=(row, parent_row))
+            for change in changes[1:]:
                 wrote = self._apply(change) or wrote
             if primary.op == Op.DELETED and primary.ref.has_children:
                 wrote = self._cascade(primary.ref) or wrote
@@ -115,10 +115,11 @@ class EventProcessor:
                 ) from None
             return True
 
-    def _apply(self, change: Change) -> bool:
-        """Merge one change into its row under optimistic concurrency. True when the row changed."""
+    def _apply(self, change: Change, loaded: tuple[StoredRow | None, StoredRow | None] | None = None) -> bool:
+        """Merge one change into its row under optimistic concurrency. True when the row changed.
+        `loaded` is the row and parent this event already read, so the first attempt reads nothing."""
         for attempt in range(self.conflict_retries):
-            row, parent_row = self._load(change.ref, fresh=attempt > 0)
+            row, parent_row = loaded if attempt == 0 and loaded else self._load(change.ref, fresh=attempt > 0)
             merged = self._merged(change, row, parent_row)
             if row is not None and same_row(row.entity, merged):
                 return False

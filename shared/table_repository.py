@@ -78,7 +78,9 @@ class TableInventoryRepository:
         if not fresh:
             hit, row = self._cached((pk, rk))
             parent_hit, parent = self._cached((pk, parent_rk)) if parent_rk else (True, None)
-            if hit and row is not None and parent_hit:
+            # A remembered miss is trusted for top-level rows (the insert fails with 409 if the row
+            # appeared since); a new child always rereads its parent, whose deletion it must inherit.
+            if hit and parent_hit and (row is not None or parent_rk is None):
                 return row, parent
         if parent_rk is None:
             try:
