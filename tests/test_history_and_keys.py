@@ -112,3 +112,12 @@ def test_entity_limits_are_enforced_before_writing() -> None:
     with pytest.raises(PermanentEventError, match="entity-too-large"):
         check_entity({**base, **{f"P{i}": "y" * 30000 for i in range(20)}})
     check_entity({**base, "When": datetime(2026, 1, 1, tzinfo=timezone.utc), "Flag": True})
+
+
+def test_resource_uri_without_providers_segment_is_accepted(memory_processor: EventProcessor) -> None:
+    """The documented resourceUri format omits /providers/; the examples include it."""
+    uri = SERVICE_ID.replace("/providers/", "/") + "/products/Gold"
+    result = memory_processor.handle(decode_event(event("ProductCreated", "/products/gold", data={"resourceUri": uri})))
+    assert result.outcome is Outcome.APPLIED
+    (row,) = memory_processor.repo.rows()
+    assert row["Path"] == "products/Gold" and row["ResourceId"].startswith(SERVICE_ID)
