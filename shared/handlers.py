@@ -79,14 +79,13 @@ def circuit_breaker(event: InventoryEvent) -> list[Change]:
     backend = event.data.get("backendName")
     if backend is not None and str(backend).lower() != ref.segments[1].lower():
         raise PermanentEventError("subject-mismatch", f"data.backendName {backend!r} is not the subject's backend")
-    rules = _object(event.data.get("circuitBreaker") or {}, "rules") if "circuitBreaker" in event.data else {}
+    rules = _object(_object(event.data, "circuitBreaker"), "rules") if "circuitBreaker" in event.data else {}
     state = "open" if event.type == S.ApiManagementCircuitBreakerOpenedEventName else "closed"
     stamp = Stamp(event.time, event.id)
-    names = {ref.name.lower(): ref.name}
-    names.update({str(name).lower(): str(name) for name in rules})
+    named: dict[str, tuple[str, Any]] = {ref.name.lower(): (ref.name, None)}
+    named.update({str(name).lower(): (str(name), rule) for name, rule in rules.items()})
     changes: list[Change] = []
-    for name in sorted(names.values(), key=str.lower):
-        rule = next((v for k, v in rules.items() if str(k).lower() == name.lower()), None)
+    for name, rule in sorted(named.values(), key=lambda item: item[0].lower()):
         trip = rule.get("tripDuration") if isinstance(rule, dict) else None
         if trip is not None and parse_duration(trip) is None:
             raise PermanentEventError("bad-data", f"tripDuration {trip!r} is not hh:mm:ss or d.hh:mm:ss")

@@ -154,7 +154,7 @@ class EventProcessor:
             ref = parse_path(parent.service, child.entity["Path"])
             change = cascade_change(parent_row.entity, ref, delete_type)
             if change is not None:
-                wrote = self._apply(change) or wrote
+                wrote = self._apply(change, loaded=(child, parent_row)) or wrote
         return wrote
 
     def _reject(self, payload: dict[str, Any], exc: PermanentEventError) -> Result:
@@ -163,13 +163,12 @@ class EventProcessor:
         event_type = payload.get("type") or payload.get("eventType") or payload.get("Type")
         source = payload.get("source") or payload.get("topic")
         identity = _json([source, event_id, event_type, payload.get("subject"), exc.code])
-        text = _json(payload)
         record = {
             "PartitionKey": now.strftime("%Y%m%d"),
             "RowKey": hashlib.sha256(identity.encode("utf-8", errors="surrogatepass")).hexdigest()[:40],
             "SchemaVersion": SCHEMA_VERSION, "EventId": _text(event_id), "EventType": _text(event_type),
             "Source": _text(source), "Subject": _text(payload.get("subject")), "Reason": exc.code,
-            "Message": _text(exc.message), "Payload": text if len(text) <= MAX_STRING_CHARS // 2 else text[: MAX_STRING_CHARS // 2] + "…",
+            "Message": _text(exc.message), "Payload": _text(payload, MAX_STRING_CHARS // 2),
             "ReceivedAt": now,
         }
         self.repo.add_rejected(record)
@@ -178,10 +177,11 @@ class EventProcessor:
         return Result(Outcome.REJECTED, _text(event_id) or None, _text(event_type) or None, None, exc.code)
 
 
-def _text(value: Any) -> str:
-    """A short string that Table Storage accepts (lone surrogates replaced)."""
+def _text(value: Any, limit: int = 1024) -> str:
+    """A string of at most `limit` characters that Table Storage accepts (lone surrogates replaced)."""
     text = value if isinstance(value, str) else "" if value is None else _json(value)
-    return text.encode("utf-8", errors="replace").decode("utf-8")[:1024]
+    text = text.encode("utf-8", errors="replace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _event_description(event: InventoryEvent) -> dict[str, Any]:

@@ -40,7 +40,6 @@ _CHILD: dict[tuple[str, str], tuple[str, str]] = {
     ("gateways", "hostnameconfigurations"): ("gatewayHostnameConfiguration", "hostnameConfigurations"),
     ("gateways", "instances"): ("gatewayInstance", "instances"),
 }
-_TOP_SPELLING = {name: name for name in _TOP}
 
 _SERVICE_RE = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
@@ -158,7 +157,7 @@ def parse_path(service: ServiceRef, path: object, *, what: str = "subject") -> R
     if top not in _TOP:
         raise PermanentEventError("bad-subject", f"{what} names no APIM resource collection: {path[:300]!r}")
     kind, family = _TOP[top]
-    segments: list[str] = [_TOP_SPELLING[top]]
+    segments: list[str] = [top]
     if len(parts) < 2:
         raise PermanentEventError("bad-subject", f"{what} has no resource name: {path[:300]!r}")
     first, revision = _split_revision(parts[1], kind, what)
