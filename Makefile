@@ -23,6 +23,7 @@ test: $(VENV)/.installed node_modules/.installed
 
 bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m bench.bench
+	$(PY) -m bench.sweep_cost
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -3,12 +3,26 @@
 import azure.functions as func
 
 from shared import bootstrap
+from shared.config import Settings
 
 app = func.FunctionApp()
+_settings = Settings.from_env()  # schedules are read when the worker indexes the app
 
 
 @app.function_name("apim_events")
 @app.event_grid_trigger(arg_name="event")
 def apim_events(event: func.EventGridEvent) -> None:
     # The library hands over a func.CloudEvent instead when the payload has `specversion`.
-    bootstrap.processor().handle(event)
+    bootstrap.services().processor.handle(event)
+
+
+@app.function_name("gateway_token_sweep")
+@app.timer_trigger(schedule=_settings.token_sweep_schedule, arg_name="timer")
+def gateway_token_sweep(timer: func.TimerRequest) -> None:
+    bootstrap.services().sweeper.sweep_gateway_tokens()
+
+
+@app.function_name("circuit_breaker_sweep")
+@app.timer_trigger(schedule=_settings.breaker_sweep_schedule, arg_name="timer")
+def circuit_breaker_sweep(timer: func.TimerRequest) -> None:
+    bootstrap.services().sweeper.sweep_circuit_breakers()

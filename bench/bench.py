@@ -22,9 +22,9 @@ from azure.data.tables import TableServiceClient
 from devtools.azurite import Azurite
 from devtools.worker import decode_event, indexed_function
 from shared import bootstrap
+from shared.alerts import AlertOutbox, LoggingAlertPublisher
 from shared.config import Settings
 from shared.model import Change, Op, Stamp, merge
-from shared.pipeline import EventProcessor
 from shared.resources import parse_path, parse_service_id
 from shared.table_repository import TableInventoryRepository
 
@@ -143,8 +143,8 @@ def main() -> None:
               f"then {WARM_ROUNDS} rounds of Updated ({len(warm)}); raw upserts run in 8 blocks between warm blocks")
 
         os.environ["INVENTORY_STORAGE"] = azurite.connection_string
-        bootstrap.processor.cache_clear()
-        production = bootstrap.processor()  # creates the tables outside the timing
+        bootstrap.install(None)
+        production = bootstrap.services().processor  # creates the tables outside the timing
         raw_table = TableServiceClient.from_connection_string(
             azurite.connection_string, retry_total=Settings().storage_retry_total,
         ).create_table_if_not_exists("BenchRawUpsert")
@@ -158,14 +158,16 @@ def main() -> None:
             raw_s += time.perf_counter() - start
         outcomes = Counter(production.counts)
 
-        settings, transport = Settings.from_env(), CountingTransport()
+        transport = CountingTransport()
+        settings = Settings(inventory_table="BenchInventory", history_table="BenchHistory",
+                            rejected_table="BenchRejected", outbox_table="BenchAlerts")
         service = TableServiceClient.from_connection_string(
             azurite.connection_string, transport=transport, retry_total=settings.storage_retry_total)
-        processor = EventProcessor(TableInventoryRepository(
-            service, "BenchInventory", "BenchHistory", "BenchRejected", cache_size=settings.cache_size,
-        ), conflict_retries=settings.conflict_retries)
-        original = bootstrap.processor
-        bootstrap.processor = lambda: processor  # type: ignore[assignment]
+        counted_repo = TableInventoryRepository(service, settings)
+        counted_services = bootstrap.wire(counted_repo, settings, AlertOutbox(counted_repo, LoggingAlertPublisher()),
+                                          bootstrap.system_clock)
+        processor = counted_services.processor
+        bootstrap.install(counted_services)
         try:
             events, counted_paths = Events(seed=2), resources("b", COUNTED_PER_KIND)
             phases = {"cold": [events.make(p, "Created") for p in counted_paths]}
@@ -179,8 +181,7 @@ def main() -> None:
                 results[name] = counted(function, transport, payloads, mixed_labels if name == "mixed" else [name] * len(payloads))
             outcomes.update(processor.counts)
         finally:
-            bootstrap.processor = original
-            bootstrap.processor.cache_clear()
+            bootstrap.install(None)
             logger.setLevel(previous_level)
 
     cold_rate, warm_rate, raw_rate = len(cold) / cold_s, len(warm) / warm_s, RAW_UPSERTS / raw_s

@@ -92,7 +92,7 @@ def run(stream: Path) -> int:
     azurite = Azurite().start()
     try:
         os.environ["INVENTORY_STORAGE"] = azurite.connection_string
-        bootstrap.processor.cache_clear()
+        bootstrap.install(None)
         logging.disable(logging.WARNING)  # indexing warns that auth levels apply to HTTP triggers only
         function = indexed_function("apim_events")
         logging.disable(logging.NOTSET)
@@ -101,7 +101,7 @@ def run(stream: Path) -> int:
             for payload in split_delivery(delivery):
                 function(decode_event(payload))
                 delivered += 1
-        processor = bootstrap.processor()
+        processor = bootstrap.services().processor
         rows, rejected, outcomes = list(processor.repo.rows()), processor.repo.rejected(), processor.counts
     finally:
         azurite.stop()

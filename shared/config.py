@@ -6,6 +6,9 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
+
+from .flags import FlagPolicy
 
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 
@@ -15,16 +18,28 @@ class Settings:
     inventory_table: str = "ApimInventory"
     history_table: str = "ApimInventoryHistory"
     rejected_table: str = "ApimInventoryRejected"
+    outbox_table: str = "ApimInventoryAlerts"
     storage_retry_total: int = 3
     conflict_retries: int = 10
     cache_size: int = 10_000
+    token_sweep_schedule: str = "0 */15 * * * *"
+    breaker_sweep_schedule: str = "0 */5 * * * *"
+    token_warning_days: float = 7.0
+    breaker_grace_minutes: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in (self.inventory_table, self.history_table, self.rejected_table):
+        tables = (self.inventory_table, self.history_table, self.rejected_table, self.outbox_table)
+        for name in tables:
             if not _TABLE_NAME.match(name):
                 raise ValueError(f"table name {name!r}: Table Storage wants 3-63 letters and digits, starting with a letter")
-        if len({self.inventory_table.lower(), self.history_table.lower(), self.rejected_table.lower()}) != 3:
-            raise ValueError("the inventory, history and rejected tables must have different names")
+        if len({name.lower() for name in tables}) != len(tables):
+            raise ValueError("the inventory, history, rejected and alert tables must have different names")
+        if self.token_warning_days < 0 or self.breaker_grace_minutes < 0:
+            raise ValueError("TOKEN_WARNING_DAYS and CIRCUIT_BREAKER_GRACE_MINUTES must not be negative")
+
+    @property
+    def flag_policy(self) -> FlagPolicy:
+        return FlagPolicy(timedelta(days=self.token_warning_days), timedelta(minutes=self.breaker_grace_minutes))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -33,7 +48,12 @@ class Settings:
             inventory_table=env.get("INVENTORY_TABLE", cls.inventory_table),
             history_table=env.get("INVENTORY_HISTORY_TABLE", cls.history_table),
             rejected_table=env.get("INVENTORY_REJECTED_TABLE", cls.rejected_table),
+            outbox_table=env.get("INVENTORY_ALERTS_TABLE", cls.outbox_table),
             storage_retry_total=int(env.get("INVENTORY_STORAGE_RETRY_TOTAL", cls.storage_retry_total)),
             conflict_retries=int(env.get("INVENTORY_CONFLICT_RETRIES", cls.conflict_retries)),
             cache_size=int(env.get("INVENTORY_CACHE_SIZE", cls.cache_size)),
+            token_sweep_schedule=env.get("GATEWAY_TOKEN_SWEEP_SCHEDULE", cls.token_sweep_schedule),
+            breaker_sweep_schedule=env.get("CIRCUIT_BREAKER_SWEEP_SCHEDULE", cls.breaker_sweep_schedule),
+            token_warning_days=float(env.get("TOKEN_WARNING_DAYS", cls.token_warning_days)),
+            breaker_grace_minutes=float(env.get("CIRCUIT_BREAKER_GRACE_MINUTES", cls.breaker_grace_minutes)),
         )

@@ -1,6 +1,6 @@
 """Table keys: a reversible encoding, the partition layout, and Table Storage's size limits.
 
-PartitionKey = "{service}|{family}|{bucket:02d}", RowKey = the lower-cased path with "/" as "|".
+PartitionKey = "{family}|{service}|{bucket:02d}", RowKey = the lower-cased path with "/" as "|".
 Every key part is percent-encoded for "%", "|", "/", "\\", "#", "?" and control characters, so
 the characters Table Storage forbids never reach it and `unquote` gives the part back.
 """
@@ -47,7 +47,14 @@ def bucket(name: str) -> int:
 
 
 def partition_key(service_key: str, family: str, bucket_no: int) -> str:
-    return f"{encode_part(service_key)}|{family}|{bucket_no:02d}"
+    return f"{family}|{encode_part(service_key)}|{bucket_no:02d}"
+
+
+def family_range(family: str, service_key: str | None = None) -> tuple[str, str]:
+    """The first and last partition (inclusive) of one family, in one service or in all of them."""
+    if service_key is None:
+        return f"{family}|", f"{family}}}"  # "}" follows "|"
+    return partition_key(service_key, family, 0), partition_key(service_key, family, BUCKETS - 1)
 
 
 def resource_keys(ref: ResourceRef) -> tuple[str, str]:

@@ -14,13 +14,16 @@ from typing import Any
 
 import azure.functions as func
 
-from .errors import AlreadyRecorded, ConflictRetriesExhausted, PermanentEventError, WriteConflict
+from .alerts import AlertOutbox, LoggingAlertPublisher
+from .errors import AlreadyRecorded, PermanentEventError
 from .events import InventoryEvent, describe, parse_event
+from .flags import FlagPolicy
 from .handlers import HANDLERS, PARENT_DELETE_TYPES
 from .keys import MAX_STRING_CHARS, child_ranges, history_keys, resource_keys
-from .model import SCHEMA_VERSION, Change, Op, cascade_change, merge, row_stamp, same_row
+from .model import SCHEMA_VERSION, Change, Op, cascade_change, merge, row_stamp
 from .repository import InventoryRepository, StoredRow
 from .resources import ResourceRef, parse_path
+from .writer import Loaded, RowWriter
 
 log = logging.getLogger("apim_inventory")
 
@@ -50,12 +53,15 @@ def _json(value: Any) -> str:
 
 
 class EventProcessor:
-    def __init__(self, repo: InventoryRepository, *, conflict_retries: int = 10,
+    def __init__(self, repo: InventoryRepository, *, writer: RowWriter | None = None, conflict_retries: int = 10,
                  clock: Callable[[], datetime] = _utcnow) -> None:
         self.repo = repo
-        self.conflict_retries = conflict_retries
-        self.clock = clock
+        self.writer = writer or RowWriter(repo, AlertOutbox(repo, LoggingAlertPublisher()), FlagPolicy(), clock, conflict_retries)
         self.counts: Counter[str] = Counter()  # outcomes since start, for summaries
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self.writer.clock
 
     # -- entry points ---------------------------------------------------------------------
     def handle(self, trigger_input: func.EventGridEvent | func.CloudEvent) -> Result:
@@ -69,6 +75,7 @@ class EventProcessor:
 
     def process(self, event: InventoryEvent) -> Result:
         try:
+            raised = self.writer.alerts_raised
             changes = HANDLERS[event.type](event)
             primary = changes[0]
             row, parent_row = self._load(primary.ref)
@@ -81,6 +88,8 @@ class EventProcessor:
                 wrote = self._cascade(primary.ref) or wrote
         except PermanentEventError as exc:
             return self._reject(_event_description(event), exc)
+        if self.writer.alerts_raised != raised:
+            self.writer.outbox.flush(self.clock())
         outcome = Outcome.DUPLICATE if duplicate and not wrote else Outcome.STALE if stale else Outcome.APPLIED
         self.counts[outcome.value] += 1
         log.info("%s event %s %s service=%s subject=%s", outcome.value, event.id, event.type, event.service.name, event.subject)
@@ -115,20 +124,11 @@ class EventProcessor:
                 ) from None
             return True
 
-    def _apply(self, change: Change, loaded: tuple[StoredRow | None, StoredRow | None] | None = None) -> bool:
-        """Merge one change into its row under optimistic concurrency. True when the row changed.
-        `loaded` is the row and parent this event already read, so the first attempt reads nothing."""
-        for attempt in range(self.conflict_retries):
-            row, parent_row = loaded if attempt == 0 and loaded else self._load(change.ref, fresh=attempt > 0)
-            merged = self._merged(change, row, parent_row)
-            if row is not None and same_row(row.entity, merged):
-                return False
-            try:
-                self.repo.save(merged, row.etag if row else None)
-                return True
-            except WriteConflict:
-                continue
-        raise ConflictRetriesExhausted(f"{change.ref.path}: {self.conflict_retries} write conflicts in a row")
+    def _apply(self, change: Change, loaded: Loaded | None = None) -> bool:
+        """Merge one change into its row. True when the row changed."""
+        pk, rk = resource_keys(change.ref)
+        parent_rk = resource_keys(change.ref.parent)[1] if change.ref.parent else None
+        return self.writer.write(pk, rk, parent_rk, lambda row, parent: self._merged(change, row, parent), loaded)
 
     @staticmethod
     def _merged(change: Change, row: StoredRow | None, parent_row: StoredRow | None) -> dict[str, Any]:

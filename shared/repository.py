@@ -7,6 +7,7 @@ import itertools
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from .errors import AlreadyRecorded, WriteConflict
@@ -36,6 +37,18 @@ class InventoryRepository(Protocol):
     def add_rejected(self, record: Entity) -> None:
         """Upsert a rejected-event record."""
 
+    def watched(self, kind: str, family: str) -> list[StoredRow]:
+        """Every row of one kind across services, read from its family's key range only."""
+
+    def add_alerts(self, entities: list[Entity]) -> None:
+        """Upsert pending alerts into the outbox (idempotent: the ids are stable)."""
+
+    def pending_alerts(self) -> list[Entity]:
+        """The outbox's pending alerts."""
+
+    def mark_alerts_sent(self, entities: list[Entity], now: datetime) -> None:
+        """Move alerts from pending to sent."""
+
     def rows(self) -> Iterator[Entity]:
         """Every inventory row (for the demo, tests and small tools)."""
 
@@ -53,6 +66,7 @@ class InMemoryInventoryRepository:
         self._rows: dict[tuple[str, str], StoredRow] = {}
         self._history: dict[tuple[str, str], Entity] = {}
         self._rejected: dict[tuple[str, str], Entity] = {}
+        self._outbox: dict[tuple[str, str], Entity] = {}
         self._lock = threading.Lock()
         self._etags = itertools.count(1)
 
@@ -85,6 +99,26 @@ class InMemoryInventoryRepository:
     def add_rejected(self, record: Entity) -> None:
         with self._lock:
             self._rejected[(record["PartitionKey"], record["RowKey"])] = copy.deepcopy(record)
+
+    def watched(self, kind: str, family: str) -> list[StoredRow]:
+        with self._lock:
+            found = [row for row in self._rows.values() if row.entity["Kind"] == kind]
+        return [StoredRow(copy.deepcopy(row.entity), row.etag) for row in found]
+
+    def add_alerts(self, entities: list[Entity]) -> None:
+        with self._lock:
+            self._outbox.update({(e["PartitionKey"], e["RowKey"]): copy.deepcopy(e) for e in entities})
+
+    def pending_alerts(self) -> list[Entity]:
+        with self._lock:
+            return [copy.deepcopy(e) for (pk, _), e in sorted(self._outbox.items()) if pk == "pending"]
+
+    def mark_alerts_sent(self, entities: list[Entity], now: datetime) -> None:
+        with self._lock:
+            for entity in entities:
+                self._outbox.pop(("pending", entity["RowKey"]), None)
+                sent = {**entity, "PartitionKey": f"sent|{now:%Y%m%d}", "SentAt": now}
+                self._outbox[(sent["PartitionKey"], sent["RowKey"])] = sent
 
     def rows(self) -> Iterator[Entity]:
         with self._lock:

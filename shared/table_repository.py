@@ -20,8 +20,9 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
+from .config import Settings
 from .errors import AlreadyRecorded, WriteConflict
-from .keys import check_entity, history_partition_range
+from .keys import check_entity, family_range, history_partition_range
 from .repository import Entity, StoredRow
 
 _MISSING = StoredRow({}, "")
@@ -42,13 +43,13 @@ def _stored(entity: Any) -> StoredRow:
 
 
 class TableInventoryRepository:
-    def __init__(self, service: TableServiceClient, inventory_table: str, history_table: str,
-                 rejected_table: str, *, cache_size: int = 10_000) -> None:
-        self._inventory = self._ensure(service, inventory_table)
-        self._history = self._ensure(service, history_table)
-        self._rejected = self._ensure(service, rejected_table)
+    def __init__(self, service: TableServiceClient, settings: Settings) -> None:
+        self._inventory = self._ensure(service, settings.inventory_table)
+        self._history = self._ensure(service, settings.history_table)
+        self._rejected = self._ensure(service, settings.rejected_table)
+        self._outbox = self._ensure(service, settings.outbox_table)
         self._cache: OrderedDict[tuple[str, str], StoredRow] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache_size = settings.cache_size
 
     @staticmethod
     def _ensure(service: TableServiceClient, name: str) -> TableClient:
@@ -126,6 +127,34 @@ class TableInventoryRepository:
             )
             rows.extend(_stored(e) for e in query)
         return rows
+
+    def watched(self, kind: str, family: str) -> list[StoredRow]:
+        low, high = family_range(family)
+        return [
+            _stored(e)
+            for e in self._inventory.query_entities(
+                "PartitionKey ge @low and PartitionKey lt @high and Kind eq @kind",
+                parameters={"low": low, "high": high, "kind": kind},
+            )
+        ]
+
+    # -- alert outbox ----------------------------------------------------------------------
+    def add_alerts(self, entities: list[Entity]) -> None:
+        for entity in entities:
+            self._outbox.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def pending_alerts(self) -> list[Entity]:
+        return [_plain(e) for e in self._outbox.query_entities("PartitionKey eq @pk", parameters={"pk": "pending"})]
+
+    def mark_alerts_sent(self, entities: list[Entity], now: datetime) -> None:
+        """Two transactions per 100 alerts: the sent copies, then the pending deletes (a crash in
+        between only means the alert is sent again, with the same id)."""
+        for at in range(0, len(entities), 100):
+            chunk = entities[at:at + 100]
+            self._outbox.submit_transaction(
+                [("upsert", {**e, "PartitionKey": f"sent|{now:%Y%m%d}", "SentAt": now}, {"mode": UpdateMode.REPLACE}) for e in chunk]
+            )
+            self._outbox.submit_transaction([("delete", {"PartitionKey": "pending", "RowKey": e["RowKey"]}) for e in chunk])
 
     def rows(self) -> Iterator[Entity]:
         for entity in self._inventory.list_entities():

@@ -15,6 +15,7 @@ from shared.config import Settings
 from shared.pipeline import EventProcessor
 from shared.repository import InMemoryInventoryRepository
 from shared.table_repository import TableInventoryRepository
+from tests.support import ManualClock
 
 _tables = itertools.count(1)
 
@@ -27,35 +28,52 @@ def azurite() -> Iterator[Azurite]:
 
 def fresh_settings() -> Settings:
     n = next(_tables)
-    return Settings(inventory_table=f"Inv{n}", history_table=f"Hist{n}", rejected_table=f"Rej{n}")
+    return Settings(inventory_table=f"Inv{n}", history_table=f"Hist{n}", rejected_table=f"Rej{n}", outbox_table=f"Alerts{n}")
 
 
 def table_repo(azurite: Azurite, settings: Settings | None = None) -> TableInventoryRepository:
     settings = settings or fresh_settings()
     service = TableServiceClient.from_connection_string(azurite.connection_string, retry_total=0)
-    return TableInventoryRepository(service, settings.inventory_table, settings.history_table, settings.rejected_table)
+    return TableInventoryRepository(service, settings)
 
 
 @pytest.fixture
-def memory_processor() -> EventProcessor:
-    return EventProcessor(InMemoryInventoryRepository())
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def app_processor(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[EventProcessor]:
-    """The processor the indexed function uses, configured by app settings to a fresh set of tables."""
+def memory_processor(clock: ManualClock) -> EventProcessor:
+    return EventProcessor(InMemoryInventoryRepository(), clock=clock.now)
+
+
+@pytest.fixture
+def app_services(app_settings: Settings, clock: ManualClock) -> Iterator[bootstrap.Services]:
+    """What the indexed functions use: built from app settings (fresh tables) with a manual clock."""
+    bootstrap.install(bootstrap.build_services(clock=clock.now))
+    yield bootstrap.services()
+    bootstrap.install(None)
+
+
+@pytest.fixture
+def app_processor(app_services: bootstrap.Services) -> EventProcessor:
+    return app_services.processor
+
+
+@pytest.fixture
+def app_settings(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """App settings that point the function app at Azurite and a fresh set of tables."""
     settings = fresh_settings()
     monkeypatch.setenv("INVENTORY_STORAGE", azurite.connection_string)
     monkeypatch.setenv("INVENTORY_TABLE", settings.inventory_table)
     monkeypatch.setenv("INVENTORY_HISTORY_TABLE", settings.history_table)
     monkeypatch.setenv("INVENTORY_REJECTED_TABLE", settings.rejected_table)
-    bootstrap.processor.cache_clear()
-    yield bootstrap.processor()
-    bootstrap.processor.cache_clear()
+    monkeypatch.setenv("INVENTORY_ALERTS_TABLE", settings.outbox_table)
+    return settings
 
 
 @pytest.fixture(autouse=True)
 def _no_stray_storage_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith(("INVENTORY_", "AzureWebJobsStorage")):
+        if name.startswith(("INVENTORY_", "AzureWebJobsStorage", "ALERTS_", "TOKEN_", "CIRCUIT_BREAKER_", "GATEWAY_TOKEN_")):
             monkeypatch.delenv(name)

@@ -71,6 +71,23 @@ def event(suffix: str, subject: str | None = None, *, at: datetime | float = 0, 
             "data": body, "dataVersion": "1", "metadataVersion": "1"}
 
 
+class ManualClock:
+    """The tests' clock: time moves only when a test moves it."""
+
+    def __init__(self, start: datetime = T0 + timedelta(hours=1)) -> None:
+        self.moment = start
+
+    def now(self) -> datetime:
+        return self.moment
+
+    def advance(self, **delta: float) -> datetime:
+        self.moment += timedelta(**delta)
+        return self.moment
+
+
+CLOCK = ManualClock()  # a fixed clock for tests that do not move time
+
+
 def comparable_rows(rows: Any) -> list[dict[str, Any]]:
     return sorted((dict(r) for r in rows), key=lambda r: (r["PartitionKey"], r["RowKey"]))
 

@@ -12,7 +12,7 @@ from devtools.worker import decode_event
 from shared.pipeline import EventProcessor
 from shared.repository import InMemoryInventoryRepository
 from tests.conftest import fresh_settings, table_repo
-from tests.support import comparable_rows, event
+from tests.support import CLOCK, comparable_rows, event
 
 WRITERS = 8
 
@@ -43,7 +43,7 @@ def test_eight_concurrent_writers_converge(azurite: Azurite) -> None:
     events = stream()
     expected = InMemoryInventoryRepository()
     for payload in sorted(events, key=lambda e: (e["time"], e["id"])):
-        EventProcessor(expected).handle(decode_event(payload))
+        EventProcessor(expected, clock=CLOCK.now).handle(decode_event(payload))
 
     settings = fresh_settings()
     shuffled = events + random.Random(7).sample(events, 40)  # with redeliveries
@@ -55,7 +55,7 @@ def test_eight_concurrent_writers_converge(azurite: Azurite) -> None:
 
     def writer(lane: list[dict[str, Any]]) -> None:
         repo = table_repo(azurite, settings)
-        processor = EventProcessor(repo, conflict_retries=50)
+        processor = EventProcessor(repo, conflict_retries=50, clock=CLOCK.now)
         original_save = repo.save
 
         def counting_save(entity: dict[str, Any], etag: str | None) -> Any:

@@ -13,7 +13,7 @@ from devtools.worker import decode_event
 from shared.pipeline import EventProcessor
 from shared.repository import InMemoryInventoryRepository
 from tests.conftest import table_repo
-from tests.support import comparable_history, comparable_rows, event
+from tests.support import CLOCK, comparable_history, comparable_rows, event
 
 # (type suffix, subject): parents and children, so that cascades and revivals are exercised.
 TEMPLATES: list[tuple[str, str]] = [
@@ -66,8 +66,8 @@ def run(processor: EventProcessor, events: list[dict[str, Any]]) -> None:
 def test_converges_in_memory(spec: list[tuple[int, int, str]], data: st.DataObject) -> None:
     events = build(spec)
     expected, actual = InMemoryInventoryRepository(), InMemoryInventoryRepository()
-    run(EventProcessor(expected), in_time_order(events))
-    run(EventProcessor(actual), delivery(events, data))
+    run(EventProcessor(expected, clock=CLOCK.now), in_time_order(events))
+    run(EventProcessor(actual, clock=CLOCK.now), delivery(events, data))
     assert comparable_rows(actual.rows()) == comparable_rows(expected.rows())
     assert comparable_history(actual.all_history()) == comparable_history(expected.all_history())
     assert not actual.rejected()
@@ -78,9 +78,9 @@ def test_converges_in_memory(spec: list[tuple[int, int, str]], data: st.DataObje
 def test_converges_on_azurite(azurite: Azurite, spec: list[tuple[int, int, str]], data: st.DataObject) -> None:
     events = build(spec)
     expected = InMemoryInventoryRepository()
-    run(EventProcessor(expected), in_time_order(events))
+    run(EventProcessor(expected, clock=CLOCK.now), in_time_order(events))
     actual = table_repo(azurite)
-    run(EventProcessor(actual), delivery(events, data))
+    run(EventProcessor(actual, clock=CLOCK.now), delivery(events, data))
     assert comparable_rows(actual.rows()) == comparable_rows(expected.rows())
     assert comparable_history(actual.all_history()) == comparable_history(expected.all_history())
 

@@ -17,12 +17,12 @@ from shared.pipeline import EventProcessor, Outcome
 from shared.repository import InMemoryInventoryRepository
 from shared.resources import parse_path, parse_service_id
 from tests.conftest import table_repo
-from tests.support import SERVICE_ID, event
+from tests.support import CLOCK, SERVICE_ID, event
 
 
 def test_history_of_one_resource_newest_first_with_stale_marked(azurite: Azurite) -> None:
     repo = table_repo(azurite)
-    processor = EventProcessor(repo)
+    processor = EventProcessor(repo, clock=CLOCK.now)
     outcomes = [processor.handle(decode_event(e)).outcome for e in [
         event("ProductCreated", "/products/starter", at=1, event_id="p1"),
         event("ProductDeleted", "/products/starter", at=9, event_id="p3"),
@@ -54,7 +54,7 @@ class FailAfterHistory(InMemoryInventoryRepository):
 
 def test_redelivery_after_a_partial_failure_still_applies() -> None:
     repo = FailAfterHistory()
-    processor = EventProcessor(repo)
+    processor = EventProcessor(repo, clock=CLOCK.now)
     payload = event("UserCreated", "/users/alice")
     with pytest.raises(ConnectionError):
         processor.handle(decode_event(payload))
@@ -67,7 +67,7 @@ def test_redelivery_after_a_partial_failure_still_applies() -> None:
 
 def test_odd_names_are_stored_with_escaped_keys_and_original_text(azurite: Azurite) -> None:
     repo = table_repo(azurite)
-    processor = EventProcessor(repo)
+    processor = EventProcessor(repo, clock=CLOCK.now)
     names = ["a#b", "q?x", "back\\slash", "pipe|name", "per%cent", "tab\tname", "naïve-ユーザー", "it's"]
     for n, name in enumerate(names):
         result = processor.handle(decode_event(event("UserCreated", f"/users/{name}", data={}, event_id=f"n{n}")))
@@ -97,7 +97,7 @@ def test_keys_group_children_with_their_parent() -> None:
     assert resource_keys(api)[0] == resource_keys(rev)[0] == resource_keys(release)[0]
     assert rev.name == "orders;rev=3" and rev.revision == "3" and rev.parent and rev.parent.key == api.key
     pk, rk = resource_keys(parse_path(service, "/gateways/edge/pod-1"))
-    assert pk.startswith("contoso|gateway|") and rk == "gateways|edge|instances|pod-1"
+    assert pk.startswith("gateway|contoso|") and rk == "gateways|edge|instances|pod-1"
 
 
 def test_entity_limits_are_enforced_before_writing() -> None:

@@ -12,7 +12,7 @@ from shared import bootstrap
 from shared.pipeline import EventProcessor
 from shared.repository import InMemoryInventoryRepository
 from tests.conftest import fresh_settings
-from tests.support import comparable_rows, event
+from tests.support import CLOCK, comparable_rows, event
 from tests.tcp_proxy import TcpProxy
 
 
@@ -24,8 +24,9 @@ def test_outage_raises_then_redelivery_converges(azurite: Azurite, monkeypatch: 
     monkeypatch.setenv("INVENTORY_TABLE", settings.inventory_table)
     monkeypatch.setenv("INVENTORY_HISTORY_TABLE", settings.history_table)
     monkeypatch.setenv("INVENTORY_REJECTED_TABLE", settings.rejected_table)
+    monkeypatch.setenv("INVENTORY_ALERTS_TABLE", settings.outbox_table)
     monkeypatch.setenv("INVENTORY_STORAGE_RETRY_TOTAL", "1")
-    bootstrap.processor.cache_clear()
+    bootstrap.install(bootstrap.build_services(clock=CLOCK.now))
     apim_events = indexed_function("apim_events")
     stream = [event("APICreated", "/apis/orders", at=1), event("APIReleaseCreated", "/apis/orders/releases/r1", at=2),
               event("UserCreated", "/users/alice", at=3), event("APIDeleted", "/apis/orders", at=9),
@@ -46,9 +47,9 @@ def test_outage_raises_then_redelivery_converges(azurite: Azurite, monkeypatch: 
             apim_events(decode_event(payload))
         expected = InMemoryInventoryRepository()
         for payload in sorted(stream, key=lambda e: (e["time"], e["id"])):
-            EventProcessor(expected).handle(decode_event(payload))
-        assert comparable_rows(bootstrap.processor().repo.rows()) == comparable_rows(expected.rows())
-        assert bootstrap.processor().repo.rejected() == []
+            EventProcessor(expected, clock=CLOCK.now).handle(decode_event(payload))
+        assert comparable_rows(bootstrap.services().processor.repo.rows()) == comparable_rows(expected.rows())
+        assert bootstrap.services().processor.repo.rejected() == []
     finally:
         proxy.cut()
-        bootstrap.processor.cache_clear()
+        bootstrap.install(None)

@@ -1,0 +1,49 @@
+"""One row's read-compute-write under optimistic concurrency, shared by the event pipeline and
+the sweeps. Every write brings the row's flags up to now, and the alerts of any flag transition
+go into the outbox before the row is written, so a crash between the two loses no alert."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from .alerts import AlertOutbox
+from .errors import ConflictRetriesExhausted, WriteConflict
+from .flags import FlagPolicy, evaluate, transitions
+from .model import same_row
+from .repository import InventoryRepository, StoredRow
+
+Loaded = tuple[StoredRow | None, StoredRow | None]
+Compute = Callable[[StoredRow | None, StoredRow | None], dict[str, Any]]
+
+
+class RowWriter:
+    def __init__(self, repo: InventoryRepository, outbox: AlertOutbox, policy: FlagPolicy,
+                 clock: Callable[[], datetime], conflict_retries: int = 10) -> None:
+        self.repo = repo
+        self.outbox = outbox
+        self.policy = policy
+        self.clock = clock
+        self.conflict_retries = conflict_retries
+        self.alerts_raised = 0
+
+    def write(self, pk: str, rk: str, parent_rk: str | None, compute: Compute, loaded: Loaded | None = None) -> bool:
+        """`compute(row, parent)` gives the new row. `loaded` is what the caller already read, so the
+        first attempt reads nothing. True when the row changed."""
+        for attempt in range(self.conflict_retries):
+            row, parent = loaded if attempt == 0 and loaded else self.repo.load(pk, rk, parent_rk, fresh=attempt > 0)
+            now = self.clock()
+            new = evaluate(compute(row, parent), now, self.policy)
+            if row is not None and same_row(row.entity, new):
+                return False
+            alerts = transitions(row.entity if row else None, new, now)
+            if alerts:
+                self.outbox.add(alerts)
+                self.alerts_raised += len(alerts)
+            try:
+                self.repo.save(new, row.etag if row else None)
+                return True
+            except WriteConflict:
+                continue
+        raise ConflictRetriesExhausted(f"{pk}/{rk}: {self.conflict_retries} write conflicts in a row")

@@ -1,0 +1,187 @@
+"""Token and circuit-breaker flags kept current by the clock, and the alerts they raise, published
+to a stand-in topic on 127.0.0.1 through azure-eventgrid. Timers run through the indexed functions,
+and the clock is moved, never slept on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from azure.functions.timer import TimerRequest
+
+from devtools.worker import decode_event, indexed_function
+from shared import bootstrap
+from shared.config import Settings
+from shared.flags import FlagPolicy, evaluate, token_status
+from tests.support import T0, ManualClock, event, iso
+from tests.topic_receiver import KEY, TopicReceiver
+
+
+@pytest.fixture
+def topic(app_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[TopicReceiver]:
+    receiver = TopicReceiver()
+    monkeypatch.setenv("ALERTS_TOPIC_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("ALERTS_TOPIC_KEY", KEY)
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def app(topic: TopicReceiver, clock: ManualClock) -> Iterator[bootstrap.Services]:
+    bootstrap.install(bootstrap.build_services(clock=clock.now))
+    yield bootstrap.services()
+    bootstrap.install(None)
+
+
+def send(payload: dict[str, Any]) -> None:
+    indexed_function("apim_events")(decode_event(payload))
+
+
+def sweep(name: str) -> None:
+    indexed_function(name)(TimerRequest(past_due=False))
+
+
+def row(app: bootstrap.Services, path: str) -> dict[str, Any]:
+    return next(r for r in app.processor.repo.rows() if r["Path"] == path)
+
+
+def near_expiry(expires_in: timedelta, clock: ManualClock, at: float = 0) -> dict[str, Any]:
+    return event("GatewayTokenNearExpiry", "/gateways/edge/pod-1", at=clock.now() + timedelta(seconds=at),
+                 data={"gatewayInfo": {"gatewayId": "edge", "instanceId": "pod-1"},
+                       "tokenInfo": {"expiresAtUtc": iso(clock.now() + expires_in)}})
+
+
+INSTANCE = "gateways/edge/instances/pod-1"
+RULE = "backends/payments/circuit-breaker/rules/r5xx"
+
+
+def test_token_moves_from_valid_to_near_expiry_to_expired_by_the_clock(app: bootstrap.Services, topic: TopicReceiver,
+                                                                        clock: ManualClock) -> None:
+    send(near_expiry(timedelta(days=10), clock))
+    assert row(app, INSTANCE)["TokenStatus"] == "valid"
+    assert topic.accepted == []
+
+    clock.advance(days=4)  # 6 days left: inside the 7-day window
+    sweep("gateway_token_sweep")
+    assert row(app, INSTANCE)["TokenStatus"] == "nearExpiry"
+    assert topic.types() == ["GatewayTokenNearExpiry"]
+    sweep("gateway_token_sweep")  # sweeping twice sends nothing new
+    assert topic.requests == 1
+
+    clock.advance(days=6, minutes=1)  # past the expiry, and no Expired event ever came
+    sweep("gateway_token_sweep")
+    assert row(app, INSTANCE)["TokenStatus"] == "expired"
+    assert topic.types() == ["GatewayTokenNearExpiry", "GatewayTokenExpired"]
+    alert = topic.accepted[-1]
+    assert alert["subject"] == INSTANCE and alert["source"].endswith("/service/contoso")
+    assert alert["data"]["oldState"] == "nearExpiry" and alert["data"]["newState"] == "expired"
+    assert alert["data"]["gateway"] == "edge" and alert["data"]["instance"] == "pod-1"
+    assert alert["data"]["tokenExpiresAt"].startswith((T0 + timedelta(hours=1, days=10)).strftime("%Y-%m-%dT%H:%M"))
+
+    # A late Expired event for the same token after the sweep flagged it: no second alert.
+    send(event("GatewayTokenExpired", "/gateways/edge/pod-1", at=clock.now() - timedelta(minutes=30),
+               data={"gatewayInfo": {"gatewayId": "edge", "instanceId": "pod-1"},
+                     "tokenInfo": {"expiredAtUtc": alert["data"]["tokenExpiresAt"]}}))
+    sweep("gateway_token_sweep")
+    assert topic.types() == ["GatewayTokenNearExpiry", "GatewayTokenExpired"]
+
+    # The token is regenerated: a newer NearExpiry with a later expiry sets what that expiry implies.
+    send(near_expiry(timedelta(days=30), clock, at=1))
+    assert row(app, INSTANCE)["TokenStatus"] == "valid"
+    assert topic.problems == []
+
+
+def test_breaker_open_then_stuck_then_closed(app: bootstrap.Services, topic: TopicReceiver, clock: ManualClock) -> None:
+    send(event("CircuitBreaker.Opened", "/" + RULE, at=clock.now()))  # tripDuration 00:05:00
+    rule = row(app, RULE)
+    assert rule["BreakerState"] == "open" and rule["StuckOpen"] is False
+    assert rule["ExpectedCloseAt"] == rule["OpenedAt"] + timedelta(minutes=5)
+    assert topic.types() == ["CircuitBreakerOpened"]  # published by the event itself
+
+    clock.advance(minutes=9)  # past ExpectedCloseAt, inside the 5-minute grace
+    sweep("circuit_breaker_sweep")
+    assert row(app, RULE)["StuckOpen"] is False
+    clock.advance(minutes=2)
+    sweep("circuit_breaker_sweep")
+    sweep("circuit_breaker_sweep")
+    assert row(app, RULE)["StuckOpen"] is True and row(app, RULE)["BreakerState"] == "open"
+    assert topic.types() == ["CircuitBreakerOpened", "CircuitBreakerStuckOpen"]
+
+    send(event("CircuitBreaker.Closed", "/" + RULE, at=clock.now()))  # a later Closed clears the flag
+    rule = row(app, RULE)
+    assert rule["BreakerState"] == "closed" and rule["StuckOpen"] is False and "ExpectedCloseAt" not in rule
+    assert topic.types() == ["CircuitBreakerOpened", "CircuitBreakerStuckOpen", "CircuitBreakerClosed"]
+    assert topic.accepted[-1]["data"]["oldState"] == "stuckOpen"
+    assert topic.problems == []
+
+
+def test_failed_publish_stays_in_the_outbox_and_goes_out_next_sweep(app: bootstrap.Services, topic: TopicReceiver,
+                                                                    clock: ManualClock) -> None:
+    topic.statuses = [500] * 8  # more than the client's own retries
+    send(event("CircuitBreaker.Opened", "/" + RULE, at=clock.now()))
+    assert topic.accepted == [] and topic.requests >= 2
+    assert len(app.processor.repo.pending_alerts()) == 1
+    sweep("circuit_breaker_sweep")  # the topic is still failing
+    assert topic.accepted == [] and len(app.processor.repo.pending_alerts()) == 1
+    topic.statuses = []
+    sweep("circuit_breaker_sweep")
+    assert topic.types() == ["CircuitBreakerOpened"]
+    assert app.processor.repo.pending_alerts() == []
+    sweep("circuit_breaker_sweep")
+    assert topic.types() == ["CircuitBreakerOpened"]
+
+
+def test_unauthorized_topic_keeps_alerts_pending(app: bootstrap.Services, topic: TopicReceiver, clock: ManualClock,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    topic.statuses = [401]
+    send(near_expiry(timedelta(days=2), clock))
+    assert topic.accepted == [] and topic.requests == 1  # 401 is not retried
+    assert any("alert publish failed" in r.getMessage() for r in caplog.records)
+    pending = app.processor.repo.pending_alerts()
+    assert [p["AlertType"] for p in pending] == ["ApimInventory.GatewayTokenNearExpiry"]
+    sweep("gateway_token_sweep")
+    assert [e["id"] for e in topic.accepted] == [pending[0]["RowKey"]]  # the same, stable id
+
+
+def test_alert_ids_are_stable_per_transition(clock: ManualClock) -> None:
+    from shared.flags import transitions
+
+    base = {"Kind": "gatewayInstance", "Path": INSTANCE, "ResourceId": "/x/service/s/" + INSTANCE,
+            "PartitionKey": "gateway|s|01", "RowKey": "gateways|edge|instances|pod-1", "TokenExpiresAt": T0}
+    first = transitions({**base, "TokenStatus": "valid"}, {**base, "TokenStatus": "expired"}, clock.now())
+    again = transitions({**base, "TokenStatus": "nearExpiry"}, {**base, "TokenStatus": "expired"}, clock.advance(hours=1))
+    renewed = transitions({**base, "TokenStatus": "valid"},
+                          {**base, "TokenStatus": "expired", "TokenExpiresAt": T0 + timedelta(days=90)}, clock.now())
+    assert first[0].id == again[0].id != renewed[0].id
+
+
+def test_flag_rules() -> None:
+    policy = FlagPolicy(timedelta(days=7), timedelta(minutes=5))
+    assert token_status(T0 + timedelta(days=8), T0, policy.token_warning) == "valid"
+    assert token_status(T0 + timedelta(days=7), T0, policy.token_warning) == "nearExpiry"
+    assert token_status(T0, T0, policy.token_warning) == "expired"
+    rule = {"Kind": "circuitBreakerRule", "BreakerState": "open", "OpenedAt": T0, "TripDuration": "1.02:00:00"}
+    assert evaluate(rule, T0, policy)["ExpectedCloseAt"] == T0 + timedelta(days=1, hours=2)
+    assert evaluate(rule, T0 + timedelta(days=1, hours=2, minutes=6), policy)["StuckOpen"] is True
+    assert evaluate({**rule, "BreakerState": "closed"}, T0 + timedelta(days=9), policy)["StuckOpen"] is False
+    expired = {"Kind": "gatewayInstance", "TokenStatus": "expired", "TokenExpiresAt": T0 + timedelta(days=30)}
+    assert evaluate(expired, T0, policy)["TokenStatus"] == "expired"
+
+
+def test_without_a_topic_alerts_are_logged(app_services: bootstrap.Services, clock: ManualClock,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    send(near_expiry(timedelta(days=1), clock))
+    assert any("alert ApimInventory.GatewayTokenNearExpiry" in r.getMessage() for r in caplog.records)
+    assert app_services.processor.repo.pending_alerts() == []
+
+
+def test_gateway_deletion_tombstones_instances_and_sweeps_skip_them(app: bootstrap.Services, topic: TopicReceiver,
+                                                                     clock: ManualClock) -> None:
+    send(near_expiry(timedelta(days=10), clock))
+    send(event("GatewayDeleted", "/gateways/edge", at=clock.now() + timedelta(seconds=5)))
+    assert row(app, INSTANCE)["IsDeleted"] is True
+    clock.advance(days=20)
+    sweep("gateway_token_sweep")
+    assert topic.accepted == []
