@@ -8,14 +8,22 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from azure.functions.timer import TimerRequest
 
 from devtools.azurite import ROOT, Azurite
 from devtools.worker import decode_event, indexed_function, split_delivery
 from shared import bootstrap
+from shared.alerts import AlertOutbox, LoggingAlertPublisher
+from shared.config import Settings
+from shared.events import parse_time
+from shared.flags import Alert
 from shared.resources import KINDS
+from shared.storage import table_service_client
+from shared.table_repository import TableInventoryRepository
 
 STREAM = ROOT / "demo" / "stream.json"
 OUTCOMES = ("applied", "stale", "duplicate", "rejected")
@@ -86,24 +94,60 @@ def rejected_lines(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+class CollectingPublisher:
+    """What the app does with no topic configured is log alerts; the demo also keeps them to print."""
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+
+    def publish(self, alerts: list[Alert]) -> None:
+        LoggingAlertPublisher().publish(alerts)
+        self.alerts.extend(alerts)
+
+
+def flag_lines(rows: list[dict[str, Any]], alerts: list[Alert], now: datetime) -> list[str]:
+    flagged = [r for r in rows if not r.get("IsDeleted") and (r.get("TokenStatus") in ("nearExpiry", "expired")
+                                                               or r.get("BreakerState") == "open")]
+    cells = [[r["Service"], r["Path"], extra(r) + (", STUCK OPEN" if r.get("StuckOpen") else "")] for r in flagged]
+    lines = ["", f"Flags after the sweeps at {when(now)} (tokens within 7 days of expiry, open breakers)"]
+    lines += table(("Service", "Path", "Flag"), cells)
+    lines += ["", f"Alerts raised ({len(alerts)}; no ALERTS_TOPIC_ENDPOINT is set, so they are logged)"]
+    lines += [f"  {a.type:<40}{a.subject}" for a in alerts]
+    return lines
+
+
+def latest_time(delivery: Any) -> datetime:
+    times = [e.get("time") or e.get("eventTime") for e in (delivery if isinstance(delivery, list) else [delivery])]
+    return max(parse_time(t, "time") for t in times if isinstance(t, str))
+
+
 def run(stream: Path) -> int:
     deliveries: list[Any] = json.loads(stream.read_text(encoding="utf-8"))
     logging.getLogger("apim_inventory").setLevel(logging.ERROR)  # the summary below says it all
+    clock = [min(latest_time(d) for d in deliveries)]  # the demo's clock follows the stream
+    publisher = CollectingPublisher()
     azurite = Azurite().start()
     try:
         os.environ["INVENTORY_STORAGE"] = azurite.connection_string
-        bootstrap.install(None)
+        settings = Settings.from_env()
+        repo = TableInventoryRepository(table_service_client(), settings)
+        bootstrap.install(bootstrap.wire(repo, settings, AlertOutbox(repo, publisher), lambda: clock[0]))
         logging.disable(logging.WARNING)  # indexing warns that auth levels apply to HTTP triggers only
         function = indexed_function("apim_events")
         logging.disable(logging.NOTSET)
         delivered = 0
         for delivery in deliveries:
+            clock[0] = max(clock[0], latest_time(delivery) + timedelta(seconds=2))  # delivered seconds after
             for payload in split_delivery(delivery):
                 function(decode_event(payload))
                 delivered += 1
+        clock[0] += timedelta(minutes=15)  # the next timer run
+        for timer in ("gateway_token_sweep", "circuit_breaker_sweep"):
+            indexed_function(timer)(TimerRequest(past_due=False))
         processor = bootstrap.services().processor
         rows, rejected, outcomes = list(processor.repo.rows()), processor.repo.rejected(), processor.counts
     finally:
+        bootstrap.install(None)
         azurite.stop()
 
     services = sorted({service_id(r).rsplit("/", 1)[-1] for r in rows})
@@ -112,7 +156,7 @@ def run(stream: Path) -> int:
     print(f"  services:   {len(services)} ({', '.join(services)})")
     print(f"  deliveries: {len(deliveries)} HTTP POSTs, {delivered} events delivered")
     print(f"  outcomes:   {counts}")
-    print("\n".join(inventory_lines(rows) + rejected_lines(rejected)))
+    print("\n".join(inventory_lines(rows) + rejected_lines(rejected) + flag_lines(rows, publisher.alerts, clock[0])))
     if sum(outcomes.values()) != delivered:
         print(f"error: {delivered} events delivered but {sum(outcomes.values())} outcomes logged", file=sys.stderr)
         return 1
