@@ -18,7 +18,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from .config import Settings
 from .errors import AlreadyRecorded, WriteConflict
@@ -154,7 +154,12 @@ class TableInventoryRepository:
             self._outbox.submit_transaction(
                 [("upsert", {**e, "PartitionKey": f"sent|{now:%Y%m%d}", "SentAt": now}, {"mode": UpdateMode.REPLACE}) for e in chunk]
             )
-            self._outbox.submit_transaction([("delete", {"PartitionKey": "pending", "RowKey": e["RowKey"]}) for e in chunk])
+            try:
+                self._outbox.submit_transaction([("delete", {"PartitionKey": "pending", "RowKey": e["RowKey"]}) for e in chunk])
+            except TableTransactionError:
+                # Another flush sent some of them too; single deletes ignore what is already gone.
+                for entity in chunk:
+                    self._outbox.delete_entity("pending", entity["RowKey"])
 
     def rows(self) -> Iterator[Entity]:
         for entity in self._inventory.list_entities():

@@ -11,10 +11,13 @@ from typing import Any
 import pytest
 from azure.functions.timer import TimerRequest
 
+from devtools.azurite import Azurite
 from devtools.worker import decode_event, indexed_function
 from shared import bootstrap
+from shared.alerts import outbox_entity
 from shared.config import Settings
-from shared.flags import FlagPolicy, evaluate, token_status
+from shared.flags import Alert, FlagPolicy, evaluate, token_status
+from tests.conftest import table_repo
 from tests.support import T0, ManualClock, event, iso
 from tests.topic_receiver import KEY, TopicReceiver
 
@@ -185,3 +188,15 @@ def test_gateway_deletion_tombstones_instances_and_sweeps_skip_them(app: bootstr
     clock.advance(days=20)
     sweep("gateway_token_sweep")
     assert topic.accepted == []
+
+
+def test_two_flushes_of_the_same_alerts_do_not_fail(azurite: Azurite, clock: ManualClock) -> None:
+    """Concurrent invocations may flush the same pending alerts; moving them to sent is idempotent."""
+    repo = table_repo(azurite)
+    entities = [outbox_entity(Alert(f"id{i}", "ApimInventory.CircuitBreakerOpened", "/s", RULE, clock.now(), {"n": i}))
+                for i in range(3)]
+    repo.add_alerts(entities)
+    pending = repo.pending_alerts()
+    repo.mark_alerts_sent(pending[:1], clock.now())
+    repo.mark_alerts_sent(pending, clock.now())  # one of them is already gone
+    assert repo.pending_alerts() == []
