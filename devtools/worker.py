@@ -4,30 +4,12 @@ the library's own `eventGridTrigger` converter, and call the indexed function on
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import azure.functions as func
-from azure.functions import meta
+from shared.delivery import decode_event, split_delivery
 
-_CONVERTER: Any = meta.get_binding_registry().get("eventGridTrigger")  # type: ignore[no-untyped-call]
-
-
-def decode_event(payload: str | dict[str, Any]) -> func.EventGridEvent | func.CloudEvent:
-    """One event's JSON, decoded exactly as the worker decodes a trigger payload."""
-    text = payload if isinstance(payload, str) else json.dumps(payload)
-    decoded: func.EventGridEvent | func.CloudEvent = _CONVERTER.decode(meta.Datum(text, "json"), trigger_metadata={})
-    return decoded
-
-
-def split_delivery(body: str | list[Any] | dict[str, Any]) -> list[str]:
-    """An HTTP delivery (a JSON array, or one object) as the per-event payloads the host dispatches."""
-    items = json.loads(body) if isinstance(body, str) else body
-    if isinstance(items, dict):
-        items = [items]
-    return [json.dumps(item) for item in items]
-
+__all__ = ["decode_event", "deliver", "indexed_function", "split_delivery"]
 
 _INDEX: dict[int, dict[str, Callable[..., Any]]] = {}
 

@@ -51,10 +51,10 @@ def partition_key(service_key: str, family: str, bucket_no: int) -> str:
 
 
 def family_range(family: str, service_key: str | None = None) -> tuple[str, str]:
-    """The first and last partition (inclusive) of one family, in one service or in all of them."""
-    if service_key is None:
-        return f"{family}|", f"{family}}}"  # "}" follows "|"
-    return partition_key(service_key, family, 0), partition_key(service_key, family, BUCKETS - 1)
+    """The PartitionKey range [low, high) of one family, in one service or in all of them.
+    "}" follows "|", and a "|" inside a name is encoded, so the range holds nothing else."""
+    prefix = family if service_key is None else f"{family}|{encode_part(service_key)}"
+    return f"{prefix}|", f"{prefix}}}"
 
 
 def resource_keys(ref: ResourceRef) -> tuple[str, str]:

@@ -122,6 +122,7 @@ class EventProcessor:
                     "id-collision",
                     f"event id {event.id!r} was already used by {old.get('EventType')} on {old.get('Path')!r}",
                 ) from None
+            self.repo.note_duplicate(old, self.clock())
             return True
 
     def _apply(self, change: Change, loaded: Loaded | None = None) -> bool:

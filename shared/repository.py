@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import itertools
+import operator
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -21,6 +22,43 @@ class StoredRow:
     etag: str
 
 
+Token = dict[str, str]  # the next (PartitionKey, RowKey) to read, as Table Storage's continuation
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq, "ne": operator.ne, "ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt,
+}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One comparison of a column with a value. Queries are built only from these, and values
+    always travel as query parameters, never pasted into a filter."""
+
+    column: str
+    op: str
+    value: Any
+
+    def __post_init__(self) -> None:
+        if self.op not in _COMPARE or not self.column.isidentifier():
+            raise ValueError(f"unsupported condition {self.column} {self.op}")
+
+    def holds(self, entity: Entity) -> bool:
+        value = entity.get(self.column)
+        if value is None:
+            return False
+        try:
+            return _COMPARE[self.op](value, self.value)
+        except TypeError:
+            return False
+
+
+@dataclass(frozen=True)
+class Query:
+    table: str  # "inventory", "history" or "rejected"
+    low_pk: str | None = None  # inclusive
+    high_pk: str | None = None  # exclusive
+    conditions: tuple[Condition, ...] = ()
+
+
 class InventoryRepository(Protocol):
     def load(self, pk: str, rk: str, parent_rk: str | None, *, fresh: bool = False) -> tuple[StoredRow | None, StoredRow | None]:
         """The row and its parent's row (same partition), in one request when not cached."""
@@ -33,6 +71,9 @@ class InventoryRepository(Protocol):
 
     def add_history(self, record: Entity) -> None:
         """Insert a history record. Raises AlreadyRecorded with the existing record."""
+
+    def note_duplicate(self, record: Entity, now: datetime) -> None:
+        """Count one more delivery of a recorded event (Duplicates, LastDuplicateAt)."""
 
     def add_rejected(self, record: Entity) -> None:
         """Upsert a rejected-event record."""
@@ -48,6 +89,9 @@ class InventoryRepository(Protocol):
 
     def mark_alerts_sent(self, entities: list[Entity], now: datetime) -> None:
         """Move alerts from pending to sent."""
+
+    def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
+        """Up to `top` matching entities (all when None) in key order, and where to go on."""
 
     def rows(self) -> Iterator[Entity]:
         """Every inventory row (for the demo, tests and small tools)."""
@@ -96,6 +140,12 @@ class InMemoryInventoryRepository:
                 raise AlreadyRecorded(copy.deepcopy(self._history[key]))
             self._history[key] = copy.deepcopy(record)
 
+    def note_duplicate(self, record: Entity, now: datetime) -> None:
+        with self._lock:
+            stored = self._history[(record["PartitionKey"], record["RowKey"])]
+            stored["Duplicates"] = int(stored.get("Duplicates", 0)) + 1
+            stored["LastDuplicateAt"] = now
+
     def add_rejected(self, record: Entity) -> None:
         with self._lock:
             self._rejected[(record["PartitionKey"], record["RowKey"])] = copy.deepcopy(record)
@@ -119,6 +169,23 @@ class InMemoryInventoryRepository:
                 self._outbox.pop(("pending", entity["RowKey"]), None)
                 sent = {**entity, "PartitionKey": f"sent|{now:%Y%m%d}", "SentAt": now}
                 self._outbox[(sent["PartitionKey"], sent["RowKey"])] = sent
+
+    def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
+        with self._lock:
+            source = {"inventory": {k: r.entity for k, r in self._rows.items()}, "history": self._history,
+                      "rejected": self._rejected}[query.table]
+            items = sorted(source.items())
+        start = (continuation["PartitionKey"], continuation["RowKey"]) if continuation else None
+        found: list[Entity] = []
+        for key, entity in items:
+            if (start and key < start) or (query.low_pk is not None and key[0] < query.low_pk) \
+                    or (query.high_pk is not None and key[0] >= query.high_pk):
+                continue
+            if all(c.holds(entity) for c in query.conditions):
+                if top is not None and len(found) == top:
+                    return found, {"PartitionKey": key[0], "RowKey": key[1]}
+                found.append(copy.deepcopy(entity))
+        return found, None
 
     def rows(self) -> Iterator[Entity]:
         with self._lock:

@@ -23,7 +23,7 @@ from azure.data.tables import TableClient, TableServiceClient, TableTransactionE
 from .config import Settings
 from .errors import AlreadyRecorded, WriteConflict
 from .keys import check_entity, family_range, history_partition_range
-from .repository import Entity, StoredRow
+from .repository import Entity, Query, StoredRow, Token
 
 _MISSING = StoredRow({}, "")
 
@@ -138,6 +138,28 @@ class TableInventoryRepository:
             )
         ]
 
+    def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
+        table = {"inventory": self._inventory, "history": self._history, "rejected": self._rejected}[query.table]
+        parts, params = [], {}
+        if query.low_pk is not None:
+            parts.append("PartitionKey ge @low")
+            params["low"] = query.low_pk
+        if query.high_pk is not None:
+            parts.append("PartitionKey lt @high")
+            params["high"] = query.high_pk
+        for n, condition in enumerate(query.conditions):
+            parts.append(f"{condition.column} {condition.op} @p{n}")
+            params[f"p{n}"] = condition.value
+        pages = (table.query_entities(" and ".join(parts), parameters=params, results_per_page=top) if parts
+                 else table.list_entities(results_per_page=top)).by_page(continuation_token=continuation)  # type: ignore[arg-type]
+        found: list[Entity] = []
+        for page in pages:
+            found.extend(_plain(e) for e in page)
+            token = pages.continuation_token or None  # type: ignore[attr-defined]
+            if top is not None and (found or token is None):
+                return found, token  # a filtered page may come back empty with a token: read on
+        return found, None
+
     # -- alert outbox ----------------------------------------------------------------------
     def add_alerts(self, entities: list[Entity]) -> None:
         for entity in entities:
@@ -173,6 +195,13 @@ class TableInventoryRepository:
         except ResourceExistsError:
             existing = self._history.get_entity(record["PartitionKey"], record["RowKey"])
             raise AlreadyRecorded(_plain(existing)) from None
+
+    def note_duplicate(self, record: Entity, now: datetime) -> None:
+        self._history.update_entity(
+            {"PartitionKey": record["PartitionKey"], "RowKey": record["RowKey"],
+             "Duplicates": int(record.get("Duplicates", 0)) + 1, "LastDuplicateAt": now},
+            mode=UpdateMode.MERGE,
+        )
 
     def history(self, service_key: str, path_key: str) -> list[Entity]:
         low, high = history_partition_range(service_key)

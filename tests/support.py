@@ -93,8 +93,8 @@ def comparable_rows(rows: Any) -> list[dict[str, Any]]:
 
 
 def comparable_history(records: Any) -> list[dict[str, Any]]:
-    """History minus what depends on arrival: the Stale mark and when it was recorded."""
-    skip = {"Stale", "RecordedAt"}
+    """History minus what depends on arrival: the Stale mark, when it was recorded, its redeliveries."""
+    skip = {"Stale", "RecordedAt", "Duplicates", "LastDuplicateAt"}
     return sorted(({k: v for k, v in r.items() if k not in skip} for r in records), key=lambda r: (r["PartitionKey"], r["RowKey"]))
 
 

@@ -1,0 +1,204 @@
+"""The questions users ask of the inventory, shared by the command and the HTTP API.
+
+Every input is validated here, and every query is built from key ranges and `Condition`s whose
+values travel as query parameters: no user input is ever pasted into an OData filter."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .errors import PermanentEventError
+from .events import parse_time
+from .flags import BREAKER_KIND, TOKEN_KIND
+from .keys import family_range, resource_keys
+from .repository import Condition, Entity, InventoryRepository, Query, Token
+from .resources import KINDS, ResourceRef, ServiceRef, parse_path, parse_resource_id
+
+MAX_TOP = 1000
+MAX_INPUT = 1024
+_FAMILY = {"user": "user", "api": "api", "apiRelease": "api", "product": "product", "subscription": "subscription",
+           "gateway": "gateway", "gatewayApi": "gateway", "gatewayHostnameConfiguration": "gateway",
+           "gatewayCertificateAuthority": "gateway", "gatewayInstance": "gateway", "backend": "backend",
+           "circuitBreakerRule": "backend"}
+
+
+class BadQuery(ValueError):
+    """Input that cannot be a valid query: a 400, or exit code 2."""
+
+
+class NotFound(LookupError):
+    """No such resource: a 404, or exit code 1."""
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Entity]
+    continuation: str | None
+
+
+def parse_kind(text: str) -> str:
+    kind = next((k for k in KINDS if k.lower() == text.strip().lower()), None)
+    if kind is None:
+        raise BadQuery(f"unknown kind {text[:60]!r}; one of: {', '.join(KINDS)}")
+    return kind
+
+
+def parse_when(text: str | None, what: str) -> datetime | None:
+    if text is None or text == "":
+        return None
+    _limit(text, what)
+    try:
+        return parse_time(text, what)
+    except PermanentEventError:
+        raise BadQuery(f"{what} must be an ISO 8601 time such as 2026-11-02T09:00:00Z, not {text[:60]!r}") from None
+
+
+def parse_bool(text: str | None, what: str) -> bool:
+    if text is None or text == "":
+        return False
+    value = text.strip().lower()
+    if value not in ("true", "false", "1", "0"):
+        raise BadQuery(f"{what} must be true or false")
+    return value in ("true", "1")
+
+
+def parse_top(text: str | None) -> int:
+    if text is None or text == "":
+        return 100
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_TOP:
+        raise BadQuery(f"top must be a whole number from 1 to {MAX_TOP}")
+    return int(text)
+
+
+def encode_token(token: Token | None) -> str | None:
+    if not token:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(token, sort_keys=True).encode("utf-8")).decode("ascii")
+
+
+def decode_token(text: str | None) -> Token | None:
+    if not text:
+        return None
+    _limit(text, "continuationToken", 4 * MAX_INPUT)
+    try:
+        token = json.loads(base64.urlsafe_b64decode(text.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeEncodeError):
+        raise BadQuery("continuationToken is not one this API issued") from None
+    if not isinstance(token, dict) or set(token) != {"PartitionKey", "RowKey"} or not all(isinstance(v, str) for v in token.values()):
+        raise BadQuery("continuationToken is not one this API issued")
+    return {"PartitionKey": token["PartitionKey"], "RowKey": token["RowKey"]}
+
+
+def resolve_id(text: str) -> ResourceRef:
+    """An ARM id, or `SERVICE/PATH` as in the Path column (`contoso/gateways/g1/apis/a1`)."""
+    _limit(text, "id")
+    try:
+        if text.lower().startswith("/subscriptions/"):
+            return parse_resource_id(text)[1]
+        service, _, path = text.strip().partition("/")
+        if not service or not path:
+            raise BadQuery(f"id must be an ARM id or SERVICE/PATH, not {text[:80]!r}")
+        ref = parse_path(ServiceRef("", "", service), path)
+        resource_keys(ref)  # the key limits
+        return ref
+    except PermanentEventError as exc:
+        raise BadQuery(f"bad id: {exc.message}") from None
+
+
+def _limit(text: str, what: str, limit: int = MAX_INPUT) -> None:
+    if len(text) > limit:
+        raise BadQuery(f"{what} is longer than {limit} characters")
+
+
+def _service_key(service: str | None) -> str | None:
+    if service is None or service == "":
+        return None
+    _limit(service, "service", 256)
+    return service.strip().lower()
+
+
+class InventoryQueries:
+    def __init__(self, repo: InventoryRepository, clock: Callable[[], datetime]) -> None:
+        self.repo = repo
+        self.clock = clock
+
+    def list_kind(self, kind: str, *, service: str | None = None, include_deleted: bool = False,
+             deleted_since: datetime | None = None, changed_since: datetime | None = None,
+             top: int | None = 100, continuation: str | None = None) -> Page:
+        """Rows of one kind: one family's key range (in one service, or in all), filtered on Kind."""
+        low, high = family_range(_FAMILY[kind], _service_key(service))
+        conditions = [Condition("Kind", "eq", kind)]
+        if deleted_since is not None:
+            conditions += [Condition("IsDeleted", "eq", True), Condition("DeletedAt", "ge", deleted_since)]
+        elif not include_deleted:
+            conditions.append(Condition("IsDeleted", "eq", False))
+        if changed_since is not None:
+            conditions.append(Condition("LastEventTime", "ge", changed_since))
+        rows, token = self.repo.page(Query("inventory", low, high, tuple(conditions)), top, decode_token(continuation))
+        return Page(rows, encode_token(token))
+
+    def resource(self, ident: str) -> Entity:
+        ref = resolve_id(ident)
+        pk, rk = resource_keys(ref)
+        row, _ = self.repo.load(pk, rk, None, fresh=True)
+        if row is None:
+            raise NotFound(f"no resource {ident[:200]!r} in the inventory")
+        return row.entity
+
+    def history(self, ident: str, since: datetime | None = None) -> list[Entity]:
+        """One resource's history, newest first (tombstoned resources keep theirs)."""
+        ref = resolve_id(ident)
+        records = [r for r in self.repo.history(ref.service.key, ref.key) if since is None or r["EventTime"] >= since]
+        if not records:
+            self.resource(ident)  # NotFound when the resource is unknown too
+        return records
+
+    def flags(self) -> dict[str, list[Entity]]:
+        """Tokens near expiry or expired, breakers open or stuck open; live rows only."""
+        tokens = [r.entity for r in self.repo.watched(TOKEN_KIND, "gateway")
+                  if not r.entity.get("IsDeleted") and r.entity.get("TokenStatus") in ("nearExpiry", "expired")]
+        breakers = [r.entity for r in self.repo.watched(BREAKER_KIND, "backend")
+                    if not r.entity.get("IsDeleted") and (r.entity.get("BreakerState") == "open" or r.entity.get("StuckOpen"))]
+        return {"tokens": tokens, "breakers": breakers}
+
+    def rejected(self, since: datetime | None = None) -> list[Entity]:
+        low = (since or datetime(2000, 1, 1)).strftime("%Y%m%d")
+        conditions = (Condition("ReceivedAt", "ge", since),) if since else ()
+        rows, _ = self.repo.page(Query("rejected", low, None, conditions), None)
+        return sorted(rows, key=lambda r: r["ReceivedAt"], reverse=True)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts by kind and service, and the events applied, stale, duplicate and rejected in the last
+        hour and day, derived from the history and rejected records (no counter row)."""
+        now = self.clock()
+        rows, _ = self.repo.page(Query("inventory"), None)
+        live: Counter[tuple[str, str]] = Counter()
+        deleted: Counter[tuple[str, str]] = Counter()
+        for row in rows:
+            (deleted if row.get("IsDeleted") else live)[(row["Service"], row["Kind"])] += 1
+        day_ago = now - timedelta(days=1)
+        recorded, _ = self.repo.page(Query("history", conditions=(Condition("RecordedAt", "ge", day_ago),)), None)
+        duplicated, _ = self.repo.page(Query("history", conditions=(Condition("LastDuplicateAt", "ge", day_ago),)), None)
+        rejected = self.rejected(day_ago)
+        windows: dict[str, dict[str, int]] = {}
+        for label, start in (("lastHour", now - timedelta(hours=1)), ("lastDay", day_ago)):
+            windows[label] = {
+                "applied": sum(1 for r in recorded if r["RecordedAt"] >= start and not r.get("Stale")),
+                "stale": sum(1 for r in recorded if r["RecordedAt"] >= start and r.get("Stale")),
+                "duplicate": sum(int(r.get("Duplicates", 0)) for r in duplicated if r["LastDuplicateAt"] >= start),
+                "rejected": sum(1 for r in rejected if r["ReceivedAt"] >= start),
+            }
+        return {
+            "generatedAt": now,
+            "resources": [{"service": s, "kind": k, "live": live[(s, k)], "deleted": deleted[(s, k)]}
+                          for s, k in sorted(set(live) | set(deleted))],
+            "events": windows,
+        }
+
