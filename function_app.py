@@ -2,10 +2,10 @@
 
 import azure.functions as func
 
-from shared import bootstrap
+from shared import bootstrap, http_api
 from shared.config import Settings
 
-app = func.FunctionApp()
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)  # never anonymous
 _settings = Settings.from_env()  # schedules are read when the worker indexes the app
 
 
@@ -26,3 +26,28 @@ def gateway_token_sweep(timer: func.TimerRequest) -> None:
 @app.timer_trigger(schedule=_settings.breaker_sweep_schedule, arg_name="timer")
 def circuit_breaker_sweep(timer: func.TimerRequest) -> None:
     bootstrap.services().sweeper.sweep_circuit_breakers()
+
+
+@app.route(route="inventory/{kind}", methods=["GET"])
+def inventory(req: func.HttpRequest) -> func.HttpResponse:
+    return http_api.list_inventory(req, bootstrap.services().queries)
+
+
+@app.route(route="resource", methods=["GET"])
+def resource(req: func.HttpRequest) -> func.HttpResponse:
+    return http_api.get_resource(req, bootstrap.services().queries)
+
+
+@app.route(route="history", methods=["GET"])
+def history(req: func.HttpRequest) -> func.HttpResponse:
+    return http_api.get_history(req, bootstrap.services().queries)
+
+
+@app.route(route="flags", methods=["GET"])
+def flags(req: func.HttpRequest) -> func.HttpResponse:
+    return http_api.get_flags(req, bootstrap.services().queries)
+
+
+@app.route(route="summary", methods=["GET"])
+def summary(req: func.HttpRequest) -> func.HttpResponse:
+    return http_api.get_summary(req, bootstrap.services().queries)

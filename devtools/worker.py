@@ -4,25 +4,37 @@ the library's own `eventGridTrigger` converter, and call the indexed function on
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from shared.delivery import decode_event, split_delivery
 
-__all__ = ["decode_event", "deliver", "indexed_function", "split_delivery"]
+__all__ = ["decode_event", "deliver", "function_json", "indexed_function", "split_delivery"]
 
-_INDEX: dict[int, dict[str, Callable[..., Any]]] = {}
+_INDEX: dict[int, dict[str, Any]] = {}
 
 
 def indexed_function(name: str, app: Any = None) -> Callable[..., Any]:
     """The user function the worker would call. `get_functions()` indexes an app only once, as the
     worker does, so the index is kept."""
+    function: Callable[..., Any] = _indexed(name, app).get_user_function()
+    return function
+
+
+def function_json(name: str, app: Any = None) -> dict[str, Any]:
+    """The bindings the worker reports to the host for one function."""
+    bindings: dict[str, Any] = json.loads(_indexed(name, app).get_function_json())
+    return bindings
+
+
+def _indexed(name: str, app: Any) -> Any:
     if app is None:
         import function_app
 
         app = function_app.app
     if id(app) not in _INDEX:
-        _INDEX[id(app)] = {f.get_function_name(): f.get_user_function() for f in app.get_functions()}
+        _INDEX[id(app)] = {f.get_function_name(): f for f in app.get_functions()}
     try:
         return _INDEX[id(app)][name]
     except KeyError:

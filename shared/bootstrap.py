@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from .alerts import AlertOutbox, publisher_from_env
 from .config import Settings
 from .pipeline import EventProcessor
+from .queries import InventoryQueries
 from .repository import InventoryRepository
 from .storage import table_service_client
 from .sweeps import Sweeper
@@ -25,11 +26,12 @@ def system_clock() -> datetime:
 class Services:
     processor: EventProcessor
     sweeper: Sweeper
+    queries: InventoryQueries
 
 
 def wire(repo: InventoryRepository, settings: Settings, outbox: AlertOutbox, clock: Callable[[], datetime]) -> Services:
     writer = RowWriter(repo, outbox, settings.flag_policy, clock, settings.conflict_retries)
-    return Services(EventProcessor(repo, writer=writer), Sweeper(writer, outbox))
+    return Services(EventProcessor(repo, writer=writer), Sweeper(writer, outbox), InventoryQueries(repo, clock))
 
 
 def build_services(settings: Settings | None = None, clock: Callable[[], datetime] = system_clock) -> Services:

@@ -1,0 +1,102 @@
+"""The HTTP API's handlers: validate the request, ask InventoryQueries, answer JSON.
+
+Bad parameters get 400 with a message, a missing resource 404, an unreachable store 503."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import azure.functions as func
+from azure.core.exceptions import AzureError
+
+from .queries import BadQuery, InventoryQueries, NotFound, parse_bool, parse_kind, parse_top, parse_when
+
+log = logging.getLogger("apim_inventory.http")
+
+
+def to_json(value: Any) -> str:
+    """JSON with datetimes as ISO 8601 UTC (`...Z`)."""
+    return json.dumps(value, default=_default, ensure_ascii=False, sort_keys=True)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _answer(status: int, body: Any) -> func.HttpResponse:
+    return func.HttpResponse(to_json(body), status_code=status, mimetype="application/json", charset="utf-8")
+
+
+def _params(req: func.HttpRequest, allowed: set[str]) -> Mapping[str, str]:
+    unknown = sorted(set(req.params) - allowed)
+    if unknown:
+        raise BadQuery(f"unknown parameter {unknown[0][:60]!r}; allowed: {', '.join(sorted(allowed))}")
+    return req.params
+
+
+def _required(params: Mapping[str, str], name: str) -> str:
+    value = params.get(name, "")
+    if not value:
+        raise BadQuery(f"parameter {name} is required")
+    return value
+
+
+def answer(work: Callable[[], Any]) -> func.HttpResponse:
+    try:
+        return _answer(200, work())
+    except BadQuery as exc:
+        return _answer(400, {"error": str(exc)})
+    except NotFound as exc:
+        return _answer(404, {"error": str(exc)})
+    except AzureError as exc:
+        log.error("inventory store unavailable: %s", exc)
+        return _answer(503, {"error": "the inventory store is unavailable; try again"})
+
+
+def list_inventory(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpResponse:
+    """GET /api/inventory/{kind}?service=&includeDeleted=&deletedSince=&changedSince=&top=&continuationToken="""
+
+    def work() -> dict[str, Any]:
+        params = _params(req, {"service", "includeDeleted", "deletedSince", "changedSince", "top", "continuationToken"})
+        kind = parse_kind(req.route_params.get("kind", ""))
+        page = queries.list_kind(
+            kind, service=params.get("service"), include_deleted=parse_bool(params.get("includeDeleted"), "includeDeleted"),
+            deleted_since=parse_when(params.get("deletedSince"), "deletedSince"),
+            changed_since=parse_when(params.get("changedSince"), "changedSince"),
+            top=parse_top(params.get("top")), continuation=params.get("continuationToken") or None,
+        )
+        return {"kind": kind, "count": len(page.rows), "items": page.rows, "continuationToken": page.continuation}
+
+    return answer(work)
+
+
+def get_resource(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpResponse:
+    """GET /api/resource?id= (an ARM id or SERVICE/PATH)"""
+    return answer(lambda: queries.resource(_required(_params(req, {"id"}), "id")))
+
+
+def get_history(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpResponse:
+    """GET /api/history?id=&since="""
+
+    def work() -> dict[str, Any]:
+        params = _params(req, {"id", "since"})
+        records = queries.history(_required(params, "id"), parse_when(params.get("since"), "since"))
+        return {"count": len(records), "items": records}
+
+    return answer(work)
+
+
+def get_flags(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpResponse:
+    """GET /api/flags"""
+    return answer(lambda: (_params(req, set()), queries.flags())[1])
+
+
+def get_summary(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpResponse:
+    """GET /api/summary"""
+    return answer(lambda: (_params(req, set()), queries.summary())[1])

@@ -1,0 +1,186 @@
+"""The HTTP API, invoked through the indexed functions with func.HttpRequest, against Azurite."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.data.tables import TableServiceClient
+
+from devtools.azurite import Azurite
+from devtools.worker import decode_event, function_json, indexed_function
+from shared import bootstrap
+from shared.config import Settings
+from shared.model import Change, Op, Stamp, merge
+from shared.resources import parse_path, parse_service_id
+from tests.support import SERVICE_ID, T0, ManualClock, event, iso
+
+HTTP_FUNCTIONS = {"inventory": "inventory/{kind}", "resource": "resource", "history": "history", "flags": "flags", "summary": "summary"}
+OTHER = SERVICE_ID.replace("contoso", "fabrikam")
+
+
+def call(name: str, params: dict[str, str] | None = None, **route: str) -> tuple[int, Any]:
+    req = func.HttpRequest("GET", f"http://localhost/api/{name}", params=params or {}, route_params=route, body=b"")
+    response = indexed_function(name)(req)
+    assert response.mimetype == "application/json"
+    return response.status_code, json.loads(response.get_body())
+
+
+@pytest.fixture(scope="module")
+def seeded(azurite: Azurite) -> Iterator[bootstrap.Services]:
+    """One inventory for the module: two services, tombstones, a revision, a token and a breaker."""
+    from tests.conftest import fresh_settings
+
+    settings = fresh_settings()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INVENTORY_STORAGE", azurite.connection_string)
+        clock = ManualClock(T0 + timedelta(hours=2))
+        services = bootstrap.build_services(settings, clock=clock.now)
+        bootstrap.install(services)
+        apim_events = indexed_function("apim_events")
+        for payload in [
+            event("UserCreated", "/users/alice", at=1), event("UserCreated", "/users/bob", at=2),
+            event("UserDeleted", "/users/bob", at=600), event("UserCreated", "/users/carol", at=3, service=OTHER),
+            event("APICreated", "/apis/orders", at=4), event("APIUpdated", "/apis/Orders;Rev=2", at=5),
+            event("ProductCreated", "/products/gold", at=6), event("ProductDeleted", "/products/gold", at=3000),
+            event("GatewayTokenNearExpiry", "/gateways/edge/pod-1", at=7,
+                  data={"gatewayInfo": {"gatewayId": "edge", "instanceId": "pod-1"}, "tokenInfo": {"expiresAtUtc": iso(T0 + timedelta(days=2))}}),
+            event("CircuitBreaker.Opened", "/backends/payments/circuit-breaker/rules/r5xx", at=8),
+            event("UserUpdated", "/users/alice", at=9, event_id="dup"), event("UserUpdated", "/users/alice", at=9, event_id="dup"),
+            event("UserCreated", "/loggers/x", at=10),
+        ]:
+            apim_events(decode_event(payload))
+        yield services
+        bootstrap.install(None)
+
+
+def test_every_http_function_needs_a_function_key() -> None:
+    for name, route in HTTP_FUNCTIONS.items():
+        (trigger,) = [b for b in function_json(name)["bindings"] if b["type"] == "httpTrigger"]
+        assert trigger["authLevel"] == "FUNCTION" and trigger["route"] == route and trigger["methods"] == ["GET"]
+
+
+def test_list_one_kind(seeded: bootstrap.Services) -> None:
+    status, body = call("inventory", kind="user")
+    assert status == 200 and body["kind"] == "user" and body["continuationToken"] is None
+    assert sorted(r["Path"] for r in body["items"]) == ["users/alice", "users/carol"]
+    status, body = call("inventory", {"service": "Contoso", "includeDeleted": "true"}, kind="User")
+    assert sorted(r["Path"] for r in body["items"]) == ["users/alice", "users/bob"]
+    assert next(r for r in body["items"] if r["Path"] == "users/bob")["DeletedAt"].endswith("Z")
+
+
+def test_deleted_and_changed_since(seeded: bootstrap.Services) -> None:
+    since = iso(T0 + timedelta(seconds=1000))
+    _, body = call("inventory", {"deletedSince": since}, kind="product")
+    assert [r["Path"] for r in body["items"]] == ["products/gold"]
+    _, body = call("inventory", {"deletedSince": since}, kind="user")
+    assert body["items"] == []  # bob was deleted before that
+    _, body = call("inventory", {"changedSince": iso(T0 + timedelta(seconds=5))}, kind="api")
+    assert [r["Path"] for r in body["items"]] == ["apis/Orders;rev=2"]
+
+
+def test_resource_by_arm_id_and_by_service_path(seeded: bootstrap.Services) -> None:
+    status, row = call("resource", {"id": SERVICE_ID + "/apis/orders;rev=2"})
+    assert status == 200 and row["Revision"] == "2" and row["Kind"] == "api"
+    status, same = call("resource", {"id": "CONTOSO/apis/ORDERS;Rev=2"})
+    assert same == row
+    assert call("resource", {"id": "contoso/users/nobody"})[0] == 404
+    assert call("resource", {"id": "contoso/users/bob"})[1]["IsDeleted"] is True
+
+
+def test_history_newest_first(seeded: bootstrap.Services) -> None:
+    status, body = call("history", {"id": "contoso/users/alice"})
+    assert status == 200 and [h["EventId"] for h in body["items"]][0] == "dup"
+    assert [h["Change"] for h in body["items"]] == ["updated", "created"]
+    _, body = call("history", {"id": "contoso/users/alice", "since": iso(T0 + timedelta(seconds=5))})
+    assert [h["EventId"] for h in body["items"]] == ["dup"]
+    assert call("history", {"id": "contoso/users/nobody"})[0] == 404
+
+
+def test_flags_and_summary(seeded: bootstrap.Services) -> None:
+    _, flags = call("flags")
+    assert [r["Path"] for r in flags["tokens"]] == ["gateways/edge/instances/pod-1"]
+    assert [r["Path"] for r in flags["breakers"]] == ["backends/payments/circuit-breaker/rules/r5xx"]
+    _, summary = call("summary")
+    resources = {(r["service"], r["kind"]): (r["live"], r["deleted"]) for r in summary["resources"]}
+    assert resources[("contoso", "user")] == (1, 1) and resources[("fabrikam", "user")] == (1, 0)
+    assert resources[("contoso", "product")] == (0, 1)
+    day = summary["events"]["lastDay"]
+    assert day["duplicate"] == 1 and day["rejected"] == 1 and day["applied"] + day["stale"] == 11
+
+
+@pytest.mark.parametrize(("name", "params", "route"), [
+    ("inventory", {}, {"kind": "widgets"}),
+    ("inventory", {"top": "0"}, {"kind": "user"}),
+    ("inventory", {"top": "1001"}, {"kind": "user"}),
+    ("inventory", {"top": "ten"}, {"kind": "user"}),
+    ("inventory", {"includeDeleted": "maybe"}, {"kind": "user"}),
+    ("inventory", {"deletedSince": "last week"}, {"kind": "user"}),
+    ("inventory", {"changedSince": "2026-13-01"}, {"kind": "user"}),
+    ("inventory", {"continuationToken": "not-a-token"}, {"kind": "user"}),
+    ("inventory", {"servce": "contoso"}, {"kind": "user"}),
+    ("resource", {}, {}),
+    ("resource", {"id": "just-a-name"}, {}),
+    ("resource", {"id": "/subscriptions/x/resourceGroups/y"}, {}),
+    ("history", {"id": "contoso/users/alice", "since": "soon"}, {}),
+    ("flags", {"x": "1"}, {}),
+])
+def test_bad_parameters_get_400_with_a_message(seeded: bootstrap.Services, name: str, params: dict[str, str],
+                                              route: dict[str, str]) -> None:
+    status, body = call(name, params, **route)
+    assert status == 400 and body["error"]
+
+
+INJECTIONS = ["' or PartitionKey ne '", "'", '"', "%", "%27", "naïve-ユーザー", "a\tb", "x" * 5000, "/", "\\", "#", "?",
+              "' or 1 eq 1 or '", "contoso' or Kind ne '"]
+
+
+@pytest.mark.parametrize("attempt", INJECTIONS, ids=range(len(INJECTIONS)))
+def test_injection_attempts_get_an_error_or_exactly_the_right_rows(seeded: bootstrap.Services, attempt: str) -> None:
+    status, body = call("inventory", {"service": attempt}, kind="user")
+    assert (status, body.get("items")) in ((200, []), (400, None))
+    assert call("inventory", kind=attempt)[0] == 400
+    for param in ("deletedSince", "changedSince"):
+        assert call("inventory", {param: attempt}, kind="user")[0] == 400
+    assert call("inventory", {"continuationToken": attempt}, kind="user")[0] == 400
+    assert call("resource", {"id": attempt})[0] in (400, 404)
+    assert call("resource", {"id": "contoso/users/" + attempt})[0] in (400, 404)
+    assert call("history", {"id": "contoso/users/" + attempt})[0] in (400, 404)
+    assert call("history", {"id": "contoso/users/alice", "since": attempt})[0] == 400
+    # and the real rows are still exactly there
+    assert sorted(r["Path"] for r in call("inventory", kind="user")[1]["items"]) == ["users/alice", "users/carol"]
+
+
+def test_paging_across_more_than_1000_rows(azurite: Azurite, app_settings: Settings, clock: ManualClock) -> None:
+    bootstrap.install(bootstrap.build_services(clock=clock.now))
+    try:
+        client = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(app_settings.inventory_table)
+        service = parse_service_id(SERVICE_ID)
+        batches: dict[str, list[Any]] = defaultdict(list)
+        for i in range(1250):
+            row = merge(None, Change(parse_path(service, f"users/u{i:05d}"), Op.CREATED, Stamp(T0, f"e{i}"), "x"))
+            batches[row["PartitionKey"]].append(("upsert", row))
+        for ops in batches.values():
+            for at in range(0, len(ops), 100):
+                client.submit_transaction(ops[at:at + 100])
+        for top in ("1000", "300"):
+            seen: list[str] = []
+            token: str | None = None
+            pages = 0
+            while True:
+                status, body = call("inventory", {"top": top, **({"continuationToken": token} if token else {})}, kind="user")
+                assert status == 200 and len(body["items"]) <= int(top)
+                seen += [r["Path"] for r in body["items"]]
+                pages += 1
+                token = body["continuationToken"]
+                if not token:
+                    break
+            assert sorted(seen) == [f"users/u{i:05d}" for i in range(1250)] and len(seen) == len(set(seen))
+            assert pages >= -(-1250 // int(top))
+    finally:
+        bootstrap.install(None)
