@@ -1,14 +1,15 @@
-# make demo: run the app against an embedded Azurite.  make test: the test suite.
+# make demo: run the app against an embedded Azurite.  make test: the test suite.  Both install .venv/bin/apim-inventory.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
 .PHONY: demo test bench lint clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -e . --no-deps  # the apim-inventory command, from this work tree
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -24,10 +25,11 @@ test: $(VENV)/.installed node_modules/.installed
 bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m bench.bench
 	$(PY) -m bench.sweep_cost
+	$(PY) -m bench.query_cost
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -21,25 +21,14 @@ from shared.alerts import AlertOutbox, LoggingAlertPublisher
 from shared.config import Settings
 from shared.events import parse_time
 from shared.flags import Alert
+from shared.output import short_type, table, when
 from shared.resources import KINDS
 from shared.storage import table_service_client
 from shared.table_repository import TableInventoryRepository
 
 STREAM = ROOT / "demo" / "stream.json"
 OUTCOMES = ("applied", "stale", "duplicate", "rejected")
-PREFIX = "microsoft.apimanagement."
 REJECTED_FIELDS = (("id", "EventId"), ("type", "EventType"), ("subject", "Subject"))
-
-
-def short_type(event_type: object) -> str:
-    text = str(event_type or "")
-    return text[len(PREFIX):] if text.lower().startswith(PREFIX) else text
-
-
-def when(value: object) -> str:
-    if not isinstance(value, datetime):
-        return ""
-    return value.strftime("%Y-%m-%dT%H:%M:%S" + (".%fZ" if value.microsecond else "Z"))
 
 
 def extra(row: dict[str, Any]) -> str:
@@ -52,12 +41,6 @@ def extra(row: dict[str, Any]) -> str:
         trip = f" (trip {row['TripDuration']})" if row.get("TripDuration") else ""
         return f"breaker {row['BreakerState']}{trip}"
     return ""
-
-
-def table(header: Sequence[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
-    widths = [max(len(r[i]) for r in [list(header), *rows]) for i in range(len(header))]
-    lines = [list(header), ["-" * w for w in widths], *rows]
-    return [indent + "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
 
 
 def service_id(row: dict[str, Any]) -> str:

@@ -108,4 +108,10 @@ def parse_time(value: object, what: str) -> datetime:
         raise PermanentEventError("bad-time", f"the event has no {what}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+    try:
+        moment = moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise PermanentEventError("bad-time", f"{what} is out of range: {value!s:.100}") from None
+    if moment.year < 1601:  # Table Storage's Edm.DateTime starts at 1601
+        raise PermanentEventError("bad-time", f"{what} is before 1601, which Table Storage cannot hold: {value!s:.100}")
+    return moment

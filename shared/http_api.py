@@ -4,29 +4,17 @@ Bad parameters get 400 with a message, a missing resource 404, an unreachable st
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 import azure.functions as func
 from azure.core.exceptions import AzureError
 
+from .output import to_json
 from .queries import BadQuery, InventoryQueries, NotFound, parse_bool, parse_kind, parse_top, parse_when
 
 log = logging.getLogger("apim_inventory.http")
-
-
-def to_json(value: Any) -> str:
-    """JSON with datetimes as ISO 8601 UTC (`...Z`)."""
-    return json.dumps(value, default=_default, ensure_ascii=False, sort_keys=True)
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _answer(status: int, body: Any) -> func.HttpResponse:
@@ -37,7 +25,8 @@ def _params(req: func.HttpRequest, allowed: set[str]) -> Mapping[str, str]:
     unknown = sorted(set(req.params) - allowed)
     if unknown:
         raise BadQuery(f"unknown parameter {unknown[0][:60]!r}; allowed: {', '.join(sorted(allowed))}")
-    return req.params
+    params: Mapping[str, str] = req.params
+    return params
 
 
 def _required(params: Mapping[str, str], name: str) -> str:

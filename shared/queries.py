@@ -17,7 +17,7 @@ from typing import Any
 from .errors import PermanentEventError
 from .events import parse_time
 from .flags import BREAKER_KIND, TOKEN_KIND
-from .keys import family_range, resource_keys
+from .keys import encode_part, family_range, resource_keys
 from .repository import Condition, Entity, InventoryRepository, Query, Token
 from .resources import KINDS, ResourceRef, ServiceRef, parse_path, parse_resource_id
 
@@ -56,7 +56,9 @@ def parse_when(text: str | None, what: str) -> datetime | None:
     _limit(text, what)
     try:
         return parse_time(text, what)
-    except PermanentEventError:
+    except PermanentEventError as exc:
+        if "before 1601" in exc.message:
+            raise BadQuery(f"{what} must not be before 1601-01-01, the earliest time Table Storage holds") from None
         raise BadQuery(f"{what} must be an ISO 8601 time such as 2026-11-02T09:00:00Z, not {text[:60]!r}") from None
 
 
@@ -101,12 +103,13 @@ def resolve_id(text: str) -> ResourceRef:
     _limit(text, "id")
     try:
         if text.lower().startswith("/subscriptions/"):
-            return parse_resource_id(text)[1]
-        service, _, path = text.strip().partition("/")
-        if not service or not path:
-            raise BadQuery(f"id must be an ARM id or SERVICE/PATH, not {text[:80]!r}")
-        ref = parse_path(ServiceRef("", "", service), path)
-        resource_keys(ref)  # the key limits
+            ref = parse_resource_id(text)[1]
+        else:
+            service, _, path = text.strip().partition("/")
+            if not service or not path:
+                raise BadQuery(f"id must be an ARM id or SERVICE/PATH, not {text[:80]!r}")
+            ref = parse_path(ServiceRef("", "", service), path)
+        resource_keys(ref)  # the key limits, for both forms
         return ref
     except PermanentEventError as exc:
         raise BadQuery(f"bad id: {exc.message}") from None
@@ -121,6 +124,12 @@ def _service_key(service: str | None) -> str | None:
     if service is None or service == "":
         return None
     _limit(service, "service", 256)
+    try:
+        encode_part(service)
+    except PermanentEventError:
+        raise BadQuery("service is not valid Unicode") from None
+    if not service.strip():
+        raise BadQuery("service is blank")
     return service.strip().lower()
 
 
@@ -192,7 +201,7 @@ class InventoryQueries:
             windows[label] = {
                 "applied": sum(1 for r in recorded if r["RecordedAt"] >= start and not r.get("Stale")),
                 "stale": sum(1 for r in recorded if r["RecordedAt"] >= start and r.get("Stale")),
-                "duplicate": sum(int(r.get("Duplicates", 0)) for r in duplicated if r["LastDuplicateAt"] >= start),
+                "duplicate": sum(1 for r in duplicated if r["LastDuplicateAt"] >= start),  # events redelivered in the window
                 "rejected": sum(1 for r in rejected if r["ReceivedAt"] >= start),
             }
         return {

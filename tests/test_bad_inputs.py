@@ -68,6 +68,7 @@ CORPUS: list[tuple[str, dict[str, Any] | str, str]] = [
     ("token without tokenInfo", with_(TOKEN, data=without(TOKEN["data"], "tokenInfo")), "bad-data"),
     ("token without gatewayInfo", with_(TOKEN, data=without(TOKEN["data"], "gatewayInfo")), "bad-data"),
     ("token expiry unparsable", with_(TOKEN, data={**TOKEN["data"], "tokenInfo": {"expiresAtUtc": "soon"}}), "bad-time"),
+    ("token expiry before 1601", with_(TOKEN, data={**TOKEN["data"], "tokenInfo": {"expiresAtUtc": "0001-01-01T00:00:00+01:00"}}), "bad-time"),
     ("token expiry missing", with_(TOKEN, data={**TOKEN["data"], "tokenInfo": {}}), "bad-time"),
     ("token other gateway", with_(TOKEN, data={**TOKEN["data"], "gatewayInfo": {"gatewayId": "west", "instanceId": "pod-1"}}), "subject-mismatch"),
     ("token other instance", with_(TOKEN, data={**TOKEN["data"], "gatewayInfo": {"gatewayId": "edge", "instanceId": "pod-9"}}), "subject-mismatch"),

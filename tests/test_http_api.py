@@ -95,7 +95,7 @@ def test_resource_by_arm_id_and_by_service_path(seeded: bootstrap.Services) -> N
 
 def test_history_newest_first(seeded: bootstrap.Services) -> None:
     status, body = call("history", {"id": "contoso/users/alice"})
-    assert status == 200 and [h["EventId"] for h in body["items"]][0] == "dup"
+    assert status == 200 and body["items"][0]["EventId"] == "dup"
     assert [h["Change"] for h in body["items"]] == ["updated", "created"]
     _, body = call("history", {"id": "contoso/users/alice", "since": iso(T0 + timedelta(seconds=5))})
     assert [h["EventId"] for h in body["items"]] == ["dup"]

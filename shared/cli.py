@@ -1,0 +1,288 @@
+"""apim-inventory: the inventory from a shell. Query it, replay events into it, run the timers now."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+import traceback
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NoReturn
+
+from azure.core.exceptions import AzureError, HttpResponseError
+
+from . import bootstrap
+from .config import Settings
+from .delivery import decode_event, read_events
+from .errors import ConflictRetriesExhausted
+from .output import progress, record_lines, row_table, row_value, table, to_csv, to_json, when
+from .queries import BadQuery, InventoryQueries, NotFound, parse_kind, parse_when, resolve_id
+from .repository import Entity
+from .resources import KINDS
+from .storage import StorageNotConfigured
+
+PROG = "apim-inventory"
+RETRY_TOTAL = 1  # an unreachable store fails in a second, unless INVENTORY_STORAGE_RETRY_TOTAL says otherwise
+PROGRESS_ABOVE = 200
+EPILOG = f"""\
+The store comes from the same app settings as the function app (docs/settings.md): INVENTORY_STORAGE, INVENTORY_STORAGE__tableServiceUri,
+AzureWebJobsStorage, INVENTORY_TABLE and the other table names. When the current directory has a local.settings.json, its "Values" are
+used for every setting not already in the environment. INVENTORY_STORAGE_RETRY_TOTAL defaults to {RETRY_TOTAL} here, to fail fast.
+
+Times (T) are ISO 8601, such as 2026-11-02T09:00:00Z. An ID is an ARM id, or SERVICE/PATH as in the Path column
+(contoso/apis/orders;rev=2, contoso/gateways/edge/instances/pod-1).
+
+Exit codes: 0 success; 1 not found, or the store unreachable or failing; 2 usage errors (unknown kind, bad id, bad time, unreadable input)."""
+EXTRA_COLUMNS = {"api": ("Revision",), "gatewayInstance": ("TokenStatus", "TokenExpiresAt"),
+                 "circuitBreakerRule": ("BreakerState", "ExpectedCloseAt", "StuckOpen")}
+STORE_ERRORS = (AzureError, ConflictRetriesExhausted)
+
+
+class Failure(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {_line(message)} (see {self.prog} --help)\n")
+
+
+def _checked(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """Validate an argument with the query layer's own parser, before anything connects."""
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except BadQuery as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+    return check
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the pipeline does, on stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    output = _Parser(add_help=False)
+    output.add_argument("-o", "--output", choices=("table", "json", "csv"), default="table", help="default: table")
+
+    def command(name: str, text: str, run: Callable[[argparse.Namespace], int], reads: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text, parents=[output] if reads else [])
+        sub.set_defaults(run=run)
+        return sub
+
+    def since(sub: argparse.ArgumentParser, flag: str, text: str) -> None:
+        sub.add_argument(flag, metavar="T", type=_checked(lambda t: parse_when(t, flag)), help=text)
+
+    sub = command("list", "the rows of one kind (live ones, unless told otherwise)", _list)
+    sub.add_argument("kind", metavar="KIND", type=_checked(parse_kind), help=f"one of: {', '.join(KINDS)}")
+    sub.add_argument("--service", metavar="S", help="one APIM service (default: all)")
+    sub.add_argument("--include-deleted", action="store_true", help="tombstones too")
+    since(sub, "--deleted-since", "only tombstones deleted at or after T")
+    since(sub, "--changed-since", "only rows whose last event is at or after T")
+    command("show", "one resource, every column", _show).add_argument("id", metavar="ID", type=_checked(resolve_id))
+    sub = command("history", "a resource's history, newest first", _history)
+    sub.add_argument("id", metavar="ID", type=_checked(resolve_id))
+    since(sub, "--since", "only events at or after T")
+    command("flags", "gateway tokens near expiry or expired, circuit breakers open or stuck open", _flags)
+    command("summary", "counts by kind and service; events applied, stale, duplicate, rejected in the last hour and day", _summary)
+    since(command("rejected", "the rejected events, with their reasons, newest first", _rejected), "--since", "only those received at or after T")
+    sub = command("replay", "apply events from files through the function's pipeline, with its outcomes", _replay, reads=False)
+    sub.add_argument("files", nargs="+", metavar="FILE", help="a JSON array as Event Grid delivers it, or JSON Lines; - for stdin")
+    command("sweep", "run both timers now: gateway token expiry and stuck circuit breakers", _sweep, reads=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    verbose = False
+    try:
+        args = _parser().parse_args(argv)
+        verbose = args.verbose
+        logging.basicConfig(level=logging.WARNING if verbose else logging.ERROR, format=f"{PROG}: %(name)s: %(message)s")
+        logging.getLogger("apim_inventory").setLevel(logging.INFO if verbose else logging.ERROR)
+        _load_local_settings(Path("local.settings.json"))
+        return int(args.run(args))
+    except SystemExit as exc:  # argparse: --help, or a usage error it has printed
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    except (Failure, BadQuery, NotFound, *STORE_ERRORS) as exc:
+        code = exc.code if isinstance(exc, Failure) else 2 if isinstance(exc, BadQuery) else 1
+        return _fail(_store_error(exc) if isinstance(exc, STORE_ERRORS) else str(exc), code)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 1
+    except Exception as exc:
+        if verbose:
+            traceback.print_exc()
+        return _fail(f"unexpected {type(exc).__name__}: {exc}", 1)
+
+
+def _line(text: str) -> str:
+    return " ".join(text.splitlines()).strip()
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"{PROG}: error: {_line(message)}", file=sys.stderr)
+    return code
+
+
+def _store_error(exc: Exception) -> str:
+    message = re.sub(r"^<[^>]*>:\s*", "", _line(str(exc)))[:500]  # urllib3 starts with the connection's repr
+    if isinstance(exc, HttpResponseError):
+        return f"the inventory store failed: {exc.status_code} {exc.reason}: {message}"
+    return f"the inventory store is unreachable: {message}" if isinstance(exc, AzureError) else f"the inventory store failed: {message}"
+
+
+def _load_local_settings(path: Path) -> None:
+    if not path.is_file():
+        return
+    try:
+        for key, value in (json.loads(path.read_text(encoding="utf-8")).get("Values") or {}).items():
+            if value is not None:
+                os.environ.setdefault(str(key), str(value))
+    except (OSError, ValueError, AttributeError) as exc:
+        raise Failure(1, f"{path}: cannot use its Values: {exc}") from None
+
+
+def _services() -> bootstrap.Services:
+    try:
+        settings = Settings.from_env()
+        if not os.environ.get("INVENTORY_STORAGE_RETRY_TOTAL"):
+            settings = replace(settings, storage_retry_total=RETRY_TOTAL)
+        bootstrap.install(bootstrap.build_services(settings))  # creates the tables if missing: the first request
+    except StorageNotConfigured as exc:
+        raise Failure(1, f"no inventory store is configured: {exc}") from None
+    except ValueError as exc:
+        raise Failure(1, f"bad settings: {exc}") from None
+    return bootstrap.services()
+
+
+def _queries() -> InventoryQueries:
+    return _services().queries
+
+
+def _emit(args: argparse.Namespace, document: Any, rows: list[Entity], lines: Callable[[], list[str]],
+          csv_header: Sequence[str] | None = None) -> int:
+    if args.output == "json":
+        print(to_json(document))
+    elif args.output == "csv":
+        sys.stdout.write(to_csv(rows, csv_header))
+    else:
+        print("\n".join(lines()))
+    return 0
+
+
+def _by_path(row: Entity) -> tuple[str, str]:
+    return str(row.get("Service", "")).lower(), str(row.get("Path", "")).lower()
+
+
+def _list(args: argparse.Namespace) -> int:
+    kind = parse_kind(args.kind)
+    page = _queries().list_kind(kind, service=args.service, include_deleted=args.include_deleted, top=None,
+                                deleted_since=parse_when(args.deleted_since, "--deleted-since"),
+                                changed_since=parse_when(args.changed_since, "--changed-since"))
+    rows = sorted(page.rows, key=_by_path)
+    deleted = ("DeletedAt",) if any(row.get("IsDeleted") for row in rows) else ()
+    header = ("Service", "Kind", "Path", "State", *EXTRA_COLUMNS.get(kind, ()), *deleted, "LastEventType", "LastEventTime")
+    return _emit(args, rows, rows, lambda: row_table(header, rows))
+
+
+def _show(args: argparse.Namespace) -> int:
+    row = _queries().resource(args.id)
+    return _emit(args, row, [row], lambda: record_lines(row))
+
+
+def _history(args: argparse.Namespace) -> int:
+    records = _queries().history(args.id, parse_when(args.since, "--since"))
+    header = ("EventTime", "EventType", "Change", "Stale", "Duplicates", "EventId", "Values")
+    return _emit(args, records, records, lambda: row_table(header, records))
+
+
+def _flag(row: Entity) -> list[str]:
+    if row.get("Kind") == "gatewayInstance":
+        flag, detail = f"token {row.get('TokenStatus')}", f"expires {when(row.get('TokenExpiresAt'))}"
+    else:
+        flag = "breaker stuck open" if row.get("StuckOpen") else "breaker open"
+        detail = f"opened {when(row.get('OpenedAt'))}, expected to close {when(row.get('ExpectedCloseAt'))}"
+    return [*(row_value(row, column) for column in ("Service", "Kind", "Path")), flag, detail]
+
+
+def _flags(args: argparse.Namespace) -> int:
+    found = _queries().flags()
+    rows = sorted(found["tokens"], key=_by_path) + sorted(found["breakers"], key=_by_path)
+    return _emit(args, rows, rows, lambda: table(("Service", "Kind", "Path", "Flag", "Detail"), [_flag(r) for r in rows], ""))
+
+
+def _summary(args: argparse.Namespace) -> int:
+    summary = _queries().summary()
+    resources, windows = summary["resources"], summary["events"]
+    metrics = ("applied", "stale", "duplicate", "rejected")
+    long_rows = [{"Metric": m, "Service": r["service"], "Kind": r["kind"], "Count": r[m]} for r in resources for m in ("live", "deleted")]
+    long_rows += [{"Metric": m, "Window": w, "Count": windows[w][m]} for w in windows for m in metrics]
+
+    def lines() -> list[str]:
+        counts = [[r["service"], r["kind"], str(r["live"]), str(r["deleted"])] for r in resources]
+        events = [[w, *(str(windows[w][m]) for m in metrics)] for w in windows]
+        return [f"Inventory at {when(summary['generatedAt'])}", "", *table(("Service", "Kind", "Live", "Deleted"), counts, ""),
+                "", *table(("Events", *(m.capitalize() for m in metrics)), events, "")]
+
+    return _emit(args, summary, long_rows, lines, csv_header=("Metric", "Window", "Service", "Kind", "Count"))
+
+
+def _rejected(args: argparse.Namespace) -> int:
+    records = _queries().rejected(parse_when(args.since, "--since"))
+    header = ("ReceivedAt", "Reason", "EventId", "EventType", "Subject", "Message")
+    return _emit(args, records, records, lambda: row_table(header, records))
+
+
+def _read(name: str) -> list[str]:
+    try:
+        return list(read_events(sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise Failure(2, f"{name}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # not UTF-8, or a line that is not JSON
+        raise Failure(2, f"{name}: {exc}") from None
+
+
+def _replay(args: argparse.Namespace) -> int:
+    payloads = [payload for name in args.files for payload in _read(name)]
+    _services()
+    show_progress = sys.stderr.isatty() and len(payloads) > PROGRESS_ABOVE
+    counts: Counter[str] = Counter()
+    for number, payload in enumerate(payloads, 1):
+        try:
+            event = decode_event(payload)
+        except Exception as exc:  # the host would fail such a delivery before the function runs
+            counts["undecodable"] += 1
+            print(f"{PROG}: warning: event {number} skipped, the Functions host cannot decode it: {_line(str(exc))}", file=sys.stderr)
+        else:
+            try:
+                counts[bootstrap.services().processor.handle(event).outcome.value] += 1
+            except STORE_ERRORS as exc:
+                raise Failure(1, f"{_store_error(exc)} (after {number - 1} of {len(payloads)} events; replaying again is safe)") from None
+        if show_progress and (number % 50 == 0 or number == len(payloads)):
+            sys.stderr.write(progress(number, len(payloads)) + ("\n" if number == len(payloads) else ""))
+            sys.stderr.flush()
+    names = ["applied", "duplicate", "stale", "rejected"] + (["undecodable"] if counts["undecodable"] else [])
+    print(f"{len(payloads)} events: " + ", ".join(f"{name} {counts[name]}" for name in names))
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    sweeper = _services().sweeper
+    results = [sweeper.sweep_gateway_tokens(), sweeper.sweep_circuit_breakers()]
+    cells = [[r.kind, str(r.rows), str(r.changed), str(r.alerts_sent), str(r.alerts_pending)] for r in results]
+    print("\n".join(table(("Sweep", "Rows", "Changed", "AlertsSent", "AlertsPending"), cells, "")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
