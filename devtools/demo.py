@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -129,21 +130,29 @@ def run(stream: Path) -> int:
             indexed_function(timer)(TimerRequest(past_due=False))
         processor = bootstrap.services().processor
         rows, rejected, outcomes = list(processor.repo.rows()), processor.repo.rejected(), processor.counts
+        services = sorted({service_id(r).rsplit("/", 1)[-1] for r in rows})
+        counts = ", ".join(f"{name} {outcomes[name]}" for name in OUTCOMES)
+        print(f"APIM inventory demo: {stream.relative_to(ROOT) if stream.is_relative_to(ROOT) else stream}")
+        print(f"  services:   {len(services)} ({', '.join(services)})")
+        print(f"  deliveries: {len(deliveries)} HTTP POSTs, {delivered} events delivered")
+        print(f"  outcomes:   {counts}")
+        print("\n".join(inventory_lines(rows) + rejected_lines(rejected) + flag_lines(rows, publisher.alerts, clock[0])))
+        sys.stdout.flush()
+        commands_ok = all(run_command("--now", when(clock[0]), name) == 0 for name in ("summary", "flags"))
     finally:
         bootstrap.install(None)
         azurite.stop()
-
-    services = sorted({service_id(r).rsplit("/", 1)[-1] for r in rows})
-    counts = ", ".join(f"{name} {outcomes[name]}" for name in OUTCOMES)
-    print(f"APIM inventory demo: {stream.relative_to(ROOT) if stream.is_relative_to(ROOT) else stream}")
-    print(f"  services:   {len(services)} ({', '.join(services)})")
-    print(f"  deliveries: {len(deliveries)} HTTP POSTs, {delivered} events delivered")
-    print(f"  outcomes:   {counts}")
-    print("\n".join(inventory_lines(rows) + rejected_lines(rejected) + flag_lines(rows, publisher.alerts, clock[0])))
-    if sum(outcomes.values()) != delivered:
-        print(f"error: {delivered} events delivered but {sum(outcomes.values())} outcomes logged", file=sys.stderr)
+    if sum(outcomes.values()) != delivered or not commands_ok:
+        print(f"error: {delivered} events delivered, {sum(outcomes.values())} outcomes logged", file=sys.stderr)
         return 1
     return 0
+
+
+def run_command(*args: str) -> int:
+    """The installed `apim-inventory` command, against the demo's store (INVENTORY_STORAGE is set)."""
+    command = [str(Path(sys.executable).parent / "apim-inventory"), *args]
+    print(f"\n$ apim-inventory {' '.join(args)}", flush=True)
+    return subprocess.run(command, check=False).returncode
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -69,6 +69,8 @@ def _checked(parse: Callable[[str], object]) -> Callable[[str], str]:
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the pipeline does, on stderr")
+    parser.add_argument("--now", metavar="T", type=_checked(lambda t: parse_when(t, "--now")),
+                        help="take T as the current time (summary windows, sweeps, replay): for events from the past")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     output = _Parser(add_help=False)
     output.add_argument("-o", "--output", choices=("table", "json", "csv"), default="table", help="default: table")
@@ -152,12 +154,14 @@ def _load_local_settings(path: Path) -> None:
         raise Failure(1, f"{path}: cannot use its Values: {exc}") from None
 
 
-def _services() -> bootstrap.Services:
+def _services(args: argparse.Namespace) -> bootstrap.Services:
+    moment = parse_when(args.now, "--now")
+    clock = (lambda: moment) if moment else bootstrap.system_clock
     try:
         settings = Settings.from_env()
         if not os.environ.get("INVENTORY_STORAGE_RETRY_TOTAL"):
             settings = replace(settings, storage_retry_total=RETRY_TOTAL)
-        bootstrap.install(bootstrap.build_services(settings))  # creates the tables if missing: the first request
+        bootstrap.install(bootstrap.build_services(settings, clock=clock))  # creates the tables if missing: the first request
     except StorageNotConfigured as exc:
         raise Failure(1, f"no inventory store is configured: {exc}") from None
     except ValueError as exc:
@@ -165,8 +169,8 @@ def _services() -> bootstrap.Services:
     return bootstrap.services()
 
 
-def _queries() -> InventoryQueries:
-    return _services().queries
+def _queries(args: argparse.Namespace) -> InventoryQueries:
+    return _services(args).queries
 
 
 def _emit(args: argparse.Namespace, document: Any, rows: list[Entity], lines: Callable[[], list[str]],
@@ -186,7 +190,7 @@ def _by_path(row: Entity) -> tuple[str, str]:
 
 def _list(args: argparse.Namespace) -> int:
     kind = parse_kind(args.kind)
-    page = _queries().list_kind(kind, service=args.service, include_deleted=args.include_deleted, top=None,
+    page = _queries(args).list_kind(kind, service=args.service, include_deleted=args.include_deleted, top=None,
                                 deleted_since=parse_when(args.deleted_since, "--deleted-since"),
                                 changed_since=parse_when(args.changed_since, "--changed-since"))
     rows = sorted(page.rows, key=_by_path)
@@ -196,12 +200,12 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    row = _queries().resource(args.id)
+    row = _queries(args).resource(args.id)
     return _emit(args, row, [row], lambda: record_lines(row))
 
 
 def _history(args: argparse.Namespace) -> int:
-    records = _queries().history(args.id, parse_when(args.since, "--since"))
+    records = _queries(args).history(args.id, parse_when(args.since, "--since"))
     header = ("EventTime", "EventType", "Change", "Stale", "Duplicates", "EventId", "Values")
     return _emit(args, records, records, lambda: row_table(header, records))
 
@@ -216,13 +220,13 @@ def _flag(row: Entity) -> list[str]:
 
 
 def _flags(args: argparse.Namespace) -> int:
-    found = _queries().flags()
+    found = _queries(args).flags()
     rows = sorted(found["tokens"], key=_by_path) + sorted(found["breakers"], key=_by_path)
     return _emit(args, rows, rows, lambda: table(("Service", "Kind", "Path", "Flag", "Detail"), [_flag(r) for r in rows], ""))
 
 
 def _summary(args: argparse.Namespace) -> int:
-    summary = _queries().summary()
+    summary = _queries(args).summary()
     resources, windows = summary["resources"], summary["events"]
     metrics = ("applied", "stale", "duplicate", "rejected")
     long_rows = [{"Metric": m, "Service": r["service"], "Kind": r["kind"], "Count": r[m]} for r in resources for m in ("live", "deleted")]
@@ -238,7 +242,7 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _rejected(args: argparse.Namespace) -> int:
-    records = _queries().rejected(parse_when(args.since, "--since"))
+    records = _queries(args).rejected(parse_when(args.since, "--since"))
     header = ("ReceivedAt", "Reason", "EventId", "EventType", "Subject", "Message")
     return _emit(args, records, records, lambda: row_table(header, records))
 
@@ -254,7 +258,7 @@ def _read(name: str) -> list[str]:
 
 def _replay(args: argparse.Namespace) -> int:
     payloads = [payload for name in args.files for payload in _read(name)]
-    _services()
+    _services(args)
     show_progress = sys.stderr.isatty() and len(payloads) > PROGRESS_ABOVE
     counts: Counter[str] = Counter()
     for number, payload in enumerate(payloads, 1):
@@ -277,7 +281,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    sweeper = _services().sweeper
+    sweeper = _services(args).sweeper
     results = [sweeper.sweep_gateway_tokens(), sweeper.sweep_circuit_breakers()]
     cells = [[r.kind, str(r.rows), str(r.changed), str(r.alerts_sent), str(r.alerts_pending)] for r in results]
     print("\n".join(table(("Sweep", "Rows", "Changed", "AlertsSent", "AlertsPending"), cells, "")))

@@ -442,3 +442,11 @@ def test_injection_through_the_console_script(seeded: Seeded) -> None:
     assert len(cases) == len(SAMPLE)
     for case, result in zip(cases, seeded.cli.many(*([*c.argv, "-o", "json"] for c in cases)), strict=True):
         check(case, result.returncode, result.stdout, result.stderr)
+
+
+def test_now_moves_the_summary_windows(seeded: Seeded) -> None:
+    later, bad = seeded.cli.many(["--now", at(datetime.now(timezone.utc) + timedelta(days=3)), "summary", "-o", "json"],
+                                 ["--now", "tomorrow", "summary"])
+    zero = {"applied": 0, "stale": 0, "duplicate": 0, "rejected": 0}
+    assert as_json(later)["events"] == {"lastHour": zero, "lastDay": zero}
+    assert "--now" in failed(bad, 2)
