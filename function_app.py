@@ -28,6 +28,12 @@ def circuit_breaker_sweep(timer: func.TimerRequest) -> None:
     bootstrap.services().sweeper.sweep_circuit_breakers()
 
 
+@app.function_name("reconcile")
+@app.timer_trigger(schedule=_settings.reconcile_schedule, arg_name="timer")
+def reconcile(timer: func.TimerRequest) -> None:
+    bootstrap.services().reconciler.run()
+
+
 @app.route(route="inventory/{kind}", methods=["GET"])
 def inventory(req: func.HttpRequest) -> func.HttpResponse:
     return http_api.list_inventory(req, bootstrap.services().queries)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from azure.core.exceptions import AzureError
 
 from .flags import Alert
+from .identity import credential
 from .keys import check_entity
 from .repository import InventoryRepository
 
@@ -63,10 +64,7 @@ def publisher_from_env(env: Mapping[str, str]) -> AlertPublisher:
         from azure.core.credentials import AzureKeyCredential
 
         return EventGridAlertPublisher(endpoint, AzureKeyCredential(key))
-    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
-
-    client_id = env.get("ALERTS_TOPIC__clientId")
-    return EventGridAlertPublisher(endpoint, ManagedIdentityCredential(client_id=client_id) if client_id else DefaultAzureCredential())
+    return EventGridAlertPublisher(endpoint, credential(env, "ALERTS_TOPIC"))
 
 
 def outbox_entity(alert: Alert) -> dict[str, Any]:

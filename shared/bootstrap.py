@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .alerts import AlertOutbox, publisher_from_env
+from .arm import ArmClient
 from .config import Settings
+from .enrichment import Enricher
+from .identity import credential
 from .pipeline import EventProcessor
 from .queries import InventoryQueries
 from .repository import InventoryRepository
+from .resources import parse_service_id
 from .storage import table_service_client
 from .sweeps import Sweeper
+from .sync import InventorySync, Reconciler
 from .table_repository import TableInventoryRepository
 from .writer import RowWriter
 
@@ -27,17 +32,32 @@ class Services:
     processor: EventProcessor
     sweeper: Sweeper
     queries: InventoryQueries
+    reconciler: Reconciler
 
 
-def wire(repo: InventoryRepository, settings: Settings, outbox: AlertOutbox, clock: Callable[[], datetime]) -> Services:
+def wire(repo: InventoryRepository, settings: Settings, outbox: AlertOutbox, clock: Callable[[], datetime],
+         arm: ArmClient | None = None) -> Services:
+    """`arm` is used for enrichment when ENRICH_FROM_ARM is on, and for syncs whenever it is given."""
     writer = RowWriter(repo, outbox, settings.flag_policy, clock, settings.conflict_retries)
-    return Services(EventProcessor(repo, writer=writer), Sweeper(writer, outbox), InventoryQueries(repo, clock))
+    enricher = Enricher(arm, writer, clock) if arm is not None and settings.enrich_from_arm else None
+    syncer = InventorySync(arm, writer, clock) if arm is not None else None
+    return Services(
+        EventProcessor(repo, writer=writer, enricher=enricher), Sweeper(writer, outbox), InventoryQueries(repo, clock),
+        Reconciler(syncer, enricher, tuple(parse_service_id(s) for s in settings.reconcile_services)),
+    )
 
 
-def build_services(settings: Settings | None = None, clock: Callable[[], datetime] = system_clock) -> Services:
+def arm_client(settings: Settings, env: Mapping[str, str] | None = None) -> ArmClient:
+    return ArmClient(credential(os.environ if env is None else env, "ARM"), settings.arm_endpoint,
+                     audience=settings.arm_audience, retry_after_limit=settings.arm_retry_after_limit)
+
+
+def build_services(settings: Settings | None = None, clock: Callable[[], datetime] = system_clock, *,
+                   with_arm: bool = False) -> Services:
     settings = settings or Settings.from_env()
     repo = TableInventoryRepository(table_service_client(retry_total=settings.storage_retry_total), settings)
-    return wire(repo, settings, AlertOutbox(repo, publisher_from_env(os.environ)), clock)
+    arm = arm_client(settings) if with_arm or settings.uses_arm else None
+    return wire(repo, settings, AlertOutbox(repo, publisher_from_env(os.environ)), clock, arm)
 
 
 _services: Services | None = None

@@ -20,11 +20,11 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from . import bootstrap
 from .config import Settings
 from .delivery import decode_event, read_events
-from .errors import ConflictRetriesExhausted
+from .errors import ConflictRetriesExhausted, PermanentEventError
 from .output import progress, record_lines, row_table, row_value, table, to_csv, to_json, when
 from .queries import BadQuery, InventoryQueries, NotFound, parse_kind, parse_when, resolve_id
 from .repository import Entity
-from .resources import KINDS
+from .resources import KINDS, ServiceRef, parse_service_id
 from .storage import StorageNotConfigured
 
 PROG = "apim-inventory"
@@ -99,7 +99,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("replay", "apply events from files through the function's pipeline, with its outcomes", _replay, reads=False)
     sub.add_argument("files", nargs="+", metavar="FILE", help="a JSON array as Event Grid delivers it, or JSON Lines; - for stdin")
     command("sweep", "run both timers now: gateway token expiry and stuck circuit breakers", _sweep, reads=False)
+    sub = command("sync", "a full sync of one APIM service from Azure Resource Manager: add, update, tombstone", _sync)
+    sub.add_argument("--service", required=True, metavar="ID", type=_service_id,
+                     help="the service's ARM id, /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.ApiManagement/service/NAME")
     return parser
+
+
+def _service_id(text: str) -> ServiceRef:
+    try:
+        return parse_service_id(text)
+    except PermanentEventError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -154,14 +164,14 @@ def _load_local_settings(path: Path) -> None:
         raise Failure(1, f"{path}: cannot use its Values: {exc}") from None
 
 
-def _services(args: argparse.Namespace) -> bootstrap.Services:
+def _services(args: argparse.Namespace, with_arm: bool = False) -> bootstrap.Services:
     moment = parse_when(args.now, "--now")
     clock = (lambda: moment) if moment else bootstrap.system_clock
     try:
         settings = Settings.from_env()
         if not os.environ.get("INVENTORY_STORAGE_RETRY_TOTAL"):
             settings = replace(settings, storage_retry_total=RETRY_TOTAL)
-        bootstrap.install(bootstrap.build_services(settings, clock=clock))  # creates the tables if missing: the first request
+        bootstrap.install(bootstrap.build_services(settings, clock=clock, with_arm=with_arm))  # creates the tables if missing: the first request
     except StorageNotConfigured as exc:
         raise Failure(1, f"no inventory store is configured: {exc}") from None
     except ValueError as exc:
@@ -286,6 +296,32 @@ def _sweep(args: argparse.Namespace) -> int:
     cells = [[r.kind, str(r.rows), str(r.changed), str(r.alerts_sent), str(r.alerts_pending)] for r in results]
     print("\n".join(table(("Sweep", "Rows", "Changed", "AlertsSent", "AlertsPending"), cells, "")))
     return 0
+
+
+def _sync(args: argparse.Namespace) -> int:
+    syncer = _services(args, with_arm=True).reconciler.syncer
+    assert syncer is not None
+    show = sys.stderr.isatty()
+
+    def note(phase: str, done: int, total: int | None) -> None:
+        if show:
+            bar = progress(done, total) if total else f"\r{done}"
+            sys.stderr.write(f"{bar} {phase}".ljust(72) + ("\n" if phase == "write" and done == total else ""))
+            sys.stderr.flush()
+
+    report = syncer.sync(args.service, note)
+    outcomes = ("added", "updated", "tombstoned", "unchanged", "skipped")
+    kinds = [k for k in KINDS if k in report.by_kind]
+    cells = [[kind, *(str(report.by_kind[kind][o]) for o in outcomes)] for kind in kinds]
+    cells.append(["total", *(str(report.counts[o]) for o in outcomes)])
+    document = {"service": report.service, "startedAt": report.started_at, "listed": report.listed,
+                "counts": {o: report.counts[o] for o in outcomes}, "byKind": {k: dict(report.by_kind[k]) for k in kinds},
+                "incomplete": report.incomplete}
+    rows = [{"Kind": c[0], **{o.capitalize(): int(v) for o, v in zip(outcomes, c[1:], strict=True)}} for c in cells]
+    _emit(args, document, rows, lambda: table(("Kind", *(o.capitalize() for o in outcomes)), cells, ""))
+    for kind, reason in sorted(report.incomplete.items()):
+        print(f"{PROG}: warning: {kind} not listed completely, so none of its rows was tombstoned: {_line(reason)}", file=sys.stderr)
+    return 1 if report.incomplete else 0
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from .arm import DEFAULT_ENDPOINT
+from .errors import PermanentEventError
 from .flags import FlagPolicy
+from .resources import parse_service_id
 
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 
@@ -26,6 +29,12 @@ class Settings:
     breaker_sweep_schedule: str = "0 */5 * * * *"
     token_warning_days: float = 7.0
     breaker_grace_minutes: float = 5.0
+    enrich_from_arm: bool = False
+    arm_endpoint: str = DEFAULT_ENDPOINT
+    arm_audience: str = DEFAULT_ENDPOINT
+    arm_retry_after_limit: float = 30.0
+    reconcile_schedule: str = "0 30 */6 * * *"
+    reconcile_services: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         tables = (self.inventory_table, self.history_table, self.rejected_table, self.outbox_table)
@@ -36,6 +45,15 @@ class Settings:
             raise ValueError("the inventory, history, rejected and alert tables must have different names")
         if self.token_warning_days < 0 or self.breaker_grace_minutes < 0:
             raise ValueError("TOKEN_WARNING_DAYS and CIRCUIT_BREAKER_GRACE_MINUTES must not be negative")
+        for service in self.reconcile_services:
+            try:
+                parse_service_id(service)
+            except PermanentEventError as exc:
+                raise ValueError(f"RECONCILE_SERVICES: {exc.message}") from None
+
+    @property
+    def uses_arm(self) -> bool:
+        return self.enrich_from_arm or bool(self.reconcile_services)
 
     @property
     def flag_policy(self) -> FlagPolicy:
@@ -56,4 +74,17 @@ class Settings:
             breaker_sweep_schedule=env.get("CIRCUIT_BREAKER_SWEEP_SCHEDULE", cls.breaker_sweep_schedule),
             token_warning_days=float(env.get("TOKEN_WARNING_DAYS", cls.token_warning_days)),
             breaker_grace_minutes=float(env.get("CIRCUIT_BREAKER_GRACE_MINUTES", cls.breaker_grace_minutes)),
+            enrich_from_arm=_flag(env.get("ENRICH_FROM_ARM", "false"), "ENRICH_FROM_ARM"),
+            arm_endpoint=env.get("ARM_ENDPOINT", cls.arm_endpoint),
+            arm_audience=env.get("ARM_AUDIENCE", cls.arm_audience),
+            arm_retry_after_limit=float(env.get("ARM_RETRY_AFTER_LIMIT_SECONDS", cls.arm_retry_after_limit)),
+            reconcile_schedule=env.get("RECONCILE_SCHEDULE", cls.reconcile_schedule),
+            reconcile_services=tuple(s for s in re.split(r"[\s,;]+", env.get("RECONCILE_SERVICES", "")) if s),
         )
+
+
+def _flag(text: str, name: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no", ""):
+        raise ValueError(f"{name} must be true or false, not {text!r}")
+    return value in ("true", "1", "yes")

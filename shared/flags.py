@@ -48,7 +48,8 @@ def evaluate(row: dict[str, Any], now: datetime, policy: FlagPolicy) -> dict[str
         return {**row, "TokenStatus": token_status(row["TokenExpiresAt"], now, policy.token_warning)}
     if kind == BREAKER_KIND:
         out = dict(row)
-        trip = parse_duration(row.get("TripDuration"))
+        # The event's trip duration, else the rule's configuration as read from ARM.
+        trip = parse_duration(row.get("TripDuration") or row.get("ConfiguredTripDuration"))
         if row.get("BreakerState") == "open" and row.get("OpenedAt") is not None and trip is not None:
             out["ExpectedCloseAt"] = row["OpenedAt"] + trip
         else:

@@ -128,9 +128,3 @@ HANDLERS: dict[str, Handler] = {
     S.ApiManagementCircuitBreakerOpenedEventName: circuit_breaker,
     S.ApiManagementCircuitBreakerClosedEventName: circuit_breaker,
 }
-
-# The deletion type a parent's cascade carries into its children's LastEventType.
-PARENT_DELETE_TYPES: dict[str, str] = {
-    "api": S.ApiManagementApiDeletedEventName.value,
-    "gateway": S.ApiManagementGatewayDeletedEventName.value,
-}

@@ -12,6 +12,9 @@ from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
+from azure.eventgrid import SystemEventNames as S
+
+from .details import DETAIL_COLUMNS, PERSONAL_COLUMNS
 from .keys import resource_keys
 from .resources import ResourceRef
 
@@ -27,9 +30,18 @@ class Op(StrEnum):
     TOKEN = "token"
     BREAKER = "breaker"
     OBSERVED = "observed"  # named by another resource's event: it exists
+    SYNCED = "synced"  # listed by a full sync: it exists
+    DETAILS = "details"  # the allow-listed fields of its ARM representation, read at the stamp's time
+    ENRICH_FAILED = "enrichFailed"  # reading those fields failed: a later pass retries
 
 
-ALIVE_OPS = frozenset({Op.CREATED, Op.UPDATED, Op.TOKEN, Op.BREAKER, Op.OBSERVED})
+ALIVE_OPS = frozenset({Op.CREATED, Op.UPDATED, Op.TOKEN, Op.BREAKER, Op.OBSERVED, Op.SYNCED})
+READ_OPS = frozenset({Op.DETAILS, Op.ENRICH_FAILED})  # what was read about a resource, not something that happened to it
+# The deletion type a parent's cascade carries into its children's LastEventType.
+PARENT_DELETE_TYPES: dict[str, str] = {
+    "api": S.ApiManagementApiDeletedEventName.value,
+    "gateway": S.ApiManagementGatewayDeletedEventName.value,
+}
 DELETE_OPS = frozenset({Op.DELETED, Op.CASCADE_DELETED})
 
 
@@ -112,7 +124,7 @@ def merge(row: dict[str, Any] | None, change: Change) -> dict[str, Any]:
             out.setdefault(key, value)
     stamp, op = change.stamp, change.op
 
-    if _newer_than_row(out, stamp):
+    if op not in READ_OPS and _newer_than_row(out, stamp):
         out["LastEventTime"], out["LastEventId"], out["LastEventType"] = stamp.time, stamp.event_id, change.event_type
         out["IsDeleted"] = op in DELETE_OPS
         if op in DELETE_OPS:
@@ -131,6 +143,41 @@ def merge(row: dict[str, Any] | None, change: Change) -> dict[str, Any]:
         out["TokenStatus"] = change.values["TokenStatus"]
     if op == Op.BREAKER:
         _merge_breaker(out, change)
+    if op == Op.DETAILS and _newer(out.get("DetailsKey"), stamp):
+        for column in DETAIL_COLUMNS.difference(change.values):
+            out.pop(column, None)
+        out.update(change.values)
+        out["DetailsKey"], out["DetailsAt"] = stamp.encode(), stamp.time
+    if op == Op.ENRICH_FAILED and _newer(out.get("EnrichmentFailedKey"), stamp):
+        out["EnrichmentFailedKey"] = stamp.encode()
+        out.update(change.values)
+    _derive(out)
+    return out
+
+
+def _derive(out: dict[str, Any]) -> None:
+    """Columns that follow from the others, so they too are the same in any order."""
+    failed, fetched = out.get("EnrichmentFailedKey"), out.get("DetailsKey")
+    if failed is not None:
+        out["EnrichmentPending"] = (fetched is None or failed > fetched) and not out["IsDeleted"]
+    # Personal data read before a user's newest deletion is never kept (GDPR erasure).
+    deleted_key = out.get("LastDeleteEventKey")
+    if out["Kind"] == "user" and (out["IsDeleted"] or (deleted_key and (fetched or "") < deleted_key)):
+        for column in PERSONAL_COLUMNS:
+            out.pop(column, None)
+
+
+def apply_changes(row: dict[str, Any] | None, changes: list[Change], parent: dict[str, Any] | None) -> dict[str, Any]:
+    """The row after the changes, with the parent's newest deletion inherited."""
+    out = row
+    for change in changes:
+        out = merge(out, change)
+    ref = changes[0].ref
+    if ref.parent is not None and parent is not None:
+        inherited = cascade_change(parent, ref, PARENT_DELETE_TYPES[ref.parent.kind])
+        if inherited is not None:
+            out = merge(out, inherited)
+    assert out is not None
     return out
 
 

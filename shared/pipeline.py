@@ -15,12 +15,13 @@ from typing import Any
 import azure.functions as func
 
 from .alerts import AlertOutbox, LoggingAlertPublisher
+from .enrichment import Enricher
 from .errors import AlreadyRecorded, PermanentEventError
 from .events import InventoryEvent, describe, parse_event
 from .flags import FlagPolicy
-from .handlers import HANDLERS, PARENT_DELETE_TYPES
+from .handlers import HANDLERS
 from .keys import MAX_STRING_CHARS, child_ranges, history_keys, resource_keys
-from .model import SCHEMA_VERSION, Change, Op, cascade_change, merge, row_stamp
+from .model import PARENT_DELETE_TYPES, SCHEMA_VERSION, Change, Op, apply_changes, cascade_change, row_stamp
 from .repository import InventoryRepository, StoredRow
 from .resources import ResourceRef, parse_path
 from .writer import Loaded, RowWriter
@@ -54,9 +55,10 @@ def _json(value: Any) -> str:
 
 class EventProcessor:
     def __init__(self, repo: InventoryRepository, *, writer: RowWriter | None = None, conflict_retries: int = 10,
-                 clock: Callable[[], datetime] = _utcnow) -> None:
+                 clock: Callable[[], datetime] = _utcnow, enricher: Enricher | None = None) -> None:
         self.repo = repo
         self.writer = writer or RowWriter(repo, AlertOutbox(repo, LoggingAlertPublisher()), FlagPolicy(), clock, conflict_retries)
+        self.enricher = enricher  # set when ENRICH_FROM_ARM is on
         self.counts: Counter[str] = Counter()  # outcomes since start, for summaries
 
     @property
@@ -86,6 +88,8 @@ class EventProcessor:
                 wrote = self._apply(change) or wrote
             if primary.op == Op.DELETED and primary.ref.has_children:
                 wrote = self._cascade(primary.ref) or wrote
+            if self.enricher is not None:
+                self._enrich(self.enricher, changes)
         except PermanentEventError as exc:
             return self._reject(_event_description(event), exc)
         if self.writer.alerts_raised != raised:
@@ -133,14 +137,20 @@ class EventProcessor:
 
     @staticmethod
     def _merged(change: Change, row: StoredRow | None, parent_row: StoredRow | None) -> dict[str, Any]:
-        """The row after the change, with the parent's newest deletion inherited."""
-        merged = merge(row.entity if row else None, change)
-        parent = change.ref.parent
-        if parent is not None and parent_row is not None:
-            inherited = cascade_change(parent_row.entity, change.ref, PARENT_DELETE_TYPES[parent.kind])
-            if inherited is not None:
-                merged = merge(merged, inherited)
-        return merged
+        return apply_changes(row.entity if row else None, [change], parent_row.entity if parent_row else None)
+
+    def _enrich(self, enricher: Enricher, changes: list[Change]) -> None:
+        """Details for what a Created or Updated event names, unless already read after the event;
+        a backend's only on first sight, since breaker events come often."""
+        for change in changes:
+            if not enricher.wants(change.ref) or (change.op not in (Op.CREATED, Op.UPDATED) and change.ref.kind != "backend"):
+                continue
+            row, _ = self._load(change.ref)
+            if row is None or row.entity.get("IsDeleted"):
+                continue
+            fetched = row.entity.get("DetailsKey")
+            if fetched is None or (change.ref.kind != "backend" and fetched < change.stamp.encode()):
+                enricher.enrich(change.ref)
 
     def _cascade(self, parent: ResourceRef) -> bool:
         """Apply the parent's newest deletion to every child row. Idempotent, so it runs on every

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from .errors import AlreadyRecorded, WriteConflict
+from .keys import family_range
 
 Entity = dict[str, Any]
 
@@ -68,6 +69,13 @@ class InventoryRepository(Protocol):
 
     def children(self, pk: str, ranges: list[tuple[str, str]]) -> list[StoredRow]:
         """Rows in partition pk whose RowKey falls in any [low, high) range."""
+
+    def service_rows(self, family: str, service_key: str) -> list[StoredRow]:
+        """Every row of one family in one service (deleted ones too), with ETags."""
+
+    def save_batch(self, items: list[tuple[Entity, str | None]]) -> None:
+        """Write up to 100 rows of one partition in one transaction, each as `save` would (insert
+        when its etag is None, else replace if unchanged). All or nothing: raises WriteConflict."""
 
     def add_history(self, record: Entity) -> None:
         """Insert a history record. Raises AlreadyRecorded with the existing record."""
@@ -132,6 +140,21 @@ class InMemoryInventoryRepository:
         with self._lock:
             found = [row for (p, r), row in self._rows.items() if p == pk and any(lo <= r < hi for lo, hi in ranges)]
         return [StoredRow(copy.deepcopy(row.entity), row.etag) for row in sorted(found, key=lambda s: s.entity["RowKey"])]
+
+    def service_rows(self, family: str, service_key: str) -> list[StoredRow]:
+        low, high = family_range(family, service_key)
+        with self._lock:
+            found = [row for (pk, _), row in sorted(self._rows.items()) if low <= pk < high]
+        return [StoredRow(copy.deepcopy(row.entity), row.etag) for row in found]
+
+    def save_batch(self, items: list[tuple[Entity, str | None]]) -> None:
+        with self._lock:
+            for entity, etag in items:
+                current = self._rows.get((entity["PartitionKey"], entity["RowKey"]))
+                if (current is None) != (etag is None) or (current is not None and current.etag != etag):
+                    raise WriteConflict(f"{entity['PartitionKey']}/{entity['RowKey']} changed since it was read")
+            for entity, _ in items:
+                self._rows[(entity["PartitionKey"], entity["RowKey"])] = StoredRow(copy.deepcopy(entity), f"W/\"{next(self._etags)}\"")
 
     def add_history(self, record: Entity) -> None:
         key = (record["PartitionKey"], record["RowKey"])

@@ -12,6 +12,8 @@ from typing import Any
 
 from azure.data.tables import TableServiceClient
 
+from .identity import credential
+
 DEVELOPMENT_STORAGE = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
     "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
@@ -36,16 +38,7 @@ def table_service_client(env: Mapping[str, str] | None = None, **client_options:
         if not endpoint and account:
             endpoint = f"https://{account}.table.core.windows.net"
         if endpoint:
-            return TableServiceClient(endpoint=endpoint, credential=_credential(env, prefix), **client_options)
+            return TableServiceClient(endpoint=endpoint, credential=credential(env, prefix), **client_options)
     raise StorageNotConfigured(
         "set INVENTORY_STORAGE (a connection string) or INVENTORY_STORAGE__tableServiceUri, or AzureWebJobsStorage"
     )
-
-
-def _credential(env: Mapping[str, str], prefix: str) -> Any:
-    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
-
-    client_id = env.get(f"{prefix}__clientId")
-    if client_id or env.get(f"{prefix}__credential", "").lower() == "managedidentity":
-        return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
-    return DefaultAzureCredential()

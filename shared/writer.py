@@ -33,17 +33,25 @@ class RowWriter:
         first attempt reads nothing. True when the row changed."""
         for attempt in range(self.conflict_retries):
             row, parent = loaded if attempt == 0 and loaded else self.repo.load(pk, rk, parent_rk, fresh=attempt > 0)
-            now = self.clock()
-            new = evaluate(compute(row, parent), now, self.policy)
-            if row is not None and same_row(row.entity, new):
+            new = self.prepare(row, compute(row, parent))
+            if new is None:
                 return False
-            alerts = transitions(row.entity if row else None, new, now)
-            if alerts:
-                self.outbox.add(alerts)
-                self.alerts_raised += len(alerts)
             try:
                 self.repo.save(new, row.etag if row else None)
                 return True
             except WriteConflict:
                 continue
         raise ConflictRetriesExhausted(f"{pk}/{rk}: {self.conflict_retries} write conflicts in a row")
+
+    def prepare(self, row: StoredRow | None, computed: dict[str, Any]) -> dict[str, Any] | None:
+        """The entity to write, with its flags brought up to the clock and the alerts of any flag
+        transition in the outbox; None when the row would not change."""
+        now = self.clock()
+        new = evaluate(computed, now, self.policy)
+        if row is not None and same_row(row.entity, new):
+            return None
+        alerts = transitions(row.entity if row else None, new, now)
+        if alerts:
+            self.outbox.add(alerts)
+            self.alerts_raised += len(alerts)
+        return new

@@ -9,13 +9,15 @@ from collections.abc import Iterator
 import pytest
 from azure.data.tables import TableServiceClient
 
+from devtools.arm_standin import ArmStandIn
 from devtools.azurite import Azurite
+from devtools.management_plane import small_service
 from shared import bootstrap
 from shared.config import Settings
 from shared.pipeline import EventProcessor
 from shared.repository import InMemoryInventoryRepository
 from shared.table_repository import TableInventoryRepository
-from tests.support import ManualClock
+from tests.support import SERVICE_ID, ManualClock
 
 _tables = itertools.count(1)
 
@@ -72,8 +74,32 @@ def app_settings(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return settings
 
 
+@pytest.fixture
+def arm() -> Iterator[ArmStandIn]:
+    """The stand-in management plane, holding one of each kind of resource of service contoso."""
+    with ArmStandIn(page_size=1) as server:  # one item a page: every listing of two follows nextLink
+        server.put_many(small_service(SERVICE_ID))
+        yield server
+
+
+@pytest.fixture
+def arm_settings(app_settings: Settings, arm: ArmStandIn, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """App settings with enrichment on, ARM at the stand-in, and the managed identity the Functions way."""
+    for name, value in {**arm.identity_env(), "ENRICH_FROM_ARM": "true", "ARM_ENDPOINT": arm.endpoint}.items():
+        monkeypatch.setenv(name, value)
+    return Settings.from_env()
+
+
+@pytest.fixture
+def arm_services(arm_settings: Settings, clock: ManualClock) -> Iterator[bootstrap.Services]:
+    bootstrap.install(bootstrap.build_services(clock=clock.now))
+    yield bootstrap.services()
+    bootstrap.install(None)
+
+
 @pytest.fixture(autouse=True)
 def _no_stray_storage_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith(("INVENTORY_", "AzureWebJobsStorage", "ALERTS_", "TOKEN_", "CIRCUIT_BREAKER_", "GATEWAY_TOKEN_")):
+        if name.startswith(("INVENTORY_", "AzureWebJobsStorage", "ALERTS_", "TOKEN_", "CIRCUIT_BREAKER_", "GATEWAY_TOKEN_",
+                            "ENRICH_", "ARM_", "RECONCILE_", "IDENTITY_", "AZURE_CLIENT_")):
             monkeypatch.delenv(name)

@@ -1,0 +1,146 @@
+"""A lean Azure Resource Manager client for API Management: GET one resource, list a collection.
+
+Built on azure-core's pipeline (retries, bearer tokens, logging) rather than azure-mgmt-apimanagement:
+see docs/design.md for the import-time and size figures behind that choice.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from azure.core import PipelineClient
+from azure.core.exceptions import AzureError
+from azure.core.pipeline import PipelineResponse
+from azure.core.pipeline.policies import (
+    BearerTokenCredentialPolicy,
+    HeadersPolicy,
+    HttpLoggingPolicy,
+    RetryPolicy,
+    UserAgentPolicy,
+)
+from azure.core.pipeline.transport import HttpTransport
+from azure.core.rest import HttpRequest, HttpResponse
+
+API_VERSION = "2024-05-01"
+DEFAULT_ENDPOINT = "https://management.azure.com"
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+log = logging.getLogger("apim_inventory.arm")
+
+
+class ArmError(AzureError):
+    """ARM answered with an error (after the retries the pipeline makes)."""
+
+    def __init__(self, status: int, code: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(f"ARM {status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+
+
+class ArmNotFound(ArmError):
+    pass
+
+
+class ArmThrottled(ArmError):
+    """429 with a Retry-After longer than the client waits by itself."""
+
+
+class _RetryWithinLimit(RetryPolicy[Any, Any]):
+    """azure-core's retries (408, 429, 5xx, network), which honour Retry-After, except that a
+    Retry-After beyond `limit` seconds is returned to the caller instead of slept through."""
+
+    def __init__(self, limit: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.limit = limit
+
+    def is_retry(self, settings: dict[str, Any], response: PipelineResponse[Any, Any]) -> bool:
+        wait = self.get_retry_after(response)
+        return super().is_retry(settings, response) and (wait is None or wait <= self.limit)
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+class ArmClient:
+    def __init__(self, credential: Any, endpoint: str = DEFAULT_ENDPOINT, *, audience: str | None = None,
+                 retry_total: int = 3, retry_after_limit: float = 30.0, timeout: float = 30.0,
+                 transport: HttpTransport[Any, Any] | None = None) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        parts = urlsplit(self.endpoint)
+        self._host = parts.netloc.lower()
+        # Bearer tokens only ever travel over TLS, except to a stand-in on this machine.
+        self._plain_http_ok = parts.scheme == "http" and (parts.hostname or "") in _LOOPBACK
+        self._timeout = timeout
+        scope = f"{(audience or DEFAULT_ENDPOINT).rstrip('/')}/.default"
+        policies = [
+            HeadersPolicy({"Accept": "application/json"}),
+            UserAgentPolicy("apim-inventory"),
+            _RetryWithinLimit(retry_after_limit, retry_total=retry_total, retry_backoff_factor=0.5),
+            BearerTokenCredentialPolicy(credential, scope),
+            HttpLoggingPolicy(),
+        ]
+        self._client: PipelineClient[HttpRequest, HttpResponse] = PipelineClient(
+            base_url=self.endpoint, policies=policies, transport=transport)
+
+    def url(self, resource_id: str) -> str:
+        path = quote("/" + resource_id.strip("/"), safe="/;=@:,-._~!$&'()*+")
+        return f"{self.endpoint}{path}?api-version={API_VERSION}"
+
+    def get(self, resource_id: str) -> dict[str, Any]:
+        """One resource's JSON. Raises ArmNotFound, ArmThrottled or ArmError."""
+        return self._call(self.url(resource_id))
+
+    def list(self, collection_id: str) -> Iterator[dict[str, Any]]:
+        """Every item of a collection, following nextLink page by page."""
+        url: str | None = self.url(collection_id)
+        while url:
+            page = self._call(url)
+            yield from page.get("value") or []
+            url = page.get("nextLink") or None
+            if url and urlsplit(url).netloc.lower() != self._host:
+                raise ArmError(0, "ForeignNextLink", f"nextLink points at another host: {url[:200]}")
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _call(self, url: str) -> dict[str, Any]:
+        response = self._client.send_request(
+            HttpRequest("GET", url), enforce_https=not self._plain_http_ok,
+            connection_timeout=self._timeout, read_timeout=self._timeout)
+        if response.status_code == 200:
+            body = response.json()
+            if not isinstance(body, dict):
+                raise ArmError(200, "BadResponse", f"expected a JSON object from {url[:200]}")
+            return body
+        raise _error(response)
+
+
+def _error(response: HttpResponse) -> ArmError:
+    code, message = "Unknown", response.reason or ""
+    try:
+        body = response.json()
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict):
+            code, message = str(error.get("code") or code), str(error.get("message") or message)
+    except ValueError:
+        pass
+    wait = retry_after_seconds(response.headers.get("Retry-After"))
+    cls = ArmNotFound if response.status_code == 404 else ArmThrottled if response.status_code == 429 else ArmError
+    return cls(response.status_code, code, message[:500], wait)

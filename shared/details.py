@@ -1,0 +1,126 @@
+"""What the inventory keeps of a resource's ARM representation: an allow-list of columns per kind.
+
+Only the fields named here are read, so keys, credentials, passwords and anything else ARM may
+return never reach a row. docs/schema.md documents every column.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from .errors import PermanentEventError
+from .events import parse_time
+
+Convert = Callable[[Any], Any]
+MAX_TEXT = 4096  # a long product terms text is cut, never a reason to lose the row
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return parse_time(value, "time") if value else None
+    except PermanentEventError:
+        return None
+
+
+def _joined(value: Any) -> str | None:
+    return ",".join(str(v) for v in value) if isinstance(value, list) else None
+
+
+def _rules(value: Any) -> str | None:
+    """A backend's circuit-breaker rules, reduced to their configuration."""
+    if not isinstance(value, list):
+        return None
+    return _text(json.dumps([circuit_breaker_rule(rule) for rule in value if isinstance(rule, dict)], sort_keys=True))
+
+
+def circuit_breaker_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
+    keep = ("name", "tripDuration", "acceptRetryAfter", "failureCondition")
+    return {key: rule[key] for key in keep if key in rule}
+
+
+# kind -> column -> (dotted property path under `properties`, converter)
+FIELDS: dict[str, dict[str, tuple[str, Convert]]] = {
+    "user": {
+        "Email": ("email", _text), "FirstName": ("firstName", _text), "LastName": ("lastName", _text),
+        "State": ("state", _text), "RegistrationDate": ("registrationDate", _time),
+    },
+    "api": {
+        "DisplayName": ("displayName", _text), "ApiPath": ("path", _text), "Protocols": ("protocols", _joined),
+        "ApiRevision": ("apiRevision", _text), "IsCurrent": ("isCurrent", _bool), "IsOnline": ("isOnline", _bool),
+        "ApiVersion": ("apiVersion", _text), "ApiVersionSetId": ("apiVersionSetId", _text),
+        "ServiceUrl": ("serviceUrl", _text), "ApiType": ("type", _text),
+    },
+    "apiRelease": {
+        "ReleaseApiId": ("apiId", _text), "Notes": ("notes", _text), "ReleasedAt": ("createdDateTime", _time),
+    },
+    "product": {
+        "DisplayName": ("displayName", _text), "State": ("state", _text),
+        "SubscriptionRequired": ("subscriptionRequired", _bool), "ApprovalRequired": ("approvalRequired", _bool),
+        "SubscriptionsLimit": ("subscriptionsLimit", _int), "Terms": ("terms", _text),
+    },
+    "subscription": {
+        "DisplayName": ("displayName", _text), "Scope": ("scope", _text), "OwnerId": ("ownerId", _text),
+        "State": ("state", _text), "CreatedDate": ("createdDate", _time), "ExpirationDate": ("expirationDate", _time),
+    },
+    "gateway": {
+        "Description": ("description", _text), "LocationName": ("locationData.name", _text),
+        "LocationCity": ("locationData.city", _text), "LocationDistrict": ("locationData.district", _text),
+        "LocationCountryOrRegion": ("locationData.countryOrRegion", _text),
+    },
+    "gatewayApi": {"DisplayName": ("displayName", _text), "ApiPath": ("path", _text)},
+    "gatewayHostnameConfiguration": {
+        "Hostname": ("hostname", _text), "CertificateId": ("certificateId", _text),
+        "NegotiateClientCertificate": ("negotiateClientCertificate", _bool),
+        "Tls10Enabled": ("tls10Enabled", _bool), "Tls11Enabled": ("tls11Enabled", _bool),
+        "Http2Enabled": ("http2Enabled", _bool),
+    },
+    "gatewayCertificateAuthority": {"IsTrusted": ("isTrusted", _bool)},
+    "backend": {
+        "Url": ("url", _text), "Protocol": ("protocol", _text), "Description": ("description", _text),
+        "CircuitBreakerRules": ("circuitBreaker.rules", _rules),
+    },
+    "circuitBreakerRule": {
+        "ConfiguredTripDuration": ("tripDuration", _text), "AcceptRetryAfter": ("acceptRetryAfter", _bool),
+        "FailureCondition": ("failureCondition", lambda v: _text(json.dumps(v, sort_keys=True)) if isinstance(v, dict) else None),
+    },
+}
+PERSONAL_COLUMNS = ("Email", "FirstName", "LastName")
+DETAIL_COLUMNS: frozenset[str] = frozenset(column for fields in FIELDS.values() for column in fields)
+# Kinds ARM can GET one by one (a gateway's API links have no GET, only a list).
+FETCHABLE_KINDS = frozenset(FIELDS) - {"gatewayApi", "circuitBreakerRule"}
+
+
+def _lookup(properties: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = properties
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def details(kind: str, properties: Mapping[str, Any]) -> dict[str, Any]:
+    """The allow-listed columns of one resource, from its ARM `properties` (None values left out)."""
+    found = {column: convert(_lookup(properties, path)) for column, (path, convert) in FIELDS.get(kind, {}).items()}
+    return {column: value for column, value in found.items() if value is not None}
+
+
+def resource_properties(resource: Mapping[str, Any]) -> Mapping[str, Any]:
+    properties = resource.get("properties")
+    return properties if isinstance(properties, Mapping) else {}

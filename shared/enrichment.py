@@ -1,0 +1,104 @@
+"""Details from the management plane for one resource: GET it from ARM, keep the allow-listed fields.
+
+A failed GET never loses the event: the row keeps what the event said and is marked
+`EnrichmentPending`, with the error and the earliest time to try again (ARM's Retry-After when it
+gives one); `retry_pending` is the later pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from azure.core.exceptions import AzureError
+
+from .arm import ArmClient, ArmError, ArmThrottled
+from .details import FETCHABLE_KINDS, circuit_breaker_rule, details, resource_properties
+from .keys import resource_keys
+from .model import Change, Op, Stamp, apply_changes
+from .repository import Condition, Query
+from .resources import ResourceRef, parse_path, parse_resource_id
+from .writer import RowWriter
+
+log = logging.getLogger("apim_inventory.enrichment")
+ENRICHED_TYPE = "ApimInventory.Enriched"
+DEFAULT_RETRY = timedelta(minutes=5)
+PENDING = Query("inventory", conditions=(Condition("EnrichmentPending", "eq", True),))
+
+
+def detail_changes(ref: ResourceRef, resource: dict[str, Any], stamp: Stamp, event_type: str) -> list[list[Change]]:
+    """The changes one ARM resource makes, grouped per row: its own details, and for a backend,
+    each circuit-breaker rule of its configuration (which therefore exists)."""
+    properties = resource_properties(resource)
+    groups = [[Change(ref, Op.DETAILS, stamp, event_type, details(ref.kind, properties))]]
+    if ref.kind == "backend":
+        breaker = properties.get("circuitBreaker")
+        rules = breaker.get("rules") if isinstance(breaker, dict) else None
+        for rule in rules if isinstance(rules, list) else []:
+            if isinstance(rule, dict) and isinstance(rule.get("name"), str) and rule["name"].strip():
+                rule_ref = parse_path(ref.service, f"backends/{ref.name}/circuit-breaker/rules/{rule['name']}")
+                values = details("circuitBreakerRule", circuit_breaker_rule(rule))
+                groups.append([Change(rule_ref, Op.OBSERVED, stamp, event_type),
+                               Change(rule_ref, Op.DETAILS, stamp, event_type, values)])
+    return groups
+
+
+class Enricher:
+    def __init__(self, arm: ArmClient, writer: RowWriter, clock: Callable[[], datetime]) -> None:
+        self.arm = arm
+        self.writer = writer
+        self.clock = clock
+        self.counts: Counter[str] = Counter()
+
+    @staticmethod
+    def wants(ref: ResourceRef) -> bool:
+        return ref.kind in FETCHABLE_KINDS
+
+    def enrich(self, ref: ResourceRef) -> str:
+        """GET the resource and merge its details: "enriched", or "pending" / "throttled" when the row
+        was marked for a later pass. Storage errors propagate (the caller's event is delivered again)."""
+        started = self.clock()
+        stamp = Stamp(started, "arm")
+        try:
+            resource = self.arm.get(ref.resource_id)
+        except AzureError as exc:  # ArmError, or the network after the pipeline's retries
+            status = f"{exc.status} {exc.code}" if isinstance(exc, ArmError) else type(exc).__name__
+            wait = exc.retry_after if isinstance(exc, ArmError) and exc.retry_after is not None else None
+            retry_at = started + (timedelta(seconds=wait) if wait is not None else DEFAULT_RETRY)
+            values = {"EnrichmentError": status, "EnrichmentRetryAt": retry_at}
+            self._write([Change(ref, Op.ENRICH_FAILED, stamp, ENRICHED_TYPE, values)])
+            outcome = "throttled" if isinstance(exc, ArmThrottled) else "pending"
+            self.counts[outcome] += 1
+            log.warning("enrichment of %s %s (%s), retry after %s", ref.resource_id, outcome, status, retry_at.isoformat())
+            return outcome
+        for group in detail_changes(ref, resource, stamp, ENRICHED_TYPE):
+            self._write(group)
+        self.counts["enriched"] += 1
+        return "enriched"
+
+    def retry_pending(self) -> Counter[str]:
+        """The later pass: every row marked pending whose retry time has come. Stops at the first
+        throttling answer, since ARM asked to wait."""
+        done: Counter[str] = Counter()
+        rows, _ = self.writer.repo.page(PENDING, None)
+        now = self.clock()
+        for row in rows:
+            retry_at = row.get("EnrichmentRetryAt")
+            if retry_at is not None and retry_at > now:
+                done["waiting"] += 1
+                continue
+            outcome = self.enrich(parse_path(parse_resource_id(row["ResourceId"])[0], row["Path"]))
+            done[outcome] += 1
+            if outcome == "throttled":
+                break
+        return done
+
+    def _write(self, changes: list[Change]) -> None:
+        ref = changes[0].ref
+        pk, rk = resource_keys(ref)
+        parent_rk = resource_keys(ref.parent)[1] if ref.parent else None
+        self.writer.write(pk, rk, parent_rk, lambda row, parent: apply_changes(
+            row.entity if row else None, changes, parent.entity if parent else None))

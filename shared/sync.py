@@ -1,0 +1,273 @@
+"""A full sync of one APIM service from ARM: list every kind, then reconcile the inventory with it.
+
+Every write of a sync carries the time its listing started, S, as event time, so the merge rules
+order it against events exactly as they order events. A row whose last event is newer than S is
+never touched: the sync's view of it is older. Rows are written in Table transactions (up to 100
+rows of one partition); each replace carries the ETag read before the listing's writes began, so on
+Azure a row that an event changed meanwhile fails the transaction with 412, and its rows are then
+written one by one through the RowWriter, which reads them again and merges again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from azure.core.exceptions import AzureError
+
+from .arm import ArmClient, ArmError
+from .details import resource_properties
+from .enrichment import Enricher, detail_changes
+from .errors import PermanentEventError, WriteConflict
+from .keys import resource_keys
+from .model import PARENT_DELETE_TYPES, Change, Op, Stamp, apply_changes, cascade_change, row_stamp
+from .repository import Entity, StoredRow
+from .resources import ResourceRef, ServiceRef, parse_path
+from .writer import RowWriter
+
+log = logging.getLogger("apim_inventory.sync")
+SYNCED_TYPE = "ApimInventory.Synced"
+TOMBSTONED_TYPE = "ApimInventory.SyncTombstoned"
+FAMILIES = ("user", "api", "product", "subscription", "gateway", "backend")
+# Kinds a sync can list completely; gateway instances exist only in events (and gateway cascades).
+LISTED_KINDS = ("user", "api", "apiRelease", "product", "subscription", "gateway", "gatewayApi",
+                "gatewayHostnameConfiguration", "gatewayCertificateAuthority", "backend", "circuitBreakerRule")
+BATCH = 100
+_STAMPS = frozenset({"LastEventTime", "LastEventId", "LastEventType", "DetailsKey", "DetailsAt"})
+Progress = Callable[[str, int, int | None], None]
+Key = tuple[str, str]
+
+
+@dataclass
+class SyncReport:
+    service: str
+    started_at: datetime
+    listed: int = 0
+    counts: Counter[str] = field(default_factory=Counter)  # added, updated, tombstoned, unchanged, skipped
+    by_kind: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    incomplete: dict[str, str] = field(default_factory=dict)  # kind -> why it was not listed completely
+
+    def count(self, kind: str, outcome: str) -> None:
+        self.counts[outcome] += 1
+        self.by_kind[kind][outcome] += 1
+
+
+@dataclass
+class _Plan:
+    ref: ResourceRef
+    row: StoredRow | None
+    changes: list[Change]
+
+
+class InventorySync:
+    def __init__(self, arm: ArmClient, writer: RowWriter, clock: Callable[[], datetime], *, transactions: bool = True) -> None:
+        self.arm = arm
+        self.writer = writer
+        self.clock = clock
+        self.transactions = transactions
+
+    def sync(self, service: ServiceRef, progress: Progress | None = None) -> SyncReport:
+        note = progress or (lambda phase, done, total: None)
+        started = self.clock()
+        stamp = Stamp(started, f"sync:{started.isoformat()}")
+        report = SyncReport(service.name, started)
+        observed: dict[Key, list[Change]] = {}
+        for ref, resource in self._listing(service, report, note):
+            for group in detail_changes(ref, resource, stamp, SYNCED_TYPE):
+                observed[resource_keys(group[0].ref)] = [Change(group[0].ref, Op.SYNCED, stamp, SYNCED_TYPE),
+                                                         *(c for c in group if c.op == Op.DETAILS)]
+        report.listed = len(observed)
+        note("read", 0, None)
+        stored = {(r.entity["PartitionKey"], r.entity["RowKey"]): r for f in FAMILIES for r in self.writer.repo.service_rows(f, service.key)}
+        complete = set(LISTED_KINDS) - set(report.incomplete)
+        plans = self._plan(service, stamp, observed, stored, complete)
+        note("write", 0, len(plans))
+        self._write(plans, stamp, report, note)
+        self.writer.outbox.flush(self.clock())
+        log.info("sync %s: listed %d, %s, incomplete %s", service.name, report.listed, dict(report.counts), report.incomplete or "none")
+        return report
+
+    # -- listing -------------------------------------------------------------------------
+    def _listing(self, service: ServiceRef, report: SyncReport, note: Progress) -> Iterator[tuple[ResourceRef, dict[str, Any]]]:
+        base = service.resource_id
+        apis: list[str] = []
+        gateways: list[str] = []
+        for kind, collection in (("user", "users"), ("api", "apis"), ("product", "products"),
+                                 ("subscription", "subscriptions"), ("gateway", "gateways"), ("backend", "backends")):
+            for ref, resource in self._list(service, f"{base}/{collection}", kind, report, note):
+                if kind == "api" and ref.revision is None:
+                    apis.append(ref.name)
+                    current = resource_properties(resource).get("apiRevision")
+                    if current:  # the current revision is listed under the API's plain name
+                        yield parse_path(service, f"apis/{ref.name};rev={current}"), resource
+                if kind == "gateway":
+                    gateways.append(ref.name)
+                yield ref, resource
+        for api in apis:
+            yield from self._list(service, f"{base}/apis/{api}/releases", "apiRelease", report, note)
+        for gateway in gateways:
+            for kind, collection in (("gatewayApi", "apis"), ("gatewayHostnameConfiguration", "hostnameConfigurations"),
+                                     ("gatewayCertificateAuthority", "certificateAuthorities")):
+                yield from self._list(service, f"{base}/gateways/{gateway}/{collection}", kind, report, note)
+        if "backend" in report.incomplete:
+            report.incomplete["circuitBreakerRule"] = "backends not listed completely"
+
+    def _list(self, service: ServiceRef, url_path: str, kind: str, report: SyncReport,
+              note: Progress) -> Iterator[tuple[ResourceRef, dict[str, Any]]]:
+        """A collection's items as (ref, resource); a failure marks the kind incomplete."""
+        prefix = url_path[len(service.resource_id):].strip("/")
+        found: list[tuple[ResourceRef, dict[str, Any]]] = []
+        try:
+            for resource in self.arm.list(url_path):
+                name = resource.get("name")
+                if not isinstance(name, str) or not name or "/" in name:
+                    raise ArmError(200, "BadItem", f"an item of {prefix} has no usable name")
+                try:
+                    found.append((parse_path(service, f"{prefix}/{name}"), resource))
+                except PermanentEventError as exc:
+                    log.warning("sync %s: skipped %s/%s: %s", service.name, prefix, name[:100], exc)
+                if len(found) % 1000 == 0:
+                    note(f"list {kind}", len(found), None)
+        except AzureError as exc:
+            report.incomplete.setdefault(kind, str(exc)[:300])
+            log.error("sync %s: listing %s failed, its rows are not tombstoned: %s", service.name, prefix, exc)
+        note(f"list {kind}", len(found), len(found))
+        yield from found
+
+    # -- reconcile -----------------------------------------------------------------------
+    @staticmethod
+    def _plan(service: ServiceRef, stamp: Stamp, observed: dict[Key, list[Change]], stored: dict[Key, StoredRow],
+              complete: set[str]) -> list[_Plan]:
+        plans: dict[Key, _Plan] = {}
+        for key in sorted(set(observed) | set(stored)):  # RowKey order puts a parent before its children
+            row = stored.get(key)
+            if key in observed:
+                changes = observed[key]
+                plans[key] = _Plan(changes[0].ref, row, changes)
+            elif row is not None:
+                ref = parse_path(service, row.entity["Path"])
+                gone = row.entity["Kind"] in complete and not row.entity.get("IsDeleted")
+                # Not listed: tombstoned if its kind was listed completely; else (a gateway instance,
+                # say) it only follows a tombstoned parent.
+                plans[key] = _Plan(ref, row, [Change(ref, Op.DELETED, stamp, TOMBSTONED_TYPE)] if gone else [])
+        return list(plans.values())
+
+    def _write(self, plans: list[_Plan], stamp: Stamp, report: SyncReport, note: Progress) -> None:
+        latest: dict[Key, Entity] = {resource_keys(p.ref): p.row.entity for p in plans if p.row is not None}
+        batch: list[tuple[_Plan, Entity]] = []
+        done = 0
+
+        def flush() -> None:
+            nonlocal done
+            self._commit(batch, stamp, report)
+            done += len(batch)
+            batch.clear()
+            note("write", done, len(plans))
+
+        for plan in plans:
+            key = resource_keys(plan.ref)
+            parent = latest.get(resource_keys(plan.ref.parent)) if plan.ref.parent else None
+            new = _compute(plan.row.entity if plan.row else None, plan, parent, stamp)
+            prepared = self.writer.prepare(plan.row, new) if new is not None else None
+            if prepared is None:
+                report.count(plan.ref.kind, "skipped" if new is None else "unchanged")
+                done += 1
+                continue
+            latest[key] = prepared
+            if batch and (len(batch) == BATCH or batch[0][1]["PartitionKey"] != prepared["PartitionKey"]):
+                flush()
+            batch.append((plan, prepared))
+        if batch:
+            flush()
+
+    def _commit(self, batch: list[tuple[_Plan, Entity]], stamp: Stamp, report: SyncReport) -> None:
+        try:
+            if not self.transactions:
+                raise WriteConflict("single-entity writes")
+            self.writer.repo.save_batch([(entity, plan.row.etag if plan.row else None) for plan, entity in batch])
+            for plan, entity in batch:
+                report.count(plan.ref.kind, _outcome(plan.row.entity if plan.row else None, entity))
+        except WriteConflict:
+            for plan, _ in batch:  # read again and merge again, one row at a time
+                self._write_one(plan, stamp, report)
+
+    def _write_one(self, plan: _Plan, stamp: Stamp, report: SyncReport) -> None:
+        pk, rk = resource_keys(plan.ref)
+        parent_rk = resource_keys(plan.ref.parent)[1] if plan.ref.parent else None
+        seen: dict[str, Any] = {}
+
+        def compute(row: StoredRow | None, parent: StoredRow | None) -> Entity:
+            old = row.entity if row else None
+            new = _compute(old, plan, parent.entity if parent else None, stamp)
+            seen["old"], seen["new"] = old, new
+            return new if new is not None else dict(old or {})
+
+        wrote = self.writer.write(pk, rk, parent_rk, compute)
+        new = seen.get("new")
+        report.count(plan.ref.kind, "skipped" if new is None else _outcome(seen["old"], new) if wrote else "unchanged")
+
+
+def _compute(row: Entity | None, plan: _Plan, parent: Entity | None, stamp: Stamp) -> Entity | None:
+    """The row after the sync, or None when an event changed it after the listing began."""
+    current = row_stamp(row)
+    if current is not None and current > stamp:
+        return None
+    if plan.changes:
+        new = apply_changes(row, plan.changes, parent)
+        if row is not None and all(new.get(c) == row.get(c) for c in set(new) | set(row) if c not in _STAMPS):
+            return dict(row)  # seen again as it was: rewriting only the times would cost a write per row per sync
+        return new
+    if parent is not None and row is not None and plan.ref.parent is not None:
+        inherited = cascade_change(parent, plan.ref, PARENT_DELETE_TYPES[plan.ref.parent.kind])
+        if inherited is not None:
+            return apply_changes(row, [inherited], None)
+    return dict(row) if row is not None else None
+
+
+def _outcome(old: Entity | None, new: Entity) -> str:
+    if old is None or (old.get("IsDeleted") and not new.get("IsDeleted")):
+        return "added"
+    if new.get("IsDeleted") and not old.get("IsDeleted"):
+        return "tombstoned"
+    return "updated"
+
+
+
+class Reconciler:
+    """The `reconcile` timer's work: retry pending enrichments, then a full sync of each configured
+    service. A service whose sync fails does not stop the others; the failure is raised at the end."""
+
+    def __init__(self, syncer: InventorySync | None, enricher: Enricher | None, services: tuple[ServiceRef, ...]) -> None:
+        self.syncer = syncer
+        self.enricher = enricher
+        self.services = services
+
+    def run(self) -> list[SyncReport]:
+        if self.enricher is not None:
+            retried = self.enricher.retry_pending()
+            log.info("reconcile: pending enrichments %s", dict(retried) or "none")
+        if self.syncer is None or not self.services:
+            log.info("reconcile: no services to sync (RECONCILE_SERVICES is empty)")
+            return []
+        reports, failures = [], []
+        for service in self.services:
+            try:
+                report = self.syncer.sync(service)
+            except AzureError as exc:
+                failures.append(f"{service.name}: {exc}")
+                log.error("reconcile: sync of %s failed: %s", service.name, exc)
+                continue
+            reports.append(report)
+            if report.incomplete:
+                failures.append(f"{service.name}: not listed completely: {', '.join(sorted(report.incomplete))}")
+        if failures:
+            raise SyncFailed("; ".join(failures))
+        return reports
+
+
+class SyncFailed(Exception):
+    pass

@@ -1,0 +1,206 @@
+"""Full sync and the reconcile timer: the real ARM client against the stand-in management plane,
+with nextLink paging, faults and secrets, reconciled into Azurite (and into the in-memory repository,
+which enforces If-Match inside transactions as Azure does)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.functions.timer import TimerRequest
+
+from devtools.arm_standin import ArmStandIn
+from devtools.management_plane import SECRET, user
+from devtools.worker import deliver, indexed_function
+from shared import bootstrap
+from shared.alerts import AlertOutbox, LoggingAlertPublisher
+from shared.config import Settings
+from shared.delivery import decode_event
+from shared.repository import Entity, InMemoryInventoryRepository
+from shared.resources import parse_service_id
+from shared.sync import InventorySync, SyncReport
+from shared.table_repository import TableInventoryRepository
+from tests.support import SERVICE_ID, ManualClock, dumps, event
+from tests.test_enrichment import row
+
+SERVICE = parse_service_id(SERVICE_ID)
+LISTED = {"user": 2, "api": 3, "apiRelease": 1, "product": 1, "subscription": 1, "gateway": 1, "gatewayApi": 1,
+          "gatewayHostnameConfiguration": 1, "gatewayCertificateAuthority": 1, "backend": 1, "circuitBreakerRule": 1}
+
+
+def syncer(services: bootstrap.Services) -> InventorySync:
+    assert services.reconciler.syncer is not None
+    return services.reconciler.syncer
+
+
+def by_kind(report: SyncReport, outcome: str) -> dict[str, int]:
+    return {kind: counts[outcome] for kind, counts in report.by_kind.items() if counts[outcome]}
+
+
+def test_sync_of_an_empty_inventory_adds_every_kind_with_its_details(arm_services: bootstrap.Services, arm: ArmStandIn,
+                                                                     clock: ManualClock) -> None:
+    report = syncer(arm_services).sync(SERVICE)
+    assert report.incomplete == {} and by_kind(report, "added") == LISTED and report.listed == sum(LISTED.values())
+    assert any("$skiptoken" in {k.lower() for k in r.query} for r in arm.requests)  # listings went past page one
+    assert row(arm_services, "apis/orders;rev=2")["IsCurrent"] is True and row(arm_services, "apis/orders;rev=1")["IsCurrent"] is False
+    assert row(arm_services, "gateways/edge/apis/orders")["DisplayName"] == "Orders API"
+    assert row(arm_services, "backends/payments/circuit-breaker/rules/r5xx")["ConfiguredTripDuration"] == "00:01:00"
+    alice = row(arm_services, "users/alice")
+    assert (alice["Email"], alice["LastEventType"], alice["LastEventTime"]) == ("alice@contoso.example", "ApimInventory.Synced", report.started_at)
+    repo = arm_services.processor.repo
+    assert isinstance(repo, TableInventoryRepository)
+    assert all(SECRET not in str(value) for entity in repo.rows() for value in entity.values())
+    assert repo.all_history() == []  # a sync is not an event: nothing personal, or otherwise, in the history
+
+    again = syncer(arm_services).sync(SERVICE)
+    assert dict(again.counts) == {"unchanged": report.listed}
+    clock.advance(hours=6)  # the next scheduled sync: nothing changed, so nothing is written
+    later = syncer(arm_services).sync(SERVICE)
+    assert dict(later.counts) == {"unchanged": report.listed} and row(arm_services, "users/alice")["LastEventTime"] == report.started_at
+
+
+def test_sync_updates_what_changed_and_tombstones_what_arm_no_longer_has(
+        arm_services: bootstrap.Services, arm: ArmStandIn, clock: ManualClock) -> None:
+    deliver([event("UserCreated", "/users/carol", at=0), event("UserDeleted", "/users/bob", at=1),
+             event("APICreated", "/apis/legacy;rev=1", at=2), event("GatewayCreated", "/gateways/old", at=3),
+             event("GatewayTokenNearExpiry", "/gateways/old/pod-1", at=4), event("ProductCreated", at=5)])
+    arm.put(f"{SERVICE_ID}/products/starter", {"displayName": "Starter (renamed)", "state": "notPublished"})
+    clock.advance(minutes=1)
+    report = syncer(arm_services).sync(SERVICE)
+
+    assert by_kind(report, "tombstoned") == {"user": 1, "api": 1, "gateway": 1, "gatewayInstance": 1}
+    assert report.by_kind["product"]["updated"] == 1 and report.by_kind["user"]["added"] == 2  # bob is back, alice is new
+    carol, pod = row(arm_services, "users/carol"), row(arm_services, "gateways/old/instances/pod-1")
+    assert carol["IsDeleted"] and carol["LastEventType"] == "ApimInventory.SyncTombstoned" and carol["DeletedAt"] == report.started_at
+    assert pod["IsDeleted"] and pod["LastEventType"].endswith("GatewayDeleted")  # the gateway's tombstone, cascaded
+    assert not row(arm_services, "users/bob")["IsDeleted"]
+    product = row(arm_services, "products/starter")
+    assert (product["DisplayName"], product["State"]) == ("Starter (renamed)", "notPublished") and "Terms" not in product
+    # An event older than the listing does not undo what the listing saw.
+    deliver([event("UserCreated", "/users/carol", at=50)])
+    assert row(arm_services, "users/carol")["IsDeleted"]
+
+
+def test_a_kind_not_listed_completely_is_never_tombstoned(arm_services: bootstrap.Services, arm: ArmStandIn) -> None:
+    deliver([event("UserCreated", "/users/carol", at=0), event("ProductCreated", "/products/gone", at=1)])
+    arm.fail("/users", 500, times=10)
+    report = syncer(arm_services).sync(SERVICE)
+    assert set(report.incomplete) == {"user"} and "500" in report.incomplete["user"]
+    assert not row(arm_services, "users/carol")["IsDeleted"] and row(arm_services, "products/gone")["IsDeleted"]
+    assert report.by_kind["product"]["added"] == 1
+
+
+def _event_during_sync(services: bootstrap.Services, clock: ManualClock, payload: dict[str, Any]) -> Counter[str]:
+    """Run a sync that receives `payload` after reading the inventory and before writing it."""
+    phases: Counter[str] = Counter()
+
+    def note(phase: str, done: int, total: int | None) -> None:
+        phases[phase] += 1
+        if phase == "write" and done == 0:
+            clock.advance(seconds=1)
+            services.processor.handle(decode_event(dumps(payload)))
+
+    syncer(services).sync(SERVICE, note)
+    return phases
+
+
+def test_an_event_during_a_sync_wins_with_single_entity_writes_on_azurite(
+        arm_services: bootstrap.Services, clock: ManualClock) -> None:
+    syncer(arm_services).sync(SERVICE)
+    syncer(arm_services).transactions = False  # conditional writes one by one: Azurite enforces If-Match there
+    deleted = event("UserDeleted", "/users/alice", at=clock.now() + timedelta(seconds=1))
+    arm_services_rows = _event_during_sync(arm_services, clock, deleted)
+    assert arm_services_rows["write"] >= 1
+    alice = row(arm_services, "users/alice")
+    assert alice["IsDeleted"] and alice["LastEventId"] == deleted["id"] and "Email" not in alice
+
+
+def test_an_event_during_a_sync_wins_inside_transactions(arm_settings: Settings, clock: ManualClock, arm: ArmStandIn) -> None:
+    batches: list[list[tuple[Entity, str | None]]] = []
+
+    class Recording(InMemoryInventoryRepository):
+        def save_batch(self, items: list[tuple[Entity, str | None]]) -> None:
+            batches.append(items)
+            super().save_batch(items)
+
+    arm.put_many((f"{SERVICE_ID}/users/u{n:04d}", user(n)) for n in range(1700))  # > 100 rows in some partitions
+    repo = Recording()
+    arm_settings = replace(arm_settings, enrich_from_arm=False)  # the sync alone: no event reads ARM
+    services = bootstrap.wire(repo, arm_settings, AlertOutbox(repo, LoggingAlertPublisher()), clock.now, bootstrap.arm_client(arm_settings))
+    arm.page_size = 500
+    first = syncer(services).sync(SERVICE)
+    assert first.counts["added"] == 1700 + sum(LISTED.values())
+    assert all(0 < len(b) <= 100 and len({e["PartitionKey"] for e, _ in b}) == 1 for b in batches)
+    assert max(len(b) for b in batches) == 100
+
+    arm.put(f"{SERVICE_ID}/users/alice", user("alice", "alice@new.example"))
+    clock.advance(minutes=5)
+    updated = event("UserUpdated", "/users/alice", at=clock.now() + timedelta(seconds=1))
+    _event_during_sync(services, clock, updated)
+    alice = row(services, "users/alice")
+    # The event came after the listing began: the transaction holding alice failed on her ETag and
+    # her row was read again; the sync's older view of her was not written over the event.
+    assert alice["LastEventId"] == updated["id"] and alice["Email"] == "alice@contoso.example"
+
+
+def test_a_row_created_by_an_event_during_the_sync_is_not_overwritten(arm_services: bootstrap.Services, clock: ManualClock) -> None:
+    created = event("UserCreated", "/users/alice", at=clock.now() + timedelta(seconds=1))
+    _event_during_sync(arm_services, clock, created)  # the sync's insert of alice meets the event's row: 409
+    alice = row(arm_services, "users/alice")
+    assert alice["LastEventId"] == created["id"] and not alice["IsDeleted"]
+    assert row(arm_services, "users/bob")["LastEventType"] == "ApimInventory.Synced"
+
+
+def test_reconcile_timer_syncs_the_configured_services(arm_settings: Settings, arm: ArmStandIn, clock: ManualClock,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECONCILE_SERVICES", f" {SERVICE_ID} ")
+    bootstrap.install(bootstrap.build_services(clock=clock.now))
+    try:
+        indexed_function("reconcile")(TimerRequest(past_due=False))
+        assert row(bootstrap.services(), "subscriptions/sub1")["OwnerId"].endswith("/users/alice")
+        arm.fail("/gateways", 503, times=10)
+        with pytest.raises(Exception, match="not listed completely: gateway"):
+            indexed_function("reconcile")(TimerRequest(past_due=False))
+    finally:
+        bootstrap.install(None)
+
+
+def test_bad_reconcile_services_are_refused_at_startup() -> None:
+    with pytest.raises(ValueError, match="RECONCILE_SERVICES"):
+        Settings.from_env({"RECONCILE_SERVICES": "/subscriptions/x/resourceGroups/y"})
+
+
+COMMAND = Path(sys.executable).parent / "apim-inventory"
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("INVENTORY_", "ARM_", "IDENTITY_", "ENRICH_"))}
+    return subprocess.run([str(COMMAND), *args], capture_output=True, encoding="utf-8", env={**clean, **env},
+                          timeout=120, check=False, cwd=Path(__file__).parent)
+
+
+def test_sync_command(arm_settings: Settings, arm: ArmStandIn, app_settings: Settings) -> None:
+    env = {k: v for k, v in os.environ.items() if k.startswith(("INVENTORY_", "ARM_", "IDENTITY_"))}
+    result = run_cli(env, "sync", "--service", SERVICE_ID, "-o", "json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["counts"]["added"] == sum(LISTED.values()) and document["incomplete"] == {}
+    assert document["byKind"]["user"] == {"added": 2}
+
+    arm.fail(f"{SERVICE_ID}/subscriptions", 500, times=10)
+    result = run_cli(env, "sync", "--service", SERVICE_ID)
+    assert result.returncode == 1 and "subscription not listed completely" in result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["Kind", "Added", "Updated", "Tombstoned", "Unchanged", "Skipped"]
+    assert lines[-1].split() == ["total", "0", "0", "0", str(sum(LISTED.values())), "0"]  # sub1 not listed, yet kept
+
+    bad = run_cli(env, "sync", "--service", "/subscriptions/x")
+    assert bad.returncode == 2 and "not an APIM service id" in bad.stderr
