@@ -312,6 +312,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: without this, delayed ACKs add 40 ms a response
 
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

@@ -7,6 +7,7 @@ the characters Table Storage forbids never reach it and `unquote` gives the part
 
 from __future__ import annotations
 
+import functools
 import zlib
 from datetime import datetime
 from typing import Any
@@ -57,6 +58,7 @@ def family_range(family: str, service_key: str | None = None) -> tuple[str, str]
     return f"{prefix}|", f"{prefix}}}"
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a merge and a sync ask for the same resource's keys several times
 def resource_keys(ref: ResourceRef) -> tuple[str, str]:
     """(PartitionKey, RowKey) of a resource's inventory row."""
     pk = partition_key(ref.service.key, ref.family, bucket(ref.top_name))
