@@ -1,5 +1,6 @@
-"""`make demo`: start Azurite, deliver demo/stream.json to the indexed function as the Functions
-worker would, then print the inventory it built and the events it rejected."""
+"""`make demo`: start Azurite and a local ARM stand-in, deliver demo/stream.json to the indexed function as the
+Functions worker would, with enrichment from ARM on, then print the inventory it built, the events it rejected, the
+flags, and what a full sync from the management plane changes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,14 +17,17 @@ from typing import Any
 
 from azure.functions.timer import TimerRequest
 
+from devtools.arm_standin import ArmStandIn
 from devtools.azurite import ROOT, Azurite
+from devtools.management_plane import SECRET, DemoPlane, busiest_service, demo_plane, replayed
 from devtools.worker import decode_event, indexed_function, split_delivery
 from shared import bootstrap
 from shared.alerts import AlertOutbox, LoggingAlertPublisher
 from shared.config import Settings
+from shared.details import FIELDS
 from shared.events import parse_time
 from shared.flags import Alert
-from shared.output import short_type, table, when
+from shared.output import cell, short_type, table, when
 from shared.resources import KINDS
 from shared.storage import table_service_client
 from shared.table_repository import TableInventoryRepository
@@ -30,6 +35,11 @@ from shared.table_repository import TableInventoryRepository
 STREAM = ROOT / "demo" / "stream.json"
 OUTCOMES = ("applied", "stale", "duplicate", "rejected")
 REJECTED_FIELDS = (("id", "EventId"), ("type", "EventType"), ("subject", "Subject"))
+# The detail columns shown, by the ARM property each is read from (docs/schema.md names the columns).
+SHOWN_PROPERTIES = {"user": ("email", "state"), "api": ("displayName", "path", "apiRevision", "isCurrent"), "apiRelease": ("notes",),
+                    "product": ("displayName", "approvalRequired"), "subscription": ("ownerId", "state", "expirationDate"),
+                    "gateway": ("locationData.city", "locationData.countryOrRegion"), "gatewayHostnameConfiguration": ("hostname",),
+                    "backend": ("url",), "circuitBreakerRule": ("tripDuration",)}
 
 
 def extra(row: dict[str, Any]) -> str:
@@ -100,56 +110,137 @@ def flag_lines(rows: list[dict[str, Any]], alerts: list[Alert], now: datetime) -
     return lines
 
 
+def plane_lines(plane: DemoPlane, arm: ArmStandIn, reads: Counter[str], rows: list[dict[str, Any]]) -> list[str]:
+    """What the stand-in holds, and what enrichment on events made of it."""
+    name = plane.service_id.rsplit("/", 1)[-1]
+    pending: dict[tuple[str, str], list[str]] = {}
+    for r in sorted((r for r in rows if r.get("EnrichmentPending")), key=lambda r: (r["Service"], r["Path"])):
+        pending.setdefault((r["Service"], str(r.get("EnrichmentError"))), []).append(r["Path"])
+    cells = [[service, error, str(len(paths)), ", ".join(paths) if service == name else f"the stand-in holds {name} only"]
+             for (service, error), paths in pending.items()]
+    return ["", f"Management plane: a local ARM stand-in at {arm.endpoint}, holding {name} as APIM holds it now",
+            f"  {len(plane.resources) - 1} resources: those the stream leaves live, plus {' and '.join(plane.pre_existing)} (older than the",
+            f"  event subscription), less {plane.lost_deletion} (deleted since; its deletion event was lost)",
+            f"  Enrichment on events: {reads['enriched']} reads of ARM enriched a row, {reads['pending'] + reads['throttled']} failed "
+            f"(the other service, and resources deleted since);",
+            f"  {sum(len(p) for p in pending.values())} rows are left EnrichmentPending, for the reconcile timer to retry:",
+            *table(("Service", "EnrichmentError", "Rows", "Paths"), cells, "    ")]
+
+
+def details_lines(plane: DemoPlane, rows: list[dict[str, Any]]) -> list[str]:
+    """Some of the documented detail columns of the main service's live rows, after the sync."""
+    order = {kind: i for i, kind in enumerate(KINDS)}
+    shown = sorted((r for r in rows if service_id(r).lower() == plane.service_id.lower() and r.get("Kind") in SHOWN_PROPERTIES
+                    and not r.get("IsDeleted")), key=lambda r: (order[r["Kind"]], str(r["Path"]).lower()))
+    prefix = plane.service_id + "/"
+
+    def details(row: dict[str, Any]) -> str:
+        columns = [column for column, (path, _) in FIELDS.get(row["Kind"], {}).items() if path in SHOWN_PROPERTIES[row["Kind"]]]
+        values = {column: row.get(column) for column in columns}
+        return "  ".join(f"{c}={when(v) if isinstance(v, datetime) else cell(v).removeprefix(prefix)}" for c, v in values.items())
+
+    cells = [[r["Kind"], r["Path"], details(r), short_type(r.get("LastEventType"))] for r in shown]
+    return ["", f"Enriched rows of {plane.service_id.rsplit('/', 1)[-1]} after the sync (some detail columns; ids in the service shortened)",
+            *table(("Kind", "Path", "Details", "LastEventType"), cells)]
+
+
+def sync_effects(plane: DemoPlane, rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """What the sync did to the resources where the stand-in and the events differ: (lines, problems)."""
+    found = {str(r["Path"]): r for r in rows if service_id(r).lower() == plane.service_id.lower()}
+    lines, problems = ["", "Where the management plane and the events differed"], []
+    for path, deleted in [*((p, False) for p in plane.pre_existing), (plane.lost_deletion, True)]:
+        row = found.get(path, {})
+        state = "missing" if not row else "deleted" if row.get("IsDeleted") else "live"
+        lines.append(f"  {path:<28}{state:<9}{short_type(row.get('LastEventType'))} at {when(row.get('LastEventTime'))}"
+                     + (", no longer EnrichmentPending" if deleted and row.get("EnrichmentPending") is False else ""))
+        if state != ("deleted" if deleted else "live"):
+            problems.append(f"{path} is {state} after the sync")
+    return lines, problems
+
+
+def check_secrets(repo: TableInventoryRepository) -> tuple[int, list[str]]:
+    """No inventory, history, rejected or alert row holds the stand-in's keys and credentials: (rows read, problems)."""
+    entities = [*repo.rows(), *repo.all_history(), *repo.rejected(), *repo.pending_alerts()]
+    return len(entities), [f"{e.get('Path') or e.get('PathKey') or e.get('RowKey')}: {column} holds a secret"
+                           for e in entities for column, v in e.items() if SECRET in str(v)]
+
+
 def latest_time(delivery: Any) -> datetime:
     times = [e.get("time") or e.get("eventTime") for e in (delivery if isinstance(delivery, list) else [delivery])]
     return max(parse_time(t, "time") for t in times if isinstance(t, str))
 
 
+def deliver_stream(deliveries: list[Any], clock: list[datetime]) -> int:
+    """Each delivery, event by event, seconds after its newest event; then the timers, at their next run."""
+    logging.disable(logging.WARNING)  # indexing warns that auth levels apply to HTTP triggers only
+    function = indexed_function("apim_events")
+    logging.disable(logging.NOTSET)
+    delivered = 0
+    for delivery in deliveries:
+        clock[0] = max(clock[0], latest_time(delivery) + timedelta(seconds=2))
+        for payload in split_delivery(delivery):
+            function(decode_event(payload))
+            delivered += 1
+    clock[0] += timedelta(minutes=15)
+    for timer in ("gateway_token_sweep", "circuit_breaker_sweep"):
+        indexed_function(timer)(TimerRequest(past_due=False))
+    return delivered
+
+
 def run(stream: Path) -> int:
     deliveries: list[Any] = json.loads(stream.read_text(encoding="utf-8"))
     logging.getLogger("apim_inventory").setLevel(logging.ERROR)  # the summary below says it all
+    payloads = [payload for delivery in deliveries for payload in split_delivery(delivery)]
+    plane = demo_plane(busiest_service(payloads), replayed(payloads))
     clock = [min(latest_time(d) for d in deliveries)]  # the demo's clock follows the stream
     publisher = CollectingPublisher()
     azurite = Azurite().start()
+    arm = ArmStandIn().start()  # enrichment from ARM is on only while it runs
     try:
-        os.environ["INVENTORY_STORAGE"] = azurite.connection_string
+        arm.put_many(plane.resources)
+        os.environ.update({"INVENTORY_STORAGE": azurite.connection_string, "ENRICH_FROM_ARM": "true", "ARM_ENDPOINT": arm.endpoint,
+                           **arm.identity_env()})
         settings = Settings.from_env()
         repo = TableInventoryRepository(table_service_client(), settings)
-        bootstrap.install(bootstrap.wire(repo, settings, AlertOutbox(repo, publisher), lambda: clock[0]))
-        logging.disable(logging.WARNING)  # indexing warns that auth levels apply to HTTP triggers only
-        function = indexed_function("apim_events")
-        logging.disable(logging.NOTSET)
-        delivered = 0
-        for delivery in deliveries:
-            clock[0] = max(clock[0], latest_time(delivery) + timedelta(seconds=2))  # delivered seconds after
-            for payload in split_delivery(delivery):
-                function(decode_event(payload))
-                delivered += 1
-        clock[0] += timedelta(minutes=15)  # the next timer run
-        for timer in ("gateway_token_sweep", "circuit_breaker_sweep"):
-            indexed_function(timer)(TimerRequest(past_due=False))
+        bootstrap.install(bootstrap.wire(repo, settings, AlertOutbox(repo, publisher), lambda: clock[0], bootstrap.arm_client(settings)))
+        delivered = deliver_stream(deliveries, clock)
         processor = bootstrap.services().processor
-        rows, rejected, outcomes = list(processor.repo.rows()), processor.repo.rejected(), processor.counts
+        rows, rejected, outcomes = list(repo.rows()), repo.rejected(), processor.counts
+        reads = processor.enricher.counts if processor.enricher else Counter[str]()
         services = sorted({service_id(r).rsplit("/", 1)[-1] for r in rows})
         counts = ", ".join(f"{name} {outcomes[name]}" for name in OUTCOMES)
         print(f"APIM inventory demo: {stream.relative_to(ROOT) if stream.is_relative_to(ROOT) else stream}")
         print(f"  services:   {len(services)} ({', '.join(services)})")
         print(f"  deliveries: {len(deliveries)} HTTP POSTs, {delivered} events delivered")
         print(f"  outcomes:   {counts}")
-        print("\n".join(inventory_lines(rows) + rejected_lines(rejected) + flag_lines(rows, publisher.alerts, clock[0])))
+        print(f"  enrichment: on for this run (ENRICH_FROM_ARM=true), from a local ARM stand-in at {arm.endpoint}")
+        print("\n".join(inventory_lines(rows) + rejected_lines(rejected) + flag_lines(rows, publisher.alerts, clock[0])
+                        + plane_lines(plane, arm, reads, rows)))
         sys.stdout.flush()
-        commands_ok = all(run_command("--now", when(clock[0]), name) == 0 for name in ("summary", "flags"))
+        now = when(clock[0])  # after the stream's last event: the sync stamps its writes with it
+        commands_ok = all(run_command("--now", now, name) == 0 for name in ("summary", "flags"))
+        commands_ok = run_command("--now", now, "sync", "--service", plane.service_id) == 0 and commands_ok
+        rows = list(repo.rows())
+        effects, problems = sync_effects(plane, rows)
+        print("\n".join(effects + details_lines(plane, rows)))
+        checked, leaks = check_secrets(repo)
+        problems += leaks
+        if not problems:
+            print(f"\nNo secret of the stand-in (subscription keys, backend credentials) is in any of the {checked} inventory, "
+                  "history, rejected and alert rows.")
     finally:
         bootstrap.install(None)
+        arm.stop()
         azurite.stop()
-    if sum(outcomes.values()) != delivered or not commands_ok:
-        print(f"error: {delivered} events delivered, {sum(outcomes.values())} outcomes logged", file=sys.stderr)
-        return 1
-    return 0
+    if sum(outcomes.values()) != delivered:
+        problems.append(f"{delivered} events delivered, {sum(outcomes.values())} outcomes logged")
+    for problem in problems + ([] if commands_ok else ["an apim-inventory command failed"]):
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if problems or not commands_ok else 0
 
 
 def run_command(*args: str) -> int:
-    """The installed `apim-inventory` command, against the demo's store (INVENTORY_STORAGE is set)."""
+    """The installed `apim-inventory` command, against the demo's store and stand-in (their settings are in the environment)."""
     command = [str(Path(sys.executable).parent / "apim-inventory"), *args]
     print(f"\n$ apim-inventory {' '.join(args)}", flush=True)
     return subprocess.run(command, check=False).returncode

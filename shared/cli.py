@@ -41,6 +41,11 @@ Times (T) are ISO 8601, such as 2026-11-02T09:00:00Z. An ID is an ARM id, or SER
 Exit codes: 0 success; 1 not found, or the store unreachable or failing; 2 usage errors (unknown kind, bad id, bad time, unreadable input)."""
 EXTRA_COLUMNS = {"api": ("Revision",), "gatewayInstance": ("TokenStatus", "TokenExpiresAt"),
                  "circuitBreakerRule": ("BreakerState", "ExpectedCloseAt", "StuckOpen")}
+# Details from ARM worth a column, shown when some listed row has them (ENRICH_FROM_ARM or a sync).
+DETAIL_COLUMNS = {"user": ("Email", "UserState"), "api": ("DisplayName", "ApiPath", "IsCurrent"),
+                  "product": ("DisplayName", "ProductState", "ApprovalRequired"),
+                  "subscription": ("DisplayName", "SubscriptionState", "ExpirationDate"),
+                  "gateway": ("LocationCity",), "backend": ("Url",), "circuitBreakerRule": ("ConfiguredTripDuration",)}
 STORE_ERRORS = (AzureError, ConflictRetriesExhausted)
 
 
@@ -205,7 +210,8 @@ def _list(args: argparse.Namespace) -> int:
                                 changed_since=parse_when(args.changed_since, "--changed-since"))
     rows = sorted(page.rows, key=_by_path)
     deleted = ("DeletedAt",) if any(row.get("IsDeleted") for row in rows) else ()
-    header = ("Service", "Kind", "Path", "State", *EXTRA_COLUMNS.get(kind, ()), *deleted, "LastEventType", "LastEventTime")
+    details = tuple(c for c in DETAIL_COLUMNS.get(kind, ()) if any(c in row for row in rows))
+    header = ("Service", "Kind", "Path", "State", *EXTRA_COLUMNS.get(kind, ()), *details, *deleted, "LastEventType", "LastEventTime")
     return _emit(args, rows, rows, lambda: row_table(header, rows))
 
 

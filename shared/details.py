@@ -60,7 +60,7 @@ def circuit_breaker_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
 FIELDS: dict[str, dict[str, tuple[str, Convert]]] = {
     "user": {
         "Email": ("email", _text), "FirstName": ("firstName", _text), "LastName": ("lastName", _text),
-        "State": ("state", _text), "RegistrationDate": ("registrationDate", _time),
+        "UserState": ("state", _text), "RegistrationDate": ("registrationDate", _time),
     },
     "api": {
         "DisplayName": ("displayName", _text), "ApiPath": ("path", _text), "Protocols": ("protocols", _joined),
@@ -72,13 +72,13 @@ FIELDS: dict[str, dict[str, tuple[str, Convert]]] = {
         "ReleaseApiId": ("apiId", _text), "Notes": ("notes", _text), "ReleasedAt": ("createdDateTime", _time),
     },
     "product": {
-        "DisplayName": ("displayName", _text), "State": ("state", _text),
+        "DisplayName": ("displayName", _text), "ProductState": ("state", _text),
         "SubscriptionRequired": ("subscriptionRequired", _bool), "ApprovalRequired": ("approvalRequired", _bool),
         "SubscriptionsLimit": ("subscriptionsLimit", _int), "Terms": ("terms", _text),
     },
     "subscription": {
         "DisplayName": ("displayName", _text), "Scope": ("scope", _text), "OwnerId": ("ownerId", _text),
-        "State": ("state", _text), "CreatedDate": ("createdDate", _time), "ExpirationDate": ("expirationDate", _time),
+        "SubscriptionState": ("state", _text), "CreatedDate": ("createdDate", _time), "ExpirationDate": ("expirationDate", _time),
     },
     "gateway": {
         "Description": ("description", _text), "LocationName": ("locationData.name", _text),

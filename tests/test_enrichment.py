@@ -43,7 +43,7 @@ def test_created_events_bring_the_documented_fields(arm_services: bootstrap.Serv
     deliver([event("APICreated", "/apis/orders;rev=1", at=20)])
 
     user = row(arm_services, "users/alice")
-    assert (user["Email"], user["FirstName"], user["LastName"], user["State"]) == ("alice@contoso.example", "Firstalice", "Lastalice", "active")
+    assert (user["Email"], user["FirstName"], user["LastName"], user["UserState"]) == ("alice@contoso.example", "Firstalice", "Lastalice", "active")
     assert user["RegistrationDate"].isoformat() == "2026-01-15T10:00:00+00:00"
     current, old = row(arm_services, "apis/orders"), row(arm_services, "apis/orders;rev=1")
     assert (current["DisplayName"], current["ApiPath"], current["Protocols"], current["ApiRevision"], current["IsCurrent"]) == (
@@ -52,9 +52,9 @@ def test_created_events_bring_the_documented_fields(arm_services: bootstrap.Serv
     assert (old["ApiRevision"], old["IsCurrent"]) == ("1", False)
     assert row(arm_services, "apis/orders/releases/r1")["Notes"] == "Orders v2"
     product = row(arm_services, "products/starter")
-    assert (product["SubscriptionRequired"], product["ApprovalRequired"], product["Terms"], product["State"]) == (True, True, "Be nice.", "published")
+    assert (product["SubscriptionRequired"], product["ApprovalRequired"], product["Terms"], product["ProductState"]) == (True, True, "Be nice.", "published")
     sub = row(arm_services, "subscriptions/sub1")
-    assert (sub["OwnerId"], sub["State"], sub["DisplayName"]) == (f"{SERVICE_ID}/users/alice", "active", "Starter key")
+    assert (sub["OwnerId"], sub["SubscriptionState"], sub["DisplayName"]) == (f"{SERVICE_ID}/users/alice", "active", "Starter key")
     assert sub["Scope"].endswith("/products/starter") and sub["ExpirationDate"].year == 2027
     assert row(arm_services, "gateways/edge")["LocationCity"] == "Amsterdam"
     assert row(arm_services, "gateways/edge/hostnameConfigurations/h1")["Hostname"] == "api.contoso.example"
@@ -94,7 +94,7 @@ def test_deleting_a_user_clears_personal_data_and_history_never_holds_it(arm_ser
     deliver([event("UserDeleted", at=10)])
     gone = row(arm_services, "users/alice")
     assert gone["IsDeleted"] and not {"Email", "FirstName", "LastName"} & set(gone)
-    assert gone["State"] == "active"  # what is not personal stays
+    assert gone["UserState"] == "active"  # what is not personal stays
     repo = arm_services.processor.repo
     assert isinstance(repo, TableInventoryRepository)
     assert all("alice@contoso.example" not in str(record) and "Firstalice" not in str(record) for record in repo.all_history())
@@ -103,7 +103,7 @@ def test_deleting_a_user_clears_personal_data_and_history_never_holds_it(arm_ser
 def test_personal_data_older_than_the_deletion_never_returns_in_any_order() -> None:
     ref = parse_path(SERVICE, "users/alice")
     at = [T0 + timedelta(seconds=s) for s in range(3)]
-    changes = [Change(ref, Op.DETAILS, Stamp(at[0], "arm"), "x", {"Email": "a@x", "FirstName": "A", "State": "active"}),
+    changes = [Change(ref, Op.DETAILS, Stamp(at[0], "arm"), "x", {"Email": "a@x", "FirstName": "A", "UserState": "active"}),
                Change(ref, Op.DELETED, Stamp(at[1], "d"), "Microsoft.ApiManagement.UserDeleted"),
                Change(ref, Op.CREATED, Stamp(at[2], "c"), "Microsoft.ApiManagement.UserCreated")]
     results = []
@@ -113,7 +113,7 @@ def test_personal_data_older_than_the_deletion_never_returns_in_any_order() -> N
             current = merge(current, change)
         results.append(current)
     assert all(r == results[0] for r in results)
-    assert results[0] is not None and not results[0]["IsDeleted"] and "Email" not in results[0] and results[0]["State"] == "active"
+    assert results[0] is not None and not results[0]["IsDeleted"] and "Email" not in results[0] and results[0]["UserState"] == "active"
 
 
 @pytest.mark.parametrize(("status", "error"), [(404, "404 ResourceNotFound"), (403, "403 AuthorizationFailed")])

@@ -83,7 +83,7 @@ def test_sync_updates_what_changed_and_tombstones_what_arm_no_longer_has(
     assert pod["IsDeleted"] and pod["LastEventType"].endswith("GatewayDeleted")  # the gateway's tombstone, cascaded
     assert not row(arm_services, "users/bob")["IsDeleted"]
     product = row(arm_services, "products/starter")
-    assert (product["DisplayName"], product["State"]) == ("Starter (renamed)", "notPublished") and "Terms" not in product
+    assert (product["DisplayName"], product["ProductState"]) == ("Starter (renamed)", "notPublished") and "Terms" not in product
     # An event older than the listing does not undo what the listing saw.
     deliver([event("UserCreated", "/users/carol", at=50)])
     assert row(arm_services, "users/carol")["IsDeleted"]
@@ -194,6 +194,9 @@ def test_sync_command(arm_settings: Settings, arm: ArmStandIn, app_settings: Set
     document = json.loads(result.stdout)
     assert document["counts"]["added"] == sum(LISTED.values()) and document["incomplete"] == {}
     assert document["byKind"]["user"] == {"added": 2}
+    listing = run_cli(env, "list", "user").stdout.splitlines()
+    assert listing[0].split()[:6] == ["Service", "Kind", "Path", "State", "Email", "UserState"]
+    assert "alice@contoso.example" in listing[2] and listing[2].split()[3:6] == ["live", "alice@contoso.example", "active"]
 
     arm.fail(f"{SERVICE_ID}/subscriptions", 500, times=10)
     result = run_cli(env, "sync", "--service", SERVICE_ID)
