@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -118,9 +119,9 @@ def plane_lines(plane: DemoPlane, arm: ArmStandIn, reads: Counter[str], rows: li
         pending.setdefault((r["Service"], str(r.get("EnrichmentError"))), []).append(r["Path"])
     cells = [[service, error, str(len(paths)), ", ".join(paths) if service == name else f"the stand-in holds {name} only"]
              for (service, error), paths in pending.items()]
-    return ["", f"Management plane: a local ARM stand-in at {arm.endpoint}, holding {name} as APIM holds it now",
-            f"  {len(plane.resources) - 1} resources: those the stream leaves live, plus {' and '.join(plane.pre_existing)} (older than the",
-            f"  event subscription), less {plane.lost_deletion} (deleted since; its deletion event was lost)",
+    return ["", f"Management plane: a local ARM stand-in at {arm.endpoint}, holding {name} as APIM holds it now:",
+            f"  what the stream leaves live, plus {' and '.join(plane.pre_existing)} (they predate the event subscription),",
+            f"  less {plane.lost_deletion} (deleted since, but its deletion event was lost): {len(plane.resources) - 1} resources",
             f"  Enrichment on events: {reads['enriched']} reads of ARM enriched a row, {reads['pending'] + reads['throttled']} failed "
             f"(the other service, and resources deleted since);",
             f"  {sum(len(p) for p in pending.values())} rows are left EnrichmentPending, for the reconcile timer to retry:",
@@ -192,51 +193,54 @@ def run(stream: Path) -> int:
     logging.getLogger("apim_inventory").setLevel(logging.ERROR)  # the summary below says it all
     payloads = [payload for delivery in deliveries for payload in split_delivery(delivery)]
     plane = demo_plane(busiest_service(payloads), replayed(payloads))
-    clock = [min(latest_time(d) for d in deliveries)]  # the demo's clock follows the stream
-    publisher = CollectingPublisher()
-    azurite = Azurite().start()
-    arm = ArmStandIn().start()  # enrichment from ARM is on only while it runs
-    try:
+    with ExitStack() as stack:
+        azurite = stack.enter_context(Azurite())
+        arm = stack.enter_context(ArmStandIn())  # enrichment from ARM is on only while it runs
+        stack.callback(bootstrap.install, None)
         arm.put_many(plane.resources)
         os.environ.update({"INVENTORY_STORAGE": azurite.connection_string, "ENRICH_FROM_ARM": "true", "ARM_ENDPOINT": arm.endpoint,
                            **arm.identity_env()})
-        settings = Settings.from_env()
-        repo = TableInventoryRepository(table_service_client(), settings)
-        bootstrap.install(bootstrap.wire(repo, settings, AlertOutbox(repo, publisher), lambda: clock[0], bootstrap.arm_client(settings)))
-        delivered = deliver_stream(deliveries, clock)
-        processor = bootstrap.services().processor
-        rows, rejected, outcomes = list(repo.rows()), repo.rejected(), processor.counts
-        reads = processor.enricher.counts if processor.enricher else Counter[str]()
-        services = sorted({service_id(r).rsplit("/", 1)[-1] for r in rows})
-        counts = ", ".join(f"{name} {outcomes[name]}" for name in OUTCOMES)
-        print(f"APIM inventory demo: {stream.relative_to(ROOT) if stream.is_relative_to(ROOT) else stream}")
-        print(f"  services:   {len(services)} ({', '.join(services)})")
-        print(f"  deliveries: {len(deliveries)} HTTP POSTs, {delivered} events delivered")
-        print(f"  outcomes:   {counts}")
-        print(f"  enrichment: on for this run (ENRICH_FROM_ARM=true), from a local ARM stand-in at {arm.endpoint}")
-        print("\n".join(inventory_lines(rows) + rejected_lines(rejected) + flag_lines(rows, publisher.alerts, clock[0])
-                        + plane_lines(plane, arm, reads, rows)))
-        sys.stdout.flush()
-        now = when(clock[0])  # after the stream's last event: the sync stamps its writes with it
-        commands_ok = all(run_command("--now", now, name) == 0 for name in ("summary", "flags"))
-        commands_ok = run_command("--now", now, "sync", "--service", plane.service_id) == 0 and commands_ok
-        rows = list(repo.rows())
-        effects, problems = sync_effects(plane, rows)
-        print("\n".join(effects + details_lines(plane, rows)))
-        checked, leaks = check_secrets(repo)
-        problems += leaks
-        if not problems:
-            print(f"\nNo secret of the stand-in (subscription keys, backend credentials) is in any of the {checked} inventory, "
-                  "history, rejected and alert rows.")
-    finally:
-        bootstrap.install(None)
-        arm.stop()
-        azurite.stop()
+        problems = show(stream, deliveries, plane, arm)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def show(stream: Path, deliveries: list[Any], plane: DemoPlane, arm: ArmStandIn) -> list[str]:
+    """Run the stream, the timers and the commands, and print what they leave; the problems found."""
+    clock = [min(latest_time(d) for d in deliveries)]  # the demo's clock follows the stream
+    publisher = CollectingPublisher()
+    settings = Settings.from_env()
+    repo = TableInventoryRepository(table_service_client(), settings)
+    bootstrap.install(bootstrap.wire(repo, settings, AlertOutbox(repo, publisher), lambda: clock[0], bootstrap.arm_client(settings)))
+    delivered = deliver_stream(deliveries, clock)
+    processor = bootstrap.services().processor
+    rows, rejected, outcomes = list(repo.rows()), repo.rejected(), processor.counts
+    reads = processor.enricher.counts if processor.enricher else Counter[str]()
+    services = sorted({service_id(r).rsplit("/", 1)[-1] for r in rows})
+    counts = ", ".join(f"{name} {outcomes[name]}" for name in OUTCOMES)
+    print(f"APIM inventory demo: {stream.relative_to(ROOT) if stream.is_relative_to(ROOT) else stream}")
+    print(f"  services:   {len(services)} ({', '.join(services)})")
+    print(f"  deliveries: {len(deliveries)} HTTP POSTs, {delivered} events delivered")
+    print(f"  outcomes:   {counts}")
+    print(f"  enrichment: on for this run (ENRICH_FROM_ARM=true), from a local ARM stand-in at {arm.endpoint}")
+    print("\n".join(inventory_lines(rows) + rejected_lines(rejected) + flag_lines(rows, publisher.alerts, clock[0])
+                    + plane_lines(plane, arm, reads, rows)))
+    sys.stdout.flush()
+    now = when(clock[0])  # after the stream's last event: the sync stamps its writes with it
+    failed = [name for name in ("summary", "flags") if run_command("--now", now, name) != 0]
+    failed += ["sync"] if run_command("--now", now, "sync", "--service", plane.service_id) != 0 else []
+    rows = list(repo.rows())
+    effects, problems = sync_effects(plane, rows)
+    print("\n".join(effects + details_lines(plane, rows)))
+    checked, leaks = check_secrets(repo)
+    if not leaks:
+        print(f"\nNo secret of the stand-in (subscription keys, backend credentials) is in any of the {checked} inventory, "
+              "history, rejected and alert rows.")
+    problems += leaks + [f"apim-inventory {name} failed" for name in failed]
     if sum(outcomes.values()) != delivered:
         problems.append(f"{delivered} events delivered, {sum(outcomes.values())} outcomes logged")
-    for problem in problems + ([] if commands_ok else ["an apim-inventory command failed"]):
-        print(f"error: {problem}", file=sys.stderr)
-    return 1 if problems or not commands_ok else 0
+    return problems
 
 
 def run_command(*args: str) -> int:

@@ -8,6 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devtools.arm_standin import ArmStandIn
 from devtools.management_plane import SECRET
@@ -167,3 +169,45 @@ def test_a_resource_deleted_before_enrichment_is_not_pending_once_its_deletion_a
 def test_enrichment_off_asks_nothing(app_services: bootstrap.Services, arm: ArmStandIn) -> None:
     deliver([event("UserCreated", at=0), event("ProductCreated", at=1)])
     assert arm.requests == [] and "Email" not in row(app_services, "users/alice")
+
+
+READS = st.lists(
+    st.tuples(st.sampled_from([Op.CREATED, Op.UPDATED, Op.DELETED, Op.SYNCED, Op.DETAILS, Op.ENRICH_FAILED]),
+              st.integers(0, 20), st.sampled_from(["a@x", "b@x"])),
+    min_size=1, max_size=10, unique_by=lambda c: c[1],  # one change per instant: a stamp names one change
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(READS, st.randoms(use_true_random=False))
+def test_details_pending_and_personal_data_are_the_same_in_any_order(spec: list[tuple[Op, int, str]], rnd: Any) -> None:
+    """A read is applied right after the event that asked for it (enrichment) or the listing that saw the
+    resource (a sync), so each read travels with an alive change of its own time; the units, and any
+    change redelivered alone, come in any order."""
+    ref = parse_path(SERVICE, "users/alice")
+
+    def unit(op: Op, second: int, email: str) -> list[Change]:
+        at = Stamp(T0 + timedelta(seconds=second), f"e{second}")
+        if op == Op.DETAILS:
+            values = {"Email": email, "FirstName": email.upper(), "UserState": "active"}
+            return [Change(ref, Op.UPDATED, at, "updated"), Change(ref, op, Stamp(at.time + timedelta(milliseconds=500), "arm"), "read", values)]
+        if op == Op.ENRICH_FAILED:
+            values = {"EnrichmentError": "429 TooManyRequests", "EnrichmentRetryAt": at.time + timedelta(seconds=60)}
+            return [Change(ref, Op.UPDATED, at, "updated"), Change(ref, op, Stamp(at.time + timedelta(milliseconds=500), "arm"), "read", values)]
+        return [Change(ref, op, at, op.value)]
+
+    units = [unit(*c) for c in spec]
+    every = [change for group in units for change in group]
+    shuffled = [change for group in rnd.sample(units, len(units)) for change in group] + rnd.sample(every, len(every) // 2)
+
+    def fold(items: list[Change]) -> dict[str, Any] | None:
+        current: dict[str, Any] | None = None
+        for item in items:
+            current = merge(current, item)
+        return current
+
+    in_order, any_order = fold(sorted(every, key=lambda c: c.stamp)), fold(shuffled)
+    assert in_order == any_order
+    assert in_order is not None
+    if in_order["IsDeleted"]:
+        assert "Email" not in in_order and not in_order.get("EnrichmentPending")
