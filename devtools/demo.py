@@ -148,11 +148,13 @@ def details_lines(plane: DemoPlane, rows: list[dict[str, Any]]) -> list[str]:
 def sync_effects(plane: DemoPlane, rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     """What the sync did to the resources where the stand-in and the events differ: (lines, problems)."""
     found = {str(r["Path"]): r for r in rows if service_id(r).lower() == plane.service_id.lower()}
-    lines, problems = ["", "Where the management plane and the events differed"], []
-    for path, deleted in [*((p, False) for p in plane.pre_existing), (plane.lost_deletion, True)]:
+    lines, problems = ["", "After the sync, where the management plane and the events differed"], []
+    expected = [*((p, False) for p in plane.pre_existing), (plane.lost_deletion, True)]
+    width = max(len(path) for path, _ in expected) + 2
+    for path, deleted in expected:
         row = found.get(path, {})
         state = "missing" if not row else "deleted" if row.get("IsDeleted") else "live"
-        lines.append(f"  {path:<28}{state:<9}{short_type(row.get('LastEventType'))} at {when(row.get('LastEventTime'))}"
+        lines.append(f"  {path:<{width}}{state:<9}{short_type(row.get('LastEventType'))} at {when(row.get('LastEventTime'))}"
                      + (", no longer EnrichmentPending" if deleted and row.get("EnrichmentPending") is False else ""))
         if state != ("deleted" if deleted else "live"):
             problems.append(f"{path} is {state} after the sync")

@@ -170,7 +170,7 @@ def demo_plane(service_id: str, rows: list[dict[str, Any]]) -> DemoPlane:
     domain = service_id.rsplit("/", 1)[-1].split("-")[0] + ".example"
     resources = [(service_id, {"publisherEmail": f"apis@{domain}", "publisherName": domain.split(".")[0].title()}),
                  (f"{service_id}/{ADMINISTRATOR}", {**user("1", f"apis@{domain}"), "firstName": "Administrator", "lastName": "",
-                                                     "registrationDate": "2026-03-02T08:00:00Z"}),
+                                                     "registrationDate": "2026-03-02T08:00:00Z", "identities": []}),
                  (f"{service_id}/{DEFAULT_PRODUCT}", product("unlimited", approval_required=True, limit=None))]
     context = _Context(service_id, domain, kept)
     resources += [(f"{service_id}/{r['Path']}", shape) for r in kept if (shape := context.shape(r)) is not None]

@@ -188,13 +188,13 @@ def test_details_pending_and_personal_data_are_the_same_in_any_order(spec: list[
 
     def unit(op: Op, second: int, email: str) -> list[Change]:
         at = Stamp(T0 + timedelta(seconds=second), f"e{second}")
-        if op == Op.DETAILS:
-            values = {"Email": email, "FirstName": email.upper(), "UserState": "active"}
-            return [Change(ref, Op.UPDATED, at, "updated"), Change(ref, op, Stamp(at.time + timedelta(milliseconds=500), "arm"), "read", values)]
-        if op == Op.ENRICH_FAILED:
-            values = {"EnrichmentError": "429 TooManyRequests", "EnrichmentRetryAt": at.time + timedelta(seconds=60)}
-            return [Change(ref, Op.UPDATED, at, "updated"), Change(ref, op, Stamp(at.time + timedelta(milliseconds=500), "arm"), "read", values)]
-        return [Change(ref, op, at, op.value)]
+        if op not in (Op.DETAILS, Op.ENRICH_FAILED):
+            return [Change(ref, op, at, op.value)]
+        values: dict[str, Any] = (
+            {"Email": email, "FirstName": email.upper(), "UserState": "active"} if op == Op.DETAILS
+            else {"EnrichmentError": "429 TooManyRequests", "EnrichmentRetryAt": at.time + timedelta(seconds=60)})
+        read_at = Stamp(at.time + timedelta(milliseconds=500), "arm")
+        return [Change(ref, Op.UPDATED, at, "updated"), Change(ref, op, read_at, "read", values)]
 
     units = [unit(*c) for c in spec]
     every = [change for group in units for change in group]
