@@ -200,11 +200,11 @@ class InventorySync:
         parent_rk = resource_keys(plan.ref.parent)[1] if plan.ref.parent else None
         seen: dict[str, Any] = {}
 
-        def compute(row: StoredRow | None, parent: StoredRow | None) -> Entity:
+        def compute(row: StoredRow | None, parent: StoredRow | None) -> Entity | None:
             old = row.entity if row else None
             new = _compute(old, plan, parent.entity if parent else None, stamp)
             seen["old"], seen["new"] = old, new
-            return new if new is not None else dict(old or {})
+            return new
 
         wrote = self.writer.write(pk, rk, parent_rk, compute)
         new = seen.get("new")

@@ -15,7 +15,7 @@ from .model import same_row
 from .repository import InventoryRepository, StoredRow
 
 Loaded = tuple[StoredRow | None, StoredRow | None]
-Compute = Callable[[StoredRow | None, StoredRow | None], dict[str, Any]]
+Compute = Callable[[StoredRow | None, StoredRow | None], dict[str, Any] | None]  # None: leave the row as it is
 
 
 class RowWriter:
@@ -33,7 +33,8 @@ class RowWriter:
         first attempt reads nothing. True when the row changed."""
         for attempt in range(self.conflict_retries):
             row, parent = loaded if attempt == 0 and loaded else self.repo.load(pk, rk, parent_rk, fresh=attempt > 0)
-            new = self.prepare(row, compute(row, parent))
+            computed = compute(row, parent)
+            new = self.prepare(row, computed) if computed is not None else None
             if new is None:
                 return False
             try:
