@@ -22,7 +22,7 @@ _tables = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[Azurite]:
-    with Azurite() as server:
+    with Azurite(blob=True) as server:
         yield server
 
 
