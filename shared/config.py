@@ -26,6 +26,12 @@ class Settings:
     breaker_sweep_schedule: str = "0 */5 * * * *"
     token_warning_days: float = 7.0
     breaker_grace_minutes: float = 5.0
+    status_table: str = "ApimInventoryStatus"
+    purge_schedule: str = "0 0 3 * * *"
+    tombstone_retention_days: float = 90.0
+    history_retention_days: float = 365.0
+    rejected_retention_days: float = 30.0
+    sent_alerts_retention_days: float = 30.0
 
     def __post_init__(self) -> None:
         tables = (self.inventory_table, self.history_table, self.rejected_table, self.outbox_table)
@@ -36,6 +42,10 @@ class Settings:
             raise ValueError("the inventory, history, rejected and alert tables must have different names")
         if self.token_warning_days < 0 or self.breaker_grace_minutes < 0:
             raise ValueError("TOKEN_WARNING_DAYS and CIRCUIT_BREAKER_GRACE_MINUTES must not be negative")
+        if not _TABLE_NAME.match(self.status_table) or self.status_table.lower() in {name.lower() for name in tables}:
+            raise ValueError(f"INVENTORY_STATUS_TABLE {self.status_table!r} must be a valid table name, different from the others")
+        if min(self.retention_days.values()) < 1:
+            raise ValueError("the RETENTION_*_DAYS settings must be at least 1")
 
     @property
     def flag_policy(self) -> FlagPolicy:
@@ -56,4 +66,16 @@ class Settings:
             breaker_sweep_schedule=env.get("CIRCUIT_BREAKER_SWEEP_SCHEDULE", cls.breaker_sweep_schedule),
             token_warning_days=float(env.get("TOKEN_WARNING_DAYS", cls.token_warning_days)),
             breaker_grace_minutes=float(env.get("CIRCUIT_BREAKER_GRACE_MINUTES", cls.breaker_grace_minutes)),
+            status_table=env.get("INVENTORY_STATUS_TABLE", cls.status_table),
+            purge_schedule=env.get("PURGE_SCHEDULE", cls.purge_schedule),
+            tombstone_retention_days=float(env.get("RETENTION_TOMBSTONE_DAYS", cls.tombstone_retention_days)),
+            history_retention_days=float(env.get("RETENTION_HISTORY_DAYS", cls.history_retention_days)),
+            rejected_retention_days=float(env.get("RETENTION_REJECTED_DAYS", cls.rejected_retention_days)),
+            sent_alerts_retention_days=float(env.get("RETENTION_SENT_ALERTS_DAYS", cls.sent_alerts_retention_days)),
         )
+
+    @property
+    def retention_days(self) -> dict[str, float]:
+        """Days each kind of record is kept by the purge."""
+        return {"tombstones": self.tombstone_retention_days, "history": self.history_retention_days,
+                "rejected": self.rejected_retention_days, "sentAlerts": self.sent_alerts_retention_days}
