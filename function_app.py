@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared import bootstrap, http_api, logs
+from shared import bootstrap, health, http_api, logs
 from shared.config import Settings
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)  # never anonymous
@@ -52,3 +52,9 @@ def flags(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="summary", methods=["GET"])
 def summary(req: func.HttpRequest) -> func.HttpResponse:
     return http_api.get_summary(req, bootstrap.services().queries)
+
+
+@app.function_name("health")
+@app.route(route="health", methods=["GET"])
+def health_check(req: func.HttpRequest) -> func.HttpResponse:
+    return health.get_health(req, bootstrap.services)
