@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared import bootstrap, health, http_api, logs
+from shared import bootstrap, health, http_api, logs, retention
 from shared.config import Settings
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)  # never anonymous
@@ -58,3 +58,9 @@ def summary(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="health", methods=["GET"])
 def health_check(req: func.HttpRequest) -> func.HttpResponse:
     return health.get_health(req, bootstrap.services)
+
+
+@app.function_name("purge")
+@app.timer_trigger(schedule=_settings.purge_schedule, arg_name="timer")
+def purge(timer: func.TimerRequest) -> None:
+    retention.run_timer(bootstrap.services())

@@ -27,6 +27,7 @@ from .queries import BadQuery, InventoryQueries, NotFound, parse_kind, parse_whe
 from .replay import UNDECODABLE, Undecodable, apply, outcome_text
 from .repository import Entity
 from .resources import KINDS
+from .retention import Purger
 from .storage import StorageNotConfigured
 
 PROG = "apim-inventory"
@@ -110,6 +111,10 @@ def _parser() -> argparse.ArgumentParser:
     since(sub, "--since", "for --dead-letter: only blobs last modified (dead-lettered) at or after T")
     sub.add_argument("--delete-after", action="store_true", help="for --dead-letter: delete each blob once every event in it "
                      "has an outcome (applied, duplicate, stale or rejected); others are kept")
+    sub = command("purge", "delete what retention no longer keeps: old tombstones, history, rejected events and sent alerts", _purge)
+    sub.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
+    sub.add_argument("--now", metavar="T", default=argparse.SUPPRESS, type=_checked(lambda t: parse_when(t, "--now")),
+                     help="take T as the current time for the cutoffs")
     command("sweep", "run both timers now: gateway token expiry and stuck circuit breakers", _sweep, reads=False)
     return parser
 
@@ -325,6 +330,18 @@ def _replay_dead_letter(args: argparse.Namespace) -> int:
     print(f"{run.blobs} blobs, {run.events} events: {outcome_text(run.counts)}; {run.deleted} blobs deleted, "
           f"{run.blobs - run.deleted} kept")
     return 1 if run.kept_with_problems else 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    services = _services(args)
+    results = Purger(services.processor.repo, Settings.from_env(), services.processor.clock).run(dry_run=args.dry_run)
+    count = "WouldDelete" if args.dry_run else "Deleted"
+    rows = [{"What": r.what, "Table": r.table, "Before": r.before, count: r.deleted} for r in results]
+    document = {"dryRun": args.dry_run, "results": [{"what": r.what, "table": r.table, "before": r.before, "deleted": r.deleted}
+                                                    for r in results]}
+    cells = [[r.what, r.table, when(r.before), str(r.deleted)] for r in results]
+    header = ("What", "Table", "Before", count)
+    return _emit(args, document, rows, lambda: table(header, cells, ""), csv_header=header)
 
 
 def _sweep(args: argparse.Namespace) -> int:
