@@ -26,6 +26,7 @@ bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m bench.bench
 	$(PY) -m bench.sweep_cost
 	$(PY) -m bench.query_cost
+	$(PY) -m bench.ops_cost
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
