@@ -12,6 +12,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from azure.core.exceptions import AzureError
 
@@ -23,7 +24,6 @@ from .repository import Entity, InventoryRepository, StoredRow
 log = logging.getLogger("apim_inventory.status")
 STATUS_PARTITION = "service"
 INTERVAL = timedelta(minutes=1)
-MAXIMA = ("LastEventTime", "LastReceivedAt", "LastAppliedAt")
 SEEN = frozenset({"applied", "stale", "duplicate"})  # rejected events name no trustworthy service
 
 
@@ -31,12 +31,19 @@ def status_keys(service_key: str) -> tuple[str, str]:
     return STATUS_PARTITION, encode_part(service_key)
 
 
+def raise_to(values: dict[str, Any], column: str, value: datetime) -> bool:
+    """values[column] = value when value is newer (or there was none); True when it changed."""
+    if values.get(column) is not None and values[column] >= value:
+        return False
+    values[column] = value
+    return True
+
+
 def merged(stored: Entity, values: dict[str, datetime]) -> Entity:
     """The stored row with each column raised to the newer of the two values."""
     row = dict(stored)
     for column, value in values.items():
-        if row.get(column) is None or row[column] < value:
-            row[column] = value
+        raise_to(row, column, value)
     return row
 
 
@@ -66,9 +73,7 @@ class StatusTracker:
             entry = self._services.setdefault(service_key, _Service(service))
             for column, value in (("LastEventTime", event_time), ("LastReceivedAt", now),
                                   *((("LastAppliedAt", now),) if outcome == "applied" else ())):
-                if entry.values.get(column) is None or entry.values[column] < value:
-                    entry.values[column] = value
-                    entry.dirty = True
+                entry.dirty = raise_to(entry.values, column, value) or entry.dirty
             due = self._claim(now, force=False)
         self._write(due)
 
@@ -99,7 +104,7 @@ class StatusTracker:
                 log.warning("status row of %s not written, will retry: %s", entry.name, exc)
         return written
 
-    def _save(self, key: str, entry: _Service, values: dict[str, datetime]) -> StoredRow | None:
+    def _save(self, key: str, entry: _Service, values: dict[str, datetime]) -> StoredRow:
         pk, rk = status_keys(key)
         for attempt in range(self.conflict_retries):
             stored = entry.stored if attempt == 0 and entry.known else self.repo.load_status(pk, rk)
