@@ -29,6 +29,7 @@ bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m bench.query_cost
 	$(PY) -m bench.sync_cost
 	$(PY) -m bench.import_cost
+	$(PY) -m bench.ops_cost
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

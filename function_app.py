@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared import bootstrap, http_api
+from shared import bootstrap, health, http_api, logs, retention
 from shared.config import Settings
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)  # never anonymous
@@ -13,7 +13,8 @@ _settings = Settings.from_env()  # schedules are read when the worker indexes th
 @app.event_grid_trigger(arg_name="event")
 def apim_events(event: func.EventGridEvent) -> None:
     # The library hands over a func.CloudEvent instead when the payload has `specversion`.
-    bootstrap.services().processor.handle(event)
+    with logs.invocation("apim_events") as outcomes:  # one summary line per invocation, also when it raises
+        outcomes[bootstrap.services().processor.handle(event).outcome.value] += 1
 
 
 @app.function_name("gateway_token_sweep")
@@ -57,3 +58,15 @@ def flags(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="summary", methods=["GET"])
 def summary(req: func.HttpRequest) -> func.HttpResponse:
     return http_api.get_summary(req, bootstrap.services().queries)
+
+
+@app.function_name("health")
+@app.route(route="health", methods=["GET"])
+def health_check(req: func.HttpRequest) -> func.HttpResponse:
+    return health.get_health(req, bootstrap.services)
+
+
+@app.function_name("purge")
+@app.timer_trigger(schedule=_settings.purge_schedule, arg_name="timer")
+def purge(timer: func.TimerRequest) -> None:
+    retention.run_timer(bootstrap.services())

@@ -36,12 +36,16 @@ def binary(name: str = "azurite-table") -> str:
 
 @dataclass
 class Azurite:
-    """One Azurite table service. `location=None` keeps data in memory."""
+    """One Azurite table service, and with `blob=True` its Blob service too, in the same process (each
+    service on a free loopback port). `location=None` keeps data in memory."""
 
     location: Path | None = None
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     _log: Path | None = None
+    blob: bool = False
+    blob_port: int = 0
+    queue_port: int = 0  # the all-in-one binary always serves Queue too: on a free port, never 10001
 
     @property
     def connection_string(self) -> str:
@@ -50,9 +54,26 @@ class Azurite:
             f"TableEndpoint=http://127.0.0.1:{self.port}/{ACCOUNT};"
         )
 
+    @property
+    def blob_connection_string(self) -> str:
+        if not self.blob:
+            raise RuntimeError("this Azurite was started without blob=True")
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{self.blob_port}/{ACCOUNT};"
+        )
+
+    def _ports(self) -> list[int]:
+        return [self.port, self.blob_port] if self.blob else [self.port]
+
     def start(self, timeout: float = 30.0) -> Azurite:
         args = [binary(), "--tableHost", "127.0.0.1", "--tablePort", str(self.port), "--disableTelemetry", "--silent",
                 "--skipApiVersionCheck"]
+        if self.blob:
+            while len({self.port, self.blob_port, self.queue_port}) < 3 or 0 in (self.blob_port, self.queue_port):
+                self.blob_port, self.queue_port = free_port(), free_port()
+            args = [binary("azurite"), *args[1:], "--blobHost", "127.0.0.1", "--blobPort", str(self.blob_port),
+                    "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port)]
         args += ["--location", str(self.location)] if self.location else ["--inMemoryPersistence"]
         fd, log = tempfile.mkstemp(prefix="azurite-", suffix=".log")
         self._log = Path(log)
@@ -63,12 +84,14 @@ class Azurite:
             if self.process.poll() is not None:
                 raise RuntimeError(f"azurite exited with {self.process.returncode}: {self._log.read_text()[-2000:]}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
+                for port in self._ports():
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                        pass
+                return self
             except OSError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"azurite did not open port {self.port} in {timeout}s")
+        raise RuntimeError(f"azurite did not open ports {self._ports()} in {timeout}s")
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> None:
         """SIGINT lets a --location Azurite save its data; SIGTERM and SIGKILL lose the last 5 s."""

@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 import traceback
 from collections import Counter
@@ -17,14 +16,18 @@ from typing import Any, NoReturn
 
 from azure.core.exceptions import AzureError, HttpResponseError
 
-from . import bootstrap
+from . import bootstrap, dead_letter
 from .config import Settings
-from .delivery import decode_event, read_events
-from .errors import ConflictRetriesExhausted, PermanentEventError
+from .delivery import read_events
+from .errors import ConflictRetriesExhausted, PermanentEventError, one_line
+from .logs import summary_line
 from .output import progress, record_lines, row_table, row_value, table, to_csv, to_json, when
+from .pipeline import EventProcessor
 from .queries import BadQuery, InventoryQueries, NotFound, parse_kind, parse_when, resolve_id
+from .replay import UNDECODABLE, Undecodable, apply, outcome_text
 from .repository import Entity
 from .resources import KINDS, ServiceRef, parse_service_id
+from .retention import Purger
 from .storage import StorageNotConfigured
 
 PROG = "apim-inventory"
@@ -101,8 +104,22 @@ def _parser() -> argparse.ArgumentParser:
     command("flags", "gateway tokens near expiry or expired, circuit breakers open or stuck open", _flags)
     command("summary", "counts by kind and service; events applied, stale, duplicate, rejected in the last hour and day", _summary)
     since(command("rejected", "the rejected events, with their reasons, newest first", _rejected), "--since", "only those received at or after T")
-    sub = command("replay", "apply events from files through the function's pipeline, with its outcomes", _replay, reads=False)
-    sub.add_argument("files", nargs="+", metavar="FILE", help="a JSON array as Event Grid delivers it, or JSON Lines; - for stdin")
+    sub = command("replay", "apply events from files, or Event Grid's dead letters, through the function's pipeline, with its outcomes",
+                  _replay, reads=False)
+    sub.add_argument("files", nargs="*", metavar="FILE", help="a JSON array as Event Grid delivers it, or JSON Lines; - for stdin")
+    sub.add_argument("--dead-letter", metavar="URL", help="replay the dead-letter blobs of a container: ACCOUNT_URL/CONTAINER, or "
+                     f"CONTAINER when {dead_letter.SETTING} names the account; each blob's outcomes are printed")
+    sub.add_argument("--connection-string", metavar="CS", help=f"for --dead-letter: the account's connection string "
+                     f"(default: the {dead_letter.SETTING} setting; UseDevelopmentStorage=true for Azurite); else https URLs "
+                     "use DefaultAzureCredential")
+    sub.add_argument("--prefix", metavar="P", help="for --dead-letter: only blobs whose name starts with P (a topic's blobs)")
+    since(sub, "--since", "for --dead-letter: only blobs last modified (dead-lettered) at or after T")
+    sub.add_argument("--delete-after", action="store_true", help="for --dead-letter: delete each blob once every event in it "
+                     "has an outcome (applied, duplicate, stale or rejected); others are kept")
+    sub = command("purge", "delete what retention no longer keeps: old tombstones, history, rejected events and sent alerts", _purge)
+    sub.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
+    sub.add_argument("--now", metavar="T", default=argparse.SUPPRESS, type=_checked(lambda t: parse_when(t, "--now")),
+                     help="take T as the current time for the cutoffs")
     command("sweep", "run both timers now: gateway token expiry and stuck circuit breakers", _sweep, reads=False)
     sub = command("sync", "a full sync of one APIM service from Azure Resource Manager: add, update, tombstone", _sync)
     sub.add_argument("--service", required=True, metavar="ID", type=_service_id,
@@ -152,7 +169,7 @@ def _fail(message: str, code: int) -> int:
 
 
 def _store_error(exc: Exception) -> str:
-    message = re.sub(r"^<[^>]*>:\s*", "", _line(str(exc)))[:500]  # urllib3 starts with the connection's repr
+    message = one_line(exc)
     if isinstance(exc, HttpResponseError):
         return f"the inventory store failed: {exc.status_code} {exc.reason}: {message}"
     return f"the inventory store is unreachable: {message}" if isinstance(exc, AzureError) else f"the inventory store failed: {message}"
@@ -273,27 +290,74 @@ def _read(name: str) -> list[str]:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    if args.dead_letter is not None:
+        return _replay_dead_letter(args)
+    if not args.files or args.since or args.prefix or args.delete_after or args.connection_string:
+        raise Failure(2, "replay takes FILE arguments, or --dead-letter URL (with --since, --prefix, --delete-after, --connection-string)")
     payloads = [payload for name in args.files for payload in _read(name)]
-    _services(args)
+    processor = _services(args).processor
     show_progress = sys.stderr.isatty() and len(payloads) > PROGRESS_ABOVE
     counts: Counter[str] = Counter()
     for number, payload in enumerate(payloads, 1):
         try:
-            event = decode_event(payload)
-        except Exception as exc:  # the host would fail such a delivery before the function runs
-            counts["undecodable"] += 1
-            print(f"{PROG}: warning: event {number} skipped, the Functions host cannot decode it: {_line(str(exc))}", file=sys.stderr)
-        else:
-            try:
-                counts[bootstrap.services().processor.handle(event).outcome.value] += 1
-            except STORE_ERRORS as exc:
-                raise Failure(1, f"{_store_error(exc)} (after {number - 1} of {len(payloads)} events; replaying again is safe)") from None
+            counts[apply(processor, payload)] += 1
+        except Undecodable as exc:
+            counts[UNDECODABLE] += 1
+            print(f"{PROG}: warning: event {number} skipped, the Functions host cannot decode it: {exc}", file=sys.stderr)
+        except STORE_ERRORS as exc:
+            raise Failure(1, f"{_store_error(exc)} (after {number - 1} of {len(payloads)} events; replaying again is safe)") from None
         if show_progress and (number % 50 == 0 or number == len(payloads)):
             sys.stderr.write(progress(number, len(payloads)) + ("\n" if number == len(payloads) else ""))
             sys.stderr.flush()
-    names = ["applied", "duplicate", "stale", "rejected"] + (["undecodable"] if counts["undecodable"] else [])
-    print(f"{len(payloads)} events: " + ", ".join(f"{name} {counts[name]}" for name in names))
+    _replayed(processor, "replay", counts)
+    print(f"{len(payloads)} events: {outcome_text(counts)}")
     return 0
+
+
+def _replayed(processor: EventProcessor, run: str, counts: Counter[str], **extra: Any) -> None:
+    """The end of a replay: the status rows written now, one summary line logged."""
+    processor.status.flush(processor.clock())
+    logging.getLogger("apim_inventory").info(summary_line(run, counts, **extra))
+
+
+def _replay_dead_letter(args: argparse.Namespace) -> int:
+    if args.files:
+        raise Failure(2, "replay takes FILE arguments or --dead-letter URL, not both")
+    env = {**os.environ, **({dead_letter.SETTING: args.connection_string} if args.connection_string else {})}
+    try:
+        container = dead_letter.container_client(args.dead_letter, env, retry_total=RETRY_TOTAL)
+    except ValueError as exc:
+        raise Failure(2, f"--dead-letter: {exc}") from None
+    processor = _services(args).processor
+
+    def show(report: dead_letter.BlobReport) -> None:
+        print(report.line(), flush=True)
+        for problem in report.problems:
+            print(f"{PROG}: warning: {report.name}: {problem}", file=sys.stderr, flush=True)
+
+    try:
+        run = dead_letter.replay(container, processor, show, since=parse_when(args.since, "--since"), prefix=args.prefix,
+                                 delete_after=args.delete_after)
+    except dead_letter.DeadLetterError as exc:
+        raise Failure(1, f"the dead-letter container: {exc}") from None
+    except STORE_ERRORS as exc:
+        raise Failure(1, f"{_store_error(exc)} (the blob is kept; replaying again is safe)") from None
+    _replayed(processor, "replay-dead-letter", run.counts, blobs=run.blobs, blobsDeleted=run.deleted)
+    print(f"{run.blobs} blobs, {run.events} events: {outcome_text(run.counts)}; {run.deleted} blobs deleted, "
+          f"{run.blobs - run.deleted} kept")
+    return 1 if run.kept_with_problems else 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    services = _services(args)
+    results = Purger(services.processor.repo, Settings.from_env(), services.processor.clock).run(dry_run=args.dry_run)
+    count = "WouldDelete" if args.dry_run else "Deleted"
+    rows = [{"What": r.what, "Table": r.table, "Before": r.before, count: r.deleted} for r in results]
+    document = {"dryRun": args.dry_run, "results": [{"what": r.what, "table": r.table, "before": r.before, "deleted": r.deleted}
+                                                    for r in results]}
+    cells = [[r.what, r.table, when(r.before), str(r.deleted)] for r in results]
+    header = ("What", "Table", "Before", count)
+    return _emit(args, document, rows, lambda: table(header, cells, ""), csv_header=header)
 
 
 def _sweep(args: argparse.Namespace) -> int:

@@ -35,6 +35,12 @@ class Settings:
     arm_retry_after_limit: float = 30.0
     reconcile_schedule: str = "0 30 */6 * * *"
     reconcile_services: tuple[str, ...] = ()
+    status_table: str = "ApimInventoryStatus"
+    purge_schedule: str = "0 0 3 * * *"
+    tombstone_retention_days: float = 90.0
+    history_retention_days: float = 365.0
+    rejected_retention_days: float = 30.0
+    sent_alerts_retention_days: float = 30.0
 
     def __post_init__(self) -> None:
         tables = (self.inventory_table, self.history_table, self.rejected_table, self.outbox_table)
@@ -45,6 +51,10 @@ class Settings:
             raise ValueError("the inventory, history, rejected and alert tables must have different names")
         if self.token_warning_days < 0 or self.breaker_grace_minutes < 0:
             raise ValueError("TOKEN_WARNING_DAYS and CIRCUIT_BREAKER_GRACE_MINUTES must not be negative")
+        if not _TABLE_NAME.match(self.status_table) or self.status_table.lower() in {name.lower() for name in tables}:
+            raise ValueError(f"INVENTORY_STATUS_TABLE {self.status_table!r} must be a valid table name, different from the others")
+        if min(self.retention_days.values()) < 1:
+            raise ValueError("the RETENTION_*_DAYS settings must be at least 1")
         for service in self.reconcile_services:
             try:
                 parse_service_id(service)
@@ -80,7 +90,19 @@ class Settings:
             arm_retry_after_limit=float(env.get("ARM_RETRY_AFTER_LIMIT_SECONDS", cls.arm_retry_after_limit)),
             reconcile_schedule=env.get("RECONCILE_SCHEDULE", cls.reconcile_schedule),
             reconcile_services=tuple(s for s in re.split(r"[\s,;]+", env.get("RECONCILE_SERVICES", "")) if s),
+            status_table=env.get("INVENTORY_STATUS_TABLE", cls.status_table),
+            purge_schedule=env.get("PURGE_SCHEDULE", cls.purge_schedule),
+            tombstone_retention_days=float(env.get("RETENTION_TOMBSTONE_DAYS", cls.tombstone_retention_days)),
+            history_retention_days=float(env.get("RETENTION_HISTORY_DAYS", cls.history_retention_days)),
+            rejected_retention_days=float(env.get("RETENTION_REJECTED_DAYS", cls.rejected_retention_days)),
+            sent_alerts_retention_days=float(env.get("RETENTION_SENT_ALERTS_DAYS", cls.sent_alerts_retention_days)),
         )
+
+    @property
+    def retention_days(self) -> dict[str, float]:
+        """Days each kind of record is kept by the purge."""
+        return {"tombstones": self.tombstone_retention_days, "history": self.history_retention_days,
+                "rejected": self.rejected_retention_days, "sentAlerts": self.sent_alerts_retention_days}
 
 
 def _flag(text: str, name: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -28,3 +29,8 @@ class AlreadyRecorded(Exception):
 
 class ConflictRetriesExhausted(Exception):
     """Optimistic concurrency kept failing; raising makes Event Grid deliver the event again."""
+
+
+def one_line(exc: BaseException, limit: int = 500) -> str:
+    """An exception's message on one line, without the connection repr urllib3 starts with."""
+    return re.sub(r"^<[^>]*>:\s*", "", " ".join(str(exc).split()))[:limit]

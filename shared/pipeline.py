@@ -21,9 +21,11 @@ from .events import InventoryEvent, describe, parse_event
 from .flags import FlagPolicy
 from .handlers import HANDLERS
 from .keys import MAX_STRING_CHARS, child_ranges, history_keys, resource_keys
+from .logs import event_line, service_of
 from .model import PARENT_DELETE_TYPES, SCHEMA_VERSION, Change, Op, apply_changes, cascade_change, row_stamp
 from .repository import InventoryRepository, StoredRow
 from .resources import ResourceRef, parse_path
+from .status import StatusTracker
 from .writer import Loaded, RowWriter
 
 log = logging.getLogger("apim_inventory")
@@ -60,6 +62,7 @@ class EventProcessor:
         self.writer = writer or RowWriter(repo, AlertOutbox(repo, LoggingAlertPublisher()), FlagPolicy(), clock, conflict_retries)
         self.enricher = enricher  # set when ENRICH_FROM_ARM is on
         self.counts: Counter[str] = Counter()  # outcomes since start, for summaries
+        self.status = StatusTracker(repo)  # when each service last sent an event, written at most once a minute
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -96,7 +99,8 @@ class EventProcessor:
             self.writer.outbox.flush(self.clock())
         outcome = Outcome.DUPLICATE if duplicate and not wrote else Outcome.STALE if stale else Outcome.APPLIED
         self.counts[outcome.value] += 1
-        log.info("%s event %s %s service=%s subject=%s", outcome.value, event.id, event.type, event.service.name, event.subject)
+        log.info(event_line(outcome.value, event.id, event.type, event.service.name, event.subject))
+        self.status.note(event.service.key, event.service.name, outcome.value, event.time, self.clock())
         return Result(outcome, event.id, event.type, event.service.name)
 
     # -- steps ----------------------------------------------------------------------------
@@ -184,7 +188,8 @@ class EventProcessor:
         }
         self.repo.add_rejected(record)
         self.counts[Outcome.REJECTED.value] += 1
-        log.warning("rejected event %s type=%s source=%s: %s", event_id, event_type, source, exc)
+        log.warning(event_line("rejected", _text(event_id), _text(event_type), service_of(source), _text(payload.get("subject")),
+                               reason=exc.code, source=_text(source), message=exc.message))
         return Result(Outcome.REJECTED, _text(event_id) or None, _text(event_type) or None, None, exc.code)
 
 

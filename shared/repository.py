@@ -110,6 +110,20 @@ class InventoryRepository(Protocol):
     def rejected(self) -> list[Entity]:
         """Every rejected-event record."""
 
+    def scan(self, query: Query, page_size: int = 1000, select: tuple[str, ...] | None = None) -> Iterator[list[StoredRow]]:
+        """Matching rows page by page, with their ETags, so memory stays bounded. `query.table` may also be
+        "alerts" or "status"; `select` limits the columns read (the keys always come)."""
+
+    def delete_rows(self, table: str, rows: list[StoredRow], *, if_match: bool = False) -> int:
+        """Delete rows in transactions of at most 100, one partition each. With `if_match`, a row changed since
+        it was read (its ETag) is kept. How many were deleted."""
+
+    def load_status(self, pk: str, rk: str) -> StoredRow | None:
+        """One service's status row."""
+
+    def save_status(self, entity: Entity, etag: str | None) -> StoredRow:
+        """Insert when etag is None, else replace if unchanged since read. Raises WriteConflict."""
+
 
 class InMemoryInventoryRepository:
     """The same contract as the Table repository, with ETags, in a dict. Thread-safe."""
@@ -121,19 +135,23 @@ class InMemoryInventoryRepository:
         self._outbox: dict[tuple[str, str], Entity] = {}
         self._lock = threading.Lock()
         self._etags = itertools.count(1)
+        self._status: dict[tuple[str, str], StoredRow] = {}
 
     def load(self, pk: str, rk: str, parent_rk: str | None, *, fresh: bool = False) -> tuple[StoredRow | None, StoredRow | None]:
         with self._lock:
             return self._copy(self._rows.get((pk, rk))), self._copy(self._rows.get((pk, parent_rk))) if parent_rk else None
 
     def save(self, entity: Entity, etag: str | None) -> StoredRow:
+        return self._put(self._rows, entity, etag)
+
+    def _put(self, store: dict[tuple[str, str], StoredRow], entity: Entity, etag: str | None) -> StoredRow:
         key = (entity["PartitionKey"], entity["RowKey"])
         with self._lock:
-            current = self._rows.get(key)
+            current = store.get(key)
             if (current is None) != (etag is None) or (current is not None and current.etag != etag):
                 raise WriteConflict(f"{key} changed since it was read")
             stored = StoredRow(copy.deepcopy(entity), f"W/\"{next(self._etags)}\"")
-            self._rows[key] = stored
+            store[key] = stored
             return self._copy(stored) or stored
 
     def children(self, pk: str, ranges: list[tuple[str, str]]) -> list[StoredRow]:
@@ -194,20 +212,14 @@ class InMemoryInventoryRepository:
                 self._outbox[(sent["PartitionKey"], sent["RowKey"])] = sent
 
     def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
-        with self._lock:
-            source = {"inventory": {k: r.entity for k, r in self._rows.items()}, "history": self._history,
-                      "rejected": self._rejected}[query.table]
-            items = sorted(source.items())
         start = (continuation["PartitionKey"], continuation["RowKey"]) if continuation else None
         found: list[Entity] = []
-        for key, entity in items:
-            if (start and key < start) or (query.low_pk is not None and key[0] < query.low_pk) \
-                    or (query.high_pk is not None and key[0] >= query.high_pk):
+        for key, row in self._snapshot(query.table):
+            if (start and key < start) or not _wanted(query, key, row.entity):
                 continue
-            if all(c.holds(entity) for c in query.conditions):
-                if top is not None and len(found) == top:
-                    return found, {"PartitionKey": key[0], "RowKey": key[1]}
-                found.append(copy.deepcopy(entity))
+            if top is not None and len(found) == top:
+                return found, {"PartitionKey": key[0], "RowKey": key[1]}
+            found.append(copy.deepcopy(row.entity))
         return found, None
 
     def rows(self) -> Iterator[Entity]:
@@ -232,3 +244,45 @@ class InMemoryInventoryRepository:
     @staticmethod
     def _copy(row: StoredRow | None) -> StoredRow | None:
         return StoredRow(copy.deepcopy(row.entity), row.etag) if row else None
+
+    def _snapshot(self, table: str) -> list[tuple[tuple[str, str], StoredRow]]:
+        with self._lock:
+            if table in ("inventory", "status"):
+                return sorted((self._rows if table == "inventory" else self._status).items())
+            entities = {"history": self._history, "rejected": self._rejected, "alerts": self._outbox}[table]
+            return [(key, StoredRow(entity, "")) for key, entity in sorted(entities.items())]
+
+    def scan(self, query: Query, page_size: int = 1000, select: tuple[str, ...] | None = None) -> Iterator[list[StoredRow]]:
+        found = [StoredRow(copy.deepcopy(row.entity), row.etag) for key, row in self._snapshot(query.table)
+                 if _wanted(query, key, row.entity)]
+        for at in range(0, len(found), page_size):
+            yield found[at:at + page_size]
+
+    def delete_rows(self, table: str, rows: list[StoredRow], *, if_match: bool = False) -> int:
+        deleted = 0
+        with self._lock:
+            stores: dict[str, dict[tuple[str, str], Any]] = {
+                "inventory": self._rows, "history": self._history, "rejected": self._rejected, "alerts": self._outbox,
+                "status": self._status}
+            store = stores[table]
+            for row in rows:
+                key = (row.entity["PartitionKey"], row.entity["RowKey"])
+                current = store.get(key)
+                if current is None or (if_match and isinstance(current, StoredRow) and current.etag != row.etag):
+                    continue  # gone, or changed since it was read: kept
+                del store[key]
+                deleted += 1
+        return deleted
+
+    def load_status(self, pk: str, rk: str) -> StoredRow | None:
+        with self._lock:
+            return self._copy(self._status.get((pk, rk)))
+
+    def save_status(self, entity: Entity, etag: str | None) -> StoredRow:
+        return self._put(self._status, entity, etag)
+
+
+def _wanted(query: Query, key: tuple[str, str], entity: Entity) -> bool:
+    """The query's key range and conditions, evaluated in memory."""
+    return (query.low_pk is None or key[0] >= query.low_pk) and (query.high_pk is None or key[0] < query.high_pk) \
+        and all(c.holds(entity) for c in query.conditions)

@@ -1,24 +1,29 @@
-"""The Table service client, from the app settings, following the Functions connection conventions.
+"""Storage service clients from the app settings, following the Functions connection conventions.
 
-Order: INVENTORY_STORAGE (connection string), INVENTORY_STORAGE__tableServiceUri (identity),
-then AzureWebJobsStorage as a connection string or its __tableServiceUri / __accountName forms.
+A connection `PREFIX` is a connection string in `PREFIX` (`UseDevelopmentStorage=true` for Azurite), or
+identity-based: `PREFIX__{table|blob}ServiceUri` (or `__serviceUri`), or `PREFIX__accountName`, with
+`PREFIX__clientId` / `PREFIX__credential` choosing the managed identity. The same rules serve the Table
+client of the inventory (INVENTORY_STORAGE, then AzureWebJobsStorage) and the Blob client of the
+dead-letter container (DEAD_LETTER_STORAGE).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobServiceClient
 
 from .identity import credential
 
 DEVELOPMENT_STORAGE = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
     "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
 )
+Client = TypeVar("Client", TableServiceClient, BlobServiceClient)
 
 
 class StorageNotConfigured(Exception):
@@ -26,19 +31,32 @@ class StorageNotConfigured(Exception):
 
 
 def table_service_client(env: Mapping[str, str] | None = None, **client_options: Any) -> TableServiceClient:
+    return service_client(TableServiceClient, ("INVENTORY_STORAGE", "AzureWebJobsStorage"), env, **client_options)
+
+
+def blob_service_client(env: Mapping[str, str] | None = None, **client_options: Any) -> BlobServiceClient:
+    return service_client(BlobServiceClient, ("DEAD_LETTER_STORAGE",), env, **client_options)
+
+
+def service_client(kind: type[Client], prefixes: tuple[str, ...], env: Mapping[str, str] | None = None,
+                   **client_options: Any) -> Client:
+    """The first connection configured under one of `prefixes`, as a client of `kind`."""
     env = os.environ if env is None else env
-    for prefix in ("INVENTORY_STORAGE", "AzureWebJobsStorage"):
+    service = "table" if kind is TableServiceClient else "blob"
+    for prefix in prefixes:
         conn = env.get(prefix, "").strip()
         if conn:
             if conn.lower().replace(" ", "") == "usedevelopmentstorage=true":
                 conn = DEVELOPMENT_STORAGE
-            return TableServiceClient.from_connection_string(conn, **client_options)
-        endpoint = env.get(f"{prefix}__tableServiceUri") or env.get(f"{prefix}__serviceUri")
+            return kind.from_connection_string(conn, **client_options)
+        endpoint = env.get(f"{prefix}__{service}ServiceUri") or env.get(f"{prefix}__serviceUri")
         account = env.get(f"{prefix}__accountName")
         if not endpoint and account:
-            endpoint = f"https://{account}.table.core.windows.net"
+            endpoint = f"https://{account}.{service}.core.windows.net"
         if endpoint:
-            return TableServiceClient(endpoint=endpoint, credential=credential(env, prefix), **client_options)
+            return kind(endpoint, credential=credential(env, prefix), **client_options)
+    first = prefixes[0]
     raise StorageNotConfigured(
-        "set INVENTORY_STORAGE (a connection string) or INVENTORY_STORAGE__tableServiceUri, or AzureWebJobsStorage"
+        f"set {first} (a connection string) or {first}__{service}ServiceUri"
+        + "".join(f", or {other}" for other in prefixes[1:])
     )

@@ -7,7 +7,7 @@ carries If-Match, so a row changed by another process fails with 412 and is read
 from __future__ import annotations
 
 import contextlib
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -50,6 +50,7 @@ class TableInventoryRepository:
         self._outbox = self._ensure(service, settings.outbox_table)
         self._cache: OrderedDict[tuple[str, str], StoredRow] = OrderedDict()
         self._cache_size = settings.cache_size
+        self._status = self._ensure(service, settings.status_table)
 
     @staticmethod
     def _ensure(service: TableServiceClient, name: str) -> TableClient:
@@ -105,16 +106,10 @@ class TableInventoryRepository:
         check_entity(entity)
         key = (entity["PartitionKey"], entity["RowKey"])
         try:
-            if etag is None:
-                meta = self._inventory.create_entity(entity)
-            else:
-                meta = self._inventory.update_entity(
-                    entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
-                )
-        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
+            stored = _put(self._inventory, entity, etag)
+        except WriteConflict:
             self._cache.pop(key, None)
-            raise WriteConflict(f"{key} changed since it was read") from exc
-        stored = StoredRow(dict(entity), meta["etag"])
+            raise
         self._remember(key, stored)
         return stored
 
@@ -168,19 +163,7 @@ class TableInventoryRepository:
         ]
 
     def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
-        table = {"inventory": self._inventory, "history": self._history, "rejected": self._rejected}[query.table]
-        parts, params = [], {}
-        if query.low_pk is not None:
-            parts.append("PartitionKey ge @low")
-            params["low"] = query.low_pk
-        if query.high_pk is not None:
-            parts.append("PartitionKey lt @high")
-            params["high"] = query.high_pk
-        for n, condition in enumerate(query.conditions):
-            parts.append(f"{condition.column} {condition.op} @p{n}")
-            params[f"p{n}"] = condition.value
-        pages = (table.query_entities(" and ".join(parts), parameters=params, results_per_page=top) if parts
-                 else table.list_entities(results_per_page=top)).by_page(continuation_token=continuation)  # type: ignore[arg-type]
+        pages = _entities(self._table(query.table), query, top).by_page(continuation_token=continuation)  # type: ignore[arg-type]
         found: list[Entity] = []
         for page in pages:
             found.extend(_plain(e) for e in page)
@@ -253,3 +236,78 @@ class TableInventoryRepository:
     def rejected(self) -> list[Entity]:
         return [_plain(e) for e in self._rejected.list_entities()]
 
+    # -- retention and status rows ---------------------------------------------------------
+    def _table(self, name: str) -> TableClient:
+        return {"inventory": self._inventory, "history": self._history, "rejected": self._rejected,
+                "alerts": self._outbox, "status": self._status}[name]
+
+    def scan(self, query: Query, page_size: int = 1000, select: tuple[str, ...] | None = None) -> Iterator[list[StoredRow]]:
+        for page in _entities(self._table(query.table), query, page_size, select).by_page():
+            rows = [_stored(e) for e in page]
+            if rows:  # a filtered page may come back empty, with a continuation
+                yield rows
+
+    def delete_rows(self, table: str, rows: list[StoredRow], *, if_match: bool = False) -> int:
+        """A transaction per partition and 100 rows. When one fails (a row changed: 412, or is gone: 404; Azure
+        applies none of it), its rows are deleted one by one, each under its own condition."""
+        client = self._table(table)
+        partitions: dict[str, list[StoredRow]] = defaultdict(list)
+        for row in rows:
+            partitions[row.entity["PartitionKey"]].append(row)
+        deleted = 0
+        when = MatchConditions.IfNotModified if if_match else MatchConditions.Unconditionally
+        for group in partitions.values():
+            for at in range(0, len(group), 100):
+                chunk = [(r.entity["PartitionKey"], r.entity["RowKey"], r.etag if if_match else None) for r in group[at:at + 100]]
+                try:
+                    client.submit_transaction([("delete", {"PartitionKey": pk, "RowKey": rk}, {"etag": etag, "match_condition": when})
+                                               for pk, rk, etag in chunk])
+                    deleted += len(chunk)
+                except TableTransactionError:
+                    for pk, rk, etag in chunk:
+                        with contextlib.suppress(ResourceModifiedError):  # changed since it was read (revived): kept
+                            client.delete_entity(pk, rk, etag=etag, match_condition=when)  # a 404 passes silently
+                            deleted += 1
+                if table == "inventory":
+                    for pk, rk, _ in chunk:
+                        self._cache.pop((pk, rk), None)
+        return deleted
+
+    def load_status(self, pk: str, rk: str) -> StoredRow | None:
+        try:
+            return _stored(self._status.get_entity(pk, rk))
+        except ResourceNotFoundError:
+            return None
+
+    def save_status(self, entity: Entity, etag: str | None) -> StoredRow:
+        return _put(self._status, entity, etag)
+
+
+def _put(table: TableClient, entity: Entity, etag: str | None) -> StoredRow:
+    """Insert when etag is None, else replace under If-Match; WriteConflict when someone else wrote first."""
+    try:
+        if etag is None:
+            meta = table.create_entity(entity)
+        else:
+            meta = table.update_entity(entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified)
+    except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
+        raise WriteConflict(f"{(entity['PartitionKey'], entity['RowKey'])} changed since it was read") from exc
+    return StoredRow(dict(entity), meta["etag"])
+
+
+def _entities(table: TableClient, query: Query, page_size: int | None, select: tuple[str, ...] | None = None) -> Any:
+    """The query as a filter of `column op @pN` with the values as parameters (never pasted into the text)."""
+    parts, params = [], {}
+    if query.low_pk is not None:
+        parts.append("PartitionKey ge @low")
+        params["low"] = query.low_pk
+    if query.high_pk is not None:
+        parts.append("PartitionKey lt @high")
+        params["high"] = query.high_pk
+    for n, condition in enumerate(query.conditions):
+        parts.append(f"{condition.column} {condition.op} @p{n}")
+        params[f"p{n}"] = condition.value
+    columns = list(select) if select else None
+    if parts:
+        return table.query_entities(" and ".join(parts), parameters=params, results_per_page=page_size, select=columns)
+    return table.list_entities(results_per_page=page_size, select=columns)

@@ -24,13 +24,14 @@ _tables = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[Azurite]:
-    with Azurite() as server:
+    with Azurite(blob=True) as server:
         yield server
 
 
 def fresh_settings() -> Settings:
     n = next(_tables)
-    return Settings(inventory_table=f"Inv{n}", history_table=f"Hist{n}", rejected_table=f"Rej{n}", outbox_table=f"Alerts{n}")
+    return Settings(inventory_table=f"Inv{n}", history_table=f"Hist{n}", rejected_table=f"Rej{n}", outbox_table=f"Alerts{n}",
+                    status_table=f"Status{n}")
 
 
 def table_repo(azurite: Azurite, settings: Settings | None = None) -> TableInventoryRepository:
@@ -71,6 +72,7 @@ def app_settings(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("INVENTORY_HISTORY_TABLE", settings.history_table)
     monkeypatch.setenv("INVENTORY_REJECTED_TABLE", settings.rejected_table)
     monkeypatch.setenv("INVENTORY_ALERTS_TABLE", settings.outbox_table)
+    monkeypatch.setenv("INVENTORY_STATUS_TABLE", settings.status_table)
     return settings
 
 
@@ -101,5 +103,6 @@ def arm_services(arm_settings: Settings, clock: ManualClock) -> Iterator[bootstr
 def _no_stray_storage_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("INVENTORY_", "AzureWebJobsStorage", "ALERTS_", "TOKEN_", "CIRCUIT_BREAKER_", "GATEWAY_TOKEN_",
-                            "ENRICH_", "ARM_", "RECONCILE_", "IDENTITY_", "AZURE_CLIENT_")):
+                            "ENRICH_", "ARM_", "RECONCILE_", "IDENTITY_", "AZURE_CLIENT_", "DEAD_LETTER_", "RETENTION_",
+                            "PURGE_")):
             monkeypatch.delenv(name)

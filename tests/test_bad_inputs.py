@@ -96,7 +96,9 @@ def test_bad_input_is_rejected_and_acknowledged(app_processor: EventProcessor, n
     assert record["Message"] and record["Payload"]
     assert list(app_processor.repo.rows()) == []
     assert app_processor.repo.all_history() == []  # type: ignore[attr-defined]
-    assert any("rejected event" in r.getMessage() and reason in r.getMessage() for r in caplog.records)
+    lines = [json.loads(r.getMessage().removeprefix("apim_inventory.event ")) for r in caplog.records
+             if r.getMessage().startswith("apim_inventory.event ")]
+    assert [(line["outcome"], line["reason"]) for line in lines] == [("rejected", reason)]
 
 
 @pytest.mark.parametrize("text", [

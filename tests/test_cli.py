@@ -34,7 +34,8 @@ from tests.support import SERVICE_ID, event
 COMMAND = Path(sys.executable).parent / "apim-inventory"
 FABRIKAM = SERVICE_ID.replace("/contoso", "/fabrikam")
 UNICODE = SERVICE_ID.replace("/contoso", "/naïve-ユーザー")
-STRAY = ("INVENTORY_", "AzureWebJobsStorage", "ALERTS_", "TOKEN_", "CIRCUIT_BREAKER_", "GATEWAY_TOKEN_")
+STRAY = ("INVENTORY_", "AzureWebJobsStorage", "ALERTS_", "TOKEN_", "CIRCUIT_BREAKER_", "GATEWAY_TOKEN_", "DEAD_LETTER_", "RETENTION_",
+         "PURGE_")
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 LIVE_USERS = {"contoso": ["users/50%", "users/alice", "users/naïve-ユーザー", "users/o'brien"], "fabrikam": ["users/bob"],
               "naïve-ユーザー": ["users/zoe"]}
@@ -43,7 +44,7 @@ LIVE_USERS = {"contoso": ["users/50%", "users/alice", "users/naïve-ユーザー
 def store_env(azurite: Azurite, settings: Settings) -> dict[str, str]:
     return {"INVENTORY_STORAGE": azurite.connection_string, "INVENTORY_TABLE": settings.inventory_table,
             "INVENTORY_HISTORY_TABLE": settings.history_table, "INVENTORY_REJECTED_TABLE": settings.rejected_table,
-            "INVENTORY_ALERTS_TABLE": settings.outbox_table}
+            "INVENTORY_ALERTS_TABLE": settings.outbox_table, "INVENTORY_STATUS_TABLE": settings.status_table}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,79 @@
+"""Retention: Table Storage keeps every row until it is deleted, so the `purge` timer deletes
+
+- tombstones (inventory rows with IsDeleted) whose DeletedAt is older than RETENTION_TOMBSTONE_DAYS, each
+  under its ETag: a row revived after it was read is kept;
+- history records whose RecordedAt is older than RETENTION_HISTORY_DAYS;
+- rejected records of the days before now - RETENTION_REJECTED_DAYS: whole partitions (the UTC day);
+- sent alerts (`sent|YYYYMMDD` partitions) of the days before now - RETENTION_SENT_ALERTS_DAYS; pending ones
+  never.
+
+It reads page by page (at most 1000 rows in memory) and deletes in transactions of at most 100 rows of one
+partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from .config import Settings
+from .logs import PURGE, Line
+from .repository import Condition, InventoryRepository, Query
+
+if TYPE_CHECKING:
+    from .bootstrap import Services
+
+log = logging.getLogger("apim_inventory")
+PAGE = 1000
+KEYS = ("PartitionKey", "RowKey")
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    what: str  # tombstones, history, rejected, sentAlerts
+    table: str
+    before: datetime  # the cutoff
+    deleted: int  # or, in a dry run, how many would be
+
+
+class Purger:
+    def __init__(self, repo: InventoryRepository, settings: Settings, clock: Callable[[], datetime]) -> None:
+        self.repo = repo
+        self.settings = settings
+        self.clock = clock
+
+    def plan(self, now: datetime) -> list[tuple[str, str, datetime, Query]]:
+        """(what, table name, cutoff, query) for each kind of record."""
+        s, days = self.settings, self.settings.retention_days
+        cut = {what: now - timedelta(days=n) for what, n in days.items()}
+        return [
+            ("tombstones", s.inventory_table, cut["tombstones"],
+             Query("inventory", conditions=(Condition("IsDeleted", "eq", True), Condition("DeletedAt", "lt", cut["tombstones"])))),
+            ("history", s.history_table, cut["history"], Query("history", conditions=(Condition("RecordedAt", "lt", cut["history"]),))),
+            # whole days: a partition goes once all of its day is before the cutoff
+            ("rejected", s.rejected_table, cut["rejected"], Query("rejected", None, f"{cut['rejected']:%Y%m%d}")),
+            ("sentAlerts", s.outbox_table, cut["sentAlerts"], Query("alerts", "sent|", f"sent|{cut['sentAlerts']:%Y%m%d}")),
+        ]
+
+    def run(self, dry_run: bool = False) -> list[PurgeResult]:
+        started, now = time.perf_counter(), self.clock()
+        results = [PurgeResult(what, table, cutoff, self._purge(query, dry_run)) for what, table, cutoff, query in self.plan(now)]
+        log.info(Line(PURGE, {"dryRun": dry_run, **{r.what: r.deleted for r in results},
+                              "ms": round((time.perf_counter() - started) * 1000)}))
+        return results
+
+    def _purge(self, query: Query, dry_run: bool) -> int:
+        """Page by page; tombstones are deleted under their ETags (If-Match), so a revived row stays."""
+        count = 0
+        for page in self.repo.scan(query, PAGE, select=KEYS):
+            count += len(page) if dry_run else self.repo.delete_rows(query.table, page, if_match=query.table == "inventory")
+        return count
+
+
+def run_timer(services: Services) -> list[PurgeResult]:
+    """What the `purge` timer does: the retention settings as they are now, the services' clock."""
+    return Purger(services.processor.repo, Settings.from_env(), services.processor.clock).run()

@@ -1,0 +1,119 @@
+"""Per-service status rows: when each APIM service last sent an event and last changed the inventory.
+
+The event path must not pay a write per event, so each process keeps the maxima in memory and writes
+a service's row at most once per `interval` (a minute), on the first event after the interval has
+passed. The row holds maxima, written with If-Match (or insert-if-absent): a writer that lost a race
+rereads and merges, so concurrent processes never move a column backwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from azure.core.exceptions import AzureError
+
+from .errors import WriteConflict
+from .keys import encode_part
+from .model import SCHEMA_VERSION
+from .repository import Entity, InventoryRepository, StoredRow
+
+log = logging.getLogger("apim_inventory.status")
+STATUS_PARTITION = "service"
+INTERVAL = timedelta(minutes=1)
+SEEN = frozenset({"applied", "stale", "duplicate"})  # rejected events name no trustworthy service
+
+
+def status_keys(service_key: str) -> tuple[str, str]:
+    return STATUS_PARTITION, encode_part(service_key)
+
+
+def raise_to(values: dict[str, Any], column: str, value: datetime) -> bool:
+    """values[column] = value when value is newer (or there was none); True when it changed."""
+    if values.get(column) is not None and values[column] >= value:
+        return False
+    values[column] = value
+    return True
+
+
+def merged(stored: Entity, values: dict[str, datetime]) -> Entity:
+    """The stored row with each column raised to the newer of the two values."""
+    row = dict(stored)
+    for column, value in values.items():
+        raise_to(row, column, value)
+    return row
+
+
+@dataclass
+class _Service:
+    name: str
+    values: dict[str, datetime] = field(default_factory=dict)
+    dirty: bool = False
+    written_at: datetime | None = None
+    stored: StoredRow | None = None  # the row as this process last read or wrote it
+    known: bool = False  # `stored` reflects the table (None: no row), so the first attempt needs no read
+
+
+class StatusTracker:
+    def __init__(self, repo: InventoryRepository, interval: timedelta = INTERVAL, conflict_retries: int = 10) -> None:
+        self.repo = repo
+        self.interval = interval
+        self.conflict_retries = conflict_retries
+        self._services: dict[str, _Service] = {}
+        self._lock = threading.Lock()
+
+    def note(self, service_key: str, service: str, outcome: str, event_time: datetime, now: datetime) -> None:
+        """Record one event; write the rows that are due (at most one per service per interval)."""
+        if outcome not in SEEN:
+            return
+        with self._lock:
+            entry = self._services.setdefault(service_key, _Service(service))
+            for column, value in (("LastEventTime", event_time), ("LastReceivedAt", now),
+                                  *((("LastAppliedAt", now),) if outcome == "applied" else ())):
+                entry.dirty = raise_to(entry.values, column, value) or entry.dirty
+            due = self._claim(now, force=False)
+        self._write(due)
+
+    def flush(self, now: datetime) -> int:
+        """Write every row with unwritten values now, whatever the interval (end of a replay, tests)."""
+        with self._lock:
+            due = self._claim(now, force=True)
+        return self._write(due)
+
+    def _claim(self, now: datetime, force: bool) -> list[tuple[str, _Service, dict[str, datetime]]]:
+        due = []
+        for key, entry in self._services.items():
+            if entry.dirty and (force or entry.written_at is None or now - entry.written_at >= self.interval):
+                entry.dirty, entry.written_at = False, now
+                due.append((key, entry, dict(entry.values)))
+        return due
+
+    def _write(self, due: list[tuple[str, _Service, dict[str, datetime]]]) -> int:
+        written = 0
+        for key, entry, values in due:
+            try:
+                entry.stored = self._save(key, entry, values)
+                entry.known = True
+                written += 1
+            except (AzureError, WriteConflict) as exc:  # never fail an event that was applied
+                with self._lock:
+                    entry.dirty, entry.known = True, False
+                log.warning("status row of %s not written, will retry: %s", entry.name, exc)
+        return written
+
+    def _save(self, key: str, entry: _Service, values: dict[str, datetime]) -> StoredRow:
+        pk, rk = status_keys(key)
+        for attempt in range(self.conflict_retries):
+            stored = entry.stored if attempt == 0 and entry.known else self.repo.load_status(pk, rk)
+            new = {"PartitionKey": pk, "RowKey": rk, "SchemaVersion": SCHEMA_VERSION, "Service": entry.name}
+            row = merged(stored.entity if stored else new, values)
+            if stored is not None and row == stored.entity:
+                return stored  # the table already holds these values or newer ones
+            try:
+                return self.repo.save_status(row, stored.etag if stored else None)
+            except WriteConflict:
+                continue
+        raise WriteConflict(f"status row {rk}: {self.conflict_retries} write conflicts in a row")

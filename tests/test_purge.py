@@ -1,0 +1,194 @@
+"""Retention against Azurite: rows on both sides of each cutoff, partitions of more than 100 rows (several
+transactions), paging, a dry run that deletes nothing, and a tombstone revived after it was read."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.data.tables import TableServiceClient
+from azure.functions.timer import TimerRequest
+
+from devtools.azurite import Azurite
+from devtools.worker import decode_event, function_json, indexed_function
+from shared import bootstrap, cli, retention
+from shared.config import Settings
+from shared.model import Change, Op, Stamp, merge
+from shared.pipeline import EventProcessor
+from shared.repository import InMemoryInventoryRepository, InventoryRepository, Query, StoredRow
+from shared.resources import parse_path, parse_service_id
+from shared.retention import Purger
+from tests.conftest import table_repo
+from tests.support import SERVICE_ID, T0, ManualClock, event
+
+NOW = T0
+DAY = timedelta(days=1)
+SERVICE = parse_service_id(SERVICE_ID)
+
+
+def process(repo: InventoryRepository, clock: ManualClock, *events: tuple[float, str, str]) -> None:
+    """(days ago, type, subject): each event received a second after its time, so RecordedAt and ReceivedAt
+    follow the event's time."""
+    for days_ago, suffix, subject in events:
+        clock.moment = NOW - days_ago * DAY + timedelta(seconds=1)
+        EventProcessor(repo, clock=clock.now).handle(decode_event(event(suffix, subject, at=NOW - days_ago * DAY)))
+
+
+def bulk(azurite: Azurite, table: str, rows: list[dict[str, Any]]) -> None:
+    client = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(table)
+    for partition in {row["PartitionKey"] for row in rows}:
+        mine = [row for row in rows if row["PartitionKey"] == partition]
+        for start in range(0, len(mine), 100):
+            client.submit_transaction([("upsert", row) for row in mine[start:start + 100]])
+
+
+def seed(azurite: Azurite, settings: Settings) -> dict[str, int]:
+    """Rows on both sides of every cutoff; returns how many of each the purge must delete."""
+    repo = table_repo(azurite, settings)
+    process(repo, ManualClock(), (400, "UserCreated", "/users/live"), (200, "UserCreated", "/users/old"),
+            (100, "UserDeleted", "/users/old"), (50, "UserCreated", "/users/young"), (10, "UserDeleted", "/users/young"),
+            # rejected (bad-subject); the middle two fall on the cutoff's day, so their partition stays
+            *((days_ago, "UserCreated", f"/widgets/{days_ago}") for days_ago in (40, 30 + 1 / 24, 30 - 1 / 24, 5)))
+    revisions = [merge(None, Change(parse_path(SERVICE, f"apis/orders;rev={n}"), Op.DELETED, Stamp(NOW - 95 * DAY, f"d{n}"), "x"))
+                 for n in range(1, 152)]  # 151 tombstones in one partition
+    bulk(azurite, settings.inventory_table, revisions)
+    old, young = NOW - 400 * DAY, NOW - 300 * DAY
+    bulk(azurite, settings.history_table, [{"PartitionKey": "contoso|03", "RowKey": f"h{n:03d}", "RecordedAt": old if n < 150 else young}
+                                           for n in range(160)])
+    bulk(azurite, settings.rejected_table, [{"PartitionKey": f"{NOW - 45 * DAY:%Y%m%d}", "RowKey": f"r{n:03d}", "ReceivedAt": NOW - 45 * DAY}
+                                            for n in range(150)])
+    alerts: list[dict[str, Any]] = [{"PartitionKey": f"sent|{NOW - 40 * DAY:%Y%m%d}", "RowKey": f"a{n:03d}"} for n in range(150)]
+    alerts += [{"PartitionKey": f"sent|{NOW - 5 * DAY:%Y%m%d}", "RowKey": "young"},
+               {"PartitionKey": "pending", "RowKey": "waiting", "DetectedAt": NOW - 400 * DAY}]
+    bulk(azurite, settings.outbox_table, alerts)
+    return {"tombstones": 1 + 151, "history": 1 + 150, "rejected": 1 + 150, "sentAlerts": 150}
+
+
+def counts(repo: InventoryRepository) -> dict[str, int]:
+    return {table: sum(len(page) for page in repo.scan(Query(table))) for table in ("inventory", "history", "rejected", "alerts")}
+
+
+@pytest.fixture
+def in_process(app_settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+               capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
+    monkeypatch.chdir(tmp_path)
+    level = logging.getLogger("apim_inventory").level
+
+    def invoke(*argv: str) -> tuple[int, str]:
+        code = cli.main(list(argv))
+        bootstrap.install(None)
+        out, err = capsys.readouterr()
+        assert err == ""
+        return code, out
+
+    yield invoke
+    logging.getLogger("apim_inventory").setLevel(level)
+
+
+def test_purge_deletes_what_is_past_each_cutoff_page_by_page(azurite: Azurite, app_settings: Settings, in_process: Any,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = seed(azurite, app_settings)
+    repo = table_repo(azurite, app_settings)
+    before = counts(repo)
+    monkeypatch.setattr(retention, "PAGE", 40)  # several pages, deleted between reads
+    code, out = in_process("purge", "--now", NOW.isoformat(), "--dry-run", "-o", "json")
+    document = json.loads(out)
+    assert code == 0 and document["dryRun"] is True
+    assert {r["what"]: r["deleted"] for r in document["results"]} == expected
+    assert {r["what"]: r["before"] for r in document["results"]} == {
+        "tombstones": "2026-08-04T09:00:00Z", "history": "2025-11-02T09:00:00Z", "rejected": "2026-10-03T09:00:00Z",
+        "sentAlerts": "2026-10-03T09:00:00Z"}
+    assert counts(repo) == before  # a dry run deletes nothing
+    code, out = in_process("--now", NOW.isoformat(), "purge")
+    assert code == 0 and out.splitlines()[0].split() == ["What", "Table", "Before", "Deleted"]
+    assert {line.split()[0]: int(line.split()[-1]) for line in out.splitlines()[2:]} == expected
+    after = counts(repo)
+    assert after == {"inventory": before["inventory"] - 152, "history": before["history"] - 151,
+                     "rejected": before["rejected"] - 151, "alerts": before["alerts"] - 150}
+    assert sorted(r["Path"] for r in repo.rows()) == ["users/live", "users/young"]
+    assert sorted((r["PartitionKey"], r["RowKey"]) for page in repo.scan(Query("alerts")) for r in (p.entity for p in page)) == [
+        ("pending", "waiting"), (f"sent|{NOW - 5 * DAY:%Y%m%d}", "young")]
+    assert sorted(r["PartitionKey"] for r in repo.rejected()) == [f"{NOW - 30 * DAY:%Y%m%d}"] * 2 + [f"{NOW - 5 * DAY:%Y%m%d}"]
+    code, out = in_process("--now", NOW.isoformat(), "purge", "-o", "csv")
+    assert code == 0 and {line.split(",")[0]: line.split(",")[-1] for line in out.splitlines()[1:]} == dict.fromkeys(expected, "0")
+
+
+def test_a_tombstone_revived_after_it_was_read_is_kept(azurite: Azurite, app_settings: Settings) -> None:
+    """The revision's row changes between the purge's read and its delete: its If-Match fails, the transaction
+    of its partition fails, and the rows are then deleted one by one, each under its own ETag."""
+    repo, clock = table_repo(azurite, app_settings), ManualClock(NOW)
+    processor = EventProcessor(repo, clock=clock.now)
+    for payload in [event("APICreated", "/apis/orders", at=-300 * DAY.total_seconds()),
+                    *(event("APIUpdated", f"/apis/orders;rev={n}", at=-299 * DAY.total_seconds()) for n in (2, 3)),
+                    event("APIDeleted", "/apis/orders", at=-200 * DAY.total_seconds())]:
+        processor.handle(decode_event(payload))
+    (tombstones,) = list(repo.scan(Purger(repo, app_settings, clock.now).plan(NOW)[0][3]))
+    assert sorted(r.entity["Path"] for r in tombstones) == ["apis/orders", "apis/orders;rev=2", "apis/orders;rev=3"]
+    processor.handle(decode_event(event("APIUpdated", "/apis/orders;rev=2", at=-1)))  # revived, after the read
+    assert repo.delete_rows("inventory", tombstones, if_match=True) == 2
+    assert [(r["Path"], r["IsDeleted"]) for r in repo.rows()] == [("apis/orders;rev=2", False)]
+
+
+class RevivingRepository(InMemoryInventoryRepository):
+    """Revives one row between the purge's read and its delete, as a concurrent event would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.revive: dict[str, Any] | None = None
+
+    def delete_rows(self, table: str, rows: list[StoredRow], *, if_match: bool = False) -> int:
+        if self.revive is not None:
+            EventProcessor(self).handle(decode_event(self.revive))
+            self.revive = None
+        return super().delete_rows(table, rows, if_match=if_match)
+
+
+def test_the_in_memory_repository_purges_the_same_way() -> None:
+    repo, clock = RevivingRepository(), ManualClock()
+    process(repo, clock, (200, "UserCreated", "/users/a"), (100, "UserDeleted", "/users/a"), (200, "UserCreated", "/users/b"),
+            (100, "UserDeleted", "/users/b"), (20, "UserDeleted", "/users/c"), (40, "UserCreated", "/widgets/w"))
+    repo.revive = event("UserUpdated", "/users/a", at=-DAY.total_seconds())
+    clock.moment = NOW
+    results = {r.what: r.deleted for r in Purger(repo, Settings(history_retention_days=150), clock.now).run()}
+    assert results == {"tombstones": 1, "history": 2, "rejected": 1, "sentAlerts": 0}
+    assert sorted((r["Path"], r["IsDeleted"]) for r in repo.rows()) == [("users/a", False), ("users/c", True)]
+    assert repo.rejected() == []
+
+
+def test_the_purge_timer_uses_the_retention_settings(app_services: bootstrap.Services, app_settings: Settings,
+                                                     clock: ManualClock, monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    (trigger,) = [b for b in function_json("purge")["bindings"] if b["type"] == "timerTrigger"]
+    assert trigger["schedule"] == "0 0 3 * * *"
+    repo = app_services.processor.repo
+    process(repo, clock, (3, "UserCreated", "/users/a"), (2, "UserDeleted", "/users/a"))
+    clock.moment = NOW
+    caplog.set_level("INFO", logger="apim_inventory")
+    indexed_function("purge")(TimerRequest(past_due=False))
+    assert [r["Path"] for r in repo.rows()] == ["users/a"]  # 90 days by default
+    monkeypatch.setenv("RETENTION_TOMBSTONE_DAYS", "1")
+    indexed_function("purge")(TimerRequest(past_due=False))
+    assert list(repo.rows()) == []
+    lines = [json.loads(r.getMessage().removeprefix("apim_inventory.purge ")) for r in caplog.records
+             if r.getMessage().startswith("apim_inventory.purge ")]
+    assert [(line["dryRun"], line["tombstones"], line["history"]) for line in lines] == [(False, 0, 0), (False, 1, 0)]
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("RETENTION_HISTORY_DAYS", "0", "at least 1"), ("RETENTION_REJECTED_DAYS", "-3", "at least 1"),
+    ("INVENTORY_STATUS_TABLE", "ApimInventory", "different from the others"), ("INVENTORY_STATUS_TABLE", "a-b", "valid table name"),
+])
+def test_bad_retention_settings_are_refused(name: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env({name: value})
+
+
+def test_retention_settings_are_read() -> None:
+    settings = Settings.from_env({"PURGE_SCHEDULE": "0 30 1 * * *", "RETENTION_SENT_ALERTS_DAYS": "7.5"})
+    assert settings.purge_schedule == "0 30 1 * * *" and settings.retention_days["sentAlerts"] == 7.5
+    assert Settings.from_env({}).retention_days == {"tombstones": 90, "history": 365, "rejected": 30, "sentAlerts": 30}
