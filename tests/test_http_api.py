@@ -72,6 +72,9 @@ def test_list_one_kind(seeded: bootstrap.Services) -> None:
     status, body = call("inventory", {"service": "Contoso", "includeDeleted": "true"}, kind="User")
     assert sorted(r["Path"] for r in body["items"]) == ["users/alice", "users/bob"]
     assert next(r for r in body["items"] if r["Path"] == "users/bob")["DeletedAt"].endswith("Z")
+    # The host passes the function key on to the function as `code`: it is not an unknown parameter.
+    status, body = call("inventory", {"code": "function-key"}, kind="user")
+    assert status == 200 and sorted(r["Path"] for r in body["items"]) == ["users/alice", "users/carol"]
 
 
 def test_deleted_and_changed_since(seeded: bootstrap.Services) -> None:
