@@ -18,16 +18,19 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 from devtools.arm_standin import ArmStandIn
+from devtools.azurite import Azurite
 from devtools.management_plane import SECRET, user
 from devtools.worker import deliver, indexed_function
 from shared import bootstrap
 from shared.alerts import AlertOutbox, LoggingAlertPublisher
 from shared.config import Settings
 from shared.delivery import decode_event
+from shared.errors import WriteConflict
 from shared.repository import Entity, InMemoryInventoryRepository
 from shared.resources import parse_service_id
 from shared.sync import InventorySync, SyncReport
 from shared.table_repository import TableInventoryRepository
+from tests.conftest import table_repo
 from tests.support import SERVICE_ID, ManualClock, dumps, event
 from tests.test_enrichment import row
 
@@ -98,7 +101,7 @@ def test_a_kind_not_listed_completely_is_never_tombstoned(arm_services: bootstra
     assert report.by_kind["product"]["added"] == 1
 
 
-def _event_during_sync(services: bootstrap.Services, clock: ManualClock, payload: dict[str, Any]) -> Counter[str]:
+def _event_during_sync(services: bootstrap.Services, clock: ManualClock, payload: dict[str, Any]) -> SyncReport:
     """Run a sync that receives `payload` after reading the inventory and before writing it."""
     phases: Counter[str] = Counter()
 
@@ -108,19 +111,41 @@ def _event_during_sync(services: bootstrap.Services, clock: ManualClock, payload
             clock.advance(seconds=1)
             services.processor.handle(decode_event(dumps(payload)))
 
-    syncer(services).sync(SERVICE, note)
-    return phases
+    report = syncer(services).sync(SERVICE, note)
+    assert phases["write"] >= 1
+    return report
 
 
-def test_an_event_during_a_sync_wins_with_single_entity_writes_on_azurite(
-        arm_services: bootstrap.Services, clock: ManualClock) -> None:
+@pytest.mark.parametrize("transactions", [True, False], ids=["transactions", "single-entity"])
+def test_an_event_during_a_sync_wins_on_azurite(arm_services: bootstrap.Services, arm: ArmStandIn, clock: ManualClock,
+                                                transactions: bool) -> None:
     syncer(arm_services).sync(SERVICE)
-    syncer(arm_services).transactions = False  # conditional writes one by one: Azurite enforces If-Match there
+    syncer(arm_services).transactions = transactions
+    arm.put(f"{SERVICE_ID}/users/alice", user("alice", "alice@new.example"))  # the sync will want to write alice
+    clock.advance(minutes=5)
     deleted = event("UserDeleted", "/users/alice", at=clock.now() + timedelta(seconds=1))
-    arm_services_rows = _event_during_sync(arm_services, clock, deleted)
-    assert arm_services_rows["write"] >= 1
+    report = _event_during_sync(arm_services, clock, deleted)
+    # Her write, planned from the row read before the event, failed on its ETag (the whole transaction, or
+    # the single write); read again, her row was newer than the listing, so the sync left it alone.
+    assert report.by_kind["user"]["skipped"] == 1 and report.by_kind["user"]["unchanged"] == 1
     alice = row(arm_services, "users/alice")
     assert alice["IsDeleted"] and alice["LastEventId"] == deleted["id"] and "Email" not in alice
+
+
+def test_azurite_enforces_if_match_inside_a_transaction(azurite: Azurite) -> None:
+    """What the sync's guard relies on, as Azure documents it: one stale ETag fails the whole transaction."""
+    repo = table_repo(azurite)
+    first = {"PartitionKey": "p", "RowKey": "a", "Kind": "user"}
+    second = {"PartitionKey": "p", "RowKey": "b", "Kind": "user"}
+    repo.save_batch([(first, None), (second, None)])
+    stale_a, stale_b = repo.load("p", "a", None, fresh=True)[0], repo.load("p", "b", None, fresh=True)[0]
+    assert stale_a is not None and stale_b is not None
+    repo.save({**second, "Changed": True}, stale_b.etag)
+    with pytest.raises(WriteConflict):
+        repo.save_batch([({**first, "V": 2}, stale_a.etag), ({**second, "V": 2}, stale_b.etag)])
+    now_a, now_b = repo.load("p", "a", None, fresh=True)[0], repo.load("p", "b", None, fresh=True)[0]
+    assert now_a is not None and now_b is not None
+    assert "V" not in now_a.entity and now_b.entity.get("Changed") is True and "V" not in now_b.entity
 
 
 def test_an_event_during_a_sync_wins_inside_transactions(arm_settings: Settings, clock: ManualClock, arm: ArmStandIn) -> None:
@@ -144,7 +169,8 @@ def test_an_event_during_a_sync_wins_inside_transactions(arm_settings: Settings,
     arm.put(f"{SERVICE_ID}/users/alice", user("alice", "alice@new.example"))
     clock.advance(minutes=5)
     updated = event("UserUpdated", "/users/alice", at=clock.now() + timedelta(seconds=1))
-    _event_during_sync(services, clock, updated)
+    report = _event_during_sync(services, clock, updated)
+    assert report.by_kind["user"]["skipped"] == 1
     alice = row(services, "users/alice")
     # The event came after the listing began: the transaction holding alice failed on her ETag and
     # her row was read again; the sync's older view of her was not written over the event.
