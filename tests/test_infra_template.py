@@ -545,3 +545,10 @@ def test_depends_on_resolves(template: Json) -> None:
                 named = [target for target in targets if all(segment in target["name"] for segment in name_segments)]
                 assert named, f"{dependency}: no resource of that type has this name"
                 assert all(target is not resource for target in named), f"{resource['type']} depends on itself"
+
+
+def test_every_app_setting_is_one_the_app_documents(template: Json) -> None:
+    """A misspelt setting would be ignored silently: each one the template sets is in docs/settings.md."""
+    documented = set(re.findall(r"^\| `([^`]+)`", (ROOT / "docs" / "settings.md").read_text(encoding="utf-8"), re.M))
+    forms = {"AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential"}  # the host's own, in the AzureWebJobsStorage row
+    assert set(_app_settings(template)) - documented - forms == set()
