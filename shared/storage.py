@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from azure.data.tables import TableServiceClient
-from azure.storage.blob import BlobServiceClient
 
 from .identity import credential
+
+if TYPE_CHECKING:  # the Blob SDK is imported only where blobs are read: the function app never needs it
+    from azure.storage.blob import BlobServiceClient
 
 DEVELOPMENT_STORAGE = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
     "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
     "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
 )
-Client = TypeVar("Client", TableServiceClient, BlobServiceClient)
+Client = TypeVar("Client", "TableServiceClient", "BlobServiceClient")
 
 
 class StorageNotConfigured(Exception):
@@ -35,6 +37,8 @@ def table_service_client(env: Mapping[str, str] | None = None, **client_options:
 
 
 def blob_service_client(env: Mapping[str, str] | None = None, **client_options: Any) -> BlobServiceClient:
+    from azure.storage.blob import BlobServiceClient
+
     return service_client(BlobServiceClient, ("DEAD_LETTER_STORAGE",), env, **client_options)
 
 
