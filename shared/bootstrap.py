@@ -40,9 +40,10 @@ def wire(repo: InventoryRepository, settings: Settings, outbox: AlertOutbox, clo
     """`arm` is used for enrichment when ENRICH_FROM_ARM is on, and for syncs whenever it is given."""
     writer = RowWriter(repo, outbox, settings.flag_policy, clock, settings.conflict_retries)
     enricher = Enricher(arm, writer, clock) if arm is not None and settings.enrich_from_arm else None
-    syncer = InventorySync(arm, writer, clock) if arm is not None else None
+    processor = EventProcessor(repo, writer=writer, enricher=enricher)
+    syncer = InventorySync(arm, writer, clock, status=processor.status) if arm is not None else None
     return Services(
-        EventProcessor(repo, writer=writer, enricher=enricher), Sweeper(writer, outbox), InventoryQueries(repo, clock),
+        processor, Sweeper(writer, outbox), InventoryQueries(repo, clock),
         Reconciler(syncer, enricher, tuple(parse_service_id(s) for s in settings.reconcile_services)),
     )
 

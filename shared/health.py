@@ -30,6 +30,7 @@ def report(repo: InventoryRepository, now: datetime) -> dict[str, Any]:
             for row in page]
     services = sorted(({"service": r["Service"], "lastEventTime": r.get("LastEventTime"),
                         "lastReceivedAt": r.get("LastReceivedAt"), "lastAppliedAt": r.get("LastAppliedAt"),
+                        "lastSyncAt": r.get("LastSyncAt"), "lastCompleteSyncAt": r.get("LastCompleteSyncAt"),
                         "idleSeconds": int((now - r["LastReceivedAt"]).total_seconds()) if r.get("LastReceivedAt") else None}
                        for r in rows), key=lambda s: str(s["service"]).lower())
     applied = [s["lastAppliedAt"] for s in services if s["lastAppliedAt"] is not None]

@@ -77,6 +77,14 @@ class StatusTracker:
             due = self._claim(now, force=False)
         self._write(due)
 
+    def note_sync(self, service_key: str, service: str, started: datetime, complete: bool, now: datetime) -> int:
+        """Record a full sync (its listing's start) and write the row now: syncs are rare."""
+        with self._lock:
+            entry = self._services.setdefault(service_key, _Service(service))
+            for column in ("LastSyncAt", *(("LastCompleteSyncAt",) if complete else ())):
+                entry.dirty = raise_to(entry.values, column, started) or entry.dirty
+        return self.flush(now)
+
     def flush(self, now: datetime) -> int:
         """Write every row with unwritten values now, whatever the interval (end of a replay, tests)."""
         with self._lock:

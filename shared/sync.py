@@ -27,6 +27,7 @@ from .keys import resource_keys
 from .model import PARENT_DELETE_TYPES, Change, Op, Stamp, apply_changes, cascade_change, row_stamp
 from .repository import Entity, StoredRow
 from .resources import ResourceRef, ServiceRef, parse_path
+from .status import StatusTracker
 from .writer import RowWriter
 
 log = logging.getLogger("apim_inventory.sync")
@@ -64,11 +65,13 @@ class _Plan:
 
 
 class InventorySync:
-    def __init__(self, arm: ArmClient, writer: RowWriter, clock: Callable[[], datetime], *, transactions: bool = True) -> None:
+    def __init__(self, arm: ArmClient, writer: RowWriter, clock: Callable[[], datetime], *, transactions: bool = True,
+                 status: StatusTracker | None = None) -> None:
         self.arm = arm
         self.writer = writer
         self.clock = clock
         self.transactions = transactions
+        self.status = status  # the service's status row records each sync, for GET /api/health
 
     def sync(self, service: ServiceRef, progress: Progress | None = None) -> SyncReport:
         note = progress or (lambda phase, done, total: None)
@@ -88,6 +91,8 @@ class InventorySync:
         note("write", 0, len(plans))
         self._write(plans, stamp, report, note)
         self.writer.outbox.flush(self.clock())
+        if self.status is not None:
+            self.status.note_sync(service.key, service.name, started, not report.incomplete, self.clock())
         log.info("sync %s: listed %d, %s, incomplete %s", service.name, report.listed, dict(report.counts), report.incomplete or "none")
         return report
 

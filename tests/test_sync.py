@@ -33,6 +33,7 @@ from shared.table_repository import TableInventoryRepository
 from tests.conftest import table_repo
 from tests.support import SERVICE_ID, ManualClock, dumps, event
 from tests.test_enrichment import row
+from tests.test_health import health
 
 SERVICE = parse_service_id(SERVICE_ID)
 LISTED = {"user": 2, "api": 3, "apiRelease": 1, "product": 1, "subscription": 1, "gateway": 1, "gatewayApi": 1,
@@ -192,11 +193,21 @@ def test_reconcile_timer_syncs_the_configured_services(arm_settings: Settings, a
     try:
         indexed_function("reconcile")(TimerRequest(past_due=False))
         assert row(bootstrap.services(), "subscriptions/sub1")["OwnerId"].endswith("/users/alice")
+        first = clock.now()
+        clock.advance(hours=6)
         arm.fail("/gateways", 503, times=10)
         with pytest.raises(Exception, match="not listed completely: gateway"):
             indexed_function("reconcile")(TimerRequest(past_due=False))
+        # GET /api/health tells a sync that ran from one that listed everything.
+        status, body = health()
+        (contoso,) = [s for s in body["services"] if s["service"] == "contoso"]
+        assert status == 200 and contoso["lastSyncAt"] == iso_z(clock.now()) and contoso["lastCompleteSyncAt"] == iso_z(first)
     finally:
         bootstrap.install(None)
+
+
+def iso_z(moment: Any) -> str:
+    return str(moment.isoformat().replace("+00:00", "Z"))
 
 
 def test_bad_reconcile_services_are_refused_at_startup() -> None:
