@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ClientAuthenticationError
 
 from .arm import ArmClient, ArmError
 from .details import resource_properties
@@ -137,6 +137,8 @@ class InventorySync:
                     log.warning("sync %s: skipped %s/%s: %s", service.name, prefix, name[:100], exc)
                 if len(found) % 1000 == 0:
                     note(f"list {kind}", len(found), None)
+        except ClientAuthenticationError:
+            raise  # no token: nothing can be listed, so the sync stops with the credential's own message
         except AzureError as exc:
             report.incomplete.setdefault(kind, str(exc)[:300])
             log.error("sync %s: listing %s failed, its rows are not tombstoned: %s", service.name, prefix, exc)

@@ -242,5 +242,9 @@ def test_sync_command(arm_settings: Settings, arm: ArmStandIn, app_settings: Set
     assert lines[0].split() == ["Kind", "Added", "Updated", "Tombstoned", "Unchanged", "Skipped"]
     assert lines[-1].split() == ["total", "0", "0", "0", str(sum(LISTED.values())), "0"]  # sub1 not listed, yet kept
 
+    no_token = run_cli({**env, "IDENTITY_HEADER": "wrong"}, "sync", "--service", SERVICE_ID)
+    assert no_token.returncode == 1 and no_token.stdout == "" and len(no_token.stderr.splitlines()) == 1
+    assert "managed identity" in no_token.stderr.lower() or "authentication" in no_token.stderr.lower(), no_token.stderr
+
     bad = run_cli(env, "sync", "--service", "/subscriptions/x")
     assert bad.returncode == 2 and "not an APIM service id" in bad.stderr
