@@ -56,6 +56,7 @@ def main() -> None:
         start = time.perf_counter()
         first = services.reconciler.syncer.sync(service)
         first_seconds = time.perf_counter() - start
+        lists = sum(1 for r in arm.requests if "/msi/" not in r.path)
         start = time.perf_counter()
         steady = services.reconciler.syncer.sync(service)
         steady_seconds = time.perf_counter() - start
@@ -63,7 +64,6 @@ def main() -> None:
         written = list(repo.rows())
         raw_seconds = raw_transactions(tables, written)
         sync_rate, raw_rate = first.counts["added"] / first_seconds, len(written) / raw_seconds
-        lists = sum(1 for r in arm.requests if "/msi/" not in r.path)
         print(f"sync of {USERS} users, {APIS * REVISIONS} API revisions, {SUBSCRIPTIONS} subscriptions "
               f"({first.listed} rows listed in {lists} ARM requests)")
         print(f"  first sync (empty inventory): {first.counts['added']} added in {first_seconds:.2f} s = {sync_rate:.0f} entities/s")
