@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -48,8 +48,8 @@ def wire(repo: InventoryRepository, settings: Settings, outbox: AlertOutbox, clo
     )
 
 
-def arm_client(settings: Settings, env: Mapping[str, str] | None = None) -> ArmClient:
-    return ArmClient(credential(os.environ if env is None else env, "ARM"), settings.arm_endpoint,
+def arm_client(settings: Settings) -> ArmClient:
+    return ArmClient(credential(os.environ, "ARM"), settings.arm_endpoint,
                      audience=settings.arm_audience, retry_after_limit=settings.arm_retry_after_limit)
 
 

@@ -13,16 +13,14 @@ from typing import Any
 
 from .errors import PermanentEventError
 from .events import parse_time
+from .keys import table_text
 
 Convert = Callable[[Any], Any]
 MAX_TEXT = 4096  # a long product terms text is cut, never a reason to lose the row
 
 
 def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value)
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+    return None if value is None else table_text(str(value), MAX_TEXT)
 
 
 def _bool(value: Any) -> bool | None:

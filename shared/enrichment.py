@@ -29,20 +29,25 @@ DEFAULT_RETRY = timedelta(minutes=5)
 PENDING = Query("inventory", conditions=(Condition("EnrichmentPending", "eq", True),))
 
 
-def detail_changes(ref: ResourceRef, resource: dict[str, Any], stamp: Stamp, event_type: str) -> list[list[Change]]:
-    """The changes one ARM resource makes, grouped per row: its own details, and for a backend,
-    each circuit-breaker rule of its configuration (which therefore exists)."""
+def detail_changes(ref: ResourceRef, resource: dict[str, Any], stamp: Stamp, event_type: str,
+                   alive: Op | None = None) -> list[list[Change]]:
+    """The changes one ARM resource makes, grouped per row: its details (after `alive`, when the read
+    also proves it exists, as a sync's listing does), and for a backend each circuit-breaker rule of its
+    configuration, which therefore exists."""
     properties = resource_properties(resource)
-    groups = [[Change(ref, Op.DETAILS, stamp, event_type, details(ref.kind, properties))]]
+
+    def row(row_ref: ResourceRef, values: dict[str, Any], exists: Op | None) -> list[Change]:
+        seen = [Change(row_ref, exists, stamp, event_type)] if exists else []
+        return [*seen, Change(row_ref, Op.DETAILS, stamp, event_type, values)]
+
+    groups = [row(ref, details(ref.kind, properties), alive)]
     if ref.kind == "backend":
         breaker = properties.get("circuitBreaker")
         rules = breaker.get("rules") if isinstance(breaker, dict) else None
         for rule in rules if isinstance(rules, list) else []:
             if isinstance(rule, dict) and isinstance(rule.get("name"), str) and rule["name"].strip():
                 rule_ref = parse_path(ref.service, f"backends/{ref.name}/circuit-breaker/rules/{rule['name']}")
-                values = details("circuitBreakerRule", circuit_breaker_rule(rule))
-                groups.append([Change(rule_ref, Op.OBSERVED, stamp, event_type),
-                               Change(rule_ref, Op.DETAILS, stamp, event_type, values)])
+                groups.append(row(rule_ref, details("circuitBreakerRule", circuit_breaker_rule(rule)), alive or Op.OBSERVED))
     return groups
 
 

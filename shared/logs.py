@@ -2,7 +2,8 @@
 
 The Functions Python worker forwards each record's message text (not its `extra` fields) to the
 `traces` table, so everything a query needs is in the message: `apim_inventory.event {...}` per event,
-`apim_inventory.summary {...}` once per invocation or command run, `apim_inventory.purge {...}` per purge.
+`apim_inventory.summary {...}` once per invocation or command run, `apim_inventory.purge {...}` per purge,
+`apim_inventory.sync {...}` per full sync.
 Lines are built lazily: the JSON is written only when a handler emits the record.
 """
 
@@ -23,6 +24,7 @@ from .resources import parse_service_id
 EVENT = "apim_inventory.event"
 SUMMARY = "apim_inventory.summary"
 PURGE = "apim_inventory.purge"
+SYNC = "apim_inventory.sync"
 OUTCOMES = ("applied", "duplicate", "stale", "rejected")
 
 log = logging.getLogger("apim_inventory")

@@ -172,13 +172,16 @@ def apply_changes(row: dict[str, Any] | None, changes: list[Change], parent: dic
     out = row
     for change in changes:
         out = merge(out, change)
-    ref = changes[0].ref
-    if ref.parent is not None and parent is not None:
-        inherited = cascade_change(parent, ref, PARENT_DELETE_TYPES[ref.parent.kind])
-        if inherited is not None:
-            out = merge(out, inherited)
     assert out is not None
-    return out
+    return inherit(changes[0].ref, out, parent)
+
+
+def inherit(ref: ResourceRef, row: dict[str, Any], parent: dict[str, Any] | None) -> dict[str, Any]:
+    """`row` with its parent's newest deletion merged in (the row itself when there is none to take)."""
+    if ref.parent is None or parent is None:
+        return row
+    inherited = cascade_change(parent, ref, PARENT_DELETE_TYPES[ref.parent.kind])
+    return merge(row, inherited) if inherited is not None else row
 
 
 def _newer_than_row(row: dict[str, Any], stamp: Stamp) -> bool:
@@ -210,10 +213,10 @@ def cascade_change(parent_row: dict[str, Any] | None, child: ResourceRef, delete
     return Change(child, Op.CASCADE_DELETED, Stamp.decode(parent_row["LastDeleteEventKey"]), delete_type)
 
 
-def same_row(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+def same_row(a: dict[str, Any] | None, b: dict[str, Any] | None, ignore: frozenset[str] = frozenset()) -> bool:
     if a is None or b is None:
         return a is b
-    return all(a.get(k) == b.get(k) for k in set(a) | set(b))
+    return all(a.get(k) == b.get(k) for k in set(a) | set(b) if k not in ignore)
 
 
 def parse_duration(text: object) -> timedelta | None:

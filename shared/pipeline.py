@@ -20,7 +20,7 @@ from .errors import AlreadyRecorded, PermanentEventError
 from .events import InventoryEvent, describe, parse_event
 from .flags import FlagPolicy
 from .handlers import HANDLERS
-from .keys import MAX_STRING_CHARS, child_ranges, history_keys, resource_keys
+from .keys import MAX_STRING_CHARS, child_ranges, history_keys, resource_keys, table_text
 from .logs import event_line, service_of
 from .model import PARENT_DELETE_TYPES, SCHEMA_VERSION, Change, Op, apply_changes, cascade_change, row_stamp
 from .repository import InventoryRepository, StoredRow
@@ -195,9 +195,7 @@ class EventProcessor:
 
 def _text(value: Any, limit: int = 1024) -> str:
     """A string of at most `limit` characters that Table Storage accepts (lone surrogates replaced)."""
-    text = value if isinstance(value, str) else "" if value is None else _json(value)
-    text = text.encode("utf-8", errors="replace").decode("utf-8")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return table_text(value if isinstance(value, str) else "" if value is None else _json(value), limit)
 
 
 def _event_description(event: InventoryEvent) -> dict[str, Any]:

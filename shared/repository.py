@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from .errors import AlreadyRecorded, WriteConflict
-from .keys import family_range
 
 Entity = dict[str, Any]
 
@@ -69,9 +68,6 @@ class InventoryRepository(Protocol):
 
     def children(self, pk: str, ranges: list[tuple[str, str]]) -> list[StoredRow]:
         """Rows in partition pk whose RowKey falls in any [low, high) range."""
-
-    def service_rows(self, family: str, service_key: str) -> list[StoredRow]:
-        """Every row of one family in one service (deleted ones too), with ETags."""
 
     def save_batch(self, items: list[tuple[Entity, str | None]]) -> None:
         """Write up to 100 rows of one partition in one transaction, each as `save` would (insert
@@ -147,9 +143,7 @@ class InMemoryInventoryRepository:
     def _put(self, store: dict[tuple[str, str], StoredRow], entity: Entity, etag: str | None) -> StoredRow:
         key = (entity["PartitionKey"], entity["RowKey"])
         with self._lock:
-            current = store.get(key)
-            if (current is None) != (etag is None) or (current is not None and current.etag != etag):
-                raise WriteConflict(f"{key} changed since it was read")
+            _check_etag(store, key, etag)
             stored = StoredRow(copy.deepcopy(entity), f"W/\"{next(self._etags)}\"")
             store[key] = stored
             return self._copy(stored) or stored
@@ -159,18 +153,10 @@ class InMemoryInventoryRepository:
             found = [row for (p, r), row in self._rows.items() if p == pk and any(lo <= r < hi for lo, hi in ranges)]
         return [StoredRow(copy.deepcopy(row.entity), row.etag) for row in sorted(found, key=lambda s: s.entity["RowKey"])]
 
-    def service_rows(self, family: str, service_key: str) -> list[StoredRow]:
-        low, high = family_range(family, service_key)
-        with self._lock:
-            found = [row for (pk, _), row in sorted(self._rows.items()) if low <= pk < high]
-        return [StoredRow(copy.deepcopy(row.entity), row.etag) for row in found]
-
     def save_batch(self, items: list[tuple[Entity, str | None]]) -> None:
         with self._lock:
-            for entity, etag in items:
-                current = self._rows.get((entity["PartitionKey"], entity["RowKey"]))
-                if (current is None) != (etag is None) or (current is not None and current.etag != etag):
-                    raise WriteConflict(f"{entity['PartitionKey']}/{entity['RowKey']} changed since it was read")
+            for entity, etag in items:  # all or nothing, as a Table transaction
+                _check_etag(self._rows, (entity["PartitionKey"], entity["RowKey"]), etag)
             for entity, _ in items:
                 self._rows[(entity["PartitionKey"], entity["RowKey"])] = StoredRow(copy.deepcopy(entity), f"W/\"{next(self._etags)}\"")
 
@@ -286,3 +272,10 @@ def _wanted(query: Query, key: tuple[str, str], entity: Entity) -> bool:
     """The query's key range and conditions, evaluated in memory."""
     return (query.low_pk is None or key[0] >= query.low_pk) and (query.high_pk is None or key[0] < query.high_pk) \
         and all(c.holds(entity) for c in query.conditions)
+
+
+def _check_etag(store: dict[tuple[str, str], StoredRow], key: tuple[str, str], etag: str | None) -> None:
+    """Insert (etag None) only where no row is; replace only the row as it was read. The lock is held."""
+    current = store.get(key)
+    if (current is None) != (etag is None) or (current is not None and current.etag != etag):
+        raise WriteConflict(f"{key} changed since it was read")

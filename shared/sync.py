@@ -23,9 +23,10 @@ from .arm import ArmClient, ArmError
 from .details import resource_properties
 from .enrichment import Enricher, detail_changes
 from .errors import PermanentEventError, WriteConflict
-from .keys import resource_keys
-from .model import PARENT_DELETE_TYPES, Change, Op, Stamp, apply_changes, cascade_change, row_stamp
-from .repository import Entity, StoredRow
+from .keys import family_range, resource_keys
+from .logs import SYNC, Line
+from .model import Change, Op, Stamp, apply_changes, inherit, row_stamp, same_row
+from .repository import Entity, Query, StoredRow
 from .resources import ResourceRef, ServiceRef, parse_path
 from .status import StatusTracker
 from .writer import RowWriter
@@ -80,12 +81,12 @@ class InventorySync:
         report = SyncReport(service.name, started)
         observed: dict[Key, list[Change]] = {}
         for ref, resource in self._listing(service, report, note):
-            for group in detail_changes(ref, resource, stamp, SYNCED_TYPE):
-                observed[resource_keys(group[0].ref)] = [Change(group[0].ref, Op.SYNCED, stamp, SYNCED_TYPE),
-                                                         *(c for c in group if c.op == Op.DETAILS)]
+            for group in detail_changes(ref, resource, stamp, SYNCED_TYPE, alive=Op.SYNCED):
+                observed[resource_keys(group[0].ref)] = group
         report.listed = len(observed)
         note("read", 0, None)
-        stored = {(r.entity["PartitionKey"], r.entity["RowKey"]): r for f in FAMILIES for r in self.writer.repo.service_rows(f, service.key)}
+        stored = {(r.entity["PartitionKey"], r.entity["RowKey"]): r for f in FAMILIES
+                  for page in self.writer.repo.scan(Query("inventory", *family_range(f, service.key))) for r in page}
         complete = set(LISTED_KINDS) - set(report.incomplete)
         plans = self._plan(service, stamp, observed, stored, complete)
         note("write", 0, len(plans))
@@ -93,7 +94,8 @@ class InventorySync:
         self.writer.outbox.flush(self.clock())
         if self.status is not None:
             self.status.note_sync(service.key, service.name, started, not report.incomplete, self.clock())
-        log.info("sync %s: listed %d, %s, incomplete %s", service.name, report.listed, dict(report.counts), report.incomplete or "none")
+        log.info(Line(SYNC, {"service": service.name, "startedAt": started, "listed": report.listed, **report.counts,
+                             "incomplete": sorted(report.incomplete)}))
         return report
 
     # -- listing -------------------------------------------------------------------------
@@ -223,16 +225,11 @@ def _compute(row: Entity | None, plan: _Plan, parent: Entity | None, stamp: Stam
     current = row_stamp(row)
     if current is not None and current > stamp:
         return None
-    if plan.changes:
-        new = apply_changes(row, plan.changes, parent)
-        if row is not None and all(new.get(c) == row.get(c) for c in set(new) | set(row) if c not in _STAMPS):
-            return dict(row)  # seen again as it was: rewriting only the times would cost a write per row per sync
-        return new
-    if parent is not None and row is not None and plan.ref.parent is not None:
-        inherited = cascade_change(parent, plan.ref, PARENT_DELETE_TYPES[plan.ref.parent.kind])
-        if inherited is not None:
-            return apply_changes(row, [inherited], None)
-    return dict(row) if row is not None else None
+    if not plan.changes:  # a gateway instance, say: it only follows its parent
+        return inherit(plan.ref, row, parent) if row is not None else None
+    new = apply_changes(row, plan.changes, parent)
+    # Seen again as it was: rewriting only the times would cost a write per row per sync.
+    return row if row is not None and same_row(new, row, ignore=_STAMPS) else new
 
 
 def _outcome(old: Entity | None, new: Entity) -> str:

@@ -123,14 +123,6 @@ class TableInventoryRepository:
             rows.extend(_stored(e) for e in query)
         return rows
 
-    def service_rows(self, family: str, service_key: str) -> list[StoredRow]:
-        low, high = family_range(family, service_key)
-        return [
-            _stored(e)
-            for e in self._inventory.query_entities(
-                "PartitionKey ge @low and PartitionKey lt @high", parameters={"low": low, "high": high})
-        ]
-
     def save_batch(self, items: list[tuple[Entity, str | None]]) -> None:
         """One transaction. Each replace carries If-Match, so a row changed since it was read fails the
         whole batch with 412 (an insert of a row that appeared meanwhile: 409), on Azure and on Azurite 3.35."""

@@ -248,3 +248,13 @@ def test_sync_command(arm_settings: Settings, arm: ArmStandIn, app_settings: Set
 
     bad = run_cli(env, "sync", "--service", "/subscriptions/x")
     assert bad.returncode == 2 and "not an APIM service id" in bad.stderr
+
+
+def test_a_sync_logs_one_structured_line(arm_services: bootstrap.Services, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="apim_inventory"):
+        report = syncer(arm_services).sync(SERVICE)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("apim_inventory.sync ")]
+    assert len(lines) == 1
+    fields = json.loads(lines[0].split(" ", 1)[1])
+    assert fields["service"] == "contoso" and fields["added"] == report.counts["added"] == sum(LISTED.values())
+    assert fields["incomplete"] == [] and fields["listed"] == report.listed
