@@ -2,8 +2,11 @@
 
 import azure.functions as func
 
-from shared import bootstrap, health, http_api, logs, retention
+from shared import bootstrap, logs
 from shared.config import Settings
+from shared.entrypoints import http_api
+from shared.queries import health
+from shared.timers import retention
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)  # never anonymous
 _settings = Settings.from_env()  # schedules are read when the worker indexes the app

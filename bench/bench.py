@@ -22,11 +22,11 @@ from azure.data.tables import TableServiceClient
 from devtools.azurite import Azurite
 from devtools.worker import decode_event, indexed_function
 from shared import bootstrap
-from shared.alerts import AlertOutbox, LoggingAlertPublisher
 from shared.config import Settings
-from shared.model import Change, Op, Stamp, merge
-from shared.resources import parse_path, parse_service_id
-from shared.table_repository import TableInventoryRepository
+from shared.domain.model import Change, Op, Stamp, merge
+from shared.domain.resources import parse_path, parse_service_id
+from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
+from shared.store.table import TableInventoryRepository
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 TRACE = os.environ.get("BENCH_TRACE", "") not in ("", "0")

@@ -1,4 +1,4 @@
-"""Import cost of the ARM client: shared/arm.py (azure-core pipeline) against the generated
+"""Import cost of the ARM client: shared/integrations/arm.py (azure-core pipeline) against the generated
 azure-mgmt-apimanagement, as cold-start time of `function_app` plus what the first invocation with
 ARM builds, and as installed size. Each time is the median of BENCH_IMPORT_RUNS (default 15) fresh
 interpreters, timed with perf_counter inside the child, so interpreter start-up is left out of
@@ -21,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "15"))
 SDK = "azure-mgmt-apimanagement"
-WATCH = ("shared.arm", "azure.identity", "msal", "azure.mgmt.core", "azure.mgmt.apimanagement")
+WATCH = ("shared.integrations.arm", "azure.identity", "msal", "azure.mgmt.core", "azure.mgmt.apimanagement")
 GROUPS = ("user", "api", "api_release", "product", "subscription", "gateway", "gateway_api",
           "gateway_hostname_configuration", "gateway_certificate_authority", "backend")
 CHILD = """import json, sys, time
@@ -39,7 +39,7 @@ CREDENTIAL = "from azure.identity import ManagedIdentityCredential"
 ROWS: list[tuple[str, str, str]] = [
     ("azure.functions + azure.data.tables", "import azure.functions, azure.data.tables", ""),
     ("function_app", "import function_app", ""),
-    ("function_app + ArmClient", f"import function_app\nfrom shared.arm import ArmClient\n{CREDENTIAL}",
+    ("function_app + ArmClient", f"import function_app\nfrom shared.integrations.arm import ArmClient\n{CREDENTIAL}",
      "client = ArmClient(ManagedIdentityCredential(), 'https://management.azure.com')"),
     (f"function_app + ApiManagementClient, {len(GROUPS)} groups",
      f"import function_app\nfrom azure.mgmt.apimanagement import ApiManagementClient\n{CREDENTIAL}",
@@ -121,8 +121,8 @@ def main() -> None:
 
     print("\ninstalled size, per RECORD (byte code included)")
     print(f"  {'':<38}{'kB':>10}{'files':>7}{'.py':>6}")
-    arm = ROOT / "shared" / "arm.py"
-    lines: list[tuple[str, tuple[int, int, int]]] = [("shared/arm.py", (arm.stat().st_size, 1, 1))]
+    arm = ROOT / "shared" / "integrations" / "arm.py"
+    lines: list[tuple[str, tuple[int, int, int]]] = [("shared/integrations/arm.py", (arm.stat().st_size, 1, 1))]
     if sdk_version:
         have = closure(norm(line.split("==")[0].strip()) for line in (ROOT / "requirements.txt").read_text().splitlines()
                        if line.strip() and not line.startswith("#"))

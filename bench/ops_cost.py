@@ -18,11 +18,12 @@ from azure.storage.blob import BlobServiceClient
 from bench.bench import CountingTransport
 from devtools.azurite import Azurite
 from devtools.worker import indexed_function
-from shared import bootstrap, dead_letter
-from shared.alerts import AlertOutbox, LoggingAlertPublisher
+from shared import bootstrap
 from shared.config import Settings
-from shared.retention import Purger
-from shared.table_repository import TableInventoryRepository
+from shared.ingest import dead_letter
+from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
+from shared.store.table import TableInventoryRepository
+from shared.timers.retention import Purger
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 BLOBS, PER_BLOB = max(2, round(40 * SCALE)), 50

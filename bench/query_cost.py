@@ -21,8 +21,8 @@ from devtools.azurite import Azurite
 from devtools.worker import indexed_function
 from shared import bootstrap
 from shared.config import Settings
-from shared.model import Change, Op, Stamp, merge
-from shared.resources import parse_path, parse_service_id
+from shared.domain.model import Change, Op, Stamp, merge
+from shared.domain.resources import parse_path, parse_service_id
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 SERVICE = "/subscriptions/6f0c3c1e-0000-4000-8000-00000000be4c/resourceGroups/rg-bench/providers/Microsoft.ApiManagement/service/apim-bench"
@@ -87,7 +87,7 @@ def main() -> None:
         env = {**os.environ, "INVENTORY_TABLE": "ReplayInventory", "INVENTORY_HISTORY_TABLE": "ReplayHistory",
                "INVENTORY_REJECTED_TABLE": "ReplayRejected", "INVENTORY_ALERTS_TABLE": "ReplayAlerts"}
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", "from shared.cli import main; raise SystemExit(main())", "replay", str(path)],
+        done = subprocess.run([sys.executable, "-c", "from shared.entrypoints.cli import main; raise SystemExit(main())", "replay", str(path)],
                               env=env, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - start
         print(f"  apim-inventory replay of {count:,} events (JSON Lines)     {seconds:6.2f} s   {count / seconds:8.0f} events/s")

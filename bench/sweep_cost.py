@@ -18,11 +18,11 @@ from bench.bench import CountingTransport
 from devtools.azurite import Azurite
 from devtools.worker import decode_event
 from shared import bootstrap
-from shared.alerts import AlertOutbox, LoggingAlertPublisher
 from shared.config import Settings
-from shared.model import Change, Op, Stamp, merge
-from shared.resources import parse_path, parse_service_id
-from shared.table_repository import TableInventoryRepository
+from shared.domain.model import Change, Op, Stamp, merge
+from shared.domain.resources import parse_path, parse_service_id
+from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
+from shared.store.table import TableInventoryRepository
 
 SERVICE = "/subscriptions/6f0c3c1e-0000-4000-8000-00000000be4c/resourceGroups/rg-bench/providers/Microsoft.ApiManagement/service/apim-bench"
 SIZES = [int(s) for s in os.environ.get("BENCH_SWEEP_SIZES", "1000,100000").split(",")]

@@ -23,15 +23,15 @@ from devtools.azurite import ROOT, Azurite
 from devtools.management_plane import SECRET, DemoPlane, busiest_service, demo_plane, replayed
 from devtools.worker import decode_event, indexed_function, split_delivery
 from shared import bootstrap
-from shared.alerts import AlertOutbox, LoggingAlertPublisher
 from shared.config import Settings
-from shared.details import FIELDS
-from shared.events import parse_time
-from shared.flags import Alert
-from shared.output import cell, short_type, table, when
-from shared.resources import KINDS
-from shared.storage import table_service_client
-from shared.table_repository import TableInventoryRepository
+from shared.domain.details import FIELDS
+from shared.domain.flags import Alert
+from shared.domain.resources import KINDS
+from shared.entrypoints.output import cell, short_type, table, when
+from shared.integrations.storage import table_service_client
+from shared.integrations.trigger import parse_time
+from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
+from shared.store.table import TableInventoryRepository
 
 STREAM = ROOT / "demo" / "stream.json"
 OUTCOMES = ("applied", "stale", "duplicate", "rejected")

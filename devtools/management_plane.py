@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from shared.delivery import decode_event
-from shared.errors import PermanentEventError
-from shared.pipeline import EventProcessor
-from shared.repository import InMemoryInventoryRepository
-from shared.resources import parse_service_id
+from shared.domain.errors import PermanentEventError
+from shared.domain.resources import parse_service_id
+from shared.ingest.pipeline import EventProcessor
+from shared.integrations.delivery import decode_event
+from shared.store.memory import InMemoryInventoryRepository
 
 SECRET = "SECRET-do-not-store-7f3a"
 

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from shared.delivery import decode_event, split_delivery
+from shared.integrations.delivery import decode_event, split_delivery
 
 __all__ = ["decode_event", "deliver", "function_json", "indexed_function", "split_delivery"]
 

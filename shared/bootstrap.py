@@ -7,20 +7,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .alerts import AlertOutbox, publisher_from_env
-from .arm import ArmClient
-from .config import Settings
-from .enrichment import Enricher
-from .identity import credential
-from .pipeline import EventProcessor
-from .queries import InventoryQueries
-from .repository import InventoryRepository
-from .resources import parse_service_id
-from .storage import table_service_client
-from .sweeps import Sweeper
-from .sync import InventorySync, Reconciler
-from .table_repository import TableInventoryRepository
-from .writer import RowWriter
+from shared.config import Settings
+from shared.domain.resources import parse_service_id
+from shared.ingest.pipeline import EventProcessor
+from shared.integrations.arm import ArmClient
+from shared.integrations.identity import credential
+from shared.integrations.storage import table_service_client
+from shared.management.enrichment import Enricher
+from shared.management.sync import InventorySync, Reconciler
+from shared.queries.inventory import InventoryQueries
+from shared.store.memory import InventoryRepository
+from shared.store.outbox import AlertOutbox, publisher_from_env
+from shared.store.table import TableInventoryRepository
+from shared.store.writer import RowWriter
+from shared.timers.sweeps import Sweeper
 
 
 def system_clock() -> datetime:

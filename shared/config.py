@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from .arm import DEFAULT_ENDPOINT
-from .errors import PermanentEventError
-from .flags import FlagPolicy
-from .resources import parse_service_id
+from shared.domain.errors import PermanentEventError
+from shared.domain.flags import FlagPolicy
+from shared.domain.resources import parse_service_id
+from shared.integrations.arm import DEFAULT_ENDPOINT
 
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from .errors import PermanentEventError
-from .resources import parse_service_id
+from shared.domain.errors import PermanentEventError
+from shared.domain.resources import parse_service_id
 
 EVENT = "apim_inventory.event"
 SUMMARY = "apim_inventory.summary"

@@ -14,9 +14,9 @@ from devtools.azurite import Azurite
 from devtools.management_plane import small_service
 from shared import bootstrap
 from shared.config import Settings
-from shared.pipeline import EventProcessor
-from shared.repository import InMemoryInventoryRepository
-from shared.table_repository import TableInventoryRepository
+from shared.ingest.pipeline import EventProcessor
+from shared.store.memory import InMemoryInventoryRepository
+from shared.store.table import TableInventoryRepository
 from tests.support import SERVICE_ID, ManualClock
 
 _tables = itertools.count(1)

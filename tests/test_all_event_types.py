@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from devtools.worker import decode_event, indexed_function
-from shared.event_types import ALIASES, CANONICAL_TYPES, canonical_type
-from shared.handlers import HANDLERS
-from shared.pipeline import EventProcessor, Outcome
+from shared.domain.event_types import ALIASES, CANONICAL_TYPES, canonical_type
+from shared.ingest.handlers import HANDLERS
+from shared.ingest.pipeline import EventProcessor, Outcome
 from tests.support import PREFIX, SUBJECTS, event
 
 KIND_BY_TYPE = {

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from devtools.worker import decode_event, indexed_function
-from shared.pipeline import EventProcessor, Outcome
+from shared.ingest.pipeline import EventProcessor, Outcome
 from tests.support import SERVICE_ID, event
 
 OTHER_SERVICE = SERVICE_ID.replace("contoso", "fabrikam")

@@ -25,9 +25,10 @@ from typing import Any
 import pytest
 
 from devtools.azurite import Azurite, free_port
-from shared import bootstrap, cli
+from shared import bootstrap
 from shared.config import Settings
-from shared.output import width
+from shared.entrypoints import cli
+from shared.entrypoints.output import width
 from tests.conftest import fresh_settings
 from tests.support import SERVICE_ID, event
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from devtools.azurite import Azurite
 from devtools.worker import decode_event
-from shared.pipeline import EventProcessor
-from shared.repository import InMemoryInventoryRepository
+from shared.ingest.pipeline import EventProcessor
+from shared.store.memory import InMemoryInventoryRepository
 from tests.conftest import fresh_settings, table_repo
 from tests.support import CLOCK, comparable_rows, event
 

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from devtools.azurite import Azurite
 from devtools.worker import decode_event
-from shared.pipeline import EventProcessor
-from shared.repository import InMemoryInventoryRepository
+from shared.ingest.pipeline import EventProcessor
+from shared.store.memory import InMemoryInventoryRepository
 from tests.conftest import table_repo
 from tests.support import CLOCK, comparable_history, comparable_rows, event
 

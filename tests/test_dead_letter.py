@@ -18,12 +18,13 @@ from azure.identity import DefaultAzureCredential
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from devtools.azurite import ACCOUNT, KEY, Azurite
-from shared import bootstrap, cli
+from shared import bootstrap
 from shared.config import Settings
-from shared.dead_letter import container_client, read_blob, strip_metadata
-from shared.delivery import decode_event
-from shared.pipeline import EventProcessor
-from shared.repository import InMemoryInventoryRepository
+from shared.entrypoints import cli
+from shared.ingest.dead_letter import container_client, read_blob, strip_metadata
+from shared.ingest.pipeline import EventProcessor
+from shared.integrations.delivery import decode_event
+from shared.store.memory import InMemoryInventoryRepository
 from tests.conftest import table_repo
 from tests.support import CLOCK, SERVICE_ID, T0, comparable_history, comparable_rows, event, iso
 from tests.tcp_proxy import TcpProxy

@@ -15,10 +15,10 @@ from devtools.arm_standin import ArmStandIn
 from devtools.management_plane import SECRET
 from devtools.worker import deliver
 from shared import bootstrap
-from shared.keys import resource_keys
-from shared.model import Change, Op, Stamp, merge
-from shared.resources import parse_path, parse_service_id
-from shared.table_repository import TableInventoryRepository
+from shared.domain.model import Change, Op, Stamp, merge
+from shared.domain.resources import parse_path, parse_service_id
+from shared.store.keys import resource_keys
+from shared.store.table import TableInventoryRepository
 from tests.support import SERVICE_ID, T0, ManualClock, event
 
 SERVICE = parse_service_id(SERVICE_ID)

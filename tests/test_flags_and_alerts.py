@@ -14,9 +14,9 @@ from azure.functions.timer import TimerRequest
 from devtools.azurite import Azurite
 from devtools.worker import decode_event, indexed_function
 from shared import bootstrap
-from shared.alerts import outbox_entity
 from shared.config import Settings
-from shared.flags import Alert, FlagPolicy, evaluate, token_status
+from shared.domain.flags import Alert, FlagPolicy, evaluate, token_status
+from shared.store.outbox import outbox_entity
 from tests.conftest import table_repo
 from tests.support import T0, ManualClock, event, iso
 from tests.topic_receiver import KEY, TopicReceiver
@@ -149,7 +149,7 @@ def test_unauthorized_topic_keeps_alerts_pending(app: bootstrap.Services, topic:
 
 
 def test_alert_ids_are_stable_per_transition(clock: ManualClock) -> None:
-    from shared.flags import transitions
+    from shared.domain.flags import transitions
 
     base = {"Kind": "gatewayInstance", "Path": INSTANCE, "ResourceId": "/x/service/s/" + INSTANCE,
             "PartitionKey": "gateway|s|01", "RowKey": "gateways|edge|instances|pod-1", "TokenExpiresAt": T0}

@@ -14,9 +14,9 @@ from devtools.azurite import ACCOUNT, KEY, Azurite, free_port
 from devtools.worker import decode_event, function_json, indexed_function
 from shared import bootstrap
 from shared.config import Settings
-from shared.output import when
-from shared.repository import InMemoryInventoryRepository
-from shared.status import StatusTracker, status_keys
+from shared.entrypoints.output import when
+from shared.store.memory import InMemoryInventoryRepository
+from shared.store.status import StatusTracker, status_keys
 from tests.conftest import fresh_settings, table_repo
 from tests.support import SERVICE_ID, T0, ManualClock, event
 from tests.tcp_proxy import TcpProxy

@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 from devtools.azurite import Azurite
 from devtools.worker import decode_event
-from shared.errors import PermanentEventError
-from shared.keys import check_entity, decode_part, encode_part, path_from_row_key, resource_keys
-from shared.pipeline import EventProcessor, Outcome
-from shared.repository import InMemoryInventoryRepository
-from shared.resources import parse_path, parse_service_id
+from shared.domain.errors import PermanentEventError
+from shared.domain.resources import parse_path, parse_service_id
+from shared.ingest.pipeline import EventProcessor, Outcome
+from shared.store.keys import check_entity, decode_part, encode_part, path_from_row_key, resource_keys
+from shared.store.memory import InMemoryInventoryRepository
 from tests.conftest import table_repo
 from tests.support import CLOCK, SERVICE_ID, event
 

@@ -16,8 +16,8 @@ from devtools.azurite import Azurite
 from devtools.worker import decode_event, function_json, indexed_function
 from shared import bootstrap
 from shared.config import Settings
-from shared.model import Change, Op, Stamp, merge
-from shared.resources import parse_path, parse_service_id
+from shared.domain.model import Change, Op, Stamp, merge
+from shared.domain.resources import parse_path, parse_service_id
 from tests.support import SERVICE_ID, T0, ManualClock, event, iso
 
 HTTP_FUNCTIONS = {"inventory": "inventory/{kind}", "resource": "resource", "history": "history", "flags": "flags", "summary": "summary"}

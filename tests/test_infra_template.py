@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shared.event_types import ALIASES, CANONICAL_TYPES
+from shared.domain.event_types import ALIASES, CANONICAL_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = ROOT / "infra" / "azuredeploy.json"

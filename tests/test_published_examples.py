@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from devtools.worker import decode_event, indexed_function, split_delivery
-from shared.event_types import canonical_type
-from shared.pipeline import EventProcessor
+from shared.domain.event_types import canonical_type
+from shared.ingest.pipeline import EventProcessor
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 EXAMPLES = SHARED / "spec-examples"

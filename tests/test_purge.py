@@ -16,13 +16,15 @@ from azure.functions.timer import TimerRequest
 
 from devtools.azurite import Azurite
 from devtools.worker import decode_event, function_json, indexed_function
-from shared import bootstrap, cli, retention
+from shared import bootstrap
 from shared.config import Settings
-from shared.model import Change, Op, Stamp, merge
-from shared.pipeline import EventProcessor
-from shared.repository import InMemoryInventoryRepository, InventoryRepository, Query, StoredRow
-from shared.resources import parse_path, parse_service_id
-from shared.retention import Purger
+from shared.domain.model import Change, Op, Stamp, merge
+from shared.domain.resources import parse_path, parse_service_id
+from shared.entrypoints import cli
+from shared.ingest.pipeline import EventProcessor
+from shared.store.memory import InMemoryInventoryRepository, InventoryRepository, Query, StoredRow
+from shared.timers import retention
+from shared.timers.retention import Purger
 from tests.conftest import table_repo
 from tests.support import SERVICE_ID, T0, ManualClock, event
 

@@ -6,7 +6,7 @@ import pytest
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
 from shared.config import Settings
-from shared.storage import StorageNotConfigured, table_service_client
+from shared.integrations.storage import StorageNotConfigured, table_service_client
 
 
 def test_connection_string_wins() -> None:

@@ -9,8 +9,8 @@ from azure.core.exceptions import AzureError
 from devtools.azurite import ACCOUNT, KEY, Azurite
 from devtools.worker import decode_event, indexed_function
 from shared import bootstrap
-from shared.pipeline import EventProcessor
-from shared.repository import InMemoryInventoryRepository
+from shared.ingest.pipeline import EventProcessor
+from shared.store.memory import InMemoryInventoryRepository
 from tests.conftest import fresh_settings
 from tests.support import CLOCK, comparable_rows, event
 from tests.tcp_proxy import TcpProxy

@@ -22,14 +22,14 @@ from devtools.azurite import Azurite
 from devtools.management_plane import SECRET, user
 from devtools.worker import deliver, indexed_function
 from shared import bootstrap
-from shared.alerts import AlertOutbox, LoggingAlertPublisher
 from shared.config import Settings
-from shared.delivery import decode_event
-from shared.errors import WriteConflict
-from shared.repository import Entity, InMemoryInventoryRepository
-from shared.resources import parse_service_id
-from shared.sync import InventorySync, SyncReport
-from shared.table_repository import TableInventoryRepository
+from shared.domain.errors import WriteConflict
+from shared.domain.resources import parse_service_id
+from shared.integrations.delivery import decode_event
+from shared.management.sync import InventorySync, SyncReport
+from shared.store.memory import Entity, InMemoryInventoryRepository
+from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
+from shared.store.table import TableInventoryRepository
 from tests.conftest import table_repo
 from tests.support import SERVICE_ID, ManualClock, dumps, event
 from tests.test_enrichment import row

@@ -9,10 +9,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from .alerts import AlertOutbox
-from .flags import BREAKER_KIND, TOKEN_KIND
-from .repository import StoredRow
-from .writer import RowWriter
+from shared.domain.flags import BREAKER_KIND, TOKEN_KIND
+from shared.store.memory import StoredRow
+from shared.store.outbox import AlertOutbox
+from shared.store.writer import RowWriter
 
 log = logging.getLogger("apim_inventory.sweeps")
 

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from .config import Settings
-from .logs import PURGE, Line
-from .repository import Condition, InventoryRepository, Query
+from shared.config import Settings
+from shared.logs import PURGE, Line
+from shared.store.memory import Condition, InventoryRepository, Query
 
 if TYPE_CHECKING:
-    from .bootstrap import Services
+    from shared.bootstrap import Services
 
 log = logging.getLogger("apim_inventory")
 PAGE = 1000

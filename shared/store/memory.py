@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from .errors import AlreadyRecorded, WriteConflict
+from shared.domain.errors import AlreadyRecorded, WriteConflict
 
 Entity = dict[str, Any]
 

@@ -20,10 +20,10 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
-from .config import Settings
-from .errors import AlreadyRecorded, WriteConflict
-from .keys import check_entity, family_range, history_partition_range
-from .repository import Entity, Query, StoredRow, Token
+from shared.config import Settings
+from shared.domain.errors import AlreadyRecorded, WriteConflict
+from shared.store.keys import check_entity, family_range, history_partition_range
+from shared.store.memory import Entity, Query, StoredRow, Token
 
 _MISSING = StoredRow({}, "")
 

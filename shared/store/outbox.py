@@ -16,10 +16,10 @@ from typing import Any, Protocol
 
 from azure.core.exceptions import AzureError
 
-from .flags import Alert
-from .identity import credential
-from .keys import check_entity
-from .repository import InventoryRepository
+from shared.domain.flags import Alert
+from shared.integrations.identity import credential
+from shared.store.keys import check_entity
+from shared.store.memory import InventoryRepository
 
 log = logging.getLogger("apim_inventory.alerts")
 BATCH = 100  # well under Event Grid's 1 MB per request

@@ -19,17 +19,17 @@ from typing import Any
 
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 
-from .arm import ArmClient, ArmError
-from .details import resource_properties
-from .enrichment import Enricher, detail_changes
-from .errors import PermanentEventError, WriteConflict
-from .keys import family_range, resource_keys
-from .logs import SYNC, Line
-from .model import Change, Op, Stamp, apply_changes, inherit, row_stamp, same_row
-from .repository import Entity, Query, StoredRow
-from .resources import ResourceRef, ServiceRef, parse_path
-from .status import StatusTracker
-from .writer import RowWriter
+from shared.domain.details import resource_properties
+from shared.domain.errors import PermanentEventError, WriteConflict
+from shared.domain.model import Change, Op, Stamp, apply_changes, inherit, row_stamp, same_row
+from shared.domain.resources import ResourceRef, ServiceRef, parse_path
+from shared.integrations.arm import ArmClient, ArmError
+from shared.logs import SYNC, Line
+from shared.management.enrichment import Enricher, detail_changes
+from shared.store.keys import family_range, resource_keys
+from shared.store.memory import Entity, Query, StoredRow
+from shared.store.status import StatusTracker
+from shared.store.writer import RowWriter
 
 log = logging.getLogger("apim_inventory.sync")
 SYNCED_TYPE = "ApimInventory.Synced"

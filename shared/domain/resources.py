@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import PermanentEventError
+from shared.domain.errors import PermanentEventError
 
 KINDS: tuple[str, ...] = (
     "user",

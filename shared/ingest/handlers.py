@@ -10,10 +10,10 @@ from typing import Any
 
 from azure.eventgrid import SystemEventNames as S
 
-from .errors import PermanentEventError
-from .events import InventoryEvent, parse_time
-from .model import Change, Op, Stamp, parse_duration
-from .resources import ResourceRef, parse_path, parse_resource_id
+from shared.domain.errors import PermanentEventError
+from shared.domain.model import Change, Op, Stamp, parse_duration
+from shared.domain.resources import ResourceRef, parse_path, parse_resource_id
+from shared.integrations.trigger import InventoryEvent, parse_time
 
 Handler = Callable[[InventoryEvent], list[Change]]
 

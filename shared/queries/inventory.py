@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .errors import PermanentEventError
-from .events import parse_time
-from .flags import BREAKER_KIND, TOKEN_KIND
-from .keys import encode_part, family_range, resource_keys
-from .repository import Condition, Entity, InventoryRepository, Query, Token
-from .resources import KINDS, ResourceRef, ServiceRef, parse_path, parse_resource_id
+from shared.domain.errors import PermanentEventError
+from shared.domain.flags import BREAKER_KIND, TOKEN_KIND
+from shared.domain.resources import KINDS, ResourceRef, ServiceRef, parse_path, parse_resource_id
+from shared.integrations.trigger import parse_time
+from shared.store.keys import encode_part, family_range, resource_keys
+from shared.store.memory import Condition, Entity, InventoryRepository, Query, Token
 
 MAX_TOP = 1000
 MAX_INPUT = 1024

@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from .errors import PermanentEventError
-from .events import parse_time
-from .keys import table_text
+from shared.domain.errors import PermanentEventError
+from shared.integrations.trigger import parse_time
+from shared.store.keys import table_text
 
 Convert = Callable[[Any], Any]
 MAX_TEXT = 4096  # a long product terms text is cut, never a reason to lose the row

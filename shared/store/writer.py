@@ -8,11 +8,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from .alerts import AlertOutbox
-from .errors import ConflictRetriesExhausted, WriteConflict
-from .flags import FlagPolicy, evaluate, transitions
-from .model import same_row
-from .repository import InventoryRepository, StoredRow
+from shared.domain.errors import ConflictRetriesExhausted, WriteConflict
+from shared.domain.flags import FlagPolicy, evaluate, transitions
+from shared.domain.model import same_row
+from shared.store.memory import InventoryRepository, StoredRow
+from shared.store.outbox import AlertOutbox
 
 Loaded = tuple[StoredRow | None, StoredRow | None]
 Compute = Callable[[StoredRow | None, StoredRow | None], dict[str, Any] | None]  # None: leave the row as it is

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .delivery import decode_event
-from .logs import OUTCOMES
-from .pipeline import EventProcessor
+from shared.ingest.pipeline import EventProcessor
+from shared.integrations.delivery import decode_event
+from shared.logs import OUTCOMES
 
 UNDECODABLE = "undecodable"
 

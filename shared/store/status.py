@@ -16,10 +16,10 @@ from typing import Any
 
 from azure.core.exceptions import AzureError
 
-from .errors import WriteConflict
-from .keys import encode_part
-from .model import SCHEMA_VERSION
-from .repository import Entity, InventoryRepository, StoredRow
+from shared.domain.errors import WriteConflict
+from shared.domain.model import SCHEMA_VERSION
+from shared.store.keys import encode_part
+from shared.store.memory import Entity, InventoryRepository, StoredRow
 
 log = logging.getLogger("apim_inventory.status")
 STATUS_PARTITION = "service"

@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
-from .errors import PermanentEventError
-from .resources import ResourceRef
+from shared.domain.errors import PermanentEventError
+from shared.domain.resources import ResourceRef
 
 BUCKETS = 16
 MAX_KEY_CHARS = 512  # Azurite's cap; Azure allows 1 KiB (512 UTF-16 characters)

@@ -22,11 +22,11 @@ from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceModifiedError
 from azure.storage.blob import BlobProperties, ContainerClient
 
-from .errors import one_line
-from .identity import credential
-from .pipeline import EventProcessor
-from .replay import UNDECODABLE, Undecodable, apply, outcome_text
-from .storage import StorageNotConfigured, blob_service_client
+from shared.domain.errors import one_line
+from shared.ingest.pipeline import EventProcessor
+from shared.ingest.replay import UNDECODABLE, Undecodable, apply, outcome_text
+from shared.integrations.identity import credential
+from shared.integrations.storage import StorageNotConfigured, blob_service_client
 
 SETTING = "DEAD_LETTER_STORAGE"
 DELIVERY_METADATA = frozenset({"deadletterreason", "deliveryattempts", "lastdeliveryoutcome", "publishtime",

@@ -16,19 +16,20 @@ from typing import Any, NoReturn
 
 from azure.core.exceptions import AzureError, HttpResponseError
 
-from . import bootstrap, dead_letter
-from .config import Settings
-from .delivery import read_events
-from .errors import ConflictRetriesExhausted, PermanentEventError, one_line
-from .logs import summary_line
-from .output import progress, record_lines, row_table, row_value, table, to_csv, to_json, when
-from .pipeline import EventProcessor
-from .queries import BadQuery, InventoryQueries, NotFound, parse_kind, parse_when, resolve_id
-from .replay import UNDECODABLE, Undecodable, apply, outcome_text
-from .repository import Entity
-from .resources import KINDS, ServiceRef, parse_service_id
-from .retention import Purger
-from .storage import StorageNotConfigured
+from shared import bootstrap
+from shared.config import Settings
+from shared.domain.errors import ConflictRetriesExhausted, PermanentEventError, one_line
+from shared.domain.resources import KINDS, ServiceRef, parse_service_id
+from shared.entrypoints.output import progress, record_lines, row_table, row_value, table, to_csv, to_json, when
+from shared.ingest import dead_letter
+from shared.ingest.pipeline import EventProcessor
+from shared.ingest.replay import UNDECODABLE, Undecodable, apply, outcome_text
+from shared.integrations.delivery import read_events
+from shared.integrations.storage import StorageNotConfigured
+from shared.logs import summary_line
+from shared.queries.inventory import BadQuery, InventoryQueries, NotFound, parse_kind, parse_when, resolve_id
+from shared.store.memory import Entity
+from shared.timers.retention import Purger
 
 PROG = "apim-inventory"
 RETRY_TOTAL = 1  # an unreachable store fails in a second, unless INVENTORY_STORAGE_RETRY_TOTAL says otherwise

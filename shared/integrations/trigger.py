@@ -8,9 +8,9 @@ from typing import Any
 
 import azure.functions as func
 
-from .errors import PermanentEventError
-from .event_types import canonical_type, is_apim_type
-from .resources import ServiceRef, parse_service_id
+from shared.domain.errors import PermanentEventError
+from shared.domain.event_types import canonical_type, is_apim_type
+from shared.domain.resources import ServiceRef, parse_service_id
 
 MAX_ID_CHARS = 256
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from azure.eventgrid import SystemEventNames as S
 
-from .details import DETAIL_COLUMNS, PERSONAL_COLUMNS
-from .keys import resource_keys
-from .resources import ResourceRef
+from shared.domain.details import DETAIL_COLUMNS, PERSONAL_COLUMNS
+from shared.domain.resources import ResourceRef
+from shared.store.keys import resource_keys
 
 SCHEMA_VERSION = 1
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"

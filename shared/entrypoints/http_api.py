@@ -11,8 +11,8 @@ from typing import Any
 import azure.functions as func
 from azure.core.exceptions import AzureError
 
-from .output import to_json
-from .queries import BadQuery, InventoryQueries, NotFound, parse_bool, parse_kind, parse_top, parse_when
+from shared.entrypoints.output import to_json
+from shared.queries.inventory import BadQuery, InventoryQueries, NotFound, parse_bool, parse_kind, parse_top, parse_when
 
 log = logging.getLogger("apim_inventory.http")
 

@@ -15,13 +15,13 @@ from typing import Any
 
 from azure.core.exceptions import AzureError
 
-from .arm import ArmClient, ArmError, ArmThrottled
-from .details import FETCHABLE_KINDS, circuit_breaker_rule, details, resource_properties
-from .keys import resource_keys
-from .model import Change, Op, Stamp, apply_changes
-from .repository import Condition, Query
-from .resources import ResourceRef, parse_path, parse_resource_id
-from .writer import RowWriter
+from shared.domain.details import FETCHABLE_KINDS, circuit_breaker_rule, details, resource_properties
+from shared.domain.model import Change, Op, Stamp, apply_changes
+from shared.domain.resources import ResourceRef, parse_path, parse_resource_id
+from shared.integrations.arm import ArmClient, ArmError, ArmThrottled
+from shared.store.keys import resource_keys
+from shared.store.memory import Condition, Query
+from shared.store.writer import RowWriter
 
 log = logging.getLogger("apim_inventory.enrichment")
 ENRICHED_TYPE = "ApimInventory.Enriched"

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
-from .errors import one_line
-from .output import to_json
-from .repository import Condition, InventoryRepository, Query
-from .status import STATUS_PARTITION
+from shared.domain.errors import one_line
+from shared.entrypoints.output import to_json
+from shared.store.memory import Condition, InventoryRepository, Query
+from shared.store.status import STATUS_PARTITION
 
 if TYPE_CHECKING:
-    from .bootstrap import Services
+    from shared.bootstrap import Services
 
 log = logging.getLogger("apim_inventory.health")
 DAY = timedelta(hours=24)

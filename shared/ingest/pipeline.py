@@ -14,19 +14,19 @@ from typing import Any
 
 import azure.functions as func
 
-from .alerts import AlertOutbox, LoggingAlertPublisher
-from .enrichment import Enricher
-from .errors import AlreadyRecorded, PermanentEventError
-from .events import InventoryEvent, describe, parse_event
-from .flags import FlagPolicy
-from .handlers import HANDLERS
-from .keys import MAX_STRING_CHARS, child_ranges, history_keys, resource_keys, table_text
-from .logs import event_line, service_of
-from .model import PARENT_DELETE_TYPES, SCHEMA_VERSION, Change, Op, apply_changes, cascade_change, row_stamp
-from .repository import InventoryRepository, StoredRow
-from .resources import ResourceRef, parse_path
-from .status import StatusTracker
-from .writer import Loaded, RowWriter
+from shared.domain.errors import AlreadyRecorded, PermanentEventError
+from shared.domain.flags import FlagPolicy
+from shared.domain.model import PARENT_DELETE_TYPES, SCHEMA_VERSION, Change, Op, apply_changes, cascade_change, row_stamp
+from shared.domain.resources import ResourceRef, parse_path
+from shared.ingest.handlers import HANDLERS
+from shared.integrations.trigger import InventoryEvent, describe, parse_event
+from shared.logs import event_line, service_of
+from shared.management.enrichment import Enricher
+from shared.store.keys import MAX_STRING_CHARS, child_ranges, history_keys, resource_keys, table_text
+from shared.store.memory import InventoryRepository, StoredRow
+from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
+from shared.store.status import StatusTracker
+from shared.store.writer import Loaded, RowWriter
 
 log = logging.getLogger("apim_inventory")
 

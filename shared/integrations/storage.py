@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from azure.data.tables import TableServiceClient
 
-from .identity import credential
+from shared.integrations.identity import credential
 
 if TYPE_CHECKING:  # the Blob SDK is imported only where blobs are read: the function app never needs it
     from azure.storage.blob import BlobServiceClient

@@ -1,0 +1,1 @@
+"""The inventory from the management plane: enrichment from ARM, full syncs, the reconcile timer."""

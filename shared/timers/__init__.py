@@ -1,0 +1,1 @@
+"""Work a clock starts: the flag sweeps and the retention purge."""
