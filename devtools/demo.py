@@ -27,9 +27,9 @@ from shared.config import Settings
 from shared.domain.details import FIELDS
 from shared.domain.flags import Alert
 from shared.domain.resources import KINDS
+from shared.domain.times import parse_time
 from shared.entrypoints.output import cell, short_type, table, when
 from shared.integrations.storage import table_service_client
-from shared.integrations.trigger import parse_time
 from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
 from shared.store.table import TableInventoryRepository
 

@@ -14,7 +14,7 @@ from typing import Any
 from shared.domain.errors import PermanentEventError
 from shared.domain.resources import parse_service_id
 from shared.ingest.pipeline import EventProcessor
-from shared.integrations.delivery import decode_event
+from shared.integrations.trigger import decode_event
 from shared.store.memory import InMemoryInventoryRepository
 
 SECRET = "SECRET-do-not-store-7f3a"

@@ -8,7 +8,8 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from shared.integrations.delivery import decode_event, split_delivery
+from shared.integrations.delivery import split_delivery
+from shared.integrations.trigger import decode_event
 
 __all__ = ["decode_event", "deliver", "function_json", "indexed_function", "split_delivery"]
 

@@ -23,7 +23,7 @@ from shared.config import Settings
 from shared.entrypoints import cli
 from shared.ingest.dead_letter import container_client, read_blob, strip_metadata
 from shared.ingest.pipeline import EventProcessor
-from shared.integrations.delivery import decode_event
+from shared.integrations.trigger import decode_event
 from shared.store.memory import InMemoryInventoryRepository
 from tests.conftest import table_repo
 from tests.support import CLOCK, SERVICE_ID, T0, comparable_history, comparable_rows, event, iso

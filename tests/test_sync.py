@@ -25,7 +25,7 @@ from shared import bootstrap
 from shared.config import Settings
 from shared.domain.errors import WriteConflict
 from shared.domain.resources import parse_service_id
-from shared.integrations.delivery import decode_event
+from shared.integrations.trigger import decode_event
 from shared.management.sync import InventorySync, SyncReport
 from shared.store.memory import Entity, InMemoryInventoryRepository
 from shared.store.outbox import AlertOutbox, LoggingAlertPublisher

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain.errors import PermanentEventError
-from shared.integrations.trigger import parse_time
+from shared.domain.times import parse_time
 from shared.store.keys import table_text
 
 Convert = Callable[[Any], Any]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.domain.model import parse_duration
+from shared.domain.times import parse_duration
 
 TOKEN_KIND = "gatewayInstance"
 BREAKER_KIND = "circuitBreakerRule"

@@ -8,7 +8,7 @@ Ties in time are broken by event id.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
@@ -217,26 +217,3 @@ def same_row(a: dict[str, Any] | None, b: dict[str, Any] | None, ignore: frozens
     if a is None or b is None:
         return a is b
     return all(a.get(k) == b.get(k) for k in set(a) | set(b) if k not in ignore)
-
-
-def parse_duration(text: object) -> timedelta | None:
-    """`hh:mm:ss` or `d.hh:mm:ss` (fractions allowed), else None."""
-    if not isinstance(text, str):
-        return None
-    days = 0
-    body = text.strip()
-    if "." in body.split(":")[0]:
-        day_text, _, body = body.partition(".")
-        if not day_text.isdigit():
-            return None
-        days = int(day_text)
-    parts = body.split(":")
-    if len(parts) != 3 or not all(parts):
-        return None
-    try:
-        hours, minutes, seconds = int(parts[0]), int(parts[1]), float(parts[2])
-    except ValueError:
-        return None
-    if hours < 0 or not 0 <= minutes < 60 or not 0 <= seconds < 60:
-        return None
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)

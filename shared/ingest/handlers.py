@@ -11,9 +11,10 @@ from typing import Any
 from azure.eventgrid import SystemEventNames as S
 
 from shared.domain.errors import PermanentEventError
-from shared.domain.model import Change, Op, Stamp, parse_duration
+from shared.domain.events import InventoryEvent
+from shared.domain.model import Change, Op, Stamp
 from shared.domain.resources import ResourceRef, parse_path, parse_resource_id
-from shared.integrations.trigger import InventoryEvent, parse_time
+from shared.domain.times import parse_duration, parse_time
 
 Handler = Callable[[InventoryEvent], list[Change]]
 

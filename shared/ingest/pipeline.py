@@ -12,14 +12,14 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
-import azure.functions as func
 
 from shared.domain.errors import AlreadyRecorded, PermanentEventError
+from shared.domain.events import InventoryEvent
 from shared.domain.flags import FlagPolicy
 from shared.domain.model import PARENT_DELETE_TYPES, SCHEMA_VERSION, Change, Op, apply_changes, cascade_change, row_stamp
 from shared.domain.resources import ResourceRef, parse_path
 from shared.ingest.handlers import HANDLERS
-from shared.integrations.trigger import InventoryEvent, describe, parse_event
+from shared.integrations.trigger import TriggerInput, describe, parse_event
 from shared.logs import event_line, service_of
 from shared.management.enrichment import Enricher
 from shared.store.keys import MAX_STRING_CHARS, child_ranges, history_keys, resource_keys, table_text
@@ -69,7 +69,7 @@ class EventProcessor:
         return self.writer.clock
 
     # -- entry points ---------------------------------------------------------------------
-    def handle(self, trigger_input: func.EventGridEvent | func.CloudEvent) -> Result:
+    def handle(self, trigger_input: TriggerInput) -> Result:
         """What the function calls. Permanent faults are recorded and acknowledged; storage
         faults raise, so Event Grid delivers the event again."""
         try:

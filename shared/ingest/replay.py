@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.ingest.pipeline import EventProcessor
-from shared.integrations.delivery import decode_event
+from shared.integrations.trigger import decode_event
 from shared.logs import OUTCOMES
 
 UNDECODABLE = "undecodable"

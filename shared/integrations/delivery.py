@@ -1,24 +1,13 @@
 """Event Grid deliveries as the Functions host and worker handle them: a delivery (a JSON array, or
-one object) is split into single events, and each is decoded by the library's own converter.
-The replay command uses this, and so do the tests and the demo."""
+one object) is split into single events (each is then decoded by `trigger.decode_event`, the
+library's own converter), and files of events are read. The replay command uses this, and so do
+the tests and the demo."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from typing import Any
-
-import azure.functions as func
-from azure.functions import meta
-
-_CONVERTER: Any = meta.get_binding_registry().get("eventGridTrigger")  # type: ignore[no-untyped-call]
-
-
-def decode_event(payload: str | dict[str, Any]) -> func.EventGridEvent | func.CloudEvent:
-    """One event's JSON, decoded exactly as the worker decodes a trigger payload."""
-    text = payload if isinstance(payload, str) else json.dumps(payload)
-    decoded: func.EventGridEvent | func.CloudEvent = _CONVERTER.decode(meta.Datum(text, "json"), trigger_metadata={})
-    return decoded
 
 
 def split_delivery(body: str | list[Any] | dict[str, Any]) -> list[str]:

@@ -1,30 +1,25 @@
-"""Normalise what the Functions library hands us into one plain event."""
+"""The Functions trigger's types -> one plain InventoryEvent; and the library's own converter, which
+turns an event's JSON into those types exactly as the worker does (used by the replays).
+
+The one place besides function_app.py and entrypoints/ that imports azure.functions."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+import json
 from typing import Any
 
 import azure.functions as func
+from azure.functions import meta
 
 from shared.domain.errors import PermanentEventError
 from shared.domain.event_types import canonical_type, is_apim_type
-from shared.domain.resources import ServiceRef, parse_service_id
+from shared.domain.events import InventoryEvent
+from shared.domain.resources import parse_service_id
+from shared.domain.times import parse_time
 
 MAX_ID_CHARS = 256
-
-
-@dataclass(frozen=True)
-class InventoryEvent:
-    id: str
-    type: str  # canonical name, e.g. Microsoft.ApiManagement.APICreated
-    source: str  # the APIM service's ARM id as the event gave it
-    service: ServiceRef
-    subject: str
-    time: datetime
-    data: dict[str, Any] = field(default_factory=dict)
-    schema: str = "cloudEvents"
+TriggerInput = func.EventGridEvent | func.CloudEvent  # what the library hands the function
+_CONVERTER: Any = meta.get_binding_registry().get("eventGridTrigger")  # type: ignore[no-untyped-call]
 
 
 def describe(obj: object) -> dict[str, Any]:
@@ -44,7 +39,7 @@ def describe(obj: object) -> dict[str, Any]:
     return {"repr": repr(obj)[:1000]}
 
 
-def parse_event(obj: func.EventGridEvent | func.CloudEvent) -> InventoryEvent:
+def parse_event(obj: TriggerInput) -> InventoryEvent:
     """Raise PermanentEventError with a clear reason for anything that cannot be an APIM event."""
     if isinstance(obj, func.CloudEvent):
         ext = {k.lower(): v for k, v in obj.extension_attrs.items()}
@@ -90,28 +85,8 @@ def parse_event(obj: func.EventGridEvent | func.CloudEvent) -> InventoryEvent:
     )
 
 
-def parse_time(value: object, what: str) -> datetime:
-    """An aware UTC datetime. Azure writes 7 fractional digits; Python keeps 6."""
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str) and value.strip():
-        text = value.strip()
-        if "." in text:
-            head, _, tail = text.partition(".")
-            digits = len(tail) - len(tail.lstrip("0123456789"))
-            text = f"{head}.{tail[:min(digits, 6)]}{tail[digits:]}" if digits else text
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError as exc:
-            raise PermanentEventError("bad-time", f"{what} is not an ISO 8601 time: {value[:100]!r}") from exc
-    else:
-        raise PermanentEventError("bad-time", f"the event has no {what}")
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    try:
-        moment = moment.astimezone(timezone.utc)
-    except OverflowError:
-        raise PermanentEventError("bad-time", f"{what} is out of range: {value!s:.100}") from None
-    if moment.year < 1601:  # Table Storage's Edm.DateTime starts at 1601
-        raise PermanentEventError("bad-time", f"{what} is before 1601, which Table Storage cannot hold: {value!s:.100}")
-    return moment
+def decode_event(payload: str | dict[str, Any]) -> TriggerInput:
+    """One event's JSON, decoded exactly as the worker decodes a trigger payload."""
+    text = payload if isinstance(payload, str) else json.dumps(payload)
+    decoded: TriggerInput = _CONVERTER.decode(meta.Datum(text, "json"), trigger_metadata={})
+    return decoded

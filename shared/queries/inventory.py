@@ -17,7 +17,7 @@ from typing import Any
 from shared.domain.errors import PermanentEventError
 from shared.domain.flags import BREAKER_KIND, TOKEN_KIND
 from shared.domain.resources import KINDS, ResourceRef, ServiceRef, parse_path, parse_resource_id
-from shared.integrations.trigger import parse_time
+from shared.domain.times import parse_time
 from shared.store.keys import encode_part, family_range, resource_keys
 from shared.store.memory import Condition, Entity, InventoryRepository, Query, Token
 

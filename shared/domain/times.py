@@ -1,0 +1,58 @@
+"""Times and durations as events and ARM write them: ISO 8601 with up to 7 fractional digits, and
+`hh:mm:ss` / `d.hh:mm:ss` durations."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from shared.domain.errors import PermanentEventError
+
+
+def parse_time(value: object, what: str) -> datetime:
+    """An aware UTC datetime. Azure writes 7 fractional digits; Python keeps 6."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        if "." in text:
+            head, _, tail = text.partition(".")
+            digits = len(tail) - len(tail.lstrip("0123456789"))
+            text = f"{head}.{tail[:min(digits, 6)]}{tail[digits:]}" if digits else text
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError as exc:
+            raise PermanentEventError("bad-time", f"{what} is not an ISO 8601 time: {value[:100]!r}") from exc
+    else:
+        raise PermanentEventError("bad-time", f"the event has no {what}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    try:
+        moment = moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise PermanentEventError("bad-time", f"{what} is out of range: {value!s:.100}") from None
+    if moment.year < 1601:  # Table Storage's Edm.DateTime starts at 1601
+        raise PermanentEventError("bad-time", f"{what} is before 1601, which Table Storage cannot hold: {value!s:.100}")
+    return moment
+
+
+def parse_duration(text: object) -> timedelta | None:
+    """`hh:mm:ss` or `d.hh:mm:ss` (fractions allowed), else None."""
+    if not isinstance(text, str):
+        return None
+    days = 0
+    body = text.strip()
+    if "." in body.split(":")[0]:
+        day_text, _, body = body.partition(".")
+        if not day_text.isdigit():
+            return None
+        days = int(day_text)
+    parts = body.split(":")
+    if len(parts) != 3 or not all(parts):
+        return None
+    try:
+        hours, minutes, seconds = int(parts[0]), int(parts[1]), float(parts[2])
+    except ValueError:
+        return None
+    if hours < 0 or not 0 <= minutes < 60 or not 0 <= seconds < 60:
+        return None
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
