@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
-
 from shared.domain.errors import AlreadyRecorded, PermanentEventError
 from shared.domain.events import InventoryEvent
 from shared.domain.flags import FlagPolicy
