@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from azure.eventgrid import SystemEventNames
 
 from devtools.worker import decode_event, indexed_function
 from shared.domain.event_types import ALIASES, CANONICAL_TYPES, canonical_type
@@ -27,6 +28,13 @@ def test_router_covers_exactly_the_30_canonical_types() -> None:
     assert set(HANDLERS) == set(CANONICAL_TYPES)
     assert {PREFIX + s for s in SUBJECTS} == set(CANONICAL_TYPES)
     assert all(canonical_type(alias) == target for alias, target in ALIASES.items())
+
+
+def test_the_type_names_written_in_the_domain_are_azure_eventgrids() -> None:
+    """The domain spells the 30 names out (it imports no Azure package); the SDK's list is the reference."""
+    published = [name.value for name in SystemEventNames if name.name.startswith("ApiManagement")]
+    assert sorted(CANONICAL_TYPES) == sorted(published) and len(published) == 30
+    assert set(ALIASES.values()) <= set(published)
 
 
 @pytest.mark.parametrize("schema", ["cloud", "eventgrid"])

@@ -1,42 +1,43 @@
-"""The 30 APIM event types, their aliases, and case-insensitive lookup."""
+"""The 30 APIM event types, their aliases, and case-insensitive lookup.
+
+The names are written out here, so the domain needs no Azure package; a test pins them to
+azure-eventgrid's SystemEventNames."""
 
 from __future__ import annotations
-
-from azure.eventgrid import SystemEventNames as S
 
 PREFIX = "microsoft.apimanagement."
 
 CANONICAL_TYPES: tuple[str, ...] = (
-    S.ApiManagementUserCreatedEventName,
-    S.ApiManagementUserUpdatedEventName,
-    S.ApiManagementUserDeletedEventName,
-    S.ApiManagementApiCreatedEventName,
-    S.ApiManagementApiUpdatedEventName,
-    S.ApiManagementApiDeletedEventName,
-    S.ApiManagementApiReleaseCreatedEventName,
-    S.ApiManagementApiReleaseUpdatedEventName,
-    S.ApiManagementApiReleaseDeletedEventName,
-    S.ApiManagementProductCreatedEventName,
-    S.ApiManagementProductUpdatedEventName,
-    S.ApiManagementProductDeletedEventName,
-    S.ApiManagementSubscriptionCreatedEventName,
-    S.ApiManagementSubscriptionUpdatedEventName,
-    S.ApiManagementSubscriptionDeletedEventName,
-    S.ApiManagementGatewayCreatedEventName,
-    S.ApiManagementGatewayUpdatedEventName,
-    S.ApiManagementGatewayDeletedEventName,
-    S.ApiManagementGatewayApiAddedEventName,
-    S.ApiManagementGatewayApiRemovedEventName,
-    S.ApiManagementGatewayCertificateAuthorityCreatedEventName,
-    S.ApiManagementGatewayCertificateAuthorityUpdatedEventName,
-    S.ApiManagementGatewayCertificateAuthorityDeletedEventName,
-    S.ApiManagementGatewayHostnameConfigurationCreatedEventName,
-    S.ApiManagementGatewayHostnameConfigurationUpdatedEventName,
-    S.ApiManagementGatewayHostnameConfigurationDeletedEventName,
-    S.ApiManagementGatewayTokenNearExpiryEventName,
-    S.ApiManagementGatewayTokenExpiredEventName,
-    S.ApiManagementCircuitBreakerOpenedEventName,
-    S.ApiManagementCircuitBreakerClosedEventName,
+    "Microsoft.ApiManagement.UserCreated",
+    "Microsoft.ApiManagement.UserUpdated",
+    "Microsoft.ApiManagement.UserDeleted",
+    "Microsoft.ApiManagement.APICreated",
+    "Microsoft.ApiManagement.APIUpdated",
+    "Microsoft.ApiManagement.APIDeleted",
+    "Microsoft.ApiManagement.APIReleaseCreated",
+    "Microsoft.ApiManagement.APIReleaseUpdated",
+    "Microsoft.ApiManagement.APIReleaseDeleted",
+    "Microsoft.ApiManagement.ProductCreated",
+    "Microsoft.ApiManagement.ProductUpdated",
+    "Microsoft.ApiManagement.ProductDeleted",
+    "Microsoft.ApiManagement.SubscriptionCreated",
+    "Microsoft.ApiManagement.SubscriptionUpdated",
+    "Microsoft.ApiManagement.SubscriptionDeleted",
+    "Microsoft.ApiManagement.GatewayCreated",
+    "Microsoft.ApiManagement.GatewayUpdated",
+    "Microsoft.ApiManagement.GatewayDeleted",
+    "Microsoft.ApiManagement.GatewayAPIAdded",
+    "Microsoft.ApiManagement.GatewayAPIRemoved",
+    "Microsoft.ApiManagement.GatewayCertificateAuthorityCreated",
+    "Microsoft.ApiManagement.GatewayCertificateAuthorityUpdated",
+    "Microsoft.ApiManagement.GatewayCertificateAuthorityDeleted",
+    "Microsoft.ApiManagement.GatewayHostnameConfigurationCreated",
+    "Microsoft.ApiManagement.GatewayHostnameConfigurationUpdated",
+    "Microsoft.ApiManagement.GatewayHostnameConfigurationDeleted",
+    "Microsoft.ApiManagement.GatewayTokenNearExpiry",
+    "Microsoft.ApiManagement.GatewayTokenExpired",
+    "Microsoft.ApiManagement.CircuitBreaker.Opened",
+    "Microsoft.ApiManagement.CircuitBreaker.Closed",
 )
 
 _LEGACY = "Microsoft.ApiManagement.SelfHostedGateway."
@@ -44,23 +45,21 @@ _LEGACY = "Microsoft.ApiManagement.SelfHostedGateway."
 # Names that route like a canonical type: the legacy self-hosted gateway names, and the
 # doubled "ApiManagement.ApiManagement" that one of Microsoft's published examples carries.
 ALIASES: dict[str, str] = {
-    _LEGACY + "Created": S.ApiManagementGatewayCreatedEventName,
-    _LEGACY + "Updated": S.ApiManagementGatewayUpdatedEventName,
-    _LEGACY + "Deleted": S.ApiManagementGatewayDeletedEventName,
-    _LEGACY + "API.Added": S.ApiManagementGatewayApiAddedEventName,
-    _LEGACY + "API.Removed": S.ApiManagementGatewayApiRemovedEventName,
-    _LEGACY + "CertificateAuthority.Created": S.ApiManagementGatewayCertificateAuthorityCreatedEventName,
-    _LEGACY + "CertificateAuthority.Updated": S.ApiManagementGatewayCertificateAuthorityUpdatedEventName,
-    _LEGACY + "CertificateAuthority.Deleted": S.ApiManagementGatewayCertificateAuthorityDeletedEventName,
-    _LEGACY + "HostnameConfiguration.Created": S.ApiManagementGatewayHostnameConfigurationCreatedEventName,
-    _LEGACY + "HostnameConfiguration.Updated": S.ApiManagementGatewayHostnameConfigurationUpdatedEventName,
-    _LEGACY + "HostnameConfiguration.Deleted": S.ApiManagementGatewayHostnameConfigurationDeletedEventName,
-    "Microsoft.ApiManagement.ApiManagement.CircuitBreaker.Closed": S.ApiManagementCircuitBreakerClosedEventName,
-    "Microsoft.ApiManagement.ApiManagement.CircuitBreaker.Opened": S.ApiManagementCircuitBreakerOpenedEventName,
+    _LEGACY + "Created": "Microsoft.ApiManagement.GatewayCreated",
+    _LEGACY + "Updated": "Microsoft.ApiManagement.GatewayUpdated",
+    _LEGACY + "Deleted": "Microsoft.ApiManagement.GatewayDeleted",
+    _LEGACY + "API.Added": "Microsoft.ApiManagement.GatewayAPIAdded",
+    _LEGACY + "API.Removed": "Microsoft.ApiManagement.GatewayAPIRemoved",
+    _LEGACY + "CertificateAuthority.Created": "Microsoft.ApiManagement.GatewayCertificateAuthorityCreated",
+    _LEGACY + "CertificateAuthority.Updated": "Microsoft.ApiManagement.GatewayCertificateAuthorityUpdated",
+    _LEGACY + "CertificateAuthority.Deleted": "Microsoft.ApiManagement.GatewayCertificateAuthorityDeleted",
+    _LEGACY + "HostnameConfiguration.Created": "Microsoft.ApiManagement.GatewayHostnameConfigurationCreated",
+    _LEGACY + "HostnameConfiguration.Updated": "Microsoft.ApiManagement.GatewayHostnameConfigurationUpdated",
+    _LEGACY + "HostnameConfiguration.Deleted": "Microsoft.ApiManagement.GatewayHostnameConfigurationDeleted",
+    "Microsoft.ApiManagement.ApiManagement.CircuitBreaker.Closed": "Microsoft.ApiManagement.CircuitBreaker.Closed",
+    "Microsoft.ApiManagement.ApiManagement.CircuitBreaker.Opened": "Microsoft.ApiManagement.CircuitBreaker.Opened",
 }
 
-CANONICAL_TYPES = tuple(str(getattr(t, "value", t)) for t in CANONICAL_TYPES)
-ALIASES = {alias: str(getattr(t, "value", t)) for alias, t in ALIASES.items()}
 _BY_LOWER: dict[str, str] = {t.lower(): t for t in CANONICAL_TYPES}
 _BY_LOWER.update({alias.lower(): target for alias, target in ALIASES.items()})
 

@@ -12,8 +12,6 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
-from azure.eventgrid import SystemEventNames as S
-
 from shared.domain.details import DETAIL_COLUMNS, PERSONAL_COLUMNS
 from shared.domain.resources import ResourceRef
 from shared.store.keys import resource_keys
@@ -39,8 +37,8 @@ ALIVE_OPS = frozenset({Op.CREATED, Op.UPDATED, Op.TOKEN, Op.BREAKER, Op.OBSERVED
 READ_OPS = frozenset({Op.DETAILS, Op.ENRICH_FAILED})  # what was read about a resource, not something that happened to it
 # The deletion type a parent's cascade carries into its children's LastEventType.
 PARENT_DELETE_TYPES: dict[str, str] = {
-    "api": S.ApiManagementApiDeletedEventName.value,
-    "gateway": S.ApiManagementGatewayDeletedEventName.value,
+    "api": "Microsoft.ApiManagement.APIDeleted",
+    "gateway": "Microsoft.ApiManagement.GatewayDeleted",
 }
 DELETE_OPS = frozenset({Op.DELETED, Op.CASCADE_DELETED})
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from azure.eventgrid import SystemEventNames as S
-
 from shared.domain.errors import PermanentEventError
 from shared.domain.events import InventoryEvent
 from shared.domain.model import Change, Op, Stamp
@@ -69,7 +67,7 @@ def gateway_token(event: InventoryEvent) -> list[Change]:
         raise PermanentEventError("subject-mismatch", f"gatewayInfo.instanceId {instance!r} is not the subject's instance")
     raw_expiry = token.get("expiresAtUtc", token.get("expiredAtUtc"))
     expiry = parse_time(raw_expiry, "tokenInfo.expiresAtUtc")
-    expired = event.type == S.ApiManagementGatewayTokenExpiredEventName or expiry <= event.time
+    expired = event.type == "Microsoft.ApiManagement.GatewayTokenExpired" or expiry <= event.time
     values = {"TokenExpiresAt": expiry, "TokenStatus": "expired" if expired else "nearExpiry"}
     return [Change(ref, Op.TOKEN, Stamp(event.time, event.id), event.type, values)]
 
@@ -81,7 +79,7 @@ def circuit_breaker(event: InventoryEvent) -> list[Change]:
     if backend is not None and str(backend).lower() != ref.segments[1].lower():
         raise PermanentEventError("subject-mismatch", f"data.backendName {backend!r} is not the subject's backend")
     rules = _object(_object(event.data, "circuitBreaker"), "rules") if "circuitBreaker" in event.data else {}
-    state = "open" if event.type == S.ApiManagementCircuitBreakerOpenedEventName else "closed"
+    state = "open" if event.type == "Microsoft.ApiManagement.CircuitBreaker.Opened" else "closed"
     stamp = Stamp(event.time, event.id)
     named: dict[str, tuple[str, Any]] = {ref.name.lower(): (ref.name, None)}
     named.update({str(name).lower(): (str(name), rule) for name, rule in rules.items()})
@@ -98,34 +96,34 @@ def circuit_breaker(event: InventoryEvent) -> list[Change]:
 
 
 HANDLERS: dict[str, Handler] = {
-    S.ApiManagementUserCreatedEventName: lifecycle("user", Op.CREATED),
-    S.ApiManagementUserUpdatedEventName: lifecycle("user", Op.UPDATED),
-    S.ApiManagementUserDeletedEventName: lifecycle("user", Op.DELETED),
-    S.ApiManagementApiCreatedEventName: lifecycle("api", Op.CREATED),
-    S.ApiManagementApiUpdatedEventName: lifecycle("api", Op.UPDATED),
-    S.ApiManagementApiDeletedEventName: lifecycle("api", Op.DELETED),
-    S.ApiManagementApiReleaseCreatedEventName: lifecycle("apiRelease", Op.CREATED),
-    S.ApiManagementApiReleaseUpdatedEventName: lifecycle("apiRelease", Op.UPDATED),
-    S.ApiManagementApiReleaseDeletedEventName: lifecycle("apiRelease", Op.DELETED),
-    S.ApiManagementProductCreatedEventName: lifecycle("product", Op.CREATED),
-    S.ApiManagementProductUpdatedEventName: lifecycle("product", Op.UPDATED),
-    S.ApiManagementProductDeletedEventName: lifecycle("product", Op.DELETED),
-    S.ApiManagementSubscriptionCreatedEventName: lifecycle("subscription", Op.CREATED),
-    S.ApiManagementSubscriptionUpdatedEventName: lifecycle("subscription", Op.UPDATED),
-    S.ApiManagementSubscriptionDeletedEventName: lifecycle("subscription", Op.DELETED),
-    S.ApiManagementGatewayCreatedEventName: lifecycle("gateway", Op.CREATED),
-    S.ApiManagementGatewayUpdatedEventName: lifecycle("gateway", Op.UPDATED),
-    S.ApiManagementGatewayDeletedEventName: lifecycle("gateway", Op.DELETED),
-    S.ApiManagementGatewayApiAddedEventName: lifecycle("gatewayApi", Op.CREATED),
-    S.ApiManagementGatewayApiRemovedEventName: lifecycle("gatewayApi", Op.DELETED),
-    S.ApiManagementGatewayCertificateAuthorityCreatedEventName: lifecycle("gatewayCertificateAuthority", Op.CREATED),
-    S.ApiManagementGatewayCertificateAuthorityUpdatedEventName: lifecycle("gatewayCertificateAuthority", Op.UPDATED),
-    S.ApiManagementGatewayCertificateAuthorityDeletedEventName: lifecycle("gatewayCertificateAuthority", Op.DELETED),
-    S.ApiManagementGatewayHostnameConfigurationCreatedEventName: lifecycle("gatewayHostnameConfiguration", Op.CREATED),
-    S.ApiManagementGatewayHostnameConfigurationUpdatedEventName: lifecycle("gatewayHostnameConfiguration", Op.UPDATED),
-    S.ApiManagementGatewayHostnameConfigurationDeletedEventName: lifecycle("gatewayHostnameConfiguration", Op.DELETED),
-    S.ApiManagementGatewayTokenNearExpiryEventName: gateway_token,
-    S.ApiManagementGatewayTokenExpiredEventName: gateway_token,
-    S.ApiManagementCircuitBreakerOpenedEventName: circuit_breaker,
-    S.ApiManagementCircuitBreakerClosedEventName: circuit_breaker,
+    "Microsoft.ApiManagement.UserCreated": lifecycle("user", Op.CREATED),
+    "Microsoft.ApiManagement.UserUpdated": lifecycle("user", Op.UPDATED),
+    "Microsoft.ApiManagement.UserDeleted": lifecycle("user", Op.DELETED),
+    "Microsoft.ApiManagement.APICreated": lifecycle("api", Op.CREATED),
+    "Microsoft.ApiManagement.APIUpdated": lifecycle("api", Op.UPDATED),
+    "Microsoft.ApiManagement.APIDeleted": lifecycle("api", Op.DELETED),
+    "Microsoft.ApiManagement.APIReleaseCreated": lifecycle("apiRelease", Op.CREATED),
+    "Microsoft.ApiManagement.APIReleaseUpdated": lifecycle("apiRelease", Op.UPDATED),
+    "Microsoft.ApiManagement.APIReleaseDeleted": lifecycle("apiRelease", Op.DELETED),
+    "Microsoft.ApiManagement.ProductCreated": lifecycle("product", Op.CREATED),
+    "Microsoft.ApiManagement.ProductUpdated": lifecycle("product", Op.UPDATED),
+    "Microsoft.ApiManagement.ProductDeleted": lifecycle("product", Op.DELETED),
+    "Microsoft.ApiManagement.SubscriptionCreated": lifecycle("subscription", Op.CREATED),
+    "Microsoft.ApiManagement.SubscriptionUpdated": lifecycle("subscription", Op.UPDATED),
+    "Microsoft.ApiManagement.SubscriptionDeleted": lifecycle("subscription", Op.DELETED),
+    "Microsoft.ApiManagement.GatewayCreated": lifecycle("gateway", Op.CREATED),
+    "Microsoft.ApiManagement.GatewayUpdated": lifecycle("gateway", Op.UPDATED),
+    "Microsoft.ApiManagement.GatewayDeleted": lifecycle("gateway", Op.DELETED),
+    "Microsoft.ApiManagement.GatewayAPIAdded": lifecycle("gatewayApi", Op.CREATED),
+    "Microsoft.ApiManagement.GatewayAPIRemoved": lifecycle("gatewayApi", Op.DELETED),
+    "Microsoft.ApiManagement.GatewayCertificateAuthorityCreated": lifecycle("gatewayCertificateAuthority", Op.CREATED),
+    "Microsoft.ApiManagement.GatewayCertificateAuthorityUpdated": lifecycle("gatewayCertificateAuthority", Op.UPDATED),
+    "Microsoft.ApiManagement.GatewayCertificateAuthorityDeleted": lifecycle("gatewayCertificateAuthority", Op.DELETED),
+    "Microsoft.ApiManagement.GatewayHostnameConfigurationCreated": lifecycle("gatewayHostnameConfiguration", Op.CREATED),
+    "Microsoft.ApiManagement.GatewayHostnameConfigurationUpdated": lifecycle("gatewayHostnameConfiguration", Op.UPDATED),
+    "Microsoft.ApiManagement.GatewayHostnameConfigurationDeleted": lifecycle("gatewayHostnameConfiguration", Op.DELETED),
+    "Microsoft.ApiManagement.GatewayTokenNearExpiry": gateway_token,
+    "Microsoft.ApiManagement.GatewayTokenExpired": gateway_token,
+    "Microsoft.ApiManagement.CircuitBreaker.Opened": circuit_breaker,
+    "Microsoft.ApiManagement.CircuitBreaker.Closed": circuit_breaker,
 }
