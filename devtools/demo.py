@@ -26,7 +26,7 @@ from shared import bootstrap
 from shared.config import Settings
 from shared.domain.details import FIELDS
 from shared.domain.flags import Alert
-from shared.domain.resources import KINDS
+from shared.domain.kinds import KINDS
 from shared.domain.times import parse_time
 from shared.entrypoints.output import cell, short_type, table, when
 from shared.integrations.storage import table_service_client

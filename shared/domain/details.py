@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain.errors import PermanentEventError
+from shared.domain.text import table_text
 from shared.domain.times import parse_time
-from shared.store.keys import table_text
 
 Convert = Callable[[Any], Any]
 MAX_TEXT = 4096  # a long product terms text is cut, never a reason to lose the row

@@ -7,21 +7,6 @@ from dataclasses import dataclass
 
 from shared.domain.errors import PermanentEventError
 
-KINDS: tuple[str, ...] = (
-    "user",
-    "api",
-    "apiRelease",
-    "product",
-    "subscription",
-    "gateway",
-    "gatewayApi",
-    "gatewayHostnameConfiguration",
-    "gatewayCertificateAuthority",
-    "gatewayInstance",
-    "backend",
-    "circuitBreakerRule",
-)
-
 # Top-level collection -> (kind, family). The family is the partition group: a resource and all
 # its children share one partition, so a child and its parent are read in one request.
 _TOP: dict[str, tuple[str, str]] = {

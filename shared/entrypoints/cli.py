@@ -19,7 +19,8 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.errors import ConflictRetriesExhausted, PermanentEventError, one_line
-from shared.domain.resources import KINDS, ServiceRef, parse_service_id
+from shared.domain.kinds import KINDS
+from shared.domain.resources import ServiceRef, parse_service_id
 from shared.entrypoints.output import progress, record_lines, row_table, row_value, table, to_csv, to_json, when
 from shared.ingest import dead_letter
 from shared.ingest.pipeline import EventProcessor

@@ -17,11 +17,12 @@ from shared.domain.events import InventoryEvent
 from shared.domain.flags import FlagPolicy
 from shared.domain.model import PARENT_DELETE_TYPES, SCHEMA_VERSION, Change, Op, apply_changes, cascade_change, row_stamp
 from shared.domain.resources import ResourceRef, parse_path
+from shared.domain.text import table_text
 from shared.ingest.handlers import HANDLERS
 from shared.integrations.trigger import TriggerInput, describe, parse_event
 from shared.logs import event_line, service_of
 from shared.management.enrichment import Enricher
-from shared.store.keys import MAX_STRING_CHARS, child_ranges, history_keys, resource_keys, table_text
+from shared.store.keys import MAX_STRING_CHARS, child_ranges, history_keys, resource_keys
 from shared.store.memory import InventoryRepository, StoredRow
 from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
 from shared.store.status import StatusTracker

@@ -16,17 +16,14 @@ from typing import Any
 
 from shared.domain.errors import PermanentEventError
 from shared.domain.flags import BREAKER_KIND, TOKEN_KIND
-from shared.domain.resources import KINDS, ResourceRef, ServiceRef, parse_path, parse_resource_id
+from shared.domain.kinds import FAMILY, KINDS
+from shared.domain.resources import ResourceRef, ServiceRef, parse_path, parse_resource_id
 from shared.domain.times import parse_time
 from shared.store.keys import encode_part, family_range, resource_keys
 from shared.store.memory import Condition, Entity, InventoryRepository, Query, Token
 
 MAX_TOP = 1000
 MAX_INPUT = 1024
-_FAMILY = {"user": "user", "api": "api", "apiRelease": "api", "product": "product", "subscription": "subscription",
-           "gateway": "gateway", "gatewayApi": "gateway", "gatewayHostnameConfiguration": "gateway",
-           "gatewayCertificateAuthority": "gateway", "gatewayInstance": "gateway", "backend": "backend",
-           "circuitBreakerRule": "backend"}
 
 
 class BadQuery(ValueError):
@@ -142,7 +139,7 @@ class InventoryQueries:
              deleted_since: datetime | None = None, changed_since: datetime | None = None,
              top: int | None = 100, continuation: str | None = None) -> Page:
         """Rows of one kind: one family's key range (in one service, or in all), filtered on Kind."""
-        low, high = family_range(_FAMILY[kind], _service_key(service))
+        low, high = family_range(FAMILY[kind], _service_key(service))
         conditions = [Condition("Kind", "eq", kind)]
         if deleted_since is not None:
             conditions += [Condition("IsDeleted", "eq", True), Condition("DeletedAt", "ge", deleted_since)]

@@ -81,12 +81,6 @@ def check_key(key: str, what: str) -> None:
         raise PermanentEventError("forbidden-key", f"{what} holds a character Table Storage forbids")
 
 
-def table_text(text: str, limit: int) -> str:
-    """`text` as Table Storage accepts it: lone surrogates replaced, cut to `limit` characters."""
-    text = text.encode("utf-8", errors="replace").decode("utf-8")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _utf16_units(text: str) -> int:
     return len(text.encode("utf-16-le", errors="surrogatepass")) // 2
 
