@@ -16,8 +16,8 @@ from shared.integrations.storage import table_service_client
 from shared.management.enrichment import Enricher
 from shared.management.sync import InventorySync, Reconciler
 from shared.queries.inventory import InventoryQueries
-from shared.store.memory import InventoryRepository
 from shared.store.outbox import AlertOutbox, publisher_from_env
+from shared.store.ports import InventoryRepository
 from shared.store.table import TableInventoryRepository
 from shared.store.writer import RowWriter
 from shared.timers.sweeps import Sweeper

@@ -22,7 +22,8 @@ from shared.domain.model import Change, Op, Stamp, merge
 from shared.domain.resources import parse_path, parse_service_id
 from shared.entrypoints import cli
 from shared.ingest.pipeline import EventProcessor
-from shared.store.memory import InMemoryInventoryRepository, InventoryRepository, Query, StoredRow
+from shared.store.memory import InMemoryInventoryRepository
+from shared.store.ports import InventoryRepository, Query, StoredRow
 from shared.timers import retention
 from shared.timers.retention import Purger
 from tests.conftest import table_repo

@@ -27,8 +27,9 @@ from shared.domain.errors import WriteConflict
 from shared.domain.resources import parse_service_id
 from shared.integrations.trigger import decode_event
 from shared.management.sync import InventorySync, SyncReport
-from shared.store.memory import Entity, InMemoryInventoryRepository
+from shared.store.memory import InMemoryInventoryRepository
 from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
+from shared.store.ports import Entity
 from shared.store.table import TableInventoryRepository
 from tests.conftest import table_repo
 from tests.support import SERVICE_ID, ManualClock, dumps, event

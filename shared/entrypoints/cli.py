@@ -29,7 +29,7 @@ from shared.integrations.delivery import read_events
 from shared.integrations.storage import StorageNotConfigured
 from shared.logs import summary_line
 from shared.queries.inventory import BadQuery, InventoryQueries, NotFound, parse_kind, parse_when, resolve_id
-from shared.store.memory import Entity
+from shared.store.ports import Entity
 from shared.timers.retention import Purger
 
 PROG = "apim-inventory"

@@ -23,8 +23,8 @@ from shared.integrations.trigger import TriggerInput, describe, parse_event
 from shared.logs import event_line, service_of
 from shared.management.enrichment import Enricher
 from shared.store.keys import MAX_STRING_CHARS, child_ranges, history_keys, resource_keys
-from shared.store.memory import InventoryRepository, StoredRow
 from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
+from shared.store.ports import InventoryRepository, StoredRow
 from shared.store.status import StatusTracker
 from shared.store.writer import Loaded, RowWriter
 

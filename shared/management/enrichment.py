@@ -20,7 +20,7 @@ from shared.domain.model import Change, Op, Stamp, apply_changes
 from shared.domain.resources import ResourceRef, parse_path, parse_resource_id
 from shared.integrations.arm import ArmClient, ArmError, ArmThrottled
 from shared.store.keys import resource_keys
-from shared.store.memory import Condition, Query
+from shared.store.ports import Condition, Query
 from shared.store.writer import RowWriter
 
 log = logging.getLogger("apim_inventory.enrichment")

@@ -27,7 +27,7 @@ from shared.integrations.arm import ArmClient, ArmError
 from shared.logs import SYNC, Line
 from shared.management.enrichment import Enricher, detail_changes
 from shared.store.keys import family_range, resource_keys
-from shared.store.memory import Entity, Query, StoredRow
+from shared.store.ports import Entity, Query, StoredRow
 from shared.store.status import StatusTracker
 from shared.store.writer import RowWriter
 

@@ -14,7 +14,7 @@ import azure.functions as func
 
 from shared.domain.errors import one_line
 from shared.entrypoints.output import to_json
-from shared.store.memory import Condition, InventoryRepository, Query
+from shared.store.ports import Condition, InventoryRepository, Query
 from shared.store.status import STATUS_PARTITION
 
 if TYPE_CHECKING:

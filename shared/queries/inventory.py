@@ -20,7 +20,7 @@ from shared.domain.kinds import FAMILY, KINDS
 from shared.domain.resources import ResourceRef, ServiceRef, parse_path, parse_resource_id
 from shared.domain.times import parse_time
 from shared.store.keys import encode_part, family_range, resource_keys
-from shared.store.memory import Condition, Entity, InventoryRepository, Query, Token
+from shared.store.ports import Condition, Entity, InventoryRepository, Query, Token
 
 MAX_TOP = 1000
 MAX_INPUT = 1024

@@ -19,7 +19,7 @@ from azure.core.exceptions import AzureError
 from shared.domain.flags import Alert
 from shared.integrations.identity import credential
 from shared.store.keys import check_entity
-from shared.store.memory import InventoryRepository
+from shared.store.ports import InventoryRepository
 
 log = logging.getLogger("apim_inventory.alerts")
 BATCH = 100  # well under Event Grid's 1 MB per request

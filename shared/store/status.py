@@ -19,7 +19,7 @@ from azure.core.exceptions import AzureError
 from shared.domain.errors import WriteConflict
 from shared.domain.model import SCHEMA_VERSION
 from shared.store.keys import encode_part
-from shared.store.memory import Entity, InventoryRepository, StoredRow
+from shared.store.ports import Entity, InventoryRepository, StoredRow
 
 log = logging.getLogger("apim_inventory.status")
 STATUS_PARTITION = "service"

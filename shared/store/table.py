@@ -23,7 +23,7 @@ from azure.data.tables import TableClient, TableServiceClient, TableTransactionE
 from shared.config import Settings
 from shared.domain.errors import AlreadyRecorded, WriteConflict
 from shared.store.keys import check_entity, family_range, history_partition_range
-from shared.store.memory import Entity, Query, StoredRow, Token
+from shared.store.ports import Entity, Query, StoredRow, Token
 
 _MISSING = StoredRow({}, "")
 

@@ -11,8 +11,8 @@ from typing import Any
 from shared.domain.errors import ConflictRetriesExhausted, WriteConflict
 from shared.domain.flags import FlagPolicy, evaluate, transitions
 from shared.domain.model import same_row
-from shared.store.memory import InventoryRepository, StoredRow
 from shared.store.outbox import AlertOutbox
+from shared.store.ports import InventoryRepository, StoredRow
 
 Loaded = tuple[StoredRow | None, StoredRow | None]
 Compute = Callable[[StoredRow | None, StoredRow | None], dict[str, Any] | None]  # None: leave the row as it is

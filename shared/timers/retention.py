@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from shared.config import Settings
 from shared.logs import PURGE, Line
-from shared.store.memory import Condition, InventoryRepository, Query
+from shared.store.ports import Condition, InventoryRepository, Query
 
 if TYPE_CHECKING:
     from shared.bootstrap import Services

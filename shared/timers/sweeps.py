@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.domain.flags import BREAKER_KIND, TOKEN_KIND
-from shared.store.memory import StoredRow
 from shared.store.outbox import AlertOutbox
+from shared.store.ports import StoredRow
 from shared.store.writer import RowWriter
 
 log = logging.getLogger("apim_inventory.sweeps")
