@@ -26,7 +26,6 @@ from shared.config import Settings
 from shared.domain.model import Change, Op, Stamp, merge
 from shared.domain.resources import parse_path, parse_service_id
 from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
-from shared.store.table import TableInventoryRepository
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 TRACE = os.environ.get("BENCH_TRACE", "") not in ("", "0")
@@ -168,7 +167,7 @@ def main() -> None:
         transport = CountingTransport(aside=settings.status_table)
         service = TableServiceClient.from_connection_string(
             azurite.connection_string, transport=transport, retry_total=settings.storage_retry_total)
-        counted_repo = TableInventoryRepository(service, settings)
+        counted_repo = bootstrap.table_repository(service, settings)
         counted_services = bootstrap.wire(counted_repo, settings, AlertOutbox(counted_repo, LoggingAlertPublisher()),
                                           bootstrap.system_clock)
         processor = counted_services.processor

@@ -22,7 +22,6 @@ from shared import bootstrap
 from shared.config import Settings
 from shared.ingest import dead_letter
 from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
-from shared.store.table import TableInventoryRepository
 from shared.timers.retention import Purger
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
@@ -56,7 +55,7 @@ def main() -> None:
         settings = Settings(inventory_table="OpsInventory", history_table="OpsHistory", rejected_table="OpsRejected",
                             outbox_table="OpsAlerts", status_table="OpsStatus")
         tables = TableServiceClient.from_connection_string(azurite.connection_string, transport=transport)
-        repo = TableInventoryRepository(tables, settings)
+        repo = bootstrap.table_repository(tables, settings)
         services = bootstrap.wire(repo, settings, AlertOutbox(repo, LoggingAlertPublisher()), lambda: NOW)
         container = BlobServiceClient.from_connection_string(azurite.blob_connection_string).create_container("deadletters")
         for blob in range(BLOBS):

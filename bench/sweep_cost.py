@@ -22,7 +22,6 @@ from shared.config import Settings
 from shared.domain.model import Change, Op, Stamp, merge
 from shared.domain.resources import parse_path, parse_service_id
 from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
-from shared.store.table import TableInventoryRepository
 
 SERVICE = "/subscriptions/6f0c3c1e-0000-4000-8000-00000000be4c/resourceGroups/rg-bench/providers/Microsoft.ApiManagement/service/apim-bench"
 SIZES = [int(s) for s in os.environ.get("BENCH_SWEEP_SIZES", "1000,100000").split(",")]
@@ -65,7 +64,7 @@ def measure(size: int) -> dict[str, Any]:
                             rejected_table="SweepRejected", outbox_table="SweepAlerts")
         transport = CountingTransport()
         counted = TableServiceClient.from_connection_string(azurite.connection_string, transport=transport, retry_total=0)
-        repo = TableInventoryRepository(counted, settings)
+        repo = bootstrap.table_repository(counted, settings)
         services = bootstrap.wire(repo, settings, AlertOutbox(repo, LoggingAlertPublisher()), lambda: moment[0])
         for payload in watched_events():
             services.processor.handle(decode_event(payload))

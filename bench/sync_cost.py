@@ -19,7 +19,6 @@ from shared import bootstrap
 from shared.config import Settings
 from shared.domain.resources import parse_service_id
 from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
-from shared.store.table import TableInventoryRepository
 
 SERVICE = "/subscriptions/6f0c3c1e-0000-4000-8000-00000000be4c/resourceGroups/rg-bench/providers/Microsoft.ApiManagement/service/apim-bench"
 USERS = int(os.environ.get("BENCH_SYNC_USERS", "10000"))
@@ -47,7 +46,7 @@ def main() -> None:
         os.environ.update(arm.identity_env())
         settings = Settings(arm_endpoint=arm.endpoint)
         tables = TableServiceClient.from_connection_string(azurite.connection_string)
-        repo = TableInventoryRepository(tables, settings)
+        repo = bootstrap.table_repository(tables, settings)
         services = bootstrap.wire(repo, settings, AlertOutbox(repo, LoggingAlertPublisher()), lambda: NOW,
                                   bootstrap.arm_client(settings))
         assert services.reconciler.syncer is not None

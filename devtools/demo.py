@@ -213,7 +213,7 @@ def show(stream: Path, deliveries: list[Any], plane: DemoPlane, arm: ArmStandIn)
     clock = [min(latest_time(d) for d in deliveries)]  # the demo's clock follows the stream
     publisher = CollectingPublisher()
     settings = Settings.from_env()
-    repo = TableInventoryRepository(table_service_client(), settings)
+    repo = bootstrap.table_repository(table_service_client(), settings)
     bootstrap.install(bootstrap.wire(repo, settings, AlertOutbox(repo, publisher), lambda: clock[0], bootstrap.arm_client(settings)))
     delivered = deliver_stream(deliveries, clock)
     processor = bootstrap.services().processor

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from azure.data.tables import TableServiceClient
+
 from shared.config import Settings
 from shared.domain.resources import parse_service_id
 from shared.ingest.pipeline import EventProcessor
@@ -18,7 +20,7 @@ from shared.management.sync import InventorySync, Reconciler
 from shared.queries.inventory import InventoryQueries
 from shared.store.outbox import AlertOutbox, publisher_from_env
 from shared.store.ports import InventoryRepository
-from shared.store.table import TableInventoryRepository
+from shared.store.table import TableInventoryRepository, TableNames
 from shared.store.writer import RowWriter
 from shared.timers.sweeps import Sweeper
 
@@ -48,6 +50,13 @@ def wire(repo: InventoryRepository, settings: Settings, outbox: AlertOutbox, clo
     )
 
 
+def table_repository(service: TableServiceClient, settings: Settings) -> TableInventoryRepository:
+    """The Table repository over the tables the settings name."""
+    names = TableNames(settings.inventory_table, settings.history_table, settings.rejected_table, settings.outbox_table,
+                       settings.status_table)
+    return TableInventoryRepository(service, names, cache_size=settings.cache_size)
+
+
 def arm_client(settings: Settings) -> ArmClient:
     return ArmClient(credential(os.environ, "ARM"), settings.arm_endpoint,
                      audience=settings.arm_audience, retry_after_limit=settings.arm_retry_after_limit)
@@ -56,7 +65,7 @@ def arm_client(settings: Settings) -> ArmClient:
 def build_services(settings: Settings | None = None, clock: Callable[[], datetime] = system_clock, *,
                    with_arm: bool = False) -> Services:
     settings = settings or Settings.from_env()
-    repo = TableInventoryRepository(table_service_client(retry_total=settings.storage_retry_total), settings)
+    repo = table_repository(table_service_client(retry_total=settings.storage_retry_total), settings)
     arm = arm_client(settings) if with_arm or settings.uses_arm else None
     return wire(repo, settings, AlertOutbox(repo, publisher_from_env(os.environ)), clock, arm)
 

@@ -37,7 +37,7 @@ def fresh_settings() -> Settings:
 def table_repo(azurite: Azurite, settings: Settings | None = None) -> TableInventoryRepository:
     settings = settings or fresh_settings()
     service = TableServiceClient.from_connection_string(azurite.connection_string, retry_total=0)
-    return TableInventoryRepository(service, settings)
+    return bootstrap.table_repository(service, settings)
 
 
 @pytest.fixture

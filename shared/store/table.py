@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,7 +21,6 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
-from shared.config import Settings
 from shared.domain.errors import AlreadyRecorded, WriteConflict
 from shared.store.keys import check_entity, family_range, history_partition_range
 from shared.store.ports import Entity, Query, StoredRow, Token
@@ -42,15 +42,26 @@ def _stored(entity: Any) -> StoredRow:
     return StoredRow(_plain(entity), entity.metadata["etag"])
 
 
+@dataclass(frozen=True)
+class TableNames:
+    """The five tables of one inventory (the app settings name them: docs/settings.md)."""
+
+    inventory: str
+    history: str
+    rejected: str
+    outbox: str
+    status: str
+
+
 class TableInventoryRepository:
-    def __init__(self, service: TableServiceClient, settings: Settings) -> None:
-        self._inventory = self._ensure(service, settings.inventory_table)
-        self._history = self._ensure(service, settings.history_table)
-        self._rejected = self._ensure(service, settings.rejected_table)
-        self._outbox = self._ensure(service, settings.outbox_table)
+    def __init__(self, service: TableServiceClient, tables: TableNames, cache_size: int = 10_000) -> None:
+        self._inventory = self._ensure(service, tables.inventory)
+        self._history = self._ensure(service, tables.history)
+        self._rejected = self._ensure(service, tables.rejected)
+        self._outbox = self._ensure(service, tables.outbox)
         self._cache: OrderedDict[tuple[str, str], StoredRow] = OrderedDict()
-        self._cache_size = settings.cache_size
-        self._status = self._ensure(service, settings.status_table)
+        self._cache_size = cache_size
+        self._status = self._ensure(service, tables.status)
 
     @staticmethod
     def _ensure(service: TableServiceClient, name: str) -> TableClient:
