@@ -25,7 +25,8 @@ from shared import bootstrap
 from shared.config import Settings
 from shared.domain.model import Change, Op, Stamp, merge
 from shared.domain.resources import parse_path, parse_service_id
-from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
+from shared.integrations.alerts import LoggingAlertPublisher
+from shared.store.outbox import AlertOutbox
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 TRACE = os.environ.get("BENCH_TRACE", "") not in ("", "0")

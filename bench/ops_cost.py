@@ -21,7 +21,8 @@ from devtools.worker import indexed_function
 from shared import bootstrap
 from shared.config import Settings
 from shared.ingest import dead_letter
-from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
+from shared.integrations.alerts import LoggingAlertPublisher
+from shared.store.outbox import AlertOutbox
 from shared.timers.retention import Purger
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))

@@ -21,7 +21,8 @@ from shared import bootstrap
 from shared.config import Settings
 from shared.domain.model import Change, Op, Stamp, merge
 from shared.domain.resources import parse_path, parse_service_id
-from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
+from shared.integrations.alerts import LoggingAlertPublisher
+from shared.store.outbox import AlertOutbox
 
 SERVICE = "/subscriptions/6f0c3c1e-0000-4000-8000-00000000be4c/resourceGroups/rg-bench/providers/Microsoft.ApiManagement/service/apim-bench"
 SIZES = [int(s) for s in os.environ.get("BENCH_SWEEP_SIZES", "1000,100000").split(",")]

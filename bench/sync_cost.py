@@ -18,7 +18,8 @@ from devtools.management_plane import large_service
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.resources import parse_service_id
-from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
+from shared.integrations.alerts import LoggingAlertPublisher
+from shared.store.outbox import AlertOutbox
 
 SERVICE = "/subscriptions/6f0c3c1e-0000-4000-8000-00000000be4c/resourceGroups/rg-bench/providers/Microsoft.ApiManagement/service/apim-bench"
 USERS = int(os.environ.get("BENCH_SYNC_USERS", "10000"))

@@ -29,8 +29,9 @@ from shared.domain.flags import Alert
 from shared.domain.kinds import KINDS
 from shared.domain.times import parse_time
 from shared.entrypoints.output import cell, short_type, table, when
+from shared.integrations.alerts import LoggingAlertPublisher
 from shared.integrations.storage import table_service_client
-from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
+from shared.store.outbox import AlertOutbox
 from shared.store.table import TableInventoryRepository
 
 STREAM = ROOT / "demo" / "stream.json"

@@ -12,13 +12,14 @@ from azure.data.tables import TableServiceClient
 from shared.config import Settings
 from shared.domain.resources import parse_service_id
 from shared.ingest.pipeline import EventProcessor
+from shared.integrations.alerts import publisher_from_env
 from shared.integrations.arm import ArmClient
 from shared.integrations.identity import credential
 from shared.integrations.storage import table_service_client
 from shared.management.enrichment import Enricher
 from shared.management.sync import InventorySync, Reconciler
 from shared.queries.inventory import InventoryQueries
-from shared.store.outbox import AlertOutbox, publisher_from_env
+from shared.store.outbox import AlertOutbox
 from shared.store.ports import InventoryRepository
 from shared.store.table import TableInventoryRepository, TableNames
 from shared.store.writer import RowWriter

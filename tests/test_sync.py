@@ -25,10 +25,11 @@ from shared import bootstrap
 from shared.config import Settings
 from shared.domain.errors import WriteConflict
 from shared.domain.resources import parse_service_id
+from shared.integrations.alerts import LoggingAlertPublisher
 from shared.integrations.trigger import decode_event
 from shared.management.sync import InventorySync, SyncReport
 from shared.store.memory import InMemoryInventoryRepository
-from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
+from shared.store.outbox import AlertOutbox
 from shared.store.ports import Entity
 from shared.store.table import TableInventoryRepository
 from tests.conftest import table_repo

@@ -19,11 +19,12 @@ from shared.domain.model import PARENT_DELETE_TYPES, SCHEMA_VERSION, Change, Op,
 from shared.domain.resources import ResourceRef, parse_path
 from shared.domain.text import table_text
 from shared.ingest.handlers import HANDLERS
+from shared.integrations.alerts import LoggingAlertPublisher
 from shared.integrations.trigger import TriggerInput, describe, parse_event
 from shared.logs import event_line, service_of
 from shared.management.enrichment import Enricher
 from shared.store.keys import MAX_STRING_CHARS, child_ranges, history_keys, resource_keys
-from shared.store.outbox import AlertOutbox, LoggingAlertPublisher
+from shared.store.outbox import AlertOutbox
 from shared.store.ports import InventoryRepository, StoredRow
 from shared.store.status import StatusTracker
 from shared.store.writer import Loaded, RowWriter

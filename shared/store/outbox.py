@@ -1,4 +1,5 @@
-"""Alert delivery: an outbox in Table Storage, flushed to an Event Grid custom topic.
+"""Alert delivery: an outbox in Table Storage, flushed to a publisher (shared.integrations.alerts: an
+Event Grid custom topic, or the log).
 
 Alerts are written to the outbox before the row change that raises them, so none is lost; a
 flush that fails leaves them pending for the next sweep. Delivery is at least once, with ids that
@@ -17,7 +18,6 @@ from typing import Any, Protocol
 from azure.core.exceptions import AzureError
 
 from shared.domain.flags import Alert
-from shared.integrations.identity import credential
 from shared.store.keys import check_entity
 from shared.store.ports import InventoryRepository
 
@@ -28,43 +28,6 @@ BATCH = 100  # well under Event Grid's 1 MB per request
 class AlertPublisher(Protocol):
     def publish(self, alerts: list[Alert]) -> None:
         """Send the alerts, or raise."""
-
-
-class LoggingAlertPublisher:
-    """Used when no topic is configured: the alerts are only logged."""
-
-    def publish(self, alerts: list[Alert]) -> None:
-        for alert in alerts:
-            log.warning("alert %s %s %s %s", alert.type, alert.id, alert.subject, json.dumps(alert.data, sort_keys=True))
-
-
-class EventGridAlertPublisher:
-    """CloudEvents 1.0 to an Event Grid custom topic, through azure-eventgrid."""
-
-    def __init__(self, endpoint: str, credential: Any) -> None:
-        from azure.eventgrid import EventGridPublisherClient
-
-        self._client = EventGridPublisherClient(endpoint, credential)
-
-    def publish(self, alerts: list[Alert]) -> None:
-        from azure.core.messaging import CloudEvent
-
-        self._client.send([
-            CloudEvent(source=a.source, type=a.type, subject=a.subject, data=a.data, id=a.id, time=a.time)
-            for a in alerts
-        ])
-
-
-def publisher_from_env(env: Mapping[str, str]) -> AlertPublisher:
-    endpoint = env.get("ALERTS_TOPIC_ENDPOINT", "").strip()
-    if not endpoint:
-        return LoggingAlertPublisher()
-    key = env.get("ALERTS_TOPIC_KEY", "").strip()
-    if key:
-        from azure.core.credentials import AzureKeyCredential
-
-        return EventGridAlertPublisher(endpoint, AzureKeyCredential(key))
-    return EventGridAlertPublisher(endpoint, credential(env, "ALERTS_TOPIC"))
 
 
 def outbox_entity(alert: Alert) -> dict[str, Any]:
