@@ -21,8 +21,9 @@ from devtools.azurite import ACCOUNT, KEY, Azurite
 from shared import bootstrap
 from shared.config import Settings
 from shared.entrypoints import cli
-from shared.ingest.dead_letter import container_client, read_blob, strip_metadata
+from shared.ingest.dead_letter import read_blob, strip_metadata
 from shared.ingest.pipeline import EventProcessor
+from shared.integrations.blobs import container_client
 from shared.integrations.trigger import decode_event
 from shared.store.memory import InMemoryInventoryRepository
 from tests.conftest import table_repo

@@ -25,6 +25,7 @@ from shared.entrypoints.output import progress, record_lines, row_table, row_val
 from shared.ingest import dead_letter
 from shared.ingest.pipeline import EventProcessor
 from shared.ingest.replay import UNDECODABLE, Undecodable, apply, outcome_text
+from shared.integrations import blobs
 from shared.integrations.delivery import read_events
 from shared.integrations.storage import StorageNotConfigured
 from shared.logs import summary_line
@@ -110,9 +111,9 @@ def _parser() -> argparse.ArgumentParser:
                   _replay, reads=False)
     sub.add_argument("files", nargs="*", metavar="FILE", help="a JSON array as Event Grid delivers it, or JSON Lines; - for stdin")
     sub.add_argument("--dead-letter", metavar="URL", help="replay the dead-letter blobs of a container: ACCOUNT_URL/CONTAINER, or "
-                     f"CONTAINER when {dead_letter.SETTING} names the account; each blob's outcomes are printed")
+                     f"CONTAINER when {blobs.SETTING} names the account; each blob's outcomes are printed")
     sub.add_argument("--connection-string", metavar="CS", help=f"for --dead-letter: the account's connection string "
-                     f"(default: the {dead_letter.SETTING} setting; UseDevelopmentStorage=true for Azurite); else https URLs "
+                     f"(default: the {blobs.SETTING} setting; UseDevelopmentStorage=true for Azurite); else https URLs "
                      "use DefaultAzureCredential")
     sub.add_argument("--prefix", metavar="P", help="for --dead-letter: only blobs whose name starts with P (a topic's blobs)")
     since(sub, "--since", "for --dead-letter: only blobs last modified (dead-lettered) at or after T")
@@ -325,9 +326,9 @@ def _replayed(processor: EventProcessor, run: str, counts: Counter[str], **extra
 def _replay_dead_letter(args: argparse.Namespace) -> int:
     if args.files:
         raise Failure(2, "replay takes FILE arguments or --dead-letter URL, not both")
-    env = {**os.environ, **({dead_letter.SETTING: args.connection_string} if args.connection_string else {})}
+    env = {**os.environ, **({blobs.SETTING: args.connection_string} if args.connection_string else {})}
     try:
-        container = dead_letter.container_client(args.dead_letter, env, retry_total=RETRY_TOTAL)
+        container = blobs.container_client(args.dead_letter, env, retry_total=RETRY_TOTAL)
     except ValueError as exc:
         raise Failure(2, f"--dead-letter: {exc}") from None
     processor = _services(args).processor
