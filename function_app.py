@@ -5,8 +5,6 @@ import azure.functions as func
 from shared import bootstrap, logs
 from shared.config import Settings
 from shared.entrypoints import http_api
-from shared.queries import health
-from shared.timers import retention
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)  # never anonymous
 _settings = Settings.from_env()  # schedules are read when the worker indexes the app
@@ -66,10 +64,10 @@ def summary(req: func.HttpRequest) -> func.HttpResponse:
 @app.function_name("health")
 @app.route(route="health", methods=["GET"])
 def health_check(req: func.HttpRequest) -> func.HttpResponse:
-    return health.get_health(req, bootstrap.services)
+    return http_api.get_health(req, bootstrap.health_report)
 
 
 @app.function_name("purge")
 @app.timer_trigger(schedule=_settings.purge_schedule, arg_name="timer")
 def purge(timer: func.TimerRequest) -> None:
-    retention.run_timer(bootstrap.services())
+    bootstrap.purger().run()

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from azure.data.tables import TableServiceClient
 
@@ -18,11 +19,13 @@ from shared.integrations.identity import credential
 from shared.integrations.storage import table_service_client
 from shared.management.enrichment import Enricher
 from shared.management.sync import InventorySync, Reconciler
+from shared.queries import health
 from shared.queries.inventory import InventoryQueries
 from shared.store.outbox import AlertOutbox
 from shared.store.ports import InventoryRepository
 from shared.store.table import TableInventoryRepository, TableNames
 from shared.store.writer import RowWriter
+from shared.timers.retention import Purger
 from shared.timers.sweeps import Sweeper
 
 
@@ -80,6 +83,19 @@ def services() -> Services:
     if _services is None:
         _services = build_services()
     return _services
+
+
+def health_report() -> dict[str, Any]:
+    """GET /api/health's document over the process-wide services; raises when they cannot be built or
+    the store cannot be read (the HTTP handler answers 503)."""
+    built = services()
+    return health.report(built.processor.repo, built.queries.clock())
+
+
+def purger() -> Purger:
+    """What the `purge` timer and command run: the retention settings as they are now, the services' clock."""
+    built = services()
+    return Purger(built.processor.repo, Settings.from_env(), built.processor.clock)
 
 
 def install(replacement: Services | None) -> None:

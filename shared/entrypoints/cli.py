@@ -31,7 +31,6 @@ from shared.integrations.storage import StorageNotConfigured
 from shared.logs import summary_line
 from shared.queries.inventory import BadQuery, InventoryQueries, NotFound, parse_kind, parse_when, resolve_id
 from shared.store.ports import Entity
-from shared.timers.retention import Purger
 
 PROG = "apim-inventory"
 RETRY_TOTAL = 1  # an unreachable store fails in a second, unless INVENTORY_STORAGE_RETRY_TOTAL says otherwise
@@ -352,8 +351,8 @@ def _replay_dead_letter(args: argparse.Namespace) -> int:
 
 
 def _purge(args: argparse.Namespace) -> int:
-    services = _services(args)
-    results = Purger(services.processor.repo, Settings.from_env(), services.processor.clock).run(dry_run=args.dry_run)
+    _services(args)
+    results = bootstrap.purger().run(dry_run=args.dry_run)
     count = "WouldDelete" if args.dry_run else "Deleted"
     rows = [{"What": r.what, "Table": r.table, "Before": r.before, count: r.deleted} for r in results]
     document = {"dryRun": args.dry_run, "results": [{"what": r.what, "table": r.table, "before": r.before, "deleted": r.deleted}

@@ -1,20 +1,24 @@
 """The HTTP API's handlers: validate the request, ask InventoryQueries, answer JSON.
 
-Bad parameters get 400 with a message, a missing resource 404, an unreachable store 503."""
+Bad parameters get 400 with a message, a missing resource 404, an unreachable store 503.
+GET /api/health answers 200 with the health report, or 503 when the store cannot be used."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 import azure.functions as func
 from azure.core.exceptions import AzureError
 
+from shared.domain.errors import one_line
 from shared.entrypoints.output import to_json
 from shared.queries.inventory import BadQuery, InventoryQueries, NotFound, parse_bool, parse_kind, parse_top, parse_when
 
 log = logging.getLogger("apim_inventory.http")
+health_log = logging.getLogger("apim_inventory.health")
 
 
 def _answer(status: int, body: Any) -> func.HttpResponse:
@@ -89,3 +93,15 @@ def get_flags(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpResp
 def get_summary(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpResponse:
     """GET /api/summary"""
     return answer(lambda: (_params(req, set()), queries.summary())[1])
+
+
+def get_health(req: func.HttpRequest, check: Callable[[], dict[str, Any]]) -> func.HttpResponse:
+    """200 with the report `check` makes, or 503 with the reason when the store cannot be used
+    (the services cannot even be built, say). Never raises."""
+    try:
+        status, body = 200, check()
+    except Exception as exc:
+        health_log.warning("health: the inventory store cannot be used: %s: %s", type(exc).__name__, one_line(exc))
+        status, body = 503, {"status": "unavailable", "checkedAt": datetime.now(timezone.utc),
+                             "storage": {"reachable": False, "error": f"{type(exc).__name__}: {one_line(exc, 300)}"}}
+    return _answer(status, body)

@@ -1,4 +1,4 @@
-"""GET /api/health: is the store reachable, when did the inventory last change, when did each APIM
+"""The health report behind GET /api/health: is the store reachable, when did the inventory last change, when did each APIM
 service last send an event (a silent instance shows as an old time), how many events were rejected in
 the last 24 hours. Two queries: the status rows (one partition), and the rejected records of
 yesterday's and today's partitions, filtered on ReceivedAt."""
@@ -6,19 +6,11 @@ yesterday's and today's partitions, filtered on ReceivedAt."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import Any
 
-import azure.functions as func
-
-from shared.domain.errors import one_line
-from shared.entrypoints.output import to_json
 from shared.store.ports import Condition, InventoryRepository, Query
 from shared.store.status import STATUS_PARTITION
-
-if TYPE_CHECKING:
-    from shared.bootstrap import Services
 
 log = logging.getLogger("apim_inventory.health")
 DAY = timedelta(hours=24)
@@ -38,15 +30,3 @@ def report(repo: InventoryRepository, now: datetime) -> dict[str, Any]:
     rejected = sum(len(page) for page in repo.scan(window, select=("ReceivedAt",)))
     return {"status": "ok", "checkedAt": now, "storage": {"reachable": True}, "lastAppliedAt": max(applied, default=None),
             "rejectedLast24Hours": rejected, "services": services}
-
-
-def get_health(req: func.HttpRequest, services: Callable[[], Services]) -> func.HttpResponse:
-    """200 with the report, or 503 with the reason when the store cannot be used. Never raises."""
-    try:
-        built = services()
-        status, body = 200, report(built.processor.repo, built.queries.clock())
-    except Exception as exc:
-        log.warning("health: the inventory store cannot be used: %s: %s", type(exc).__name__, one_line(exc))
-        status, body = 503, {"status": "unavailable", "checkedAt": datetime.now(timezone.utc),
-                             "storage": {"reachable": False, "error": f"{type(exc).__name__}: {one_line(exc, 300)}"}}
-    return func.HttpResponse(to_json(body), status_code=status, mimetype="application/json", charset="utf-8")

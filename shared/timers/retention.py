@@ -18,14 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from shared.config import Settings
 from shared.logs import PURGE, Line
 from shared.store.ports import Condition, InventoryRepository, Query
-
-if TYPE_CHECKING:
-    from shared.bootstrap import Services
 
 log = logging.getLogger("apim_inventory")
 PAGE = 1000
@@ -72,8 +68,3 @@ class Purger:
         for page in self.repo.scan(query, PAGE, select=KEYS):
             count += len(page) if dry_run else self.repo.delete_rows(query.table, page, if_match=query.table == "inventory")
         return count
-
-
-def run_timer(services: Services) -> list[PurgeResult]:
-    """What the `purge` timer does: the retention settings as they are now, the services' clock."""
-    return Purger(services.processor.repo, Settings.from_env(), services.processor.clock).run()
