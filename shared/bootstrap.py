@@ -18,7 +18,8 @@ from shared.integrations.arm import ArmClient
 from shared.integrations.identity import credential
 from shared.integrations.storage import table_service_client
 from shared.management.enrichment import Enricher
-from shared.management.sync import InventorySync, Reconciler
+from shared.management.reconcile import Reconciler
+from shared.management.sync import InventorySync
 from shared.queries import health
 from shared.queries.inventory import InventoryQueries
 from shared.store.outbox import AlertOutbox
