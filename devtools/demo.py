@@ -219,7 +219,8 @@ def show(stream: Path, deliveries: list[Any], plane: DemoPlane, arm: ArmStandIn)
     delivered = deliver_stream(deliveries, clock)
     processor = bootstrap.services().processor
     rows, rejected, outcomes = list(repo.rows()), repo.rejected(), processor.counts
-    reads = processor.enricher.counts if processor.enricher else Counter[str]()
+    enricher = bootstrap.services().reconciler.enricher  # the one the pipeline calls too
+    reads = enricher.counts if enricher else Counter[str]()
     services = sorted({service_id(r).rsplit("/", 1)[-1] for r in rows})
     counts = ", ".join(f"{name} {outcomes[name]}" for name in OUTCOMES)
     print(f"APIM inventory demo: {stream.relative_to(ROOT) if stream.is_relative_to(ROOT) else stream}")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from shared.domain.errors import AlreadyRecorded, PermanentEventError
 from shared.domain.events import InventoryEvent
@@ -22,7 +22,6 @@ from shared.ingest.handlers import HANDLERS
 from shared.integrations.alerts import LoggingAlertPublisher
 from shared.integrations.trigger import TriggerInput, describe, parse_event
 from shared.logs import event_line, service_of
-from shared.management.enrichment import Enricher
 from shared.store.keys import MAX_STRING_CHARS, child_ranges, history_keys, resource_keys
 from shared.store.outbox import AlertOutbox
 from shared.store.ports import InventoryRepository, StoredRow
@@ -54,6 +53,17 @@ def _utcnow() -> datetime:
 
 def _json(value: Any) -> str:
     return json.dumps(value, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v), sort_keys=True)
+
+
+class Enricher(Protocol):
+    """Details from the management plane for what an event names (shared.management.enrichment.Enricher,
+    given by the composition root when ENRICH_FROM_ARM is on)."""
+
+    def wants(self, ref: ResourceRef) -> bool:
+        """Whether this kind of resource can be read from ARM."""
+
+    def enrich(self, ref: ResourceRef) -> str:
+        """Read the resource and merge its details; storage errors propagate."""
 
 
 class EventProcessor:

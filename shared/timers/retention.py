@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from shared.config import Settings
 from shared.logs import PURGE, Line
 from shared.store.ports import Condition, InventoryRepository, Query
 
@@ -36,8 +36,24 @@ class PurgeResult:
     deleted: int  # or, in a dry run, how many would be
 
 
+class RetentionSettings(Protocol):
+    """What the purge reads of the app settings (shared.config.Settings has it)."""
+
+    @property
+    def inventory_table(self) -> str: ...
+    @property
+    def history_table(self) -> str: ...
+    @property
+    def rejected_table(self) -> str: ...
+    @property
+    def outbox_table(self) -> str: ...
+    @property
+    def retention_days(self) -> dict[str, float]:
+        """Days kept per kind of record: tombstones, history, rejected, sentAlerts."""
+
+
 class Purger:
-    def __init__(self, repo: InventoryRepository, settings: Settings, clock: Callable[[], datetime]) -> None:
+    def __init__(self, repo: InventoryRepository, settings: RetentionSettings, clock: Callable[[], datetime]) -> None:
         self.repo = repo
         self.settings = settings
         self.clock = clock
