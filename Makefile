@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test test-fast bench lint clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ demo: $(VENV)/.installed node_modules/.installed
 test: $(VENV)/.installed node_modules/.installed
 	$(PY) -m pytest
 
+test-fast: $(VENV)/.installed  # the unit tests only: in memory, no Azurite, no subprocess (seconds)
+	$(PY) -m pytest -m unit -q
+
 bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m pip install --quiet azure-mgmt-apimanagement==5.0.0  # measured by bench.import_cost only: not a runtime dependency
 	$(PY) -m bench.bench
@@ -34,6 +37,7 @@ bench: $(VENV)/.installed node_modules/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info
