@@ -22,8 +22,8 @@ demo: $(VENV)/.installed node_modules/.installed
 test: $(VENV)/.installed node_modules/.installed
 	$(PY) -m pytest
 
-test-fast: $(VENV)/.installed  # the unit tests only: in memory, no Azurite, no subprocess (seconds)
-	$(PY) -m pytest -m unit -q
+test-fast: $(VENV)/.installed  # the unit tests that are not slow: in memory, no Azurite, no subprocess (seconds)
+	$(PY) -m pytest -m "unit and not slow" -q
 
 bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m pip install --quiet azure-mgmt-apimanagement==5.0.0  # measured by bench.import_cost only: not a runtime dependency

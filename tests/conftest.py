@@ -1,10 +1,19 @@
-"""Fixtures: one real Azurite per test session, on a free loopback port, stopped by its PID."""
+"""Fixtures: one real Azurite per test session, on a free loopback port, stopped by its PID.
+
+Every test says what it needs (pyproject.toml registers the marks): `unit` (in memory: no Azurite, no
+server, no subprocess; `make test-fast` runs these), `azurite` (a real Azurite: set here for every test
+that uses the fixture), `standin` (a stand-in server on 127.0.0.1: set here for the ARM stand-in's
+fixture) and `slow`. A test with none of them fails the run, and a `unit` test that opens a connection
+or starts a process fails."""
 
 from __future__ import annotations
 
 import itertools
 import os
+import socket
+import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from azure.data.tables import TableServiceClient
@@ -20,6 +29,38 @@ from shared.store.table import TableInventoryRepository
 from tests.support import SERVICE_ID, ManualClock
 
 _tables = itertools.count(1)
+NEEDS = ("unit", "azurite", "standin", "slow")
+_BY_FIXTURE = {"azurite": "azurite", "arm": "standin"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by mark
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problems = []
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for fixture, mark in _BY_FIXTURE.items():
+            if fixture in fixtures:
+                item.add_marker(mark)
+        marks = {mark.name for mark in item.iter_markers()}
+        if not marks & set(NEEDS):
+            problems.append(f"{item.nodeid}: no mark saying what it needs ({', '.join(NEEDS)})")
+        elif "unit" in marks and marks & {"azurite", "standin"}:
+            problems.append(f"{item.nodeid}: marked unit, but it uses {', '.join(sorted(marks & {'azurite', 'standin'}))}")
+    if problems:
+        raise pytest.UsageError("\n".join(problems))
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_do_no_io(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"{request.node.nodeid} is marked unit but opens a connection or starts a process")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ def expected_kind(suffix: str) -> str:
     return next(kind for prefix, kind in KIND_BY_TYPE.items() if suffix.startswith(prefix))
 
 
+@pytest.mark.unit
 def test_router_covers_exactly_the_30_canonical_types() -> None:
     assert len(CANONICAL_TYPES) == 30
     assert set(HANDLERS) == set(CANONICAL_TYPES)
@@ -30,6 +31,7 @@ def test_router_covers_exactly_the_30_canonical_types() -> None:
     assert all(canonical_type(alias) == target for alias, target in ALIASES.items())
 
 
+@pytest.mark.unit
 def test_the_type_names_written_in_the_domain_are_azure_eventgrids() -> None:
     """The domain spells the 30 names out (it imports no Azure package); the SDK's list is the reference."""
     published = [name.value for name in SystemEventNames if name.name.startswith("ApiManagement")]
@@ -67,6 +69,7 @@ def test_each_type_lands_as_a_row(app_processor: EventProcessor, suffix: str, sc
     assert record["EventId"] == payload["id"] and record["Kind"] == kind
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("spelling", [
     "Microsoft.APIManagement.UserCreated", "microsoft.apimanagement.usercreated", "MICROSOFT.APIMANAGEMENT.USERCREATED",
 ])
@@ -77,6 +80,7 @@ def test_event_types_match_case_insensitively(memory_processor: EventProcessor, 
     assert row["LastEventType"] == "Microsoft.ApiManagement.UserCreated"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("legacy", sorted(a for a in ALIASES if "SelfHostedGateway" in a))
 def test_legacy_self_hosted_gateway_names_route_like_their_twins(memory_processor: EventProcessor, legacy: str) -> None:
     twin = ALIASES[legacy].removeprefix(PREFIX)

@@ -81,6 +81,7 @@ CORPUS: list[tuple[str, dict[str, Any] | str, str]] = [
 ]
 
 
+@pytest.mark.unit
 def test_corpus_is_large() -> None:
     assert len(CORPUS) >= 40
     assert len({name for name, _, _ in CORPUS}) == len(CORPUS)
@@ -101,6 +102,7 @@ def test_bad_input_is_rejected_and_acknowledged(app_processor: EventProcessor, n
     assert [(line["outcome"], line["reason"]) for line in lines] == [("rejected", reason)]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("text", [
     json.dumps(with_(CE, time="not a time")),
     json.dumps(with_(EG, eventTime="2026-13-45T99:00:00Z")),
@@ -114,6 +116,7 @@ def test_payloads_the_library_refuses_never_reach_the_function(text: str) -> Non
         decode_event(text)
 
 
+@pytest.mark.unit
 def test_id_reused_for_another_subject_is_a_collision(memory_processor: EventProcessor) -> None:
     first = memory_processor.handle(decode_event(event("UserCreated", "/users/alice", event_id="same")))
     second = memory_processor.handle(decode_event(event("UserCreated", "/users/bob", event_id="same")))
@@ -124,6 +127,7 @@ def test_id_reused_for_another_subject_is_a_collision(memory_processor: EventPro
     assert [r["Path"] for r in memory_processor.repo.rows()] == ["users/alice"]
 
 
+@pytest.mark.unit
 def test_id_reused_for_another_type_is_a_collision(memory_processor: EventProcessor) -> None:
     memory_processor.handle(decode_event(event("UserCreated", "/users/alice", event_id="same")))
     result = memory_processor.handle(decode_event(event("UserDeleted", "/users/alice", event_id="same", at=5)))
@@ -132,6 +136,7 @@ def test_id_reused_for_another_type_is_a_collision(memory_processor: EventProces
     assert row["IsDeleted"] is False
 
 
+@pytest.mark.unit
 def test_same_id_in_two_services_is_two_events(memory_processor: EventProcessor) -> None:
     memory_processor.handle(decode_event(event("UserCreated", "/users/alice", event_id="same")))
     result = memory_processor.handle(decode_event(event("UserCreated", "/users/alice", event_id="same", service=OTHER_SERVICE)))

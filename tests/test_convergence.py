@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -61,6 +62,8 @@ def run(processor: EventProcessor, events: list[dict[str, Any]]) -> None:
         processor.handle(decode_event(payload))
 
 
+@pytest.mark.unit
+@pytest.mark.slow  # 500 examples
 @settings(max_examples=500, deadline=None)
 @given(spec=streams, data=st.data())
 def test_converges_in_memory(spec: list[tuple[int, int, str]], data: st.DataObject) -> None:
@@ -73,6 +76,7 @@ def test_converges_in_memory(spec: list[tuple[int, int, str]], data: st.DataObje
     assert not actual.rejected()
 
 
+@pytest.mark.slow  # 50 examples on Azurite
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=streams, data=st.data())
 def test_converges_on_azurite(azurite: Azurite, spec: list[tuple[int, int, str]], data: st.DataObject) -> None:
@@ -85,6 +89,7 @@ def test_converges_on_azurite(azurite: Azurite, spec: list[tuple[int, int, str]]
     assert comparable_history(actual.all_history()) == comparable_history(expected.all_history())
 
 
+@pytest.mark.unit
 def test_cascade_scenario_by_hand(memory_processor: EventProcessor) -> None:
     """The cases the issue names, spelled out: an old child event after its parent's deletion stays
     deleted, an Updated older than a Deleted leaves it deleted, a newer Created revives it."""

@@ -96,6 +96,7 @@ def snapshot(azurite: Azurite, settings: Settings) -> tuple[Any, Any, Any]:
     return comparable_rows(repo.rows()), comparable_history(repo.all_history()), sorted(r["RowKey"] for r in repo.rejected())
 
 
+@pytest.mark.unit
 def test_delivery_metadata_is_removed_in_both_schemas() -> None:
     for payload in (CLOUD[0], GRID[0]):
         assert strip_metadata(dead_lettered(payload)) == payload
@@ -239,6 +240,7 @@ def test_a_missing_container_fails_with_one_line(run: Any, dead_letters: DeadLet
     assert (code, out) == (1, "") and err.startswith("apim-inventory: error: the dead-letter container: cannot list the blobs")
 
 
+@pytest.mark.unit
 def test_container_targets_follow_the_connection_conventions() -> None:
     dev = container_client("deadletters", {"DEAD_LETTER_STORAGE": "UseDevelopmentStorage=true"})
     assert dev.url == "http://127.0.0.1:10000/devstoreaccount1/deadletters"

@@ -102,6 +102,7 @@ def test_deleting_a_user_clears_personal_data_and_history_never_holds_it(arm_ser
     assert all("alice@contoso.example" not in str(record) and "Firstalice" not in str(record) for record in repo.all_history())
 
 
+@pytest.mark.unit
 def test_personal_data_older_than_the_deletion_never_returns_in_any_order() -> None:
     ref = parse_path(SERVICE, "users/alice")
     at = [T0 + timedelta(seconds=s) for s in range(3)]
@@ -178,6 +179,8 @@ READS = st.lists(
 )
 
 
+@pytest.mark.unit
+@pytest.mark.slow  # 300 examples
 @settings(max_examples=300, deadline=None)
 @given(READS, st.randoms(use_true_random=False))
 def test_details_pending_and_personal_data_are_the_same_in_any_order(spec: list[tuple[Op, int, str]], rnd: Any) -> None:

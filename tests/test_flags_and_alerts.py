@@ -148,6 +148,7 @@ def test_unauthorized_topic_keeps_alerts_pending(app: bootstrap.Services, topic:
     assert [e["id"] for e in topic.accepted] == [pending[0]["RowKey"]]  # the same, stable id
 
 
+@pytest.mark.unit
 def test_alert_ids_are_stable_per_transition(clock: ManualClock) -> None:
     from shared.domain.flags import transitions
 
@@ -160,6 +161,7 @@ def test_alert_ids_are_stable_per_transition(clock: ManualClock) -> None:
     assert first[0].id == again[0].id != renewed[0].id
 
 
+@pytest.mark.unit
 def test_flag_rules() -> None:
     policy = FlagPolicy(timedelta(days=7), timedelta(minutes=5))
     assert token_status(T0 + timedelta(days=8), T0, policy.token_warning) == "valid"

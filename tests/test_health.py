@@ -35,6 +35,7 @@ def deliver(*payloads: dict[str, Any]) -> None:
         indexed_function("apim_events")(decode_event(payload))
 
 
+@pytest.mark.unit
 def test_health_needs_a_function_key() -> None:
     (trigger,) = [b for b in function_json("health")["bindings"] if b["type"] == "httpTrigger"]
     assert trigger["authLevel"] == "FUNCTION" and trigger["route"] == "health" and trigger["methods"] == ["GET"]
@@ -98,6 +99,7 @@ def test_concurrent_processes_never_move_the_row_backwards(azurite: Azurite) -> 
     assert again is not None and again.etag == stored.etag
 
 
+@pytest.mark.unit
 def test_the_in_memory_repository_keeps_the_same_maxima() -> None:
     repo = InMemoryInventoryRepository()
     a, b = StatusTracker(repo), StatusTracker(repo)

@@ -52,6 +52,7 @@ class FailAfterHistory(InMemoryInventoryRepository):
         return super().save(entity, etag)
 
 
+@pytest.mark.unit
 def test_redelivery_after_a_partial_failure_still_applies() -> None:
     repo = FailAfterHistory()
     processor = EventProcessor(repo, clock=CLOCK.now)
@@ -79,6 +80,7 @@ def test_odd_names_are_stored_with_escaped_keys_and_original_text(azurite: Azuri
         assert not any(c in row["PartitionKey"] + row["RowKey"] for c in "/\\#?\t")
 
 
+@pytest.mark.unit
 @settings(max_examples=300)
 @given(st.text())
 def test_key_encoding_is_reversible_and_never_emits_forbidden_characters(text: str) -> None:
@@ -91,6 +93,7 @@ def test_key_encoding_is_reversible_and_never_emits_forbidden_characters(text: s
     assert not any(c in encoded for c in "/\\#?|") and all(ord(c) >= 0x20 and not 0x7F <= ord(c) < 0xA0 for c in encoded)
 
 
+@pytest.mark.unit
 def test_keys_group_children_with_their_parent() -> None:
     service = parse_service_id(SERVICE_ID)
     api, rev, release = (parse_path(service, p) for p in ("/apis/Orders", "/apis/orders;Rev=3", "/apis/orders/releases/r1"))
@@ -100,6 +103,7 @@ def test_keys_group_children_with_their_parent() -> None:
     assert pk.startswith("gateway|contoso|") and rk == "gateways|edge|instances|pod-1"
 
 
+@pytest.mark.unit
 def test_entity_limits_are_enforced_before_writing() -> None:
     base = {"PartitionKey": "p", "RowKey": "r"}
     check_entity({**base, "A": "x" * 32 * 1024})
@@ -114,6 +118,7 @@ def test_entity_limits_are_enforced_before_writing() -> None:
     check_entity({**base, "When": datetime(2026, 1, 1, tzinfo=timezone.utc), "Flag": True})
 
 
+@pytest.mark.unit
 def test_resource_uri_without_providers_segment_is_accepted(memory_processor: EventProcessor) -> None:
     """The documented resourceUri format omits /providers/; the examples include it."""
     uri = SERVICE_ID.replace("/providers/", "/") + "/products/Gold"

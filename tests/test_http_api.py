@@ -59,6 +59,7 @@ def seeded(azurite: Azurite) -> Iterator[bootstrap.Services]:
         bootstrap.install(None)
 
 
+@pytest.mark.unit
 def test_every_http_function_needs_a_function_key() -> None:
     for name, route in HTTP_FUNCTIONS.items():
         (trigger,) = [b for b in function_json(name)["bindings"] if b["type"] == "httpTrigger"]

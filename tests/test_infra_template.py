@@ -12,6 +12,8 @@ import pytest
 
 from shared.domain.event_types import ALIASES, CANONICAL_TYPES
 
+pytestmark = pytest.mark.unit  # reads files and builds clients; connects nowhere
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = ROOT / "infra" / "azuredeploy.json"
 PARAMETERS_PATH = ROOT / "infra" / "azuredeploy.parameters.example.json"

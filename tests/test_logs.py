@@ -65,6 +65,7 @@ def test_an_invocation_that_raises_still_logs_its_summary(azurite: Azurite, app_
     assert summary["events"] == 0 and summary["error"] == "ServiceRequestError"
 
 
+@pytest.mark.unit
 def test_the_service_of_a_rejected_event_comes_from_its_source() -> None:
     assert service_of(SERVICE_ID) == "contoso"
     assert service_of("/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/x") is None

@@ -33,6 +33,7 @@ def expected_rejection(raw: dict[str, Any]) -> str | None:
     return None
 
 
+@pytest.mark.unit
 def test_all_81_examples_are_present() -> None:
     assert len(FILES) == 81
 
@@ -75,6 +76,7 @@ def seed_samples() -> list[str]:
     return samples
 
 
+@pytest.mark.unit
 def test_seed_document_has_five_samples() -> None:
     assert len(seed_samples()) == 5
 

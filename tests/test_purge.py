@@ -151,6 +151,7 @@ class RevivingRepository(InMemoryInventoryRepository):
         return super().delete_rows(table, rows, if_match=if_match)
 
 
+@pytest.mark.unit
 def test_the_in_memory_repository_purges_the_same_way() -> None:
     repo, clock = RevivingRepository(), ManualClock()
     process(repo, clock, (200, "UserCreated", "/users/a"), (100, "UserDeleted", "/users/a"), (200, "UserCreated", "/users/b"),
@@ -182,6 +183,7 @@ def test_the_purge_timer_uses_the_retention_settings(app_services: bootstrap.Ser
     assert [(line["dryRun"], line["tombstones"], line["history"]) for line in lines] == [(False, 0, 0), (False, 1, 0)]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("name", "value", "message"), [
     ("RETENTION_HISTORY_DAYS", "0", "at least 1"), ("RETENTION_REJECTED_DAYS", "-3", "at least 1"),
     ("INVENTORY_STATUS_TABLE", "ApimInventory", "different from the others"), ("INVENTORY_STATUS_TABLE", "a-b", "valid table name"),
@@ -191,6 +193,7 @@ def test_bad_retention_settings_are_refused(name: str, value: str, message: str)
         Settings.from_env({name: value})
 
 
+@pytest.mark.unit
 def test_retention_settings_are_read() -> None:
     settings = Settings.from_env({"PURGE_SCHEDULE": "0 30 1 * * *", "RETENTION_SENT_ALERTS_DAYS": "7.5"})
     assert settings.purge_schedule == "0 30 1 * * *" and settings.retention_days["sentAlerts"] == 7.5

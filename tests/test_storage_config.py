@@ -8,6 +8,8 @@ from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from shared.config import Settings
 from shared.integrations.storage import StorageNotConfigured, table_service_client
 
+pytestmark = pytest.mark.unit  # reads files and builds clients; connects nowhere
+
 
 def test_connection_string_wins() -> None:
     client = table_service_client({"INVENTORY_STORAGE": "UseDevelopmentStorage=true",

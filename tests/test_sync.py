@@ -212,6 +212,7 @@ def iso_z(moment: Any) -> str:
     return str(moment.isoformat().replace("+00:00", "Z"))
 
 
+@pytest.mark.unit
 def test_bad_reconcile_services_are_refused_at_startup() -> None:
     with pytest.raises(ValueError, match="RECONCILE_SERVICES"):
         Settings.from_env({"RECONCILE_SERVICES": "/subscriptions/x/resourceGroups/y"})
