@@ -32,6 +32,8 @@ from shared.entrypoints.output import width
 from tests.conftest import fresh_settings
 from tests.support import SERVICE_ID, event
 
+pytestmark = pytest.mark.slow  # each test runs the console script, as a subprocess
+
 COMMAND = Path(sys.executable).parent / "apim-inventory"
 FABRIKAM = SERVICE_ID.replace("/contoso", "/fabrikam")
 UNICODE = SERVICE_ID.replace("/contoso", "/naïve-ユーザー")

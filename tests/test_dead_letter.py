@@ -250,6 +250,7 @@ def test_container_targets_follow_the_connection_conventions() -> None:
     assert by_uri.url == url and by_uri.container_name == "deadletters"
 
 
+@pytest.mark.slow  # the console script, as a subprocess
 def test_the_console_script_replays_dead_letters(azurite: Azurite, app_settings: Settings, dead_letters: DeadLetters,
                                                  tmp_path: Path) -> None:
     """Once as a subprocess: the account from DEAD_LETTER_STORAGE, the container by name."""

@@ -160,6 +160,7 @@ def test_injection_attempts_get_an_error_or_exactly_the_right_rows(seeded: boots
     assert sorted(r["Path"] for r in call("inventory", kind="user")[1]["items"]) == ["users/alice", "users/carol"]
 
 
+@pytest.mark.slow  # over a thousand rows
 def test_paging_across_more_than_1000_rows(azurite: Azurite, app_settings: Settings, clock: ManualClock) -> None:
     bootstrap.install(bootstrap.build_services(clock=clock.now))
     try:

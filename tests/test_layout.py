@@ -30,7 +30,7 @@ def loaded_by(module: str) -> list[str]:
     return loaded
 
 
-@pytest.mark.slow
+@pytest.mark.unit
 def test_the_domain_modules_are_the_ones_the_layout_names() -> None:
     assert {"shared.domain.kinds", "shared.domain.resources", "shared.domain.events", "shared.domain.times",
             "shared.domain.model", "shared.domain.flags", "shared.domain.details", "shared.domain.errors"} <= set(DOMAIN)

@@ -227,6 +227,7 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
                           timeout=120, check=False, cwd=Path(__file__).parent)
 
 
+@pytest.mark.slow  # the console script, as a subprocess
 def test_sync_command(arm_settings: Settings, arm: ArmStandIn, app_settings: Settings) -> None:
     env = {k: v for k, v in os.environ.items() if k.startswith(("INVENTORY_", "ARM_", "IDENTITY_"))}
     result = run_cli(env, "sync", "--service", SERVICE_ID, "-o", "json")
