@@ -19,6 +19,7 @@ from azure.core.exceptions import AzureError
 from .flags import Alert
 from .identity import credential
 from .keys import check_entity
+from .model import SCHEMA_VERSION
 from .repository import InventoryRepository
 
 log = logging.getLogger("apim_inventory.alerts")
@@ -69,7 +70,7 @@ def publisher_from_env(env: Mapping[str, str]) -> AlertPublisher:
 
 def outbox_entity(alert: Alert) -> dict[str, Any]:
     entity = {
-        "PartitionKey": "pending", "RowKey": alert.id, "AlertType": alert.type, "Source": alert.source,
+        "PartitionKey": "pending", "RowKey": alert.id, "SchemaVersion": SCHEMA_VERSION, "AlertType": alert.type, "Source": alert.source,
         "Subject": alert.subject, "DetectedAt": alert.time, "Data": json.dumps(alert.data, sort_keys=True),
     }
     check_entity(entity)
