@@ -23,6 +23,7 @@ from devtools.azurite import Azurite
 from devtools.worker import decode_event, indexed_function
 from shared import bootstrap
 from shared.alerts import AlertOutbox
+from shared.arm import ArmError
 from shared.config import Settings
 from shared.flags import Alert
 from shared.pipeline import EventProcessor
@@ -335,3 +336,27 @@ def test_arm_token_is_fetched_once_when_first_calls_race(arm: ArmStandIn, monkey
     assert described(errors) == []
     assert found == ["alice"] * THREADS
     assert len(arm.token_resources) == 1
+
+
+def test_arm_401s_from_many_threads_stay_arm_errors(arm: ArmStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 401 makes the token policy drop its token while other threads are reading it: every call still ends as
+    the client's own ArmError 401, never as an error inside the policy."""
+    for name, value in {**arm.identity_env(), "ARM_ENDPOINT": arm.endpoint}.items():
+        monkeypatch.setenv(name, value)
+    client = bootstrap.arm_client(Settings.from_env())
+    assert client.get(f"{SERVICE_ID}/users/alice")["name"] == "alice"
+    arm.token = "rotated"  # the token the client holds is refused from now on
+    outcomes: list[str] = []
+
+    def work(n: int) -> None:
+        for _ in range(10):
+            try:
+                client.get(f"{SERVICE_ID}/users/bob")
+                outcomes.append("ok")
+            except ArmError as exc:
+                outcomes.append(f"ArmError {exc.status}")
+
+    errors = run_together(work)
+    client.close()
+    assert described(errors) == []
+    assert set(outcomes) == {"ArmError 401"}
