@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -76,13 +77,18 @@ def build_services(settings: Settings | None = None, clock: Callable[[], datetim
 
 
 _services: Services | None = None
+_building = threading.Lock()
 
 
 def services() -> Services:
-    """The process-wide services, built on first use so that importing the app stays cheap."""
+    """The process-wide services, built on first use so that importing the app stays cheap. The worker's first
+    invocations can ask at the same moment, on its threads: one builds, the others wait for it and share its
+    clients and cache. A build that raises leaves nothing behind; the next call tries again."""
     global _services
     if _services is None:
-        _services = build_services()
+        with _building:
+            if _services is None:
+                _services = build_services()
     return _services
 
 
@@ -102,4 +108,5 @@ def purger() -> Purger:
 def install(replacement: Services | None) -> None:
     """Use these services (tests, the demo, the benchmark), or None to build from settings again."""
     global _services
-    _services = replacement
+    with _building:
+        _services = replacement

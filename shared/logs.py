@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -50,6 +51,19 @@ def event_line(outcome: str, event_id: str | None, event_type: str | None, servi
     """One event's outcome: applied, duplicate, stale or rejected (with `reason`)."""
     return Line(EVENT, {"outcome": outcome, "id": event_id, "type": event_type, "service": service, "subject": subject,
                         **extra})
+
+
+class Tally(Counter[str]):
+    """Counts that the worker's threads add to at once: `add` holds a lock, since `counts[key] += 1` is a read
+    and a write that another thread can come between."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lock = threading.Lock()
+
+    def add(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self[key] += n
 
 
 def service_of(source: object) -> str | None:

@@ -140,10 +140,12 @@ def arm_services(arm_settings: Settings, clock: ManualClock) -> Iterator[bootstr
     bootstrap.install(None)
 
 
+APP_SETTING_PREFIXES = ("INVENTORY_", "AzureWebJobsStorage", "ALERTS_", "TOKEN_", "CIRCUIT_BREAKER_", "GATEWAY_TOKEN_",
+                        "ENRICH_", "ARM_", "RECONCILE_", "IDENTITY_", "AZURE_CLIENT_", "DEAD_LETTER_", "RETENTION_", "PURGE_")
+
+
 @pytest.fixture(autouse=True)
 def _no_stray_storage_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith(("INVENTORY_", "AzureWebJobsStorage", "ALERTS_", "TOKEN_", "CIRCUIT_BREAKER_", "GATEWAY_TOKEN_",
-                            "ENRICH_", "ARM_", "RECONCILE_", "IDENTITY_", "AZURE_CLIENT_", "DEAD_LETTER_", "RETENTION_",
-                            "PURGE_")):
+        if name.startswith(APP_SETTING_PREFIXES):
             monkeypatch.delenv(name)

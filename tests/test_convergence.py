@@ -3,6 +3,7 @@ inventory (and history) that applying it once in event-time order leaves."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from devtools.worker import decode_event
 from shared.ingest.pipeline import EventProcessor
 from shared.store.memory import InMemoryInventoryRepository
 from tests.conftest import table_repo
-from tests.support import CLOCK, comparable_history, comparable_rows, event
+from tests.support import CLOCK, T0, comparable_history, comparable_rows, event
 
 # (type suffix, subject): parents and children, so that cascades and revivals are exercised.
 TEMPLATES: list[tuple[str, str]] = [
@@ -74,6 +75,8 @@ def test_converges_in_memory(spec: list[tuple[int, int, str]], data: st.DataObje
     assert comparable_rows(actual.rows()) == comparable_rows(expected.rows())
     assert comparable_history(actual.all_history()) == comparable_history(expected.all_history())
     assert not actual.rejected()
+    # Every live row, of every kind (a backend named only by its rules' breaker events too), says when it last changed.
+    assert [r["Path"] for r in actual.rows() if not r["IsDeleted"] and "UpdatedAt" not in r] == []
 
 
 @pytest.mark.slow  # 50 examples on Azurite
@@ -108,3 +111,20 @@ def test_cascade_scenario_by_hand(memory_processor: EventProcessor) -> None:
     assert rows["apis/orders/releases/r1"]["LastEventType"] == "Microsoft.ApiManagement.APIDeleted"
     assert rows["apis/orders/releases/r1"]["UpdatedAt"] < rows["apis/orders"]["DeletedAt"]
     assert rows["users/bob"]["IsDeleted"] is False and "DeletedAt" not in rows["users/bob"]
+
+
+def test_created_and_updated_times_by_hand(memory_processor: EventProcessor) -> None:
+    """UpdatedAt on every row seen live, whatever its kind; deletions leave it; CreatedAt only from a Created event."""
+    run(memory_processor, [
+        event("CircuitBreaker.Opened", "/backends/payments/circuit-breaker/rules/r1", at=3),
+        event("GatewayTokenNearExpiry", "/gateways/edge/pod-1", at=4),
+        event("UserCreated", "/users/bob", at=1), event("UserDeleted", "/users/bob", at=5), event("UserUpdated", "/users/bob", at=2),
+        event("UserDeleted", "/users/carol", at=6),
+    ])
+    rows = {r["Path"]: r for r in memory_processor.repo.rows()}
+    at = {second: T0 + timedelta(seconds=second) for second in range(7)}
+    for path, second in (("backends/payments", 3), ("backends/payments/circuit-breaker/rules/r1", 3), ("gateways/edge/instances/pod-1", 4)):
+        assert rows[path]["UpdatedAt"] == at[second] and "CreatedAt" not in rows[path], path
+    bob = rows["users/bob"]
+    assert (bob["CreatedAt"], bob["UpdatedAt"], bob["DeletedAt"], bob["IsDeleted"]) == (at[1], at[2], at[5], True)
+    assert "UpdatedAt" not in rows["users/carol"] and "CreatedAt" not in rows["users/carol"]  # never seen live

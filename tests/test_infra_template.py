@@ -1,16 +1,23 @@
-"""The ARM template in infra/: the event subscription, the resource types and API versions, the roles, no keys in app settings."""
+"""The ARM template in infra/: the event subscription, the resource types and API versions, the roles, no keys in app settings,
+the hardening rules (TLS, publishing credentials, role scopes and names, name limits, storage redundancy, Python version, delivery
+alerts), each shown to catch a broken copy of the template, and the scanner's configuration."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.domain.event_types import ALIASES, CANONICAL_TYPES
+from tests.arm_expressions import Call, Environment, Runtime, deployed_resources, parse, resource_group
 
 pytestmark = pytest.mark.unit  # reads files and builds clients; connects nowhere
 
@@ -26,7 +33,6 @@ BUILTIN_ROLES: dict[str, str] = {
     "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
     "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
     "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
-    "Storage Blob Data Reader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
     "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
     "API Management Service Reader Role": "71522526-b88f-4d52-b57f-d31fc3546d0d",
     "EventGrid Data Sender": "d5a91429-5739-47e2-a06b-3470a27159e7",
@@ -45,14 +51,17 @@ EXPECTED_API_VERSIONS: dict[str, str] = {
     "Microsoft.EventGrid/systemTopics/eventSubscriptions": "2022-06-15",
     "Microsoft.Web/serverfarms": "2024-04-01",
     "Microsoft.Web/sites": "2024-04-01",
+    "Microsoft.Web/sites/basicPublishingCredentialsPolicies": "2024-04-01",
     "Microsoft.Authorization/roleAssignments": "2022-04-01",
     "Microsoft.Resources/deployments": "2022-09-01",
+    "Microsoft.Insights/metricAlerts": "2018-03-01",
 }
 
 FORBIDDEN_IN_SETTING_VALUES = ("AccountKey=", "SharedAccessSignature", "listKeys(", "listkeys", "SharedAccessKey", "DefaultEndpointsProtocol")
 # Flex Consumption takes these from functionAppConfig or has no use for them.
 FLEX_DEPRECATED_SETTINGS = ("FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE",
                             "WEBSITE_CONTENTSHARE", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "SCM_DO_BUILD_DURING_DEPLOYMENT")
+SITE_PRINCIPAL = "[reference(resourceId('Microsoft.Web/sites', parameters('functionAppName')), '2024-04-01', 'Full').identity.principalId]"
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 APIM_ID = re.compile(r"^/subscriptions/[0-9a-f-]{36}/resourceGroups/[^/]+/providers/Microsoft\.ApiManagement/service/[A-Za-z0-9-]+$")
 
@@ -248,9 +257,12 @@ def test_event_subscription_dead_letters_with_the_topic_identity(template: Json)
     _, topic = _only(template, "Microsoft.EventGrid/systemTopics")
     assert topic["identity"] == {"type": "SystemAssigned"}
     assert topic["properties"]["topicType"] == "Microsoft.ApiManagement.Service"
-    dead_letter_roles = [resource for _, resource, role in _role_assignments(template) if role == "Storage Blob Data Contributor"]
-    assert len(dead_letter_roles) == 1
-    assert "systemTopicPrincipalId" in dead_letter_roles[0]["properties"]["principalId"]
+    writers = [(scope, resource) for scope, resource, role in _role_assignments(template)
+               if role == "Storage Blob Data Contributor" and "operatorPrincipalId" not in resource["properties"]["principalId"]]
+    assert len(writers) == 1
+    scope, writer = writers[0]
+    assert scope.holder is not None and scope.holder["copy"]["name"] == "deadLetterWriters", "one writer per system topic"
+    assert "systemTopicPrincipalId" in scope.resolve(writer["properties"]["principalId"])
 
 
 def test_event_subscription_only_on_request(template: Json) -> None:
@@ -266,10 +278,15 @@ def test_event_subscription_only_on_request(template: Json) -> None:
 
 def test_one_nested_deployment_per_apim_instance(template: Json) -> None:
     deployments = [resource for resource in template["resources"] if resource["type"] == "Microsoft.Resources/deployments"]
-    assert len(deployments) == 2
-    for deployment in deployments:
+    per_instance = {deployment["copy"]["name"]: deployment for deployment in deployments if "copy" in deployment}
+    assert set(per_instance) == {"apimSetup", "deadLetterWriters", "apimEventSubscriptions"}
+    assert len(deployments) == 4, "and one for the function app's roles"
+    for name, deployment in per_instance.items():
         assert deployment["copy"]["count"] == "[length(variables('instances'))]"
-        assert "subscriptionId" in deployment["subscriptionId"] and "resourceGroup" in deployment["resourceGroup"]
+        if name == "deadLetterWriters":  # the dead-letter container is in this resource group
+            assert "subscriptionId" not in deployment and "resourceGroup" not in deployment
+        else:
+            assert "subscriptionId" in deployment["subscriptionId"] and "resourceGroup" in deployment["resourceGroup"]
     instances = template["variables"]["copy"]
     by_name = {entry["name"]: entry for entry in instances}
     assert by_name["instances"]["count"] == "[length(parameters('apimInstances'))]"
@@ -311,7 +328,7 @@ def test_flex_consumption_plan_and_site(template: Json) -> None:
     assert site["identity"] == {"type": "SystemAssigned"}
     assert site["properties"]["httpsOnly"] is True
     config = site["properties"]["functionAppConfig"]
-    assert config["runtime"] == {"name": "python", "version": "3.11"}
+    assert config["runtime"] == {"name": "python", "version": "[parameters('pythonVersion')]"}
     storage = config["deployment"]["storage"]
     assert storage["type"] == "blobContainer"
     assert storage["authentication"] == {"type": "SystemAssignedIdentity"}
@@ -341,6 +358,7 @@ def test_alerts_topic(template: Json) -> None:
     assert template["parameters"]["deployAlertsTopic"]["defaultValue"] is True
     assert topic["properties"]["inputSchema"] == "CloudEventSchemaV1_0"
     assert topic["properties"]["disableLocalAuth"] is True
+    assert topic["identity"] == {"type": "SystemAssigned"}, "a subscriber may deliver with the topic's identity"
 
 
 def test_application_insights_is_workspace_based(template: Json) -> None:
@@ -373,29 +391,31 @@ def test_role_assignments_are_well_formed(template: Json) -> None:
 
 def test_function_app_roles(template: Json) -> None:
     assignments = _role_assignments(template)
-    site_principal = "reference(resourceId('Microsoft.Web/sites', parameters('functionAppName')), '2024-04-01', 'Full').identity.principalId"
 
-    def granted(role: str) -> list[tuple[Scope, Json]]:
-        return [(scope, resource) for scope, resource, name in assignments if name == role]
+    def to_app(role: str) -> list[tuple[Scope, Json]]:
+        return [(scope, resource) for scope, resource, name in assignments
+                if name == role and scope.resolve(resource["properties"]["principalId"]) == SITE_PRINCIPAL]
 
     for role in ("Storage Table Data Contributor", "Storage Blob Data Owner", "Storage Queue Data Contributor"):
-        to_app = [resource for scope, resource in granted(role) if scope.holder is None and site_principal in resource["properties"]["principalId"]]
-        assert len(to_app) == 1, role
-        assert to_app[0]["scope"] == "[format('Microsoft.Storage/storageAccounts/{0}', parameters('storageAccountName'))]"
+        granted = to_app(role)
+        assert len(granted) == 1, role
+        scope, resource = granted[0]
+        assert scope.holder is not None and "copy" not in scope.holder, "the app's roles are in one nested deployment"
+        assert resource["scope"] == "[format('Microsoft.Storage/storageAccounts/{0}', parameters('storageAccountName'))]"
 
-    readers = granted("API Management Service Reader Role")
+    readers = to_app("API Management Service Reader Role")
     assert len(readers) == 1
     scope, reader = readers[0]
     assert scope.holder is not None and scope.holder["copy"]["name"] == "apimSetup", "the reader role is given per APIM instance"
     assert reader["scope"] == "[format('Microsoft.ApiManagement/service/{0}', parameters('apimName'))]"
-    assert scope.resolve(reader["properties"]["principalId"]) == f"[{site_principal}]"
 
-    senders = granted("EventGrid Data Sender")
+    senders = to_app("EventGrid Data Sender")
     assert len(senders) == 1
-    _, sender = senders[0]
+    scope, sender = senders[0]
     assert sender["condition"] == "[parameters('deployAlertsTopic')]"
+    assert scope.holder is not None
+    assert scope.holder["properties"]["parameters"]["deployAlertsTopic"] == {"value": "[parameters('deployAlertsTopic')]"}
     assert sender["scope"].startswith("[format('Microsoft.EventGrid/topics/{0}'")
-    assert site_principal in sender["properties"]["principalId"]
 
 
 # --- app settings ---
@@ -451,6 +471,453 @@ def test_outputs(template: Json) -> None:
     assert "primaryEndpoints.table" in outputs["tableEndpoint"]["value"]
     dead_letter = outputs["deadLetterContainerUrl"]["value"]
     assert "primaryEndpoints.blob" in dead_letter and "parameters('deadLetterContainerName')" in dead_letter
+
+
+# --- hardening: each rule is a check, run on the template and on broken copies of it (MUTATIONS) ---
+
+# Microsoft's "Flex Consumption plan deprecations" (App settings reference for Azure Functions, December 2025 copy):
+# site properties not to set on Flex Consumption. minTlsVersion, scmMinTlsVersion and http20Enabled are not among them.
+FLEX_DEPRECATED_SITE_PROPERTIES = (
+    "ftpsState", "use32BitWorkerProcess", "isReserved", "IsXenon", "windowsFxVersion", "alwaysOn", "preWarmedInstanceCount",
+    "functionAppScaleLimit", "containerSize", "javaVersion", "powerShellVersion", "netFrameworkVersion", "linuxFxVersion",
+    "dnsConfiguration", "vnetBackupRestoreEnabled", "vnetContentShareEnabled", "vnetImagePullEnabled", "vnetRouteAllEnabled",
+)
+# Python versions that Flex Consumption runs GA and CI tests; the newest is the default.
+PYTHON_VERSIONS = ["3.11", "3.12", "3.13"]
+STORAGE_SKUS = {"Standard_LRS", "Standard_ZRS", "Standard_GRS", "Standard_RAGRS", "Standard_GZRS", "Standard_RAGZRS"}
+DELIVERY_METRICS = {"DeadLetteredCount", "DeliveryAttemptFailCount"}  # Microsoft.EventGrid/systemTopics metrics
+
+# Length and characters of each name segment, by resource type ("Naming rules and restrictions for Azure resources";
+# system topics, absent there, as the azurerm provider validates them: 3-128 letters, digits and hyphens).
+_ALNUM_HYPHENS_INSIDE = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+NAME_RULES: dict[str, tuple[int, int, str]] = {
+    "Microsoft.Storage/storageAccounts": (3, 24, r"[a-z0-9]+"),
+    "Microsoft.Storage/storageAccounts/blobServices": (7, 7, r"default"),
+    "Microsoft.Storage/storageAccounts/blobServices/containers": (3, 63, r"[a-z0-9](?:-?[a-z0-9])*"),
+    "Microsoft.OperationalInsights/workspaces": (4, 63, _ALNUM_HYPHENS_INSIDE),
+    "Microsoft.Insights/components": (1, 260, r"[^%&\\?/\x00-\x1f]*[^%&\\?/\x00-\x1f. ]"),
+    "Microsoft.Insights/metricAlerts": (1, 260, r"[^*#&+:<>?@%{}\\/|\x00-\x1f]*[^*#&+:<>?@%{}\\/|\x00-\x1f. ]"),
+    "Microsoft.EventGrid/topics": (3, 50, r"[A-Za-z0-9-]+"),
+    "Microsoft.EventGrid/systemTopics": (3, 128, r"[A-Za-z0-9-]+"),
+    "Microsoft.EventGrid/systemTopics/eventSubscriptions": (3, 64, r"[A-Za-z0-9-]+"),
+    "Microsoft.Web/serverfarms": (1, 60, r"[A-Za-z0-9-]+"),
+    "Microsoft.Web/sites": (2, 60, _ALNUM_HYPHENS_INSIDE),
+    "Microsoft.Web/sites/basicPublishingCredentialsPolicies": (3, 3, r"scm|ftp"),
+    "Microsoft.Authorization/roleAssignments": (36, 36, GUID.pattern),
+    "Microsoft.Resources/deployments": (1, 64, r"[A-Za-z0-9_().-]+"),
+}
+# Parameters that are resource names as given: their declared lengths must fit the type's rule.
+NAME_PARAMETERS = {
+    "functionAppName": "Microsoft.Web/sites",
+    "storageAccountName": "Microsoft.Storage/storageAccounts",
+    "alertsTopicName": "Microsoft.EventGrid/topics",
+    "eventSubscriptionName": "Microsoft.EventGrid/systemTopics/eventSubscriptions",
+    "deadLetterContainerName": "Microsoft.Storage/storageAccounts/blobServices/containers",
+}
+TEST_SUBSCRIPTION = "11111111-1111-1111-1111-111111111111"
+OPERATOR = "22222222-2222-2222-2222-222222222222"
+ACTION_GROUP = f"/subscriptions/{TEST_SUBSCRIPTION}/resourceGroups/rg-ops/providers/Microsoft.Insights/actionGroups/apim-oncall"
+
+
+@functools.cache
+def _example_parameters() -> Json:
+    return _load(PARAMETERS_PATH)
+
+
+def _example_values() -> Json:
+    return {name: entry["value"] for name, entry in _example_parameters()["parameters"].items()}
+
+
+def _main(template: Json, **overrides: Any) -> Environment:
+    """The template with the example parameters and these overrides, in a test resource group."""
+    return Environment(template, {**_example_values(), **overrides}, resource_group(TEST_SUBSCRIPTION, "rg-apim-inventory"))
+
+
+def _deployment(template: Json, **overrides: Any) -> list[tuple[Environment, Json]]:
+    """Every resource the template deploys with the example parameters and these overrides, evaluated."""
+    return list(deployed_resources(_main(template, **overrides)))
+
+
+def _site_properties(template: Json) -> Json:
+    properties = _only(template, "Microsoft.Web/sites")[1]["properties"]
+    assert isinstance(properties, dict)
+    return properties
+
+
+def _nested_template(template: Json, loop: str) -> Json:
+    holder = next(resource for resource in template["resources"] if resource.get("copy", {}).get("name") == loop)
+    nested: Json = holder["properties"]["template"]
+    return nested
+
+
+def check_site_hardening(template: Json) -> None:
+    properties = _site_properties(template)
+    config = properties["siteConfig"]
+    assert config.get("minTlsVersion") == "1.2"
+    assert config.get("scmMinTlsVersion") == "1.2"
+    assert config.get("http20Enabled") is True
+    assert properties["httpsOnly"] is True
+    present = {key.lower() for key in (*properties, *config)}
+    for refused in FLEX_DEPRECATED_SITE_PROPERTIES:
+        assert refused.lower() not in present, f"{refused} is deprecated on Flex Consumption"
+
+
+def check_basic_publishing_off(template: Json) -> None:
+    policies = [(environment, resource) for environment, resource in _deployment(template)
+                if resource["type"] == "Microsoft.Web/sites/basicPublishingCredentialsPolicies"]
+    site_name = _main(template).value("[parameters('functionAppName')]")
+    names = {environment.value(resource["name"]) for environment, resource in policies}
+    assert names == {f"{site_name}/scm", f"{site_name}/ftp"}
+    for environment, resource in policies:
+        assert "condition" not in resource
+        assert environment.value(resource["properties"]) == {"allow": False}
+        assert "[resourceId('Microsoft.Web/sites', parameters('functionAppName'))]" in resource["dependsOn"]
+
+
+def _principal(environment: Environment, assignment: Json) -> str:
+    """Whose role this is: the app, a system topic, or the operator."""
+    value = environment.value(assignment["properties"]["principalId"])
+    if isinstance(value, Runtime) and "Microsoft.Web/sites/" in value.origin and value.origin.endswith("identity.principalId"):
+        return "app"
+    if isinstance(value, Runtime) and value.origin.endswith("outputs.systemTopicPrincipalId.value"):
+        return "topic"
+    assert value == OPERATOR, f"unknown principal {value}"
+    return "operator"
+
+
+def _role_instances(template: Json) -> list[tuple[Environment, Json, str, str, str]]:
+    """Each role assignment deployed, with an operator: its environment, the resource, whose, which role, and its scope path."""
+    found = []
+    for environment, resource in _deployment(template, operatorPrincipalId=OPERATOR):
+        if resource["type"] != "Microsoft.Authorization/roleAssignments":
+            continue
+        role = ROLE_BY_GUID[environment.value(resource["properties"]["roleDefinitionId"]).rsplit("/", 1)[-1]]
+        found.append((environment, resource, _principal(environment, resource), role, environment.value(resource["scope"])))
+    return found
+
+
+def check_role_scopes(template: Json) -> None:
+    main = _main(template)
+    account = main.value("[format('Microsoft.Storage/storageAccounts/{0}', parameters('storageAccountName'))]")
+    dead_letter = main.value("[parameters('deadLetterContainerName')]")
+    container = f"{account}/blobServices/default/containers/{dead_letter}"
+    roles = _role_instances(template)
+    topics = [(role, scope) for _, _, whose, role, scope in roles if whose == "topic"]
+    assert len(topics) == len(_example_values()["apimInstances"]), "one dead-letter writer per system topic"
+    assert set(topics) == {("Storage Blob Data Contributor", container)}, "system topics write the dead-letter container only"
+    operator = {(role, scope) for _, _, whose, role, scope in roles if whose == "operator"}
+    assert operator == {("Storage Table Data Contributor", account), ("Storage Blob Data Contributor", container)}
+    for _, _, whose, role, scope in roles:
+        if role.startswith("Storage Blob") and whose != "app":
+            assert scope == container, f"{role} for the {whose} on {scope}: blob access beyond the dead-letter container"
+
+
+def check_role_names(template: Json) -> None:
+    """Each role assignment is named guid(its scope's id, its role, its principal id), and no two share a name."""
+    names = []
+    for environment, resource, _, _, scope in _role_instances(template):
+        node = parse(resource["name"])
+        assert isinstance(node, Call) and node.function == "guid" and len(node.arguments) == 3, resource["name"]
+        scope_id, role_id, principal = node.arguments
+        expected_scope = scope if scope.startswith("/") else f"{environment.group['id']}/providers/{scope}"
+        assert environment.evaluate(scope_id) == expected_scope, f"{resource['name']} is not named from its scope"
+        assert environment.value(resource["properties"]["roleDefinitionId"]).endswith(f"/{environment.evaluate(role_id)}")
+        assert isinstance(principal, Call) and f"[{principal.source}]" == resource["properties"]["principalId"], \
+            f"{resource['name']} is not named from its principal id"
+        names.append(environment.value(resource["name"]))
+    assert len(names) == len(set(names)), "two role assignments share a name"
+
+
+def check_no_runtime_values_in_names(template: Json) -> None:
+    """ARM evaluates reference() and list*() only in properties and outputs: never in a name, nor a variable a name uses."""
+    runtime = re.compile(r"\b(?:reference|list[A-Za-z]*)\(")
+    for scope in _scopes(template):
+        variables = {entry["name"]: entry["input"] for entry in scope.template.get("variables", {}).get("copy", [])}
+        variables |= {name: value for name, value in scope.template.get("variables", {}).items() if name != "copy"}
+        for resource in scope.resources:
+            text, seen = resource["name"], set()
+            pending = re.findall(r"variables\('([^']+)'\)", text)
+            while pending:
+                name = pending.pop()
+                if name not in seen:
+                    seen.add(name)
+                    used = json.dumps(variables[name])
+                    text += used
+                    pending += re.findall(r"variables\('([^']+)'\)", used)
+            assert not runtime.search(text), f"{resource['type']} {resource['name']}: a name cannot use {runtime.search(text)}"
+
+
+def _assert_names_fit(template: Json, **overrides: Any) -> None:
+    for environment, resource in _deployment(template, operatorPrincipalId=OPERATOR, **overrides):
+        namespace, *kinds = resource["type"].split("/")
+        segments = environment.value(resource["name"]).split("/")
+        assert len(segments) == len(kinds), f"{resource['type']} {resource['name']}"
+        for depth, segment in enumerate(segments):
+            kind = "/".join([namespace, *kinds[:depth + 1]])
+            shortest, longest, pattern = NAME_RULES[kind]
+            assert shortest <= len(segment) <= longest, f"{kind} name {segment!r}: {len(segment)} characters, not {shortest}-{longest}"
+            assert re.fullmatch(pattern, segment), f"{kind} name {segment!r} has characters it may not have"
+
+
+def _apim(name: str, existing_topic: str = "") -> Json:
+    return {"resourceId": f"/subscriptions/{TEST_SUBSCRIPTION}/resourceGroups/rg-{len(name)}/providers/Microsoft.ApiManagement/service/{name}",
+            "location": "westeurope", "existingSystemTopicName": existing_topic}
+
+
+# APIM service names are 1-50 characters; an existing system topic's name is whatever it is (3-128).
+EXTREME_INSTANCES = [_apim("a" + "b-c" * 16 + "d"), _apim("x"), _apim("y" * 50, existing_topic="z" * 128)]
+
+
+def check_names_fit(template: Json) -> None:
+    """Every name the template derives fits its type, for the shortest and longest values its name parameters allow."""
+    parameters = template["parameters"]
+    for parameter, kind in NAME_PARAMETERS.items():
+        spec = parameters[parameter]
+        assert "minLength" in spec and "maxLength" in spec, f"{parameter} declares no length bounds"
+        shortest, longest, pattern = NAME_RULES[kind]
+        assert shortest <= spec["minLength"] <= spec["maxLength"] <= longest, f"{parameter} allows names {kind} refuses"
+        for length in (spec["minLength"], spec["maxLength"]):
+            with_hyphens = ("ab-" * length)[:length - 1] + "z"
+            for sample in {"a" * length, with_hyphens} if re.fullmatch(pattern, with_hyphens) else {"a" * length}:
+                _assert_names_fit(template, apimInstances=EXTREME_INSTANCES, alertActionGroupId=ACTION_GROUP, **{parameter: sample})
+
+
+def check_storage_sku(template: Json) -> None:
+    spec = template["parameters"]["storageSku"]
+    assert spec["defaultValue"] == "Standard_ZRS", "history, rejected events and tombstones cannot be rebuilt: zone-redundant by default"
+    assert {"Standard_LRS", "Standard_ZRS"} <= set(spec["allowedValues"]) <= STORAGE_SKUS, "an LRS account must stay deployable"
+    _, account = _only(template, "Microsoft.Storage/storageAccounts")
+    assert account["sku"] == {"name": "[parameters('storageSku')]"}
+
+
+def check_python_version(template: Json) -> None:
+    spec = template["parameters"]["pythonVersion"]
+    assert spec["type"] == "string"
+    assert spec["allowedValues"] == PYTHON_VERSIONS
+    assert spec["defaultValue"] == PYTHON_VERSIONS[-1]
+    runtime = _site_properties(template)["functionAppConfig"]["runtime"]
+    assert runtime == {"name": "python", "version": "[parameters('pythonVersion')]"}
+
+
+def _alerts(template: Json, **overrides: Any) -> list[tuple[Environment, Json, bool]]:
+    return [(environment, resource, environment.value(resource.get("condition", True)))
+            for environment, resource in _deployment(template, **overrides) if resource["type"] == "Microsoft.Insights/metricAlerts"]
+
+
+def check_delivery_alerts(template: Json) -> None:
+    """With an action group, each system topic gets one alert per delivery metric; without one, or switched off, none."""
+    assert template["parameters"]["alertActionGroupId"]["defaultValue"] == ""
+    assert template["parameters"]["deployDeliveryAlerts"]["defaultValue"] is True
+    assert not any(deployed for _, _, deployed in _alerts(template)), "no action group given: no alerts"
+    assert not any(deployed for _, _, deployed in _alerts(template, alertActionGroupId=ACTION_GROUP, deployDeliveryAlerts=False))
+    alerts = _alerts(template, alertActionGroupId=ACTION_GROUP)
+    topics = {environment.value("[resourceId('Microsoft.EventGrid/systemTopics', parameters('systemTopicName'))]")
+              for environment, _, _ in alerts}
+    assert len(topics) == len(_example_values()["apimInstances"])
+    watched: dict[str, set[str]] = {topic: set() for topic in topics}
+    for environment, resource, deployed in alerts:
+        assert deployed
+        properties = environment.value(resource["properties"])
+        assert properties["enabled"] is True and properties["targetResourceType"] == "Microsoft.EventGrid/systemTopics"
+        assert properties["actions"] == [{"actionGroupId": ACTION_GROUP}]
+        (topic,) = properties["scopes"]
+        (criterion,) = properties["criteria"]["allOf"]
+        assert criterion["metricNamespace"] == "Microsoft.EventGrid/systemTopics"
+        assert criterion["timeAggregation"] == "Total" and criterion["operator"] == "GreaterThan"
+        assert isinstance(criterion["threshold"], int) and not isinstance(criterion["threshold"], bool)
+        watched[topic].add(criterion["metricName"])
+    assert all(metrics == DELIVERY_METRICS for metrics in watched.values()), watched
+
+
+def test_site_hardening(template: Json) -> None:
+    check_site_hardening(template)
+
+
+def test_basic_publishing_credentials_are_off(template: Json) -> None:
+    check_basic_publishing_off(template)
+
+
+def test_role_scopes_are_as_narrow_as_each_principal_needs(template: Json) -> None:
+    check_role_scopes(template)
+
+
+def test_role_assignment_names_come_from_scope_role_and_principal(template: Json) -> None:
+    check_role_names(template)
+
+
+def test_no_resource_name_uses_a_runtime_value(template: Json) -> None:
+    check_no_runtime_values_in_names(template)
+
+
+def test_derived_names_fit_their_resource_types(template: Json) -> None:
+    assert set(NAME_RULES) >= set(EXPECTED_API_VERSIONS), "a resource type without a name rule"
+    check_names_fit(template)
+
+
+@settings(max_examples=40, deadline=None)
+@given(app=st.from_regex(r"[a-z0-9][a-z0-9-]{0,58}[a-z0-9]", fullmatch=True),
+       apim=st.from_regex(r"[A-Za-z](?:[A-Za-z0-9-]{0,48}[A-Za-z0-9])?", fullmatch=True))
+def test_derived_names_fit_for_any_valid_app_and_apim_name(app: str, apim: str) -> None:
+    _assert_names_fit(_load(TEMPLATE_PATH), functionAppName=app, apimInstances=[_apim(apim)], alertActionGroupId=ACTION_GROUP)
+
+
+def test_storage_redundancy(template: Json) -> None:
+    check_storage_sku(template)
+
+
+def test_python_version(template: Json) -> None:
+    check_python_version(template)
+
+
+def test_delivery_alerts(template: Json) -> None:
+    check_delivery_alerts(template)
+
+
+def _set(path: str, value: Any) -> Callable[[Json], None]:
+    """A mutation that sets (or, with value ..., deletes) the item at a path such as 'parameters/storageSku/defaultValue'."""
+    def mutate(template: Json) -> None:
+        *parents, last = path.split("/")
+        node: Any = template
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        if value is ...:
+            del node[last]
+        else:
+            node[int(last) if isinstance(node, list) else last] = value
+    return mutate
+
+
+def _resource(template: Json, resource_type: str, index: int = 0) -> Json:
+    found = [resource for _, resource in _all_resources(template) if resource["type"] == resource_type]
+    return found[index]
+
+
+def _edit(select: Callable[[Json], Json], key: str, value: Any) -> Callable[[Json], None]:
+    def mutate(template: Json) -> None:
+        node = select(template)
+        if value is ...:
+            del node[key]
+        else:
+            node[key] = value
+    return mutate
+
+
+def _site_config(template: Json) -> Json:
+    config: Json = _site_properties(template)["siteConfig"]
+    return config
+
+
+def _app_role(index: int) -> Callable[[Json], Json]:
+    def select(template: Json) -> Json:
+        holder = next(resource for resource in template["resources"] if resource["name"] == "[variables('appRolesDeploymentName')]")
+        role: Json = holder["properties"]["template"]["resources"][index]
+        return role
+    return select
+
+
+def _dead_letter_role(template: Json) -> Json:
+    role: Json = _nested_template(template, "deadLetterWriters")["resources"][0]
+    return role
+
+
+def _operator_blob_role(template: Json) -> Json:
+    return next(resource for resource in template["resources"]
+                if resource["type"] == "Microsoft.Authorization/roleAssignments" and "blobServices" in resource["scope"])
+
+
+def _metric_alert(template: Json) -> Json:
+    return _resource(template, "Microsoft.Insights/metricAlerts")
+
+
+ACCOUNT_SCOPE = "[format('Microsoft.Storage/storageAccounts/{0}', parameters('storageAccountName'))]"
+ACCOUNT_ID = "resourceId('Microsoft.Storage/storageAccounts', parameters('storageAccountName'))"
+
+MUTATIONS: list[tuple[str, Callable[[Json], None], Callable[[Json], None]]] = [
+    ("TLS 1.0", _edit(_site_config, "minTlsVersion", "1.0"), check_site_hardening),
+    ("no SCM TLS minimum", _edit(_site_config, "scmMinTlsVersion", ...), check_site_hardening),
+    ("HTTP/2 off", _edit(_site_config, "http20Enabled", False), check_site_hardening),
+    ("ftpsState set on Flex", _edit(_site_config, "ftpsState", "Disabled"), check_site_hardening),
+    ("alwaysOn set on Flex", _edit(_site_config, "alwaysOn", False), check_site_hardening),
+    ("SCM basic auth on", _edit(lambda t: _resource(t, "Microsoft.Web/sites/basicPublishingCredentialsPolicies")["properties"],
+                                "allow", True), check_basic_publishing_off),
+    ("FTP policy left out", _set("variables/publishingCredentialKinds", ["scm"]), check_basic_publishing_off),
+    ("topic writes the whole account", _edit(_dead_letter_role, "scope", ACCOUNT_SCOPE), check_role_scopes),
+    ("operator reads the whole account", _edit(_operator_blob_role, "scope", ACCOUNT_SCOPE), check_role_scopes),
+    ("operator gets no dead-letter access", lambda t: t["resources"].remove(_operator_blob_role(t)), check_role_scopes),
+    ("named from the site's resource id", _edit(_app_role(0), "name",
+        f"[guid({ACCOUNT_ID}, resourceId('Microsoft.Web/sites', parameters('storageAccountName')), '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3')]"),
+     check_role_names),
+    ("named from another scope", _edit(_app_role(2), "name",
+        "[guid(resourceId('Microsoft.Web/sites', 'x'), '974c5e8b-45b9-4653-ba55-5f855dd0fb88', parameters('functionPrincipalId'))]"),
+     check_role_names),
+    ("role and principal swapped", _edit(_app_role(1), "name",
+        f"[guid({ACCOUNT_ID}, parameters('functionPrincipalId'), 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b')]"), check_role_names),
+    ("named without the principal", _edit(_dead_letter_role, "name",
+        "[guid(resourceId('Microsoft.Storage/storageAccounts/blobServices/containers', parameters('storageAccountName'), 'default', "
+        "parameters('deadLetterContainerName')), 'ba92f5b4-2d11-453d-a403-e96b0029c9fe', parameters('storageAccountName'))]"),
+     check_role_names),
+    ("reference() in a nested name", _edit(_dead_letter_role, "name",
+        "[guid(reference(resourceId('Microsoft.Web/sites', 'x'), '2024-04-01', 'Full').identity.principalId)]"),
+     check_no_runtime_values_in_names),
+    ("listKeys() in a variable a name uses", _set("variables/appRolesDeploymentName",
+        "[take(format('roles-{0}', listKeys(resourceId('Microsoft.Storage/storageAccounts', 'x'), '2023-05-01').keys[0].value), 64)]"),
+     check_no_runtime_values_in_names),
+    ("plan name not shortened", _set("variables/functionPlanName", "[format('{0}-plan', parameters('functionAppName'))]"), check_names_fit),
+    ("workspace name not shortened", _set("variables/logAnalyticsName", "[format('{0}-logs', parameters('functionAppName'))]"),
+     check_names_fit),
+    ("alerts topic name not shortened", _set("parameters/alertsTopicName/defaultValue", "[format('{0}-alerts', parameters('functionAppName'))]"),
+     check_names_fit),
+    ("no maximum on the app name", _set("parameters/functionAppName/maxLength", ...), check_names_fit),
+    ("storage account name up to 30", _set("parameters/storageAccountName/maxLength", 30), check_names_fit),
+    ("LRS by default", _set("parameters/storageSku/defaultValue", "Standard_LRS"), check_storage_sku),
+    ("SKU ignores the parameter", _edit(lambda t: _resource(t, "Microsoft.Storage/storageAccounts"), "sku", {"name": "Standard_ZRS"}),
+     check_storage_sku),
+    ("Python 3.11 by default", _set("parameters/pythonVersion/defaultValue", "3.11"), check_python_version),
+    ("Python version hard-coded", _edit(lambda t: _site_properties(t)["functionAppConfig"]["runtime"], "version", "3.13"),
+     check_python_version),
+    ("Python 3.10 allowed", _set("parameters/pythonVersion/allowedValues", ["3.10", *PYTHON_VERSIONS]), check_python_version),
+    ("a misspelt metric", _edit(lambda t: _nested_template(t, "apimSetup")["variables"]["deliveryMetrics"][0], "metricName",
+                                "DeadLetterCount"), check_delivery_alerts),
+    ("alerts without an action group", _edit(_metric_alert, "condition", ...), check_delivery_alerts),
+    ("alerts notify no one", _edit(lambda t: _metric_alert(t)["properties"], "actions", []), check_delivery_alerts),
+    ("alert on the average", _edit(lambda t: _metric_alert(t)["properties"]["criteria"]["allOf"][0], "timeAggregation", "Average"),
+     check_delivery_alerts),
+]
+
+
+@pytest.mark.parametrize(("mutate", "check"), [pytest.param(mutate, check, id=name) for name, mutate, check in MUTATIONS])
+def test_each_rule_catches_a_broken_copy(template: Json, mutate: Callable[[Json], None], check: Callable[[Json], None]) -> None:
+    check(template)
+    broken = copy.deepcopy(template)
+    mutate(broken)
+    assert broken != template, "the mutation changed nothing"
+    with pytest.raises(AssertionError):
+        check(broken)
+
+
+def test_every_hardening_rule_has_a_mutation() -> None:
+    checks = {check for _, _, check in MUTATIONS}
+    rules = {value for name, value in globals().items() if name.startswith("check_") and callable(value)}
+    assert rules == checks, f"rules no mutation shows to work: {sorted(rule.__name__ for rule in rules - checks)}"
+
+
+# --- the scanner's configuration ---
+
+
+def test_every_skipped_scanner_check_says_why() -> None:
+    lines = (ROOT / ".checkov.yml").read_text(encoding="utf-8").splitlines()
+    start = lines.index("skip-check:")
+    entries = lines[start + 1:]
+    skipped = [(index, line) for index, line in enumerate(entries) if re.fullmatch(r"  - CKV_[A-Z0-9_]+", line)]
+    assert skipped, "no skipped checks listed"
+    assert len(entries) == 2 * len(skipped), "one reason line and one check per entry"
+    for index, line in skipped:
+        reason = entries[index - 1]
+        assert index > 0 and reason.startswith("  # ") and len(reason) > 40, f"{line.strip()} is skipped without a reason"
+    assert len({line for _, line in skipped}) == len(skipped), "a check is skipped twice"
+    settings_text = "\n".join(lines[:start])
+    for required in ("directory:\n  - infra", "framework:\n  - arm", "skip-download: true"):
+        assert required in settings_text, required
 
 
 # --- template sanity ---

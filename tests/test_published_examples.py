@@ -1,5 +1,6 @@
-"""Microsoft's published example payloads (81 files, both schemas) and the seed document's samples,
-exactly as written. Each one lands or is rejected with a clear reason; none raises."""
+"""Microsoft's published example payloads (81 files, both schemas) and the 5 samples of the Event Grid source page,
+exactly as written (tests/data/README.md says where they come from). Each one lands or is rejected with a clear
+reason; none raises."""
 
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ from devtools.worker import decode_event, indexed_function, split_delivery
 from shared.domain.event_types import canonical_type
 from shared.ingest.pipeline import EventProcessor
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-EXAMPLES = SHARED / "spec-examples"
-SEED = SHARED / "seeds" / "apim-event-grid-schema.md"
-FILES = sorted(EXAMPLES.glob("*/*.json"))
+DATA = Path(__file__).resolve().parent / "data"
+FILES = sorted((DATA / "spec-examples").glob("*/*.json"))
+SEED_SAMPLES = sorted((DATA / "seed-samples").glob("*.json"))
 
 
 def expected_rejection(raw: dict[str, Any]) -> str | None:
@@ -57,33 +57,14 @@ def test_published_example(app_processor: EventProcessor, path: Path) -> None:
         assert any(r["LastEventType"] == event_type for r in rows), rows
 
 
-def seed_samples() -> list[str]:
-    """The JSON samples in the seed document, cut out verbatim."""
-    lines = SEED.read_text().splitlines()
-    samples: list[str] = []
-    start: int | None = None
-    for i, line in enumerate(lines):
-        if start is None and line in ("[{", "{"):
-            start = i
-        elif start is not None and line in ("}]", "}"):
-            text = "\n".join(lines[start:i + 1])
-            try:
-                json.loads(text)
-            except json.JSONDecodeError:
-                continue
-            samples.append(text)
-            start = None
-    return samples
-
-
 @pytest.mark.unit
-def test_seed_document_has_five_samples() -> None:
-    assert len(seed_samples()) == 5
+def test_all_5_seed_samples_are_present() -> None:
+    assert len(SEED_SAMPLES) == 5
 
 
-@pytest.mark.parametrize("index", range(5))
-def test_seed_sample(app_processor: EventProcessor, index: int) -> None:
-    text = seed_samples()[index]
+@pytest.mark.parametrize("path", SEED_SAMPLES, ids=lambda p: p.name)
+def test_seed_sample(app_processor: EventProcessor, path: Path) -> None:
+    text = path.read_text()
     apim_events = indexed_function("apim_events")
     for payload in split_delivery(text):
         apim_events(decode_event(payload))
@@ -99,3 +80,22 @@ def test_seed_sample(app_processor: EventProcessor, index: int) -> None:
     else:
         assert rows == []
         assert [r["Reason"] for r in rejected] == ["unrecoverable-envelope"]
+
+
+def case_collisions(paths: list[str]) -> list[str]:
+    """Paths that a case-insensitive file system (macOS, Windows) would take for another path in the list."""
+    seen: dict[str, str] = {}
+    clashes: list[str] = []
+    for path in paths:
+        if path.lower() in seen:
+            clashes.append(path)
+        seen.setdefault(path.lower(), path)
+    return clashes
+
+
+@pytest.mark.unit
+def test_no_two_data_paths_differ_only_by_case() -> None:
+    assert case_collisions(["x/apiReleaseCreated.json", "x/apireleaseCreated.json"]) == ["x/apireleaseCreated.json"]
+    stored = [p.relative_to(DATA).as_posix() for p in DATA.rglob("*")]
+    assert len([p for p in stored if p.endswith(".json")]) == 81 + 5
+    assert case_collisions(stored) == []

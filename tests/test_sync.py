@@ -24,10 +24,11 @@ from devtools.worker import deliver, indexed_function
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.errors import WriteConflict
-from shared.domain.resources import parse_service_id
+from shared.domain.resources import parse_path, parse_service_id
 from shared.integrations.alerts import LoggingAlertPublisher
 from shared.integrations.trigger import decode_event
 from shared.management.sync import InventorySync, SyncReport
+from shared.store.keys import resource_keys
 from shared.store.memory import InMemoryInventoryRepository
 from shared.store.outbox import AlertOutbox
 from shared.store.ports import Entity
@@ -93,6 +94,26 @@ def test_sync_updates_what_changed_and_tombstones_what_arm_no_longer_has(
     # An event older than the listing does not undo what the listing saw.
     deliver([event("UserCreated", "/users/carol", at=50)])
     assert row(arm_services, "users/carol")["IsDeleted"]
+
+
+def test_updated_at_moves_only_on_the_rows_a_sync_changes(arm_services: bootstrap.Services, arm: ArmStandIn, clock: ManualClock) -> None:
+    repo = arm_services.processor.repo
+    assert isinstance(repo, TableInventoryRepository)
+    first = syncer(arm_services).sync(SERVICE)
+    added = list(repo.rows())
+    assert {r["Kind"] for r in added} == set(LISTED) and {r["UpdatedAt"] for r in added} == {first.started_at}
+    assert not any("CreatedAt" in r for r in added)  # only a Created event says when a resource was created
+
+    clock.advance(hours=6)
+    arm.put(f"{SERVICE_ID}/users/alice", user("alice", "alice@new.example"))
+    bob, _ = repo.load(*resource_keys(parse_path(SERVICE, "users/bob")), None, fresh=True)
+    assert bob is not None  # as a version that kept UpdatedAt on fewer rows left it: live, without one
+    repo.save({k: v for k, v in bob.entity.items() if k != "UpdatedAt"}, bob.etag)
+    second = syncer(arm_services).sync(SERVICE)
+    assert dict(second.counts) == {"updated": 2, "unchanged": first.listed - 2}
+    assert row(arm_services, "users/alice")["UpdatedAt"] == second.started_at  # her details changed
+    assert row(arm_services, "users/bob")["UpdatedAt"] == second.started_at
+    assert row(arm_services, "apis/orders")["UpdatedAt"] == first.started_at  # seen as it was
 
 
 def test_a_kind_not_listed_completely_is_never_tombstoned(arm_services: bootstrap.Services, arm: ArmStandIn) -> None:

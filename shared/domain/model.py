@@ -131,7 +131,7 @@ def merge(row: dict[str, Any] | None, change: Change) -> dict[str, Any]:
             out.pop("DeletedAt", None)
     if op == Op.CREATED:
         out["CreatedAt"] = _max_time(out.get("CreatedAt"), stamp.time)
-    if op in (Op.CREATED, Op.UPDATED, Op.TOKEN, Op.BREAKER):
+    if op in ALIVE_OPS:  # every change that shows the resource alive, so every live row has one
         out["UpdatedAt"] = _max_time(out.get("UpdatedAt"), stamp.time)
     if op == Op.DELETED and _newer(out.get("LastDeleteEventKey"), stamp):
         out["LastDeleteEventKey"] = stamp.encode()

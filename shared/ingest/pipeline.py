@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,7 +20,7 @@ from shared.domain.text import table_text
 from shared.ingest.handlers import HANDLERS
 from shared.integrations.alerts import LoggingAlertPublisher
 from shared.integrations.trigger import TriggerInput, describe, parse_event
-from shared.logs import event_line, service_of
+from shared.logs import Tally, event_line, service_of
 from shared.store.keys import MAX_STRING_CHARS, child_ranges, history_keys, resource_keys
 from shared.store.outbox import AlertOutbox
 from shared.store.ports import InventoryRepository, StoredRow
@@ -72,7 +71,7 @@ class EventProcessor:
         self.repo = repo
         self.writer = writer or RowWriter(repo, AlertOutbox(repo, LoggingAlertPublisher()), FlagPolicy(), clock, conflict_retries)
         self.enricher = enricher  # set when ENRICH_FROM_ARM is on
-        self.counts: Counter[str] = Counter()  # outcomes since start, for summaries
+        self.counts = Tally()  # outcomes since start, for summaries
         self.status = StatusTracker(repo)  # when each service last sent an event, written at most once a minute
 
     @property
@@ -91,7 +90,7 @@ class EventProcessor:
 
     def process(self, event: InventoryEvent) -> Result:
         try:
-            raised = self.writer.alerts_raised
+            raised = self.writer.raised_here()
             changes = HANDLERS[event.type](event)
             primary = changes[0]
             row, parent_row = self._load(primary.ref)
@@ -106,10 +105,10 @@ class EventProcessor:
                 self._enrich(self.enricher, changes)
         except PermanentEventError as exc:
             return self._reject(_event_description(event), exc)
-        if self.writer.alerts_raised != raised:
+        if self.writer.raised_here() != raised:
             self.writer.outbox.flush(self.clock())
         outcome = Outcome.DUPLICATE if duplicate and not wrote else Outcome.STALE if stale else Outcome.APPLIED
-        self.counts[outcome.value] += 1
+        self.counts.add(outcome.value)
         log.info(event_line(outcome.value, event.id, event.type, event.service.name, event.subject))
         self.status.note(event.service.key, event.service.name, outcome.value, event.time, self.clock())
         return Result(outcome, event.id, event.type, event.service.name)
@@ -198,7 +197,7 @@ class EventProcessor:
             "ReceivedAt": now,
         }
         self.repo.add_rejected(record)
-        self.counts[Outcome.REJECTED.value] += 1
+        self.counts.add(Outcome.REJECTED.value)
         log.warning(event_line("rejected", _text(event_id), _text(event_type), service_of(source), _text(payload.get("subject")),
                                reason=exc.code, source=_text(source), message=exc.message))
         return Result(Outcome.REJECTED, _text(event_id) or None, _text(event_type) or None, None, exc.code)

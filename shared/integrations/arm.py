@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -15,7 +16,7 @@ from urllib.parse import quote, urlsplit
 
 from azure.core import PipelineClient
 from azure.core.exceptions import AzureError
-from azure.core.pipeline import PipelineResponse
+from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import (
     BearerTokenCredentialPolicy,
     HeadersPolicy,
@@ -63,6 +64,35 @@ class _RetryWithinLimit(RetryPolicy[Any, Any]):
         return super().is_retry(settings, response) and (wait is None or wait <= self.limit)
 
 
+class _SharedTokenPolicy(BearerTokenCredentialPolicy[Any, Any]):
+    """azure-core's bearer-token policy with its cached token guarded by a lock. The synchronous policy (unlike its
+    async twin) has none, and the worker's threads share one client: threads that start together each fetch a token,
+    and a 401 in one, which drops the token, can come between another's check and its read of it. Here the check,
+    the fetch and the read happen under one lock, and dropping the token waits for them."""
+
+    def __init__(self, credential: Any, *scopes: str) -> None:
+        self._lock = threading.RLock()
+        self._held: Any = None
+        super().__init__(credential, *scopes)
+
+    @property  # the base class reads and writes self._token; these route it through the lock
+    def _token(self) -> Any:
+        return self._held
+
+    @_token.setter
+    def _token(self, value: Any) -> None:
+        with self._lock:
+            self._held = value
+
+    def on_request(self, request: PipelineRequest[Any]) -> None:
+        with self._lock:
+            super().on_request(request)
+
+    def authorize_request(self, request: PipelineRequest[Any], *scopes: str, **kwargs: Any) -> None:
+        with self._lock:
+            super().authorize_request(request, *scopes, **kwargs)
+
+
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
     """Retry-After as seconds: delta-seconds or an HTTP date."""
     if not value:
@@ -93,7 +123,7 @@ class ArmClient:
             HeadersPolicy({"Accept": "application/json"}),
             UserAgentPolicy("apim-inventory"),
             _RetryWithinLimit(retry_after_limit, retry_total=retry_total, retry_backoff_factor=0.5),
-            BearerTokenCredentialPolicy(credential, scope),
+            _SharedTokenPolicy(credential, scope),
             HttpLoggingPolicy(),
         ]
         self._client: PipelineClient[HttpRequest, HttpResponse] = PipelineClient(

@@ -19,6 +19,7 @@ from shared.domain.details import FETCHABLE_KINDS, circuit_breaker_rule, details
 from shared.domain.model import Change, Op, Stamp, apply_changes
 from shared.domain.resources import ResourceRef, parse_path, parse_resource_id
 from shared.integrations.arm import ArmClient, ArmError, ArmThrottled
+from shared.logs import Tally
 from shared.store.keys import resource_keys
 from shared.store.ports import Condition, Query
 from shared.store.writer import RowWriter
@@ -56,7 +57,7 @@ class Enricher:
         self.arm = arm
         self.writer = writer
         self.clock = clock
-        self.counts: Counter[str] = Counter()
+        self.counts = Tally()  # outcomes since start, added to by the worker's threads
 
     @staticmethod
     def wants(ref: ResourceRef) -> bool:
@@ -76,12 +77,12 @@ class Enricher:
             values = {"EnrichmentError": status, "EnrichmentRetryAt": retry_at}
             self._write([Change(ref, Op.ENRICH_FAILED, stamp, ENRICHED_TYPE, values)])
             outcome = "throttled" if isinstance(exc, ArmThrottled) else "pending"
-            self.counts[outcome] += 1
+            self.counts.add(outcome)
             log.warning("enrichment of %s %s (%s), retry after %s", ref.resource_id, outcome, status, retry_at.isoformat())
             return outcome
         for group in detail_changes(ref, resource, stamp, ENRICHED_TYPE):
             self._write(group)
-        self.counts["enriched"] += 1
+        self.counts.add("enriched")
         return "enriched"
 
     def retry_pending(self) -> Counter[str]:

@@ -39,7 +39,8 @@ FAMILIES = ("user", "api", "product", "subscription", "gateway", "backend")
 LISTED_KINDS = ("user", "api", "apiRelease", "product", "subscription", "gateway", "gatewayApi",
                 "gatewayHostnameConfiguration", "gatewayCertificateAuthority", "backend", "circuitBreakerRule")
 BATCH = 100
-_STAMPS = frozenset({"LastEventTime", "LastEventId", "LastEventType", "DetailsKey", "DetailsAt"})
+# What a listing moves on every row it sees, changed or not.
+_STAMPS = frozenset({"LastEventTime", "LastEventId", "LastEventType", "UpdatedAt", "DetailsKey", "DetailsAt"})
 Progress = Callable[[str, int, int | None], None]
 Key = tuple[str, str]
 
@@ -228,8 +229,10 @@ def _compute(row: Entity | None, plan: _Plan, parent: Entity | None, stamp: Stam
     if not plan.changes:  # a gateway instance, say: it only follows its parent
         return inherit(plan.ref, row, parent) if row is not None else None
     new = apply_changes(row, plan.changes, parent)
-    # Seen again as it was: rewriting only the times would cost a write per row per sync.
-    return row if row is not None and same_row(new, row, ignore=_STAMPS) else new
+    # Seen again as it was: rewriting only the times would cost a write per row per sync, and would move
+    # UpdatedAt without a change. A live row written before every live row had UpdatedAt gets it once.
+    unchanged = row is not None and same_row(new, row, ignore=_STAMPS) and ("UpdatedAt" in row) == ("UpdatedAt" in new)
+    return row if unchanged else new
 
 
 def _outcome(old: Entity | None, new: Entity) -> str:

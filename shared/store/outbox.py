@@ -3,13 +3,15 @@ Event Grid custom topic, or the log).
 
 Alerts are written to the outbox before the row change that raises them, so none is lost; a
 flush that fails leaves them pending for the next sweep. Delivery is at least once, with ids that
-are stable per transition.
+are stable per transition. Within a process one flush runs at a time (the worker's threads share the outbox),
+so two invocations never send the same pending alerts at once.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +20,7 @@ from typing import Any, Protocol
 from azure.core.exceptions import AzureError
 
 from shared.domain.flags import Alert
+from shared.domain.model import SCHEMA_VERSION
 from shared.store.keys import check_entity
 from shared.store.ports import InventoryRepository
 
@@ -32,7 +35,7 @@ class AlertPublisher(Protocol):
 
 def outbox_entity(alert: Alert) -> dict[str, Any]:
     entity = {
-        "PartitionKey": "pending", "RowKey": alert.id, "AlertType": alert.type, "Source": alert.source,
+        "PartitionKey": "pending", "RowKey": alert.id, "SchemaVersion": SCHEMA_VERSION, "AlertType": alert.type, "Source": alert.source,
         "Subject": alert.subject, "DetectedAt": alert.time, "Data": json.dumps(alert.data, sort_keys=True),
     }
     check_entity(entity)
@@ -54,12 +57,39 @@ class AlertOutbox:
     def __init__(self, repo: InventoryRepository, publisher: AlertPublisher) -> None:
         self.repo = repo
         self.publisher = publisher
+        self._turn = threading.Condition()  # guards the three below, never held while sending
+        self._flushing = False
+        self._calls = 0  # flush calls so far; each call's number is its ticket
+        self._covered = 0  # every ticket up to this one was served by a flush that started after it was taken
+        self._last = FlushResult(0, 0)
 
     def add(self, alerts: list[Alert]) -> None:
         self.repo.add_alerts([outbox_entity(a) for a in alerts])
 
     def flush(self, now: datetime) -> FlushResult:
-        """Publish every pending alert; what fails stays pending for the next flush."""
+        """Publish every pending alert; what fails stays pending for the next flush. One flush runs at a time; a
+        call that comes during one waits, then returns the result of a flush that started after it was called
+        (so its caller's alerts were read), running that flush itself when no other waiter has."""
+        with self._turn:
+            self._calls += 1
+            ticket = self._calls
+            while self._flushing:
+                self._turn.wait()
+            if self._covered >= ticket:
+                return self._last
+            self._flushing, serves = True, self._calls
+        result: FlushResult | None = None
+        try:
+            result = self._send_pending(now)
+            return result
+        finally:
+            with self._turn:
+                self._flushing = False
+                if result is not None:  # a flush that raised served no one: the waiters try themselves
+                    self._covered, self._last = serves, result
+                self._turn.notify_all()
+
+    def _send_pending(self, now: datetime) -> FlushResult:
         pending = self.repo.pending_alerts()
         sent = 0
         for start in range(0, len(pending), BATCH):

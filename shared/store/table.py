@@ -1,12 +1,14 @@
 """The inventory over Azure Table Storage (azure-data-tables), with a per-process row cache.
 
 The cache holds each row's last known entity and ETag. It only ever saves a read: every write
-carries If-Match, so a row changed by another process fails with 412 and is read again.
+carries If-Match, so a row changed by another process fails with 412 and is read again. The worker's
+threads share it, so every touch of it holds its lock (dict operations only: no I/O under it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,6 +62,7 @@ class TableInventoryRepository:
         self._rejected = self._ensure(service, tables.rejected)
         self._outbox = self._ensure(service, tables.outbox)
         self._cache: OrderedDict[tuple[str, str], StoredRow] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self._cache_size = cache_size
         self._status = self._ensure(service, tables.status)
 
@@ -71,20 +74,28 @@ class TableInventoryRepository:
 
     # -- cache -----------------------------------------------------------------------------
     def _remember(self, key: tuple[str, str], row: StoredRow | None) -> None:
-        self._cache[key] = row or _MISSING
-        self._cache.move_to_end(key)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        with self._cache_lock:
+            self._cache[key] = row or _MISSING
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
 
     def _cached(self, key: tuple[str, str]) -> tuple[bool, StoredRow | None]:
-        row = self._cache.get(key)
-        if row is None:
-            return False, None
-        self._cache.move_to_end(key)
+        with self._cache_lock:
+            row = self._cache.get(key)
+            if row is None:
+                return False, None
+            self._cache.move_to_end(key)
         return True, None if row is _MISSING else StoredRow(dict(row.entity), row.etag)
 
+    def _drop(self, keys: list[tuple[str, str]]) -> None:
+        with self._cache_lock:
+            for key in keys:
+                self._cache.pop(key, None)
+
     def forget(self) -> None:
-        self._cache.clear()
+        with self._cache_lock:
+            self._cache.clear()
 
     # -- inventory -------------------------------------------------------------------------
     def load(self, pk: str, rk: str, parent_rk: str | None, *, fresh: bool = False) -> tuple[StoredRow | None, StoredRow | None]:
@@ -119,7 +130,7 @@ class TableInventoryRepository:
         try:
             stored = _put(self._inventory, entity, etag)
         except WriteConflict:
-            self._cache.pop(key, None)
+            self._drop([key])
             raise
         self._remember(key, stored)
         return stored
@@ -147,8 +158,7 @@ class TableInventoryRepository:
         try:
             results = self._inventory.submit_transaction(operations)
         except TableTransactionError as exc:
-            for entity, _ in items:
-                self._cache.pop((entity["PartitionKey"], entity["RowKey"]), None)
+            self._drop([(entity["PartitionKey"], entity["RowKey"]) for entity, _ in items])
             if exc.status_code in (409, 412, 404):
                 raise WriteConflict(f"transaction of {len(items)} rows: {exc.status_code}") from exc
             raise
@@ -272,8 +282,7 @@ class TableInventoryRepository:
                             client.delete_entity(pk, rk, etag=etag, match_condition=when)  # a 404 passes silently
                             deleted += 1
                 if table == "inventory":
-                    for pk, rk, _ in chunk:
-                        self._cache.pop((pk, rk), None)
+                    self._drop([(pk, rk) for pk, rk, _ in chunk])
         return deleted
 
     def load_status(self, pk: str, rk: str) -> StoredRow | None:

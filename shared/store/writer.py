@@ -4,6 +4,7 @@ go into the outbox before the row is written, so a crash between the two loses n
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -26,7 +27,15 @@ class RowWriter:
         self.policy = policy
         self.clock = clock
         self.conflict_retries = conflict_retries
-        self.alerts_raised = 0
+        self.alerts_raised = 0  # by every thread since start; read it, the writer keeps it
+        self._counting = threading.Lock()
+        self._this_thread = threading.local()
+
+    def raised_here(self) -> int:
+        """Alerts raised so far by the calling thread. An invocation runs on one of the worker's threads from start
+        to end, so comparing this before and after tells whether it raised any; the shared total cannot."""
+        count: int = getattr(self._this_thread, "raised", 0)
+        return count
 
     def write(self, pk: str, rk: str, parent_rk: str | None, compute: Compute, loaded: Loaded | None = None) -> bool:
         """`compute(row, parent)` gives the new row. `loaded` is what the caller already read, so the
@@ -54,5 +63,7 @@ class RowWriter:
         alerts = transitions(row.entity if row else None, new, now)
         if alerts:
             self.outbox.add(alerts)
-            self.alerts_raised += len(alerts)
+            with self._counting:
+                self.alerts_raised += len(alerts)
+            self._this_thread.raised = self.raised_here() + len(alerts)
         return new
