@@ -1,11 +1,13 @@
 """GET /api/health: is the store reachable, when did the inventory last change, when did each APIM
 service last send an event (a silent instance shows as an old time), how many events were rejected in
 the last 24 hours. Two queries: the status rows (one partition), and the rejected records of
-yesterday's and today's partitions, filtered on ReceivedAt."""
+yesterday's and today's partitions, filtered on ReceivedAt. Every answer names the Python and the
+`azure-functions` library this process runs, so an operator can see that the pinned library is in use."""
 
 from __future__ import annotations
 
 import logging
+import platform
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("apim_inventory.health")
 DAY = timedelta(hours=24)
+# The imported module's own version: a worker's bundled copy, if it were loaded instead of the pinned one, shows
+# here, where the installed distribution's metadata (importlib.metadata) would still name the pin.
+RUNTIME = {"python": platform.python_version(), "azureFunctions": func.__version__}
 
 
 def report(repo: InventoryRepository, now: datetime) -> dict[str, Any]:
@@ -49,4 +54,5 @@ def get_health(req: func.HttpRequest, services: Callable[[], Services]) -> func.
         log.warning("health: the inventory store cannot be used: %s: %s", type(exc).__name__, one_line(exc))
         status, body = 503, {"status": "unavailable", "checkedAt": datetime.now(timezone.utc),
                              "storage": {"reachable": False, "error": f"{type(exc).__name__}: {one_line(exc, 300)}"}}
+    body["runtime"] = RUNTIME
     return func.HttpResponse(to_json(body), status_code=status, mimetype="application/json", charset="utf-8")
