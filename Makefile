@@ -1,15 +1,37 @@
 # make demo: run the app against an embedded Azurite.  make test: the test suite.  Both install .venv/bin/apim-inventory.
+# PYTHON picks the interpreter (make test PYTHON=python3.13). The version python3 runs installs into .venv, every
+# other version into its own .venv-X.Y, so the versions never share packages. devtools/find-python resolves the name,
+# also when it is a pyenv shim that refuses to run until its version is selected.
 PYTHON ?= python3
-VENV := .venv
+FOUND := $(shell devtools/find-python '$(PYTHON)' 2>&1)
+ifneq ($(.SHELLSTATUS),0)
+ifneq ($(filter-out clean,$(or $(MAKECMDGOALS),default)),)
+$(error $(FOUND))
+endif
+endif
+PYTHON_EXE := $(word 1,$(FOUND))
+PYTHON_VERSION := $(word 2,$(FOUND))
+DEFAULT_VERSION := $(if $(filter python3,$(PYTHON)),$(PYTHON_VERSION),$(word 2,$(shell devtools/find-python python3 2>/dev/null)))
+VENV := $(if $(filter $(DEFAULT_VERSION),$(PYTHON_VERSION)),.venv,.venv-$(PYTHON_VERSION))
 PY := $(VENV)/bin/python
+# checkov pins old versions of common packages: it gets a virtualenv of its own, built with python3.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_PYTHON = $(word 1,$(shell devtools/find-python python3))
 
 .PHONY: demo test test-fast bench lint clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	@[ "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$(PYTHON_VERSION)" ] || rm -rf $(VENV)
+	$(PYTHON_EXE) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet -e . --no-deps  # the apim-inventory command, from this work tree
+	touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(CHECKOV_PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -34,10 +56,11 @@ bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m bench.import_cost
 	$(PY) -m bench.ops_cost
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yml
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf .venv .venv-* node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info

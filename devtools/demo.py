@@ -16,12 +16,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from azure.functions.timer import TimerRequest
-
 from devtools.arm_standin import ArmStandIn
 from devtools.azurite import ROOT, Azurite
 from devtools.management_plane import SECRET, DemoPlane, busiest_service, demo_plane, replayed
-from devtools.worker import decode_event, indexed_function, split_delivery
+from devtools.worker import decode_event, fire_timer, indexed_function, split_delivery
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.details import FIELDS
@@ -187,7 +185,7 @@ def deliver_stream(deliveries: list[Any], clock: list[datetime]) -> int:
             delivered += 1
     clock[0] += timedelta(minutes=15)
     for timer in ("gateway_token_sweep", "circuit_breaker_sweep"):
-        indexed_function(timer)(TimerRequest(past_due=False))
+        fire_timer(timer)
     return delivered
 
 

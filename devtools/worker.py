@@ -1,6 +1,7 @@
 """Deliver events to the function app the way the Functions host and Python worker do:
 index `function_app.app`, split the delivered JSON array into single events, decode each with
-the library's own `eventGridTrigger` converter, and call the indexed function once per event."""
+the library's own `eventGridTrigger` converter, and call the indexed function once per event.
+Timers fire the same way, with the payload decoded by the library's `timerTrigger` converter."""
 
 from __future__ import annotations
 
@@ -8,10 +9,17 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import azure.functions as func
+from azure.functions import meta
+
 from shared.integrations.delivery import split_delivery
 from shared.integrations.trigger import decode_event
 
-__all__ = ["decode_event", "deliver", "function_json", "indexed_function", "split_delivery"]
+__all__ = ["decode_event", "deliver", "fire_timer", "function_json", "indexed_function", "split_delivery"]
+
+# The converter builds the request on both library lines: 1.x cannot construct func.TimerRequest (an abstract
+# class there), 2.x can; the converter's own class takes the same arguments in both.
+_TIMER_CONVERTER: Any = meta.get_binding_registry().get("timerTrigger")  # type: ignore[no-untyped-call]
 
 _INDEX: dict[int, dict[str, Any]] = {}
 
@@ -50,3 +58,11 @@ def deliver(events: Iterable[str | dict[str, Any]], function_name: str = "apim_e
         function(decode_event(payload))
         count += 1
     return count
+
+
+def fire_timer(name: str, past_due: bool = False) -> None:
+    """Invoke a timer function once with the payload the host sends, decoded as the worker decodes it;
+    exceptions propagate, as a failed run would."""
+    payload = {"Schedule": {"AdjustForDST": True}, "ScheduleStatus": None, "IsPastDue": past_due}
+    request: func.TimerRequest = _TIMER_CONVERTER.decode(meta.Datum(json.dumps(payload), "json"), trigger_metadata={})
+    indexed_function(name)(request)

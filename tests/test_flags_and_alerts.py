@@ -9,10 +9,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from azure.functions.timer import TimerRequest
 
 from devtools.azurite import Azurite
-from devtools.worker import decode_event, indexed_function
+from devtools.worker import decode_event, fire_timer, indexed_function
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.flags import Alert, FlagPolicy, evaluate, token_status
@@ -42,10 +41,6 @@ def send(payload: dict[str, Any]) -> None:
     indexed_function("apim_events")(decode_event(payload))
 
 
-def sweep(name: str) -> None:
-    indexed_function(name)(TimerRequest(past_due=False))
-
-
 def row(app: bootstrap.Services, path: str) -> dict[str, Any]:
     return next(r for r in app.processor.repo.rows() if r["Path"] == path)
 
@@ -67,14 +62,14 @@ def test_token_moves_from_valid_to_near_expiry_to_expired_by_the_clock(app: boot
     assert topic.accepted == []
 
     clock.advance(days=4)  # 6 days left: inside the 7-day window
-    sweep("gateway_token_sweep")
+    fire_timer("gateway_token_sweep")
     assert row(app, INSTANCE)["TokenStatus"] == "nearExpiry"
     assert topic.types() == ["GatewayTokenNearExpiry"]
-    sweep("gateway_token_sweep")  # sweeping twice sends nothing new
+    fire_timer("gateway_token_sweep")  # sweeping twice sends nothing new
     assert topic.requests == 1
 
     clock.advance(days=6, minutes=1)  # past the expiry, and no Expired event ever came
-    sweep("gateway_token_sweep")
+    fire_timer("gateway_token_sweep")
     assert row(app, INSTANCE)["TokenStatus"] == "expired"
     assert topic.types() == ["GatewayTokenNearExpiry", "GatewayTokenExpired"]
     alert = topic.accepted[-1]
@@ -87,7 +82,7 @@ def test_token_moves_from_valid_to_near_expiry_to_expired_by_the_clock(app: boot
     send(event("GatewayTokenExpired", "/gateways/edge/pod-1", at=clock.now() - timedelta(minutes=30),
                data={"gatewayInfo": {"gatewayId": "edge", "instanceId": "pod-1"},
                      "tokenInfo": {"expiredAtUtc": alert["data"]["tokenExpiresAt"]}}))
-    sweep("gateway_token_sweep")
+    fire_timer("gateway_token_sweep")
     assert topic.types() == ["GatewayTokenNearExpiry", "GatewayTokenExpired"]
 
     # The token is regenerated: a newer NearExpiry with a later expiry sets what that expiry implies.
@@ -104,11 +99,11 @@ def test_breaker_open_then_stuck_then_closed(app: bootstrap.Services, topic: Top
     assert topic.types() == ["CircuitBreakerOpened"]  # published by the event itself
 
     clock.advance(minutes=9)  # past ExpectedCloseAt, inside the 5-minute grace
-    sweep("circuit_breaker_sweep")
+    fire_timer("circuit_breaker_sweep")
     assert row(app, RULE)["StuckOpen"] is False
     clock.advance(minutes=2)
-    sweep("circuit_breaker_sweep")
-    sweep("circuit_breaker_sweep")
+    fire_timer("circuit_breaker_sweep")
+    fire_timer("circuit_breaker_sweep")
     assert row(app, RULE)["StuckOpen"] is True and row(app, RULE)["BreakerState"] == "open"
     assert topic.types() == ["CircuitBreakerOpened", "CircuitBreakerStuckOpen"]
 
@@ -126,13 +121,13 @@ def test_failed_publish_stays_in_the_outbox_and_goes_out_next_sweep(app: bootstr
     send(event("CircuitBreaker.Opened", "/" + RULE, at=clock.now()))
     assert topic.accepted == [] and topic.requests >= 2
     assert len(app.processor.repo.pending_alerts()) == 1
-    sweep("circuit_breaker_sweep")  # the topic is still failing
+    fire_timer("circuit_breaker_sweep")  # the topic is still failing
     assert topic.accepted == [] and len(app.processor.repo.pending_alerts()) == 1
     topic.statuses = []
-    sweep("circuit_breaker_sweep")
+    fire_timer("circuit_breaker_sweep")
     assert topic.types() == ["CircuitBreakerOpened"]
     assert app.processor.repo.pending_alerts() == []
-    sweep("circuit_breaker_sweep")
+    fire_timer("circuit_breaker_sweep")
     assert topic.types() == ["CircuitBreakerOpened"]
 
 
@@ -144,7 +139,7 @@ def test_unauthorized_topic_keeps_alerts_pending(app: bootstrap.Services, topic:
     assert any("alert publish failed" in r.getMessage() for r in caplog.records)
     pending = app.processor.repo.pending_alerts()
     assert [p["AlertType"] for p in pending] == ["ApimInventory.GatewayTokenNearExpiry"]
-    sweep("gateway_token_sweep")
+    fire_timer("gateway_token_sweep")
     assert [e["id"] for e in topic.accepted] == [pending[0]["RowKey"]]  # the same, stable id
 
 
@@ -188,7 +183,7 @@ def test_gateway_deletion_tombstones_instances_and_sweeps_skip_them(app: bootstr
     send(event("GatewayDeleted", "/gateways/edge", at=clock.now() + timedelta(seconds=5)))
     assert row(app, INSTANCE)["IsDeleted"] is True
     clock.advance(days=20)
-    sweep("gateway_token_sweep")
+    fire_timer("gateway_token_sweep")
     assert topic.accepted == []
 
 

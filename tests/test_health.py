@@ -4,13 +4,15 @@ once a minute per service per process, as maxima that concurrent writers never m
 from __future__ import annotations
 
 import json
+import platform
 from datetime import datetime, timedelta
 from typing import Any
 
 import azure.functions as func
 import pytest
+from packaging.requirements import Requirement
 
-from devtools.azurite import ACCOUNT, KEY, Azurite, free_port
+from devtools.azurite import ACCOUNT, KEY, ROOT, Azurite, free_port
 from devtools.worker import decode_event, function_json, indexed_function
 from shared import bootstrap
 from shared.config import Settings
@@ -54,6 +56,20 @@ def test_healthy_with_the_last_event_of_each_service(app_services: bootstrap.Ser
          "lastAppliedAt": when(applied_at), "idleSeconds": 300, "lastSyncAt": None, "lastCompleteSyncAt": None},
         {"service": "fabrikam", "lastEventTime": when(T0 + timedelta(seconds=20)), "lastReceivedAt": when(applied_at),
          "lastAppliedAt": when(applied_at), "idleSeconds": 300, "lastSyncAt": None, "lastCompleteSyncAt": None}]
+
+
+def pinned_azure_functions() -> str:
+    """The azure-functions version requirements.txt selects for this interpreter, by its environment markers."""
+    lines = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    (pin,) = [r for r in map(Requirement, lines) if r.name == "azure-functions" and (r.marker is None or r.marker.evaluate())]
+    (specifier,) = pin.specifier
+    assert specifier.operator == "=="
+    return specifier.version
+
+
+def test_health_names_the_python_and_the_pinned_library_it_runs(app_services: bootstrap.Services) -> None:
+    status, body = health()
+    assert status == 200 and body["runtime"] == {"python": platform.python_version(), "azureFunctions": pinned_azure_functions()}
 
 
 def test_status_rows_are_written_at_most_once_a_minute_and_only_move_forward(app_services: bootstrap.Services,
@@ -134,6 +150,7 @@ def test_an_unreachable_store_answers_503_with_the_reason(app_settings: Settings
         bootstrap.install(None)
     assert status == 503 and body["status"] == "unavailable" and body["storage"]["reachable"] is False
     assert body["storage"]["error"].startswith("ServiceRequestError: ") and "refused" in body["storage"]["error"]
+    assert body["runtime"]["azureFunctions"] == pinned_azure_functions()  # named when the store is down too
 
 
 def test_a_store_lost_after_start_answers_503(azurite: Azurite, app_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 from azure.data.tables import TableServiceClient
-from azure.functions.timer import TimerRequest
 
 from devtools.azurite import Azurite
-from devtools.worker import decode_event, function_json, indexed_function
+from devtools.worker import decode_event, fire_timer, function_json
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.model import Change, Op, Stamp, merge
@@ -173,10 +172,10 @@ def test_the_purge_timer_uses_the_retention_settings(app_services: bootstrap.Ser
     process(repo, clock, (3, "UserCreated", "/users/a"), (2, "UserDeleted", "/users/a"))
     clock.moment = NOW
     caplog.set_level("INFO", logger="apim_inventory")
-    indexed_function("purge")(TimerRequest(past_due=False))
+    fire_timer("purge")
     assert [r["Path"] for r in repo.rows()] == ["users/a"]  # 90 days by default
     monkeypatch.setenv("RETENTION_TOMBSTONE_DAYS", "1")
-    indexed_function("purge")(TimerRequest(past_due=False))
+    fire_timer("purge")
     assert list(repo.rows()) == []
     lines = [json.loads(r.getMessage().removeprefix("apim_inventory.purge ")) for r in caplog.records
              if r.getMessage().startswith("apim_inventory.purge ")]

@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.functions.timer import TimerRequest
 
 from devtools.arm_standin import ArmStandIn
 from devtools.azurite import Azurite
 from devtools.management_plane import SECRET, user
-from devtools.worker import deliver, indexed_function
+from devtools.worker import deliver, fire_timer
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.errors import WriteConflict
@@ -214,13 +213,13 @@ def test_reconcile_timer_syncs_the_configured_services(arm_settings: Settings, a
     monkeypatch.setenv("RECONCILE_SERVICES", f" {SERVICE_ID} ")
     bootstrap.install(bootstrap.build_services(clock=clock.now))
     try:
-        indexed_function("reconcile")(TimerRequest(past_due=False))
+        fire_timer("reconcile")
         assert row(bootstrap.services(), "subscriptions/sub1")["OwnerId"].endswith("/users/alice")
         first = clock.now()
         clock.advance(hours=6)
         arm.fail("/gateways", 503, times=10)
         with pytest.raises(Exception, match="not listed completely: gateway"):
-            indexed_function("reconcile")(TimerRequest(past_due=False))
+            fire_timer("reconcile")
         # GET /api/health tells a sync that ran from one that listed everything.
         status, body = health()
         (contoso,) = [s for s in body["services"] if s["service"] == "contoso"]

@@ -6,6 +6,7 @@ GET /api/health answers 200 with the health report, or 503 when the store cannot
 from __future__ import annotations
 
 import logging
+import platform
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -18,6 +19,9 @@ from shared.entrypoints.output import to_json
 from shared.queries.inventory import BadQuery, InventoryQueries, NotFound, parse_bool, parse_kind, parse_top, parse_when
 
 log = logging.getLogger("apim_inventory.http")
+# The imported module's own version: a worker's bundled copy, if it were loaded instead of the pinned one, shows
+# here, where the installed distribution's metadata (importlib.metadata) would still name the pin.
+RUNTIME = {"python": platform.python_version(), "azureFunctions": func.__version__}
 health_log = logging.getLogger("apim_inventory.health")
 
 
@@ -104,4 +108,5 @@ def get_health(req: func.HttpRequest, check: Callable[[], dict[str, Any]]) -> fu
         health_log.warning("health: the inventory store cannot be used: %s: %s", type(exc).__name__, one_line(exc))
         status, body = 503, {"status": "unavailable", "checkedAt": datetime.now(timezone.utc),
                              "storage": {"reachable": False, "error": f"{type(exc).__name__}: {one_line(exc, 300)}"}}
+    body["runtime"] = RUNTIME
     return _answer(status, body)
