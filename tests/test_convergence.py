@@ -113,6 +113,7 @@ def test_cascade_scenario_by_hand(memory_processor: EventProcessor) -> None:
     assert rows["users/bob"]["IsDeleted"] is False and "DeletedAt" not in rows["users/bob"]
 
 
+@pytest.mark.unit
 def test_created_and_updated_times_by_hand(memory_processor: EventProcessor) -> None:
     """UpdatedAt on every row seen live, whatever its kind; deletions leave it; CreatedAt only from a Created event."""
     run(memory_processor, [

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.domain.errors import PermanentEventError
-from shared.domain.flags import BREAKER_KIND, TOKEN_KIND
-from shared.domain.kinds import FAMILY, KINDS
+from shared.domain.kinds import Kind, parse_kind_name
+from shared.domain.outcomes import Outcome
 from shared.domain.resources import ResourceRef, ServiceRef, parse_path, parse_resource_id
 from shared.domain.times import parse_time
 from shared.store.keys import encode_part, family_range, resource_keys
@@ -40,10 +40,10 @@ class Page:
     continuation: str | None
 
 
-def parse_kind(text: str) -> str:
-    kind = next((k for k in KINDS if k.lower() == text.strip().lower()), None)
+def parse_kind(text: str) -> Kind:
+    kind = parse_kind_name(text)
     if kind is None:
-        raise BadQuery(f"unknown kind {text[:60]!r}; one of: {', '.join(KINDS)}")
+        raise BadQuery(f"unknown kind {text[:60]!r}; one of: {', '.join(Kind)}")
     return kind
 
 
@@ -135,12 +135,12 @@ class InventoryQueries:
         self.repo = repo
         self.clock = clock
 
-    def list_kind(self, kind: str, *, service: str | None = None, include_deleted: bool = False,
+    def list_kind(self, kind: Kind, *, service: str | None = None, include_deleted: bool = False,
              deleted_since: datetime | None = None, changed_since: datetime | None = None,
              top: int | None = 100, continuation: str | None = None) -> Page:
         """Rows of one kind: one family's key range (in one service, or in all), filtered on Kind."""
-        low, high = family_range(FAMILY[kind], _service_key(service))
-        conditions = [Condition("Kind", "eq", kind)]
+        low, high = family_range(kind.family, _service_key(service))
+        conditions = [Condition("Kind", "eq", kind.value)]
         if deleted_since is not None:
             conditions += [Condition("IsDeleted", "eq", True), Condition("DeletedAt", "ge", deleted_since)]
         elif not include_deleted:
@@ -168,9 +168,9 @@ class InventoryQueries:
 
     def flags(self) -> dict[str, list[Entity]]:
         """Tokens near expiry or expired, breakers open or stuck open; live rows only."""
-        tokens = [r.entity for r in self.repo.watched(TOKEN_KIND, "gateway")
+        tokens = [r.entity for r in self.repo.watched(Kind.GATEWAY_INSTANCE, Kind.GATEWAY_INSTANCE.family)
                   if not r.entity.get("IsDeleted") and r.entity.get("TokenStatus") in ("nearExpiry", "expired")]
-        breakers = [r.entity for r in self.repo.watched(BREAKER_KIND, "backend")
+        breakers = [r.entity for r in self.repo.watched(Kind.CIRCUIT_BREAKER_RULE, Kind.CIRCUIT_BREAKER_RULE.family)
                     if not r.entity.get("IsDeleted") and (r.entity.get("BreakerState") == "open" or r.entity.get("StuckOpen"))]
         return {"tokens": tokens, "breakers": breakers}
 
@@ -196,10 +196,10 @@ class InventoryQueries:
         windows: dict[str, dict[str, int]] = {}
         for label, start in (("lastHour", now - timedelta(hours=1)), ("lastDay", day_ago)):
             windows[label] = {
-                "applied": sum(1 for r in recorded if r["RecordedAt"] >= start and not r.get("Stale")),
-                "stale": sum(1 for r in recorded if r["RecordedAt"] >= start and r.get("Stale")),
-                "duplicate": sum(1 for r in duplicated if r["LastDuplicateAt"] >= start),  # events redelivered in the window
-                "rejected": sum(1 for r in rejected if r["ReceivedAt"] >= start),
+                Outcome.APPLIED: sum(1 for r in recorded if r["RecordedAt"] >= start and not r.get("Stale")),
+                Outcome.STALE: sum(1 for r in recorded if r["RecordedAt"] >= start and r.get("Stale")),
+                Outcome.DUPLICATE: sum(1 for r in duplicated if r["LastDuplicateAt"] >= start),  # events redelivered in the window
+                Outcome.REJECTED: sum(1 for r in rejected if r["ReceivedAt"] >= start),
             }
         return {
             "generatedAt": now,

@@ -18,13 +18,13 @@ from azure.core.exceptions import AzureError
 
 from shared.domain.errors import WriteConflict
 from shared.domain.model import SCHEMA_VERSION
+from shared.domain.outcomes import SEEN, Outcome
 from shared.store.keys import encode_part
 from shared.store.ports import Entity, InventoryRepository, StoredRow
 
 log = logging.getLogger("apim_inventory.status")
 STATUS_PARTITION = "service"
 INTERVAL = timedelta(minutes=1)
-SEEN = frozenset({"applied", "stale", "duplicate"})  # rejected events name no trustworthy service
 
 
 def status_keys(service_key: str) -> tuple[str, str]:
@@ -72,7 +72,7 @@ class StatusTracker:
         with self._lock:
             entry = self._services.setdefault(service_key, _Service(service))
             for column, value in (("LastEventTime", event_time), ("LastReceivedAt", now),
-                                  *((("LastAppliedAt", now),) if outcome == "applied" else ())):
+                                  *((("LastAppliedAt", now),) if outcome == Outcome.APPLIED else ())):
                 entry.dirty = raise_to(entry.values, column, value) or entry.dirty
             due = self._claim(now, force=False)
         self._write(due)
