@@ -18,7 +18,7 @@ from azure.core.exceptions import AzureError, HttpResponseError
 
 from shared import bootstrap
 from shared.config import Settings
-from shared.domain.errors import ConflictRetriesExhausted, PermanentEventError, one_line
+from shared.domain.errors import ConflictRetriesExhausted, InvalidArgument, InvalidQuery, PermanentEventError, one_line
 from shared.domain.kinds import Kind
 from shared.domain.outcomes import Outcome, SyncOutcome
 from shared.domain.resources import ServiceRef, parse_service_id
@@ -30,7 +30,7 @@ from shared.integrations import blobs
 from shared.integrations.delivery import read_events
 from shared.integrations.storage import StorageNotConfigured
 from shared.logs import summary_line
-from shared.queries.inventory import BadQuery, InventoryQueries, NotFound, parse_kind, parse_when, resolve_id
+from shared.queries.inventory import InventoryQueries, NotFound, parse_kind, parse_when, resolve_id
 from shared.store.ports import Entity
 
 PROG = "apim-inventory"
@@ -71,7 +71,7 @@ def _checked(parse: Callable[[str], object]) -> Callable[[str], str]:
     def check(text: str) -> str:
         try:
             parse(text)
-        except BadQuery as exc:
+        except InvalidQuery as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
         return text
     return check
@@ -148,8 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except SystemExit as exc:  # argparse: --help, or a usage error it has printed
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
-    except (Failure, BadQuery, NotFound, *STORE_ERRORS) as exc:
-        code = exc.code if isinstance(exc, Failure) else 2 if isinstance(exc, BadQuery) else 1
+    except (Failure, InvalidQuery, InvalidArgument, NotFound, *STORE_ERRORS) as exc:
+        code = exc.code if isinstance(exc, Failure) else 2 if isinstance(exc, InvalidQuery | InvalidArgument) else 1
         return _fail(_store_error(exc) if isinstance(exc, STORE_ERRORS) else str(exc), code)
     except KeyboardInterrupt:
         return 130
@@ -296,7 +296,7 @@ def _replay(args: argparse.Namespace) -> int:
     if args.dead_letter is not None:
         return _replay_dead_letter(args)
     if not args.files or args.since or args.prefix or args.delete_after or args.connection_string:
-        raise Failure(2, "replay takes FILE arguments, or --dead-letter URL (with --since, --prefix, --delete-after, --connection-string)")
+        raise InvalidArgument("replay takes FILE arguments, or --dead-letter URL (with --since, --prefix, --delete-after, --connection-string)")
     payloads = [payload for name in args.files for payload in _read(name)]
     processor = _services(args).processor
     show_progress = sys.stderr.isatty() and len(payloads) > PROGRESS_ABOVE
@@ -325,7 +325,7 @@ def _replayed(processor: EventProcessor, run: str, counts: Counter[str], **extra
 
 def _replay_dead_letter(args: argparse.Namespace) -> int:
     if args.files:
-        raise Failure(2, "replay takes FILE arguments or --dead-letter URL, not both")
+        raise InvalidArgument("replay takes FILE arguments or --dead-letter URL, not both")
     env = {**os.environ, **({blobs.SETTING: args.connection_string} if args.connection_string else {})}
     try:
         container = blobs.container_client(args.dead_letter, env, retry_total=RETRY_TOTAL)

@@ -16,7 +16,7 @@ from typing import Any
 
 from azure.core.exceptions import AzureError
 
-from shared.domain.errors import WriteConflict
+from shared.domain.errors import ConflictRetriesExhausted, WriteConflict
 from shared.domain.model import SCHEMA_VERSION
 from shared.domain.outcomes import SEEN, Outcome
 from shared.store.keys import encode_part
@@ -106,7 +106,7 @@ class StatusTracker:
                 entry.stored = self._save(key, entry, values)
                 entry.known = True
                 written += 1
-            except (AzureError, WriteConflict) as exc:  # never fail an event that was applied
+            except (AzureError, ConflictRetriesExhausted) as exc:  # never fail an event that was applied
                 with self._lock:
                     entry.dirty, entry.known = True, False
                 log.warning("status row of %s not written, will retry: %s", entry.name, exc)
@@ -124,4 +124,4 @@ class StatusTracker:
                 return self.repo.save_status(row, stored.etag if stored else None)
             except WriteConflict:
                 continue
-        raise WriteConflict(f"status row {rk}: {self.conflict_retries} write conflicts in a row")
+        raise ConflictRetriesExhausted(f"status row {rk}: {self.conflict_retries} write conflicts in a row")
