@@ -21,6 +21,7 @@ from devtools.azurite import Azurite
 from devtools.worker import indexed_function
 from shared import bootstrap
 from shared.config import Settings
+from shared.domain.kinds import Kind
 from shared.domain.model import Change, Op, Stamp, merge
 from shared.domain.resources import parse_path, parse_service_id
 
@@ -66,7 +67,7 @@ def main() -> None:
         fill(TableServiceClient.from_connection_string(azurite.connection_string), settings.inventory_table)
         print(f"\nquery benchmark: {LIST_ROWS:,} subscriptions and {OTHER_ROWS:,} users in one service; Azurite in memory")
         start = time.perf_counter()
-        rows = queries.list_kind("subscription", service="apim-bench", top=None).rows
+        rows = queries.list_kind(Kind.SUBSCRIPTION, service="apim-bench", top=None).rows
         seconds = time.perf_counter() - start
         print(f"  list {len(rows):,} subscriptions (InventoryQueries)      {seconds:6.2f} s   {len(rows) / seconds:8.0f} rows/s")
         function, token, listed, pages = indexed_function("inventory"), None, 0, 0

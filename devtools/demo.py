@@ -24,7 +24,7 @@ from shared import bootstrap
 from shared.config import Settings
 from shared.domain.details import FIELDS
 from shared.domain.flags import Alert
-from shared.domain.kinds import KINDS
+from shared.domain.kinds import Kind
 from shared.domain.times import parse_time
 from shared.entrypoints.output import cell, short_type, table, when
 from shared.integrations.alerts import LoggingAlertPublisher
@@ -60,7 +60,7 @@ def service_id(row: dict[str, Any]) -> str:
 
 
 def inventory_lines(rows: list[dict[str, Any]]) -> list[str]:
-    order = {kind: i for i, kind in enumerate(KINDS)}
+    order = {kind: i for i, kind in enumerate(Kind)}
     rows.sort(key=lambda r: (service_id(r).lower(), order.get(r.get("Kind", ""), len(order)), str(r.get("Path", "")).lower()))
     lines: list[str] = []
     for service in dict.fromkeys(service_id(r) for r in rows):
@@ -129,7 +129,7 @@ def plane_lines(plane: DemoPlane, arm: ArmStandIn, reads: Counter[str], rows: li
 
 def details_lines(plane: DemoPlane, rows: list[dict[str, Any]]) -> list[str]:
     """Some of the documented detail columns of the main service's live rows, after the sync."""
-    order = {kind: i for i, kind in enumerate(KINDS)}
+    order = {kind: i for i, kind in enumerate(Kind)}
     shown = sorted((r for r in rows if service_id(r).lower() == plane.service_id.lower() and r.get("Kind") in SHOWN_PROPERTIES
                     and not r.get("IsDeleted")), key=lambda r: (order[r["Kind"]], str(r["Path"]).lower()))
     prefix = plane.service_id + "/"

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from shared.domain.errors import PermanentEventError
+from shared.domain.errors import InvalidSettings, PermanentEventError
 from shared.domain.flags import FlagPolicy
 from shared.domain.resources import parse_service_id
 from shared.integrations.arm import DEFAULT_ENDPOINT
@@ -46,20 +46,20 @@ class Settings:
         tables = (self.inventory_table, self.history_table, self.rejected_table, self.outbox_table)
         for name in tables:
             if not _TABLE_NAME.match(name):
-                raise ValueError(f"table name {name!r}: Table Storage wants 3-63 letters and digits, starting with a letter")
+                raise InvalidSettings(f"table name {name!r}: Table Storage wants 3-63 letters and digits, starting with a letter")
         if len({name.lower() for name in tables}) != len(tables):
-            raise ValueError("the inventory, history, rejected and alert tables must have different names")
+            raise InvalidSettings("the inventory, history, rejected and alert tables must have different names")
         if self.token_warning_days < 0 or self.breaker_grace_minutes < 0:
-            raise ValueError("TOKEN_WARNING_DAYS and CIRCUIT_BREAKER_GRACE_MINUTES must not be negative")
+            raise InvalidSettings("TOKEN_WARNING_DAYS and CIRCUIT_BREAKER_GRACE_MINUTES must not be negative")
         if not _TABLE_NAME.match(self.status_table) or self.status_table.lower() in {name.lower() for name in tables}:
-            raise ValueError(f"INVENTORY_STATUS_TABLE {self.status_table!r} must be a valid table name, different from the others")
+            raise InvalidSettings(f"INVENTORY_STATUS_TABLE {self.status_table!r} must be a valid table name, different from the others")
         if min(self.retention_days.values()) < 1:
-            raise ValueError("the RETENTION_*_DAYS settings must be at least 1")
+            raise InvalidSettings("the RETENTION_*_DAYS settings must be at least 1")
         for service in self.reconcile_services:
             try:
                 parse_service_id(service)
             except PermanentEventError as exc:
-                raise ValueError(f"RECONCILE_SERVICES: {exc.message}") from None
+                raise InvalidSettings(f"RECONCILE_SERVICES: {exc.message}") from None
 
     @property
     def uses_arm(self) -> bool:
@@ -108,5 +108,5 @@ class Settings:
 def _flag(text: str, name: str) -> bool:
     value = text.strip().lower()
     if value not in ("true", "false", "1", "0", "yes", "no", ""):
-        raise ValueError(f"{name} must be true or false, not {text!r}")
+        raise InvalidSettings(f"{name} must be true or false, not {text!r}")
     return value in ("true", "1", "yes")

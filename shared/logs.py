@@ -20,13 +20,13 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain.errors import PermanentEventError
+from shared.domain.outcomes import EVENT_OUTCOMES
 from shared.domain.resources import parse_service_id
 
 EVENT = "apim_inventory.event"
 SUMMARY = "apim_inventory.summary"
 PURGE = "apim_inventory.purge"
 SYNC = "apim_inventory.sync"
-OUTCOMES = ("applied", "duplicate", "stale", "rejected")
 
 log = logging.getLogger("apim_inventory")
 
@@ -76,8 +76,8 @@ def service_of(source: object) -> str | None:
 
 def summary_line(run: str, counts: Mapping[str, int], **extra: Any) -> Line:
     """Outcome counts of one invocation or run; all four outcomes are always present."""
-    return Line(SUMMARY, {"run": run, "events": sum(counts.values()), **{o: counts.get(o, 0) for o in OUTCOMES},
-                          **{k: n for k, n in counts.items() if k not in OUTCOMES}, **extra})
+    return Line(SUMMARY, {"run": run, "events": sum(counts.values()), **{o.value: counts.get(o, 0) for o in EVENT_OUTCOMES},
+                          **{k: n for k, n in counts.items() if k not in EVENT_OUTCOMES}, **extra})
 
 
 @contextmanager

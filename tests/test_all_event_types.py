@@ -7,8 +7,9 @@ from azure.eventgrid import SystemEventNames
 
 from devtools.worker import decode_event, indexed_function
 from shared.domain.event_types import ALIASES, CANONICAL_TYPES, canonical_type
+from shared.domain.outcomes import Outcome
 from shared.ingest.handlers import HANDLERS
-from shared.ingest.pipeline import EventProcessor, Outcome
+from shared.ingest.pipeline import EventProcessor
 from tests.support import PREFIX, SUBJECTS, event
 
 KIND_BY_TYPE = {

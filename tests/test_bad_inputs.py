@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from devtools.worker import decode_event, indexed_function
-from shared.ingest.pipeline import EventProcessor, Outcome
+from shared.domain.outcomes import Outcome
+from shared.ingest.pipeline import EventProcessor
 from tests.support import SERVICE_ID, event
 
 OTHER_SERVICE = SERVICE_ID.replace("contoso", "fabrikam")

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from devtools.azurite import Azurite
 from devtools.worker import decode_event
 from shared.domain.errors import PermanentEventError
+from shared.domain.outcomes import Outcome
 from shared.domain.resources import parse_path, parse_service_id
-from shared.ingest.pipeline import EventProcessor, Outcome
+from shared.ingest.pipeline import EventProcessor
 from shared.store.keys import check_entity, decode_part, encode_part, path_from_row_key, resource_keys
 from shared.store.memory import InMemoryInventoryRepository
 from tests.conftest import table_repo

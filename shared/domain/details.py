@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain.errors import PermanentEventError
+from shared.domain.kinds import Kind
 from shared.domain.text import table_text
 from shared.domain.times import parse_time
 
@@ -55,55 +56,53 @@ def circuit_breaker_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # kind -> column -> (dotted property path under `properties`, converter)
-FIELDS: dict[str, dict[str, tuple[str, Convert]]] = {
-    "user": {
+FIELDS: dict[Kind, dict[str, tuple[str, Convert]]] = {
+    Kind.USER: {
         "Email": ("email", _text), "FirstName": ("firstName", _text), "LastName": ("lastName", _text),
         "UserState": ("state", _text), "RegistrationDate": ("registrationDate", _time),
     },
-    "api": {
+    Kind.API: {
         "DisplayName": ("displayName", _text), "ApiPath": ("path", _text), "Protocols": ("protocols", _joined),
         "ApiRevision": ("apiRevision", _text), "IsCurrent": ("isCurrent", _bool), "IsOnline": ("isOnline", _bool),
         "ApiVersion": ("apiVersion", _text), "ApiVersionSetId": ("apiVersionSetId", _text),
         "ServiceUrl": ("serviceUrl", _text), "ApiType": ("type", _text),
     },
-    "apiRelease": {
+    Kind.API_RELEASE: {
         "ReleaseApiId": ("apiId", _text), "Notes": ("notes", _text), "ReleasedAt": ("createdDateTime", _time),
     },
-    "product": {
+    Kind.PRODUCT: {
         "DisplayName": ("displayName", _text), "ProductState": ("state", _text),
         "SubscriptionRequired": ("subscriptionRequired", _bool), "ApprovalRequired": ("approvalRequired", _bool),
         "SubscriptionsLimit": ("subscriptionsLimit", _int), "Terms": ("terms", _text),
     },
-    "subscription": {
+    Kind.SUBSCRIPTION: {
         "DisplayName": ("displayName", _text), "Scope": ("scope", _text), "OwnerId": ("ownerId", _text),
         "SubscriptionState": ("state", _text), "CreatedDate": ("createdDate", _time), "ExpirationDate": ("expirationDate", _time),
     },
-    "gateway": {
+    Kind.GATEWAY: {
         "Description": ("description", _text), "LocationName": ("locationData.name", _text),
         "LocationCity": ("locationData.city", _text), "LocationDistrict": ("locationData.district", _text),
         "LocationCountryOrRegion": ("locationData.countryOrRegion", _text),
     },
-    "gatewayApi": {"DisplayName": ("displayName", _text), "ApiPath": ("path", _text)},
-    "gatewayHostnameConfiguration": {
+    Kind.GATEWAY_API: {"DisplayName": ("displayName", _text), "ApiPath": ("path", _text)},
+    Kind.GATEWAY_HOSTNAME_CONFIGURATION: {
         "Hostname": ("hostname", _text), "CertificateId": ("certificateId", _text),
         "NegotiateClientCertificate": ("negotiateClientCertificate", _bool),
         "Tls10Enabled": ("tls10Enabled", _bool), "Tls11Enabled": ("tls11Enabled", _bool),
         "Http2Enabled": ("http2Enabled", _bool),
     },
-    "gatewayCertificateAuthority": {"IsTrusted": ("isTrusted", _bool)},
-    "backend": {
+    Kind.GATEWAY_CERTIFICATE_AUTHORITY: {"IsTrusted": ("isTrusted", _bool)},
+    Kind.BACKEND: {
         "Url": ("url", _text), "Protocol": ("protocol", _text), "Description": ("description", _text),
         "CircuitBreakerRules": ("circuitBreaker.rules", _rules),
     },
-    "circuitBreakerRule": {
+    Kind.CIRCUIT_BREAKER_RULE: {
         "ConfiguredTripDuration": ("tripDuration", _text), "AcceptRetryAfter": ("acceptRetryAfter", _bool),
         "FailureCondition": ("failureCondition", lambda v: _text(json.dumps(v, sort_keys=True)) if isinstance(v, dict) else None),
     },
 }
 PERSONAL_COLUMNS = ("Email", "FirstName", "LastName")
 DETAIL_COLUMNS: frozenset[str] = frozenset(column for fields in FIELDS.values() for column in fields)
-# Kinds ARM can GET one by one (a gateway's API links have no GET, only a list).
-FETCHABLE_KINDS = frozenset(FIELDS) - {"gatewayApi", "circuitBreakerRule"}
 
 
 def _lookup(properties: Mapping[str, Any], dotted: str) -> Any:
@@ -113,7 +112,7 @@ def _lookup(properties: Mapping[str, Any], dotted: str) -> Any:
     return value
 
 
-def details(kind: str, properties: Mapping[str, Any]) -> dict[str, Any]:
+def details(kind: Kind, properties: Mapping[str, Any]) -> dict[str, Any]:
     """The allow-listed columns of one resource, from its ARM `properties` (None values left out)."""
     found = {column: convert(_lookup(properties, path)) for column, (path, convert) in FIELDS.get(kind, {}).items()}
     return {column: value for column, value in found.items() if value is not None}

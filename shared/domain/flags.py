@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.domain.kinds import Kind
 from shared.domain.times import parse_duration
 
-TOKEN_KIND = "gatewayInstance"
-BREAKER_KIND = "circuitBreakerRule"
 ALERT_PREFIX = "ApimInventory."
 
 
@@ -43,10 +42,10 @@ def token_status(expires_at: datetime, now: datetime, warning: timedelta) -> str
 def evaluate(row: dict[str, Any], now: datetime, policy: FlagPolicy) -> dict[str, Any]:
     """The row with its clock-driven columns brought up to `now`."""
     kind = row.get("Kind")
-    if kind == TOKEN_KIND and row.get("TokenExpiresAt") is not None and row.get("TokenStatus") != "expired":
+    if kind == Kind.GATEWAY_INSTANCE and row.get("TokenExpiresAt") is not None and row.get("TokenStatus") != "expired":
         # "expired" stays until a newer token event: an Expired event is believed even if its time is odd.
         return {**row, "TokenStatus": token_status(row["TokenExpiresAt"], now, policy.token_warning)}
-    if kind == BREAKER_KIND:
+    if kind == Kind.CIRCUIT_BREAKER_RULE:
         out = dict(row)
         # The event's trip duration, else the rule's configuration as read from ARM.
         trip = parse_duration(row.get("TripDuration") or row.get("ConfiguredTripDuration"))
@@ -66,12 +65,12 @@ def transitions(old: dict[str, Any] | None, new: dict[str, Any], now: datetime) 
         return []
     before = old or {}
     alerts: list[Alert] = []
-    if new.get("Kind") == TOKEN_KIND:
+    if new.get("Kind") == Kind.GATEWAY_INSTANCE:
         status = new.get("TokenStatus")
         if status != before.get("TokenStatus") and status in ("nearExpiry", "expired"):
             name = "GatewayTokenNearExpiry" if status == "nearExpiry" else "GatewayTokenExpired"
             alerts.append(_alert(name, new, now, new["TokenExpiresAt"], before.get("TokenStatus"), status))
-    elif new.get("Kind") == BREAKER_KIND:
+    elif new.get("Kind") == Kind.CIRCUIT_BREAKER_RULE:
         was_open = before.get("BreakerState") == "open"
         state = "stuckOpen" if before.get("StuckOpen") else before.get("BreakerState")
         if new.get("BreakerState") == "open" and (not was_open or before.get("OpenedAt") != new.get("OpenedAt")):

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared.domain.details import DETAIL_COLUMNS, PERSONAL_COLUMNS
+from shared.domain.kinds import Kind
 from shared.domain.resources import ResourceRef
 from shared.store.keys import resource_keys
 
@@ -36,9 +37,9 @@ class Op(StrEnum):
 ALIVE_OPS = frozenset({Op.CREATED, Op.UPDATED, Op.TOKEN, Op.BREAKER, Op.OBSERVED, Op.SYNCED})
 READ_OPS = frozenset({Op.DETAILS, Op.ENRICH_FAILED})  # what was read about a resource, not something that happened to it
 # The deletion type a parent's cascade carries into its children's LastEventType.
-PARENT_DELETE_TYPES: dict[str, str] = {
-    "api": "Microsoft.ApiManagement.APIDeleted",
-    "gateway": "Microsoft.ApiManagement.GatewayDeleted",
+PARENT_DELETE_TYPES: dict[Kind, str] = {
+    Kind.API: "Microsoft.ApiManagement.APIDeleted",
+    Kind.GATEWAY: "Microsoft.ApiManagement.GatewayDeleted",
 }
 DELETE_OPS = frozenset({Op.DELETED, Op.CASCADE_DELETED})
 
@@ -89,21 +90,21 @@ def _newer(key: str | None, stamp: Stamp) -> bool:
 def new_row(ref: ResourceRef) -> dict[str, Any]:
     pk, rk = resource_keys(ref)
     row: dict[str, Any] = {
-        "PartitionKey": pk, "RowKey": rk, "SchemaVersion": SCHEMA_VERSION, "Kind": ref.kind,
+        "PartitionKey": pk, "RowKey": rk, "SchemaVersion": SCHEMA_VERSION, "Kind": ref.kind.value,
         "Service": ref.service.name, "Name": ref.name, "Path": ref.path, "ResourceId": ref.resource_id,
         "IsDeleted": False,
     }
-    if ref.kind in ("api", "apiRelease"):
+    if ref.family is Kind.API:
         row["Api"] = ref.parent.name if ref.parent else ref.name
     if ref.revision is not None:
         row["Revision"] = ref.revision
-    if ref.family == "gateway" and ref.kind != "gateway":
+    if ref.family is Kind.GATEWAY and ref.kind is not Kind.GATEWAY:
         row["Gateway"] = ref.segments[1]
-    if ref.kind == "gatewayInstance":
+    if ref.kind is Kind.GATEWAY_INSTANCE:
         row["Instance"] = ref.name
-    if ref.family == "backend":
+    if ref.family is Kind.BACKEND:
         row["Backend"] = ref.segments[1]
-    if ref.kind == "circuitBreakerRule":
+    if ref.kind is Kind.CIRCUIT_BREAKER_RULE:
         row["Rule"] = ref.name
     return row
 
@@ -160,7 +161,7 @@ def _derive(out: dict[str, Any]) -> None:
         out["EnrichmentPending"] = (fetched is None or failed > fetched) and not out["IsDeleted"]
     # Personal data read before a user's newest deletion is never kept (GDPR erasure).
     deleted_key = out.get("LastDeleteEventKey")
-    if out["Kind"] == "user" and (out["IsDeleted"] or (deleted_key and (fetched or "") < deleted_key)):
+    if out["Kind"] == Kind.USER and (out["IsDeleted"] or (deleted_key and (fetched or "") < deleted_key)):
         for column in PERSONAL_COLUMNS:
             out.pop(column, None)
 

@@ -6,25 +6,7 @@ import re
 from dataclasses import dataclass
 
 from shared.domain.errors import PermanentEventError
-
-# Top-level collection -> (kind, family). The family is the partition group: a resource and all
-# its children share one partition, so a child and its parent are read in one request.
-_TOP: dict[str, tuple[str, str]] = {
-    "users": ("user", "user"),
-    "apis": ("api", "api"),
-    "products": ("product", "product"),
-    "subscriptions": ("subscription", "subscription"),
-    "gateways": ("gateway", "gateway"),
-    "backends": ("backend", "backend"),
-}
-# (parent collection, child collection) -> (kind, canonical collection spelling)
-_CHILD: dict[tuple[str, str], tuple[str, str]] = {
-    ("apis", "releases"): ("apiRelease", "releases"),
-    ("gateways", "apis"): ("gatewayApi", "apis"),
-    ("gateways", "certificateauthorities"): ("gatewayCertificateAuthority", "certificateAuthorities"),
-    ("gateways", "hostnameconfigurations"): ("gatewayHostnameConfiguration", "hostnameConfigurations"),
-    ("gateways", "instances"): ("gatewayInstance", "instances"),
-}
+from shared.domain.kinds import FACTS, Kind, child_kind, children, top_level
 
 _SERVICE_RE = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
@@ -64,8 +46,8 @@ class ResourceRef:
     """One resource in one APIM service. `segments` alternate collection and name."""
 
     service: ServiceRef
-    kind: str
-    family: str
+    kind: Kind
+    family: Kind
     segments: tuple[str, ...]
     revision: str | None = None
 
@@ -94,19 +76,18 @@ class ResourceRef:
     def parent(self) -> ResourceRef | None:
         """The resource whose deletion deletes this one: an API for its revisions and releases,
         a gateway for its children."""
-        if self.kind == "api" and self.revision is not None:
+        if self.kind is Kind.API and self.revision is not None:
             base = _REVISION_RE.sub(r"\g<base>", self.segments[1])
-            return ResourceRef(self.service, "api", "api", ("apis", base))
-        if self.kind in ("apiRelease", "gatewayApi", "gatewayCertificateAuthority",
-                         "gatewayHostnameConfiguration", "gatewayInstance"):
-            top_kind = _TOP[self.segments[0]][0]
+            return ResourceRef(self.service, Kind.API, Kind.API, (self.segments[0], base))
+        parent = FACTS[self.kind].parent
+        if parent is not None:
             base = _REVISION_RE.sub(r"\g<base>", self.segments[1])
-            return ResourceRef(self.service, top_kind, self.family, (self.segments[0], base))
+            return ResourceRef(self.service, parent, self.family, (self.segments[0], base))
         return None
 
     @property
     def has_children(self) -> bool:
-        return (self.kind == "api" and self.revision is None) or self.kind == "gateway"
+        return self.revision is None and bool(children(self.kind))
 
 
 def parse_service_id(text: object) -> ServiceRef:
@@ -139,35 +120,38 @@ def parse_path(service: ServiceRef, path: object, *, what: str = "subject") -> R
         raise PermanentEventError("bad-subject", f"{what} has an empty segment: {path[:300]!r}")
     parts = [part.strip() for part in raw]
     top = parts[0].lower()
-    if top not in _TOP:
+    kind = top_level(top)
+    if kind is None:
         raise PermanentEventError("bad-subject", f"{what} names no APIM resource collection: {path[:300]!r}")
-    kind, family = _TOP[top]
+    family = kind
     segments: list[str] = [top]
     if len(parts) < 2:
         raise PermanentEventError("bad-subject", f"{what} has no resource name: {path[:300]!r}")
     first, revision = _split_revision(parts[1], kind, what)
     segments.append(first)
     rest = parts[2:]
-    if top == "backends" and len(rest) == 3 and rest[0].lower() == "circuit-breaker" and rest[1].lower() == "rules":
-        return ResourceRef(service, "circuitBreakerRule", family, (*segments, "circuit-breaker", "rules", rest[2]))
-    if top == "gateways" and len(rest) == 1:
+    rule = FACTS[Kind.CIRCUIT_BREAKER_RULE]
+    if family is rule.family and [r.lower() for r in rest[:2]] == rule.collection.split("/") and len(rest) == 3:
+        return ResourceRef(service, Kind.CIRCUIT_BREAKER_RULE, family, (*segments, *rule.collection.split("/"), rest[2]))
+    if family is FACTS[Kind.GATEWAY_INSTANCE].family and len(rest) == 1:
         # Token events name an instance as /gateways/{gateway}/{instanceId}.
-        return ResourceRef(service, "gatewayInstance", family, (*segments, "instances", rest[0]))
+        instances = FACTS[Kind.GATEWAY_INSTANCE].collection
+        return ResourceRef(service, Kind.GATEWAY_INSTANCE, family, (*segments, instances, rest[0]))
     if rest:
-        if len(rest) != 2 or (top, rest[0].lower()) not in _CHILD:
+        child = child_kind(family, rest[0]) if len(rest) == 2 else None
+        if child is None:
             raise PermanentEventError("bad-subject", f"{what} is not a known APIM resource path: {path[:300]!r}")
-        if revision is not None and top == "apis":
+        if revision is not None and family is Kind.API:
             raise PermanentEventError("bad-subject", f"{what} names a release of a revision: {path[:300]!r}")
-        kind, spelling = _CHILD[(top, rest[0].lower())]
-        return ResourceRef(service, kind, family, (*segments, spelling, rest[1]))
+        return ResourceRef(service, child, family, (*segments, FACTS[child].collection, rest[1]))
     return ResourceRef(service, kind, family, tuple(segments), revision)
 
 
-def _split_revision(name: str, kind: str, what: str) -> tuple[str, str | None]:
+def _split_revision(name: str, kind: Kind, what: str) -> tuple[str, str | None]:
     match = _REVISION_RE.match(name)
     if not match:
         return name, None
-    if kind != "api":
+    if kind is not Kind.API:
         raise PermanentEventError("bad-subject", f"{what}: only APIs have revisions, got {name[:200]!r}")
     rev = match.group("rev")
     if not rev.isdigit() or not match.group("base"):

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 from shared.domain.errors import PermanentEventError
 
+BEFORE_1601 = "before-1601"  # the reason of a bad-time error for a time Table Storage cannot hold
+
 
 def parse_time(value: object, what: str) -> datetime:
     """An aware UTC datetime. Azure writes 7 fractional digits; Python keeps 6."""
@@ -31,7 +33,8 @@ def parse_time(value: object, what: str) -> datetime:
     except OverflowError:
         raise PermanentEventError("bad-time", f"{what} is out of range: {value!s:.100}") from None
     if moment.year < 1601:  # Table Storage's Edm.DateTime starts at 1601
-        raise PermanentEventError("bad-time", f"{what} is before 1601, which Table Storage cannot hold: {value!s:.100}")
+        raise PermanentEventError("bad-time", f"{what} is before 1601, which Table Storage cannot hold: {value!s:.100}",
+                                  BEFORE_1601)
     return moment
 
 

@@ -18,8 +18,9 @@ from azure.core.exceptions import AzureError, HttpResponseError
 
 from shared import bootstrap
 from shared.config import Settings
-from shared.domain.errors import ConflictRetriesExhausted, PermanentEventError, one_line
-from shared.domain.kinds import KINDS
+from shared.domain.errors import ConflictRetriesExhausted, InvalidArgument, InvalidQuery, PermanentEventError, one_line
+from shared.domain.kinds import Kind
+from shared.domain.outcomes import Outcome, SyncOutcome
 from shared.domain.resources import ServiceRef, parse_service_id
 from shared.entrypoints.output import progress, record_lines, row_table, row_value, table, to_csv, to_json, when
 from shared.ingest import dead_letter
@@ -29,7 +30,7 @@ from shared.integrations import blobs
 from shared.integrations.delivery import read_events
 from shared.integrations.storage import StorageNotConfigured
 from shared.logs import summary_line
-from shared.queries.inventory import BadQuery, InventoryQueries, NotFound, parse_kind, parse_when, resolve_id
+from shared.queries.inventory import InventoryQueries, NotFound, parse_kind, parse_when, resolve_id
 from shared.store.ports import Entity
 
 PROG = "apim-inventory"
@@ -44,13 +45,13 @@ Times (T) are ISO 8601, such as 2026-11-02T09:00:00Z. An ID is an ARM id, or SER
 (contoso/apis/orders;rev=2, contoso/gateways/edge/instances/pod-1).
 
 Exit codes: 0 success; 1 not found, or the store unreachable or failing; 2 usage errors (unknown kind, bad id, bad time, unreadable input)."""
-EXTRA_COLUMNS = {"api": ("Revision",), "gatewayInstance": ("TokenStatus", "TokenExpiresAt"),
-                 "circuitBreakerRule": ("BreakerState", "ExpectedCloseAt", "StuckOpen")}
+EXTRA_COLUMNS = {Kind.API: ("Revision",), Kind.GATEWAY_INSTANCE: ("TokenStatus", "TokenExpiresAt"),
+                 Kind.CIRCUIT_BREAKER_RULE: ("BreakerState", "ExpectedCloseAt", "StuckOpen")}
 # Details from ARM worth a column, shown when some listed row has them (ENRICH_FROM_ARM or a sync).
-DETAIL_COLUMNS = {"user": ("Email", "UserState"), "api": ("DisplayName", "ApiPath", "IsCurrent"),
-                  "product": ("DisplayName", "ProductState", "ApprovalRequired"),
-                  "subscription": ("DisplayName", "SubscriptionState", "ExpirationDate"),
-                  "gateway": ("LocationCity",), "backend": ("Url",), "circuitBreakerRule": ("ConfiguredTripDuration",)}
+DETAIL_COLUMNS = {Kind.USER: ("Email", "UserState"), Kind.API: ("DisplayName", "ApiPath", "IsCurrent"),
+                  Kind.PRODUCT: ("DisplayName", "ProductState", "ApprovalRequired"),
+                  Kind.SUBSCRIPTION: ("DisplayName", "SubscriptionState", "ExpirationDate"),
+                  Kind.GATEWAY: ("LocationCity",), Kind.BACKEND: ("Url",), Kind.CIRCUIT_BREAKER_RULE: ("ConfiguredTripDuration",)}
 STORE_ERRORS = (AzureError, ConflictRetriesExhausted)
 
 
@@ -70,7 +71,7 @@ def _checked(parse: Callable[[str], object]) -> Callable[[str], str]:
     def check(text: str) -> str:
         try:
             parse(text)
-        except BadQuery as exc:
+        except InvalidQuery as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
         return text
     return check
@@ -94,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument(flag, metavar="T", type=_checked(lambda t: parse_when(t, flag)), help=text)
 
     sub = command("list", "the rows of one kind (live ones, unless told otherwise)", _list)
-    sub.add_argument("kind", metavar="KIND", type=_checked(parse_kind), help=f"one of: {', '.join(KINDS)}")
+    sub.add_argument("kind", metavar="KIND", type=_checked(parse_kind), help=f"one of: {', '.join(Kind)}")
     sub.add_argument("--service", metavar="S", help="one APIM service (default: all)")
     sub.add_argument("--include-deleted", action="store_true", help="tombstones too")
     since(sub, "--deleted-since", "only tombstones deleted at or after T")
@@ -147,8 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except SystemExit as exc:  # argparse: --help, or a usage error it has printed
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
-    except (Failure, BadQuery, NotFound, *STORE_ERRORS) as exc:
-        code = exc.code if isinstance(exc, Failure) else 2 if isinstance(exc, BadQuery) else 1
+    except (Failure, InvalidQuery, InvalidArgument, NotFound, *STORE_ERRORS) as exc:
+        code = exc.code if isinstance(exc, Failure) else 2 if isinstance(exc, InvalidQuery | InvalidArgument) else 1
         return _fail(_store_error(exc) if isinstance(exc, STORE_ERRORS) else str(exc), code)
     except KeyboardInterrupt:
         return 130
@@ -246,7 +247,7 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _flag(row: Entity) -> list[str]:
-    if row.get("Kind") == "gatewayInstance":
+    if row.get("Kind") == Kind.GATEWAY_INSTANCE:
         flag, detail = f"token {row.get('TokenStatus')}", f"expires {when(row.get('TokenExpiresAt'))}"
     else:
         flag = "breaker stuck open" if row.get("StuckOpen") else "breaker open"
@@ -263,7 +264,7 @@ def _flags(args: argparse.Namespace) -> int:
 def _summary(args: argparse.Namespace) -> int:
     summary = _queries(args).summary()
     resources, windows = summary["resources"], summary["events"]
-    metrics = ("applied", "stale", "duplicate", "rejected")
+    metrics = (Outcome.APPLIED, Outcome.STALE, Outcome.DUPLICATE, Outcome.REJECTED)
     long_rows = [{"Metric": m, "Service": r["service"], "Kind": r["kind"], "Count": r[m]} for r in resources for m in ("live", "deleted")]
     long_rows += [{"Metric": m, "Window": w, "Count": windows[w][m]} for w in windows for m in metrics]
 
@@ -295,7 +296,7 @@ def _replay(args: argparse.Namespace) -> int:
     if args.dead_letter is not None:
         return _replay_dead_letter(args)
     if not args.files or args.since or args.prefix or args.delete_after or args.connection_string:
-        raise Failure(2, "replay takes FILE arguments, or --dead-letter URL (with --since, --prefix, --delete-after, --connection-string)")
+        raise InvalidArgument("replay takes FILE arguments, or --dead-letter URL (with --since, --prefix, --delete-after, --connection-string)")
     payloads = [payload for name in args.files for payload in _read(name)]
     processor = _services(args).processor
     show_progress = sys.stderr.isatty() and len(payloads) > PROGRESS_ABOVE
@@ -324,7 +325,7 @@ def _replayed(processor: EventProcessor, run: str, counts: Counter[str], **extra
 
 def _replay_dead_letter(args: argparse.Namespace) -> int:
     if args.files:
-        raise Failure(2, "replay takes FILE arguments or --dead-letter URL, not both")
+        raise InvalidArgument("replay takes FILE arguments or --dead-letter URL, not both")
     env = {**os.environ, **({blobs.SETTING: args.connection_string} if args.connection_string else {})}
     try:
         container = blobs.container_client(args.dead_letter, env, retry_total=RETRY_TOTAL)
@@ -382,8 +383,8 @@ def _sync(args: argparse.Namespace) -> int:
             sys.stderr.flush()
 
     report = syncer.sync(args.service, note)
-    outcomes = ("added", "updated", "tombstoned", "unchanged", "skipped")
-    kinds = [k for k in KINDS if k in report.by_kind]
+    outcomes = tuple(SyncOutcome)
+    kinds = [k for k in Kind if k in report.by_kind]
     cells = [[kind, *(str(report.by_kind[kind][o]) for o in outcomes)] for kind in kinds]
     cells.append(["total", *(str(report.counts[o]) for o in outcomes)])
     document = {"service": report.service, "startedAt": report.started_at, "listed": report.listed,

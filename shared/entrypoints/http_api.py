@@ -14,9 +14,9 @@ from typing import Any
 import azure.functions as func
 from azure.core.exceptions import AzureError
 
-from shared.domain.errors import one_line
+from shared.domain.errors import InvalidQuery, one_line
 from shared.entrypoints.output import to_json
-from shared.queries.inventory import BadQuery, InventoryQueries, NotFound, parse_bool, parse_kind, parse_top, parse_when
+from shared.queries.inventory import InventoryQueries, NotFound, parse_bool, parse_kind, parse_top, parse_when
 
 log = logging.getLogger("apim_inventory.http")
 # The imported module's own version: a worker's bundled copy, if it were loaded instead of the pinned one, shows
@@ -32,7 +32,7 @@ def _answer(status: int, body: Any) -> func.HttpResponse:
 def _params(req: func.HttpRequest, allowed: set[str]) -> Mapping[str, str]:
     unknown = sorted(set(req.params) - allowed - {"code"})  # `code` is the function key, which the host checks
     if unknown:
-        raise BadQuery(f"unknown parameter {unknown[0][:60]!r}; allowed: {', '.join(sorted(allowed))}")
+        raise InvalidQuery(f"unknown parameter {unknown[0][:60]!r}; allowed: {', '.join(sorted(allowed))}")
     params: Mapping[str, str] = req.params
     return params
 
@@ -40,14 +40,14 @@ def _params(req: func.HttpRequest, allowed: set[str]) -> Mapping[str, str]:
 def _required(params: Mapping[str, str], name: str) -> str:
     value = params.get(name, "")
     if not value:
-        raise BadQuery(f"parameter {name} is required")
+        raise InvalidQuery(f"parameter {name} is required")
     return value
 
 
 def answer(work: Callable[[], Any]) -> func.HttpResponse:
     try:
         return _answer(200, work())
-    except BadQuery as exc:
+    except InvalidQuery as exc:
         return _answer(400, {"error": str(exc)})
     except NotFound as exc:
         return _answer(404, {"error": str(exc)})

@@ -10,6 +10,7 @@ from typing import Any
 
 from shared.domain.errors import PermanentEventError
 from shared.domain.events import InventoryEvent
+from shared.domain.kinds import Kind
 from shared.domain.model import Change, Op, Stamp
 from shared.domain.resources import ResourceRef, parse_path, parse_resource_id
 from shared.domain.times import parse_duration, parse_time
@@ -17,7 +18,7 @@ from shared.domain.times import parse_duration, parse_time
 Handler = Callable[[InventoryEvent], list[Change]]
 
 
-def _resource(event: InventoryEvent, expected_kind: str) -> ResourceRef:
+def _resource(event: InventoryEvent, expected_kind: Kind) -> ResourceRef:
     """The resource an event is about, from its subject and `data.resourceUri`, which must agree."""
     subject_ref = parse_path(event.service, event.subject)
     ref = subject_ref
@@ -38,7 +39,7 @@ def _resource(event: InventoryEvent, expected_kind: str) -> ResourceRef:
     return ref
 
 
-def lifecycle(kind: str, op: Op) -> Handler:
+def lifecycle(kind: Kind, op: Op) -> Handler:
     """Created / Updated / Deleted (and Added / Removed) of one kind of resource."""
 
     def handle(event: InventoryEvent) -> list[Change]:
@@ -57,7 +58,7 @@ def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
 
 def gateway_token(event: InventoryEvent) -> list[Change]:
     """GatewayTokenNearExpiry / GatewayTokenExpired -> the gatewayInstance row's token columns."""
-    ref = _resource(event, "gatewayInstance")
+    ref = _resource(event, Kind.GATEWAY_INSTANCE)
     info, token = _object(event.data, "gatewayInfo"), _object(event.data, "tokenInfo")
     gateway = str(info.get("gatewayId") or "").rstrip("/").split("/")[-1]
     if gateway and gateway.lower() != ref.segments[1].lower():
@@ -74,7 +75,7 @@ def gateway_token(event: InventoryEvent) -> list[Change]:
 
 def circuit_breaker(event: InventoryEvent) -> list[Change]:
     """CircuitBreaker.Opened / Closed -> each named rule's row, and a row for the backend."""
-    ref = _resource(event, "circuitBreakerRule")
+    ref = _resource(event, Kind.CIRCUIT_BREAKER_RULE)
     backend = event.data.get("backendName")
     if backend is not None and str(backend).lower() != ref.segments[1].lower():
         raise PermanentEventError("subject-mismatch", f"data.backendName {backend!r} is not the subject's backend")
@@ -96,32 +97,32 @@ def circuit_breaker(event: InventoryEvent) -> list[Change]:
 
 
 HANDLERS: dict[str, Handler] = {
-    "Microsoft.ApiManagement.UserCreated": lifecycle("user", Op.CREATED),
-    "Microsoft.ApiManagement.UserUpdated": lifecycle("user", Op.UPDATED),
-    "Microsoft.ApiManagement.UserDeleted": lifecycle("user", Op.DELETED),
-    "Microsoft.ApiManagement.APICreated": lifecycle("api", Op.CREATED),
-    "Microsoft.ApiManagement.APIUpdated": lifecycle("api", Op.UPDATED),
-    "Microsoft.ApiManagement.APIDeleted": lifecycle("api", Op.DELETED),
-    "Microsoft.ApiManagement.APIReleaseCreated": lifecycle("apiRelease", Op.CREATED),
-    "Microsoft.ApiManagement.APIReleaseUpdated": lifecycle("apiRelease", Op.UPDATED),
-    "Microsoft.ApiManagement.APIReleaseDeleted": lifecycle("apiRelease", Op.DELETED),
-    "Microsoft.ApiManagement.ProductCreated": lifecycle("product", Op.CREATED),
-    "Microsoft.ApiManagement.ProductUpdated": lifecycle("product", Op.UPDATED),
-    "Microsoft.ApiManagement.ProductDeleted": lifecycle("product", Op.DELETED),
-    "Microsoft.ApiManagement.SubscriptionCreated": lifecycle("subscription", Op.CREATED),
-    "Microsoft.ApiManagement.SubscriptionUpdated": lifecycle("subscription", Op.UPDATED),
-    "Microsoft.ApiManagement.SubscriptionDeleted": lifecycle("subscription", Op.DELETED),
-    "Microsoft.ApiManagement.GatewayCreated": lifecycle("gateway", Op.CREATED),
-    "Microsoft.ApiManagement.GatewayUpdated": lifecycle("gateway", Op.UPDATED),
-    "Microsoft.ApiManagement.GatewayDeleted": lifecycle("gateway", Op.DELETED),
-    "Microsoft.ApiManagement.GatewayAPIAdded": lifecycle("gatewayApi", Op.CREATED),
-    "Microsoft.ApiManagement.GatewayAPIRemoved": lifecycle("gatewayApi", Op.DELETED),
-    "Microsoft.ApiManagement.GatewayCertificateAuthorityCreated": lifecycle("gatewayCertificateAuthority", Op.CREATED),
-    "Microsoft.ApiManagement.GatewayCertificateAuthorityUpdated": lifecycle("gatewayCertificateAuthority", Op.UPDATED),
-    "Microsoft.ApiManagement.GatewayCertificateAuthorityDeleted": lifecycle("gatewayCertificateAuthority", Op.DELETED),
-    "Microsoft.ApiManagement.GatewayHostnameConfigurationCreated": lifecycle("gatewayHostnameConfiguration", Op.CREATED),
-    "Microsoft.ApiManagement.GatewayHostnameConfigurationUpdated": lifecycle("gatewayHostnameConfiguration", Op.UPDATED),
-    "Microsoft.ApiManagement.GatewayHostnameConfigurationDeleted": lifecycle("gatewayHostnameConfiguration", Op.DELETED),
+    "Microsoft.ApiManagement.UserCreated": lifecycle(Kind.USER, Op.CREATED),
+    "Microsoft.ApiManagement.UserUpdated": lifecycle(Kind.USER, Op.UPDATED),
+    "Microsoft.ApiManagement.UserDeleted": lifecycle(Kind.USER, Op.DELETED),
+    "Microsoft.ApiManagement.APICreated": lifecycle(Kind.API, Op.CREATED),
+    "Microsoft.ApiManagement.APIUpdated": lifecycle(Kind.API, Op.UPDATED),
+    "Microsoft.ApiManagement.APIDeleted": lifecycle(Kind.API, Op.DELETED),
+    "Microsoft.ApiManagement.APIReleaseCreated": lifecycle(Kind.API_RELEASE, Op.CREATED),
+    "Microsoft.ApiManagement.APIReleaseUpdated": lifecycle(Kind.API_RELEASE, Op.UPDATED),
+    "Microsoft.ApiManagement.APIReleaseDeleted": lifecycle(Kind.API_RELEASE, Op.DELETED),
+    "Microsoft.ApiManagement.ProductCreated": lifecycle(Kind.PRODUCT, Op.CREATED),
+    "Microsoft.ApiManagement.ProductUpdated": lifecycle(Kind.PRODUCT, Op.UPDATED),
+    "Microsoft.ApiManagement.ProductDeleted": lifecycle(Kind.PRODUCT, Op.DELETED),
+    "Microsoft.ApiManagement.SubscriptionCreated": lifecycle(Kind.SUBSCRIPTION, Op.CREATED),
+    "Microsoft.ApiManagement.SubscriptionUpdated": lifecycle(Kind.SUBSCRIPTION, Op.UPDATED),
+    "Microsoft.ApiManagement.SubscriptionDeleted": lifecycle(Kind.SUBSCRIPTION, Op.DELETED),
+    "Microsoft.ApiManagement.GatewayCreated": lifecycle(Kind.GATEWAY, Op.CREATED),
+    "Microsoft.ApiManagement.GatewayUpdated": lifecycle(Kind.GATEWAY, Op.UPDATED),
+    "Microsoft.ApiManagement.GatewayDeleted": lifecycle(Kind.GATEWAY, Op.DELETED),
+    "Microsoft.ApiManagement.GatewayAPIAdded": lifecycle(Kind.GATEWAY_API, Op.CREATED),
+    "Microsoft.ApiManagement.GatewayAPIRemoved": lifecycle(Kind.GATEWAY_API, Op.DELETED),
+    "Microsoft.ApiManagement.GatewayCertificateAuthorityCreated": lifecycle(Kind.GATEWAY_CERTIFICATE_AUTHORITY, Op.CREATED),
+    "Microsoft.ApiManagement.GatewayCertificateAuthorityUpdated": lifecycle(Kind.GATEWAY_CERTIFICATE_AUTHORITY, Op.UPDATED),
+    "Microsoft.ApiManagement.GatewayCertificateAuthorityDeleted": lifecycle(Kind.GATEWAY_CERTIFICATE_AUTHORITY, Op.DELETED),
+    "Microsoft.ApiManagement.GatewayHostnameConfigurationCreated": lifecycle(Kind.GATEWAY_HOSTNAME_CONFIGURATION, Op.CREATED),
+    "Microsoft.ApiManagement.GatewayHostnameConfigurationUpdated": lifecycle(Kind.GATEWAY_HOSTNAME_CONFIGURATION, Op.UPDATED),
+    "Microsoft.ApiManagement.GatewayHostnameConfigurationDeleted": lifecycle(Kind.GATEWAY_HOSTNAME_CONFIGURATION, Op.DELETED),
     "Microsoft.ApiManagement.GatewayTokenNearExpiry": gateway_token,
     "Microsoft.ApiManagement.GatewayTokenExpired": gateway_token,
     "Microsoft.ApiManagement.CircuitBreaker.Opened": circuit_breaker,

@@ -8,13 +8,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from enum import StrEnum
 from typing import Any, Protocol
 
 from shared.domain.errors import AlreadyRecorded, PermanentEventError
 from shared.domain.events import InventoryEvent
 from shared.domain.flags import FlagPolicy
+from shared.domain.kinds import Kind
 from shared.domain.model import PARENT_DELETE_TYPES, SCHEMA_VERSION, Change, Op, apply_changes, cascade_change, row_stamp
+from shared.domain.outcomes import Outcome
 from shared.domain.resources import ResourceRef, parse_path
 from shared.domain.text import table_text
 from shared.ingest.handlers import HANDLERS
@@ -28,13 +29,6 @@ from shared.store.status import StatusTracker
 from shared.store.writer import Loaded, RowWriter
 
 log = logging.getLogger("apim_inventory")
-
-
-class Outcome(StrEnum):
-    APPLIED = "applied"
-    STALE = "stale"
-    DUPLICATE = "duplicate"
-    REJECTED = "rejected"
 
 
 @dataclass(frozen=True)
@@ -157,13 +151,13 @@ class EventProcessor:
         """Details for what a Created or Updated event names, unless already read after the event;
         a backend's only on first sight, since breaker events come often."""
         for change in changes:
-            if not enricher.wants(change.ref) or (change.op not in (Op.CREATED, Op.UPDATED) and change.ref.kind != "backend"):
+            if not enricher.wants(change.ref) or (change.op not in (Op.CREATED, Op.UPDATED) and change.ref.kind is not Kind.BACKEND):
                 continue
             row, _ = self._load(change.ref)
             if row is None or row.entity.get("IsDeleted"):
                 continue
             fetched = row.entity.get("DetailsKey")
-            if fetched is None or (change.ref.kind != "backend" and fetched < change.stamp.encode()):
+            if fetched is None or (change.ref.kind is not Kind.BACKEND and fetched < change.stamp.encode()):
                 enricher.enrich(change.ref)
 
     def _cascade(self, parent: ResourceRef) -> bool:
@@ -198,7 +192,7 @@ class EventProcessor:
         }
         self.repo.add_rejected(record)
         self.counts.add(Outcome.REJECTED.value)
-        log.warning(event_line("rejected", _text(event_id), _text(event_type), service_of(source), _text(payload.get("subject")),
+        log.warning(event_line(Outcome.REJECTED, _text(event_id), _text(event_type), service_of(source), _text(payload.get("subject")),
                                reason=exc.code, source=_text(source), message=exc.message))
         return Result(Outcome.REJECTED, _text(event_id) or None, _text(event_type) or None, None, exc.code)
 

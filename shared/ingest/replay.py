@@ -7,28 +7,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from shared.domain.outcomes import EVENT_OUTCOMES, Outcome
 from shared.ingest.pipeline import EventProcessor
 from shared.integrations.trigger import decode_event
-from shared.logs import OUTCOMES
 
-UNDECODABLE = "undecodable"
+UNDECODABLE = Outcome.UNDECODABLE
 
 
 class Undecodable(ValueError):
     """The Functions host would fail this delivery before the function runs."""
 
 
-def apply(processor: EventProcessor, payload: str | dict[str, Any]) -> str:
+def apply(processor: EventProcessor, payload: str | dict[str, Any]) -> Outcome:
     """The outcome of one event: applied, duplicate, stale or rejected. Raises Undecodable; storage
     errors propagate, as they make the function raise."""
     try:
         event = decode_event(payload)
     except Exception as exc:
         raise Undecodable(" ".join(str(exc).split())) from None
-    return processor.handle(event).outcome.value
+    return processor.handle(event).outcome
 
 
 def outcome_text(counts: Mapping[str, int]) -> str:
     """`applied 3, duplicate 0, stale 1, rejected 0` (and `undecodable N` when there were some)."""
-    names = [*OUTCOMES, *([UNDECODABLE] if counts.get(UNDECODABLE) else [])]
+    names = [*EVENT_OUTCOMES, *([UNDECODABLE] if counts.get(UNDECODABLE) else [])]
     return ", ".join(f"{name} {counts.get(name, 0)}" for name in names)

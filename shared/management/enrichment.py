@@ -15,7 +15,8 @@ from typing import Any
 
 from azure.core.exceptions import AzureError
 
-from shared.domain.details import FETCHABLE_KINDS, circuit_breaker_rule, details, resource_properties
+from shared.domain.details import circuit_breaker_rule, details, resource_properties
+from shared.domain.kinds import FETCHABLE, Kind
 from shared.domain.model import Change, Op, Stamp, apply_changes
 from shared.domain.resources import ResourceRef, parse_path, parse_resource_id
 from shared.integrations.arm import ArmClient, ArmError, ArmThrottled
@@ -42,13 +43,13 @@ def detail_changes(ref: ResourceRef, resource: dict[str, Any], stamp: Stamp, eve
         return [*seen, Change(row_ref, Op.DETAILS, stamp, event_type, values)]
 
     groups = [row(ref, details(ref.kind, properties), alive)]
-    if ref.kind == "backend":
+    if ref.kind is Kind.BACKEND:
         breaker = properties.get("circuitBreaker")
         rules = breaker.get("rules") if isinstance(breaker, dict) else None
         for rule in rules if isinstance(rules, list) else []:
             if isinstance(rule, dict) and isinstance(rule.get("name"), str) and rule["name"].strip():
                 rule_ref = parse_path(ref.service, f"backends/{ref.name}/circuit-breaker/rules/{rule['name']}")
-                groups.append(row(rule_ref, details("circuitBreakerRule", circuit_breaker_rule(rule)), alive or Op.OBSERVED))
+                groups.append(row(rule_ref, details(Kind.CIRCUIT_BREAKER_RULE, circuit_breaker_rule(rule)), alive or Op.OBSERVED))
     return groups
 
 
@@ -61,7 +62,7 @@ class Enricher:
 
     @staticmethod
     def wants(ref: ResourceRef) -> bool:
-        return ref.kind in FETCHABLE_KINDS
+        return ref.kind in FETCHABLE
 
     def enrich(self, ref: ResourceRef) -> str:
         """GET the resource and merge its details: "enriched", or "pending" / "throttled" when the row

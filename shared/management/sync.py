@@ -21,7 +21,9 @@ from azure.core.exceptions import AzureError, ClientAuthenticationError
 
 from shared.domain.details import resource_properties
 from shared.domain.errors import PermanentEventError, WriteConflict
+from shared.domain.kinds import FACTS, LISTED, TOP_LEVEL, Kind, children
 from shared.domain.model import Change, Op, Stamp, apply_changes, inherit, row_stamp, same_row
+from shared.domain.outcomes import SyncOutcome
 from shared.domain.resources import ResourceRef, ServiceRef, parse_path
 from shared.integrations.arm import ArmClient, ArmError
 from shared.logs import SYNC, Line
@@ -34,10 +36,6 @@ from shared.store.writer import RowWriter
 log = logging.getLogger("apim_inventory.sync")
 SYNCED_TYPE = "ApimInventory.Synced"
 TOMBSTONED_TYPE = "ApimInventory.SyncTombstoned"
-FAMILIES = ("user", "api", "product", "subscription", "gateway", "backend")
-# Kinds a sync can list completely; gateway instances exist only in events (and gateway cascades).
-LISTED_KINDS = ("user", "api", "apiRelease", "product", "subscription", "gateway", "gatewayApi",
-                "gatewayHostnameConfiguration", "gatewayCertificateAuthority", "backend", "circuitBreakerRule")
 BATCH = 100
 # What a listing moves on every row it sees, changed or not.
 _STAMPS = frozenset({"LastEventTime", "LastEventId", "LastEventType", "UpdatedAt", "DetailsKey", "DetailsAt"})
@@ -54,7 +52,7 @@ class SyncReport:
     by_kind: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     incomplete: dict[str, str] = field(default_factory=dict)  # kind -> why it was not listed completely
 
-    def count(self, kind: str, outcome: str) -> None:
+    def count(self, kind: Kind, outcome: SyncOutcome) -> None:
         self.counts[outcome] += 1
         self.by_kind[kind][outcome] += 1
 
@@ -86,9 +84,9 @@ class InventorySync:
                 observed[resource_keys(group[0].ref)] = group
         report.listed = len(observed)
         note("read", 0, None)
-        stored = {(r.entity["PartitionKey"], r.entity["RowKey"]): r for f in FAMILIES
+        stored = {(r.entity["PartitionKey"], r.entity["RowKey"]): r for f in TOP_LEVEL
                   for page in self.writer.repo.scan(Query("inventory", *family_range(f, service.key))) for r in page}
-        complete = set(LISTED_KINDS) - set(report.incomplete)
+        complete = set[str](LISTED) - set(report.incomplete)
         plans = self._plan(service, stamp, observed, stored, complete)
         note("write", 0, len(plans))
         self._write(plans, stamp, report, note)
@@ -104,27 +102,27 @@ class InventorySync:
         base = service.resource_id
         apis: list[str] = []
         gateways: list[str] = []
-        for kind, collection in (("user", "users"), ("api", "apis"), ("product", "products"),
-                                 ("subscription", "subscriptions"), ("gateway", "gateways"), ("backend", "backends")):
-            for ref, resource in self._list(service, f"{base}/{collection}", kind, report, note):
-                if kind == "api" and ref.revision is None:
+        for kind in TOP_LEVEL:
+            for ref, resource in self._list(service, f"{base}/{FACTS[kind].collection}", kind, report, note):
+                if kind is Kind.API and ref.revision is None:
                     apis.append(ref.name)
                     current = resource_properties(resource).get("apiRevision")
                     if current:  # the current revision is listed under the API's plain name
                         yield parse_path(service, f"apis/{ref.name};rev={current}"), resource
-                if kind == "gateway":
+                if kind is Kind.GATEWAY:
                     gateways.append(ref.name)
                 yield ref, resource
         for api in apis:
-            yield from self._list(service, f"{base}/apis/{api}/releases", "apiRelease", report, note)
+            for kind in _listed_children(Kind.API):
+                yield from self._list(service, f"{base}/{FACTS[Kind.API].collection}/{api}/{FACTS[kind].collection}", kind, report, note)
         for gateway in gateways:
-            for kind, collection in (("gatewayApi", "apis"), ("gatewayHostnameConfiguration", "hostnameConfigurations"),
-                                     ("gatewayCertificateAuthority", "certificateAuthorities")):
-                yield from self._list(service, f"{base}/gateways/{gateway}/{collection}", kind, report, note)
-        if "backend" in report.incomplete:
-            report.incomplete["circuitBreakerRule"] = "backends not listed completely"
+            for kind in _listed_children(Kind.GATEWAY):
+                yield from self._list(service, f"{base}/{FACTS[Kind.GATEWAY].collection}/{gateway}/{FACTS[kind].collection}",
+                                      kind, report, note)
+        if Kind.BACKEND in report.incomplete:  # the rules are read from their backends' configuration
+            report.incomplete[Kind.CIRCUIT_BREAKER_RULE] = "backends not listed completely"
 
-    def _list(self, service: ServiceRef, url_path: str, kind: str, report: SyncReport,
+    def _list(self, service: ServiceRef, url_path: str, kind: Kind, report: SyncReport,
               note: Progress) -> Iterator[tuple[ResourceRef, dict[str, Any]]]:
         """A collection's items as (ref, resource); a failure marks the kind incomplete."""
         prefix = url_path[len(service.resource_id):].strip("/")
@@ -184,7 +182,7 @@ class InventorySync:
             new = _compute(plan.row.entity if plan.row else None, plan, parent, stamp)
             prepared = self.writer.prepare(plan.row, new) if new is not None else None
             if prepared is None:
-                report.count(plan.ref.kind, "skipped" if new is None else "unchanged")
+                report.count(plan.ref.kind, SyncOutcome.SKIPPED if new is None else SyncOutcome.UNCHANGED)
                 done += 1
                 continue
             latest[key] = prepared
@@ -218,7 +216,7 @@ class InventorySync:
 
         wrote = self.writer.write(pk, rk, parent_rk, compute)
         new = seen.get("new")
-        report.count(plan.ref.kind, "skipped" if new is None else _outcome(seen["old"], new) if wrote else "unchanged")
+        report.count(plan.ref.kind, SyncOutcome.SKIPPED if new is None else _outcome(seen["old"], new) if wrote else SyncOutcome.UNCHANGED)
 
 
 def _compute(row: Entity | None, plan: _Plan, parent: Entity | None, stamp: Stamp) -> Entity | None:
@@ -235,9 +233,13 @@ def _compute(row: Entity | None, plan: _Plan, parent: Entity | None, stamp: Stam
     return row if unchanged else new
 
 
-def _outcome(old: Entity | None, new: Entity) -> str:
+def _listed_children(kind: Kind) -> tuple[Kind, ...]:
+    return tuple(child for child in children(kind) if FACTS[child].listed)
+
+
+def _outcome(old: Entity | None, new: Entity) -> SyncOutcome:
     if old is None or (old.get("IsDeleted") and not new.get("IsDeleted")):
-        return "added"
+        return SyncOutcome.ADDED
     if new.get("IsDeleted") and not old.get("IsDeleted"):
-        return "tombstoned"
-    return "updated"
+        return SyncOutcome.TOMBSTONED
+    return SyncOutcome.UPDATED

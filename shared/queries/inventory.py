@@ -14,20 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.domain.errors import PermanentEventError
-from shared.domain.flags import BREAKER_KIND, TOKEN_KIND
-from shared.domain.kinds import FAMILY, KINDS
+from shared.domain.errors import InvalidQuery, PermanentEventError
+from shared.domain.kinds import Kind, parse_kind_name
+from shared.domain.outcomes import Outcome
 from shared.domain.resources import ResourceRef, ServiceRef, parse_path, parse_resource_id
-from shared.domain.times import parse_time
+from shared.domain.times import BEFORE_1601, parse_time
 from shared.store.keys import encode_part, family_range, resource_keys
 from shared.store.ports import Condition, Entity, InventoryRepository, Query, Token
 
 MAX_TOP = 1000
 MAX_INPUT = 1024
-
-
-class BadQuery(ValueError):
-    """Input that cannot be a valid query: a 400, or exit code 2."""
 
 
 class NotFound(LookupError):
@@ -40,10 +36,10 @@ class Page:
     continuation: str | None
 
 
-def parse_kind(text: str) -> str:
-    kind = next((k for k in KINDS if k.lower() == text.strip().lower()), None)
+def parse_kind(text: str) -> Kind:
+    kind = parse_kind_name(text)
     if kind is None:
-        raise BadQuery(f"unknown kind {text[:60]!r}; one of: {', '.join(KINDS)}")
+        raise InvalidQuery(f"unknown kind {text[:60]!r}; one of: {', '.join(Kind)}")
     return kind
 
 
@@ -54,9 +50,9 @@ def parse_when(text: str | None, what: str) -> datetime | None:
     try:
         return parse_time(text, what)
     except PermanentEventError as exc:
-        if "before 1601" in exc.message:
-            raise BadQuery(f"{what} must not be before 1601-01-01, the earliest time Table Storage holds") from None
-        raise BadQuery(f"{what} must be an ISO 8601 time such as 2026-11-02T09:00:00Z, not {text[:60]!r}") from None
+        if exc.reason == BEFORE_1601:
+            raise InvalidQuery(f"{what} must not be before 1601-01-01, the earliest time Table Storage holds") from None
+        raise InvalidQuery(f"{what} must be an ISO 8601 time such as 2026-11-02T09:00:00Z, not {text[:60]!r}") from None
 
 
 def parse_bool(text: str | None, what: str) -> bool:
@@ -64,7 +60,7 @@ def parse_bool(text: str | None, what: str) -> bool:
         return False
     value = text.strip().lower()
     if value not in ("true", "false", "1", "0"):
-        raise BadQuery(f"{what} must be true or false")
+        raise InvalidQuery(f"{what} must be true or false")
     return value in ("true", "1")
 
 
@@ -72,7 +68,7 @@ def parse_top(text: str | None) -> int:
     if text is None or text == "":
         return 100
     if not text.strip().isdigit() or not 1 <= int(text) <= MAX_TOP:
-        raise BadQuery(f"top must be a whole number from 1 to {MAX_TOP}")
+        raise InvalidQuery(f"top must be a whole number from 1 to {MAX_TOP}")
     return int(text)
 
 
@@ -89,9 +85,9 @@ def decode_token(text: str | None) -> Token | None:
     try:
         token = json.loads(base64.urlsafe_b64decode(text.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeEncodeError):
-        raise BadQuery("continuationToken is not one this API issued") from None
+        raise InvalidQuery("continuationToken is not one this API issued") from None
     if not isinstance(token, dict) or set(token) != {"PartitionKey", "RowKey"} or not all(isinstance(v, str) for v in token.values()):
-        raise BadQuery("continuationToken is not one this API issued")
+        raise InvalidQuery("continuationToken is not one this API issued")
     return {"PartitionKey": token["PartitionKey"], "RowKey": token["RowKey"]}
 
 
@@ -104,17 +100,17 @@ def resolve_id(text: str) -> ResourceRef:
         else:
             service, _, path = text.strip().partition("/")
             if not service or not path:
-                raise BadQuery(f"id must be an ARM id or SERVICE/PATH, not {text[:80]!r}")
+                raise InvalidQuery(f"id must be an ARM id or SERVICE/PATH, not {text[:80]!r}")
             ref = parse_path(ServiceRef("", "", service), path)
         resource_keys(ref)  # the key limits, for both forms
         return ref
     except PermanentEventError as exc:
-        raise BadQuery(f"bad id: {exc.message}") from None
+        raise InvalidQuery(f"bad id: {exc.message}") from None
 
 
 def _limit(text: str, what: str, limit: int = MAX_INPUT) -> None:
     if len(text) > limit:
-        raise BadQuery(f"{what} is longer than {limit} characters")
+        raise InvalidQuery(f"{what} is longer than {limit} characters")
 
 
 def _service_key(service: str | None) -> str | None:
@@ -124,9 +120,9 @@ def _service_key(service: str | None) -> str | None:
     try:
         encode_part(service)
     except PermanentEventError:
-        raise BadQuery("service is not valid Unicode") from None
+        raise InvalidQuery("service is not valid Unicode") from None
     if not service.strip():
-        raise BadQuery("service is blank")
+        raise InvalidQuery("service is blank")
     return service.strip().lower()
 
 
@@ -135,12 +131,12 @@ class InventoryQueries:
         self.repo = repo
         self.clock = clock
 
-    def list_kind(self, kind: str, *, service: str | None = None, include_deleted: bool = False,
+    def list_kind(self, kind: Kind, *, service: str | None = None, include_deleted: bool = False,
              deleted_since: datetime | None = None, changed_since: datetime | None = None,
              top: int | None = 100, continuation: str | None = None) -> Page:
         """Rows of one kind: one family's key range (in one service, or in all), filtered on Kind."""
-        low, high = family_range(FAMILY[kind], _service_key(service))
-        conditions = [Condition("Kind", "eq", kind)]
+        low, high = family_range(kind.family, _service_key(service))
+        conditions = [Condition("Kind", "eq", kind.value)]
         if deleted_since is not None:
             conditions += [Condition("IsDeleted", "eq", True), Condition("DeletedAt", "ge", deleted_since)]
         elif not include_deleted:
@@ -168,9 +164,9 @@ class InventoryQueries:
 
     def flags(self) -> dict[str, list[Entity]]:
         """Tokens near expiry or expired, breakers open or stuck open; live rows only."""
-        tokens = [r.entity for r in self.repo.watched(TOKEN_KIND, "gateway")
+        tokens = [r.entity for r in self.repo.watched(Kind.GATEWAY_INSTANCE, Kind.GATEWAY_INSTANCE.family)
                   if not r.entity.get("IsDeleted") and r.entity.get("TokenStatus") in ("nearExpiry", "expired")]
-        breakers = [r.entity for r in self.repo.watched(BREAKER_KIND, "backend")
+        breakers = [r.entity for r in self.repo.watched(Kind.CIRCUIT_BREAKER_RULE, Kind.CIRCUIT_BREAKER_RULE.family)
                     if not r.entity.get("IsDeleted") and (r.entity.get("BreakerState") == "open" or r.entity.get("StuckOpen"))]
         return {"tokens": tokens, "breakers": breakers}
 
@@ -196,10 +192,10 @@ class InventoryQueries:
         windows: dict[str, dict[str, int]] = {}
         for label, start in (("lastHour", now - timedelta(hours=1)), ("lastDay", day_ago)):
             windows[label] = {
-                "applied": sum(1 for r in recorded if r["RecordedAt"] >= start and not r.get("Stale")),
-                "stale": sum(1 for r in recorded if r["RecordedAt"] >= start and r.get("Stale")),
-                "duplicate": sum(1 for r in duplicated if r["LastDuplicateAt"] >= start),  # events redelivered in the window
-                "rejected": sum(1 for r in rejected if r["ReceivedAt"] >= start),
+                Outcome.APPLIED: sum(1 for r in recorded if r["RecordedAt"] >= start and not r.get("Stale")),
+                Outcome.STALE: sum(1 for r in recorded if r["RecordedAt"] >= start and r.get("Stale")),
+                Outcome.DUPLICATE: sum(1 for r in duplicated if r["LastDuplicateAt"] >= start),  # events redelivered in the window
+                Outcome.REJECTED: sum(1 for r in rejected if r["ReceivedAt"] >= start),
             }
         return {
             "generatedAt": now,

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from shared.domain.errors import PermanentEventError
+from shared.domain.kinds import Kind
 from shared.domain.resources import ResourceRef
 
 BUCKETS = 16
@@ -111,7 +112,7 @@ def child_ranges(parent_row_key: str, kind: str) -> list[tuple[str, str]]:
     """RowKey ranges [low, high) that hold a parent's children in the parent's partition:
     an API's revisions (`apis|a;rev=N`) and releases (`apis|a|releases|r`), a gateway's children."""
     ranges = [(parent_row_key + "|", parent_row_key + "}")]  # "}" follows "|"
-    if kind == "api":
+    if kind == Kind.API:
         ranges.append((parent_row_key + ";rev=", parent_row_key + ";rev>"))  # ">" follows "="
     return ranges
 

@@ -16,15 +16,15 @@ from typing import Any
 
 from azure.core.exceptions import AzureError
 
-from shared.domain.errors import WriteConflict
+from shared.domain.errors import ConflictRetriesExhausted, WriteConflict
 from shared.domain.model import SCHEMA_VERSION
+from shared.domain.outcomes import SEEN, Outcome
 from shared.store.keys import encode_part
 from shared.store.ports import Entity, InventoryRepository, StoredRow
 
 log = logging.getLogger("apim_inventory.status")
 STATUS_PARTITION = "service"
 INTERVAL = timedelta(minutes=1)
-SEEN = frozenset({"applied", "stale", "duplicate"})  # rejected events name no trustworthy service
 
 
 def status_keys(service_key: str) -> tuple[str, str]:
@@ -72,7 +72,7 @@ class StatusTracker:
         with self._lock:
             entry = self._services.setdefault(service_key, _Service(service))
             for column, value in (("LastEventTime", event_time), ("LastReceivedAt", now),
-                                  *((("LastAppliedAt", now),) if outcome == "applied" else ())):
+                                  *((("LastAppliedAt", now),) if outcome == Outcome.APPLIED else ())):
                 entry.dirty = raise_to(entry.values, column, value) or entry.dirty
             due = self._claim(now, force=False)
         self._write(due)
@@ -106,7 +106,7 @@ class StatusTracker:
                 entry.stored = self._save(key, entry, values)
                 entry.known = True
                 written += 1
-            except (AzureError, WriteConflict) as exc:  # never fail an event that was applied
+            except (AzureError, ConflictRetriesExhausted) as exc:  # never fail an event that was applied
                 with self._lock:
                     entry.dirty, entry.known = True, False
                 log.warning("status row of %s not written, will retry: %s", entry.name, exc)
@@ -124,4 +124,4 @@ class StatusTracker:
                 return self.repo.save_status(row, stored.etag if stored else None)
             except WriteConflict:
                 continue
-        raise WriteConflict(f"status row {rk}: {self.conflict_retries} write conflicts in a row")
+        raise ConflictRetriesExhausted(f"status row {rk}: {self.conflict_retries} write conflicts in a row")

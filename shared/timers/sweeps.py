@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from shared.domain.flags import BREAKER_KIND, TOKEN_KIND
+from shared.domain.kinds import Kind
 from shared.store.outbox import AlertOutbox
 from shared.store.ports import StoredRow
 from shared.store.writer import RowWriter
@@ -32,13 +32,13 @@ class Sweeper:
         self.outbox = outbox
 
     def sweep_gateway_tokens(self) -> SweepResult:
-        return self._sweep(TOKEN_KIND, "gateway")
+        return self._sweep(Kind.GATEWAY_INSTANCE)
 
     def sweep_circuit_breakers(self) -> SweepResult:
-        return self._sweep(BREAKER_KIND, "backend")
+        return self._sweep(Kind.CIRCUIT_BREAKER_RULE)
 
-    def _sweep(self, kind: str, family: str) -> SweepResult:
-        rows = self.writer.repo.watched(kind, family)
+    def _sweep(self, kind: Kind) -> SweepResult:
+        rows = self.writer.repo.watched(kind, kind.family)
         changed = 0
         for row in rows:
             if row.entity.get("IsDeleted"):
