@@ -3,11 +3,10 @@
 import azure.functions as func
 
 from shared import bootstrap, logs
-from shared.config import Settings
 from shared.entrypoints import http_api
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)  # never anonymous
-_settings = Settings.from_env()  # schedules are read when the worker indexes the app
+_settings = bootstrap.app_settings()  # schedules are read when the worker indexes the app; the services reuse this reading
 
 
 @app.function_name("apim_events")
@@ -70,4 +69,4 @@ def health_check(req: func.HttpRequest) -> func.HttpResponse:
 @app.function_name("purge")
 @app.timer_trigger(schedule=_settings.purge_schedule, arg_name="timer")
 def purge(timer: func.TimerRequest) -> None:
-    bootstrap.purger().run()
+    bootstrap.services().purger.run()

@@ -26,7 +26,7 @@ from shared.config import Settings
 from shared.domain.model import Change, Op, Stamp, merge
 from shared.domain.resources import parse_path, parse_service_id
 from shared.integrations.alerts import LoggingAlertPublisher
-from shared.store.outbox import AlertOutbox
+from shared.store.keys import with_keys
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 TRACE = os.environ.get("BENCH_TRACE", "") not in ("", "0")
@@ -127,10 +127,11 @@ def counted(function: Function, transport: CountingTransport, payloads: list[str
 
 
 def raw_rows(paths: list[str], count: int) -> list[dict[str, Any]]:
-    """Inventory-style rows of the same resources; merge() keys them with shared.keys.resource_keys."""
+    """Inventory-style rows of the same resources, under the keys the store gives them (shared.store.keys)."""
     service = parse_service_id(SERVICE)
-    return [merge(None, Change(parse_path(service, paths[i % len(paths)]), Op.UPDATED,
-                               Stamp(T0 + timedelta(seconds=i), f"raw-{i}"), "raw")) for i in range(count)]
+    refs = [parse_path(service, paths[i % len(paths)]) for i in range(count)]
+    return [with_keys(ref, merge(None, Change(ref, Op.UPDATED, Stamp(T0 + timedelta(seconds=i), f"raw-{i}"), "raw")))
+            for i, ref in enumerate(refs)]
 
 
 def main() -> None:
@@ -168,8 +169,9 @@ def main() -> None:
         transport = CountingTransport(aside=settings.status_table)
         service = TableServiceClient.from_connection_string(
             azurite.connection_string, transport=transport, retry_total=settings.storage_retry_total)
-        counted_repo = bootstrap.table_repository(service, settings)
-        counted_services = bootstrap.wire(counted_repo, settings, AlertOutbox(counted_repo, LoggingAlertPublisher()),
+        counted_repo = bootstrap.table_store(service, settings)
+        counted_repo.create_tables()
+        counted_services = bootstrap.wire(counted_repo, settings, LoggingAlertPublisher(),
                                           bootstrap.system_clock)
         processor = counted_services.processor
         bootstrap.install(counted_services)

@@ -22,7 +22,6 @@ from shared import bootstrap
 from shared.config import Settings
 from shared.ingest import dead_letter
 from shared.integrations.alerts import LoggingAlertPublisher
-from shared.store.outbox import AlertOutbox
 from shared.timers.retention import Purger
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
@@ -56,8 +55,9 @@ def main() -> None:
         settings = Settings(inventory_table="OpsInventory", history_table="OpsHistory", rejected_table="OpsRejected",
                             outbox_table="OpsAlerts", status_table="OpsStatus")
         tables = TableServiceClient.from_connection_string(azurite.connection_string, transport=transport)
-        repo = bootstrap.table_repository(tables, settings)
-        services = bootstrap.wire(repo, settings, AlertOutbox(repo, LoggingAlertPublisher()), lambda: NOW)
+        repo = bootstrap.table_store(tables, settings)
+        repo.create_tables()
+        services = bootstrap.wire(repo, settings, LoggingAlertPublisher(), lambda: NOW)
         container = BlobServiceClient.from_connection_string(azurite.blob_connection_string).create_container("deadletters")
         for blob in range(BLOBS):
             container.upload_blob(f"APIM-BENCH/2026/11/2/9/{uuid.uuid4()}.json", dead_letter_blob(blob))
@@ -75,7 +75,7 @@ def main() -> None:
         history += [{"PartitionKey": f"apim-bench|{n % 16:02d}", "RowKey": f"new-{n:06d}", "RecordedAt": NOW} for n in range(PURGE_ROWS // 10)]
         upsert_all(tables.get_table_client(settings.history_table), history)
         sent, start = transport.sent, time.perf_counter()
-        results = {r.what: r.deleted for r in Purger(repo, settings, lambda: NOW).run()}
+        results = {r.what: r.deleted for r in Purger(repo, repo, settings, lambda: NOW).run()}
         seconds = time.perf_counter() - start
         requests = transport.sent - sent
         print(f"\npurge: {PURGE_ROWS} history records past the cutoff of {len(history)}, in 16 partitions")

@@ -24,6 +24,7 @@ from shared.config import Settings
 from shared.domain.kinds import Kind
 from shared.domain.model import Change, Op, Stamp, merge
 from shared.domain.resources import parse_path, parse_service_id
+from shared.store.keys import with_keys
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 SERVICE = "/subscriptions/6f0c3c1e-0000-4000-8000-00000000be4c/resourceGroups/rg-bench/providers/Microsoft.ApiManagement/service/apim-bench"
@@ -37,7 +38,8 @@ def fill(client: TableServiceClient, table: str) -> None:
     batches: dict[str, list[Any]] = defaultdict(list)
     for kind, count in (("subscriptions", LIST_ROWS), ("users", OTHER_ROWS)):
         for i in range(count):
-            row = merge(None, Change(parse_path(service, f"{kind}/{kind[:3]}-{i:06d}"), Op.CREATED, Stamp(T0, f"{kind}{i}"), "fill"))
+            ref = parse_path(service, f"{kind}/{kind[:3]}-{i:06d}")
+            row = with_keys(ref, merge(None, Change(ref, Op.CREATED, Stamp(T0, f"{kind}{i}"), "fill")))
             batches[row["PartitionKey"]].append(("upsert", row))
     table_client = client.get_table_client(table)
     for ops in batches.values():

@@ -16,13 +16,14 @@ from azure.data.tables import TableServiceClient
 
 from bench.bench import CountingTransport
 from devtools.azurite import Azurite
+from devtools.store_reads import inventory_rows
 from devtools.worker import decode_event
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.model import Change, Op, Stamp, merge
 from shared.domain.resources import parse_path, parse_service_id
 from shared.integrations.alerts import LoggingAlertPublisher
-from shared.store.outbox import AlertOutbox
+from shared.store.keys import with_keys
 
 SERVICE = "/subscriptions/6f0c3c1e-0000-4000-8000-00000000be4c/resourceGroups/rg-bench/providers/Microsoft.ApiManagement/service/apim-bench"
 SIZES = [int(s) for s in os.environ.get("BENCH_SWEEP_SIZES", "1000,100000").split(",")]
@@ -49,7 +50,8 @@ def fill(service: TableServiceClient, table: str, count: int) -> float:
     ref_service = parse_service_id(SERVICE)
     by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for i in range(count):
-        row = merge(None, Change(parse_path(ref_service, f"users/user-{i:06d}"), Op.CREATED, Stamp(T0, f"u{i}"), "fill"))
+        ref = parse_path(ref_service, f"users/user-{i:06d}")
+        row = with_keys(ref, merge(None, Change(ref, Op.CREATED, Stamp(T0, f"u{i}"), "fill")))
         by_partition[row["PartitionKey"]].append(row)
     client, start = service.get_table_client(table), time.perf_counter()
     for rows in by_partition.values():
@@ -65,13 +67,14 @@ def measure(size: int) -> dict[str, Any]:
                             rejected_table="SweepRejected", outbox_table="SweepAlerts")
         transport = CountingTransport()
         counted = TableServiceClient.from_connection_string(azurite.connection_string, transport=transport, retry_total=0)
-        repo = bootstrap.table_repository(counted, settings)
-        services = bootstrap.wire(repo, settings, AlertOutbox(repo, LoggingAlertPublisher()), lambda: moment[0])
+        repo = bootstrap.table_store(counted, settings)
+        repo.create_tables()
+        services = bootstrap.wire(repo, settings, LoggingAlertPublisher(), lambda: moment[0])
         for payload in watched_events():
             services.processor.handle(decode_event(payload))
         fill_s = fill(TableServiceClient.from_connection_string(azurite.connection_string), settings.inventory_table,
                       size - INSTANCES - RULES - RULES)  # minus instances, rules and their backend rows
-        figures: dict[str, Any] = {"rows": sum(1 for _ in repo.rows()), "fill_s": fill_s}
+        figures: dict[str, Any] = {"rows": sum(1 for _ in inventory_rows(repo)), "fill_s": fill_s}
         for label, advance in (("flagging", timedelta(days=5)), ("steady", timedelta(minutes=1))):
             moment[0] += advance
             for name, run in (("tokens", services.sweeper.sweep_gateway_tokens), ("breakers", services.sweeper.sweep_circuit_breakers)):

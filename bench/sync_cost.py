@@ -15,11 +15,11 @@ from azure.data.tables import TableServiceClient
 from devtools.arm_standin import ArmStandIn
 from devtools.azurite import Azurite
 from devtools.management_plane import large_service
+from devtools.store_reads import inventory_rows
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.resources import parse_service_id
 from shared.integrations.alerts import LoggingAlertPublisher
-from shared.store.outbox import AlertOutbox
 
 SERVICE = "/subscriptions/6f0c3c1e-0000-4000-8000-00000000be4c/resourceGroups/rg-bench/providers/Microsoft.ApiManagement/service/apim-bench"
 USERS = int(os.environ.get("BENCH_SYNC_USERS", "10000"))
@@ -47,8 +47,9 @@ def main() -> None:
         os.environ.update(arm.identity_env())
         settings = Settings(arm_endpoint=arm.endpoint)
         tables = TableServiceClient.from_connection_string(azurite.connection_string)
-        repo = bootstrap.table_repository(tables, settings)
-        services = bootstrap.wire(repo, settings, AlertOutbox(repo, LoggingAlertPublisher()), lambda: NOW,
+        repo = bootstrap.table_store(tables, settings)
+        repo.create_tables()
+        services = bootstrap.wire(repo, settings, LoggingAlertPublisher(), lambda: NOW,
                                   bootstrap.arm_client(settings))
         assert services.reconciler.syncer is not None
         service = parse_service_id(SERVICE)
@@ -61,7 +62,7 @@ def main() -> None:
         steady = services.reconciler.syncer.sync(service)
         steady_seconds = time.perf_counter() - start
 
-        written = list(repo.rows())
+        written = list(inventory_rows(repo))
         raw_seconds = raw_transactions(tables, written)
         sync_rate, raw_rate = first.counts["added"] / first_seconds, len(written) / raw_seconds
         print(f"sync of {USERS} users, {APIS * REVISIONS} API revisions, {SUBSCRIPTIONS} subscriptions "

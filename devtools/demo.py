@@ -19,6 +19,7 @@ from typing import Any
 from devtools.arm_standin import ArmStandIn
 from devtools.azurite import ROOT, Azurite
 from devtools.management_plane import SECRET, DemoPlane, busiest_service, demo_plane, replayed
+from devtools.store_reads import history_records, inventory_rows, pending_entities, rejected_records
 from devtools.worker import decode_event, fire_timer, indexed_function, split_delivery
 from shared import bootstrap
 from shared.config import Settings
@@ -29,8 +30,7 @@ from shared.domain.times import parse_time
 from shared.entrypoints.output import cell, short_type, table, when
 from shared.integrations.alerts import LoggingAlertPublisher
 from shared.integrations.storage import table_service_client
-from shared.store.outbox import AlertOutbox
-from shared.store.table import TableInventoryRepository
+from shared.store.table import TableStore
 
 STREAM = ROOT / "demo" / "stream.json"
 OUTCOMES = ("applied", "stale", "duplicate", "rejected")
@@ -160,9 +160,9 @@ def sync_effects(plane: DemoPlane, rows: list[dict[str, Any]]) -> tuple[list[str
     return lines, problems
 
 
-def check_secrets(repo: TableInventoryRepository) -> tuple[int, list[str]]:
+def check_secrets(repo: TableStore) -> tuple[int, list[str]]:
     """No inventory, history, rejected or alert row holds the stand-in's keys and credentials: (rows read, problems)."""
-    entities = [*repo.rows(), *repo.all_history(), *repo.rejected(), *repo.pending_alerts()]
+    entities = [*inventory_rows(repo), *history_records(repo), *rejected_records(repo), *pending_entities(repo)]
     return len(entities), [f"{e.get('Path') or e.get('PathKey') or e.get('RowKey')}: {column} holds a secret"
                            for e in entities for column, v in e.items() if SECRET in str(v)]
 
@@ -212,11 +212,12 @@ def show(stream: Path, deliveries: list[Any], plane: DemoPlane, arm: ArmStandIn)
     clock = [min(latest_time(d) for d in deliveries)]  # the demo's clock follows the stream
     publisher = CollectingPublisher()
     settings = Settings.from_env()
-    repo = bootstrap.table_repository(table_service_client(), settings)
-    bootstrap.install(bootstrap.wire(repo, settings, AlertOutbox(repo, publisher), lambda: clock[0], bootstrap.arm_client(settings)))
+    repo = bootstrap.table_store(table_service_client(), settings)
+    repo.create_tables()
+    bootstrap.install(bootstrap.wire(repo, settings, publisher, lambda: clock[0], bootstrap.arm_client(settings)))
     delivered = deliver_stream(deliveries, clock)
     processor = bootstrap.services().processor
-    rows, rejected, outcomes = list(repo.rows()), repo.rejected(), processor.counts
+    rows, rejected, outcomes = list(inventory_rows(repo)), rejected_records(repo), processor.counts
     enricher = bootstrap.services().reconciler.enricher  # the one the pipeline calls too
     reads = enricher.counts if enricher else Counter[str]()
     services = sorted({service_id(r).rsplit("/", 1)[-1] for r in rows})
@@ -232,7 +233,7 @@ def show(stream: Path, deliveries: list[Any], plane: DemoPlane, arm: ArmStandIn)
     now = when(clock[0])  # after the stream's last event: the sync stamps its writes with it
     failed = [name for name in ("summary", "flags") if run_command("--now", now, name) != 0]
     failed += ["sync"] if run_command("--now", now, "sync", "--service", plane.service_id) != 0 else []
-    rows = list(repo.rows())
+    rows = list(inventory_rows(repo))
     effects, problems = sync_effects(plane, rows)
     print("\n".join(effects + details_lines(plane, rows)))
     checked, leaks = check_secrets(repo)

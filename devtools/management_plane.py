@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from devtools.store_reads import inventory_rows, processor_over
 from shared.domain.errors import PermanentEventError
 from shared.domain.resources import parse_service_id
-from shared.ingest.pipeline import EventProcessor
 from shared.integrations.trigger import decode_event
-from shared.store.memory import InMemoryInventoryRepository
+from shared.store.memory import InMemoryStore
 
 SECRET = "SECRET-do-not-store-7f3a"
 
@@ -137,11 +137,11 @@ class DemoPlane:
 
 def replayed(payloads: Iterable[str]) -> list[dict[str, Any]]:
     """The rows the events leave, replayed in memory through the app's own pipeline (any order, duplicates, cascades)."""
-    repo = InMemoryInventoryRepository()
-    processor = EventProcessor(repo, clock=lambda: datetime(2000, 1, 1, tzinfo=timezone.utc))
+    repo = InMemoryStore()
+    processor = processor_over(repo, lambda: datetime(2000, 1, 1, tzinfo=timezone.utc))
     for payload in payloads:
         processor.handle(decode_event(payload))
-    return list(repo.rows())
+    return list(inventory_rows(repo))
 
 
 def busiest_service(payloads: Iterable[str]) -> str:

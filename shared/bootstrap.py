@@ -14,18 +14,20 @@ from azure.data.tables import TableServiceClient
 from shared.config import Settings
 from shared.domain.resources import parse_service_id
 from shared.ingest.pipeline import EventProcessor
-from shared.integrations.alerts import publisher_from_env
+from shared.integrations.alerts import LoggingAlertPublisher, publisher_from_env
 from shared.integrations.arm import ArmClient
 from shared.integrations.identity import credential
 from shared.integrations.storage import table_service_client
 from shared.management.enrichment import Enricher
 from shared.management.reconcile import Reconciler
 from shared.management.sync import InventorySync
-from shared.queries import health
+from shared.queries.health import HealthReporter
 from shared.queries.inventory import InventoryQueries
-from shared.store.outbox import AlertOutbox
-from shared.store.ports import InventoryRepository
-from shared.store.table import TableInventoryRepository, TableNames
+from shared.store.memory import InMemoryStore
+from shared.store.outbox import AlertOutbox, AlertPublisher
+from shared.store.ports import Store
+from shared.store.status import StatusTracker
+from shared.store.table import TableNames, TableStore
 from shared.store.writer import RowWriter
 from shared.timers.retention import Purger
 from shared.timers.sweeps import Sweeper
@@ -37,30 +39,48 @@ def system_clock() -> datetime:
 
 @dataclass(frozen=True)
 class Services:
+    """Everything the entry points use, built once per process from one reading of the settings."""
+
+    settings: Settings
+    clock: Callable[[], datetime]
+    store: Store  # every port; the capabilities below hold only the ports they use
+    status: StatusTracker
     processor: EventProcessor
     sweeper: Sweeper
     queries: InventoryQueries
     reconciler: Reconciler
+    purger: Purger
+    health: HealthReporter
 
 
-def wire(repo: InventoryRepository, settings: Settings, outbox: AlertOutbox, clock: Callable[[], datetime],
+def wire(store: Store, settings: Settings, publisher: AlertPublisher, clock: Callable[[], datetime],
          arm: ArmClient | None = None) -> Services:
     """`arm` is used for enrichment when ENRICH_FROM_ARM is on, and for syncs whenever it is given."""
-    writer = RowWriter(repo, outbox, settings.flag_policy, clock, settings.conflict_retries)
-    enricher = Enricher(arm, writer, clock) if arm is not None and settings.enrich_from_arm else None
-    processor = EventProcessor(repo, writer=writer, enricher=enricher)
-    syncer = InventorySync(arm, writer, clock, status=processor.status) if arm is not None else None
+    outbox = AlertOutbox(store, publisher)
+    writer = RowWriter(store, outbox, settings.flag_policy, clock, settings.conflict_retries)
+    status = StatusTracker(store)
+    enricher = Enricher(arm, store, writer, outbox, clock) if arm is not None and settings.enrich_from_arm else None
+    processor = EventProcessor(store, store, store, writer, outbox, status, clock, enricher=enricher)
+    syncer = InventorySync(arm, store, writer, outbox, clock, status=status) if arm is not None else None
     return Services(
-        processor, Sweeper(writer, outbox), InventoryQueries(repo, clock),
+        settings, clock, store, status, processor, Sweeper(store, writer, outbox, clock),
+        InventoryQueries(store, store, store, clock),
         Reconciler(syncer, enricher, tuple(parse_service_id(s) for s in settings.reconcile_services)),
+        Purger(store, store, settings, clock), HealthReporter(store, clock),
     )
 
 
-def table_repository(service: TableServiceClient, settings: Settings) -> TableInventoryRepository:
-    """The Table repository over the tables the settings name."""
+def in_memory(settings: Settings | None = None, clock: Callable[[], datetime] = system_clock, *,
+              store: InMemoryStore | None = None, publisher: AlertPublisher | None = None) -> Services:
+    """Services over the in-memory twin, with log-only alerts (tests, the dev tools)."""
+    return wire(store if store is not None else InMemoryStore(), settings or Settings(), publisher or LoggingAlertPublisher(), clock)
+
+
+def table_store(service: TableServiceClient, settings: Settings) -> TableStore:
+    """The Table store over the tables the settings name (it sends nothing until used)."""
     names = TableNames(settings.inventory_table, settings.history_table, settings.rejected_table, settings.outbox_table,
                        settings.status_table)
-    return TableInventoryRepository(service, names, cache_size=settings.cache_size)
+    return TableStore(service, names, cache_size=settings.cache_size)
 
 
 def arm_client(settings: Settings) -> ArmClient:
@@ -69,11 +89,29 @@ def arm_client(settings: Settings) -> ArmClient:
 
 
 def build_services(settings: Settings | None = None, clock: Callable[[], datetime] = system_clock, *,
-                   with_arm: bool = False) -> Services:
+                   with_arm: bool = False, publisher: AlertPublisher | None = None) -> Services:
+    """The production wiring, from these settings or a reading of the app settings of its own (tests, the command);
+    creates the tables where missing (once, here, at start-up)."""
     settings = settings or Settings.from_env()
-    repo = table_repository(table_service_client(retry_total=settings.storage_retry_total), settings)
+    store = table_store(table_service_client(retry_total=settings.storage_retry_total), settings)
+    store.create_tables()
     arm = arm_client(settings) if with_arm or settings.uses_arm else None
-    return wire(repo, settings, AlertOutbox(repo, publisher_from_env(os.environ)), clock, arm)
+    return wire(store, settings, publisher or publisher_from_env(os.environ), clock, arm)
+
+
+_settings: Settings | None = None
+_reading = threading.Lock()
+
+
+def app_settings() -> Settings:
+    """The app settings, read once per process (the worker indexes the app and builds the services from the same
+    reading; a changed app setting restarts the app on Azure)."""
+    global _settings
+    if _settings is None:
+        with _reading:
+            if _settings is None:
+                _settings = Settings.from_env()
+    return _settings
 
 
 _services: Services | None = None
@@ -88,25 +126,21 @@ def services() -> Services:
     if _services is None:
         with _building:
             if _services is None:
-                _services = build_services()
+                _services = build_services(app_settings())
     return _services
 
 
 def health_report() -> dict[str, Any]:
     """GET /api/health's document over the process-wide services; raises when they cannot be built or
     the store cannot be read (the HTTP handler answers 503)."""
-    built = services()
-    return health.report(built.processor.repo, built.queries.clock())
-
-
-def purger() -> Purger:
-    """What the `purge` timer and command run: the retention settings as they are now, the services' clock."""
-    built = services()
-    return Purger(built.processor.repo, Settings.from_env(), built.processor.clock)
+    return services().health.report()
 
 
 def install(replacement: Services | None) -> None:
-    """Use these services (tests, the demo, the benchmark), or None to build from settings again."""
-    global _services
+    """Use these services (tests, the demo, the benchmark), or None to build from settings again (read again too)."""
+    global _services, _settings
     with _building:
         _services = replacement
+        if replacement is None:
+            with _reading:
+                _settings = None

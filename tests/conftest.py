@@ -24,9 +24,9 @@ from devtools.management_plane import small_service
 from shared import bootstrap
 from shared.config import Settings
 from shared.ingest.pipeline import EventProcessor
-from shared.store.memory import InMemoryInventoryRepository
-from shared.store.table import TableInventoryRepository
-from tests.support import SERVICE_ID, ManualClock
+from shared.store.memory import InMemoryStore
+from shared.store.table import TableStore
+from tests.support import SERVICE_ID, ManualClock, processor_over
 
 _tables = itertools.count(1)
 NEEDS = ("unit", "azurite", "standin", "slow")
@@ -75,10 +75,13 @@ def fresh_settings() -> Settings:
                     status_table=f"Status{n}")
 
 
-def table_repo(azurite: Azurite, settings: Settings | None = None) -> TableInventoryRepository:
+def table_repo(azurite: Azurite, settings: Settings | None = None) -> TableStore:
+    """A Table store over the settings' tables (created where missing), apart from the app's services."""
     settings = settings or fresh_settings()
     service = TableServiceClient.from_connection_string(azurite.connection_string, retry_total=0)
-    return bootstrap.table_repository(service, settings)
+    store = bootstrap.table_store(service, settings)
+    store.create_tables()
+    return store
 
 
 @pytest.fixture
@@ -87,8 +90,13 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def memory_processor(clock: ManualClock) -> EventProcessor:
-    return EventProcessor(InMemoryInventoryRepository(), clock=clock.now)
+def memory_store() -> InMemoryStore:
+    return InMemoryStore()
+
+
+@pytest.fixture
+def memory_processor(memory_store: InMemoryStore, clock: ManualClock) -> EventProcessor:
+    return processor_over(memory_store, clock.now)
 
 
 @pytest.fixture

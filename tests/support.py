@@ -100,3 +100,15 @@ def comparable_history(records: Any) -> list[dict[str, Any]]:
 
 def dumps(payload: dict[str, Any]) -> str:
     return json.dumps(payload)
+
+
+from devtools.store_reads import (  # noqa: E402  (the read helpers live with the dev tools, which use them too)
+    history_records,
+    inventory_rows,
+    pending_entities,
+    processor_over,
+    rejected_records,
+    stored_row,
+)
+
+__all__ = ["history_records", "inventory_rows", "pending_entities", "processor_over", "rejected_records", "stored_row"]

@@ -6,11 +6,13 @@ import pytest
 from azure.eventgrid import SystemEventNames
 
 from devtools.worker import decode_event, indexed_function
+from shared import bootstrap
 from shared.domain.event_types import ALIASES, CANONICAL_TYPES, canonical_type
 from shared.domain.outcomes import Outcome
 from shared.ingest.handlers import HANDLERS
 from shared.ingest.pipeline import EventProcessor
-from tests.support import PREFIX, SUBJECTS, event
+from shared.store.memory import InMemoryStore
+from tests.support import PREFIX, SUBJECTS, event, history_records, inventory_rows
 
 KIND_BY_TYPE = {
     "User": "user", "APIRelease": "apiRelease", "API": "api", "Product": "product", "Subscription": "subscription",
@@ -46,7 +48,7 @@ def test_each_type_lands_as_a_row(app_processor: EventProcessor, suffix: str, sc
     apim_events = indexed_function("apim_events")
     payload = event(suffix, schema=schema)
     apim_events(decode_event(payload))
-    rows = list(app_processor.repo.rows())
+    rows = list(inventory_rows(bootstrap.services().store))
     kind = expected_kind(suffix)
     mine = [r for r in rows if r["Kind"] == kind]
     assert len(mine) == 1, rows
@@ -66,7 +68,7 @@ def test_each_type_lands_as_a_row(app_processor: EventProcessor, suffix: str, sc
         assert row["TripDuration"] == "00:05:00"
         backends = [r for r in rows if r["Kind"] == "backend"]
         assert [b["Name"] for b in backends] == ["payments"]
-    (record,) = app_processor.repo.all_history()  # type: ignore[attr-defined]
+    (record,) = history_records(bootstrap.services().store)
     assert record["EventId"] == payload["id"] and record["Kind"] == kind
 
 
@@ -74,18 +76,18 @@ def test_each_type_lands_as_a_row(app_processor: EventProcessor, suffix: str, sc
 @pytest.mark.parametrize("spelling", [
     "Microsoft.APIManagement.UserCreated", "microsoft.apimanagement.usercreated", "MICROSOFT.APIMANAGEMENT.USERCREATED",
 ])
-def test_event_types_match_case_insensitively(memory_processor: EventProcessor, spelling: str) -> None:
+def test_event_types_match_case_insensitively(memory_processor: EventProcessor, memory_store: InMemoryStore, spelling: str) -> None:
     result = memory_processor.handle(decode_event(event("UserCreated", event_type=spelling)))
     assert result.outcome is Outcome.APPLIED
-    (row,) = memory_processor.repo.rows()
+    (row,) = inventory_rows(memory_store)
     assert row["LastEventType"] == "Microsoft.ApiManagement.UserCreated"
 
 
 @pytest.mark.unit
 @pytest.mark.parametrize("legacy", sorted(a for a in ALIASES if "SelfHostedGateway" in a))
-def test_legacy_self_hosted_gateway_names_route_like_their_twins(memory_processor: EventProcessor, legacy: str) -> None:
+def test_legacy_self_hosted_gateway_names_route_like_their_twins(memory_processor: EventProcessor, memory_store: InMemoryStore, legacy: str) -> None:
     twin = ALIASES[legacy].removeprefix(PREFIX)
     result = memory_processor.handle(decode_event(event(twin, event_type=legacy, schema="eventgrid")))
     assert result.outcome is Outcome.APPLIED
-    (row,) = [r for r in memory_processor.repo.rows() if r["Kind"] == expected_kind(twin)]
+    (row,) = [r for r in inventory_rows(memory_store) if r["Kind"] == expected_kind(twin)]
     assert row["LastEventType"] == ALIASES[legacy]

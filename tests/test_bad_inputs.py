@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 from devtools.worker import decode_event, indexed_function
+from shared import bootstrap
 from shared.domain.outcomes import Outcome
 from shared.ingest.pipeline import EventProcessor
-from tests.support import SERVICE_ID, event
+from shared.store.memory import InMemoryStore
+from tests.support import SERVICE_ID, event, history_records, inventory_rows, rejected_records
 
 OTHER_SERVICE = SERVICE_ID.replace("contoso", "fabrikam")
 
@@ -93,11 +95,11 @@ def test_bad_input_is_rejected_and_acknowledged(app_processor: EventProcessor, n
                                                 caplog: pytest.LogCaptureFixture) -> None:
     text = payload if isinstance(payload, str) else json.dumps(payload)
     indexed_function("apim_events")(decode_event(text))  # returns: acknowledged, not retried
-    (record,) = app_processor.repo.rejected()
+    (record,) = rejected_records(bootstrap.services().store)
     assert record["Reason"] == reason, record["Message"]
     assert record["Message"] and record["Payload"]
-    assert list(app_processor.repo.rows()) == []
-    assert app_processor.repo.all_history() == []  # type: ignore[attr-defined]
+    assert list(inventory_rows(bootstrap.services().store)) == []
+    assert history_records(bootstrap.services().store) == []  # type: ignore[attr-defined]
     lines = [json.loads(r.getMessage().removeprefix("apim_inventory.event ")) for r in caplog.records
              if r.getMessage().startswith("apim_inventory.event ")]
     assert [(line["outcome"], line["reason"]) for line in lines] == [("rejected", reason)]
@@ -118,28 +120,28 @@ def test_payloads_the_library_refuses_never_reach_the_function(text: str) -> Non
 
 
 @pytest.mark.unit
-def test_id_reused_for_another_subject_is_a_collision(memory_processor: EventProcessor) -> None:
+def test_id_reused_for_another_subject_is_a_collision(memory_processor: EventProcessor, memory_store: InMemoryStore) -> None:
     first = memory_processor.handle(decode_event(event("UserCreated", "/users/alice", event_id="same")))
     second = memory_processor.handle(decode_event(event("UserCreated", "/users/bob", event_id="same")))
     third = memory_processor.handle(decode_event(event("ProductCreated", "/products/p", event_id="same")))
     assert first.outcome is Outcome.APPLIED
     assert (second.outcome, second.reason) == (Outcome.REJECTED, "id-collision")
     assert (third.outcome, third.reason) == (Outcome.REJECTED, "id-collision")
-    assert [r["Path"] for r in memory_processor.repo.rows()] == ["users/alice"]
+    assert [r["Path"] for r in inventory_rows(memory_store)] == ["users/alice"]
 
 
 @pytest.mark.unit
-def test_id_reused_for_another_type_is_a_collision(memory_processor: EventProcessor) -> None:
+def test_id_reused_for_another_type_is_a_collision(memory_processor: EventProcessor, memory_store: InMemoryStore) -> None:
     memory_processor.handle(decode_event(event("UserCreated", "/users/alice", event_id="same")))
     result = memory_processor.handle(decode_event(event("UserDeleted", "/users/alice", event_id="same", at=5)))
     assert (result.outcome, result.reason) == (Outcome.REJECTED, "id-collision")
-    (row,) = memory_processor.repo.rows()
+    (row,) = inventory_rows(memory_store)
     assert row["IsDeleted"] is False
 
 
 @pytest.mark.unit
-def test_same_id_in_two_services_is_two_events(memory_processor: EventProcessor) -> None:
+def test_same_id_in_two_services_is_two_events(memory_processor: EventProcessor, memory_store: InMemoryStore) -> None:
     memory_processor.handle(decode_event(event("UserCreated", "/users/alice", event_id="same")))
     result = memory_processor.handle(decode_event(event("UserCreated", "/users/alice", event_id="same", service=OTHER_SERVICE)))
     assert result.outcome is Outcome.APPLIED
-    assert sorted(r["Service"] for r in memory_processor.repo.rows()) == ["contoso", "fabrikam"]
+    assert sorted(r["Service"] for r in inventory_rows(memory_store)) == ["contoso", "fabrikam"]

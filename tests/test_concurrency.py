@@ -9,10 +9,9 @@ from typing import Any
 
 from devtools.azurite import Azurite
 from devtools.worker import decode_event
-from shared.ingest.pipeline import EventProcessor
-from shared.store.memory import InMemoryInventoryRepository
+from shared.store.memory import InMemoryStore
 from tests.conftest import fresh_settings, table_repo
-from tests.support import CLOCK, comparable_rows, event
+from tests.support import CLOCK, comparable_rows, event, inventory_rows, processor_over
 
 WRITERS = 8
 
@@ -41,9 +40,9 @@ def stream() -> list[dict[str, Any]]:
 
 def test_eight_concurrent_writers_converge(azurite: Azurite) -> None:
     events = stream()
-    expected = InMemoryInventoryRepository()
+    expected = InMemoryStore()
     for payload in sorted(events, key=lambda e: (e["time"], e["id"])):
-        EventProcessor(expected, clock=CLOCK.now).handle(decode_event(payload))
+        processor_over(expected, CLOCK.now).handle(decode_event(payload))
 
     settings = fresh_settings()
     shuffled = events + random.Random(7).sample(events, 40)  # with redeliveries
@@ -55,7 +54,7 @@ def test_eight_concurrent_writers_converge(azurite: Azurite) -> None:
 
     def writer(lane: list[dict[str, Any]]) -> None:
         repo = table_repo(azurite, settings)
-        processor = EventProcessor(repo, conflict_retries=50, clock=CLOCK.now)
+        processor = processor_over(repo, CLOCK.now, conflict_retries=50)
         original_save = repo.save
 
         def counting_save(entity: dict[str, Any], etag: str | None) -> Any:
@@ -79,5 +78,5 @@ def test_eight_concurrent_writers_converge(azurite: Azurite) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
-    assert comparable_rows(table_repo(azurite, settings).rows()) == comparable_rows(expected.rows())
+    assert comparable_rows(inventory_rows(table_repo(azurite, settings))) == comparable_rows(inventory_rows(expected))
     assert conflicts[0] > 0, "the writers never collided, so this run proved nothing about concurrency"

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from devtools.azurite import Azurite
 from devtools.worker import decode_event
 from shared.ingest.pipeline import EventProcessor
-from shared.store.memory import InMemoryInventoryRepository
+from shared.store.memory import InMemoryStore
 from tests.conftest import table_repo
-from tests.support import CLOCK, T0, comparable_history, comparable_rows, event
+from tests.support import CLOCK, T0, comparable_history, comparable_rows, event, history_records, inventory_rows, processor_over, rejected_records
 
 # (type suffix, subject): parents and children, so that cascades and revivals are exercised.
 TEMPLATES: list[tuple[str, str]] = [
@@ -69,14 +69,14 @@ def run(processor: EventProcessor, events: list[dict[str, Any]]) -> None:
 @given(spec=streams, data=st.data())
 def test_converges_in_memory(spec: list[tuple[int, int, str]], data: st.DataObject) -> None:
     events = build(spec)
-    expected, actual = InMemoryInventoryRepository(), InMemoryInventoryRepository()
-    run(EventProcessor(expected, clock=CLOCK.now), in_time_order(events))
-    run(EventProcessor(actual, clock=CLOCK.now), delivery(events, data))
-    assert comparable_rows(actual.rows()) == comparable_rows(expected.rows())
-    assert comparable_history(actual.all_history()) == comparable_history(expected.all_history())
-    assert not actual.rejected()
+    expected, actual = InMemoryStore(), InMemoryStore()
+    run(processor_over(expected, CLOCK.now), in_time_order(events))
+    run(processor_over(actual, CLOCK.now), delivery(events, data))
+    assert comparable_rows(inventory_rows(actual)) == comparable_rows(inventory_rows(expected))
+    assert comparable_history(history_records(actual)) == comparable_history(history_records(expected))
+    assert not rejected_records(actual)
     # Every live row, of every kind (a backend named only by its rules' breaker events too), says when it last changed.
-    assert [r["Path"] for r in actual.rows() if not r["IsDeleted"] and "UpdatedAt" not in r] == []
+    assert [r["Path"] for r in inventory_rows(actual) if not r["IsDeleted"] and "UpdatedAt" not in r] == []
 
 
 @pytest.mark.slow  # 50 examples on Azurite
@@ -84,16 +84,16 @@ def test_converges_in_memory(spec: list[tuple[int, int, str]], data: st.DataObje
 @given(spec=streams, data=st.data())
 def test_converges_on_azurite(azurite: Azurite, spec: list[tuple[int, int, str]], data: st.DataObject) -> None:
     events = build(spec)
-    expected = InMemoryInventoryRepository()
-    run(EventProcessor(expected, clock=CLOCK.now), in_time_order(events))
+    expected = InMemoryStore()
+    run(processor_over(expected, CLOCK.now), in_time_order(events))
     actual = table_repo(azurite)
-    run(EventProcessor(actual, clock=CLOCK.now), delivery(events, data))
-    assert comparable_rows(actual.rows()) == comparable_rows(expected.rows())
-    assert comparable_history(actual.all_history()) == comparable_history(expected.all_history())
+    run(processor_over(actual, CLOCK.now), delivery(events, data))
+    assert comparable_rows(inventory_rows(actual)) == comparable_rows(inventory_rows(expected))
+    assert comparable_history(history_records(actual)) == comparable_history(history_records(expected))
 
 
 @pytest.mark.unit
-def test_cascade_scenario_by_hand(memory_processor: EventProcessor) -> None:
+def test_cascade_scenario_by_hand(memory_processor: EventProcessor, memory_store: InMemoryStore) -> None:
     """The cases the issue names, spelled out: an old child event after its parent's deletion stays
     deleted, an Updated older than a Deleted leaves it deleted, a newer Created revives it."""
     late_child = event("APIReleaseUpdated", "/apis/orders/releases/r1", at=5)
@@ -105,7 +105,7 @@ def test_cascade_scenario_by_hand(memory_processor: EventProcessor) -> None:
         event("UserDeleted", "/users/bob", at=20),
         event("UserCreated", "/users/bob", at=30),
     ])
-    rows = {r["Path"]: r for r in memory_processor.repo.rows()}
+    rows = {r["Path"]: r for r in inventory_rows(memory_store)}
     assert rows["apis/orders"]["IsDeleted"] is True
     assert rows["apis/orders/releases/r1"]["IsDeleted"] is True
     assert rows["apis/orders/releases/r1"]["LastEventType"] == "Microsoft.ApiManagement.APIDeleted"
@@ -114,7 +114,7 @@ def test_cascade_scenario_by_hand(memory_processor: EventProcessor) -> None:
 
 
 @pytest.mark.unit
-def test_created_and_updated_times_by_hand(memory_processor: EventProcessor) -> None:
+def test_created_and_updated_times_by_hand(memory_processor: EventProcessor, memory_store: InMemoryStore) -> None:
     """UpdatedAt on every row seen live, whatever its kind; deletions leave it; CreatedAt only from a Created event."""
     run(memory_processor, [
         event("CircuitBreaker.Opened", "/backends/payments/circuit-breaker/rules/r1", at=3),
@@ -122,7 +122,7 @@ def test_created_and_updated_times_by_hand(memory_processor: EventProcessor) -> 
         event("UserCreated", "/users/bob", at=1), event("UserDeleted", "/users/bob", at=5), event("UserUpdated", "/users/bob", at=2),
         event("UserDeleted", "/users/carol", at=6),
     ])
-    rows = {r["Path"]: r for r in memory_processor.repo.rows()}
+    rows = {r["Path"]: r for r in inventory_rows(memory_store)}
     at = {second: T0 + timedelta(seconds=second) for second in range(7)}
     for path, second in (("backends/payments", 3), ("backends/payments/circuit-breaker/rules/r1", 3), ("gateways/edge/instances/pod-1", 4)):
         assert rows[path]["UpdatedAt"] == at[second] and "CreatedAt" not in rows[path], path

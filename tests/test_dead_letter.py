@@ -22,12 +22,23 @@ from shared import bootstrap
 from shared.config import Settings
 from shared.entrypoints import cli
 from shared.ingest.dead_letter import read_blob, strip_metadata
-from shared.ingest.pipeline import EventProcessor
 from shared.integrations.blobs import container_client
 from shared.integrations.trigger import decode_event
-from shared.store.memory import InMemoryInventoryRepository
+from shared.store.memory import InMemoryStore
 from tests.conftest import table_repo
-from tests.support import CLOCK, SERVICE_ID, T0, comparable_history, comparable_rows, event, iso
+from tests.support import (
+    CLOCK,
+    SERVICE_ID,
+    T0,
+    comparable_history,
+    comparable_rows,
+    event,
+    history_records,
+    inventory_rows,
+    iso,
+    processor_over,
+    rejected_records,
+)
 from tests.tcp_proxy import TcpProxy
 from tests.test_cli import Cli, store_env
 
@@ -93,7 +104,7 @@ def run(app_settings: Settings, azurite: Azurite, monkeypatch: pytest.MonkeyPatc
 
 def snapshot(azurite: Azurite, settings: Settings) -> tuple[Any, Any, Any]:
     repo = table_repo(azurite, settings)
-    return comparable_rows(repo.rows()), comparable_history(repo.all_history()), sorted(r["RowKey"] for r in repo.rejected())
+    return comparable_rows(inventory_rows(repo)), comparable_history(history_records(repo)), sorted(r["RowKey"] for r in rejected_records(repo))
 
 
 @pytest.mark.unit
@@ -116,12 +127,12 @@ def test_both_schemas_are_applied_with_counts_per_blob(run: Any, dead_letters: D
         f"{cloud}: 3 events: applied 2, duplicate 0, stale 0, rejected 1; kept",
         f"{grid}: 2 events: applied 2, duplicate 0, stale 0, rejected 0; kept",
         "2 blobs, 5 events: applied 4, duplicate 0, stale 0, rejected 1; 0 blobs deleted, 2 kept"]
-    expected = InMemoryInventoryRepository()  # the same events, delivered without their metadata
+    expected = InMemoryStore()  # the same events, delivered without their metadata
     for payload in CLOUD + GRID:
-        EventProcessor(expected, clock=CLOCK.now).handle(decode_event(payload))
+        processor_over(expected, CLOCK.now).handle(decode_event(payload))
     rows, _, _ = snapshot(azurite, app_settings)
-    assert rows == comparable_rows(expected.rows())
-    (rejected,) = table_repo(azurite, app_settings).rejected()
+    assert rows == comparable_rows(inventory_rows(expected))
+    (rejected,) = rejected_records(table_repo(azurite, app_settings))
     assert rejected["Reason"] == "not-apim" and json.loads(rejected["Payload"])["id"] == CLOUD[2]["id"]
     assert "deadletterreason" not in rejected["Payload"].lower()  # extension attributes, had they not been removed
     assert dead_letters.names() == sorted([cloud, grid])
@@ -198,10 +209,10 @@ def test_a_store_failure_mid_blob_keeps_it_and_a_second_run_completes(run: Any, 
         proxy.cut()
     assert code == 0 and dead_letters.names() == []
     assert out.splitlines()[0] == f"{name}: 4 events: applied 2, duplicate 2, stale 0, rejected 0; deleted"
-    expected = InMemoryInventoryRepository()
+    expected = InMemoryStore()
     for payload in events:
-        EventProcessor(expected, clock=CLOCK.now).handle(decode_event(payload))
-    assert snapshot(azurite, app_settings)[0] == comparable_rows(expected.rows())
+        processor_over(expected, CLOCK.now).handle(decode_event(payload))
+    assert snapshot(azurite, app_settings)[0] == comparable_rows(inventory_rows(expected))
 
 
 def test_since_takes_blobs_last_modified_at_or_after_it(run: Any, dead_letters: DeadLetters, azurite: Azurite) -> None:

@@ -17,25 +17,23 @@ from devtools.worker import deliver
 from shared import bootstrap
 from shared.domain.model import Change, Op, Stamp, merge
 from shared.domain.resources import parse_path, parse_service_id
-from shared.store.keys import resource_keys
-from shared.store.table import TableInventoryRepository
-from tests.support import SERVICE_ID, T0, ManualClock, event
+from shared.store.table import TableStore
+from tests.support import SERVICE_ID, T0, ManualClock, event, history_records, inventory_rows, pending_entities, rejected_records
 
 SERVICE = parse_service_id(SERVICE_ID)
 
 
 def row(services: bootstrap.Services, path: str) -> dict[str, Any]:
-    pk, rk = resource_keys(parse_path(SERVICE, path))
-    found, _ = services.processor.repo.load(pk, rk, None, fresh=True)
+    found, _ = services.store.load(parse_path(SERVICE, path), fresh=True)
     assert found is not None, path
     return found.entity
 
 
 def everything(services: bootstrap.Services) -> list[dict[str, Any]]:
-    repo = services.processor.repo
-    assert isinstance(repo, TableInventoryRepository)
-    pending = repo.pending_alerts()
-    return [*repo.rows(), *repo.all_history(), *repo.rejected(), *pending]
+    repo = services.store
+    assert isinstance(repo, TableStore)
+    pending = pending_entities(repo)
+    return [*inventory_rows(repo), *history_records(repo), *rejected_records(repo), *pending]
 
 
 def test_created_events_bring_the_documented_fields(arm_services: bootstrap.Services, arm: ArmStandIn) -> None:
@@ -61,7 +59,7 @@ def test_created_events_bring_the_documented_fields(arm_services: bootstrap.Serv
     assert row(arm_services, "gateways/edge")["LocationCity"] == "Amsterdam"
     assert row(arm_services, "gateways/edge/hostnameConfigurations/h1")["Hostname"] == "api.contoso.example"
     assert row(arm_services, "gateways/edge/certificateAuthorities/ca1")["IsTrusted"] is True
-    assert all(not r.get("EnrichmentPending") for r in arm_services.processor.repo.rows())  # type: ignore[attr-defined]
+    assert all(not r.get("EnrichmentPending") for r in inventory_rows(arm_services.store))  # type: ignore[attr-defined]
     # The managed identity was asked for an ARM token, and every ARM call carried it.
     assert arm.token_resources and set(arm.token_resources) == {"https://management.azure.com"}
     assert all(r.headers.get("authorization") == f"Bearer {arm.token}" for r in arm.requests if "/msi/" not in r.path)
@@ -97,9 +95,9 @@ def test_deleting_a_user_clears_personal_data_and_history_never_holds_it(arm_ser
     gone = row(arm_services, "users/alice")
     assert gone["IsDeleted"] and not {"Email", "FirstName", "LastName"} & set(gone)
     assert gone["UserState"] == "active"  # what is not personal stays
-    repo = arm_services.processor.repo
-    assert isinstance(repo, TableInventoryRepository)
-    assert all("alice@contoso.example" not in str(record) and "Firstalice" not in str(record) for record in repo.all_history())
+    repo = arm_services.store
+    assert isinstance(repo, TableStore)
+    assert all("alice@contoso.example" not in str(record) and "Firstalice" not in str(record) for record in history_records(repo))
 
 
 @pytest.mark.unit

@@ -15,9 +15,8 @@ from devtools.worker import decode_event, fire_timer, indexed_function
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.flags import Alert, FlagPolicy, evaluate, token_status
-from shared.store.outbox import outbox_entity
 from tests.conftest import table_repo
-from tests.support import T0, ManualClock, event, iso
+from tests.support import T0, ManualClock, event, inventory_rows, iso, pending_entities
 from tests.topic_receiver import KEY, TopicReceiver
 
 
@@ -42,7 +41,7 @@ def send(payload: dict[str, Any]) -> None:
 
 
 def row(app: bootstrap.Services, path: str) -> dict[str, Any]:
-    return next(r for r in app.processor.repo.rows() if r["Path"] == path)
+    return next(r for r in inventory_rows(app.store) if r["Path"] == path)
 
 
 def near_expiry(expires_in: timedelta, clock: ManualClock, at: float = 0) -> dict[str, Any]:
@@ -120,13 +119,13 @@ def test_failed_publish_stays_in_the_outbox_and_goes_out_next_sweep(app: bootstr
     topic.statuses = [500] * 8  # more than the client's own retries
     send(event("CircuitBreaker.Opened", "/" + RULE, at=clock.now()))
     assert topic.accepted == [] and topic.requests >= 2
-    assert len(app.processor.repo.pending_alerts()) == 1
+    assert len(pending_entities(app.store)) == 1
     fire_timer("circuit_breaker_sweep")  # the topic is still failing
-    assert topic.accepted == [] and len(app.processor.repo.pending_alerts()) == 1
+    assert topic.accepted == [] and len(pending_entities(app.store)) == 1
     topic.statuses = []
     fire_timer("circuit_breaker_sweep")
     assert topic.types() == ["CircuitBreakerOpened"]
-    assert app.processor.repo.pending_alerts() == []
+    assert pending_entities(app.store) == []
     fire_timer("circuit_breaker_sweep")
     assert topic.types() == ["CircuitBreakerOpened"]
 
@@ -137,7 +136,7 @@ def test_unauthorized_topic_keeps_alerts_pending(app: bootstrap.Services, topic:
     send(near_expiry(timedelta(days=2), clock))
     assert topic.accepted == [] and topic.requests == 1  # 401 is not retried
     assert any("alert publish failed" in r.getMessage() for r in caplog.records)
-    pending = app.processor.repo.pending_alerts()
+    pending = pending_entities(app.store)
     assert [p["AlertType"] for p in pending] == ["ApimInventory.GatewayTokenNearExpiry"]
     fire_timer("gateway_token_sweep")
     assert [e["id"] for e in topic.accepted] == [pending[0]["RowKey"]]  # the same, stable id
@@ -174,7 +173,7 @@ def test_without_a_topic_alerts_are_logged(app_services: bootstrap.Services, clo
                                            caplog: pytest.LogCaptureFixture) -> None:
     send(near_expiry(timedelta(days=1), clock))
     assert any("alert ApimInventory.GatewayTokenNearExpiry" in r.getMessage() for r in caplog.records)
-    assert app_services.processor.repo.pending_alerts() == []
+    assert pending_entities(app_services.store) == []
 
 
 def test_gateway_deletion_tombstones_instances_and_sweeps_skip_them(app: bootstrap.Services, topic: TopicReceiver,
@@ -190,10 +189,9 @@ def test_gateway_deletion_tombstones_instances_and_sweeps_skip_them(app: bootstr
 def test_two_flushes_of_the_same_alerts_do_not_fail(azurite: Azurite, clock: ManualClock) -> None:
     """Concurrent invocations may flush the same pending alerts; moving them to sent is idempotent."""
     repo = table_repo(azurite)
-    entities = [outbox_entity(Alert(f"id{i}", "ApimInventory.CircuitBreakerOpened", "/s", RULE, clock.now(), {"n": i}))
-                for i in range(3)]
-    repo.add_alerts(entities)
+    alerts = [Alert(f"id{i}", "ApimInventory.CircuitBreakerOpened", "/s", RULE, clock.now(), {"n": i}) for i in range(3)]
+    repo.add_alerts(alerts)
     pending = repo.pending_alerts()
     repo.mark_alerts_sent(pending[:1], clock.now())
     repo.mark_alerts_sent(pending, clock.now())  # one of them is already gone
-    assert repo.pending_alerts() == []
+    assert pending_entities(repo) == []

@@ -17,8 +17,8 @@ from devtools.worker import decode_event, function_json, indexed_function
 from shared import bootstrap
 from shared.config import Settings
 from shared.entrypoints.output import when
-from shared.store.memory import InMemoryInventoryRepository
-from shared.store.status import StatusTracker, status_keys
+from shared.store.memory import InMemoryStore
+from shared.store.status import StatusTracker
 from tests.conftest import fresh_settings, table_repo
 from tests.support import SERVICE_ID, T0, ManualClock, event
 from tests.tcp_proxy import TcpProxy
@@ -78,7 +78,7 @@ def test_status_rows_are_written_at_most_once_a_minute_and_only_move_forward(app
     statuses = table_repo(azurite, app_settings)  # the same tables, as another process sees them
 
     def row() -> Any:
-        stored = statuses.load_status(*status_keys("contoso"))
+        stored = statuses.load_status("contoso")
         assert stored is not None
         return stored
 
@@ -102,27 +102,28 @@ def test_concurrent_processes_never_move_the_row_backwards(azurite: Azurite) -> 
     """Two processes (two repositories, two trackers) write the same row; the one with the older values
     writes last, once from a fresh start and once with an ETag that another write made stale."""
     settings = fresh_settings()
-    first, second = StatusTracker(table_repo(azurite, settings)), StatusTracker(table_repo(azurite, settings))
+    first_store = table_repo(azurite, settings)
+    first, second = StatusTracker(first_store), StatusTracker(table_repo(azurite, settings))
     old, new = T0, T0 + timedelta(hours=1)
     second.note("contoso", "contoso", "applied", old, old)  # writes the row: second now holds its ETag
     first.note("contoso", "contoso", "applied", new, new)  # reads it, raises it
     second.note("contoso", "contoso", "applied", old + timedelta(minutes=5), old + timedelta(minutes=5))  # 412, reread, merge
-    stored = first.repo.load_status(*status_keys("contoso"))
+    stored = first_store.load_status("contoso")
     assert stored is not None and stored.entity["LastEventTime"] == new and stored.entity["LastAppliedAt"] == new
     fresh = StatusTracker(table_repo(azurite, settings))
     fresh.note("contoso", "contoso", "duplicate", old, old)  # a new process with older values writes nothing
-    again = first.repo.load_status(*status_keys("contoso"))
+    again = first_store.load_status("contoso")
     assert again is not None and again.etag == stored.etag
 
 
 @pytest.mark.unit
 def test_the_in_memory_repository_keeps_the_same_maxima() -> None:
-    repo = InMemoryInventoryRepository()
+    repo = InMemoryStore()
     a, b = StatusTracker(repo), StatusTracker(repo)
     b.note("contoso", "contoso", "stale", T0, T0)
     a.note("contoso", "contoso", "applied", T0 + timedelta(hours=1), T0 + timedelta(hours=1))
     b.note("contoso", "contoso", "applied", T0 + timedelta(minutes=2), T0 + timedelta(minutes=2))
-    stored = repo.load_status(*status_keys("contoso"))
+    stored = repo.load_status("contoso")
     assert stored is not None and stored.entity["LastEventTime"] == T0 + timedelta(hours=1)
     assert a.flush(T0) == 0  # nothing left unwritten
 

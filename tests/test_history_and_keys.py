@@ -16,14 +16,14 @@ from shared.domain.outcomes import Outcome
 from shared.domain.resources import parse_path, parse_service_id
 from shared.ingest.pipeline import EventProcessor
 from shared.store.keys import check_entity, decode_part, encode_part, path_from_row_key, resource_keys
-from shared.store.memory import InMemoryInventoryRepository
+from shared.store.memory import InMemoryStore
 from tests.conftest import table_repo
-from tests.support import CLOCK, SERVICE_ID, event
+from tests.support import CLOCK, SERVICE_ID, event, history_records, inventory_rows, processor_over
 
 
 def test_history_of_one_resource_newest_first_with_stale_marked(azurite: Azurite) -> None:
     repo = table_repo(azurite)
-    processor = EventProcessor(repo, clock=CLOCK.now)
+    processor = processor_over(repo, CLOCK.now)
     outcomes = [processor.handle(decode_event(e)).outcome for e in [
         event("ProductCreated", "/products/starter", at=1, event_id="p1"),
         event("ProductDeleted", "/products/starter", at=9, event_id="p3"),
@@ -39,7 +39,7 @@ def test_history_of_one_resource_newest_first_with_stale_marked(azurite: Azurite
     assert history[1]["Schema"] == "eventGrid" and history[1]["Subject"] == "/products/Starter"
 
 
-class FailAfterHistory(InMemoryInventoryRepository):
+class FailAfterHistory(InMemoryStore):
     """Writes the history record, then fails the row write once, as a store outage between the two would."""
 
     def __init__(self) -> None:
@@ -56,25 +56,25 @@ class FailAfterHistory(InMemoryInventoryRepository):
 @pytest.mark.unit
 def test_redelivery_after_a_partial_failure_still_applies() -> None:
     repo = FailAfterHistory()
-    processor = EventProcessor(repo, clock=CLOCK.now)
+    processor = processor_over(repo, CLOCK.now)
     payload = event("UserCreated", "/users/alice")
     with pytest.raises(ConnectionError):
         processor.handle(decode_event(payload))
-    assert list(repo.rows()) == [] and len(repo.all_history()) == 1
+    assert list(inventory_rows(repo)) == [] and len(history_records(repo)) == 1
     processor.handle(decode_event(payload))  # Event Grid delivers again
-    (row,) = repo.rows()
+    (row,) = inventory_rows(repo)
     assert row["LastEventId"] == payload["id"] and row["IsDeleted"] is False
     assert processor.handle(decode_event(payload)).outcome is Outcome.DUPLICATE
 
 
 def test_odd_names_are_stored_with_escaped_keys_and_original_text(azurite: Azurite) -> None:
     repo = table_repo(azurite)
-    processor = EventProcessor(repo, clock=CLOCK.now)
+    processor = processor_over(repo, CLOCK.now)
     names = ["a#b", "q?x", "back\\slash", "pipe|name", "per%cent", "tab\tname", "naïve-ユーザー", "it's"]
     for n, name in enumerate(names):
         result = processor.handle(decode_event(event("UserCreated", f"/users/{name}", data={}, event_id=f"n{n}")))
         assert result.outcome is Outcome.APPLIED, result
-    rows = list(repo.rows())
+    rows = list(inventory_rows(repo))
     assert sorted(r["Name"] for r in rows) == sorted(names)
     for row in rows:
         assert path_from_row_key(row["RowKey"]) == row["Path"].lower()
@@ -120,10 +120,10 @@ def test_entity_limits_are_enforced_before_writing() -> None:
 
 
 @pytest.mark.unit
-def test_resource_uri_without_providers_segment_is_accepted(memory_processor: EventProcessor) -> None:
+def test_resource_uri_without_providers_segment_is_accepted(memory_processor: EventProcessor, memory_store: InMemoryStore) -> None:
     """The documented resourceUri format omits /providers/; the examples include it."""
     uri = SERVICE_ID.replace("/providers/", "/") + "/products/Gold"
     result = memory_processor.handle(decode_event(event("ProductCreated", "/products/gold", data={"resourceUri": uri})))
     assert result.outcome is Outcome.APPLIED
-    (row,) = memory_processor.repo.rows()
+    (row,) = inventory_rows(memory_store)
     assert row["Path"] == "products/Gold" and row["ResourceId"].startswith(SERVICE_ID)

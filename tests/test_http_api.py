@@ -18,6 +18,7 @@ from shared import bootstrap
 from shared.config import Settings
 from shared.domain.model import Change, Op, Stamp, merge
 from shared.domain.resources import parse_path, parse_service_id
+from shared.store.keys import with_keys
 from tests.support import SERVICE_ID, T0, ManualClock, event, iso
 
 HTTP_FUNCTIONS = {"inventory": "inventory/{kind}", "resource": "resource", "history": "history", "flags": "flags", "summary": "summary"}
@@ -168,7 +169,8 @@ def test_paging_across_more_than_1000_rows(azurite: Azurite, app_settings: Setti
         service = parse_service_id(SERVICE_ID)
         batches: dict[str, list[Any]] = defaultdict(list)
         for i in range(1250):
-            row = merge(None, Change(parse_path(service, f"users/u{i:05d}"), Op.CREATED, Stamp(T0, f"e{i}"), "x"))
+            ref = parse_path(service, f"users/u{i:05d}")
+            row = with_keys(ref, merge(None, Change(ref, Op.CREATED, Stamp(T0, f"e{i}"), "x")))
             batches[row["PartitionKey"]].append(("upsert", row))
         for ops in batches.values():
             for at in range(0, len(ops), 100):

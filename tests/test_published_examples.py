@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from devtools.worker import decode_event, indexed_function, split_delivery
+from shared import bootstrap
 from shared.domain.event_types import canonical_type
 from shared.ingest.pipeline import EventProcessor
+from tests.support import inventory_rows, rejected_records
 
 DATA = Path(__file__).resolve().parent / "data"
 FILES = sorted((DATA / "spec-examples").glob("*/*.json"))
@@ -44,8 +46,8 @@ def test_published_example(app_processor: EventProcessor, path: Path) -> None:
     apim_events = indexed_function("apim_events")
     for payload in split_delivery(path.read_text()):
         apim_events(decode_event(payload))  # must not raise
-    rows = list(app_processor.repo.rows())
-    rejected = app_processor.repo.rejected()
+    rows = list(inventory_rows(bootstrap.services().store))
+    rejected = rejected_records(bootstrap.services().store)
     reason = expected_rejection(raw if isinstance(raw, dict) else raw[0])
     if reason:
         assert rows == []
@@ -70,7 +72,7 @@ def test_seed_sample(app_processor: EventProcessor, path: Path) -> None:
         apim_events(decode_event(payload))
     raw = json.loads(text)
     raw = raw[0] if isinstance(raw, list) else raw
-    rows, rejected = list(app_processor.repo.rows()), app_processor.repo.rejected()
+    rows, rejected = list(inventory_rows(bootstrap.services().store)), rejected_records(bootstrap.services().store)
     if "specversion" in raw:
         # Capitalised Type/Time: recovered from the CloudEvent's extension attributes.
         (row,) = rows

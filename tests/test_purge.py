@@ -20,25 +20,25 @@ from shared.config import Settings
 from shared.domain.model import Change, Op, Stamp, merge
 from shared.domain.resources import parse_path, parse_service_id
 from shared.entrypoints import cli
-from shared.ingest.pipeline import EventProcessor
-from shared.store.memory import InMemoryInventoryRepository
-from shared.store.ports import InventoryRepository, Query, StoredRow
+from shared.store.keys import with_keys
+from shared.store.memory import InMemoryStore
+from shared.store.ports import Query, Store, StoredRow, Table
 from shared.timers import retention
 from shared.timers.retention import Purger
 from tests.conftest import table_repo
-from tests.support import SERVICE_ID, T0, ManualClock, event
+from tests.support import SERVICE_ID, T0, ManualClock, event, inventory_rows, processor_over, rejected_records
 
 NOW = T0
 DAY = timedelta(days=1)
 SERVICE = parse_service_id(SERVICE_ID)
 
 
-def process(repo: InventoryRepository, clock: ManualClock, *events: tuple[float, str, str]) -> None:
+def process(repo: Store, clock: ManualClock, *events: tuple[float, str, str]) -> None:
     """(days ago, type, subject): each event received a second after its time, so RecordedAt and ReceivedAt
     follow the event's time."""
     for days_ago, suffix, subject in events:
         clock.moment = NOW - days_ago * DAY + timedelta(seconds=1)
-        EventProcessor(repo, clock=clock.now).handle(decode_event(event(suffix, subject, at=NOW - days_ago * DAY)))
+        processor_over(repo, clock.now).handle(decode_event(event(suffix, subject, at=NOW - days_ago * DAY)))
 
 
 def bulk(azurite: Azurite, table: str, rows: list[dict[str, Any]]) -> None:
@@ -56,8 +56,8 @@ def seed(azurite: Azurite, settings: Settings) -> dict[str, int]:
             (100, "UserDeleted", "/users/old"), (50, "UserCreated", "/users/young"), (10, "UserDeleted", "/users/young"),
             # rejected (bad-subject); the middle two fall on the cutoff's day, so their partition stays
             *((days_ago, "UserCreated", f"/widgets/{days_ago}") for days_ago in (40, 30 + 1 / 24, 30 - 1 / 24, 5)))
-    revisions = [merge(None, Change(parse_path(SERVICE, f"apis/orders;rev={n}"), Op.DELETED, Stamp(NOW - 95 * DAY, f"d{n}"), "x"))
-                 for n in range(1, 152)]  # 151 tombstones in one partition
+    refs = {n: parse_path(SERVICE, f"apis/orders;rev={n}") for n in range(1, 152)}  # 151 tombstones in one partition
+    revisions = [with_keys(ref, merge(None, Change(ref, Op.DELETED, Stamp(NOW - 95 * DAY, f"d{n}"), "x"))) for n, ref in refs.items()]
     bulk(azurite, settings.inventory_table, revisions)
     old, young = NOW - 400 * DAY, NOW - 300 * DAY
     bulk(azurite, settings.history_table, [{"PartitionKey": "contoso|03", "RowKey": f"h{n:03d}", "RecordedAt": old if n < 150 else young}
@@ -71,8 +71,8 @@ def seed(azurite: Azurite, settings: Settings) -> dict[str, int]:
     return {"tombstones": 1 + 151, "history": 1 + 150, "rejected": 1 + 150, "sentAlerts": 150}
 
 
-def counts(repo: InventoryRepository) -> dict[str, int]:
-    return {table: sum(len(page) for page in repo.scan(Query(table))) for table in ("inventory", "history", "rejected", "alerts")}
+def counts(repo: Store) -> dict[str, int]:
+    return {table: sum(len(page) for page in repo.scan(Query(Table(table)))) for table in ("inventory", "history", "rejected", "alerts")}
 
 
 @pytest.fixture
@@ -112,10 +112,10 @@ def test_purge_deletes_what_is_past_each_cutoff_page_by_page(azurite: Azurite, a
     after = counts(repo)
     assert after == {"inventory": before["inventory"] - 152, "history": before["history"] - 151,
                      "rejected": before["rejected"] - 151, "alerts": before["alerts"] - 150}
-    assert sorted(r["Path"] for r in repo.rows()) == ["users/live", "users/young"]
-    assert sorted((r["PartitionKey"], r["RowKey"]) for page in repo.scan(Query("alerts")) for r in (p.entity for p in page)) == [
+    assert sorted(r["Path"] for r in inventory_rows(repo)) == ["users/live", "users/young"]
+    assert sorted((r["PartitionKey"], r["RowKey"]) for page in repo.scan(Query(Table.OUTBOX)) for r in (p.entity for p in page)) == [
         ("pending", "waiting"), (f"sent|{NOW - 5 * DAY:%Y%m%d}", "young")]
-    assert sorted(r["PartitionKey"] for r in repo.rejected()) == [f"{NOW - 30 * DAY:%Y%m%d}"] * 2 + [f"{NOW - 5 * DAY:%Y%m%d}"]
+    assert sorted(r["PartitionKey"] for r in rejected_records(repo)) == [f"{NOW - 30 * DAY:%Y%m%d}"] * 2 + [f"{NOW - 5 * DAY:%Y%m%d}"]
     code, out = in_process("--now", NOW.isoformat(), "purge", "-o", "csv")
     assert code == 0 and {line.split(",")[0]: line.split(",")[-1] for line in out.splitlines()[1:]} == dict.fromkeys(expected, "0")
 
@@ -124,28 +124,28 @@ def test_a_tombstone_revived_after_it_was_read_is_kept(azurite: Azurite, app_set
     """The revision's row changes between the purge's read and its delete: its If-Match fails, the transaction
     of its partition fails, and the rows are then deleted one by one, each under its own ETag."""
     repo, clock = table_repo(azurite, app_settings), ManualClock(NOW)
-    processor = EventProcessor(repo, clock=clock.now)
+    processor = processor_over(repo, clock.now)
     for payload in [event("APICreated", "/apis/orders", at=-300 * DAY.total_seconds()),
                     *(event("APIUpdated", f"/apis/orders;rev={n}", at=-299 * DAY.total_seconds()) for n in (2, 3)),
                     event("APIDeleted", "/apis/orders", at=-200 * DAY.total_seconds())]:
         processor.handle(decode_event(payload))
-    (tombstones,) = list(repo.scan(Purger(repo, app_settings, clock.now).plan(NOW)[0][3]))
+    (tombstones,) = list(repo.scan(Purger(repo, repo, app_settings, clock.now).plan(NOW)[0][3]))
     assert sorted(r.entity["Path"] for r in tombstones) == ["apis/orders", "apis/orders;rev=2", "apis/orders;rev=3"]
     processor.handle(decode_event(event("APIUpdated", "/apis/orders;rev=2", at=-1)))  # revived, after the read
-    assert repo.delete_rows("inventory", tombstones, if_match=True) == 2
-    assert [(r["Path"], r["IsDeleted"]) for r in repo.rows()] == [("apis/orders;rev=2", False)]
+    assert repo.delete_rows(Table.INVENTORY, tombstones, if_match=True) == 2
+    assert [(r["Path"], r["IsDeleted"]) for r in inventory_rows(repo)] == [("apis/orders;rev=2", False)]
 
 
-class RevivingRepository(InMemoryInventoryRepository):
+class RevivingRepository(InMemoryStore):
     """Revives one row between the purge's read and its delete, as a concurrent event would."""
 
     def __init__(self) -> None:
         super().__init__()
         self.revive: dict[str, Any] | None = None
 
-    def delete_rows(self, table: str, rows: list[StoredRow], *, if_match: bool = False) -> int:
+    def delete_rows(self, table: Table, rows: list[StoredRow], *, if_match: bool = False) -> int:
         if self.revive is not None:
-            EventProcessor(self).handle(decode_event(self.revive))
+            processor_over(self).handle(decode_event(self.revive))
             self.revive = None
         return super().delete_rows(table, rows, if_match=if_match)
 
@@ -157,10 +157,10 @@ def test_the_in_memory_repository_purges_the_same_way() -> None:
             (100, "UserDeleted", "/users/b"), (20, "UserDeleted", "/users/c"), (40, "UserCreated", "/widgets/w"))
     repo.revive = event("UserUpdated", "/users/a", at=-DAY.total_seconds())
     clock.moment = NOW
-    results = {r.what: r.deleted for r in Purger(repo, Settings(history_retention_days=150), clock.now).run()}
+    results = {r.what: r.deleted for r in Purger(repo, repo, Settings(history_retention_days=150), clock.now).run()}
     assert results == {"tombstones": 1, "history": 2, "rejected": 1, "sentAlerts": 0}
-    assert sorted((r["Path"], r["IsDeleted"]) for r in repo.rows()) == [("users/a", False), ("users/c", True)]
-    assert repo.rejected() == []
+    assert sorted((r["Path"], r["IsDeleted"]) for r in inventory_rows(repo)) == [("users/a", False), ("users/c", True)]
+    assert rejected_records(repo) == []
 
 
 def test_the_purge_timer_uses_the_retention_settings(app_services: bootstrap.Services, app_settings: Settings,
@@ -168,15 +168,17 @@ def test_the_purge_timer_uses_the_retention_settings(app_services: bootstrap.Ser
                                                      caplog: pytest.LogCaptureFixture) -> None:
     (trigger,) = [b for b in function_json("purge")["bindings"] if b["type"] == "timerTrigger"]
     assert trigger["schedule"] == "0 0 3 * * *"
-    repo = app_services.processor.repo
+    repo = app_services.store
     process(repo, clock, (3, "UserCreated", "/users/a"), (2, "UserDeleted", "/users/a"))
     clock.moment = NOW
     caplog.set_level("INFO", logger="apim_inventory")
     fire_timer("purge")
-    assert [r["Path"] for r in repo.rows()] == ["users/a"]  # 90 days by default
+    assert [r["Path"] for r in inventory_rows(repo)] == ["users/a"]  # 90 days by default
     monkeypatch.setenv("RETENTION_TOMBSTONE_DAYS", "1")
+    bootstrap.install(None)  # a changed app setting restarts the app: the next process reads it
+    bootstrap.install(bootstrap.build_services(clock=clock.now))
     fire_timer("purge")
-    assert list(repo.rows()) == []
+    assert list(inventory_rows(repo)) == []
     lines = [json.loads(r.getMessage().removeprefix("apim_inventory.purge ")) for r in caplog.records
              if r.getMessage().startswith("apim_inventory.purge ")]
     assert [(line["dryRun"], line["tombstones"], line["history"]) for line in lines] == [(False, 0, 0), (False, 1, 0)]

@@ -9,10 +9,9 @@ from azure.core.exceptions import AzureError
 from devtools.azurite import ACCOUNT, KEY, Azurite
 from devtools.worker import decode_event, indexed_function
 from shared import bootstrap
-from shared.ingest.pipeline import EventProcessor
-from shared.store.memory import InMemoryInventoryRepository
+from shared.store.memory import InMemoryStore
 from tests.conftest import fresh_settings
-from tests.support import CLOCK, comparable_rows, event
+from tests.support import CLOCK, comparable_rows, event, inventory_rows, processor_over, rejected_records
 from tests.tcp_proxy import TcpProxy
 
 
@@ -45,11 +44,11 @@ def test_outage_raises_then_redelivery_converges(azurite: Azurite, monkeypatch: 
         proxy.start()
         for payload in stream:  # Event Grid redelivers whole batches, including what had succeeded
             apim_events(decode_event(payload))
-        expected = InMemoryInventoryRepository()
+        expected = InMemoryStore()
         for payload in sorted(stream, key=lambda e: (e["time"], e["id"])):
-            EventProcessor(expected, clock=CLOCK.now).handle(decode_event(payload))
-        assert comparable_rows(bootstrap.services().processor.repo.rows()) == comparable_rows(expected.rows())
-        assert bootstrap.services().processor.repo.rejected() == []
+            processor_over(expected, CLOCK.now).handle(decode_event(payload))
+        assert comparable_rows(inventory_rows(bootstrap.services().store)) == comparable_rows(inventory_rows(expected))
+        assert rejected_records(bootstrap.services().store) == []
     finally:
         proxy.cut()
         bootstrap.install(None)

@@ -27,13 +27,11 @@ from shared.domain.resources import parse_path, parse_service_id
 from shared.integrations.alerts import LoggingAlertPublisher
 from shared.integrations.trigger import decode_event
 from shared.management.sync import InventorySync, SyncReport
-from shared.store.keys import resource_keys
-from shared.store.memory import InMemoryInventoryRepository
-from shared.store.outbox import AlertOutbox
+from shared.store.memory import InMemoryStore
 from shared.store.ports import Entity
-from shared.store.table import TableInventoryRepository
+from shared.store.table import TableStore
 from tests.conftest import table_repo
-from tests.support import SERVICE_ID, ManualClock, dumps, event
+from tests.support import SERVICE_ID, ManualClock, dumps, event, history_records, inventory_rows, stored_row
 from tests.test_enrichment import row
 from tests.test_health import health
 
@@ -61,10 +59,10 @@ def test_sync_of_an_empty_inventory_adds_every_kind_with_its_details(arm_service
     assert row(arm_services, "backends/payments/circuit-breaker/rules/r5xx")["ConfiguredTripDuration"] == "00:01:00"
     alice = row(arm_services, "users/alice")
     assert (alice["Email"], alice["LastEventType"], alice["LastEventTime"]) == ("alice@contoso.example", "ApimInventory.Synced", report.started_at)
-    repo = arm_services.processor.repo
-    assert isinstance(repo, TableInventoryRepository)
-    assert all(SECRET not in str(value) for entity in repo.rows() for value in entity.values())
-    assert repo.all_history() == []  # a sync is not an event: nothing personal, or otherwise, in the history
+    repo = arm_services.store
+    assert isinstance(repo, TableStore)
+    assert all(SECRET not in str(value) for entity in inventory_rows(repo) for value in entity.values())
+    assert history_records(repo) == []  # a sync is not an event: nothing personal, or otherwise, in the history
 
     again = syncer(arm_services).sync(SERVICE)
     assert dict(again.counts) == {"unchanged": report.listed}
@@ -96,16 +94,16 @@ def test_sync_updates_what_changed_and_tombstones_what_arm_no_longer_has(
 
 
 def test_updated_at_moves_only_on_the_rows_a_sync_changes(arm_services: bootstrap.Services, arm: ArmStandIn, clock: ManualClock) -> None:
-    repo = arm_services.processor.repo
-    assert isinstance(repo, TableInventoryRepository)
+    repo = arm_services.store
+    assert isinstance(repo, TableStore)
     first = syncer(arm_services).sync(SERVICE)
-    added = list(repo.rows())
+    added = list(inventory_rows(repo))
     assert {r["Kind"] for r in added} == set(LISTED) and {r["UpdatedAt"] for r in added} == {first.started_at}
     assert not any("CreatedAt" in r for r in added)  # only a Created event says when a resource was created
 
     clock.advance(hours=6)
     arm.put(f"{SERVICE_ID}/users/alice", user("alice", "alice@new.example"))
-    bob, _ = repo.load(*resource_keys(parse_path(SERVICE, "users/bob")), None, fresh=True)
+    bob, _ = repo.load(parse_path(SERVICE, "users/bob"), fresh=True)
     assert bob is not None  # as a version that kept UpdatedAt on fewer rows left it: live, without one
     repo.save({k: v for k, v in bob.entity.items() if k != "UpdatedAt"}, bob.etag)
     second = syncer(arm_services).sync(SERVICE)
@@ -161,12 +159,12 @@ def test_azurite_enforces_if_match_inside_a_transaction(azurite: Azurite) -> Non
     first = {"PartitionKey": "p", "RowKey": "a", "Kind": "user"}
     second = {"PartitionKey": "p", "RowKey": "b", "Kind": "user"}
     repo.save_batch([(first, None), (second, None)])
-    stale_a, stale_b = repo.load("p", "a", None, fresh=True)[0], repo.load("p", "b", None, fresh=True)[0]
+    stale_a, stale_b = stored_row(repo, "p", "a"), stored_row(repo, "p", "b")
     assert stale_a is not None and stale_b is not None
     repo.save({**second, "Changed": True}, stale_b.etag)
     with pytest.raises(WriteConflict):
         repo.save_batch([({**first, "V": 2}, stale_a.etag), ({**second, "V": 2}, stale_b.etag)])
-    now_a, now_b = repo.load("p", "a", None, fresh=True)[0], repo.load("p", "b", None, fresh=True)[0]
+    now_a, now_b = stored_row(repo, "p", "a"), stored_row(repo, "p", "b")
     assert now_a is not None and now_b is not None
     assert "V" not in now_a.entity and now_b.entity.get("Changed") is True and "V" not in now_b.entity
 
@@ -174,7 +172,7 @@ def test_azurite_enforces_if_match_inside_a_transaction(azurite: Azurite) -> Non
 def test_an_event_during_a_sync_wins_inside_transactions(arm_settings: Settings, clock: ManualClock, arm: ArmStandIn) -> None:
     batches: list[list[tuple[Entity, str | None]]] = []
 
-    class Recording(InMemoryInventoryRepository):
+    class Recording(InMemoryStore):
         def save_batch(self, items: list[tuple[Entity, str | None]]) -> None:
             batches.append(items)
             super().save_batch(items)
@@ -182,7 +180,7 @@ def test_an_event_during_a_sync_wins_inside_transactions(arm_settings: Settings,
     arm.put_many((f"{SERVICE_ID}/users/u{n:04d}", user(n)) for n in range(1700))  # > 100 rows in some partitions
     repo = Recording()
     arm_settings = replace(arm_settings, enrich_from_arm=False)  # the sync alone: no event reads ARM
-    services = bootstrap.wire(repo, arm_settings, AlertOutbox(repo, LoggingAlertPublisher()), clock.now, bootstrap.arm_client(arm_settings))
+    services = bootstrap.wire(repo, arm_settings, LoggingAlertPublisher(), clock.now, bootstrap.arm_client(arm_settings))
     arm.page_size = 500
     first = syncer(services).sync(SERVICE)
     assert first.counts["added"] == 1700 + sum(LISTED.values())

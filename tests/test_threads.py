@@ -25,14 +25,24 @@ from shared import bootstrap
 from shared.config import Settings
 from shared.domain.flags import Alert
 from shared.domain.resources import parse_service_id
-from shared.ingest.pipeline import EventProcessor
 from shared.integrations.arm import ArmError
-from shared.store.memory import InMemoryInventoryRepository
+from shared.store.memory import InMemoryStore
 from shared.store.outbox import AlertOutbox
 from shared.store.ports import StoredRow
-from shared.store.status import StatusTracker, status_keys
+from shared.store.status import StatusTracker
 from tests.conftest import fresh_settings, table_repo
-from tests.support import SERVICE_ID, T0, ManualClock, comparable_history, comparable_rows, event
+from tests.support import (
+    SERVICE_ID,
+    T0,
+    ManualClock,
+    comparable_history,
+    comparable_rows,
+    event,
+    history_records,
+    inventory_rows,
+    pending_entities,
+    processor_over,
+)
 
 THREADS = 16
 
@@ -147,9 +157,9 @@ class RecordingPublisher:
 STATUS_COLUMNS = ("LastEventTime", "LastReceivedAt", "LastAppliedAt")
 
 
-def status_of(processor: EventProcessor, now: datetime) -> dict[str, Any]:
-    processor.status.flush(now)
-    row = processor.repo.load_status(*status_keys(parse_service_id(SERVICE_ID).key))
+def status_of(services: bootstrap.Services, now: datetime) -> dict[str, Any]:
+    services.status.flush(now)
+    row = services.store.load_status(parse_service_id(SERVICE_ID).key)
     return {column: row.entity.get(column) for column in STATUS_COLUMNS} if row else {}
 
 
@@ -162,15 +172,14 @@ def test_apim_events_from_16_threads_over_one_set_of_services(azurite: Azurite, 
     monkeypatch.setenv("INVENTORY_CACHE_SIZE", "4")
     monkeypatch.setenv("INVENTORY_CONFLICT_RETRIES", "50")  # 16 writers on a few rows: give a retry loop room
     first, second = resource_stream(seed=10)
-    expected = InMemoryInventoryRepository()
-    oracle = EventProcessor(expected, clock=clock.now)
+    expected = InMemoryStore()
+    oracle = bootstrap.in_memory(clock=clock.now, store=expected)
     for payload in sorted(first + second, key=lambda e: (e.get("time") or e["eventTime"], e["id"])):
-        oracle.handle(decode_event(payload))
+        oracle.processor.handle(decode_event(payload))
 
-    services = bootstrap.build_services(clock=clock.now)
-    assert services.processor.repo._cache_size == 4  # type: ignore[attr-defined]
     publisher = RecordingPublisher()
-    services.processor.writer.outbox.publisher = publisher
+    services = bootstrap.build_services(clock=clock.now, publisher=publisher)
+    assert services.store._cache_size == 4  # type: ignore[attr-defined]
     bootstrap.install(services)
     function = indexed_function("apim_events")
     phases = [delivered(first, seed=11), delivered(second + first[::7], seed=12)]
@@ -181,15 +190,15 @@ def test_apim_events_from_16_threads_over_one_set_of_services(azurite: Azurite, 
                 futures = [pool.submit(function, decode_event(payload)) for payload in phase]
                 errors += [f"{type(e).__name__}: {e}"[:200] for f in futures if (e := f.exception()) is not None]
         processor = services.processor
-        pending = processor.repo.pending_alerts()
-        status = status_of(processor, clock.now())
+        pending = pending_entities(services.store)
+        status = status_of(services, clock.now())
     finally:
         bootstrap.install(None)
 
     stored = table_repo(azurite, app_settings)
     assert errors == []
-    assert comparable_rows(stored.rows()) == comparable_rows(expected.rows())
-    assert comparable_history(stored.all_history()) == comparable_history(expected.all_history())
+    assert comparable_rows(inventory_rows(stored)) == comparable_rows(inventory_rows(expected))
+    assert comparable_history(history_records(stored)) == comparable_history(history_records(expected))
     assert sum(processor.counts.values()) == sum(len(p) for p in phases)
     assert publisher.overlaps == [], "an alert was sent by two flushes at the same time"
     assert publisher.sent and pending == [], "an alert raised by an invocation was left pending"
@@ -215,7 +224,7 @@ def test_row_cache_from_many_threads(azurite: Azurite) -> None:
             if row is not None and row.entity["RowKey"] != other[1]:
                 wrong.append(f"{other} gave {row.entity['RowKey']}")
             if i % 500 == 0:
-                repo.forget()
+                repo._drop(keys)  # empty it, while the others use it
 
     errors = run_together(work)
     assert described(errors) == []
@@ -249,9 +258,9 @@ def test_services_are_built_once_when_first_calls_race(monkeypatch: pytest.Monke
 @pytest.mark.unit
 def test_counters_add_up_from_many_threads(clock: ManualClock) -> None:
     """One processor, 16 threads: every outcome is counted once, and the writer counts every alert it raised."""
-    repo = InMemoryInventoryRepository()
-    processor = EventProcessor(repo, clock=clock.now)
-    outbox = processor.writer.outbox
+    repo = InMemoryStore()
+    processor = processor_over(repo, clock.now)
+    outbox = processor.outbox
     raised: list[int] = []
     lock = threading.Lock()
     add = outbox.add
@@ -280,7 +289,7 @@ def test_counters_add_up_from_many_threads(clock: ManualClock) -> None:
 def test_concurrent_flushes_never_send_an_alert_twice_at_once_nor_leave_one(clock: ManualClock) -> None:
     """8 flushes at the same instant over the same pending alerts, while other threads add more and flush: no alert
     id is in two sends at the same time, and when a thread's flush returns, the alert it added has been sent."""
-    repo = InMemoryInventoryRepository()
+    repo = InMemoryStore()
     publisher = RecordingPublisher()
     outbox = AlertOutbox(repo, publisher)
     outbox.add([Alert(f"a{n:03d}", "ApimInventory.Test", SERVICE_ID, f"/users/u{n}", T0) for n in range(40)])
@@ -298,14 +307,14 @@ def test_concurrent_flushes_never_send_an_alert_twice_at_once_nor_leave_one(cloc
     assert described(errors) == []
     assert publisher.overlaps == []
     assert late == [], "a flush returned before the alert its caller added was sent"
-    assert repo.pending_alerts() == []
+    assert pending_entities(repo) == []
     assert set(publisher.sent) == {f"a{n:03d}" for n in range(40)} | {f"late-{n:02d}" for n in range(1, THREADS, 2)}
 
 
 @pytest.mark.unit
 def test_status_tracker_from_many_threads(clock: ManualClock) -> None:
     """16 threads note events of 4 services with random times: each service's row ends with the newest of them."""
-    repo = InMemoryInventoryRepository()
+    repo = InMemoryStore()
     tracker = StatusTracker(repo)
     newest: dict[str, datetime] = {}
     lock = threading.Lock()
@@ -325,7 +334,7 @@ def test_status_tracker_from_many_threads(clock: ManualClock) -> None:
     assert described(errors) == []
     tracker.flush(clock.now())
     for service, at in newest.items():
-        row = repo.load_status(*status_keys(service))
+        row = repo.load_status(service)
         assert row is not None and row.entity["LastEventTime"] == at
 
 

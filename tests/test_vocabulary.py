@@ -17,9 +17,8 @@ DEFINED_IN = {"domain/kinds.py", "domain/outcomes.py"}
 ALLOWED = {
     # An alert's data fields are named like the columns they come from ("Gateway" -> "gateway"): JSON field names.
     ("domain/flags.py", "gateway"), ("domain/flags.py", "backend"),
-    # The rejected events' table and its retention setting are named "rejected": names of the store's tables.
-    ("store/memory.py", "rejected"), ("store/table.py", "rejected"), ("queries/health.py", "rejected"),
-    ("queries/inventory.py", "rejected"), ("timers/retention.py", "rejected"), ("config.py", "rejected"),
+    # The rejected events' retention setting and what the purge reports are named "rejected", after the table.
+    ("timers/retention.py", "rejected"), ("config.py", "rejected"),
     # The command's subcommand is called `rejected` (argparse's name for it, what people type).
     ("entrypoints/cli.py", "rejected"),
 }

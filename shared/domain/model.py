@@ -15,7 +15,6 @@ from typing import Any
 from shared.domain.details import DETAIL_COLUMNS, PERSONAL_COLUMNS
 from shared.domain.kinds import Kind
 from shared.domain.resources import ResourceRef
-from shared.store.keys import resource_keys
 
 SCHEMA_VERSION = 1
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -88,9 +87,9 @@ def _newer(key: str | None, stamp: Stamp) -> bool:
 
 
 def new_row(ref: ResourceRef) -> dict[str, Any]:
-    pk, rk = resource_keys(ref)
+    """A resource's columns before any change; the store gives it its keys (shared.store.keys)."""
     row: dict[str, Any] = {
-        "PartitionKey": pk, "RowKey": rk, "SchemaVersion": SCHEMA_VERSION, "Kind": ref.kind.value,
+        "SchemaVersion": SCHEMA_VERSION, "Kind": ref.kind.value,
         "Service": ref.service.name, "Name": ref.name, "Path": ref.path, "ResourceId": ref.resource_id,
         "IsDeleted": False,
     }

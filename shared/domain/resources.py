@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from shared.domain.errors import PermanentEventError
 from shared.domain.kinds import FACTS, Kind, child_kind, children, top_level
@@ -157,3 +159,8 @@ def _split_revision(name: str, kind: Kind, what: str) -> tuple[str, str | None]:
     if not rev.isdigit() or not match.group("base"):
         raise PermanentEventError("bad-subject", f"{what}: revision must be a number, got {name[:200]!r}")
     return f"{match.group('base')};rev={int(rev)}", str(int(rev))
+
+
+def row_ref(row: Mapping[str, Any]) -> ResourceRef:
+    """The resource an inventory row is of, from its ResourceId and Path columns."""
+    return parse_path(parse_resource_id(row["ResourceId"])[0], row["Path"])

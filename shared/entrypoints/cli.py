@@ -24,7 +24,6 @@ from shared.domain.outcomes import Outcome, SyncOutcome
 from shared.domain.resources import ServiceRef, parse_service_id
 from shared.entrypoints.output import progress, record_lines, row_table, row_value, table, to_csv, to_json, when
 from shared.ingest import dead_letter
-from shared.ingest.pipeline import EventProcessor
 from shared.ingest.replay import UNDECODABLE, Undecodable, apply, outcome_text
 from shared.integrations import blobs
 from shared.integrations.delivery import read_events
@@ -298,7 +297,8 @@ def _replay(args: argparse.Namespace) -> int:
     if not args.files or args.since or args.prefix or args.delete_after or args.connection_string:
         raise InvalidArgument("replay takes FILE arguments, or --dead-letter URL (with --since, --prefix, --delete-after, --connection-string)")
     payloads = [payload for name in args.files for payload in _read(name)]
-    processor = _services(args).processor
+    services = _services(args)
+    processor = services.processor
     show_progress = sys.stderr.isatty() and len(payloads) > PROGRESS_ABOVE
     counts: Counter[str] = Counter()
     for number, payload in enumerate(payloads, 1):
@@ -312,14 +312,14 @@ def _replay(args: argparse.Namespace) -> int:
         if show_progress and (number % 50 == 0 or number == len(payloads)):
             sys.stderr.write(progress(number, len(payloads)) + ("\n" if number == len(payloads) else ""))
             sys.stderr.flush()
-    _replayed(processor, "replay", counts)
+    _replayed(services, "replay", counts)
     print(f"{len(payloads)} events: {outcome_text(counts)}")
     return 0
 
 
-def _replayed(processor: EventProcessor, run: str, counts: Counter[str], **extra: Any) -> None:
+def _replayed(services: bootstrap.Services, run: str, counts: Counter[str], **extra: Any) -> None:
     """The end of a replay: the status rows written now, one summary line logged."""
-    processor.status.flush(processor.clock())
+    services.status.flush(services.clock())
     logging.getLogger("apim_inventory").info(summary_line(run, counts, **extra))
 
 
@@ -331,7 +331,8 @@ def _replay_dead_letter(args: argparse.Namespace) -> int:
         container = blobs.container_client(args.dead_letter, env, retry_total=RETRY_TOTAL)
     except ValueError as exc:
         raise Failure(2, f"--dead-letter: {exc}") from None
-    processor = _services(args).processor
+    services = _services(args)
+    processor = services.processor
 
     def show(report: dead_letter.BlobReport) -> None:
         print(report.line(), flush=True)
@@ -345,15 +346,14 @@ def _replay_dead_letter(args: argparse.Namespace) -> int:
         raise Failure(1, f"the dead-letter container: {exc}") from None
     except STORE_ERRORS as exc:
         raise Failure(1, f"{_store_error(exc)} (the blob is kept; replaying again is safe)") from None
-    _replayed(processor, "replay-dead-letter", run.counts, blobs=run.blobs, blobsDeleted=run.deleted)
+    _replayed(services, "replay-dead-letter", run.counts, blobs=run.blobs, blobsDeleted=run.deleted)
     print(f"{run.blobs} blobs, {run.events} events: {outcome_text(run.counts)}; {run.deleted} blobs deleted, "
           f"{run.blobs - run.deleted} kept")
     return 1 if run.kept_with_problems else 0
 
 
 def _purge(args: argparse.Namespace) -> int:
-    _services(args)
-    results = bootstrap.purger().run(dry_run=args.dry_run)
+    results = _services(args).purger.run(dry_run=args.dry_run)
     count = "WouldDelete" if args.dry_run else "Deleted"
     rows = [{"What": r.what, "Table": r.table, "Before": r.before, count: r.deleted} for r in results]
     document = {"dryRun": args.dry_run, "results": [{"what": r.what, "table": r.table, "before": r.before, "deleted": r.deleted}

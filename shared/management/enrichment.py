@@ -17,18 +17,18 @@ from azure.core.exceptions import AzureError
 
 from shared.domain.details import circuit_breaker_rule, details, resource_properties
 from shared.domain.kinds import FETCHABLE, Kind
-from shared.domain.model import Change, Op, Stamp, apply_changes
-from shared.domain.resources import ResourceRef, parse_path, parse_resource_id
+from shared.domain.model import Change, Op, Stamp
+from shared.domain.resources import ResourceRef, parse_path, row_ref
 from shared.integrations.arm import ArmClient, ArmError, ArmThrottled
 from shared.logs import Tally
-from shared.store.keys import resource_keys
-from shared.store.ports import Condition, Query
+from shared.store.outbox import AlertOutbox
+from shared.store.ports import Condition, Query, Table, TableReader
 from shared.store.writer import RowWriter
 
 log = logging.getLogger("apim_inventory.enrichment")
 ENRICHED_TYPE = "ApimInventory.Enriched"
 DEFAULT_RETRY = timedelta(minutes=5)
-PENDING = Query("inventory", conditions=(Condition("EnrichmentPending", "eq", True),))
+PENDING = Query(Table.INVENTORY, conditions=(Condition("EnrichmentPending", "eq", True),))
 
 
 def detail_changes(ref: ResourceRef, resource: dict[str, Any], stamp: Stamp, event_type: str,
@@ -54,9 +54,12 @@ def detail_changes(ref: ResourceRef, resource: dict[str, Any], stamp: Stamp, eve
 
 
 class Enricher:
-    def __init__(self, arm: ArmClient, writer: RowWriter, clock: Callable[[], datetime]) -> None:
+    def __init__(self, arm: ArmClient, reader: TableReader, writer: RowWriter, outbox: AlertOutbox,
+                 clock: Callable[[], datetime]) -> None:
         self.arm = arm
-        self.writer = writer
+        self._reader = reader
+        self._writer = writer
+        self._outbox = outbox
         self.clock = clock
         self.counts = Tally()  # outcomes since start, added to by the worker's threads
 
@@ -76,13 +79,12 @@ class Enricher:
             wait = exc.retry_after if isinstance(exc, ArmError) and exc.retry_after is not None else None
             retry_at = started + (timedelta(seconds=wait) if wait is not None else DEFAULT_RETRY)
             values = {"EnrichmentError": status, "EnrichmentRetryAt": retry_at}
-            self._write([Change(ref, Op.ENRICH_FAILED, stamp, ENRICHED_TYPE, values)])
+            self._write([[Change(ref, Op.ENRICH_FAILED, stamp, ENRICHED_TYPE, values)]])
             outcome = "throttled" if isinstance(exc, ArmThrottled) else "pending"
             self.counts.add(outcome)
             log.warning("enrichment of %s %s (%s), retry after %s", ref.resource_id, outcome, status, retry_at.isoformat())
             return outcome
-        for group in detail_changes(ref, resource, stamp, ENRICHED_TYPE):
-            self._write(group)
+        self._write(detail_changes(ref, resource, stamp, ENRICHED_TYPE))
         self.counts.add("enriched")
         return "enriched"
 
@@ -90,22 +92,21 @@ class Enricher:
         """The later pass: every row marked pending whose retry time has come. Stops at the first
         throttling answer, since ARM asked to wait."""
         done: Counter[str] = Counter()
-        rows, _ = self.writer.repo.page(PENDING, None)
+        rows, _ = self._reader.page(PENDING, None)
         now = self.clock()
         for row in rows:
             retry_at = row.get("EnrichmentRetryAt")
             if retry_at is not None and retry_at > now:
                 done["waiting"] += 1
                 continue
-            outcome = self.enrich(parse_path(parse_resource_id(row["ResourceId"])[0], row["Path"]))
+            outcome = self.enrich(row_ref(row))
             done[outcome] += 1
             if outcome == "throttled":
                 break
         return done
 
-    def _write(self, changes: list[Change]) -> None:
-        ref = changes[0].ref
-        pk, rk = resource_keys(ref)
-        parent_rk = resource_keys(ref.parent)[1] if ref.parent else None
-        self.writer.write(pk, rk, parent_rk, lambda row, parent: apply_changes(
-            row.entity if row else None, changes, parent.entity if parent else None))
+    def _write(self, groups: list[list[Change]]) -> None:
+        """Each group into its row; the alerts a write raised are sent before the caller goes on."""
+        applied = [self._writer.apply(changes[0].ref, changes) for changes in groups]
+        if any(a.alerts for a in applied):
+            self._outbox.flush(self.clock())

@@ -28,8 +28,9 @@ from shared.domain.resources import ResourceRef, ServiceRef, parse_path
 from shared.integrations.arm import ArmClient, ArmError
 from shared.logs import SYNC, Line
 from shared.management.enrichment import detail_changes
-from shared.store.keys import family_range, resource_keys
-from shared.store.ports import Entity, Query, StoredRow
+from shared.store.keys import key_of, of_family, resource_keys
+from shared.store.outbox import AlertOutbox
+from shared.store.ports import Entity, StoredRow, TableReader
 from shared.store.status import StatusTracker
 from shared.store.writer import RowWriter
 
@@ -65,10 +66,12 @@ class _Plan:
 
 
 class InventorySync:
-    def __init__(self, arm: ArmClient, writer: RowWriter, clock: Callable[[], datetime], *, transactions: bool = True,
-                 status: StatusTracker | None = None) -> None:
+    def __init__(self, arm: ArmClient, reader: TableReader, writer: RowWriter, outbox: AlertOutbox,
+                 clock: Callable[[], datetime], *, transactions: bool = True, status: StatusTracker | None = None) -> None:
         self.arm = arm
-        self.writer = writer
+        self._reader = reader
+        self._writer = writer
+        self._outbox = outbox
         self.clock = clock
         self.transactions = transactions
         self.status = status  # the service's status row records each sync, for GET /api/health
@@ -84,13 +87,12 @@ class InventorySync:
                 observed[resource_keys(group[0].ref)] = group
         report.listed = len(observed)
         note("read", 0, None)
-        stored = {(r.entity["PartitionKey"], r.entity["RowKey"]): r for f in TOP_LEVEL
-                  for page in self.writer.repo.scan(Query("inventory", *family_range(f, service.key))) for r in page}
+        stored = {key_of(r.entity): r for f in TOP_LEVEL for page in self._reader.scan(of_family(f, service.key)) for r in page}
         complete = set[str](LISTED) - set(report.incomplete)
         plans = self._plan(service, stamp, observed, stored, complete)
         note("write", 0, len(plans))
         self._write(plans, stamp, report, note)
-        self.writer.outbox.flush(self.clock())
+        self._outbox.flush(self.clock())
         if self.status is not None:
             self.status.note_sync(service.key, service.name, started, not report.incomplete, self.clock())
         log.info(Line(SYNC, {"service": service.name, "startedAt": started, "listed": report.listed, **report.counts,
@@ -180,15 +182,15 @@ class InventorySync:
             key = resource_keys(plan.ref)
             parent = latest.get(resource_keys(plan.ref.parent)) if plan.ref.parent else None
             new = _compute(plan.row.entity if plan.row else None, plan, parent, stamp)
-            prepared = self.writer.prepare(plan.row, new) if new is not None else None
+            prepared = self._writer.prepare(plan.ref, plan.row, new) if new is not None else None
             if prepared is None:
                 report.count(plan.ref.kind, SyncOutcome.SKIPPED if new is None else SyncOutcome.UNCHANGED)
                 done += 1
                 continue
-            latest[key] = prepared
-            if batch and (len(batch) == BATCH or batch[0][1]["PartitionKey"] != prepared["PartitionKey"]):
+            latest[key] = prepared.entity
+            if batch and (len(batch) == BATCH or key_of(batch[0][1])[0] != key[0]):
                 flush()
-            batch.append((plan, prepared))
+            batch.append((plan, prepared.entity))
         if batch:
             flush()
 
@@ -196,7 +198,7 @@ class InventorySync:
         try:
             if not self.transactions:
                 raise WriteConflict("single-entity writes")
-            self.writer.repo.save_batch([(entity, plan.row.etag if plan.row else None) for plan, entity in batch])
+            self._writer.save_batch([(entity, plan.row.etag if plan.row else None) for plan, entity in batch])
             for plan, entity in batch:
                 report.count(plan.ref.kind, _outcome(plan.row.entity if plan.row else None, entity))
         except WriteConflict:
@@ -204,19 +206,12 @@ class InventorySync:
                 self._write_one(plan, stamp, report)
 
     def _write_one(self, plan: _Plan, stamp: Stamp, report: SyncReport) -> None:
-        pk, rk = resource_keys(plan.ref)
-        parent_rk = resource_keys(plan.ref.parent)[1] if plan.ref.parent else None
-        seen: dict[str, Any] = {}
-
         def compute(row: StoredRow | None, parent: StoredRow | None) -> Entity | None:
-            old = row.entity if row else None
-            new = _compute(old, plan, parent.entity if parent else None, stamp)
-            seen["old"], seen["new"] = old, new
-            return new
+            return _compute(row.entity if row else None, plan, parent.entity if parent else None, stamp)
 
-        wrote = self.writer.write(pk, rk, parent_rk, compute)
-        new = seen.get("new")
-        report.count(plan.ref.kind, SyncOutcome.SKIPPED if new is None else _outcome(seen["old"], new) if wrote else SyncOutcome.UNCHANGED)
+        applied = self._writer.apply(plan.ref, compute)
+        new = applied.computed
+        report.count(plan.ref.kind, SyncOutcome.SKIPPED if new is None else _outcome(applied.before, new) if applied.changed else SyncOutcome.UNCHANGED)
 
 
 def _compute(row: Entity | None, plan: _Plan, parent: Entity | None, stamp: Stamp) -> Entity | None:

@@ -7,27 +7,38 @@ yesterday's and today's partitions, filtered on ReceivedAt. Every answer names t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.store.ports import Condition, InventoryRepository, Query
-from shared.store.status import STATUS_PARTITION
+from shared.store.keys import rejected_from, status_rows
+from shared.store.ports import Condition, TableReader
 
 log = logging.getLogger("apim_inventory.health")
 DAY = timedelta(hours=24)
 
 
-def report(repo: InventoryRepository, now: datetime) -> dict[str, Any]:
+class HealthReporter:
+    """GET /api/health's document over the store's read side, at the clock's time."""
+
+    def __init__(self, reader: TableReader, clock: Callable[[], datetime]) -> None:
+        self._reader = reader
+        self._clock = clock
+
+    def report(self) -> dict[str, Any]:
+        return report(self._reader, self._clock())
+
+
+def report(reader: TableReader, now: datetime) -> dict[str, Any]:
     """The health document; storage errors propagate."""
-    rows = [row.entity for page in repo.scan(Query("status", conditions=(Condition("PartitionKey", "eq", STATUS_PARTITION),)))
-            for row in page]
+    rows = [row.entity for page in reader.scan(status_rows()) for row in page]
     services = sorted(({"service": r["Service"], "lastEventTime": r.get("LastEventTime"),
                         "lastReceivedAt": r.get("LastReceivedAt"), "lastAppliedAt": r.get("LastAppliedAt"),
                         "lastSyncAt": r.get("LastSyncAt"), "lastCompleteSyncAt": r.get("LastCompleteSyncAt"),
                         "idleSeconds": int((now - r["LastReceivedAt"]).total_seconds()) if r.get("LastReceivedAt") else None}
                        for r in rows), key=lambda s: str(s["service"]).lower())
     applied = [s["lastAppliedAt"] for s in services if s["lastAppliedAt"] is not None]
-    window = Query("rejected", f"{now - DAY:%Y%m%d}", f"{now + DAY:%Y%m%d}", (Condition("ReceivedAt", "ge", now - DAY),))
-    rejected = sum(len(page) for page in repo.scan(window, select=("ReceivedAt",)))
+    window = rejected_from(now - DAY, now + DAY, (Condition("ReceivedAt", "ge", now - DAY),))
+    rejected = sum(len(page) for page in reader.scan(window, select=("ReceivedAt",)))
     return {"status": "ok", "checkedAt": now, "storage": {"reachable": True}, "lastAppliedAt": max(applied, default=None),
             "rejectedLast24Hours": rejected, "services": services}

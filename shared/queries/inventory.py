@@ -19,8 +19,8 @@ from shared.domain.kinds import Kind, parse_kind_name
 from shared.domain.outcomes import Outcome
 from shared.domain.resources import ResourceRef, ServiceRef, parse_path, parse_resource_id
 from shared.domain.times import BEFORE_1601, parse_time
-from shared.store.keys import encode_part, family_range, resource_keys
-from shared.store.ports import Condition, Entity, InventoryRepository, Query, Token
+from shared.store.keys import as_continuation, check_keys, encode_part, of_kind, rejected_from
+from shared.store.ports import Condition, Entity, HistoryLog, InventoryRows, Query, Table, TableReader, Token
 
 MAX_TOP = 1000
 MAX_INPUT = 1024
@@ -86,9 +86,10 @@ def decode_token(text: str | None) -> Token | None:
         token = json.loads(base64.urlsafe_b64decode(text.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeEncodeError):
         raise InvalidQuery("continuationToken is not one this API issued") from None
-    if not isinstance(token, dict) or set(token) != {"PartitionKey", "RowKey"} or not all(isinstance(v, str) for v in token.values()):
+    continuation = as_continuation(token)
+    if continuation is None:
         raise InvalidQuery("continuationToken is not one this API issued")
-    return {"PartitionKey": token["PartitionKey"], "RowKey": token["RowKey"]}
+    return continuation
 
 
 def resolve_id(text: str) -> ResourceRef:
@@ -102,7 +103,7 @@ def resolve_id(text: str) -> ResourceRef:
             if not service or not path:
                 raise InvalidQuery(f"id must be an ARM id or SERVICE/PATH, not {text[:80]!r}")
             ref = parse_path(ServiceRef("", "", service), path)
-        resource_keys(ref)  # the key limits, for both forms
+        check_keys(ref)  # the key limits, for both forms
         return ref
     except PermanentEventError as exc:
         raise InvalidQuery(f"bad id: {exc.message}") from None
@@ -127,29 +128,29 @@ def _service_key(service: str | None) -> str | None:
 
 
 class InventoryQueries:
-    def __init__(self, repo: InventoryRepository, clock: Callable[[], datetime]) -> None:
-        self.repo = repo
+    def __init__(self, rows: InventoryRows, history: HistoryLog, reader: TableReader, clock: Callable[[], datetime]) -> None:
+        self._rows = rows
+        self._history = history
+        self._reader = reader
         self.clock = clock
 
     def list_kind(self, kind: Kind, *, service: str | None = None, include_deleted: bool = False,
              deleted_since: datetime | None = None, changed_since: datetime | None = None,
              top: int | None = 100, continuation: str | None = None) -> Page:
         """Rows of one kind: one family's key range (in one service, or in all), filtered on Kind."""
-        low, high = family_range(kind.family, _service_key(service))
-        conditions = [Condition("Kind", "eq", kind.value)]
+        conditions: list[Condition] = []
         if deleted_since is not None:
             conditions += [Condition("IsDeleted", "eq", True), Condition("DeletedAt", "ge", deleted_since)]
         elif not include_deleted:
             conditions.append(Condition("IsDeleted", "eq", False))
         if changed_since is not None:
             conditions.append(Condition("LastEventTime", "ge", changed_since))
-        rows, token = self.repo.page(Query("inventory", low, high, tuple(conditions)), top, decode_token(continuation))
+        rows, token = self._reader.page(of_kind(kind, _service_key(service), tuple(conditions)), top, decode_token(continuation))
         return Page(rows, encode_token(token))
 
     def resource(self, ident: str) -> Entity:
         ref = resolve_id(ident)
-        pk, rk = resource_keys(ref)
-        row, _ = self.repo.load(pk, rk, None, fresh=True)
+        row, _ = self._rows.load(ref, fresh=True)
         if row is None:
             raise NotFound(f"no resource {ident[:200]!r} in the inventory")
         return row.entity
@@ -157,37 +158,36 @@ class InventoryQueries:
     def history(self, ident: str, since: datetime | None = None) -> list[Entity]:
         """One resource's history, newest first (tombstoned resources keep theirs)."""
         ref = resolve_id(ident)
-        records = [r for r in self.repo.history(ref.service.key, ref.key) if since is None or r["EventTime"] >= since]
+        records = [r for r in self._history.history(ref.service.key, ref.key) if since is None or r["EventTime"] >= since]
         if not records:
             self.resource(ident)  # NotFound when the resource is unknown too
         return records
 
     def flags(self) -> dict[str, list[Entity]]:
         """Tokens near expiry or expired, breakers open or stuck open; live rows only."""
-        tokens = [r.entity for r in self.repo.watched(Kind.GATEWAY_INSTANCE, Kind.GATEWAY_INSTANCE.family)
-                  if not r.entity.get("IsDeleted") and r.entity.get("TokenStatus") in ("nearExpiry", "expired")]
-        breakers = [r.entity for r in self.repo.watched(Kind.CIRCUIT_BREAKER_RULE, Kind.CIRCUIT_BREAKER_RULE.family)
-                    if not r.entity.get("IsDeleted") and (r.entity.get("BreakerState") == "open" or r.entity.get("StuckOpen"))]
+        tokens = [r for r in self._reader.page(of_kind(Kind.GATEWAY_INSTANCE), None)[0]
+                  if not r.get("IsDeleted") and r.get("TokenStatus") in ("nearExpiry", "expired")]
+        breakers = [r for r in self._reader.page(of_kind(Kind.CIRCUIT_BREAKER_RULE), None)[0]
+                    if not r.get("IsDeleted") and (r.get("BreakerState") == "open" or r.get("StuckOpen"))]
         return {"tokens": tokens, "breakers": breakers}
 
     def rejected(self, since: datetime | None = None) -> list[Entity]:
-        low = (since or datetime(2000, 1, 1)).strftime("%Y%m%d")
         conditions = (Condition("ReceivedAt", "ge", since),) if since else ()
-        rows, _ = self.repo.page(Query("rejected", low, None, conditions), None)
+        rows, _ = self._reader.page(rejected_from(since or datetime(2000, 1, 1), None, conditions), None)
         return sorted(rows, key=lambda r: r["ReceivedAt"], reverse=True)
 
     def summary(self) -> dict[str, Any]:
         """Counts by kind and service, and the events applied, stale, duplicate and rejected in the last
         hour and day, derived from the history and rejected records (no counter row)."""
         now = self.clock()
-        rows, _ = self.repo.page(Query("inventory"), None)
+        rows, _ = self._reader.page(Query(Table.INVENTORY), None)
         live: Counter[tuple[str, str]] = Counter()
         deleted: Counter[tuple[str, str]] = Counter()
         for row in rows:
             (deleted if row.get("IsDeleted") else live)[(row["Service"], row["Kind"])] += 1
         day_ago = now - timedelta(days=1)
-        recorded, _ = self.repo.page(Query("history", conditions=(Condition("RecordedAt", "ge", day_ago),)), None)
-        duplicated, _ = self.repo.page(Query("history", conditions=(Condition("LastDuplicateAt", "ge", day_ago),)), None)
+        recorded, _ = self._reader.page(Query(Table.HISTORY, conditions=(Condition("RecordedAt", "ge", day_ago),)), None)
+        duplicated, _ = self._reader.page(Query(Table.HISTORY, conditions=(Condition("LastDuplicateAt", "ge", day_ago),)), None)
         rejected = self.rejected(day_ago)
         windows: dict[str, dict[str, int]] = {}
         for label, start in (("lastHour", now - timedelta(hours=1)), ("lastDay", day_ago)):

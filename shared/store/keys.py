@@ -1,6 +1,10 @@
 """Table keys: a reversible encoding, the partition layout, and Table Storage's size limits.
 
-PartitionKey = "{family}|{service}|{bucket:02d}", RowKey = the lower-cased path with "/" as "|".
+Inventory: PartitionKey = "{family}|{service}|{bucket:02d}", RowKey = the lower-cased path with "/" as "|".
+History: "{service}|{bucket of the event id}" and the id. Rejected events: the UTC day ("%Y%m%d") they came,
+and a hash of what makes them one rejection. Alert outbox: "pending", then "sent|{day}". Status rows: "service"
+and the service. Every key rule is here; the adapters apply them, and nothing outside the store builds a key.
+
 Every key part is percent-encoded for "%", "|", "/", "\\", "#", "?" and control characters, so
 the characters Table Storage forbids never reach it and `unquote` gives the part back.
 """
@@ -8,6 +12,7 @@ the characters Table Storage forbids never reach it and `unquote` gives the part
 from __future__ import annotations
 
 import functools
+import hashlib
 import zlib
 from datetime import datetime
 from typing import Any
@@ -16,6 +21,7 @@ from urllib.parse import unquote
 from shared.domain.errors import PermanentEventError
 from shared.domain.kinds import Kind
 from shared.domain.resources import ResourceRef
+from shared.store.ports import Condition, Query, Table
 
 BUCKETS = 16
 MAX_KEY_CHARS = 512  # Azurite's cap; Azure allows 1 KiB (512 UTF-16 characters)
@@ -67,6 +73,34 @@ def resource_keys(ref: ResourceRef) -> tuple[str, str]:
     check_key(pk, "PartitionKey")
     check_key(rk, "RowKey")
     return pk, rk
+
+
+def row_keys(ref: ResourceRef) -> tuple[str, str, str | None]:
+    """(PartitionKey, RowKey, the parent's RowKey or None): a resource's row and its parent's share a partition."""
+    pk, rk = resource_keys(ref)
+    return pk, rk, resource_keys(ref.parent)[1] if ref.parent else None
+
+
+def with_keys(ref: ResourceRef, entity: dict[str, Any]) -> dict[str, Any]:
+    """The entity under the resource's keys, the keys first."""
+    pk, rk = resource_keys(ref)
+    return {"PartitionKey": pk, "RowKey": rk, **entity}
+
+
+def check_keys(ref: ResourceRef) -> None:
+    """Raise PermanentEventError when the resource's keys would break Table Storage's limits."""
+    resource_keys(ref)
+
+
+def as_continuation(value: object) -> dict[str, str] | None:
+    """A continuation token as the read side gives one (the next PartitionKey and RowKey), or None."""
+    if not isinstance(value, dict) or set(value) != {"PartitionKey", "RowKey"} or not all(isinstance(v, str) for v in value.values()):
+        return None
+    return {"PartitionKey": value["PartitionKey"], "RowKey": value["RowKey"]}
+
+
+def key_of(entity: dict[str, Any]) -> tuple[str, str]:
+    return entity["PartitionKey"], entity["RowKey"]
 
 
 def path_from_row_key(row_key: str) -> str:
@@ -130,3 +164,55 @@ def history_partition_range(service_key: str) -> tuple[str, str]:
     """The first and last history partitions of one service (inclusive)."""
     prefix = encode_part(service_key)
     return f"{prefix}|00", f"{prefix}|{BUCKETS - 1:02d}"
+
+
+# -- the read side's key ranges ------------------------------------------------------------------
+def of_kind(kind: Kind, service_key: str | None = None, conditions: tuple[Condition, ...] = ()) -> Query:
+    """Rows of one kind: its family's key range (in one service, or in all), filtered on Kind."""
+    return Query(Table.INVENTORY, *family_range(kind.family, service_key), (Condition("Kind", "eq", kind.value), *conditions))
+
+
+def of_family(family: str, service_key: str) -> Query:
+    return Query(Table.INVENTORY, *family_range(family, service_key))
+
+
+def day_partition(moment: datetime) -> str:
+    """The partition of what happened on a UTC day (rejected events, sent alerts)."""
+    return f"{moment:%Y%m%d}"
+
+
+def rejected_keys(received_at: datetime, identity: str) -> tuple[str, str]:
+    return day_partition(received_at), hashlib.sha256(identity.encode("utf-8", errors="surrogatepass")).hexdigest()[:40]
+
+
+def rejected_from(low: datetime | None, high: datetime | None = None, conditions: tuple[Condition, ...] = ()) -> Query:
+    """Rejected records of the UTC days from `low` (inclusive) to `high` (exclusive)."""
+    return Query(Table.REJECTED, day_partition(low) if low else None, day_partition(high) if high else None, conditions)
+
+
+PENDING_ALERTS = "pending"
+SENT_ALERTS = "sent|"
+
+
+def sent_partition(now: datetime) -> str:
+    return f"{SENT_ALERTS}{day_partition(now)}"
+
+
+def pending_alerts() -> Query:
+    return Query(Table.OUTBOX, conditions=(Condition("PartitionKey", "eq", PENDING_ALERTS),))
+
+
+def sent_alerts_before(cutoff: datetime) -> Query:
+    """Sent alerts of the whole UTC days before the cutoff's."""
+    return Query(Table.OUTBOX, SENT_ALERTS, sent_partition(cutoff))
+
+
+STATUS_PARTITION = "service"
+
+
+def status_keys(service_key: str) -> tuple[str, str]:
+    return STATUS_PARTITION, encode_part(service_key)
+
+
+def status_rows() -> Query:
+    return Query(Table.STATUS, conditions=(Condition("PartitionKey", "eq", STATUS_PARTITION),))

@@ -1,4 +1,4 @@
-"""The in-memory twin of the Table repository: the same contract (shared.store.ports), with ETags, in dicts."""
+"""The in-memory twin of the Table store: the same ports (shared.store.ports), with ETags, in dicts."""
 
 from __future__ import annotations
 
@@ -10,11 +10,15 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain.errors import AlreadyRecorded, WriteConflict
-from shared.store.ports import Entity, Query, StoredRow, Token
+from shared.domain.flags import Alert
+from shared.domain.resources import ResourceRef
+from shared.store import records
+from shared.store.keys import PENDING_ALERTS, child_ranges, key_of, row_keys, status_keys
+from shared.store.ports import Entity, HistoryRecord, Loaded, Query, RejectedRecord, StoredRow, Table, Token
 
 
-class InMemoryInventoryRepository:
-    """The same contract as the Table repository, with ETags, in a dict. Thread-safe."""
+class InMemoryStore:
+    """The same ports as the Table store, with ETags, in dicts. Thread-safe."""
 
     def __init__(self) -> None:
         self._rows: dict[tuple[str, str], StoredRow] = {}
@@ -25,7 +29,11 @@ class InMemoryInventoryRepository:
         self._etags = itertools.count(1)
         self._status: dict[tuple[str, str], StoredRow] = {}
 
-    def load(self, pk: str, rk: str, parent_rk: str | None, *, fresh: bool = False) -> tuple[StoredRow | None, StoredRow | None]:
+    def create_tables(self) -> None:
+        """Nothing to create: the dicts are there."""
+
+    def load(self, ref: ResourceRef, *, fresh: bool = False) -> Loaded:
+        pk, rk, parent_rk = row_keys(ref)
         with self._lock:
             return self._copy(self._rows.get((pk, rk))), self._copy(self._rows.get((pk, parent_rk))) if parent_rk else None
 
@@ -40,7 +48,9 @@ class InMemoryInventoryRepository:
             store[key] = stored
             return self._copy(stored) or stored
 
-    def children(self, pk: str, ranges: list[tuple[str, str]]) -> list[StoredRow]:
+    def children(self, parent: ResourceRef) -> list[StoredRow]:
+        pk, prk, _ = row_keys(parent)
+        ranges = child_ranges(prk, parent.kind)
         with self._lock:
             found = [row for (p, r), row in self._rows.items() if p == pk and any(lo <= r < hi for lo, hi in ranges)]
         return [StoredRow(copy.deepcopy(row.entity), row.etag) for row in sorted(found, key=lambda s: s.entity["RowKey"])]
@@ -52,42 +62,39 @@ class InMemoryInventoryRepository:
             for entity, _ in items:
                 self._rows[(entity["PartitionKey"], entity["RowKey"])] = StoredRow(copy.deepcopy(entity), f"W/\"{next(self._etags)}\"")
 
-    def add_history(self, record: Entity) -> None:
-        key = (record["PartitionKey"], record["RowKey"])
+    def add_history(self, record: HistoryRecord) -> None:
+        entity = records.history_entity(record)
+        key = key_of(entity)
         with self._lock:
             if key in self._history:
                 raise AlreadyRecorded(copy.deepcopy(self._history[key]))
-            self._history[key] = copy.deepcopy(record)
+            self._history[key] = entity
 
-    def note_duplicate(self, record: Entity, now: datetime) -> None:
+    def note_duplicate(self, existing: Entity, now: datetime) -> None:
+        update = records.duplicate_update(existing, now)
         with self._lock:
-            stored = self._history[(record["PartitionKey"], record["RowKey"])]
-            stored["Duplicates"] = int(stored.get("Duplicates", 0)) + 1
-            stored["LastDuplicateAt"] = now
+            self._history[key_of(update)].update(update)
 
-    def add_rejected(self, record: Entity) -> None:
+    def add_rejected(self, record: RejectedRecord) -> None:
+        entity = records.rejected_entity(record)
         with self._lock:
-            self._rejected[(record["PartitionKey"], record["RowKey"])] = copy.deepcopy(record)
+            self._rejected[key_of(entity)] = entity
 
-    def watched(self, kind: str, family: str) -> list[StoredRow]:
+    def add_alerts(self, alerts: list[Alert]) -> None:
+        entities = [records.outbox_entity(a) for a in alerts]
         with self._lock:
-            found = [row for row in self._rows.values() if row.entity["Kind"] == kind]
-        return [StoredRow(copy.deepcopy(row.entity), row.etag) for row in found]
+            self._outbox.update({key_of(e): e for e in entities})
 
-    def add_alerts(self, entities: list[Entity]) -> None:
+    def pending_alerts(self) -> list[Alert]:
         with self._lock:
-            self._outbox.update({(e["PartitionKey"], e["RowKey"]): copy.deepcopy(e) for e in entities})
+            return [records.alert_from_entity(e) for (pk, _), e in sorted(self._outbox.items()) if pk == PENDING_ALERTS]
 
-    def pending_alerts(self) -> list[Entity]:
+    def mark_alerts_sent(self, alerts: list[Alert], now: datetime) -> None:
         with self._lock:
-            return [copy.deepcopy(e) for (pk, _), e in sorted(self._outbox.items()) if pk == "pending"]
-
-    def mark_alerts_sent(self, entities: list[Entity], now: datetime) -> None:
-        with self._lock:
-            for entity in entities:
-                self._outbox.pop(("pending", entity["RowKey"]), None)
-                sent = {**entity, "PartitionKey": f"sent|{now:%Y%m%d}", "SentAt": now}
-                self._outbox[(sent["PartitionKey"], sent["RowKey"])] = sent
+            for alert in alerts:
+                self._outbox.pop((PENDING_ALERTS, alert.id), None)
+                sent = records.sent_entity(alert, now)
+                self._outbox[key_of(sent)] = sent
 
     def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
         start = (continuation["PartitionKey"], continuation["RowKey"]) if continuation else None
@@ -100,34 +107,20 @@ class InMemoryInventoryRepository:
             found.append(copy.deepcopy(row.entity))
         return found, None
 
-    def rows(self) -> Iterator[Entity]:
-        with self._lock:
-            items = sorted(self._rows.items())
-        for _, row in items:
-            yield copy.deepcopy(row.entity)
-
     def history(self, service_key: str, path_key: str) -> list[Entity]:
         with self._lock:
             found = [copy.deepcopy(r) for r in self._history.values() if r["ServiceKey"] == service_key and r["PathKey"] == path_key]
         return sorted(found, key=lambda r: (r["EventTime"], r["EventId"]), reverse=True)
 
-    def all_history(self) -> list[Entity]:
-        with self._lock:
-            return [copy.deepcopy(r) for _, r in sorted(self._history.items())]
-
-    def rejected(self) -> list[Entity]:
-        with self._lock:
-            return [copy.deepcopy(r) for _, r in sorted(self._rejected.items())]
-
     @staticmethod
     def _copy(row: StoredRow | None) -> StoredRow | None:
         return StoredRow(copy.deepcopy(row.entity), row.etag) if row else None
 
-    def _snapshot(self, table: str) -> list[tuple[tuple[str, str], StoredRow]]:
+    def _snapshot(self, table: Table) -> list[tuple[tuple[str, str], StoredRow]]:
         with self._lock:
-            if table in ("inventory", "status"):
-                return sorted((self._rows if table == "inventory" else self._status).items())
-            entities = {"history": self._history, "rejected": self._rejected, "alerts": self._outbox}[table]
+            if table in (Table.INVENTORY, Table.STATUS):
+                return sorted((self._rows if table is Table.INVENTORY else self._status).items())
+            entities = {Table.HISTORY: self._history, Table.REJECTED: self._rejected, Table.OUTBOX: self._outbox}[table]
             return [(key, StoredRow(entity, "")) for key, entity in sorted(entities.items())]
 
     def scan(self, query: Query, page_size: int = 1000, select: tuple[str, ...] | None = None) -> Iterator[list[StoredRow]]:
@@ -136,12 +129,12 @@ class InMemoryInventoryRepository:
         for at in range(0, len(found), page_size):
             yield found[at:at + page_size]
 
-    def delete_rows(self, table: str, rows: list[StoredRow], *, if_match: bool = False) -> int:
+    def delete_rows(self, table: Table, rows: list[StoredRow], *, if_match: bool = False) -> int:
         deleted = 0
         with self._lock:
-            stores: dict[str, dict[tuple[str, str], Any]] = {
-                "inventory": self._rows, "history": self._history, "rejected": self._rejected, "alerts": self._outbox,
-                "status": self._status}
+            stores: dict[Table, dict[tuple[str, str], Any]] = {
+                Table.INVENTORY: self._rows, Table.HISTORY: self._history, Table.REJECTED: self._rejected,
+                Table.OUTBOX: self._outbox, Table.STATUS: self._status}
             store = stores[table]
             for row in rows:
                 key = (row.entity["PartitionKey"], row.entity["RowKey"])
@@ -152,12 +145,12 @@ class InMemoryInventoryRepository:
                 deleted += 1
         return deleted
 
-    def load_status(self, pk: str, rk: str) -> StoredRow | None:
+    def load_status(self, service_key: str) -> StoredRow | None:
         with self._lock:
-            return self._copy(self._status.get((pk, rk)))
+            return self._copy(self._status.get(status_keys(service_key)))
 
-    def save_status(self, entity: Entity, etag: str | None) -> StoredRow:
-        return self._put(self._status, entity, etag)
+    def save_status(self, service_key: str, entity: Entity, etag: str | None) -> StoredRow:
+        return self._put(self._status, records.status_entity(service_key, entity), etag)
 
 
 def _wanted(query: Query, key: tuple[str, str], entity: Entity) -> bool:

@@ -9,20 +9,16 @@ so two invocations never send the same pending alerts at once.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from azure.core.exceptions import AzureError
 
 from shared.domain.flags import Alert
-from shared.domain.model import SCHEMA_VERSION
-from shared.store.keys import check_entity
-from shared.store.ports import InventoryRepository
+from shared.store.ports import AlertQueue
 
 log = logging.getLogger("apim_inventory.alerts")
 BATCH = 100  # well under Event Grid's 1 MB per request
@@ -33,20 +29,6 @@ class AlertPublisher(Protocol):
         """Send the alerts, or raise."""
 
 
-def outbox_entity(alert: Alert) -> dict[str, Any]:
-    entity = {
-        "PartitionKey": "pending", "RowKey": alert.id, "SchemaVersion": SCHEMA_VERSION, "AlertType": alert.type, "Source": alert.source,
-        "Subject": alert.subject, "DetectedAt": alert.time, "Data": json.dumps(alert.data, sort_keys=True),
-    }
-    check_entity(entity)
-    return entity
-
-
-def alert_from_entity(entity: Mapping[str, Any]) -> Alert:
-    return Alert(entity["RowKey"], entity["AlertType"], entity["Source"], entity["Subject"], entity["DetectedAt"],
-                 json.loads(entity["Data"]))
-
-
 @dataclass(frozen=True)
 class FlushResult:
     sent: int
@@ -54,8 +36,8 @@ class FlushResult:
 
 
 class AlertOutbox:
-    def __init__(self, repo: InventoryRepository, publisher: AlertPublisher) -> None:
-        self.repo = repo
+    def __init__(self, queue: AlertQueue, publisher: AlertPublisher) -> None:
+        self._queue = queue
         self.publisher = publisher
         self._turn = threading.Condition()  # guards the three below, never held while sending
         self._flushing = False
@@ -64,7 +46,7 @@ class AlertOutbox:
         self._last = FlushResult(0, 0)
 
     def add(self, alerts: list[Alert]) -> None:
-        self.repo.add_alerts([outbox_entity(a) for a in alerts])
+        self._queue.add_alerts(alerts)
 
     def flush(self, now: datetime) -> FlushResult:
         """Publish every pending alert; what fails stays pending for the next flush. One flush runs at a time; a
@@ -90,15 +72,15 @@ class AlertOutbox:
                 self._turn.notify_all()
 
     def _send_pending(self, now: datetime) -> FlushResult:
-        pending = self.repo.pending_alerts()
+        pending = self._queue.pending_alerts()
         sent = 0
         for start in range(0, len(pending), BATCH):
             batch = pending[start:start + BATCH]
             try:
-                self.publisher.publish([alert_from_entity(e) for e in batch])
+                self.publisher.publish(batch)
             except AzureError as exc:
                 log.error("alert publish failed, %d alerts stay pending for the next sweep: %s", len(pending) - sent, exc)
                 break
-            self.repo.mark_alerts_sent(batch, now)
+            self._queue.mark_alerts_sent(batch, now)
             sent += len(batch)
         return FlushResult(sent, len(pending) - sent)

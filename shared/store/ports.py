@@ -1,5 +1,7 @@
-"""The storage port: what the pipeline, the timers, the management plane and the queries need from
-the inventory's tables, and the types it speaks in."""
+"""The store's ports: one small Protocol per thing the capabilities need of the tables (inventory rows,
+history, rejected events, the alert outbox, status rows, and the read side over a `Table`), and the
+types they speak in. Records go in typed (`HistoryRecord`, `RejectedRecord`, `Alert`); the adapters
+turn them into entities and give them their keys (`shared.store.keys`), so no capability builds a key."""
 
 from __future__ import annotations
 
@@ -7,7 +9,11 @@ import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
+
+from shared.domain.flags import Alert
+from shared.domain.resources import ResourceRef
 
 Entity = dict[str, Any]
 
@@ -18,6 +24,7 @@ class StoredRow:
     etag: str
 
 
+Loaded = tuple[StoredRow | None, StoredRow | None]  # a row and its parent's row
 Token = dict[str, str]  # the next (PartitionKey, RowKey) to read, as Table Storage's continuation
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "eq": operator.eq, "ne": operator.ne, "ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt,
@@ -47,71 +54,126 @@ class Condition:
             return False
 
 
+class Table(StrEnum):
+    """The inventory's tables, as the read side names them (the app settings give their real names)."""
+
+    INVENTORY = "inventory"
+    HISTORY = "history"
+    REJECTED = "rejected"
+    OUTBOX = "alerts"
+    STATUS = "status"
+
+
 @dataclass(frozen=True)
 class Query:
-    table: str  # "inventory", "history" or "rejected"
+    table: Table
     low_pk: str | None = None  # inclusive
     high_pk: str | None = None  # exclusive
     conditions: tuple[Condition, ...] = ()
 
 
-class InventoryRepository(Protocol):
-    def load(self, pk: str, rk: str, parent_rk: str | None, *, fresh: bool = False) -> tuple[StoredRow | None, StoredRow | None]:
-        """The row and its parent's row (same partition), in one request when not cached."""
+@dataclass(frozen=True)
+class HistoryRecord:
+    """One event as it reached one resource, kept under its source and event id."""
+
+    service_key: str
+    event_id: str
+    event_type: str
+    event_time: datetime
+    source: str
+    service: str
+    subject: str
+    kind: str
+    path: str
+    path_key: str
+    resource_id: str
+    change: str
+    stale: bool
+    values: str  # JSON
+    schema: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class RejectedRecord:
+    """One rejected event. `identity` is what makes two rejections the same one (a redelivery overwrites)."""
+
+    identity: str
+    event_id: str
+    event_type: str
+    source: str
+    subject: str
+    reason: str
+    message: str
+    payload: str
+    received_at: datetime
+
+
+class InventoryRows(Protocol):
+    def load(self, ref: ResourceRef, *, fresh: bool = False) -> Loaded:
+        """The resource's row and its parent's row (same partition), in one request when not cached."""
 
     def save(self, entity: Entity, etag: str | None) -> StoredRow:
         """Insert when etag is None, else replace if unchanged since read. Raises WriteConflict."""
-
-    def children(self, pk: str, ranges: list[tuple[str, str]]) -> list[StoredRow]:
-        """Rows in partition pk whose RowKey falls in any [low, high) range."""
 
     def save_batch(self, items: list[tuple[Entity, str | None]]) -> None:
         """Write up to 100 rows of one partition in one transaction, each as `save` would (insert
         when its etag is None, else replace if unchanged). All or nothing: raises WriteConflict."""
 
-    def add_history(self, record: Entity) -> None:
+    def children(self, parent: ResourceRef) -> list[StoredRow]:
+        """The rows of a parent's children (an API's revisions and releases, a gateway's children)."""
+
+
+class HistoryLog(Protocol):
+    def add_history(self, record: HistoryRecord) -> None:
         """Insert a history record. Raises AlreadyRecorded with the existing record."""
 
-    def note_duplicate(self, record: Entity, now: datetime) -> None:
+    def note_duplicate(self, existing: Entity, now: datetime) -> None:
         """Count one more delivery of a recorded event (Duplicates, LastDuplicateAt)."""
-
-    def add_rejected(self, record: Entity) -> None:
-        """Upsert a rejected-event record."""
-
-    def watched(self, kind: str, family: str) -> list[StoredRow]:
-        """Every row of one kind across services, read from its family's key range only."""
-
-    def add_alerts(self, entities: list[Entity]) -> None:
-        """Upsert pending alerts into the outbox (idempotent: the ids are stable)."""
-
-    def pending_alerts(self) -> list[Entity]:
-        """The outbox's pending alerts."""
-
-    def mark_alerts_sent(self, entities: list[Entity], now: datetime) -> None:
-        """Move alerts from pending to sent."""
-
-    def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
-        """Up to `top` matching entities (all when None) in key order, and where to go on."""
-
-    def rows(self) -> Iterator[Entity]:
-        """Every inventory row (for the demo, tests and small tools)."""
 
     def history(self, service_key: str, path_key: str) -> list[Entity]:
         """One resource's history records, newest first."""
 
-    def rejected(self) -> list[Entity]:
-        """Every rejected-event record."""
+
+class RejectedLog(Protocol):
+    def add_rejected(self, record: RejectedRecord) -> None:
+        """Upsert a rejected-event record."""
+
+
+class AlertQueue(Protocol):
+    def add_alerts(self, alerts: list[Alert]) -> None:
+        """Upsert pending alerts into the outbox (idempotent: the ids are stable)."""
+
+    def pending_alerts(self) -> list[Alert]:
+        """The outbox's pending alerts, in id order."""
+
+    def mark_alerts_sent(self, alerts: list[Alert], now: datetime) -> None:
+        """Move alerts from pending to sent."""
+
+
+class StatusRows(Protocol):
+    def load_status(self, service_key: str) -> StoredRow | None:
+        """One service's status row."""
+
+    def save_status(self, service_key: str, entity: Entity, etag: str | None) -> StoredRow:
+        """Insert when etag is None, else replace if unchanged since read. Raises WriteConflict."""
+
+
+class TableReader(Protocol):
+    def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
+        """Up to `top` matching entities (all when None) in key order, and where to go on."""
 
     def scan(self, query: Query, page_size: int = 1000, select: tuple[str, ...] | None = None) -> Iterator[list[StoredRow]]:
-        """Matching rows page by page, with their ETags, so memory stays bounded. `query.table` may also be
-        "alerts" or "status"; `select` limits the columns read (the keys always come)."""
+        """Matching rows page by page, with their ETags, so memory stays bounded; `select` limits the columns
+        read (the keys always come)."""
 
-    def delete_rows(self, table: str, rows: list[StoredRow], *, if_match: bool = False) -> int:
+
+class TableDeleter(Protocol):
+    def delete_rows(self, table: Table, rows: list[StoredRow], *, if_match: bool = False) -> int:
         """Delete rows in transactions of at most 100, one partition each. With `if_match`, a row changed since
         it was read (its ETag) is kept. How many were deleted."""
 
-    def load_status(self, pk: str, rk: str) -> StoredRow | None:
-        """One service's status row."""
 
-    def save_status(self, entity: Entity, etag: str | None) -> StoredRow:
-        """Insert when etag is None, else replace if unchanged since read. Raises WriteConflict."""
+class Store(InventoryRows, HistoryLog, RejectedLog, AlertQueue, StatusRows, TableReader, TableDeleter, Protocol):
+    """Every port at once: what an adapter of the whole store offers. Only the composition root, tests and
+    tools hold one; each capability is given the ports it uses."""

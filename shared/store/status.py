@@ -19,16 +19,10 @@ from azure.core.exceptions import AzureError
 from shared.domain.errors import ConflictRetriesExhausted, WriteConflict
 from shared.domain.model import SCHEMA_VERSION
 from shared.domain.outcomes import SEEN, Outcome
-from shared.store.keys import encode_part
-from shared.store.ports import Entity, InventoryRepository, StoredRow
+from shared.store.ports import Entity, StatusRows, StoredRow
 
 log = logging.getLogger("apim_inventory.status")
-STATUS_PARTITION = "service"
 INTERVAL = timedelta(minutes=1)
-
-
-def status_keys(service_key: str) -> tuple[str, str]:
-    return STATUS_PARTITION, encode_part(service_key)
 
 
 def raise_to(values: dict[str, Any], column: str, value: datetime) -> bool:
@@ -58,8 +52,8 @@ class _Service:
 
 
 class StatusTracker:
-    def __init__(self, repo: InventoryRepository, interval: timedelta = INTERVAL, conflict_retries: int = 10) -> None:
-        self.repo = repo
+    def __init__(self, rows: StatusRows, interval: timedelta = INTERVAL, conflict_retries: int = 10) -> None:
+        self._rows = rows
         self.interval = interval
         self.conflict_retries = conflict_retries
         self._services: dict[str, _Service] = {}
@@ -113,15 +107,14 @@ class StatusTracker:
         return written
 
     def _save(self, key: str, entry: _Service, values: dict[str, datetime]) -> StoredRow:
-        pk, rk = status_keys(key)
         for attempt in range(self.conflict_retries):
-            stored = entry.stored if attempt == 0 and entry.known else self.repo.load_status(pk, rk)
-            new = {"PartitionKey": pk, "RowKey": rk, "SchemaVersion": SCHEMA_VERSION, "Service": entry.name}
+            stored = entry.stored if attempt == 0 and entry.known else self._rows.load_status(key)
+            new = {"SchemaVersion": SCHEMA_VERSION, "Service": entry.name}
             row = merged(stored.entity if stored else new, values)
             if stored is not None and row == stored.entity:
                 return stored  # the table already holds these values or newer ones
             try:
-                return self.repo.save_status(row, stored.etag if stored else None)
+                return self._rows.save_status(key, row, stored.etag if stored else None)
             except WriteConflict:
                 continue
-        raise ConflictRetriesExhausted(f"status row {rk}: {self.conflict_retries} write conflicts in a row")
+        raise ConflictRetriesExhausted(f"status row of {entry.name}: {self.conflict_retries} write conflicts in a row")

@@ -1,4 +1,6 @@
-"""The inventory over Azure Table Storage (azure-data-tables), with a per-process row cache.
+"""The store's ports over Azure Table Storage (azure-data-tables), with a per-process row cache.
+
+Constructing it sends nothing: the composition root calls `create_tables` once at start-up.
 
 The cache holds each row's last known entity and ETag. It only ever saves a read: every write
 carries If-Match, so a row changed by another process fails with 412 and is read again. The worker's
@@ -24,8 +26,19 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared.domain.errors import AlreadyRecorded, WriteConflict
-from shared.store.keys import check_entity, family_range, history_partition_range
-from shared.store.ports import Entity, Query, StoredRow, Token
+from shared.domain.flags import Alert
+from shared.domain.resources import ResourceRef
+from shared.store.keys import PENDING_ALERTS, check_entity, child_ranges, history_partition_range, key_of, row_keys, status_keys
+from shared.store.ports import Entity, HistoryRecord, Loaded, Query, RejectedRecord, StoredRow, Table, Token
+from shared.store.records import (
+    alert_from_entity,
+    duplicate_update,
+    history_entity,
+    outbox_entity,
+    rejected_entity,
+    sent_entity,
+    status_entity,
+)
 
 _MISSING = StoredRow({}, "")
 
@@ -55,22 +68,27 @@ class TableNames:
     status: str
 
 
-class TableInventoryRepository:
+class TableStore:
+    """Every port of `shared.store.ports` over one set of tables."""
+
     def __init__(self, service: TableServiceClient, tables: TableNames, cache_size: int = 10_000) -> None:
-        self._inventory = self._ensure(service, tables.inventory)
-        self._history = self._ensure(service, tables.history)
-        self._rejected = self._ensure(service, tables.rejected)
-        self._outbox = self._ensure(service, tables.outbox)
+        self._service = service
+        self._names = tables
+        self._clients = {table: service.get_table_client(getattr(tables, table.name.lower())) for table in Table}
+        self._inventory = self._clients[Table.INVENTORY]
+        self._history = self._clients[Table.HISTORY]
+        self._rejected = self._clients[Table.REJECTED]
+        self._outbox = self._clients[Table.OUTBOX]
+        self._status = self._clients[Table.STATUS]
         self._cache: OrderedDict[tuple[str, str], StoredRow] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._cache_size = cache_size
-        self._status = self._ensure(service, tables.status)
 
-    @staticmethod
-    def _ensure(service: TableServiceClient, name: str) -> TableClient:
-        with contextlib.suppress(ResourceExistsError):
-            service.create_table(name)
-        return service.get_table_client(name)
+    def create_tables(self) -> None:
+        """Create the five tables where missing: once, at start-up (a request each)."""
+        for table in Table:
+            with contextlib.suppress(ResourceExistsError):
+                self._service.create_table(getattr(self._names, table.name.lower()))
 
     # -- cache -----------------------------------------------------------------------------
     def _remember(self, key: tuple[str, str], row: StoredRow | None) -> None:
@@ -93,12 +111,9 @@ class TableInventoryRepository:
             for key in keys:
                 self._cache.pop(key, None)
 
-    def forget(self) -> None:
-        with self._cache_lock:
-            self._cache.clear()
-
     # -- inventory -------------------------------------------------------------------------
-    def load(self, pk: str, rk: str, parent_rk: str | None, *, fresh: bool = False) -> tuple[StoredRow | None, StoredRow | None]:
+    def load(self, ref: ResourceRef, *, fresh: bool = False) -> Loaded:
+        pk, rk, parent_rk = row_keys(ref)
         if not fresh:
             hit, row = self._cached((pk, rk))
             parent_hit, parent = self._cached((pk, parent_rk)) if parent_rk else (True, None)
@@ -135,9 +150,10 @@ class TableInventoryRepository:
         self._remember(key, stored)
         return stored
 
-    def children(self, pk: str, ranges: list[tuple[str, str]]) -> list[StoredRow]:
+    def children(self, parent: ResourceRef) -> list[StoredRow]:
+        pk, prk, _ = row_keys(parent)
         rows: list[StoredRow] = []
-        for low, high in ranges:
+        for low, high in child_ranges(prk, parent.kind):
             query = self._inventory.query_entities(
                 "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
                 parameters={"pk": pk, "low": low, "high": high},
@@ -165,18 +181,8 @@ class TableInventoryRepository:
         for (entity, _), meta in zip(items, results, strict=True):
             self._remember((entity["PartitionKey"], entity["RowKey"]), StoredRow(dict(entity), meta["etag"]))
 
-    def watched(self, kind: str, family: str) -> list[StoredRow]:
-        low, high = family_range(family)
-        return [
-            _stored(e)
-            for e in self._inventory.query_entities(
-                "PartitionKey ge @low and PartitionKey lt @high and Kind eq @kind",
-                parameters={"low": low, "high": high, "kind": kind},
-            )
-        ]
-
     def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
-        pages = _entities(self._table(query.table), query, top).by_page(continuation_token=continuation)  # type: ignore[arg-type]
+        pages = _entities(self._clients[query.table], query, top).by_page(continuation_token=continuation)  # type: ignore[arg-type]
         found: list[Entity] = []
         for page in pages:
             found.extend(_plain(e) for e in page)
@@ -186,47 +192,38 @@ class TableInventoryRepository:
         return found, None
 
     # -- alert outbox ----------------------------------------------------------------------
-    def add_alerts(self, entities: list[Entity]) -> None:
-        for entity in entities:
-            self._outbox.upsert_entity(entity, mode=UpdateMode.REPLACE)
+    def add_alerts(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            self._outbox.upsert_entity(outbox_entity(alert), mode=UpdateMode.REPLACE)
 
-    def pending_alerts(self) -> list[Entity]:
-        return [_plain(e) for e in self._outbox.query_entities("PartitionKey eq @pk", parameters={"pk": "pending"})]
+    def pending_alerts(self) -> list[Alert]:
+        found = self._outbox.query_entities("PartitionKey eq @pk", parameters={"pk": PENDING_ALERTS})
+        return [alert_from_entity(_plain(e)) for e in found]
 
-    def mark_alerts_sent(self, entities: list[Entity], now: datetime) -> None:
+    def mark_alerts_sent(self, alerts: list[Alert], now: datetime) -> None:
         """Two transactions per 100 alerts: the sent copies, then the pending deletes (a crash in
         between only means the alert is sent again, with the same id)."""
-        for at in range(0, len(entities), 100):
-            chunk = entities[at:at + 100]
-            self._outbox.submit_transaction(
-                [("upsert", {**e, "PartitionKey": f"sent|{now:%Y%m%d}", "SentAt": now}, {"mode": UpdateMode.REPLACE}) for e in chunk]
-            )
+        for at in range(0, len(alerts), 100):
+            chunk = alerts[at:at + 100]
+            self._outbox.submit_transaction([("upsert", sent_entity(a, now), {"mode": UpdateMode.REPLACE}) for a in chunk])
             try:
-                self._outbox.submit_transaction([("delete", {"PartitionKey": "pending", "RowKey": e["RowKey"]}) for e in chunk])
+                self._outbox.submit_transaction([("delete", {"PartitionKey": PENDING_ALERTS, "RowKey": a.id}) for a in chunk])
             except TableTransactionError:
                 # Another flush sent some of them too; single deletes ignore what is already gone.
-                for entity in chunk:
-                    self._outbox.delete_entity("pending", entity["RowKey"])
-
-    def rows(self) -> Iterator[Entity]:
-        for entity in self._inventory.list_entities():
-            yield _plain(entity)
+                for alert in chunk:
+                    self._outbox.delete_entity(PENDING_ALERTS, alert.id)
 
     # -- history and rejected events -----------------------------------------------------
-    def add_history(self, record: Entity) -> None:
-        check_entity(record)
+    def add_history(self, record: HistoryRecord) -> None:
+        entity = history_entity(record)
         try:
-            self._history.create_entity(record)
+            self._history.create_entity(entity)
         except ResourceExistsError:
-            existing = self._history.get_entity(record["PartitionKey"], record["RowKey"])
+            existing = self._history.get_entity(*key_of(entity))
             raise AlreadyRecorded(_plain(existing)) from None
 
-    def note_duplicate(self, record: Entity, now: datetime) -> None:
-        self._history.update_entity(
-            {"PartitionKey": record["PartitionKey"], "RowKey": record["RowKey"],
-             "Duplicates": int(record.get("Duplicates", 0)) + 1, "LastDuplicateAt": now},
-            mode=UpdateMode.MERGE,
-        )
+    def note_duplicate(self, existing: Entity, now: datetime) -> None:
+        self._history.update_entity(duplicate_update(existing, now), mode=UpdateMode.MERGE)
 
     def history(self, service_key: str, path_key: str) -> list[Entity]:
         low, high = history_partition_range(service_key)
@@ -239,31 +236,20 @@ class TableInventoryRepository:
         ]
         return sorted(found, key=lambda r: (r["EventTime"], r["EventId"]), reverse=True)
 
-    def all_history(self) -> list[Entity]:
-        return [_plain(e) for e in self._history.list_entities()]
-
-    def add_rejected(self, record: Entity) -> None:
-        check_entity(record)
-        self._rejected.upsert_entity(record, mode=UpdateMode.REPLACE)
-
-    def rejected(self) -> list[Entity]:
-        return [_plain(e) for e in self._rejected.list_entities()]
+    def add_rejected(self, record: RejectedRecord) -> None:
+        self._rejected.upsert_entity(rejected_entity(record), mode=UpdateMode.REPLACE)
 
     # -- retention and status rows ---------------------------------------------------------
-    def _table(self, name: str) -> TableClient:
-        return {"inventory": self._inventory, "history": self._history, "rejected": self._rejected,
-                "alerts": self._outbox, "status": self._status}[name]
-
     def scan(self, query: Query, page_size: int = 1000, select: tuple[str, ...] | None = None) -> Iterator[list[StoredRow]]:
-        for page in _entities(self._table(query.table), query, page_size, select).by_page():
+        for page in _entities(self._clients[query.table], query, page_size, select).by_page():
             rows = [_stored(e) for e in page]
             if rows:  # a filtered page may come back empty, with a continuation
                 yield rows
 
-    def delete_rows(self, table: str, rows: list[StoredRow], *, if_match: bool = False) -> int:
+    def delete_rows(self, table: Table, rows: list[StoredRow], *, if_match: bool = False) -> int:
         """A transaction per partition and 100 rows. When one fails (a row changed: 412, or is gone: 404; Azure
         applies none of it), its rows are deleted one by one, each under its own condition."""
-        client = self._table(table)
+        client = self._clients[table]
         partitions: dict[str, list[StoredRow]] = defaultdict(list)
         for row in rows:
             partitions[row.entity["PartitionKey"]].append(row)
@@ -281,18 +267,18 @@ class TableInventoryRepository:
                         with contextlib.suppress(ResourceModifiedError):  # changed since it was read (revived): kept
                             client.delete_entity(pk, rk, etag=etag, match_condition=when)  # a 404 passes silently
                             deleted += 1
-                if table == "inventory":
+                if table is Table.INVENTORY:
                     self._drop([(pk, rk) for pk, rk, _ in chunk])
         return deleted
 
-    def load_status(self, pk: str, rk: str) -> StoredRow | None:
+    def load_status(self, service_key: str) -> StoredRow | None:
         try:
-            return _stored(self._status.get_entity(pk, rk))
+            return _stored(self._status.get_entity(*status_keys(service_key)))
         except ResourceNotFoundError:
             return None
 
-    def save_status(self, entity: Entity, etag: str | None) -> StoredRow:
-        return _put(self._status, entity, etag)
+    def save_status(self, service_key: str, entity: Entity, etag: str | None) -> StoredRow:
+        return _put(self._status, status_entity(service_key, entity), etag)
 
 
 def _put(table: TableClient, entity: Entity, etag: str | None) -> StoredRow:

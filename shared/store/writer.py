@@ -1,69 +1,93 @@
-"""One row's read-compute-write under optimistic concurrency, shared by the event pipeline and
-the sweeps. Every write brings the row's flags up to now, and the alerts of any flag transition
-go into the outbox before the row is written, so a crash between the two loses no alert."""
+"""Where an inventory row is written: one row's read-compute-write under optimistic concurrency, for events,
+sweeps, enrichment and sync alike. Every write brings the row's flags up to now, and the alerts of any flag
+transition go into the outbox before the row is written, so a crash between the two loses no alert."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from shared.domain.errors import ConflictRetriesExhausted, WriteConflict
-from shared.domain.flags import FlagPolicy, evaluate, transitions
-from shared.domain.model import same_row
+from shared.domain.flags import Alert, FlagPolicy, evaluate, transitions
+from shared.domain.model import Change, apply_changes, same_row
+from shared.domain.resources import ResourceRef
+from shared.store.keys import with_keys
 from shared.store.outbox import AlertOutbox
-from shared.store.ports import InventoryRepository, StoredRow
+from shared.store.ports import Entity, InventoryRows, Loaded, StoredRow
 
-Loaded = tuple[StoredRow | None, StoredRow | None]
-Compute = Callable[[StoredRow | None, StoredRow | None], dict[str, Any] | None]  # None: leave the row as it is
+Compute = Callable[[StoredRow | None, StoredRow | None], Entity | None]  # None: leave the row as it is
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one `apply` did: whether the row changed, the row it started from and what it computed (on the
+    attempt that counted), and the alerts it put in the outbox."""
+
+    changed: bool
+    before: Entity | None
+    computed: Entity | None
+    alerts: tuple[Alert, ...] = ()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    entity: Entity
+    alerts: tuple[Alert, ...]
 
 
 class RowWriter:
-    def __init__(self, repo: InventoryRepository, outbox: AlertOutbox, policy: FlagPolicy,
+    def __init__(self, rows: InventoryRows, outbox: AlertOutbox, policy: FlagPolicy,
                  clock: Callable[[], datetime], conflict_retries: int = 10) -> None:
-        self.repo = repo
-        self.outbox = outbox
-        self.policy = policy
-        self.clock = clock
-        self.conflict_retries = conflict_retries
-        self.alerts_raised = 0  # by every thread since start; read it, the writer keeps it
+        self._rows = rows
+        self._outbox = outbox
+        self._policy = policy
+        self._clock = clock
+        self._conflict_retries = conflict_retries
+        self.alerts_raised = 0  # by every thread since start, for the record; no decision reads it
         self._counting = threading.Lock()
-        self._this_thread = threading.local()
 
-    def raised_here(self) -> int:
-        """Alerts raised so far by the calling thread. An invocation runs on one of the worker's threads from start
-        to end, so comparing this before and after tells whether it raised any; the shared total cannot."""
-        count: int = getattr(self._this_thread, "raised", 0)
-        return count
-
-    def write(self, pk: str, rk: str, parent_rk: str | None, compute: Compute, loaded: Loaded | None = None) -> bool:
-        """`compute(row, parent)` gives the new row. `loaded` is what the caller already read, so the
-        first attempt reads nothing. True when the row changed."""
-        for attempt in range(self.conflict_retries):
-            row, parent = loaded if attempt == 0 and loaded else self.repo.load(pk, rk, parent_rk, fresh=attempt > 0)
+    def apply(self, ref: ResourceRef, changes: Sequence[Change] | Compute, loaded: Loaded | None = None) -> Applied:
+        """Merge `changes` into the resource's row (or give the new row by `compute(row, parent)`). `loaded` is what
+        the caller already read, so the first attempt reads nothing. A 412/409 reloads and computes again."""
+        compute = changes if callable(changes) else _merging(list(changes))
+        alerts: list[Alert] = []
+        for attempt in range(self._conflict_retries):
+            row, parent = loaded if attempt == 0 and loaded else self._rows.load(ref, fresh=attempt > 0)
             computed = compute(row, parent)
-            new = self.prepare(row, computed) if computed is not None else None
-            if new is None:
-                return False
+            prepared = self.prepare(ref, row, computed) if computed is not None else None
+            if prepared is None:
+                return Applied(False, row.entity if row else None, computed, tuple(alerts))
+            alerts += prepared.alerts
             try:
-                self.repo.save(new, row.etag if row else None)
-                return True
+                self._rows.save(prepared.entity, row.etag if row else None)
+                return Applied(True, row.entity if row else None, computed, tuple(alerts))
             except WriteConflict:
                 continue
-        raise ConflictRetriesExhausted(f"{pk}/{rk}: {self.conflict_retries} write conflicts in a row")
+        raise ConflictRetriesExhausted(f"{ref.service.name}/{ref.path}: {self._conflict_retries} write conflicts in a row")
 
-    def prepare(self, row: StoredRow | None, computed: dict[str, Any]) -> dict[str, Any] | None:
-        """The entity to write, with its flags brought up to the clock and the alerts of any flag
-        transition in the outbox; None when the row would not change."""
-        now = self.clock()
-        new = evaluate(computed, now, self.policy)
+    def prepare(self, ref: ResourceRef, row: StoredRow | None, computed: Entity) -> Prepared | None:
+        """The entity to write under the resource's keys, with its flags brought up to the clock and the alerts of
+        any flag transition in the outbox; None when the row would not change."""
+        now = self._clock()
+        new = evaluate(with_keys(ref, computed), now, self._policy)
         if row is not None and same_row(row.entity, new):
             return None
-        alerts = transitions(row.entity if row else None, new, now)
+        alerts = tuple(transitions(row.entity if row else None, new, now))
         if alerts:
-            self.outbox.add(alerts)
+            self._outbox.add(list(alerts))
             with self._counting:
                 self.alerts_raised += len(alerts)
-            self._this_thread.raised = self.raised_here() + len(alerts)
-        return new
+        return Prepared(new, alerts)
+
+    def save_batch(self, items: list[tuple[Entity, str | None]]) -> None:
+        """Rows `prepare` gave, of one partition, in one transaction (a sync's). Raises WriteConflict: the caller
+        then applies them one by one."""
+        self._rows.save_batch(items)
+
+
+def _merging(changes: list[Change]) -> Compute:
+    def compute(row: StoredRow | None, parent: StoredRow | None) -> Entity:
+        return apply_changes(row.entity if row else None, changes, parent.entity if parent else None)
+    return compute

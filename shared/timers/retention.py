@@ -21,7 +21,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from shared.logs import PURGE, Line
-from shared.store.ports import Condition, InventoryRepository, Query
+from shared.store.keys import rejected_from, sent_alerts_before
+from shared.store.ports import Condition, Query, Table, TableDeleter, TableReader
 
 log = logging.getLogger("apim_inventory")
 PAGE = 1000
@@ -53,8 +54,9 @@ class RetentionSettings(Protocol):
 
 
 class Purger:
-    def __init__(self, repo: InventoryRepository, settings: RetentionSettings, clock: Callable[[], datetime]) -> None:
-        self.repo = repo
+    def __init__(self, reader: TableReader, deleter: TableDeleter, settings: RetentionSettings, clock: Callable[[], datetime]) -> None:
+        self._reader = reader
+        self._deleter = deleter
         self.settings = settings
         self.clock = clock
 
@@ -64,11 +66,11 @@ class Purger:
         cut = {what: now - timedelta(days=n) for what, n in days.items()}
         return [
             ("tombstones", s.inventory_table, cut["tombstones"],
-             Query("inventory", conditions=(Condition("IsDeleted", "eq", True), Condition("DeletedAt", "lt", cut["tombstones"])))),
-            ("history", s.history_table, cut["history"], Query("history", conditions=(Condition("RecordedAt", "lt", cut["history"]),))),
+             Query(Table.INVENTORY, conditions=(Condition("IsDeleted", "eq", True), Condition("DeletedAt", "lt", cut["tombstones"])))),
+            ("history", s.history_table, cut["history"], Query(Table.HISTORY, conditions=(Condition("RecordedAt", "lt", cut["history"]),))),
             # whole days: a partition goes once all of its day is before the cutoff
-            ("rejected", s.rejected_table, cut["rejected"], Query("rejected", None, f"{cut['rejected']:%Y%m%d}")),
-            ("sentAlerts", s.outbox_table, cut["sentAlerts"], Query("alerts", "sent|", f"sent|{cut['sentAlerts']:%Y%m%d}")),
+            ("rejected", s.rejected_table, cut["rejected"], rejected_from(None, cut["rejected"])),
+            ("sentAlerts", s.outbox_table, cut["sentAlerts"], sent_alerts_before(cut["sentAlerts"])),
         ]
 
     def run(self, dry_run: bool = False) -> list[PurgeResult]:
@@ -81,6 +83,6 @@ class Purger:
     def _purge(self, query: Query, dry_run: bool) -> int:
         """Page by page; tombstones are deleted under their ETags (If-Match), so a revived row stays."""
         count = 0
-        for page in self.repo.scan(query, PAGE, select=KEYS):
-            count += len(page) if dry_run else self.repo.delete_rows(query.table, page, if_match=query.table == "inventory")
+        for page in self._reader.scan(query, PAGE, select=KEYS):
+            count += len(page) if dry_run else self._deleter.delete_rows(query.table, page, if_match=query.table is Table.INVENTORY)
         return count

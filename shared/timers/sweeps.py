@@ -6,12 +6,16 @@ whole inventory, so its cost does not grow with users, APIs or subscriptions."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from shared.domain.kinds import Kind
+from shared.domain.resources import row_ref
+from shared.store.keys import of_kind
 from shared.store.outbox import AlertOutbox
-from shared.store.ports import StoredRow
+from shared.store.ports import StoredRow, TableReader
 from shared.store.writer import RowWriter
 
 log = logging.getLogger("apim_inventory.sweeps")
@@ -27,9 +31,11 @@ class SweepResult:
 
 
 class Sweeper:
-    def __init__(self, writer: RowWriter, outbox: AlertOutbox) -> None:
-        self.writer = writer
-        self.outbox = outbox
+    def __init__(self, reader: TableReader, writer: RowWriter, outbox: AlertOutbox, clock: Callable[[], datetime]) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._outbox = outbox
+        self._clock = clock
 
     def sweep_gateway_tokens(self) -> SweepResult:
         return self._sweep(Kind.GATEWAY_INSTANCE)
@@ -38,14 +44,14 @@ class Sweeper:
         return self._sweep(Kind.CIRCUIT_BREAKER_RULE)
 
     def _sweep(self, kind: Kind) -> SweepResult:
-        rows = self.writer.repo.watched(kind, kind.family)
+        rows = [row for page in self._reader.scan(of_kind(kind)) for row in page]
         changed = 0
         for row in rows:
             if row.entity.get("IsDeleted"):
                 continue
-            if self.writer.write(row.entity["PartitionKey"], row.entity["RowKey"], None, _as_is, loaded=(row, None)):
+            if self._writer.apply(row_ref(row.entity), _as_is, loaded=(row, None)).changed:
                 changed += 1
-        flushed = self.outbox.flush(self.writer.clock())
+        flushed = self._outbox.flush(self._clock())
         result = SweepResult(kind, len(rows), changed, flushed.sent, flushed.pending)
         log.info("sweep %s: %d rows, %d changed, %d alerts sent, %d pending", kind, result.rows, result.changed,
                  result.alerts_sent, result.alerts_pending)
