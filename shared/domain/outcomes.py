@@ -33,3 +33,12 @@ class SyncOutcome(StrEnum):
     TOMBSTONED = "tombstoned"
     UNCHANGED = "unchanged"
     SKIPPED = "skipped"  # an event changed the row after the listing began
+
+
+class EnrichmentOutcome(StrEnum):
+    """What an ARM GET did to one row, and what the later pass counts."""
+
+    ENRICHED = "enriched"
+    PENDING = "pending"  # the GET failed; the row is marked for the later pass
+    THROTTLED = "throttled"  # ARM asked to wait; the later pass stops
+    WAITING = "waiting"  # the later pass left the row: its retry time has not come

@@ -18,6 +18,7 @@ from azure.core.exceptions import AzureError
 from shared.domain.details import circuit_breaker_rule, details, resource_properties
 from shared.domain.kinds import FETCHABLE, Kind
 from shared.domain.model import Change, Op, Stamp
+from shared.domain.outcomes import EnrichmentOutcome
 from shared.domain.resources import ResourceRef, parse_path, row_ref
 from shared.integrations.arm import ArmClient, ArmError, ArmThrottled
 from shared.logs import Tally
@@ -67,8 +68,8 @@ class Enricher:
     def wants(ref: ResourceRef) -> bool:
         return ref.kind in FETCHABLE
 
-    def enrich(self, ref: ResourceRef) -> str:
-        """GET the resource and merge its details: "enriched", or "pending" / "throttled" when the row
+    def enrich(self, ref: ResourceRef) -> EnrichmentOutcome:
+        """GET the resource and merge its details: enriched, or pending / throttled when the row
         was marked for a later pass. Storage errors propagate (the caller's event is delivered again)."""
         started = self.clock()
         stamp = Stamp(started, "arm")
@@ -80,13 +81,13 @@ class Enricher:
             retry_at = started + (timedelta(seconds=wait) if wait is not None else DEFAULT_RETRY)
             values = {"EnrichmentError": status, "EnrichmentRetryAt": retry_at}
             self._write([[Change(ref, Op.ENRICH_FAILED, stamp, ENRICHED_TYPE, values)]])
-            outcome = "throttled" if isinstance(exc, ArmThrottled) else "pending"
-            self.counts.add(outcome)
+            outcome = EnrichmentOutcome.THROTTLED if isinstance(exc, ArmThrottled) else EnrichmentOutcome.PENDING
+            self.counts.add(outcome.value)
             log.warning("enrichment of %s %s (%s), retry after %s", ref.resource_id, outcome, status, retry_at.isoformat())
             return outcome
         self._write(detail_changes(ref, resource, stamp, ENRICHED_TYPE))
-        self.counts.add("enriched")
-        return "enriched"
+        self.counts.add(EnrichmentOutcome.ENRICHED.value)
+        return EnrichmentOutcome.ENRICHED
 
     def retry_pending(self) -> Counter[str]:
         """The later pass: every row marked pending whose retry time has come. Stops at the first
@@ -97,11 +98,11 @@ class Enricher:
         for row in rows:
             retry_at = row.get("EnrichmentRetryAt")
             if retry_at is not None and retry_at > now:
-                done["waiting"] += 1
+                done[EnrichmentOutcome.WAITING.value] += 1
                 continue
             outcome = self.enrich(row_ref(row))
-            done[outcome] += 1
-            if outcome == "throttled":
+            done[outcome.value] += 1
+            if outcome is EnrichmentOutcome.THROTTLED:
                 break
         return done
 
