@@ -17,6 +17,7 @@ from devtools.azurite import Azurite
 from devtools.worker import decode_event, fire_timer, function_json
 from shared import bootstrap
 from shared.config import Settings
+from shared.domain.errors import InvalidSettings
 from shared.domain.model import Change, Op, Stamp, merge
 from shared.domain.resources import parse_path, parse_service_id
 from shared.entrypoints import cli
@@ -190,7 +191,7 @@ def test_the_purge_timer_uses_the_retention_settings(app_services: bootstrap.Ser
     ("INVENTORY_STATUS_TABLE", "ApimInventory", "different from the others"), ("INVENTORY_STATUS_TABLE", "a-b", "valid table name"),
 ])
 def test_bad_retention_settings_are_refused(name: str, value: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InvalidSettings, match=message):
         Settings.from_env({name: value})
 
 

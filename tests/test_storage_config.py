@@ -6,6 +6,7 @@ import pytest
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
 from shared.config import Settings
+from shared.domain.errors import InvalidSettings
 from shared.integrations.storage import StorageNotConfigured, table_service_client
 
 pytestmark = pytest.mark.unit  # reads files and builds clients; connects nowhere
@@ -47,5 +48,5 @@ def test_settings_defaults_and_overrides() -> None:
 
 @pytest.mark.parametrize("name", ["ab", "1table", "has-dash", "x" * 64])
 def test_bad_table_names_are_refused_at_startup(name: str) -> None:
-    with pytest.raises(ValueError, match="table name"):
+    with pytest.raises(InvalidSettings, match="table name"):
         Settings.from_env({"INVENTORY_TABLE": name})

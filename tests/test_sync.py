@@ -22,7 +22,7 @@ from devtools.management_plane import SECRET, user
 from devtools.worker import deliver, fire_timer
 from shared import bootstrap
 from shared.config import Settings
-from shared.domain.errors import WriteConflict
+from shared.domain.errors import InvalidSettings, WriteConflict
 from shared.domain.resources import parse_path, parse_service_id
 from shared.integrations.alerts import LoggingAlertPublisher
 from shared.integrations.trigger import decode_event
@@ -232,7 +232,7 @@ def iso_z(moment: Any) -> str:
 
 @pytest.mark.unit
 def test_bad_reconcile_services_are_refused_at_startup() -> None:
-    with pytest.raises(ValueError, match="RECONCILE_SERVICES"):
+    with pytest.raises(InvalidSettings, match="RECONCILE_SERVICES"):
         Settings.from_env({"RECONCILE_SERVICES": "/subscriptions/x/resourceGroups/y"})
 
 

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 
-class InvalidInput(ValueError):
+class InvalidInput(Exception):
     """Input that no retry can fix: an event, a setting, a command argument or a query. `code` says which
     rule it broke, for code to decide on (never the message); `reason` narrows it where a caller needs to."""
 

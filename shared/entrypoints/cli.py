@@ -18,7 +18,7 @@ from azure.core.exceptions import AzureError, HttpResponseError
 
 from shared import bootstrap
 from shared.config import Settings
-from shared.domain.errors import ConflictRetriesExhausted, InvalidArgument, InvalidQuery, PermanentEventError, one_line
+from shared.domain.errors import ConflictRetriesExhausted, InvalidArgument, InvalidQuery, InvalidSettings, PermanentEventError, one_line
 from shared.domain.kinds import Kind
 from shared.domain.outcomes import Outcome, SyncOutcome
 from shared.domain.resources import ServiceRef, parse_service_id
@@ -198,7 +198,9 @@ def _services(args: argparse.Namespace, with_arm: bool = False) -> bootstrap.Ser
         bootstrap.install(bootstrap.build_services(settings, clock=clock, with_arm=with_arm))  # creates the tables if missing: the first request
     except StorageNotConfigured as exc:
         raise Failure(1, f"no inventory store is configured: {exc}") from None
-    except ValueError as exc:
+    except InvalidSettings as exc:
+        raise Failure(1, f"bad settings: {exc}") from None
+    except ValueError as exc:  # a numeric setting int()/float() cannot read, or a connection string the SDK cannot parse
         raise Failure(1, f"bad settings: {exc}") from None
     return bootstrap.services()
 
