@@ -16,12 +16,12 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 
 from shared.domain.errors import PermanentEventError
 from shared.domain.outcomes import EVENT_OUTCOMES
 from shared.domain.resources import parse_service_id
+from shared.domain.times import json_time
 
 EVENT = "apim_inventory.event"
 SUMMARY = "apim_inventory.summary"
@@ -31,8 +31,9 @@ SYNC = "apim_inventory.sync"
 log = logging.getLogger("apim_inventory")
 
 
-def _plain(value: Any) -> Any:
-    return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else str(value)
+def _plain(value: object) -> str:
+    """JSON's fallback for what it cannot write: a datetime as ISO 8601 Z, anything else as its str()."""
+    return str(json_time(value))
 
 
 class Line:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.domain.kinds import Kind
-from shared.domain.times import parse_duration
+from shared.domain.times import json_time, parse_duration
 
 ALERT_PREFIX = "ApimInventory."
 
@@ -95,11 +95,7 @@ def _alert(name: str, row: dict[str, Any], now: datetime, anchor: datetime, old:
     identity = f"{name}|{row['PartitionKey']}|{row['RowKey']}|{anchor.isoformat()}"
     data: dict[str, Any] = {
         "resourceId": resource_id, "service": row.get("Service"), "kind": row.get("Kind"), "path": path,
-        "oldState": old, "newState": new, "detectedAt": _iso(now),
+        "oldState": old, "newState": new, "detectedAt": json_time(now),
     }
-    data.update({key: _iso(row[column]) for column, key in _DATA_COLUMNS.items() if row.get(column) is not None})
+    data.update({key: json_time(row[column]) for column, key in _DATA_COLUMNS.items() if row.get(column) is not None})
     return Alert(hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32], ALERT_PREFIX + name, source, path, now, data)
-
-
-def _iso(value: Any) -> Any:
-    return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value

@@ -10,6 +10,18 @@ from shared.domain.errors import PermanentEventError
 BEFORE_1601 = "before-1601"  # the reason of a bad-time error for a time Table Storage cannot hold
 
 
+def iso_z(value: datetime) -> str:
+    """ISO 8601 in UTC with a Z, fractions only when there are some (a naive datetime is taken as UTC): how
+    logs, alerts and the command write a time."""
+    utc = value.astimezone(timezone.utc) if value.tzinfo else value
+    return utc.replace(tzinfo=None).isoformat() + "Z"
+
+
+def json_time(value: object) -> object:
+    """A datetime as `iso_z` writes it; anything else as it is."""
+    return iso_z(value) if isinstance(value, datetime) else value
+
+
 def parse_time(value: object, what: str) -> datetime:
     """An aware UTC datetime. Azure writes 7 fractional digits; Python keeps 6."""
     if isinstance(value, datetime):

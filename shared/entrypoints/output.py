@@ -7,8 +7,10 @@ import io
 import json
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
+
+from shared.domain.times import iso_z
 
 PREFIX = "microsoft.apimanagement."
 FIRST_COLUMNS = ("PartitionKey", "RowKey", "Service", "Kind", "Path", "Name")
@@ -28,10 +30,7 @@ def table(header: Sequence[str], rows: list[list[str]], indent: str = "  ") -> l
 
 def when(value: object) -> str:
     """A datetime as ISO 8601 in UTC with a Z, fractions only when there are some; else ""."""
-    if not isinstance(value, datetime):
-        return ""
-    value = value.astimezone(timezone.utc) if value.tzinfo else value
-    return value.strftime("%Y-%m-%dT%H:%M:%S" + (".%fZ" if value.microsecond else "Z"))
+    return iso_z(value) if isinstance(value, datetime) else ""
 
 
 def short_type(event_type: object) -> str:

@@ -43,7 +43,8 @@ from shared.store.records import (
 _MISSING = StoredRow({}, "")
 
 
-def _plain(entity: Any) -> Entity:
+def _as_entity(entity: Any) -> Entity:
+    """An SDK entity as a plain dict, its datetimes as plain aware UTC datetimes (not the SDK's subclass)."""
     out: Entity = {}
     for key, value in entity.items():
         if isinstance(value, datetime):
@@ -54,7 +55,7 @@ def _plain(entity: Any) -> Entity:
 
 
 def _stored(entity: Any) -> StoredRow:
-    return StoredRow(_plain(entity), entity.metadata["etag"])
+    return StoredRow(_as_entity(entity), entity.metadata["etag"])
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ class TableStore:
         pages = _entities(self._clients[query.table], query, top).by_page(continuation_token=continuation)  # type: ignore[arg-type]
         found: list[Entity] = []
         for page in pages:
-            found.extend(_plain(e) for e in page)
+            found.extend(_as_entity(e) for e in page)
             token = pages.continuation_token or None  # type: ignore[attr-defined]
             if top is not None and (found or token is None):
                 return found, token  # a filtered page may come back empty with a token: read on
@@ -198,7 +199,7 @@ class TableStore:
 
     def pending_alerts(self) -> list[Alert]:
         found = self._outbox.query_entities("PartitionKey eq @pk", parameters={"pk": PENDING_ALERTS})
-        return [alert_from_entity(_plain(e)) for e in found]
+        return [alert_from_entity(_as_entity(e)) for e in found]
 
     def mark_alerts_sent(self, alerts: list[Alert], now: datetime) -> None:
         """Two transactions per 100 alerts: the sent copies, then the pending deletes (a crash in
@@ -220,7 +221,7 @@ class TableStore:
             self._history.create_entity(entity)
         except ResourceExistsError:
             existing = self._history.get_entity(*key_of(entity))
-            raise AlreadyRecorded(_plain(existing)) from None
+            raise AlreadyRecorded(_as_entity(existing)) from None
 
     def note_duplicate(self, existing: Entity, now: datetime) -> None:
         self._history.update_entity(duplicate_update(existing, now), mode=UpdateMode.MERGE)
@@ -228,7 +229,7 @@ class TableStore:
     def history(self, service_key: str, path_key: str) -> list[Entity]:
         low, high = history_partition_range(service_key)
         found = [
-            _plain(e)
+            _as_entity(e)
             for e in self._history.query_entities(
                 "PartitionKey ge @low and PartitionKey le @high and PathKey eq @path",
                 parameters={"low": low, "high": high, "path": path_key},
