@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from shared.domain.booleans import SETTING_FALSE, SETTING_TRUE, parse_bool
 from shared.domain.errors import InvalidSettings, PermanentEventError
 from shared.domain.flags import FlagPolicy
 from shared.domain.resources import parse_service_id
@@ -106,7 +107,7 @@ class Settings:
 
 
 def _flag(text: str, name: str) -> bool:
-    value = text.strip().lower()
-    if value not in ("true", "false", "1", "0", "yes", "no", ""):
+    value = parse_bool(text, SETTING_TRUE, SETTING_FALSE)
+    if value is None:
         raise InvalidSettings(f"{name} must be true or false, not {text!r}")
-    return value in ("true", "1", "yes")
+    return value

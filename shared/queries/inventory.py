@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.domain import booleans
 from shared.domain.errors import InvalidQuery, PermanentEventError
 from shared.domain.kinds import Kind, parse_kind_name
 from shared.domain.outcomes import Outcome
@@ -58,10 +59,10 @@ def parse_when(text: str | None, what: str) -> datetime | None:
 def parse_bool(text: str | None, what: str) -> bool:
     if text is None or text == "":
         return False
-    value = text.strip().lower()
-    if value not in ("true", "false", "1", "0"):
+    value = booleans.parse_bool(text, booleans.QUERY_TRUE, booleans.QUERY_FALSE)
+    if value is None:
         raise InvalidQuery(f"{what} must be true or false")
-    return value in ("true", "1")
+    return value
 
 
 def parse_top(text: str | None) -> int:
