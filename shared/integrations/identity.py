@@ -5,10 +5,11 @@ user-assigned managed identity, `{PREFIX}__credential=managedidentity` the syste
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+
+from azure.core.credentials import TokenCredential
 
 
-def credential(env: Mapping[str, str], prefix: str) -> Any:
+def credential(env: Mapping[str, str], prefix: str) -> TokenCredential:
     """A TokenCredential. In Azure (IDENTITY_ENDPOINT set) the managed identity directly; elsewhere
     DefaultAzureCredential (environment, workload identity, Azure CLI, ...). Imported here, on first
     use, so that importing the app stays cheap."""
