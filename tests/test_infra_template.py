@@ -729,29 +729,22 @@ def check_delivery_alerts(template: Json) -> None:
     assert all(metrics == DELIVERY_METRICS for metrics in watched.values()), watched
 
 
-def test_site_hardening(template: Json) -> None:
-    check_site_hardening(template)
+HARDENING_CHECKS = [check_site_hardening, check_basic_publishing_off, check_role_scopes, check_role_names,
+                    check_no_runtime_values_in_names, check_names_fit, check_storage_sku, check_python_version,
+                    check_delivery_alerts]
 
 
-def test_basic_publishing_credentials_are_off(template: Json) -> None:
-    check_basic_publishing_off(template)
+@pytest.mark.parametrize("check", HARDENING_CHECKS, ids=lambda c: c.__name__)
+def test_the_template_keeps_each_hardening_rule(template: Json, check: Callable[[Json], None]) -> None:
+    check(template)
 
 
-def test_role_scopes_are_as_narrow_as_each_principal_needs(template: Json) -> None:
-    check_role_scopes(template)
+def test_every_hardening_rule_runs_on_the_template() -> None:
+    assert set(HARDENING_CHECKS) == {v for k, v in globals().items() if k.startswith("check_") and callable(v)}
 
 
-def test_role_assignment_names_come_from_scope_role_and_principal(template: Json) -> None:
-    check_role_names(template)
-
-
-def test_no_resource_name_uses_a_runtime_value(template: Json) -> None:
-    check_no_runtime_values_in_names(template)
-
-
-def test_derived_names_fit_their_resource_types(template: Json) -> None:
+def test_every_resource_type_has_a_name_rule() -> None:
     assert set(NAME_RULES) >= set(EXPECTED_API_VERSIONS), "a resource type without a name rule"
-    check_names_fit(template)
 
 
 @settings(max_examples=40, deadline=None)
@@ -759,18 +752,6 @@ def test_derived_names_fit_their_resource_types(template: Json) -> None:
        apim=st.from_regex(r"[A-Za-z](?:[A-Za-z0-9-]{0,48}[A-Za-z0-9])?", fullmatch=True))
 def test_derived_names_fit_for_any_valid_app_and_apim_name(app: str, apim: str) -> None:
     _assert_names_fit(_load(TEMPLATE_PATH), functionAppName=app, apimInstances=[_apim(apim)], alertActionGroupId=ACTION_GROUP)
-
-
-def test_storage_redundancy(template: Json) -> None:
-    check_storage_sku(template)
-
-
-def test_python_version(template: Json) -> None:
-    check_python_version(template)
-
-
-def test_delivery_alerts(template: Json) -> None:
-    check_delivery_alerts(template)
 
 
 def _set(path: str, value: Any) -> Callable[[Json], None]:
