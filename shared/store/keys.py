@@ -1,7 +1,13 @@
 """Table keys: a reversible encoding, the partition layout, and Table Storage's size limits.
 
 Inventory: PartitionKey = "{family}|{service}|{bucket:02d}", RowKey = the lower-cased path with "/" as "|".
-History: "{service}|{bucket of the event id}" and the id. Rejected events: the UTC day ("%Y%m%d") they came,
+Beside the rows, in the same partition (so one transaction writes a row, its history record and the count):
+the partition's count row (RowKey "~c") and the history records ("~h|{top row key}|{rest}||{inverted time}|{id}":
+one resource's records are one key range, newest first, and a top-level resource's subtree is one range too).
+The history table holds the change feed: one partition per service ("~feed|{service}"), two entries per
+record ("e|{inverted event time}|…" and "r|{inverted recorded time}|…"), written in one transaction.
+Before layout 2, history records lived in the history table under "{service}|{bucket of the event id}" and the
+id (`legacy_history_partition_range`); `apim-inventory migrate` moves them. Rejected events: the UTC day ("%Y%m%d") they came,
 and a hash of what makes them one rejection. Alert outbox: "pending", then "sent|{day}". Status rows: "service"
 and the service. Every key rule is here; the adapters apply them, and nothing outside the store builds a key.
 
@@ -14,7 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import zlib
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote
 
@@ -151,8 +157,98 @@ def child_ranges(parent_row_key: str, kind: str) -> list[tuple[str, str]]:
     return ranges
 
 
-def history_keys(service_key: str, event_id: str) -> tuple[str, str]:
-    """History is keyed on source plus event id: PartitionKey "{service}|{bucket of id}", RowKey the id."""
+# -- history records, the count rows and the change feed (layout 2) -----------------------------
+LAYOUT = 2
+HISTORY_PREFIX = "~h|"  # after every row of a partition: a row's key starts with a collection's lower-case letters
+COUNT_ROW = "~c"  # the partition's count row: before the history records, after the rows
+FEED_PREFIX = "~feed|"
+BY_EVENT, BY_RECORDED = "e", "r"  # the feed's two orders
+_EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)  # Table Storage's earliest time
+_INVERT = 10**18  # microseconds from 1601 to 9999 are fewer than 3.2e17
+_LONG_ID = 64  # ids longer than this are keyed by a hash (the record keeps the whole id)
+
+
+def inverted_time(moment: datetime) -> str:
+    """18 digits that sort the newer time first, to the microsecond."""
+    micros = (moment - _EPOCH) // timedelta(microseconds=1)
+    return f"{_INVERT - micros:018d}"
+
+
+def _top_and_rest(ref: ResourceRef) -> tuple[str, str]:
+    """The top-level resource's RowKey, and the rest of this resource's ("" for the top, ";rev=2" for a revision,
+    "releases|r" for a release)."""
+    rk = resource_keys(ref)[1]
+    top = f"{encode_part(ref.segments[0].lower())}|{encode_part(ref.top_name)}"
+    return top, rk[len(top):].removeprefix("|")
+
+
+def _own_prefix(ref: ResourceRef) -> str:
+    top, rest = _top_and_rest(ref)
+    return f"{HISTORY_PREFIX}{top}|{rest}||"  # no segment is empty, so "||" ends this resource's part
+
+
+def _id_part(event_id: str) -> str:
+    encoded = encode_part(event_id)
+    if len(encoded) <= _LONG_ID:
+        return encoded
+    return "~" + hashlib.sha256(event_id.encode("utf-8", errors="surrogatepass")).hexdigest()[:40]
+
+
+def history_keys(ref: ResourceRef, event_time: datetime, event_id: str) -> tuple[str, str]:
+    """A history record's keys: in the resource's row partition, from the resource, the event's time and its id,
+    so a redelivery always lands on the same key (and an id reused elsewhere is another record)."""
+    pk = resource_keys(ref)[0]
+    rk = f"{_own_prefix(ref)}{inverted_time(event_time)}|{_id_part(event_id)}"
+    check_key(rk, "RowKey")
+    return pk, rk
+
+
+def history_range(ref: ResourceRef, with_children: bool = False) -> Query:
+    """One resource's history records (with its children's, for a top-level resource), one key range in one
+    partition. Newest first within each resource."""
+    pk = resource_keys(ref)[0]
+    top, rest = _top_and_rest(ref)
+    prefix = f"{HISTORY_PREFIX}{top}|" if with_children and not rest else _own_prefix(ref)
+    return Query(Table.INVENTORY, conditions=(Condition("PartitionKey", "eq", pk),), low_rk=prefix, high_rk=prefix[:-1] + "}")
+
+
+def count_keys(ref: ResourceRef) -> tuple[str, str]:
+    """The count row of the resource's partition."""
+    return resource_keys(ref)[0], COUNT_ROW
+
+
+def count_partitions(service_key: str, families: tuple[str, ...]) -> list[str]:
+    """Every partition of one service that may hold a count row: families x buckets, read by point reads."""
+    return [partition_key(service_key, family, b) for family in families for b in range(BUCKETS)]
+
+
+def rows_only(query: Query) -> Query:
+    """The query restricted to inventory rows (not the count row or history records beside them)."""
+    return Query(query.table, query.low_pk, query.high_pk, query.conditions, query.low_rk, query.high_rk or "~")
+
+
+def feed_partition(service_key: str) -> str:
+    return f"{FEED_PREFIX}{encode_part(service_key)}"
+
+
+def feed_keys(service_key: str, order: str, moment: datetime, history_pk: str, history_rk: str) -> tuple[str, str]:
+    """A feed entry's keys: the service's feed partition; the order, the inverted time, and a hash of the history
+    record's keys (so both entries of a record are rewritten in place, never doubled)."""
+    tail = hashlib.sha256(f"{history_pk}\n{history_rk}".encode("utf-8", errors="surrogatepass")).hexdigest()[:24]
+    return feed_partition(service_key), f"{order}|{inverted_time(moment)}|{tail}"
+
+
+def feed_range(service_key: str, order: str, since: datetime | None, until: datetime | None,
+               conditions: tuple[Condition, ...] = ()) -> Query:
+    """Feed entries of one service and order with since <= time < until, newest first: one key range."""
+    pk = feed_partition(service_key)
+    low = f"{order}|{inverted_time(until - timedelta(microseconds=1))}" if until else f"{order}|"
+    high = f"{order}|{inverted_time(since)}|~" if since else f"{order}}}"  # "~" follows the tail's hex digits
+    return Query(Table.HISTORY, None, None, (Condition("PartitionKey", "eq", pk), *conditions), low, high)
+
+
+def legacy_history_keys(service_key: str, event_id: str) -> tuple[str, str]:
+    """Layout 1: PartitionKey "{service}|{bucket of id}", RowKey the id."""
     pk = f"{encode_part(service_key)}|{bucket(event_id):02d}"
     rk = encode_part(event_id)
     check_key(pk, "PartitionKey")
@@ -160,10 +256,15 @@ def history_keys(service_key: str, event_id: str) -> tuple[str, str]:
     return pk, rk
 
 
-def history_partition_range(service_key: str) -> tuple[str, str]:
-    """The first and last history partitions of one service (inclusive)."""
+def legacy_history_partition_range(service_key: str) -> tuple[str, str]:
+    """Layout 1: the first and last history partitions of one service (inclusive)."""
     prefix = encode_part(service_key)
     return f"{prefix}|00", f"{prefix}|{BUCKETS - 1:02d}"
+
+
+def legacy_history_query() -> Query:
+    """Layout 1's history records: every history-table partition but the feed's."""
+    return Query(Table.HISTORY, None, FEED_PREFIX)
 
 
 # -- the read side's key ranges ------------------------------------------------------------------

@@ -156,6 +156,7 @@ class InMemoryStore:
 def _wanted(query: Query, key: tuple[str, str], entity: Entity) -> bool:
     """The query's key range and conditions, evaluated in memory."""
     return (query.low_pk is None or key[0] >= query.low_pk) and (query.high_pk is None or key[0] < query.high_pk) \
+        and (query.low_rk is None or key[1] >= query.low_rk) and (query.high_rk is None or key[1] < query.high_rk) \
         and all(c.holds(entity) for c in query.conditions)
 
 

@@ -70,6 +70,8 @@ class Query:
     low_pk: str | None = None  # inclusive
     high_pk: str | None = None  # exclusive
     conditions: tuple[Condition, ...] = ()
+    low_rk: str | None = None  # inclusive; with a key range on RowKey, a query of one partition is a range query on Azure
+    high_rk: str | None = None  # exclusive
 
 
 @dataclass(frozen=True)

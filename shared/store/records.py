@@ -9,12 +9,12 @@ from typing import Any
 
 from shared.domain.flags import Alert
 from shared.domain.model import SCHEMA_VERSION
-from shared.store.keys import PENDING_ALERTS, check_entity, history_keys, rejected_keys, sent_partition, status_keys
+from shared.store.keys import PENDING_ALERTS, check_entity, legacy_history_keys, rejected_keys, sent_partition, status_keys
 from shared.store.ports import Entity, HistoryRecord, RejectedRecord
 
 
 def history_entity(record: HistoryRecord) -> Entity:
-    pk, rk = history_keys(record.service_key, record.event_id)
+    pk, rk = legacy_history_keys(record.service_key, record.event_id)
     entity = {
         "PartitionKey": pk, "RowKey": rk, "SchemaVersion": SCHEMA_VERSION,
         "EventId": record.event_id, "EventType": record.event_type, "EventTime": record.event_time,

@@ -28,7 +28,7 @@ from azure.data.tables import TableClient, TableServiceClient, TableTransactionE
 from shared.domain.errors import AlreadyRecorded, WriteConflict
 from shared.domain.flags import Alert
 from shared.domain.resources import ResourceRef
-from shared.store.keys import PENDING_ALERTS, check_entity, child_ranges, history_partition_range, key_of, row_keys, status_keys
+from shared.store.keys import PENDING_ALERTS, check_entity, child_ranges, key_of, legacy_history_partition_range, row_keys, status_keys
 from shared.store.ports import Entity, HistoryRecord, Loaded, Query, RejectedRecord, StoredRow, Table, Token
 from shared.store.records import (
     alert_from_entity,
@@ -227,7 +227,7 @@ class TableStore:
         self._history.update_entity(duplicate_update(existing, now), mode=UpdateMode.MERGE)
 
     def history(self, service_key: str, path_key: str) -> list[Entity]:
-        low, high = history_partition_range(service_key)
+        low, high = legacy_history_partition_range(service_key)
         found = [
             _as_entity(e)
             for e in self._history.query_entities(
@@ -303,6 +303,12 @@ def _entities(table: TableClient, query: Query, page_size: int | None, select: t
     if query.high_pk is not None:
         parts.append("PartitionKey lt @high")
         params["high"] = query.high_pk
+    if query.low_rk is not None:
+        parts.append("RowKey ge @lowrk")
+        params["lowrk"] = query.low_rk
+    if query.high_rk is not None:
+        parts.append("RowKey lt @highrk")
+        params["highrk"] = query.high_rk
     for n, condition in enumerate(query.conditions):
         parts.append(f"{condition.column} {condition.op} @p{n}")
         params[f"p{n}"] = condition.value
