@@ -20,7 +20,7 @@ from shared.domain.kinds import Kind, parse_kind_name
 from shared.domain.outcomes import Outcome
 from shared.domain.resources import ResourceRef, ServiceRef, parse_path, parse_resource_id
 from shared.domain.times import BEFORE_1601, parse_time
-from shared.store.keys import as_continuation, check_keys, encode_part, of_kind, rejected_from
+from shared.store.keys import as_continuation, check_keys, encode_part, of_kind, rejected_from, rows_only
 from shared.store.ports import Condition, Entity, HistoryLog, InventoryRows, Query, Table, TableReader, Token
 
 MAX_TOP = 1000
@@ -159,7 +159,7 @@ class InventoryQueries:
     def history(self, ident: str, since: datetime | None = None) -> list[Entity]:
         """One resource's history, newest first (tombstoned resources keep theirs)."""
         ref = resolve_id(ident)
-        records = [r for r in self._history.history(ref.service.key, ref.key) if since is None or r["EventTime"] >= since]
+        records = [r for r in self._history.history(ref) if since is None or r["EventTime"] >= since]
         if not records:
             self.resource(ident)  # NotFound when the resource is unknown too
         return records
@@ -181,14 +181,15 @@ class InventoryQueries:
         """Counts by kind and service, and the events applied, stale, duplicate and rejected in the last
         hour and day, derived from the history and rejected records (no counter row)."""
         now = self.clock()
-        rows, _ = self._reader.page(Query(Table.INVENTORY), None)
+        rows, _ = self._reader.page(rows_only(Query(Table.INVENTORY)), None)
         live: Counter[tuple[str, str]] = Counter()
         deleted: Counter[tuple[str, str]] = Counter()
         for row in rows:
             (deleted if row.get("IsDeleted") else live)[(row["Service"], row["Kind"])] += 1
         day_ago = now - timedelta(days=1)
-        recorded, _ = self._reader.page(Query(Table.HISTORY, conditions=(Condition("RecordedAt", "ge", day_ago),)), None)
-        duplicated, _ = self._reader.page(Query(Table.HISTORY, conditions=(Condition("LastDuplicateAt", "ge", day_ago),)), None)
+        history = (Condition("RecordType", "eq", "history"),)
+        recorded, _ = self._reader.page(Query(Table.INVENTORY, conditions=(*history, Condition("RecordedAt", "ge", day_ago))), None)
+        duplicated, _ = self._reader.page(Query(Table.INVENTORY, conditions=(*history, Condition("LastDuplicateAt", "ge", day_ago))), None)
         rejected = self.rejected(day_ago)
         windows: dict[str, dict[str, int]] = {}
         for label, start in (("lastHour", now - timedelta(hours=1)), ("lastDay", day_ago)):

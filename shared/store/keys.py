@@ -27,7 +27,7 @@ from urllib.parse import unquote
 from shared.domain.errors import PermanentEventError
 from shared.domain.kinds import Kind
 from shared.domain.resources import ResourceRef
-from shared.store.ports import Condition, Query, Table
+from shared.store.ports import Condition, Query, StoredRow, Table
 
 BUCKETS = 16
 MAX_KEY_CHARS = 512  # Azurite's cap; Azure allows 1 KiB (512 UTF-16 characters)
@@ -247,6 +247,32 @@ def feed_range(service_key: str, order: str, since: datetime | None, until: date
     return Query(Table.HISTORY, None, None, (Condition("PartitionKey", "eq", pk), *conditions), low, high)
 
 
+def feed_row_keys(history_pk: str, history_rk: str, event_time: datetime, recorded_at: datetime) -> dict[str, str]:
+    """The RowKeys of a history record's two feed entries, by order (the partition is its service's)."""
+    return {order: feed_keys("", order, moment, history_pk, history_rk)[1]
+            for order, moment in ((BY_EVENT, event_time), (BY_RECORDED, recorded_at))}
+
+
+def feed_purge(entries: list[StoredRow]) -> tuple[list[StoredRow], list[StoredRow]]:
+    """What purging the feed's `r|` entries (HistoryPartition, HistoryRow, EventTime and RecordedAt read) deletes:
+    their history records (inventory table), then both feed entries of each (history table)."""
+    records = [StoredRow({"PartitionKey": e.entity["HistoryPartition"], "RowKey": e.entity["HistoryRow"]}, "") for e in entries]
+    feed = [StoredRow({"PartitionKey": e.entity["PartitionKey"], "RowKey": rk}, "")
+            for e in entries for rk in feed_row_keys(e.entity["HistoryPartition"], e.entity["HistoryRow"],
+                                                     e.entity["EventTime"], e.entity["RecordedAt"]).values()]
+    return records, feed
+
+
+def service_of_status(row_key: str) -> str:
+    """The service key of a status row (its RowKey)."""
+    return decode_part(row_key)
+
+
+def history_records(low_pk: str | None = None, high_pk: str | None = None) -> Query:
+    """Layout 2's history records among the inventory's rows (the RowKey range of the prefix, in every partition)."""
+    return Query(Table.INVENTORY, low_pk, high_pk, (), HISTORY_PREFIX, HISTORY_PREFIX[:-1] + "}")
+
+
 def legacy_history_keys(service_key: str, event_id: str) -> tuple[str, str]:
     """Layout 1: PartitionKey "{service}|{bucket of id}", RowKey the id."""
     pk = f"{encode_part(service_key)}|{bucket(event_id):02d}"
@@ -286,9 +312,22 @@ def rejected_keys(received_at: datetime, identity: str) -> tuple[str, str]:
     return day_partition(received_at), hashlib.sha256(identity.encode("utf-8", errors="surrogatepass")).hexdigest()[:40]
 
 
+REJECTED_COUNT_ROW = "~count"  # each day partition's counter row, after every record (a hash in hex digits)
+
+
+def rejected_count_keys(received_at: datetime) -> tuple[str, str]:
+    return day_partition(received_at), REJECTED_COUNT_ROW
+
+
 def rejected_from(low: datetime | None, high: datetime | None = None, conditions: tuple[Condition, ...] = ()) -> Query:
-    """Rejected records of the UTC days from `low` (inclusive) to `high` (exclusive)."""
-    return Query(Table.REJECTED, day_partition(low) if low else None, day_partition(high) if high else None, conditions)
+    """Rejected records of the UTC days from `low` (inclusive) to `high` (exclusive), not their counter rows."""
+    return Query(Table.REJECTED, day_partition(low) if low else None, day_partition(high) if high else None, conditions, None, "~")
+
+
+def rejected_counters(low: datetime | None, high: datetime | None = None) -> Query:
+    """The counter rows of the UTC days from `low` (inclusive) to `high` (exclusive)."""
+    return Query(Table.REJECTED, day_partition(low) if low else None, day_partition(high) if high else None, (),
+                 REJECTED_COUNT_ROW, REJECTED_COUNT_ROW + "\0")
 
 
 PENDING_ALERTS = "pending"
@@ -309,6 +348,7 @@ def sent_alerts_before(cutoff: datetime) -> Query:
 
 
 STATUS_PARTITION = "service"
+LAYOUT_KEYS = ("layout", "layout")  # the status table's layout marker: Layout (2) and CountsBuiltAt
 
 
 def status_keys(service_key: str) -> tuple[str, str]:
