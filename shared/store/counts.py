@@ -101,3 +101,12 @@ def rejected_counted(current: Entity | None, keys: tuple[str, str], at: datetime
     row["Rejected"] = int(row["Rejected"]) + 1
     row["Events"] = add_to_buckets(row.get("Events"), 0, 1, at)
     return row
+
+
+def recounted(current: Entity | None, keys: tuple[str, str], header: dict[str, Any], family: Kind, rows: Iterable[Entity]) -> Entity:
+    """The count row from a full scan of its partition's rows; the event buckets kept."""
+    row: Entity = {**(current or {}), **kind_columns(family)}
+    row.update({"PartitionKey": keys[0], "RowKey": keys[1], "SchemaVersion": SCHEMA_VERSION, **header, "Family": family.value})
+    for column, n in deltas((None, r) for r in rows).items():
+        row[column] = int(row.get(column, 0)) + n
+    return row

@@ -268,6 +268,16 @@ def service_of_status(row_key: str) -> str:
     return decode_part(row_key)
 
 
+def partition_rows(partition_key: str) -> Query:
+    """The inventory rows of one partition (not its count row or history records)."""
+    return rows_only(Query(Table.INVENTORY, conditions=(Condition("PartitionKey", "eq", partition_key),)))
+
+
+def all_count_rows() -> Query:
+    """Every partition's count row (a filter on RowKey in every partition: a table scan, for a migration)."""
+    return Query(Table.INVENTORY, conditions=(Condition("RowKey", "eq", COUNT_ROW),))
+
+
 def history_records(low_pk: str | None = None, high_pk: str | None = None) -> Query:
     """Layout 2's history records among the inventory's rows (the RowKey range of the prefix, in every partition)."""
     return Query(Table.INVENTORY, low_pk, high_pk, (), HISTORY_PREFIX, HISTORY_PREFIX[:-1] + "}")
@@ -300,7 +310,8 @@ def of_kind(kind: Kind, service_key: str | None = None, conditions: tuple[Condit
 
 
 def of_family(family: str, service_key: str) -> Query:
-    return Query(Table.INVENTORY, *family_range(family, service_key))
+    """A family's rows in one service (not the count rows and history records beside them)."""
+    return rows_only(Query(Table.INVENTORY, *family_range(family, service_key)))
 
 
 def day_partition(moment: datetime) -> str:

@@ -16,7 +16,6 @@ from shared.domain.resources import ResourceRef
 from shared.store import records
 from shared.store.keys import (
     COUNT_ROW,
-    LAYOUT,
     LAYOUT_KEYS,
     PENDING_ALERTS,
     child_ranges,
@@ -52,9 +51,7 @@ class InMemoryStore:
         """The dicts are there; a new (empty) inventory gets its layout marker, as the Table store's does."""
         with self._lock:
             if LAYOUT_KEYS not in self._tables[Table.STATUS] and not self._tables[Table.INVENTORY]:
-                marker = {"PartitionKey": LAYOUT_KEYS[0], "RowKey": LAYOUT_KEYS[1], "Layout": LAYOUT,
-                          "CountsBuiltAt": datetime.now(timezone.utc)}
-                self._tables[Table.STATUS][LAYOUT_KEYS] = self._stored(marker)
+                self._tables[Table.STATUS][LAYOUT_KEYS] = self._stored(records.layout_marker(datetime.now(timezone.utc)))
 
     def _stored(self, entity: Entity) -> StoredRow:
         return StoredRow(copy.deepcopy(entity), f"W/\"{next(self._etags)}\"")

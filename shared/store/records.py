@@ -13,6 +13,8 @@ from shared.domain.resources import ResourceRef
 from shared.store.keys import (
     BY_EVENT,
     BY_RECORDED,
+    LAYOUT,
+    LAYOUT_KEYS,
     PENDING_ALERTS,
     check_entity,
     feed_keys,
@@ -109,3 +111,8 @@ def alert_from_entity(entity: Mapping[str, Any]) -> Alert:
 def status_entity(service_key: str, entity: Entity) -> Entity:
     pk, rk = status_keys(service_key)
     return {**entity, "PartitionKey": pk, "RowKey": rk}
+
+
+def layout_marker(now: datetime) -> Entity:
+    """The status table's row saying the store is in the current layout, since when its counts are kept."""
+    return {"PartitionKey": LAYOUT_KEYS[0], "RowKey": LAYOUT_KEYS[1], "Layout": LAYOUT, "CountsBuiltAt": now}

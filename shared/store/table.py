@@ -30,7 +30,6 @@ from shared.domain.flags import Alert
 from shared.domain.resources import ResourceRef
 from shared.store.keys import (
     COUNT_ROW,
-    LAYOUT,
     LAYOUT_KEYS,
     PENDING_ALERTS,
     child_ranges,
@@ -43,7 +42,7 @@ from shared.store.keys import (
     status_keys,
 )
 from shared.store.ports import Entity, Loaded, PartitionWrite, Query, RejectedRecord, StoredRow, Table, Token
-from shared.store.records import alert_from_entity, feed_entities, outbox_entity, sent_entity, status_entity
+from shared.store.records import alert_from_entity, feed_entities, layout_marker, outbox_entity, sent_entity, status_entity
 from shared.store.transactions import CREATE, DELETE, MERGE, REPLACE, Op, Plan, partition_plan, rejected_plan, tombstone_plan
 
 _MISSING = StoredRow({}, "")
@@ -320,10 +319,6 @@ class TableStore:
                 self._clients[table].submit_transaction([("upsert", e, {"mode": UpdateMode.REPLACE}) for e in group[at:at + 100]])
             if table is Table.INVENTORY:
                 self._drop([key_of(e) for e in group])
-
-
-def layout_marker(now: datetime) -> Entity:
-    return {"PartitionKey": LAYOUT_KEYS[0], "RowKey": LAYOUT_KEYS[1], "Layout": LAYOUT, "CountsBuiltAt": now}
 
 
 def _operation(op: Op) -> tuple[Any, ...]:
