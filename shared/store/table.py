@@ -17,10 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import (
     ResourceExistsError,
-    ResourceModifiedError,
     ResourceNotFoundError,
 )
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
@@ -28,6 +26,7 @@ from azure.data.tables import TableClient, TableServiceClient, TableTransactionE
 from shared.domain.errors import AlreadyRecorded, WriteConflict
 from shared.domain.flags import Alert
 from shared.domain.resources import ResourceRef
+from shared.store import table_io as sdk
 from shared.store.keys import (
     COUNT_ROW,
     LAYOUT_KEYS,
@@ -43,24 +42,9 @@ from shared.store.keys import (
 )
 from shared.store.ports import Entity, Loaded, PartitionWrite, Query, RejectedRecord, StoredRow, Table, Token
 from shared.store.records import alert_from_entity, feed_entities, layout_marker, outbox_entity, sent_entity, status_entity
-from shared.store.transactions import CREATE, DELETE, MERGE, REPLACE, Op, Plan, partition_plan, rejected_plan, tombstone_plan
+from shared.store.transactions import Plan, partition_plan, rejected_plan, tombstone_plan
 
 _MISSING = StoredRow({}, "")
-
-
-def _as_entity(entity: Any) -> Entity:
-    """An SDK entity as a plain dict, its datetimes as plain aware UTC datetimes (not the SDK's subclass)."""
-    out: Entity = {}
-    for key, value in entity.items():
-        if isinstance(value, datetime):
-            value = datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
-                             value.microsecond, tzinfo=timezone.utc)
-        out[key] = value
-    return out
-
-
-def _stored(entity: Any) -> StoredRow:
-    return StoredRow(_as_entity(entity), entity.metadata["etag"])
 
 
 @dataclass(frozen=True)
@@ -163,7 +147,7 @@ class TableStore:
 
     def _submit(self, client: TableClient, plan: Plan, cached: list[tuple[str, str]]) -> list[Any]:
         try:
-            return list(client.submit_transaction([_operation(op) for op in plan.ops]))
+            return list(client.submit_transaction([sdk.operation(op) for op in plan.ops]))
         except TableTransactionError as exc:
             if exc.status_code == 409 and plan.record is not None:
                 existing = self.get(Table.INVENTORY, *key_of(plan.record))
@@ -182,14 +166,14 @@ class TableStore:
                 "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
                 parameters={"pk": pk, "low": low, "high": high},
             )
-            rows.extend(_stored(e) for e in query)
+            rows.extend(sdk.stored(e) for e in query)
         return rows
 
     def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
-        pages = _entities(self._clients[query.table], query, top).by_page(continuation_token=continuation)  # type: ignore[arg-type]
+        pages = sdk.entities(self._clients[query.table], query, top).by_page(continuation_token=continuation)  # type: ignore[arg-type]
         found: list[Entity] = []
         for page in pages:
-            found.extend(_as_entity(e) for e in page)
+            found.extend(sdk.as_entity(e) for e in page)
             token = pages.continuation_token or None  # type: ignore[attr-defined]
             if top is not None and (found or token is None):
                 return found, token  # a filtered page may come back empty with a token: read on
@@ -202,7 +186,7 @@ class TableStore:
 
     def pending_alerts(self) -> list[Alert]:
         found = self._outbox.query_entities("PartitionKey eq @pk", parameters={"pk": PENDING_ALERTS})
-        return [alert_from_entity(_as_entity(e)) for e in found]
+        return [alert_from_entity(sdk.as_entity(e)) for e in found]
 
     def mark_alerts_sent(self, alerts: list[Alert], now: datetime) -> None:
         """Two transactions per 100 alerts: the sent copies, then the pending deletes (a crash in
@@ -238,7 +222,7 @@ class TableStore:
         for _ in range(10):
             plan = rejected_plan(record, existing, self.get(Table.REJECTED, *keys), keys, record.received_at)
             try:
-                self._rejected.submit_transaction([_operation(op) for op in plan.ops])
+                self._rejected.submit_transaction([sdk.operation(op) for op in plan.ops])
                 return
             except TableTransactionError as exc:
                 if exc.status_code not in (409, 412, 404):
@@ -248,8 +232,8 @@ class TableStore:
 
     # -- retention and status rows ---------------------------------------------------------
     def scan(self, query: Query, page_size: int = 1000, select: tuple[str, ...] | None = None) -> Iterator[list[StoredRow]]:
-        for page in _entities(self._clients[query.table], query, page_size, select).by_page():
-            rows = [_stored(e) for e in page]
+        for page in sdk.entities(self._clients[query.table], query, page_size, select).by_page():
+            rows = [sdk.stored(e) for e in page]
             if rows:  # a filtered page may come back empty, with a continuation
                 yield rows
 
@@ -295,17 +279,17 @@ class TableStore:
         return self.get(Table.STATUS, *status_keys(service_key))
 
     def save_status(self, service_key: str, entity: Entity, etag: str | None) -> StoredRow:
-        return _put(self._status, status_entity(service_key, entity), etag)
+        return sdk.put(self._status, status_entity(service_key, entity), etag)
 
     def get(self, table: Table, partition_key: str, row_key: str) -> StoredRow | None:
         try:
-            return _stored(self._clients[table].get_entity(partition_key, row_key))
+            return sdk.stored(self._clients[table].get_entity(partition_key, row_key))
         except ResourceNotFoundError:
             return None
 
     def put(self, table: Table, entity: Entity, etag: str | None) -> StoredRow:
         try:
-            return _put(self._clients[table], entity, etag)
+            return sdk.put(self._clients[table], entity, etag)
         finally:
             if table is Table.INVENTORY:
                 self._drop([key_of(entity)])
@@ -319,52 +303,3 @@ class TableStore:
                 self._clients[table].submit_transaction([("upsert", e, {"mode": UpdateMode.REPLACE}) for e in group[at:at + 100]])
             if table is Table.INVENTORY:
                 self._drop([key_of(e) for e in group])
-
-
-def _operation(op: Op) -> tuple[Any, ...]:
-    """One operation as azure-data-tables takes it in a transaction."""
-    if op.action == CREATE:
-        return ("create", op.entity)
-    if op.action == DELETE:
-        when = MatchConditions.IfNotModified if op.etag else MatchConditions.Unconditionally
-        return ("delete", op.entity, {"etag": op.etag, "match_condition": when})
-    if op.action in (REPLACE, MERGE):
-        mode = UpdateMode.REPLACE if op.action == REPLACE else UpdateMode.MERGE
-        return ("update", op.entity, {"mode": mode, "etag": op.etag, "match_condition": MatchConditions.IfNotModified})
-    return ("upsert", op.entity, {"mode": UpdateMode.REPLACE})
-
-
-def _put(table: TableClient, entity: Entity, etag: str | None) -> StoredRow:
-    """Insert when etag is None, else replace under If-Match; WriteConflict when someone else wrote first."""
-    try:
-        if etag is None:
-            meta = table.create_entity(entity)
-        else:
-            meta = table.update_entity(entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified)
-    except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
-        raise WriteConflict(f"{(entity['PartitionKey'], entity['RowKey'])} changed since it was read") from exc
-    return StoredRow(dict(entity), meta["etag"])
-
-
-def _entities(table: TableClient, query: Query, page_size: int | None, select: tuple[str, ...] | None = None) -> Any:
-    """The query as a filter of `column op @pN` with the values as parameters (never pasted into the text)."""
-    parts, params = [], {}
-    if query.low_pk is not None:
-        parts.append("PartitionKey ge @low")
-        params["low"] = query.low_pk
-    if query.high_pk is not None:
-        parts.append("PartitionKey lt @high")
-        params["high"] = query.high_pk
-    if query.low_rk is not None:
-        parts.append("RowKey ge @lowrk")
-        params["lowrk"] = query.low_rk
-    if query.high_rk is not None:
-        parts.append("RowKey lt @highrk")
-        params["highrk"] = query.high_rk
-    for n, condition in enumerate(query.conditions):
-        parts.append(f"{condition.column} {condition.op} @p{n}")
-        params[f"p{n}"] = condition.value
-    columns = list(select) if select else None
-    if parts:
-        return table.query_entities(" and ".join(parts), parameters=params, results_per_page=page_size, select=columns)
-    return table.list_entities(results_per_page=page_size, select=columns)
