@@ -13,7 +13,7 @@ from shared.domain.errors import AlreadyRecorded, WriteConflict
 from shared.domain.flags import Alert
 from shared.domain.resources import ResourceRef
 from shared.store import records
-from shared.store.keys import PENDING_ALERTS, child_ranges, key_of, row_keys, status_keys
+from shared.store.keys import PENDING_ALERTS, child_ranges, key_of, row_keys, status_keys, sync_keys
 from shared.store.ports import Entity, HistoryRecord, Loaded, Query, RejectedRecord, StoredRow, Table, Token
 
 
@@ -151,6 +151,18 @@ class InMemoryStore:
 
     def save_status(self, service_key: str, entity: Entity, etag: str | None) -> StoredRow:
         return self._put(self._status, records.status_entity(service_key, entity), etag)
+
+    def load_sync(self, service_key: str) -> StoredRow | None:
+        with self._lock:
+            return self._copy(self._status.get(sync_keys(service_key)))
+
+    def save_sync(self, service_key: str, entity: Entity, etag: str | None) -> StoredRow:
+        pk, rk = sync_keys(service_key)
+        return self._put(self._status, {**entity, "PartitionKey": pk, "RowKey": rk}, etag)
+
+    def save_seen(self, entity: Entity) -> None:
+        with self._lock:
+            self._status[key_of(entity)] = StoredRow(copy.deepcopy(entity), f"W/\"{next(self._etags)}\"")
 
 
 def _wanted(query: Query, key: tuple[str, str], entity: Entity) -> bool:

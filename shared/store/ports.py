@@ -161,6 +161,19 @@ class StatusRows(Protocol):
         """Insert when etag is None, else replace if unchanged since read. Raises WriteConflict."""
 
 
+class SyncRecords(Protocol):
+    """A sync's checkpoint row (its lease) and the scratch entities of the keys its listing saw, in the status table."""
+
+    def load_sync(self, service_key: str) -> StoredRow | None:
+        """The service's checkpoint row."""
+
+    def save_sync(self, service_key: str, entity: Entity, etag: str | None) -> StoredRow:
+        """Insert when etag is None, else replace if unchanged since read. Raises WriteConflict."""
+
+    def save_seen(self, entity: Entity) -> None:
+        """Upsert one scratch entity (its keys are `shared.store.keys.seen_keys`)."""
+
+
 class TableReader(Protocol):
     def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
         """Up to `top` matching entities (all when None) in key order, and where to go on."""
@@ -176,6 +189,6 @@ class TableDeleter(Protocol):
         it was read (its ETag) is kept. How many were deleted."""
 
 
-class Store(InventoryRows, HistoryLog, RejectedLog, AlertQueue, StatusRows, TableReader, TableDeleter, Protocol):
+class Store(InventoryRows, HistoryLog, RejectedLog, AlertQueue, StatusRows, SyncRecords, TableReader, TableDeleter, Protocol):
     """Every port at once: what an adapter of the whole store offers. Only the composition root, tests and
     tools hold one; each capability is given the ports it uses."""

@@ -28,7 +28,16 @@ from azure.data.tables import TableClient, TableServiceClient, TableTransactionE
 from shared.domain.errors import AlreadyRecorded, WriteConflict
 from shared.domain.flags import Alert
 from shared.domain.resources import ResourceRef
-from shared.store.keys import PENDING_ALERTS, check_entity, child_ranges, key_of, legacy_history_partition_range, row_keys, status_keys
+from shared.store.keys import (
+    PENDING_ALERTS,
+    check_entity,
+    child_ranges,
+    key_of,
+    legacy_history_partition_range,
+    row_keys,
+    status_keys,
+    sync_keys,
+)
 from shared.store.ports import Entity, HistoryRecord, Loaded, Query, RejectedRecord, StoredRow, Table, Token
 from shared.store.records import (
     alert_from_entity,
@@ -280,6 +289,20 @@ class TableStore:
 
     def save_status(self, service_key: str, entity: Entity, etag: str | None) -> StoredRow:
         return _put(self._status, status_entity(service_key, entity), etag)
+
+    def load_sync(self, service_key: str) -> StoredRow | None:
+        try:
+            return _stored(self._status.get_entity(*sync_keys(service_key)))
+        except ResourceNotFoundError:
+            return None
+
+    def save_sync(self, service_key: str, entity: Entity, etag: str | None) -> StoredRow:
+        pk, rk = sync_keys(service_key)
+        return _put(self._status, {**entity, "PartitionKey": pk, "RowKey": rk}, etag)
+
+    def save_seen(self, entity: Entity) -> None:
+        check_entity(entity)
+        self._status.upsert_entity(entity, mode=UpdateMode.REPLACE)
 
 
 def _put(table: TableClient, entity: Entity, etag: str | None) -> StoredRow:
