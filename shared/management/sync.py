@@ -262,8 +262,8 @@ class InventorySync:
         parents = {resource_keys(g[0].ref.parent) for g in observed.values() if g[0].ref.parent is not None}
         stored = self._stored(set(observed) | parents)
         plans = self._plan(run.service, run.stamp, observed, {k: stored[k] for k in observed if k in stored}, set())
-        run.held.ensure(self.clock())
         run.note("write", 0, len(plans))
+        run.held.ensure(self.clock())
         self._write(plans, run.stamp, run.report, run.note, {k: r.entity for k, r in stored.items()})
         return sorted(rk for _, rk in observed)
 
