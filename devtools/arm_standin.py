@@ -15,7 +15,7 @@ For syncs of large instances it also simulates what ARM does to a busy caller an
 * `throttle(bucket, refill)`: ARM's token bucket for reads. Every ARM answer carries
   `x-ms-ratelimit-remaining-subscription-reads` (and `...-global-reads`, a bucket 15 times larger); an empty
   bucket answers 429 with `Retry-After`. `fail(..., 429, retry_after=...)` stands for the resource provider's own 429s.
-  Every Retry-After sent is kept in `retry_afters`, so a test can check that the client waited as long.
+  Every Retry-After sent is kept in `retry_afters` with its time, so a test can check that the client waited as long.
 * `after_page`: called after each page of a listing is served, so a test can delete an item between two pages
   (the later items then move one offset back, and the next page skips one, as offset paging does).
 * `generate(...)`: a collection of `count` items made on demand from their index, so 250,000 users need no
@@ -190,7 +190,7 @@ class ArmStandIn:
         self._faults: list[_Fault] = []
         self._generated: dict[str, _Generated] = {}  # collection key -> its generated items
         self._buckets: tuple[_Bucket, _Bucket] | None = None  # the principal's and the subscription's (global) reads
-        self.retry_afters: list[str] = []  # every Retry-After sent, in order
+        self.retry_afters: list[tuple[float, str]] = []  # every Retry-After sent: when (time.monotonic()) and its value
         self.after_page: Callable[[str, int], None] | None = None  # (collection path, offset) after a page is served
         self._server = _Server(self)
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -399,30 +399,29 @@ class ArmStandIn:
         if fault is not None:
             if fault.retry_after is not None:
                 with self._lock:
-                    self.retry_afters.append(fault.retry_after)
+                    self.retry_afters.append((request.at, fault.retry_after))
             return fault.status, fault.body, {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
         if request.method != "GET":
             return 405, arm_error("MethodNotAllowed", f"The stand-in serves GET only, not {request.method}."), {"Allow": "GET"}
         if request.path == IDENTITY_PATH:
             return self._identity(request)
-        throttled = self._take_read()
+        throttled = self._take_read(request.at)
         if throttled is not None:
             return throttled
         status, body, headers = self._arm(request)
         return status, body, {**headers, **self._remaining()}
 
-    def _take_read(self) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+    def _take_read(self, now: float) -> tuple[int, dict[str, Any], dict[str, str]] | None:
         """None when the read may go on, else ARM's 429 with Retry-After (both buckets are charged, as ARM's are)."""
         with self._lock:
             if self._buckets is None:
                 return None
-            now = time.monotonic()
             mine, everyone = self._buckets
             if mine.take(now) and everyone.take(now):
                 return None
             short = min(mine, everyone, key=lambda b: b.tokens / b.refill)
             wait = str(max(1, math.ceil((1 - short.tokens) / short.refill)))
-            self.retry_afters.append(wait)
+            self.retry_afters.append((now, wait))
         message = "Number of 'read' requests for subscription actor exceeded. Please try again later."
         return 429, arm_error("SubscriptionRequestsThrottled", message), {"Retry-After": wait, **self._remaining()}
 
