@@ -37,9 +37,9 @@ from shared.integrations.arm import ArmClient, ArmNotFound, ArmThrottled
 from shared.logs import SYNC, Line
 from shared.management.checkpoint import CLEANUP, DONE, LEASE, LISTING, TOMBSTONES, Held, LeaseLost, acquire
 from shared.management.enrichment import detail_changes
-from shared.store.keys import key_of, of_family, resource_keys, rows_between, rows_only, seen_keys, seen_pages
+from shared.store.keys import family_range, key_of, of_family, resource_keys, rows_between, rows_only, seen_keys, seen_pages
 from shared.store.outbox import AlertOutbox
-from shared.store.ports import Entity, StoredRow, SyncRecords, Table, TableDeleter, TableReader
+from shared.store.ports import Condition, Entity, Query, StoredRow, SyncRecords, Table, TableDeleter, TableReader
 from shared.store.status import StatusTracker
 from shared.store.writer import RowWriter
 
@@ -57,6 +57,8 @@ _STAMPS = frozenset({"LastEventTime", "LastEventId", "LastEventType", "UpdatedAt
 Progress = Callable[[str, int, int | None], None]
 Key = tuple[str, str]
 Unit = tuple[Kind, str]  # a collection to list: its items' kind and its ARM id
+# Kinds whose rows have no parent to inherit a deletion from: a first sync writes them without reading first.
+_READ_FREE = frozenset({Kind.USER, Kind.PRODUCT, Kind.SUBSCRIPTION, Kind.GATEWAY, Kind.BACKEND})
 
 
 @dataclass
@@ -163,6 +165,7 @@ class InventorySync:
         cp, service, report = run.held.checkpoint, run.service, run.report
         units = self._units(service, cp.unit >= len(TOP_LEVEL))
         worked = False
+        fresh: dict[int, bool] = {}
         while cp.unit < len(units):
             kind, collection = units[cp.unit]
             if worked and run.out_of_time():
@@ -179,7 +182,9 @@ class InventorySync:
                 log.error("sync %s: listing %s failed, its rows are not tombstoned: %s", service.name, collection, exc)
                 items, link = [], None
             pairs, parents = self._page_items(service, collection, kind, items, report)
-            keys = self._reconcile_page(run, pairs)
+            if cp.unit not in fresh:
+                fresh[cp.unit] = kind in _READ_FREE and self._only_this_sync(service, kind, run.stamp)
+            keys = self._reconcile_page(run, pairs, read=not fresh[cp.unit])
             if keys or parents:
                 self._records.save_seen(_seen_entity(service, cp.unit, cp.page, FACTS[kind].family.value, keys, parents))
             cp.listed += len(keys)
@@ -251,8 +256,15 @@ class InventorySync:
             found.append((ref, resource))
         return found, parents
 
-    def _reconcile_page(self, run: _Invocation, pairs: list[tuple[ResourceRef, dict[str, Any]]]) -> list[str]:
-        """Add and update the rows of one page; the RowKeys it saw."""
+    def _only_this_sync(self, service: ServiceRef, kind: Kind, stamp: Stamp) -> bool:
+        """True when every row of the kind's family is this sync's (a first sync): its pages need no reads, since an
+        insert of a row that appeared since fails (409) and falls back to reading and merging."""
+        other = Condition("LastEventTime", "ne", stamp.time)
+        found, _ = self._reader.page(Query(Table.INVENTORY, *family_range(kind, service.key), (other,), high_rk="~"), 1)
+        return not found
+
+    def _reconcile_page(self, run: _Invocation, pairs: list[tuple[ResourceRef, dict[str, Any]]], read: bool = True) -> list[str]:
+        """Add and update the rows of one page (reading their stored rows first, unless `read` is off); the RowKeys it saw."""
         observed: dict[Key, list[Change]] = {}
         for ref, resource in pairs:
             for group in detail_changes(ref, resource, run.stamp, SYNCED_TYPE, alive=Op.SYNCED):
@@ -260,7 +272,7 @@ class InventorySync:
         if not observed:
             return []
         parents = {resource_keys(g[0].ref.parent) for g in observed.values() if g[0].ref.parent is not None}
-        stored = self._stored(set(observed) | parents)
+        stored = self._stored(set(observed) | parents) if read else {}
         plans = self._plan(run.service, run.stamp, observed, {k: stored[k] for k in observed if k in stored}, set())
         run.note("write", 0, len(plans))
         run.held.ensure(self.clock())
