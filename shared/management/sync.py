@@ -51,6 +51,7 @@ BUDGET_SECONDS = 480.0
 READS_RESERVE = 100
 READ_REFILL_PER_SECOND = 25.0  # ARM's documented refill of a principal's read bucket
 SCAN_PAGE = 1000
+FLUSH_ROWS = 1600  # listed items reconciled together: about 100 rows a partition when a kind spreads over 16
 _KEYS_CHARS = 30_000  # per scratch column: under Table Storage's 32K-character strings
 # What a listing moves on every row it sees, changed or not.
 _STAMPS = frozenset({"LastEventTime", "LastEventId", "LastEventType", "UpdatedAt", "DetailsKey", "DetailsAt"})
@@ -161,41 +162,61 @@ class InventorySync:
 
     # -- listing -------------------------------------------------------------------------
     def _list(self, run: _Invocation) -> str | None:
-        """List page after page, reconciling each; None when every collection is listed, else why it stopped."""
+        """List page after page, reconciling them (a few pages at a time, so that transactions fill up); None when
+        every collection is listed, else why it stopped. The checkpoint moves past pages once they are written."""
         cp, service, report = run.held.checkpoint, run.service, run.report
         units = self._units(service, cp.unit >= len(TOP_LEVEL))
         worked = False
         fresh: dict[int, bool] = {}
+        pending: list[_Page] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            kind = pending[0].kind
+            if cp.unit not in fresh:
+                fresh[cp.unit] = kind in _READ_FREE and self._only_this_sync(service, kind, run.stamp)
+            keys = self._reconcile_page(run, [pair for page in pending for pair in page.pairs], read=not fresh[cp.unit])
+            for page in pending:
+                seen = sorted({resource_keys(g[0].ref)[1] for ref, resource in page.pairs
+                               for g in detail_changes(ref, resource, run.stamp, SYNCED_TYPE, alive=Op.SYNCED)})
+                if seen or page.parents:
+                    self._records.save_seen(_seen_entity(service, cp.unit, cp.page, FACTS[kind].family.value, seen, page.parents))
+                cp.page, cp.next_link = (cp.page + 1, page.link) if page.link else (0, None)
+            cp.listed += len(keys)
+            report.listed = cp.listed
+            if pending[-1].link is None:
+                cp.unit += 1
+            pending.clear()
+            run.note(f"list {kind}", cp.listed, None)
+            run.held.save(self.clock())
+
         while cp.unit < len(units):
             kind, collection = units[cp.unit]
+            link = pending[-1].link if pending else cp.next_link
             if worked and run.out_of_time():
+                flush()
                 return "budget"
             if worked and (stop := self._pace(report)) is not None:
+                flush()
                 return stop
             worked = True
             try:
-                items, link = self.arm.page(cp.next_link or self.arm.url(collection))
+                items, link = self.arm.page(link or self.arm.url(collection))
             except (ClientAuthenticationError, ArmThrottled):
+                flush()
                 raise  # no token: nothing can be listed; throttled: the next invocation resumes at this page
             except AzureError as exc:
                 report.incomplete.setdefault(kind, str(exc)[:300])
                 log.error("sync %s: listing %s failed, its rows are not tombstoned: %s", service.name, collection, exc)
                 items, link = [], None
             pairs, parents = self._page_items(service, collection, kind, items, report)
-            if cp.unit not in fresh:
-                fresh[cp.unit] = kind in _READ_FREE and self._only_this_sync(service, kind, run.stamp)
-            keys = self._reconcile_page(run, pairs, read=not fresh[cp.unit])
-            if keys or parents:
-                self._records.save_seen(_seen_entity(service, cp.unit, cp.page, FACTS[kind].family.value, keys, parents))
-            cp.listed += len(keys)
-            report.listed = cp.listed
-            cp.page, cp.next_link = (cp.page + 1, link) if link else (0, None)
-            if link is None:
-                cp.unit += 1
-                if cp.unit == len(TOP_LEVEL):
+            pending.append(_Page(kind, pairs, parents, link))
+            if link is None or sum(len(p.pairs) for p in pending) >= FLUSH_ROWS:
+                flush()
+                if cp.unit == len(TOP_LEVEL) and len(units) == len(TOP_LEVEL):
                     units = self._units(service, True)
-            run.note(f"list {kind}", cp.listed, None)
-            run.held.save(self.clock())
+        flush()
         if Kind.BACKEND in report.incomplete:  # the rules are read from their backends' configuration
             report.incomplete.setdefault(Kind.CIRCUIT_BREAKER_RULE, "backends not listed completely")
         cp.phase = TOMBSTONES
@@ -463,6 +484,16 @@ def _outcome(old: Entity | None, new: Entity) -> SyncOutcome:
     if new.get("IsDeleted") and not old.get("IsDeleted"):
         return SyncOutcome.TOMBSTONED
     return SyncOutcome.UPDATED
+
+
+@dataclass
+class _Page:
+    """A listed page not written yet."""
+
+    kind: Kind
+    pairs: list[tuple[ResourceRef, dict[str, Any]]]
+    parents: list[str]
+    link: str | None
 
 
 @dataclass
