@@ -39,11 +39,11 @@ class Crashing(InMemoryStore):
         self.saved_pages = 0
         self.writes: list[str] = []
 
-    def save_seen(self, entity: Entity) -> None:
+    def save_seen(self, service_key: str, unit: int, page: int, family: str, keys: list[str], parents: list[str]) -> None:
         self.saved_pages += 1
         if self.saved_pages == self.crash_at:
             raise RuntimeError("killed")
-        super().save_seen(entity)
+        super().save_seen(service_key, unit, page, family, keys, parents)
 
     def save_batch(self, items: list[tuple[Entity, str | None]]) -> None:
         self.writes.extend(e["RowKey"] for e, _ in items)

@@ -20,7 +20,7 @@ from shared import bootstrap
 from shared.config import Settings
 from shared.domain.errors import ConflictRetriesExhausted, InvalidArgument, InvalidQuery, InvalidSettings, PermanentEventError, one_line
 from shared.domain.kinds import Kind
-from shared.domain.outcomes import Outcome, SyncOutcome
+from shared.domain.outcomes import Outcome, SyncOutcome, SyncStop
 from shared.domain.resources import ServiceRef, parse_service_id
 from shared.entrypoints.output import progress, record_lines, row_table, row_value, table, to_csv, to_json, when
 from shared.ingest import dead_letter
@@ -388,7 +388,7 @@ def _sync(args: argparse.Namespace) -> int:
     report = syncer.step(args.service, note) if args.once else syncer.sync(args.service, note)
     if show:
         sys.stderr.write("\n")
-    if report.stopped in ("busy", "lease-lost"):
+    if report.stopped in (SyncStop.BUSY, SyncStop.LEASE_LOST):
         print(f"{PROG}: error: another invocation is syncing {report.service} (its lease on the checkpoint holds)", file=sys.stderr)
         return 1
     outcomes = tuple(SyncOutcome)

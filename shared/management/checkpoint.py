@@ -19,6 +19,7 @@ from typing import Any
 
 from shared.domain.errors import WriteConflict
 from shared.domain.model import SCHEMA_VERSION
+from shared.domain.outcomes import SyncStop
 from shared.domain.resources import ServiceRef
 from shared.store.ports import Entity, StoredRow, SyncRecords
 
@@ -83,7 +84,7 @@ class Held:
     etag: str
     duration: timedelta
 
-    def save(self, now: datetime) -> None:
+    def commit(self, now: datetime) -> None:
         """Save the checkpoint and renew the lease; LeaseLost when another invocation saved it meanwhile."""
         self.checkpoint.lease_until = now + self.duration
         self.save_as_is()
@@ -103,23 +104,23 @@ class Held:
         """Renew the lease before writing once half of it has passed, so that no write comes after it ends."""
         until = self.checkpoint.lease_until
         if until is None or now >= until - self.duration / 2:
-            self.save(now)
+            self.commit(now)
 
 
 def acquire(records: SyncRecords, service: ServiceRef, now: datetime, *, interval: timedelta | None = None,
-            duration: timedelta = LEASE) -> Held | str:
+            duration: timedelta = LEASE) -> Held | SyncStop:
     """Take the lease on the service's checkpoint: resume the sync in progress, or start one (S = now) when
-    there is none, or the last one is done and older than `interval`. Else why not: "busy" (another
-    invocation holds a lease that has not expired) or "not-due"."""
+    there is none, or the last one is done and older than `interval`. Else why not: busy (another
+    invocation holds a lease that has not expired) or not due."""
     owner = uuid.uuid4().hex
     for _ in range(3):
         stored: StoredRow | None = records.load_sync(service.key)
         checkpoint = Checkpoint.from_entity(stored.entity) if stored else None
         if checkpoint is not None and checkpoint.phase != DONE:
             if checkpoint.lease_until is not None and checkpoint.lease_until > now and checkpoint.lease_owner:
-                return "busy"
+                return SyncStop.BUSY
         elif checkpoint is not None and interval and checkpoint.started_at + interval > now:
-            return "not-due"
+            return SyncStop.NOT_DUE
         else:
             checkpoint = Checkpoint(service.name, now)
         checkpoint.lease_owner, checkpoint.lease_until = owner, now + duration
@@ -129,7 +130,7 @@ def acquire(records: SyncRecords, service: ServiceRef, now: datetime, *, interva
         except WriteConflict:
             continue  # another invocation saved it first: look again
         return Held(records, service.key, checkpoint, saved.etag, duration)
-    return "busy"
+    return SyncStop.BUSY
 
 
 def in_progress(entity: Entity) -> dict[str, Any] | None:

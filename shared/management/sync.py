@@ -31,15 +31,16 @@ from shared.domain.details import resource_properties
 from shared.domain.errors import PermanentEventError, WriteConflict
 from shared.domain.kinds import FACTS, LISTED, TOP_LEVEL, Kind, children
 from shared.domain.model import Change, Op, Stamp, apply_changes, inherit, row_stamp, same_row
-from shared.domain.outcomes import SyncOutcome
+from shared.domain.outcomes import SyncOutcome, SyncStop
 from shared.domain.resources import ResourceRef, ServiceRef, parse_path
 from shared.integrations.arm import ArmClient, ArmNotFound, ArmThrottled
 from shared.logs import SYNC, Line
 from shared.management.checkpoint import CLEANUP, DONE, LEASE, LISTING, TOMBSTONES, Held, LeaseLost, acquire
 from shared.management.enrichment import detail_changes
-from shared.store.keys import family_range, key_of, of_family, resource_keys, rows_between, rows_only, seen_keys, seen_pages
+from shared.store.keys import family_range, key_of, of_family, resource_keys, rows_between, rows_only, seen_pages
 from shared.store.outbox import AlertOutbox
 from shared.store.ports import Condition, Entity, Query, StoredRow, SyncRecords, Table, TableDeleter, TableReader
+from shared.store.records import seen_row_keys
 from shared.store.status import StatusTracker
 from shared.store.writer import RowWriter
 
@@ -52,7 +53,6 @@ READS_RESERVE = 100
 READ_REFILL_PER_SECOND = 25.0  # ARM's documented refill of a principal's read bucket
 SCAN_PAGE = 1000
 FLUSH_ROWS = 1600  # listed items reconciled together: about 100 rows a partition when a kind spreads over 16
-_KEYS_CHARS = 30_000  # per scratch column: under Table Storage's 32K-character strings
 # What a listing moves on every row it sees, changed or not.
 _STAMPS = frozenset({"LastEventTime", "LastEventId", "LastEventType", "UpdatedAt", "DetailsKey", "DetailsAt"})
 Progress = Callable[[str, int, int | None], None]
@@ -73,7 +73,7 @@ class SyncReport:
     by_kind: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     incomplete: dict[str, str] = field(default_factory=dict)  # kind -> why it was not listed completely
     finished: bool = False  # the sync ended in this invocation
-    stopped: str | None = None  # why the invocation stopped first: budget, throttled, busy, not-due, lease-lost
+    stopped: SyncStop | None = None  # why the invocation stopped before the sync's end
     retry_after: float | None = None  # for `throttled`: seconds ARM asked to wait
     invocations: int = 0
     kept: int = 0  # tombstone candidates ARM still had (skipped by a listing whose pages shifted)
@@ -116,9 +116,9 @@ class InventorySync:
         """The whole sync, invocation after invocation (the command): waits out ARM's throttling between them."""
         while True:
             report = self.step(service, progress)
-            if report.finished or report.stopped in ("busy", "lease-lost"):
+            if report.finished or report.stopped in (SyncStop.BUSY, SyncStop.LEASE_LOST):
                 return report
-            if report.stopped == "throttled":
+            if report.stopped == SyncStop.THROTTLED:
                 self.sleep(min(report.retry_after or 1.0, 300.0))
 
     def step(self, service: ServiceRef, progress: Progress | None = None, *, budget: float | None = None,
@@ -127,8 +127,8 @@ class InventorySync:
         note = progress or (lambda phase, done, total: None)
         begun, limit = self._timer(), self.budget if budget is None else budget
         held = acquire(self._records, service, self.clock(), interval=interval, duration=self.lease)
-        if isinstance(held, str):
-            log.info("sync %s: %s", service.name, "another invocation holds the lease" if held == "busy" else "not due yet")
+        if isinstance(held, SyncStop):
+            log.info("sync %s: %s", service.name, "another invocation holds the lease" if held == SyncStop.BUSY else "not due yet")
             return SyncReport(service.name, self.clock(), stopped=held)
         cp = held.checkpoint
         report = SyncReport(service.name, cp.started_at, cp.listed, Counter(), cp.by_kind, cp.incomplete,
@@ -143,10 +143,10 @@ class InventorySync:
             if stop is None and cp.phase == CLEANUP:
                 self._cleanup(run)
         except ArmThrottled as exc:
-            stop, report.retry_after = "throttled", exc.retry_after
+            stop, report.retry_after = SyncStop.THROTTLED, exc.retry_after
         except LeaseLost as exc:
             log.warning("sync %s: stopped writing: %s", service.name, exc)
-            report.stopped = "lease-lost"
+            report.stopped = SyncStop.LEASE_LOST
             self._outbox.flush(self.clock())
             return report
         except ClientAuthenticationError:
@@ -161,7 +161,7 @@ class InventorySync:
         return report
 
     # -- listing -------------------------------------------------------------------------
-    def _list(self, run: _Invocation) -> str | None:
+    def _list(self, run: _Invocation) -> SyncStop | None:
         """List page after page, reconciling them (a few pages at a time, so that transactions fill up); None when
         every collection is listed, else why it stopped. The checkpoint moves past pages once they are written."""
         cp, service, report = run.held.checkpoint, run.service, run.report
@@ -181,7 +181,7 @@ class InventorySync:
                 seen = sorted({resource_keys(g[0].ref)[1] for ref, resource in page.pairs
                                for g in detail_changes(ref, resource, run.stamp, SYNCED_TYPE, alive=Op.SYNCED)})
                 if seen or page.parents:
-                    self._records.save_seen(_seen_entity(service, cp.unit, cp.page, FACTS[kind].family.value, seen, page.parents))
+                    self._records.save_seen(service.key, cp.unit, cp.page, FACTS[kind].family.value, seen, page.parents)
                 cp.page, cp.next_link = (cp.page + 1, page.link) if page.link else (0, None)
             cp.listed += len(keys)
             report.listed = cp.listed
@@ -189,14 +189,14 @@ class InventorySync:
                 cp.unit += 1
             pending.clear()
             run.note(f"list {kind}", cp.listed, None)
-            run.held.save(self.clock())
+            run.held.commit(self.clock())
 
         while cp.unit < len(units):
             kind, collection = units[cp.unit]
             link = pending[-1].link if pending else cp.next_link
             if worked and run.out_of_time():
                 flush()
-                return "budget"
+                return SyncStop.BUDGET
             if worked and (stop := self._pace(report)) is not None:
                 flush()
                 return stop
@@ -220,7 +220,7 @@ class InventorySync:
         if Kind.BACKEND in report.incomplete:  # the rules are read from their backends' configuration
             report.incomplete.setdefault(Kind.CIRCUIT_BREAKER_RULE, "backends not listed completely")
         cp.phase = TOMBSTONES
-        run.held.save(self.clock())
+        run.held.commit(self.clock())
         return None
 
     def _units(self, service: ServiceRef, with_children: bool) -> list[Unit]:
@@ -236,14 +236,14 @@ class InventorySync:
                           for name in names for kind in _listed_children(parent)]
         return units
 
-    def _pace(self, report: SyncReport) -> str | None:
+    def _pace(self, report: SyncReport) -> SyncStop | None:
         """Slow down as ARM's read allowance runs low (its bucket refills at a documented rate); stop near empty."""
         remaining = self.arm.remaining_reads
         if remaining is None or remaining >= self.reads_reserve:
             return None
         if remaining <= self.reads_reserve // 10:
             report.retry_after = self.reads_reserve / READ_REFILL_PER_SECOND
-            return "throttled"
+            return SyncStop.THROTTLED
         pause = (self.reads_reserve - remaining) / READ_REFILL_PER_SECOND
         self.sleep(pause)
         report.paused += pause
@@ -312,7 +312,7 @@ class InventorySync:
         return found
 
     # -- tombstones ------------------------------------------------------------------------
-    def _tombstones(self, run: _Invocation) -> str | None:
+    def _tombstones(self, run: _Invocation) -> SyncStop | None:
         """Stored rows no page saw, family by family: tombstoned once ARM confirms them gone (kinds listed
         completely only); a gateway instance follows its gateway; the rest is left as it is."""
         cp, service, report = run.held.checkpoint, run.service, run.report
@@ -321,7 +321,7 @@ class InventorySync:
         worked = False
         while cp.family < len(TOP_LEVEL):
             if worked and run.out_of_time():
-                return "budget"
+                return SyncStop.BUDGET
             worked = True
             family = TOP_LEVEL[cp.family]
             entities, token = self._reader.page(rows_only(of_family(family, service.key)), SCAN_PAGE, cp.after)
@@ -344,9 +344,9 @@ class InventorySync:
             cp.after = token
             if token is None:
                 cp.family += 1
-            run.held.save(self.clock())
+            run.held.commit(self.clock())
         cp.phase = CLEANUP
-        run.held.save(self.clock())
+        run.held.commit(self.clock())
         return None
 
     def _seen(self, service: ServiceRef) -> defaultdict[str, set[str]]:
@@ -354,7 +354,7 @@ class InventorySync:
         seen: defaultdict[str, set[str]] = defaultdict(set)
         for page in self._reader.scan(seen_pages(service.key)):
             for row in page:
-                seen[str(row.entity["Family"])].update(_seen_keys_of(row.entity))
+                seen[str(row.entity["Family"])].update(seen_row_keys(row.entity))
         return seen
 
     def _gone(self, service: ServiceRef, ref: ResourceRef) -> bool:
@@ -504,29 +504,3 @@ class _Invocation:
     report: SyncReport
     note: Progress
     out_of_time: Callable[[], bool]
-
-
-def _seen_entity(service: ServiceRef, unit: int, page: int, family: str, keys: list[str], parents: list[str]) -> Entity:
-    """A page's scratch entity: its RowKeys one a line, in as many columns as Table Storage's string limit needs."""
-    pk, rk = seen_keys(service.key, unit, page)
-    entity: Entity = {"PartitionKey": pk, "RowKey": rk, "Family": family, "Parents": "\n".join(parents)}
-    column, size = 0, 0
-    chunks: list[list[str]] = [[]]
-    for key in keys:
-        if size + len(key) + 1 > _KEYS_CHARS:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(key)
-        size += len(key) + 1
-    for column, chunk in enumerate(chunks):
-        entity["Keys" if column == 0 else f"Keys{column}"] = "\n".join(chunk)
-    return entity
-
-
-def _seen_keys_of(entity: Entity) -> list[str]:
-    keys: list[str] = []
-    column = 0
-    while (text := entity.get("Keys" if column == 0 else f"Keys{column}")) is not None:
-        keys.extend(k for k in str(text).split("\n") if k)
-        column += 1
-    return keys

@@ -160,7 +160,8 @@ class InMemoryStore:
         pk, rk = sync_keys(service_key)
         return self._put(self._status, {**entity, "PartitionKey": pk, "RowKey": rk}, etag)
 
-    def save_seen(self, entity: Entity) -> None:
+    def save_seen(self, service_key: str, unit: int, page: int, family: str, keys: list[str], parents: list[str]) -> None:
+        entity = records.seen_entity(service_key, unit, page, family, keys, parents)
         with self._lock:
             self._status[key_of(entity)] = StoredRow(copy.deepcopy(entity), f"W/\"{next(self._etags)}\"")
 

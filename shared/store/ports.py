@@ -170,8 +170,8 @@ class SyncRecords(Protocol):
     def save_sync(self, service_key: str, entity: Entity, etag: str | None) -> StoredRow:
         """Insert when etag is None, else replace if unchanged since read. Raises WriteConflict."""
 
-    def save_seen(self, entity: Entity) -> None:
-        """Upsert one scratch entity (its keys are `shared.store.keys.seen_keys`)."""
+    def save_seen(self, service_key: str, unit: int, page: int, family: str, keys: list[str], parents: list[str]) -> None:
+        """Upsert the scratch entity of one listed page: the RowKeys it saw (of one family), the APIs or gateways on it."""
 
 
 class TableReader(Protocol):

@@ -9,7 +9,7 @@ from typing import Any
 
 from shared.domain.flags import Alert
 from shared.domain.model import SCHEMA_VERSION
-from shared.store.keys import PENDING_ALERTS, check_entity, legacy_history_keys, rejected_keys, sent_partition, status_keys
+from shared.store.keys import PENDING_ALERTS, check_entity, legacy_history_keys, rejected_keys, seen_keys, sent_partition, status_keys
 from shared.store.ports import Entity, HistoryRecord, RejectedRecord
 
 
@@ -65,3 +65,34 @@ def alert_from_entity(entity: Mapping[str, Any]) -> Alert:
 def status_entity(service_key: str, entity: Entity) -> Entity:
     pk, rk = status_keys(service_key)
     return {**entity, "PartitionKey": pk, "RowKey": rk}
+
+
+_KEYS_CHARS = 30_000  # per scratch column: under Table Storage's 32K-character strings
+
+
+def seen_entity(service_key: str, unit: int, page: int, family: str, keys: list[str], parents: list[str]) -> Entity:
+    """A listed page's scratch entity: the RowKeys it saw one a line, in as many columns as the string limit needs,
+    and the names of the APIs or gateways on it."""
+    pk, rk = seen_keys(service_key, unit, page)
+    entity: Entity = {"PartitionKey": pk, "RowKey": rk, "Family": family, "Parents": "\n".join(parents)}
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for key in keys:
+        if size + len(key) + 1 > _KEYS_CHARS:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(key)
+        size += len(key) + 1
+    for column, chunk in enumerate(chunks):
+        entity["Keys" if column == 0 else f"Keys{column}"] = "\n".join(chunk)
+    return entity
+
+
+def seen_row_keys(entity: Entity) -> list[str]:
+    """The RowKeys a scratch entity holds."""
+    keys: list[str] = []
+    column = 0
+    while (text := entity.get("Keys" if column == 0 else f"Keys{column}")) is not None:
+        keys.extend(k for k in str(text).split("\n") if k)
+        column += 1
+    return keys

@@ -45,6 +45,7 @@ from shared.store.records import (
     history_entity,
     outbox_entity,
     rejected_entity,
+    seen_entity,
     sent_entity,
     status_entity,
 )
@@ -300,7 +301,8 @@ class TableStore:
         pk, rk = sync_keys(service_key)
         return _put(self._status, {**entity, "PartitionKey": pk, "RowKey": rk}, etag)
 
-    def save_seen(self, entity: Entity) -> None:
+    def save_seen(self, service_key: str, unit: int, page: int, family: str, keys: list[str], parents: list[str]) -> None:
+        entity = seen_entity(service_key, unit, page, family, keys, parents)
         check_entity(entity)
         self._status.upsert_entity(entity, mode=UpdateMode.REPLACE)
 
