@@ -52,3 +52,12 @@ class SyncStop(StrEnum):
     BUSY = "busy"  # another invocation holds the lease on the checkpoint
     NOT_DUE = "not-due"  # the last sync began less than SYNC_INTERVAL_HOURS ago
     LEASE_LOST = "lease-lost"  # another invocation took the sync over: this one stopped writing
+
+
+class SyncPhase(StrEnum):
+    """Where a sync is, as its checkpoint row says (GET /api/health shows it)."""
+
+    LISTING = "listing"
+    TOMBSTONES = "tombstones"
+    CLEANUP = "cleanup"
+    DONE = "done"

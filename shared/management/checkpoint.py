@@ -15,15 +15,14 @@ import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from shared.domain.errors import WriteConflict
 from shared.domain.model import SCHEMA_VERSION
-from shared.domain.outcomes import SyncStop
+from shared.domain.outcomes import SyncPhase, SyncStop
 from shared.domain.resources import ServiceRef
 from shared.store.ports import Entity, StoredRow, SyncRecords
 
-LISTING, TOMBSTONES, CLEANUP, DONE = "listing", "tombstones", "cleanup", "done"
+LISTING, TOMBSTONES, CLEANUP, DONE = SyncPhase.LISTING, SyncPhase.TOMBSTONES, SyncPhase.CLEANUP, SyncPhase.DONE
 LEASE = timedelta(minutes=2)
 
 
@@ -131,13 +130,3 @@ def acquire(records: SyncRecords, service: ServiceRef, now: datetime, *, interva
             continue  # another invocation saved it first: look again
         return Held(records, service.key, checkpoint, saved.etag, duration)
     return SyncStop.BUSY
-
-
-def in_progress(entity: Entity) -> dict[str, Any] | None:
-    """What GET /api/health shows of a sync that has not finished."""
-    checkpoint = Checkpoint.from_entity(entity)
-    if checkpoint.phase == DONE:
-        return None
-    return {"startedAt": checkpoint.started_at, "phase": checkpoint.phase, "listed": checkpoint.listed,
-            "invocations": checkpoint.invocations, "leaseUntil": checkpoint.lease_until,
-            "incomplete": sorted(checkpoint.incomplete)}

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.management.checkpoint import in_progress
+from shared.domain.outcomes import SyncPhase
 from shared.store.keys import rejected_from, status_rows, sync_rows
 from shared.store.ports import Condition, TableReader
 
@@ -29,6 +29,14 @@ class HealthReporter:
 
     def report(self) -> dict[str, Any]:
         return report(self._reader, self._clock())
+
+
+def in_progress(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """What the health document shows of a sync whose checkpoint row is not done."""
+    if checkpoint.get("Phase") == SyncPhase.DONE:
+        return None
+    return {"startedAt": checkpoint.get("StartedAt"), "phase": checkpoint.get("Phase"), "listed": checkpoint.get("Listed"),
+            "invocations": checkpoint.get("Invocations"), "leaseUntil": checkpoint.get("LeaseUntil")}
 
 
 def report(reader: TableReader, now: datetime) -> dict[str, Any]:
