@@ -9,18 +9,31 @@ One loopback HTTP server speaks both documented wire formats, so the real Azure 
   a collection path, a page of its direct children with an absolute ``nextLink`` while more remain.
 
 Resource ids are case-insensitive; they are served as they were put. Nothing is logged.
+
+For syncs of large instances it also simulates what ARM does to a busy caller and to a listing by offset:
+
+* `throttle(bucket, refill)`: ARM's token bucket for reads. Every ARM answer carries
+  `x-ms-ratelimit-remaining-subscription-reads` (and `...-global-reads`, a bucket 15 times larger); an empty
+  bucket answers 429 with `Retry-After`. `fail(..., 429, retry_after=...)` stands for the resource provider's own 429s.
+  Every Retry-After sent is kept in `retry_afters` with its time, so a test can check that the client waited as long.
+* `after_page`: called after each page of a listing is served, so a test can delete an item between two pages
+  (the later items then move one offset back, and the next page skips one, as offset paging does).
+* `generate(...)`: a collection of `count` items made on demand from their index, so 250,000 users need no
+  250,000 stored documents.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import http
 import json
+import math
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
@@ -53,6 +66,63 @@ class _Fault:
     remaining: int
     retry_after: str | None
     body: dict[str, Any]
+
+
+@dataclass
+class _Generated:
+    """`count` items named `{prefix}{n:0{width}d}` (so name order is index order), less the deleted ones."""
+
+    collection_id: str
+    prefix: str
+    width: int
+    count: int
+    properties: Callable[[int], dict[str, Any]]
+    deleted: list[int]  # sorted
+
+    def name(self, n: int) -> str:
+        return f"{self.prefix}{n:0{self.width}d}"
+
+    def index(self, name: str) -> int | None:
+        digits = name[len(self.prefix):] if name.lower().startswith(self.prefix.lower()) else ""
+        n = int(digits) if digits.isdigit() and len(digits) == self.width else -1
+        return n if 0 <= n < self.count and not self._gone(n) else None
+
+    def _gone(self, n: int) -> bool:
+        at = bisect.bisect_left(self.deleted, n)
+        return at < len(self.deleted) and self.deleted[at] == n
+
+    def document(self, n: int) -> dict[str, Any]:
+        return _document(f"{self.collection_id}/{self.name(n)}", self.properties(n), None)
+
+    def page(self, offset: int, size: int) -> tuple[list[dict[str, Any]], bool]:
+        """The items at offsets [offset, offset + size) of the listing as it is now, and whether more follow."""
+        n = offset
+        while (moved := offset + bisect.bisect_right(self.deleted, n)) != n:  # the offset-th item that is left
+            n = moved
+        found: list[dict[str, Any]] = []
+        while n < self.count and len(found) < size:
+            if not self._gone(n):
+                found.append(self.document(n))
+            n += 1
+        return found, offset + size < self.count - len(self.deleted)
+
+
+@dataclass
+class _Bucket:
+    """ARM's token bucket for one caller's reads: `size` tokens, `refill` a second."""
+
+    size: float
+    refill: float
+    tokens: float
+    at: float
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.size, self.tokens + (now - self.at) * self.refill)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 def arm_error(code: str, message: str) -> dict[str, Any]:
@@ -118,6 +188,10 @@ class ArmStandIn:
         self._children: dict[str, dict[str, dict[str, Any]]] = {}  # collection key -> {key: ARM document}
         self._sorted: dict[str, list[dict[str, Any]]] = {}  # collection key -> children sorted by key (a cache)
         self._faults: list[_Fault] = []
+        self._generated: dict[str, _Generated] = {}  # collection key -> its generated items
+        self._buckets: tuple[_Bucket, _Bucket] | None = None  # the principal's and the subscription's (global) reads
+        self.retry_afters: list[tuple[float, str]] = []  # every Retry-After sent: when (time.monotonic()) and its value
+        self.after_page: Callable[[str, int], None] | None = None  # (collection path, offset) after a page is served
         self._server = _Server(self)
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
         self.identity_endpoint = self.endpoint + IDENTITY_PATH
@@ -174,9 +248,28 @@ class ArmStandIn:
         self._resources[key] = document
         self._children.setdefault(_parent(key), {})[key] = document
 
+    def generate(self, collection_id: str, prefix: str, count: int, properties: Callable[[int], dict[str, Any]],
+                 width: int = 6) -> None:
+        """A collection of `count` items, `{prefix}{n:06d}` with `properties(n)`, made when served (not stored)."""
+        with self._lock:
+            self._generated[_key(collection_id)] = _Generated(collection_id.rstrip("/"), prefix, width, count, properties, [])
+
+    def throttle(self, bucket: int, refill: float, *, global_bucket: int | None = None) -> None:
+        """ARM's read throttling from now on: a bucket of `bucket` reads refilled at `refill` a second for this caller,
+        and one `global_bucket` large (15 times by default, as ARM's global limit) for the subscription."""
+        now = time.monotonic()
+        size = global_bucket if global_bucket is not None else bucket * 15
+        with self._lock:
+            self._buckets = (_Bucket(bucket, refill, bucket, now), _Bucket(size, refill * 15, size, now))
+
     def delete(self, resource_id: str) -> None:
         key = _key(resource_id)
         with self._lock:
+            generated = self._generated.get(_parent(key))
+            n = generated.index(key.rsplit("/", 1)[-1]) if generated is not None else None
+            if generated is not None and n is not None:
+                bisect.insort(generated.deleted, n)
+                return
             self._resources.pop(key, None)
             siblings = self._children.get(_parent(key))
             if siblings is not None:
@@ -256,6 +349,10 @@ class ArmStandIn:
         key = _key(request.path)
         with self._lock:
             document = self._resources.get(key)
+            generated = self._generated.get(_parent(key))
+            n = generated.index(key.rsplit("/", 1)[-1]) if generated is not None and document is None else None
+            if generated is not None and n is not None:
+                document = generated.document(n)
         if document is not None:
             return 200, document, {}
         if _is_collection(key):
@@ -276,30 +373,65 @@ class ArmStandIn:
         with self._lock:
             if service is not None and service not in self._resources:
                 return 404, arm_error("ResourceNotFound", f"The API Management service '{service}' was not found."), {}
-            items = self._sorted.get(key)
-            if items is None:
+            generated = self._generated.get(key)
+            items = self._sorted.get(key) if generated is None else []
+            if generated is not None:
+                page, more = generated.page(offset, size)
+            elif items is None:
                 children = self._children.get(key, {})
                 if not children and _parent(key) not in self._resources:
                     return 404, arm_error("ResourceNotFound", f"The parent resource of '{request.path}' was not found."), {}
                 items = self._sorted[key] = [children[k] for k in sorted(children)]
-            page = items[offset:offset + size]
-            more = offset + size < len(items)
+            if generated is None:
+                assert items is not None
+                page, more = items[offset:offset + size], offset + size < len(items)
         body: dict[str, Any] = {"value": page}
         if more:
             query = {name: value for name, value in request.query.items() if name.lower() not in ("$skiptoken", "$skip")}
             query["$skipToken"] = base64.urlsafe_b64encode(str(offset + size).encode()).decode()
             body["nextLink"] = f"{self.endpoint}{request.path}?{urlencode(query)}"
+        if self.after_page is not None:
+            self.after_page(request.path, offset)
         return 200, body, {}
 
     def _respond(self, request: RecordedRequest) -> tuple[int, dict[str, Any], dict[str, str]]:
         fault = self._record(request)
         if fault is not None:
+            if fault.retry_after is not None:
+                with self._lock:
+                    self.retry_afters.append((request.at, fault.retry_after))
             return fault.status, fault.body, {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
         if request.method != "GET":
             return 405, arm_error("MethodNotAllowed", f"The stand-in serves GET only, not {request.method}."), {"Allow": "GET"}
         if request.path == IDENTITY_PATH:
             return self._identity(request)
-        return self._arm(request)
+        throttled = self._take_read(request.at)
+        if throttled is not None:
+            return throttled
+        status, body, headers = self._arm(request)
+        return status, body, {**headers, **self._remaining()}
+
+    def _take_read(self, now: float) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        """None when the read may go on, else ARM's 429 with Retry-After (both buckets are charged, as ARM's are)."""
+        with self._lock:
+            if self._buckets is None:
+                return None
+            mine, everyone = self._buckets
+            if mine.take(now) and everyone.take(now):
+                return None
+            short = min(mine, everyone, key=lambda b: b.tokens / b.refill)
+            wait = str(max(1, math.ceil((1 - short.tokens) / short.refill)))
+            self.retry_afters.append((now, wait))
+        message = "Number of 'read' requests for subscription actor exceeded. Please try again later."
+        return 429, arm_error("SubscriptionRequestsThrottled", message), {"Retry-After": wait, **self._remaining()}
+
+    def _remaining(self) -> dict[str, str]:
+        with self._lock:
+            if self._buckets is None:
+                return {}
+            mine, everyone = self._buckets
+            return {"x-ms-ratelimit-remaining-subscription-reads": str(int(mine.tokens)),
+                    "x-ms-ratelimit-remaining-subscription-global-reads": str(int(everyone.tokens))}
 
 
 class _Server(ThreadingHTTPServer):

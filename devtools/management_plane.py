@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from devtools.arm_standin import ArmStandIn
 from devtools.store_reads import inventory_rows, processor_over
 from shared.domain.errors import PermanentEventError
 from shared.domain.resources import parse_service_id
@@ -84,6 +85,15 @@ def large_service(service_id: str, users: int, apis: int, revisions: int, subscr
         yield f"{service_id}/subscriptions/sub-{n:06d}", subscription(
             f"{service_id}/users/user-{n % max(users, 1):06d}", f"{service_id}/apis/api-{n % max(apis, 1):05d}")
 
+
+
+def put_large_service(arm: ArmStandIn, service_id: str, users: int, apis: int, revisions: int, subscriptions: int) -> None:
+    """`large_service` in the stand-in, its users and subscriptions generated when served (250,000 documents
+    would take gigabytes): the same names and properties."""
+    arm.put_many(item for item in large_service(service_id, 0, apis, revisions, 0))
+    arm.generate(f"{service_id}/users", "user-", users, user)
+    arm.generate(f"{service_id}/subscriptions", "sub-", subscriptions, lambda n: subscription(
+        f"{service_id}/users/user-{n % max(users, 1):06d}", f"{service_id}/apis/api-{n % max(apis, 1):05d}"))
 
 
 # -- the demo's management plane: what its event stream says APIM holds now ------------------------------------------

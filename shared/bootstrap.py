@@ -6,7 +6,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from azure.data.tables import TableServiceClient
@@ -61,11 +61,13 @@ def wire(store: Store, settings: Settings, publisher: AlertPublisher, clock: Cal
     status = StatusTracker(store)
     enricher = Enricher(arm, store, writer, outbox, clock) if arm is not None and settings.enrich_from_arm else None
     processor = EventProcessor(store, store, store, writer, outbox, status, clock, enricher=enricher)
-    syncer = InventorySync(arm, store, writer, outbox, clock, status=status) if arm is not None else None
+    syncer = InventorySync(arm, store, writer, outbox, clock, records=store, deleter=store, status=status,
+                           budget=settings.sync_time_budget_seconds, reads_reserve=settings.arm_reads_reserve) if arm is not None else None
     return Services(
         settings, clock, store, status, processor, Sweeper(store, writer, outbox, clock),
         InventoryQueries(store, store, store, clock),
-        Reconciler(syncer, enricher, tuple(parse_service_id(s) for s in settings.reconcile_services)),
+        Reconciler(syncer, enricher, tuple(parse_service_id(s) for s in settings.reconcile_services),
+                   timedelta(hours=settings.sync_interval_hours)),
         Purger(store, store, settings, clock), HealthReporter(store, clock),
     )
 

@@ -42,6 +42,9 @@ class Settings:
     history_retention_days: float = 365.0
     rejected_retention_days: float = 30.0
     sent_alerts_retention_days: float = 30.0
+    sync_time_budget_seconds: float = 480.0
+    sync_interval_hours: float = 0.0
+    arm_reads_reserve: int = 100
 
     def __post_init__(self) -> None:
         tables = (self.inventory_table, self.history_table, self.rejected_table, self.outbox_table)
@@ -56,6 +59,8 @@ class Settings:
             raise InvalidSettings(f"INVENTORY_STATUS_TABLE {self.status_table!r} must be a valid table name, different from the others")
         if min(self.retention_days.values()) < 1:
             raise InvalidSettings("the RETENTION_*_DAYS settings must be at least 1")
+        if self.sync_time_budget_seconds <= 0 or self.sync_interval_hours < 0 or self.arm_reads_reserve < 0:
+            raise InvalidSettings("SYNC_TIME_BUDGET_SECONDS must be positive; SYNC_INTERVAL_HOURS and ARM_READS_RESERVE not negative")
         for service in self.reconcile_services:
             try:
                 parse_service_id(service)
@@ -97,6 +102,9 @@ class Settings:
             history_retention_days=float(env.get("RETENTION_HISTORY_DAYS", cls.history_retention_days)),
             rejected_retention_days=float(env.get("RETENTION_REJECTED_DAYS", cls.rejected_retention_days)),
             sent_alerts_retention_days=float(env.get("RETENTION_SENT_ALERTS_DAYS", cls.sent_alerts_retention_days)),
+            sync_time_budget_seconds=float(env.get("SYNC_TIME_BUDGET_SECONDS", cls.sync_time_budget_seconds)),
+            sync_interval_hours=float(env.get("SYNC_INTERVAL_HOURS", cls.sync_interval_hours)),
+            arm_reads_reserve=int(env.get("ARM_READS_RESERVE", cls.arm_reads_reserve)),
         )
 
     @property

@@ -149,7 +149,7 @@ def arm_services(arm_settings: Settings, clock: ManualClock) -> Iterator[bootstr
 
 
 APP_SETTING_PREFIXES = ("INVENTORY_", "AzureWebJobsStorage", "ALERTS_", "TOKEN_", "CIRCUIT_BREAKER_", "GATEWAY_TOKEN_",
-                        "ENRICH_", "ARM_", "RECONCILE_", "IDENTITY_", "AZURE_CLIENT_", "DEAD_LETTER_", "RETENTION_", "PURGE_")
+                        "ENRICH_", "ARM_", "RECONCILE_", "IDENTITY_", "AZURE_CLIENT_", "DEAD_LETTER_", "RETENTION_", "PURGE_", "SYNC_")
 
 
 @pytest.fixture(autouse=True)

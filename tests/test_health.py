@@ -53,9 +53,9 @@ def test_healthy_with_the_last_event_of_each_service(app_services: bootstrap.Ser
     assert status == 200 and body["checkedAt"] == when(clock.now()) and body["lastAppliedAt"] == when(applied_at)
     assert body["services"] == [
         {"service": "contoso", "lastEventTime": when(T0 + timedelta(seconds=10)), "lastReceivedAt": when(applied_at),
-         "lastAppliedAt": when(applied_at), "idleSeconds": 300, "lastSyncAt": None, "lastCompleteSyncAt": None},
+         "lastAppliedAt": when(applied_at), "idleSeconds": 300, "lastSyncAt": None, "lastCompleteSyncAt": None, "syncInProgress": None},
         {"service": "fabrikam", "lastEventTime": when(T0 + timedelta(seconds=20)), "lastReceivedAt": when(applied_at),
-         "lastAppliedAt": when(applied_at), "idleSeconds": 300, "lastSyncAt": None, "lastCompleteSyncAt": None}]
+         "lastAppliedAt": when(applied_at), "idleSeconds": 300, "lastSyncAt": None, "lastCompleteSyncAt": None, "syncInProgress": None}]
 
 
 def pinned_azure_functions() -> str:

@@ -190,7 +190,7 @@ def test_an_event_during_a_sync_wins_inside_transactions(arm_settings: Settings,
     repo = Recording()
     arm_settings = replace(arm_settings, enrich_from_arm=False)  # the sync alone: no event reads ARM
     services = bootstrap.wire(repo, arm_settings, LoggingAlertPublisher(), clock.now, bootstrap.arm_client(arm_settings))
-    arm.page_size = 500
+    arm.page_size = 2000  # one page: over 100 rows of some partitions in it, so some transactions are full
     first = syncer(services).sync(SERVICE)
     assert first.counts["added"] == 1700 + sum(LISTED.values())
     assert all(len({c.entity["PartitionKey"] for c in b.rows}) == 1 and len(b.rows) + len(b.notes) < 100 for b in batches)

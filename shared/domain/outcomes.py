@@ -42,3 +42,22 @@ class EnrichmentOutcome(StrEnum):
     PENDING = "pending"  # the GET failed; the row is marked for the later pass
     THROTTLED = "throttled"  # ARM asked to wait; the later pass stops
     WAITING = "waiting"  # the later pass left the row: its retry time has not come
+
+
+class SyncStop(StrEnum):
+    """Why an invocation of a sync stopped before the sync's end."""
+
+    BUDGET = "budget"  # its time budget ran out; the next invocation resumes
+    THROTTLED = "throttled"  # ARM asked to wait longer than the client waits, or its read allowance nearly ran out
+    BUSY = "busy"  # another invocation holds the lease on the checkpoint
+    NOT_DUE = "not-due"  # the last sync began less than SYNC_INTERVAL_HOURS ago
+    LEASE_LOST = "lease-lost"  # another invocation took the sync over: this one stopped writing
+
+
+class SyncPhase(StrEnum):
+    """Where a sync is, as its checkpoint row says (GET /api/health shows it)."""
+
+    LISTING = "listing"
+    TOMBSTONES = "tombstones"
+    CLEANUP = "cleanup"
+    DONE = "done"

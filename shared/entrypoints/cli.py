@@ -20,7 +20,7 @@ from shared import bootstrap
 from shared.config import Settings
 from shared.domain.errors import ConflictRetriesExhausted, InvalidArgument, InvalidQuery, InvalidSettings, PermanentEventError, one_line
 from shared.domain.kinds import Kind
-from shared.domain.outcomes import Outcome, SyncOutcome
+from shared.domain.outcomes import Outcome, SyncOutcome, SyncStop
 from shared.domain.resources import ServiceRef, parse_service_id
 from shared.entrypoints.output import progress, record_lines, row_table, row_value, table, to_csv, to_json, when
 from shared.ingest import dead_letter
@@ -126,9 +126,11 @@ def _parser() -> argparse.ArgumentParser:
     command("sweep", "run both timers now: gateway token expiry and stuck circuit breakers", _sweep, reads=False)
     command("migrate", "move the store to the current layout (history beside its rows, count rows, the change feed); "
             "idempotent: a rerun resumes where a run stopped", _migrate, reads=False)
-    sub = command("sync", "a full sync of one APIM service from Azure Resource Manager: add, update, tombstone", _sync)
+    sub = command("sync", "a full sync of one APIM service from Azure Resource Manager: add, update, tombstone; resumes a "
+                  "sync in progress (invocations of SYNC_TIME_BUDGET_SECONDS each, until it is done)", _sync)
     sub.add_argument("--service", required=True, metavar="ID", type=_service_id,
                      help="the service's ARM id, /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.ApiManagement/service/NAME")
+    sub.add_argument("--once", action="store_true", help="one invocation within the budget, as the reconcile timer runs it")
     return parser
 
 
@@ -395,21 +397,30 @@ def _sync(args: argparse.Namespace) -> int:
     show = sys.stderr.isatty()
 
     def note(phase: str, done: int, total: int | None) -> None:
-        if show:
-            bar = progress(done, total) if total else f"\r{done}"
-            sys.stderr.write(f"{bar} {phase}".ljust(72) + ("\n" if phase == "write" and done == total else ""))
+        if show and phase != "write":  # a line that moves with the listing: the rows each page writes are few
+            sys.stderr.write(f"\r{done} {phase}".ljust(72))
             sys.stderr.flush()
 
-    report = syncer.sync(args.service, note)
+    report = syncer.step(args.service, note) if args.once else syncer.sync(args.service, note)
+    if show:
+        sys.stderr.write("\n")
+    if report.stopped in (SyncStop.BUSY, SyncStop.LEASE_LOST):
+        print(f"{PROG}: error: another invocation is syncing {report.service} (its lease on the checkpoint holds)", file=sys.stderr)
+        return 1
     outcomes = tuple(SyncOutcome)
     kinds = [k for k in Kind if k in report.by_kind]
     cells = [[kind, *(str(report.by_kind[kind][o]) for o in outcomes)] for kind in kinds]
     cells.append(["total", *(str(report.counts[o]) for o in outcomes)])
     document = {"service": report.service, "startedAt": report.started_at, "listed": report.listed,
                 "counts": {o: report.counts[o] for o in outcomes}, "byKind": {k: dict(report.by_kind[k]) for k in kinds},
-                "incomplete": report.incomplete}
+                "incomplete": report.incomplete, "finished": report.finished, "stopped": report.stopped,
+                "invocations": report.invocations, "kept": report.kept}
     rows = [{"Kind": c[0], **{o.capitalize(): int(v) for o, v in zip(outcomes, c[1:], strict=True)}} for c in cells]
     _emit(args, document, rows, lambda: table(("Kind", *(o.capitalize() for o in outcomes)), cells, ""))
+    if not report.finished:
+        print(f"{PROG}: the sync stopped ({report.stopped}) after {report.invocations} invocation(s); run it again to resume",
+              file=sys.stderr)
+        return 3
     for kind, reason in sorted(report.incomplete.items()):
         print(f"{PROG}: warning: {kind} not listed completely, so none of its rows was tombstoned: {_line(reason)}", file=sys.stderr)
     return 1 if report.incomplete else 0

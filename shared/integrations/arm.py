@@ -6,6 +6,7 @@ see docs/design.md for the import-time and size figures behind that choice.
 
 from __future__ import annotations
 
+import builtins
 import email.utils
 import logging
 import threading
@@ -28,6 +29,9 @@ from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest import HttpRequest, HttpResponse
 
 API_VERSION = "2024-05-01"
+# What ARM says is left of the caller's read allowance, on every read it answers (docs/design.md, "Syncs of
+# very large instances"): the principal's own bucket and the subscription's global one.
+REMAINING_READS_HEADERS = ("x-ms-ratelimit-remaining-subscription-reads", "x-ms-ratelimit-remaining-subscription-global-reads")
 DEFAULT_ENDPOINT = "https://management.azure.com"
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 log = logging.getLogger("apim_inventory.arm")
@@ -128,6 +132,7 @@ class ArmClient:
         ]
         self._client: PipelineClient[HttpRequest, HttpResponse] = PipelineClient(
             base_url=self.endpoint, policies=policies, transport=transport)
+        self.remaining_reads: int | None = None  # the lower of REMAINING_READS_HEADERS on the last answer that had one
 
     def url(self, resource_id: str) -> str:
         path = quote("/" + resource_id.strip("/"), safe="/;=@:,-._~!$&'()*+")
@@ -141,19 +146,39 @@ class ArmClient:
         """Every item of a collection, following nextLink page by page."""
         url: str | None = self.url(collection_id)
         while url:
-            page = self._call(url)
-            yield from page.get("value") or []
-            url = page.get("nextLink") or None
-            if url and urlsplit(url).netloc.lower() != self._host:
-                raise ArmError(0, "ForeignNextLink", f"nextLink points at another host: {url[:200]}")
+            items, url = self.page(url)
+            yield from items
+
+    def page(self, url: str) -> tuple[builtins.list[dict[str, Any]], str | None]:
+        """One page of a collection (its first page's URL is `url(collection_id)`) and its nextLink, checked to
+        point at this endpoint, so that a bearer token never follows a link elsewhere."""
+        page = self._call(url)
+        items = page.get("value") or []
+        link = page.get("nextLink") or None
+        if not isinstance(items, builtins.list) or not all(isinstance(item, dict) for item in items):
+            raise ArmError(200, "BadResponse", f"the value of {url[:200]} is not a list of objects")
+        if link is not None and (not isinstance(link, str) or urlsplit(link).netloc.lower() != self._host):
+            raise ArmError(0, "ForeignNextLink", f"nextLink points at another host: {str(link)[:200]}")
+        return items, link
 
     def close(self) -> None:
         self._client.close()
+
+    def _note_remaining(self, response: HttpResponse) -> None:
+        found = []
+        for name in REMAINING_READS_HEADERS:
+            try:
+                found.append(int(response.headers.get(name, "")))
+            except ValueError:
+                continue
+        if found:
+            self.remaining_reads = min(found)
 
     def _call(self, url: str) -> dict[str, Any]:
         response = self._client.send_request(
             HttpRequest("GET", url), enforce_https=not self._plain_http_ok,
             connection_timeout=self._timeout, read_timeout=self._timeout)
+        self._note_remaining(response)
         if response.status_code == 200:
             body = response.json()
             if not isinstance(body, dict):

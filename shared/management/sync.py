@@ -1,20 +1,28 @@
-"""A full sync of one APIM service from ARM: list every kind, then reconcile the inventory with it.
+"""A full sync of one APIM service from ARM, in invocations that each stop within a time budget.
 
 Every write of a sync carries the time its listing started, S, as event time, so the merge rules
 order it against events exactly as they order events. A row whose last event is newer than S is
-never touched: the sync's view of it is older. Rows are written in Table transactions (up to 100
-rows of one partition); each replace carries the ETag read before the listing's writes began, so on
-Azure a row that an event changed meanwhile fails the transaction with 412, and its rows are then
-written one by one through the RowWriter, which reads them again and merges again.
+never touched: the sync's view of it is older. The listing goes page by page (ARM's nextLink); each
+page is reconciled as it comes: its stored rows are read (a RowKey range per partition), then written
+in Table transactions (up to 100 rows of one partition); each replace carries the ETag just read, so
+on Azure a row that an event changed meanwhile fails the transaction with 412, and its rows are then
+written one by one through the RowWriter, which reads them again and merges again. The RowKeys a page
+saw are kept in a scratch entity; the checkpoint (shared.management.checkpoint) then moves past it.
+
+Once every collection is listed, stored rows of a kind listed completely that no page saw are the
+tombstone candidates; each is confirmed gone by a GET that answers 404 before its tombstone is
+written, since a deletion between two pages shifts later items one offset back and a listing by
+offset then skips one. The scratch entities are deleted at the end.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import AzureError, ClientAuthenticationError
@@ -23,14 +31,16 @@ from shared.domain.details import resource_properties
 from shared.domain.errors import PermanentEventError, WriteConflict
 from shared.domain.kinds import FACTS, LISTED, TOP_LEVEL, Kind, children
 from shared.domain.model import Change, Op, Stamp, apply_changes, inherit, row_stamp, same_row
-from shared.domain.outcomes import SyncOutcome
+from shared.domain.outcomes import SyncOutcome, SyncStop
 from shared.domain.resources import ResourceRef, ServiceRef, parse_path
-from shared.integrations.arm import ArmClient, ArmError
+from shared.integrations.arm import ArmClient, ArmNotFound, ArmThrottled
 from shared.logs import SYNC, Line
+from shared.management.checkpoint import CLEANUP, DONE, LEASE, LISTING, TOMBSTONES, Held, LeaseLost, acquire
 from shared.management.enrichment import detail_changes, details_changed, management_record
-from shared.store.keys import key_of, of_family, resource_keys
+from shared.store.keys import family_range, key_of, of_family, resource_keys, rows_between, rows_only, seen_pages
 from shared.store.outbox import AlertOutbox
-from shared.store.ports import Entity, HistoryRecord, RowChange, StoredRow, TableReader
+from shared.store.ports import Condition, Entity, HistoryRecord, Query, RowChange, StoredRow, SyncRecords, Table, TableDeleter, TableReader
+from shared.store.records import seen_row_keys
 from shared.store.status import StatusTracker
 from shared.store.writer import Notes, RowWriter
 
@@ -38,20 +48,36 @@ log = logging.getLogger("apim_inventory.sync")
 SYNCED_TYPE = "ApimInventory.Synced"
 TOMBSTONED_TYPE = "ApimInventory.SyncTombstoned"
 BATCH = 49  # rows of a transaction: each with its history record, and the count row (Table Storage's limit is 100)
+BUDGET_SECONDS = 480.0
+READS_RESERVE = 100
+READ_REFILL_PER_SECOND = 25.0  # ARM's documented refill of a principal's read bucket
+SCAN_PAGE = 1000
+FLUSH_ROWS = 1600  # listed items reconciled together: about 100 rows a partition when a kind spreads over 16
 # What a listing moves on every row it sees, changed or not.
 _STAMPS = frozenset({"LastEventTime", "LastEventId", "LastEventType", "UpdatedAt", "DetailsKey", "DetailsAt"})
 Progress = Callable[[str, int, int | None], None]
 Key = tuple[str, str]
+Unit = tuple[Kind, str]  # a collection to list: its items' kind and its ARM id
+# Kinds whose rows have no parent to inherit a deletion from: a first sync writes them without reading first.
+_READ_FREE = frozenset({Kind.USER, Kind.PRODUCT, Kind.SUBSCRIPTION, Kind.GATEWAY, Kind.BACKEND})
 
 
 @dataclass
 class SyncReport:
+    """A sync's counts so far (all its invocations) and how the last invocation ended."""
+
     service: str
     started_at: datetime
     listed: int = 0
     counts: Counter[str] = field(default_factory=Counter)  # added, updated, tombstoned, unchanged, skipped
     by_kind: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     incomplete: dict[str, str] = field(default_factory=dict)  # kind -> why it was not listed completely
+    finished: bool = False  # the sync ended in this invocation
+    stopped: SyncStop | None = None  # why the invocation stopped before the sync's end
+    retry_after: float | None = None  # for `throttled`: seconds ARM asked to wait
+    invocations: int = 0
+    kept: int = 0  # tombstone candidates ARM still had (skipped by a listing whose pages shifted)
+    paused: float = 0.0  # seconds this invocation waited for ARM's read allowance to refill
 
     def count(self, kind: Kind, outcome: SyncOutcome) -> None:
         self.counts[outcome] += 1
@@ -67,7 +93,10 @@ class _Plan:
 
 class InventorySync:
     def __init__(self, arm: ArmClient, reader: TableReader, writer: RowWriter, outbox: AlertOutbox,
-                 clock: Callable[[], datetime], *, transactions: bool = True, status: StatusTracker | None = None) -> None:
+                 clock: Callable[[], datetime], *, records: SyncRecords, deleter: TableDeleter, transactions: bool = True,
+                 status: StatusTracker | None = None, budget: float = BUDGET_SECONDS, reads_reserve: int = READS_RESERVE,
+                 lease: timedelta = LEASE, timer: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.arm = arm
         self._reader = reader
         self._writer = writer
@@ -75,78 +104,293 @@ class InventorySync:
         self.clock = clock
         self.transactions = transactions
         self.status = status  # the service's status row records each sync, for GET /api/health
+        self._records = records
+        self._deleter = deleter
+        self.budget = budget  # seconds of one invocation; at least one page is listed whatever it is
+        self.reads_reserve = reads_reserve
+        self.lease = lease
+        self._timer = timer
+        self.sleep = sleep
 
     def sync(self, service: ServiceRef, progress: Progress | None = None) -> SyncReport:
+        """The whole sync, invocation after invocation (the command): waits out ARM's throttling between them."""
+        while True:
+            report = self.step(service, progress)
+            if report.finished or report.stopped in (SyncStop.BUSY, SyncStop.LEASE_LOST):
+                return report
+            if report.stopped == SyncStop.THROTTLED:
+                self.sleep(min(report.retry_after or 1.0, 300.0))
+
+    def step(self, service: ServiceRef, progress: Progress | None = None, *, budget: float | None = None,
+             interval: timedelta | None = None) -> SyncReport:
+        """One invocation (the timer's): resume the sync in progress or start one, and stop within the budget."""
         note = progress or (lambda phase, done, total: None)
-        started = self.clock()
-        stamp = Stamp(started, f"sync:{started.isoformat()}")
-        report = SyncReport(service.name, started)
-        observed: dict[Key, list[Change]] = {}
-        for ref, resource in self._listing(service, report, note):
-            for group in detail_changes(ref, resource, stamp, SYNCED_TYPE, alive=Op.SYNCED):
-                observed[resource_keys(group[0].ref)] = group
-        report.listed = len(observed)
-        note("read", 0, None)
-        stored = {key_of(r.entity): r for f in TOP_LEVEL for page in self._reader.scan(of_family(f, service.key)) for r in page}
-        complete = set[str](LISTED) - set(report.incomplete)
-        plans = self._plan(service, stamp, observed, stored, complete)
-        note("write", 0, len(plans))
-        self._write(plans, stamp, report, note)
+        begun, limit = self._timer(), self.budget if budget is None else budget
+        held = acquire(self._records, service, self.clock(), interval=interval, duration=self.lease)
+        if isinstance(held, SyncStop):
+            log.info("sync %s: %s", service.name, "another invocation holds the lease" if held == SyncStop.BUSY else "not due yet")
+            return SyncReport(service.name, self.clock(), stopped=held)
+        cp = held.checkpoint
+        report = SyncReport(service.name, cp.started_at, cp.listed, Counter(), cp.by_kind, cp.incomplete,
+                            invocations=cp.invocations, kept=cp.kept)
+        for outcomes in cp.by_kind.values():
+            report.counts.update(outcomes)
+        stamp = Stamp(cp.started_at, f"sync:{cp.started_at.isoformat()}")
+        run = _Invocation(held, service, stamp, report, note, lambda: self._timer() - begun >= limit)
+        try:
+            stop = self._list(run) if cp.phase == LISTING else None
+            stop = stop or (self._tombstones(run) if cp.phase == TOMBSTONES else None)
+            if stop is None and cp.phase == CLEANUP:
+                self._cleanup(run)
+        except ArmThrottled as exc:
+            stop, report.retry_after = SyncStop.THROTTLED, exc.retry_after
+        except LeaseLost as exc:
+            log.warning("sync %s: stopped writing: %s", service.name, exc)
+            report.stopped = SyncStop.LEASE_LOST
+            self._outbox.flush(self.clock())
+            return report
+        except ClientAuthenticationError:
+            held.release(self.clock())
+            raise
         self._outbox.flush(self.clock())
-        if self.status is not None:
-            self.status.note_sync(service.key, service.name, started, not report.incomplete, self.clock())
-        log.info(Line(SYNC, {"service": service.name, "startedAt": started, "listed": report.listed, **report.counts,
-                             "incomplete": sorted(report.incomplete)}))
+        report.stopped, report.finished, report.kept = stop, cp.phase == DONE, cp.kept
+        if stop is not None:
+            held.release(self.clock())
+            log.info("sync %s: invocation %d stopped (%s) in phase %s; the next one resumes", service.name,
+                     cp.invocations, stop, cp.phase)
         return report
 
     # -- listing -------------------------------------------------------------------------
-    def _listing(self, service: ServiceRef, report: SyncReport, note: Progress) -> Iterator[tuple[ResourceRef, dict[str, Any]]]:
-        base = service.resource_id
-        apis: list[str] = []
-        gateways: list[str] = []
-        for kind in TOP_LEVEL:
-            for ref, resource in self._list(service, f"{base}/{FACTS[kind].collection}", kind, report, note):
-                if kind is Kind.API and ref.revision is None:
-                    apis.append(ref.name)
-                    current = resource_properties(resource).get("apiRevision")
-                    if current:  # the current revision is listed under the API's plain name
-                        yield parse_path(service, f"apis/{ref.name};rev={current}"), resource
-                if kind is Kind.GATEWAY:
-                    gateways.append(ref.name)
-                yield ref, resource
-        for api in apis:
-            for kind in _listed_children(Kind.API):
-                yield from self._list(service, f"{base}/{FACTS[Kind.API].collection}/{api}/{FACTS[kind].collection}", kind, report, note)
-        for gateway in gateways:
-            for kind in _listed_children(Kind.GATEWAY):
-                yield from self._list(service, f"{base}/{FACTS[Kind.GATEWAY].collection}/{gateway}/{FACTS[kind].collection}",
-                                      kind, report, note)
-        if Kind.BACKEND in report.incomplete:  # the rules are read from their backends' configuration
-            report.incomplete[Kind.CIRCUIT_BREAKER_RULE] = "backends not listed completely"
+    def _list(self, run: _Invocation) -> SyncStop | None:
+        """List page after page, reconciling them (a few pages at a time, so that transactions fill up); None when
+        every collection is listed, else why it stopped. The checkpoint moves past pages once they are written."""
+        cp, service, report = run.held.checkpoint, run.service, run.report
+        units = self._units(service, cp.unit >= len(TOP_LEVEL))
+        worked = False
+        fresh: dict[int, bool] = {}
+        pending: list[_Page] = []
 
-    def _list(self, service: ServiceRef, url_path: str, kind: Kind, report: SyncReport,
-              note: Progress) -> Iterator[tuple[ResourceRef, dict[str, Any]]]:
-        """A collection's items as (ref, resource); a failure marks the kind incomplete."""
-        prefix = url_path[len(service.resource_id):].strip("/")
+        def flush() -> None:
+            if not pending:
+                return
+            kind = pending[0].kind
+            if cp.unit not in fresh:
+                fresh[cp.unit] = kind in _READ_FREE and self._only_this_sync(service, kind, run.stamp)
+            keys = self._reconcile_page(run, [pair for page in pending for pair in page.pairs], read=not fresh[cp.unit])
+            for page in pending:
+                seen = sorted({resource_keys(g[0].ref)[1] for ref, resource in page.pairs
+                               for g in detail_changes(ref, resource, run.stamp, SYNCED_TYPE, alive=Op.SYNCED)})
+                if seen or page.parents:
+                    self._records.save_seen(service.key, cp.unit, cp.page, FACTS[kind].family.value, seen, page.parents)
+                cp.page, cp.next_link = (cp.page + 1, page.link) if page.link else (0, None)
+            cp.listed += len(keys)
+            report.listed = cp.listed
+            if pending[-1].link is None:
+                cp.unit += 1
+            pending.clear()
+            run.note(f"list {kind}", cp.listed, None)
+            run.held.commit(self.clock())
+
+        while cp.unit < len(units):
+            kind, collection = units[cp.unit]
+            link = pending[-1].link if pending else cp.next_link
+            if worked and run.out_of_time():
+                flush()
+                return SyncStop.BUDGET
+            if worked and (stop := self._pace(report)) is not None:
+                flush()
+                return stop
+            worked = True
+            try:
+                items, link = self.arm.page(link or self.arm.url(collection))
+            except (ClientAuthenticationError, ArmThrottled):
+                flush()
+                raise  # no token: nothing can be listed; throttled: the next invocation resumes at this page
+            except AzureError as exc:
+                report.incomplete.setdefault(kind, str(exc)[:300])
+                log.error("sync %s: listing %s failed, its rows are not tombstoned: %s", service.name, collection, exc)
+                items, link = [], None
+            pairs, parents = self._page_items(service, collection, kind, items, report)
+            pending.append(_Page(kind, pairs, parents, link))
+            if link is None or sum(len(p.pairs) for p in pending) >= FLUSH_ROWS:
+                flush()
+                if cp.unit == len(TOP_LEVEL) and len(units) == len(TOP_LEVEL):
+                    units = self._units(service, True)
+        flush()
+        if Kind.BACKEND in report.incomplete:  # the rules are read from their backends' configuration
+            report.incomplete.setdefault(Kind.CIRCUIT_BREAKER_RULE, "backends not listed completely")
+        cp.phase = TOMBSTONES
+        run.held.commit(self.clock())
+        return None
+
+    def _units(self, service: ServiceRef, with_children: bool) -> list[Unit]:
+        """The collections a sync lists, in order: the top-level ones, then those of each API and each gateway
+        (named by the scratch entities of their listing, so the order holds across invocations)."""
+        base = service.resource_id
+        units: list[Unit] = [(kind, f"{base}/{FACTS[kind].collection}") for kind in TOP_LEVEL]
+        if with_children:
+            for parent in (Kind.API, Kind.GATEWAY):
+                pages = self._reader.scan(seen_pages(service.key, TOP_LEVEL.index(parent)))
+                names = sorted({n for page in pages for row in page for n in str(row.entity.get("Parents") or "").split("\n") if n})
+                units += [(kind, f"{base}/{FACTS[parent].collection}/{name}/{FACTS[kind].collection}")
+                          for name in names for kind in _listed_children(parent)]
+        return units
+
+    def _pace(self, report: SyncReport) -> SyncStop | None:
+        """Slow down as ARM's read allowance runs low (its bucket refills at a documented rate); stop near empty."""
+        remaining = self.arm.remaining_reads
+        if remaining is None or remaining >= self.reads_reserve:
+            return None
+        if remaining <= self.reads_reserve // 10:
+            report.retry_after = self.reads_reserve / READ_REFILL_PER_SECOND
+            return SyncStop.THROTTLED
+        pause = (self.reads_reserve - remaining) / READ_REFILL_PER_SECOND
+        self.sleep(pause)
+        report.paused += pause
+        return None
+
+    @staticmethod
+    def _page_items(service: ServiceRef, collection: str, kind: Kind, items: list[dict[str, Any]],
+                    report: SyncReport) -> tuple[list[tuple[ResourceRef, dict[str, Any]]], list[str]]:
+        """A page's items as (ref, resource), and the names of the APIs and gateways on it (their children are
+        listed later). An item without a usable name marks the kind incomplete."""
+        prefix = collection[len(service.resource_id):].strip("/")
         found: list[tuple[ResourceRef, dict[str, Any]]] = []
+        parents: list[str] = []
+        for resource in items:
+            name = resource.get("name")
+            if not isinstance(name, str) or not name or "/" in name or "\n" in name:
+                report.incomplete.setdefault(kind, f"ARM 200 BadItem: an item of {prefix} has no usable name")
+                continue
+            try:
+                ref = parse_path(service, f"{prefix}/{name}")
+            except PermanentEventError as exc:
+                log.warning("sync %s: skipped %s/%s: %s", service.name, prefix, name[:100], exc)
+                continue
+            if kind is Kind.API and ref.revision is None:
+                parents.append(ref.name)
+                current = resource_properties(resource).get("apiRevision")
+                if current:  # the current revision is listed under the API's plain name
+                    found.append((parse_path(service, f"apis/{ref.name};rev={current}"), resource))
+            if kind is Kind.GATEWAY:
+                parents.append(ref.name)
+            found.append((ref, resource))
+        return found, parents
+
+    def _only_this_sync(self, service: ServiceRef, kind: Kind, stamp: Stamp) -> bool:
+        """True when every row of the kind's family is this sync's (a first sync): its pages need no reads, since an
+        insert of a row that appeared since fails (409) and falls back to reading and merging."""
+        other = Condition("LastEventTime", "ne", stamp.time)
+        found, _ = self._reader.page(Query(Table.INVENTORY, *family_range(kind, service.key), (other,), high_rk="~"), 1)
+        return not found
+
+    def _reconcile_page(self, run: _Invocation, pairs: list[tuple[ResourceRef, dict[str, Any]]], read: bool = True) -> list[str]:
+        """Add and update the rows of one page (reading their stored rows first, unless `read` is off); the RowKeys it saw."""
+        observed: dict[Key, list[Change]] = {}
+        for ref, resource in pairs:
+            for group in detail_changes(ref, resource, run.stamp, SYNCED_TYPE, alive=Op.SYNCED):
+                observed[resource_keys(group[0].ref)] = group
+        if not observed:
+            return []
+        parents = {resource_keys(g[0].ref.parent) for g in observed.values() if g[0].ref.parent is not None}
+        stored = self._stored(set(observed) | parents) if read else {}
+        plans = self._plan(run.service, run.stamp, observed, {k: stored[k] for k in observed if k in stored}, set())
+        run.note("write", 0, len(plans))
+        run.held.ensure(self.clock())
+        self._write(plans, run.stamp, run.report, run.note, {k: r.entity for k, r in stored.items()})
+        return sorted(rk for _, rk in observed)
+
+    def _stored(self, keys: set[Key]) -> dict[Key, StoredRow]:
+        """The stored rows of these keys: one RowKey range per partition (a page is listed in name order)."""
+        by_partition: dict[str, list[str]] = defaultdict(list)
+        for pk, rk in keys:
+            by_partition[pk].append(rk)
+        found: dict[Key, StoredRow] = {}
+        for pk, rks in sorted(by_partition.items()):
+            for page in self._reader.scan(rows_between(pk, min(rks), max(rks))):
+                found.update((key_of(row.entity), row) for row in page)
+        return found
+
+    # -- tombstones ------------------------------------------------------------------------
+    def _tombstones(self, run: _Invocation) -> SyncStop | None:
+        """Stored rows no page saw, family by family: tombstoned once ARM confirms them gone (kinds listed
+        completely only); a gateway instance follows its gateway; the rest is left as it is."""
+        cp, service, report = run.held.checkpoint, run.service, run.report
+        complete = set[str](LISTED) - set(cp.incomplete)
+        seen = self._seen(service)
+        worked = False
+        while cp.family < len(TOP_LEVEL):
+            if worked and run.out_of_time():
+                return SyncStop.BUDGET
+            worked = True
+            family = TOP_LEVEL[cp.family]
+            entities, token = self._reader.page(rows_only(of_family(family, service.key)), SCAN_PAGE, cp.after)
+            for entity in entities:
+                if entity["RowKey"] in seen[family]:
+                    continue
+                ref = parse_path(service, entity["Path"])
+                if not FACTS[ref.kind].listed:  # a gateway instance, say: it only follows its parent
+                    plan = _Plan(ref, None, [])
+                elif entity["Kind"] in complete and not entity.get("IsDeleted") and self._gone(service, ref):
+                    plan = _Plan(ref, None, [Change(ref, Op.DELETED, run.stamp, TOMBSTONED_TYPE)])
+                else:
+                    if entity["Kind"] in complete and not entity.get("IsDeleted"):
+                        cp.kept += 1
+                        log.warning("sync %s: %s was not listed but ARM has it (pages shifted): kept", service.name, ref.path[:200])
+                    report.count(ref.kind, SyncOutcome.UNCHANGED)
+                    continue
+                run.held.ensure(self.clock())
+                self._write_one(plan, run.stamp, report)
+            cp.after = token
+            if token is None:
+                cp.family += 1
+            run.held.commit(self.clock())
+        cp.phase = CLEANUP
+        run.held.commit(self.clock())
+        return None
+
+    def _seen(self, service: ServiceRef) -> defaultdict[str, set[str]]:
+        """The RowKeys every page of the listing saw, by family."""
+        seen: defaultdict[str, set[str]] = defaultdict(set)
+        for page in self._reader.scan(seen_pages(service.key)):
+            for row in page:
+                seen[str(row.entity["Family"])].update(seen_row_keys(row.entity))
+        return seen
+
+    def _gone(self, service: ServiceRef, ref: ResourceRef) -> bool:
+        """True when ARM answers 404 for the resource (for a gateway's API link or a backend's rule, which have no
+        GET of their own: when the collection or the backend no longer holds it). A failure keeps the row."""
         try:
-            for resource in self.arm.list(url_path):
-                name = resource.get("name")
-                if not isinstance(name, str) or not name or "/" in name:
-                    raise ArmError(200, "BadItem", f"an item of {prefix} has no usable name")
-                try:
-                    found.append((parse_path(service, f"{prefix}/{name}"), resource))
-                except PermanentEventError as exc:
-                    log.warning("sync %s: skipped %s/%s: %s", service.name, prefix, name[:100], exc)
-                if len(found) % 1000 == 0:
-                    note(f"list {kind}", len(found), None)
-        except ClientAuthenticationError:
-            raise  # no token: nothing can be listed, so the sync stops with the credential's own message
+            if ref.kind is Kind.CIRCUIT_BREAKER_RULE:
+                breaker = resource_properties(self.arm.get(f"{service.resource_id}/backends/{ref.segments[1]}")).get("circuitBreaker")
+                rules = breaker.get("rules") if isinstance(breaker, dict) else None
+                names = {str(r.get("name")).lower() for r in rules or [] if isinstance(r, dict)}
+                return ref.name.lower() not in names
+            if ref.kind is Kind.GATEWAY_API:
+                links = self.arm.list(f"{service.resource_id}/gateways/{ref.segments[1]}/apis")
+                return ref.name.lower() not in {str(item.get("name")).lower() for item in links}
+            self.arm.get(ref.resource_id)
+            return False
+        except ArmNotFound:
+            return True
+        except (ClientAuthenticationError, ArmThrottled):
+            raise
         except AzureError as exc:
-            report.incomplete.setdefault(kind, str(exc)[:300])
-            log.error("sync %s: listing %s failed, its rows are not tombstoned: %s", service.name, prefix, exc)
-        note(f"list {kind}", len(found), len(found))
-        yield from found
+            log.error("sync %s: could not confirm that %s is gone, kept: %s", service.name, ref.path[:200], exc)
+            return False
+
+    def _cleanup(self, run: _Invocation) -> None:
+        cp, service = run.held.checkpoint, run.service
+        scratch = [row for page in self._reader.scan(seen_pages(service.key), select=("PartitionKey", "RowKey")) for row in page]
+        run.held.ensure(self.clock())
+        self._deleter.delete_rows(Table.STATUS, scratch)
+        cp.phase, cp.completed_at, cp.next_link, cp.after = DONE, self.clock(), None, None
+        run.held.release(self.clock())
+        if self.status is not None:
+            self.status.note_sync(service.key, service.name, cp.started_at, not cp.incomplete, self.clock())
+        report = run.report
+        log.info(Line(SYNC, {"service": service.name, "startedAt": cp.started_at, "listed": report.listed, **report.counts,
+                             "incomplete": sorted(report.incomplete), "invocations": cp.invocations, "kept": cp.kept}))
 
     # -- reconcile -----------------------------------------------------------------------
     @staticmethod
@@ -166,8 +410,10 @@ class InventorySync:
                 plans[key] = _Plan(ref, row, [Change(ref, Op.DELETED, stamp, TOMBSTONED_TYPE)] if gone else [])
         return list(plans.values())
 
-    def _write(self, plans: list[_Plan], stamp: Stamp, report: SyncReport, note: Progress) -> None:
-        latest: dict[Key, Entity] = {resource_keys(p.ref): p.row.entity for p in plans if p.row is not None}
+    def _write(self, plans: list[_Plan], stamp: Stamp, report: SyncReport, note: Progress,
+               stored: dict[Key, Entity] | None = None) -> None:
+        """`stored`: rows read beside the plans' own (their parents), which children inherit a deletion from."""
+        latest: dict[Key, Entity] = {**(stored or {}), **{resource_keys(p.ref): p.row.entity for p in plans if p.row is not None}}
         batch: list[tuple[_Plan, Entity]] = []
         done = 0
 
@@ -252,3 +498,23 @@ def _outcome(old: Entity | None, new: Entity) -> SyncOutcome:
     if new.get("IsDeleted") and not old.get("IsDeleted"):
         return SyncOutcome.TOMBSTONED
     return SyncOutcome.UPDATED
+
+
+@dataclass
+class _Page:
+    """A listed page not written yet."""
+
+    kind: Kind
+    pairs: list[tuple[ResourceRef, dict[str, Any]]]
+    parents: list[str]
+    link: str | None
+
+
+@dataclass
+class _Invocation:
+    held: Held
+    service: ServiceRef
+    stamp: Stamp
+    report: SyncReport
+    note: Progress
+    out_of_time: Callable[[], bool]

@@ -368,3 +368,34 @@ def status_keys(service_key: str) -> tuple[str, str]:
 
 def status_rows() -> Query:
     return Query(Table.STATUS, conditions=(Condition("PartitionKey", "eq", STATUS_PARTITION),))
+
+
+# -- a sync's checkpoint and the keys its listing saw (status table) ----------------------------
+SYNC_PARTITION = "sync"
+SEEN_PREFIX = "sync-seen|"
+
+
+def sync_keys(service_key: str) -> tuple[str, str]:
+    """The checkpoint row of a service's sync (one per service: its lease, position and counts)."""
+    return SYNC_PARTITION, encode_part(service_key)
+
+
+def sync_rows() -> Query:
+    return Query(Table.STATUS, conditions=(Condition("PartitionKey", "eq", SYNC_PARTITION),))
+
+
+def seen_keys(service_key: str, unit: int, page: int) -> tuple[str, str]:
+    """The scratch entity of one listed page: the RowKeys it saw. Unit, then page, so a unit's pages are one range."""
+    return SEEN_PREFIX + encode_part(service_key), f"{unit:05d}|{page:07d}"
+
+
+def seen_pages(service_key: str, unit: int | None = None) -> Query:
+    """Every scratch entity of a service's sync, or one unit's."""
+    pk = SEEN_PREFIX + encode_part(service_key)
+    low, high = (f"{unit:05d}|", f"{unit:05d}}}") if unit is not None else (None, None)  # "}" follows "|"
+    return Query(Table.STATUS, conditions=(Condition("PartitionKey", "eq", pk),), low_rk=low, high_rk=high)
+
+
+def rows_between(partition: str, low_rk: str, high_rk: str) -> Query:
+    """The rows of one partition from low_rk to high_rk, both included (keys hold no character below a space)."""
+    return Query(Table.INVENTORY, conditions=(Condition("PartitionKey", "eq", partition),), low_rk=low_rk, high_rk=high_rk + " ")

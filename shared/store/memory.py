@@ -26,6 +26,7 @@ from shared.store.keys import (
     rejected_keys,
     row_keys,
     status_keys,
+    sync_keys,
 )
 from shared.store.ports import Entity, Loaded, PartitionWrite, Query, RejectedRecord, StoredRow, Table, Token
 from shared.store.transactions import CREATE, DELETE, MERGE, REPLACE, Op, Plan, partition_plan, rejected_plan, tombstone_plan
@@ -223,6 +224,16 @@ class InMemoryStore:
         with self._lock:
             for entity in entities:
                 self._tables[table][key_of(entity)] = self._stored(entity)
+
+    def load_sync(self, service_key: str) -> StoredRow | None:
+        return self.get(Table.STATUS, *sync_keys(service_key))
+
+    def save_sync(self, service_key: str, entity: Entity, etag: str | None) -> StoredRow:
+        pk, rk = sync_keys(service_key)
+        return self.put(Table.STATUS, {**entity, "PartitionKey": pk, "RowKey": rk}, etag)
+
+    def save_seen(self, service_key: str, unit: int, page: int, family: str, keys: list[str], parents: list[str]) -> None:
+        self.upsert(Table.STATUS, [records.seen_entity(service_key, unit, page, family, keys, parents)])
 
 
 def _wanted(query: Query, key: Key, entity: Entity) -> bool:

@@ -181,6 +181,19 @@ class StatusRows(Protocol):
         """Insert when etag is None, else replace if unchanged since read. Raises WriteConflict."""
 
 
+class SyncRecords(Protocol):
+    """A sync's checkpoint row (its lease) and the scratch entities of the keys its listing saw, in the status table."""
+
+    def load_sync(self, service_key: str) -> StoredRow | None:
+        """The service's checkpoint row."""
+
+    def save_sync(self, service_key: str, entity: Entity, etag: str | None) -> StoredRow:
+        """Insert when etag is None, else replace if unchanged since read. Raises WriteConflict."""
+
+    def save_seen(self, service_key: str, unit: int, page: int, family: str, keys: list[str], parents: list[str]) -> None:
+        """Upsert the scratch entity of one listed page: the RowKeys it saw (of one family), the APIs or gateways on it."""
+
+
 class TableReader(Protocol):
     def get(self, table: Table, partition_key: str, row_key: str) -> StoredRow | None:
         """One entity by its keys (a point read), with its ETag."""
@@ -209,6 +222,6 @@ class TableWriter(Protocol):
         """Upsert entities, a transaction per partition and 100 (a migration's copies)."""
 
 
-class Store(InventoryRows, HistoryLog, RejectedLog, AlertQueue, StatusRows, TableReader, TableDeleter, TableWriter, Protocol):
+class Store(InventoryRows, HistoryLog, RejectedLog, AlertQueue, StatusRows, TableReader, TableDeleter, TableWriter, SyncRecords, Protocol):
     """Every port at once: what an adapter of the whole store offers. Only the composition root, tests and
     tools hold one; each capability is given the ports it uses."""

@@ -20,6 +20,7 @@ from shared.store.keys import (
     feed_keys,
     history_keys,
     rejected_keys,
+    seen_keys,
     sent_partition,
     status_keys,
 )
@@ -116,3 +117,34 @@ def status_entity(service_key: str, entity: Entity) -> Entity:
 def layout_marker(now: datetime) -> Entity:
     """The status table's row saying the store is in the current layout, since when its counts are kept."""
     return {"PartitionKey": LAYOUT_KEYS[0], "RowKey": LAYOUT_KEYS[1], "SchemaVersion": SCHEMA_VERSION, "Layout": LAYOUT, "CountsBuiltAt": now}
+
+
+_KEYS_CHARS = 30_000  # per scratch column: under Table Storage's 32K-character strings
+
+
+def seen_entity(service_key: str, unit: int, page: int, family: str, keys: list[str], parents: list[str]) -> Entity:
+    """A listed page's scratch entity: the RowKeys it saw one a line, in as many columns as the string limit needs,
+    and the names of the APIs or gateways on it."""
+    pk, rk = seen_keys(service_key, unit, page)
+    entity: Entity = {"PartitionKey": pk, "RowKey": rk, "Family": family, "Parents": "\n".join(parents)}
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for key in keys:
+        if size + len(key) + 1 > _KEYS_CHARS:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(key)
+        size += len(key) + 1
+    for column, chunk in enumerate(chunks):
+        entity["Keys" if column == 0 else f"Keys{column}"] = "\n".join(chunk)
+    return entity
+
+
+def seen_row_keys(entity: Entity) -> list[str]:
+    """The RowKeys a scratch entity holds."""
+    keys: list[str] = []
+    column = 0
+    while (text := entity.get("Keys" if column == 0 else f"Keys{column}")) is not None:
+        keys.extend(k for k in str(text).split("\n") if k)
+        column += 1
+    return keys

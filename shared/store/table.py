@@ -31,6 +31,7 @@ from shared.store.keys import (
     COUNT_ROW,
     LAYOUT_KEYS,
     PENDING_ALERTS,
+    check_entity,
     child_ranges,
     count_keys,
     history_range,
@@ -39,9 +40,18 @@ from shared.store.keys import (
     rejected_keys,
     row_keys,
     status_keys,
+    sync_keys,
 )
 from shared.store.ports import Entity, Loaded, PartitionWrite, Query, RejectedRecord, StoredRow, Table, Token
-from shared.store.records import alert_from_entity, feed_entities, layout_marker, outbox_entity, sent_entity, status_entity
+from shared.store.records import (
+    alert_from_entity,
+    feed_entities,
+    layout_marker,
+    outbox_entity,
+    seen_entity,
+    sent_entity,
+    status_entity,
+)
 from shared.store.transactions import Plan, partition_plan, rejected_plan, tombstone_plan
 
 _MISSING = StoredRow({}, "")
@@ -303,3 +313,15 @@ class TableStore:
                 self._clients[table].submit_transaction([("upsert", e, {"mode": UpdateMode.REPLACE}) for e in group[at:at + 100]])
             if table is Table.INVENTORY:
                 self._drop([key_of(e) for e in group])
+
+    def load_sync(self, service_key: str) -> StoredRow | None:
+        return self.get(Table.STATUS, *sync_keys(service_key))
+
+    def save_sync(self, service_key: str, entity: Entity, etag: str | None) -> StoredRow:
+        pk, rk = sync_keys(service_key)
+        return sdk.put(self._status, {**entity, "PartitionKey": pk, "RowKey": rk}, etag)
+
+    def save_seen(self, service_key: str, unit: int, page: int, family: str, keys: list[str], parents: list[str]) -> None:
+        entity = seen_entity(service_key, unit, page, family, keys, parents)
+        check_entity(entity)
+        self._status.upsert_entity(entity, mode=UpdateMode.REPLACE)

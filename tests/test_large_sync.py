@@ -1,0 +1,214 @@
+"""Syncs of large instances: invocations that stop within a budget and resume from the checkpoint, a crash mid-way,
+overlapping invocations (the lease), a listing whose pages shift, and ARM's throttling. Small instances and tiny
+budgets (0 seconds: one page an invocation) keep them fast; the real ARM client drives the stand-in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from devtools.arm_standin import ArmStandIn
+from devtools.management_plane import user
+from devtools.worker import deliver
+from shared import bootstrap
+from shared.config import Settings
+from shared.domain.resources import parse_service_id
+from shared.integrations.alerts import LoggingAlertPublisher
+from shared.management.checkpoint import LISTING, Checkpoint
+from shared.management.sync import InventorySync
+from shared.store.memory import InMemoryStore
+from shared.store.ports import PartitionWrite, StoredRow
+from tests.support import SERVICE_ID, ManualClock, event
+from tests.test_enrichment import row
+from tests.test_health import health
+from tests.test_sync import LISTED, syncer
+
+SERVICE = parse_service_id(SERVICE_ID)
+TOTAL = sum(LISTED.values())
+
+
+class Crashing(InMemoryStore):
+    """Dies (raises) on the n-th scratch entity it is asked to save, as a process killed mid-way would stop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.crash_at: int | None = None
+        self.saved_pages = 0
+        self.writes: list[str] = []
+
+    def save_seen(self, service_key: str, unit: int, page: int, family: str, keys: list[str], parents: list[str]) -> None:
+        self.saved_pages += 1
+        if self.saved_pages == self.crash_at:
+            raise RuntimeError("killed")
+        super().save_seen(service_key, unit, page, family, keys, parents)
+
+    def commit(self, write: PartitionWrite) -> list[StoredRow]:
+        self.writes.extend(change.entity["RowKey"] for change in write.rows)
+        return super().commit(write)
+
+
+@pytest.fixture
+def memory_services(arm_settings: Settings, clock: ManualClock) -> Iterator[bootstrap.Services]:
+    settings = replace(arm_settings, enrich_from_arm=False, reconcile_services=(SERVICE_ID,), sync_time_budget_seconds=1e-9)
+    services = bootstrap.wire(Crashing(), settings, LoggingAlertPublisher(), clock.now, bootstrap.arm_client(settings))
+    bootstrap.install(services)
+    yield services
+    bootstrap.install(None)
+
+
+def store_of(services: bootstrap.Services) -> Crashing:
+    assert isinstance(services.store, Crashing)
+    return services.store
+
+
+def checkpoint(services: bootstrap.Services) -> Checkpoint:
+    stored = services.store.load_sync(SERVICE.key)
+    assert stored is not None
+    return Checkpoint.from_entity(stored.entity)
+
+
+def first_pages(arm: ArmStandIn, collection: str) -> int:
+    """How often a collection's listing was started (its first page asked for)."""
+    return sum(1 for r in arm.hits(collection) if r.path.lower().endswith(collection.lower()) and not r.query.keys() - {"api-version"})
+
+
+def test_the_timer_resumes_a_budgeted_sync_and_tombstones_only_after_the_whole_listing(
+        memory_services: bootstrap.Services, arm: ArmStandIn, clock: ManualClock) -> None:
+    deliver([event("UserCreated", "/users/carol", at=0)])  # ARM has no carol: the sync tombstones her, at the end
+    started = clock.advance(minutes=1)
+    runs = 0
+    while True:
+        (report,) = memory_services.reconciler.run()  # one invocation, one page (a budget of ~0 s)
+        runs += 1
+        clock.advance(minutes=10)
+        if report.finished:
+            break
+        assert report.stopped == "budget" and runs < 100
+        assert not row(memory_services, "users/carol")["IsDeleted"] or checkpoint(memory_services).phase != LISTING
+        if runs == 2:  # GET /api/health shows the sync in progress
+            (contoso,) = [s for s in health()[1]["services"] if s["service"] == "contoso"]
+            assert contoso["syncInProgress"]["phase"] == LISTING and contoso["syncInProgress"]["invocations"] == 2
+    assert runs > TOTAL and report.invocations == runs and report.started_at == started
+    assert by_outcome(report) == {"added": TOTAL, "tombstoned": 1}
+    carol, alice = row(memory_services, "users/carol"), row(memory_services, "users/alice")
+    assert carol["IsDeleted"] and carol["DeletedAt"] == started and alice["LastEventTime"] == started  # S, in every invocation
+    assert first_pages(arm, f"{SERVICE_ID}/users") == 1 and first_pages(arm, f"{SERVICE_ID}/apis") == 1  # resumed from nextLink, never started over
+    assert list(memory_services.store.scan(seen_query())) == []  # the scratch is gone
+    assert health()[1]["services"][0]["syncInProgress"] is None
+
+
+def seen_query() -> Any:
+    from shared.store.keys import seen_pages
+    return seen_pages(SERVICE.key)
+
+
+def by_outcome(report: Any) -> dict[str, int]:
+    return {k: v for k, v in report.counts.items() if v}
+
+
+def test_a_sync_that_dies_mid_way_resumes_once_its_lease_expires(memory_services: bootstrap.Services, arm: ArmStandIn,
+                                                                 clock: ManualClock) -> None:
+    sync = syncer(memory_services)
+    sync.budget = 3600
+    store_of(memory_services).crash_at = 4
+    with pytest.raises(RuntimeError, match="killed"):
+        sync.step(SERVICE)
+    done = checkpoint(memory_services)
+    assert (done.unit, done.page, done.next_link) == (1, 0, None)  # users done; the APIs' rows written, not checkpointed
+    assert sync.step(SERVICE).stopped == "busy"  # the dead invocation's lease has not expired
+    clock.advance(minutes=3)
+    report = sync.step(SERVICE)
+    # The page written before the crash is listed again: its rows are already there, so they count as unchanged.
+    assert report.finished and report.invocations == 2 and report.counts["unchanged"] >= 1
+    assert report.counts["added"] + report.counts["unchanged"] == TOTAL == report.by_kind["api"]["unchanged"] + sum(
+        c["added"] for c in report.by_kind.values())
+    assert first_pages(arm, f"{SERVICE_ID}/users") == 1  # the users were not listed again
+
+
+def test_overlapping_invocations_never_both_write(memory_services: bootstrap.Services, arm: ArmStandIn, clock: ManualClock) -> None:
+    store = store_of(memory_services)
+    first = syncer(memory_services)
+    first.budget = 3600
+    second = InventorySync(first.arm, store, first._writer, first._outbox, clock.now, records=store, deleter=store, budget=0)
+    seen: dict[str, Any] = {}
+
+    def note(phase: str, done: int, total: int | None) -> None:
+        if phase == "write" and done == 0 and "busy" not in seen:
+            seen["busy"] = second.step(SERVICE).stopped  # the first holds the lease
+        elif phase == "write" and done == 0 and "taken" not in seen:
+            clock.advance(minutes=3)  # the first stalls past its lease; the second takes the sync over
+            seen["taken"] = second.step(SERVICE)
+            seen["writes"] = len(store.writes)
+
+    report = first.step(SERVICE, note)
+    assert seen["busy"] == "busy" and seen["taken"].stopped == "budget" and seen["taken"].invocations == 2
+    assert report.stopped == "lease-lost" and len(store.writes) == seen["writes"]  # the first wrote nothing after
+    clock.advance(minutes=1)
+    assert second.sync(SERVICE).counts["added"] == TOTAL
+
+
+def test_a_page_that_shifts_skips_a_user_who_is_confirmed_by_a_get_and_kept(memory_services: bootstrap.Services,
+                                                                            arm: ArmStandIn, clock: ManualClock) -> None:
+    for name in ("alice", "bob"):
+        arm.delete(f"{SERVICE_ID}/users/{name}")
+    arm.generate(f"{SERVICE_ID}/users", "user-", 10, user)
+    arm.page_size = 3
+    sync = syncer(memory_services)
+    sync.budget = 3600
+    assert sync.sync(SERVICE).counts["added"] == TOTAL - 2 + 10
+
+    def delete_between_pages(path: str, offset: int) -> None:
+        if path.endswith("/users") and offset == 0:
+            arm.delete(f"{SERVICE_ID}/users/user-000001")  # user-000003 moves to offset 2, which was served
+
+    arm.after_page = delete_between_pages
+    clock.advance(hours=6)
+    report = sync.sync(SERVICE)
+    # user-000001 was on the first page, so this listing saw her; user-000003 it skipped: a candidate, which ARM has.
+    assert report.by_kind["user"]["tombstoned"] == 0 and report.kept == 1 and report.by_kind["user"]["unchanged"] == 10
+    assert not row(memory_services, "users/user-000003")["IsDeleted"]
+    assert [r.path for r in arm.hits("/users/user-")] == [f"{SERVICE_ID}/users/user-000003"]  # the GET that kept her
+    arm.after_page = None
+    clock.advance(hours=6)
+    again = sync.sync(SERVICE)  # the next listing does not see user-000001: her GET answers 404
+    assert again.by_kind["user"]["tombstoned"] == 1 and again.kept == 0 and row(memory_services, "users/user-000001")["IsDeleted"]
+
+
+def test_retry_after_of_arm_and_of_the_resource_provider_is_honoured(memory_services: bootstrap.Services, arm: ArmStandIn) -> None:
+    sync = syncer(memory_services)
+    sync.budget, sync.reads_reserve = 3600, 0  # Retry-After alone (the remaining-reads headers: the test below)
+    arm.throttle(bucket=5, refill=2.0)  # ARM's bucket runs dry within the first pages: 429 with Retry-After
+    arm.fail("/products", 429, times=1, retry_after="1")  # the resource provider's own 429
+    report = sync.sync(SERVICE)
+    assert report.finished and report.counts["added"] == TOTAL and report.incomplete == {}
+    assert len(arm.retry_afters) >= 2 and "1" in {wait for _, wait in arm.retry_afters}
+    arm_calls = [r.at for r in arm.requests if "/msi/" not in r.path]
+    for sent, wait in arm.retry_afters:  # the next request came only after the wait ARM asked for
+        assert min(at for at in arm_calls if at > sent) >= sent + float(wait) - 0.01
+
+
+def test_a_retry_after_beyond_the_limit_stops_the_invocation_and_the_next_resumes_at_the_page(
+        memory_services: bootstrap.Services, arm: ArmStandIn, clock: ManualClock) -> None:
+    sync = syncer(memory_services)
+    sync.budget = 3600
+    arm.fail("/products", 429, times=1, retry_after="120")
+    report = sync.step(SERVICE)
+    assert report.stopped == "throttled" and report.retry_after == 120 and report.incomplete == {}
+    assert checkpoint(memory_services).unit == 2  # users and APIs listed; the products' first page is next
+    assert sync.step(SERVICE).finished and first_pages(arm, f"{SERVICE_ID}/products") == 2 and first_pages(arm, f"{SERVICE_ID}/users") == 1
+
+
+def test_the_remaining_reads_headers_slow_the_sync_then_stop_it(memory_services: bootstrap.Services, arm: ArmStandIn) -> None:
+    pauses: list[float] = []
+    sync = syncer(memory_services)
+    sync.budget, sync.reads_reserve, sync.sleep = 3600, 20, pauses.append
+    arm.throttle(bucket=12, refill=0.001)  # hardly refills: the headers count down one a read, from 11
+    report = sync.step(SERVICE)
+    assert report.stopped == "throttled" and report.retry_after == 20 / 25  # stops at 2 left (a tenth of the reserve)
+    assert pauses == sorted(pauses) and len(pauses) == 9 and pauses[0] == pytest.approx(9 / 25)  # slower as it drains
+    assert arm.retry_afters == []  # it never ran into a 429
+    arm.throttle(bucket=1000, refill=100.0)
+    assert sync.step(SERVICE).finished
