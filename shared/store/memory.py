@@ -1,9 +1,12 @@
 """The in-memory twin of the Table store: the same ports (shared.store.ports), with ETags, in dicts. Transactions
-are the same operation lists (shared.store.transactions), applied all or none under the same conditions."""
+are the same operation lists (shared.store.transactions), applied all or none under the same conditions.
+
+Reads go through each table's sorted keys, so a key-range read costs what it returns, as on Azure (Azurite scans
+the whole table for every query): the scale benchmark measures the key design on the twin."""
 
 from __future__ import annotations
 
-import copy
+import bisect
 import itertools
 import threading
 from collections import defaultdict
@@ -34,6 +37,53 @@ from shared.store.transactions import CREATE, DELETE, MERGE, REPLACE, Op, Plan, 
 Key = tuple[str, str]
 
 
+class _Rows(dict[Key, StoredRow]):
+    """A table's entities by key, and its keys in order, sorted again only after a key came or went."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._order: list[Key] = []
+        self._sorted = True
+
+    def __setitem__(self, key: Key, row: StoredRow) -> None:
+        if key not in self:
+            self._sorted = False
+        super().__setitem__(key, row)
+
+    def __delitem__(self, key: Key) -> None:
+        super().__delitem__(key)
+        self._sorted = False
+
+    def pop(self, key: Key, *default: StoredRow | None) -> StoredRow | None:  # type: ignore[override]
+        self._sorted = False
+        return super().pop(key, *default)
+
+    def update(self, other: dict[Key, StoredRow]) -> None:  # type: ignore[override]
+        self._sorted = False
+        super().update(other)
+
+    def in_range(self, query: Query, start: Key | None) -> Iterator[tuple[Key, StoredRow]]:
+        """The entries from the query's first possible key (or `start`, if later) to its last, in key order."""
+        if not self._sorted:
+            self._order = sorted(self)
+            self._sorted = True
+        partition = next((c.value for c in query.conditions if c.column == "PartitionKey" and c.op == "eq"), None)
+        low: Key = (partition, query.low_rk or "") if partition is not None else (query.low_pk or "", "")
+        if start is not None and start > low:
+            low = start
+        for at in range(bisect.bisect_left(self._order, low), len(self._order)):
+            key = self._order[at]
+            if (partition is not None and (key[0] != partition or (query.high_rk is not None and key[1] >= query.high_rk))) \
+                    or (query.high_pk is not None and key[0] >= query.high_pk):
+                return
+            yield key, self[key]
+
+
+def _copied(entity: Entity) -> Entity:
+    """A copy of an entity: a flat dict of immutable values (str, int, float, bool, datetime), as Table Storage holds."""
+    return dict(entity)
+
+
 class _Failed(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(status)
@@ -44,7 +94,7 @@ class InMemoryStore:
     """The same ports as the Table store, with ETags, in dicts. Thread-safe."""
 
     def __init__(self) -> None:
-        self._tables: dict[Table, dict[Key, StoredRow]] = {table: {} for table in Table}
+        self._tables: dict[Table, _Rows] = {table: _Rows() for table in Table}
         self._lock = threading.Lock()
         self._etags = itertools.count(1)
 
@@ -55,7 +105,7 @@ class InMemoryStore:
                 self._tables[Table.STATUS][LAYOUT_KEYS] = self._stored(records.layout_marker(datetime.now(timezone.utc)))
 
     def _stored(self, entity: Entity) -> StoredRow:
-        return StoredRow(copy.deepcopy(entity), f"W/\"{next(self._etags)}\"")
+        return StoredRow(_copied(entity), f"W/\"{next(self._etags)}\"")
 
     # -- transactions ------------------------------------------------------------------------
     def _apply(self, table: Table, plan: Plan) -> list[StoredRow | None]:
@@ -82,7 +132,7 @@ class InMemoryStore:
                     continue
                 entity = {**store[key].entity, **op.entity} if op.action == MERGE else op.entity
                 store[key] = self._stored(entity)
-                out.append(StoredRow(copy.deepcopy(entity), store[key].etag))
+                out.append(StoredRow(_copied(entity), store[key].etag))
             return out
 
     def _submit(self, table: Table, plan: Plan) -> list[StoredRow | None]:
@@ -113,7 +163,7 @@ class InMemoryStore:
         ranges = child_ranges(prk, parent.kind)
         with self._lock:
             found = [row for (p, r), row in self._tables[Table.INVENTORY].items() if p == pk and any(lo <= r < hi for lo, hi in ranges)]
-        return [StoredRow(copy.deepcopy(row.entity), row.etag) for row in sorted(found, key=lambda s: s.entity["RowKey"])]
+        return [StoredRow(_copied(row.entity), row.etag) for row in sorted(found, key=lambda s: s.entity["RowKey"])]
 
     # -- history and rejected events ---------------------------------------------------------
     def add_feed(self, records_: list[Entity]) -> None:
@@ -161,28 +211,34 @@ class InMemoryStore:
     def get(self, table: Table, partition_key: str, row_key: str) -> StoredRow | None:
         with self._lock:
             row = self._tables[table].get((partition_key, row_key))
-            return StoredRow(copy.deepcopy(row.entity), row.etag) if row else None
+            return StoredRow(_copied(row.entity), row.etag) if row else None
 
-    def _snapshot(self, table: Table) -> list[tuple[Key, StoredRow]]:
+    def _matching(self, query: Query, start: Key | None = None, limit: int | None = None) -> tuple[list[tuple[Key, StoredRow]], Key | None]:
+        """Up to `limit` matching entries in key order, copied under the lock, and the key to go on from."""
+        found: list[tuple[Key, StoredRow]] = []
         with self._lock:
-            return sorted(self._tables[table].items())
+            for key, row in self._tables[query.table].in_range(query, start):
+                if not _wanted(query, key, row.entity):
+                    continue
+                if limit is not None and len(found) == limit:
+                    return found, key
+                found.append((key, StoredRow(_copied(row.entity), row.etag)))
+        return found, None
 
     def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
         start = (continuation["PartitionKey"], continuation["RowKey"]) if continuation else None
-        found: list[Entity] = []
-        for key, row in self._snapshot(query.table):
-            if (start and key < start) or not _wanted(query, key, row.entity):
-                continue
-            if top is not None and len(found) == top:
-                return found, {"PartitionKey": key[0], "RowKey": key[1]}
-            found.append(copy.deepcopy(row.entity))
-        return found, None
+        found, next_key = self._matching(query, start, top)
+        token = {"PartitionKey": next_key[0], "RowKey": next_key[1]} if next_key else None
+        return [row.entity for _, row in found], token
 
     def scan(self, query: Query, page_size: int = 1000, select: tuple[str, ...] | None = None) -> Iterator[list[StoredRow]]:
-        found = [StoredRow(copy.deepcopy(row.entity), row.etag) for key, row in self._snapshot(query.table)
-                 if _wanted(query, key, row.entity)]
-        for at in range(0, len(found), page_size):
-            yield found[at:at + page_size]
+        start: Key | None = None
+        while True:
+            found, start = self._matching(query, start, page_size)
+            if found:
+                yield [row for _, row in found]
+            if start is None:
+                return
 
     # -- retention, status rows and the layout's own rows ------------------------------------
     def delete_rows(self, table: Table, rows: list[StoredRow], *, if_match: bool = False) -> int:
