@@ -40,8 +40,8 @@ The store comes from the same app settings as the function app (docs/settings.md
 AzureWebJobsStorage, INVENTORY_TABLE and the other table names. When the current directory has a local.settings.json, its "Values" are
 used for every setting not already in the environment. INVENTORY_STORAGE_RETRY_TOTAL defaults to {RETRY_TOTAL} here, to fail fast.
 
-Times (T) are ISO 8601, such as 2026-11-02T09:00:00Z. An ID is an ARM id, or SERVICE/PATH as in the Path column
-(contoso/apis/orders;rev=2, contoso/gateways/edge/instances/pod-1).
+Times (T) are ISO 8601, such as 2026-11-02T09:00:00Z, or a time ago: 30s, 90m, 24h, 7d, 2w (before --now, if given).
+An ID is an ARM id, or SERVICE/PATH as in the Path column (contoso/apis/orders;rev=2, contoso/gateways/edge/instances/pod-1).
 
 Exit codes: 0 success; 1 not found, or the store unreachable or failing; 2 usage errors (unknown kind, bad id, bad time, unreadable input)."""
 EXTRA_COLUMNS = {Kind.API: ("Revision",), Kind.GATEWAY_INSTANCE: ("TokenStatus", "TokenExpiresAt"),
@@ -226,9 +226,11 @@ def _by_path(row: Entity) -> tuple[str, str]:
 
 def _list(args: argparse.Namespace) -> int:
     kind = parse_kind(args.kind)
-    page = _queries(args).list_kind(kind, service=args.service, include_deleted=args.include_deleted, top=None,
-                                deleted_since=parse_when(args.deleted_since, "--deleted-since"),
-                                changed_since=parse_when(args.changed_since, "--changed-since"))
+    queries = _queries(args)
+    now = queries.clock()
+    page = queries.list_kind(kind, service=args.service, include_deleted=args.include_deleted, top=None,
+                             deleted_since=parse_when(args.deleted_since, "--deleted-since", now),
+                             changed_since=parse_when(args.changed_since, "--changed-since", now))
     rows = sorted(page.rows, key=_by_path)
     deleted = ("DeletedAt",) if any(row.get("IsDeleted") for row in rows) else ()
     details = tuple(c for c in DETAIL_COLUMNS.get(kind, ()) if any(c in row for row in rows))
@@ -279,7 +281,8 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _rejected(args: argparse.Namespace) -> int:
-    records = _queries(args).rejected(parse_when(args.since, "--since"))
+    queries = _queries(args)
+    records = queries.rejected(parse_when(args.since, "--since", queries.clock()))
     header = ("ReceivedAt", "Reason", "EventId", "EventType", "Subject", "Message")
     return _emit(args, records, records, lambda: row_table(header, records))
 
@@ -342,7 +345,7 @@ def _replay_dead_letter(args: argparse.Namespace) -> int:
             print(f"{PROG}: warning: {report.name}: {problem}", file=sys.stderr, flush=True)
 
     try:
-        run = dead_letter.replay(container, processor, show, since=parse_when(args.since, "--since"), prefix=args.prefix,
+        run = dead_letter.replay(container, processor, show, since=parse_when(args.since, "--since", services.clock()), prefix=args.prefix,
                                  delete_after=args.delete_after)
     except dead_letter.DeadLetterError as exc:
         raise Failure(1, f"the dead-letter container: {exc}") from None

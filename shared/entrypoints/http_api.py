@@ -64,8 +64,8 @@ def list_inventory(req: func.HttpRequest, queries: InventoryQueries) -> func.Htt
         kind = parse_kind(req.route_params.get("kind", ""))
         page = queries.list_kind(
             kind, service=params.get("service"), include_deleted=parse_bool(params.get("includeDeleted"), "includeDeleted"),
-            deleted_since=parse_when(params.get("deletedSince"), "deletedSince"),
-            changed_since=parse_when(params.get("changedSince"), "changedSince"),
+            deleted_since=parse_when(params.get("deletedSince"), "deletedSince", queries.clock()),
+            changed_since=parse_when(params.get("changedSince"), "changedSince", queries.clock()),
             top=parse_top(params.get("top")), continuation=params.get("continuationToken") or None,
         )
         return {"kind": kind, "count": len(page.rows), "items": page.rows, "continuationToken": page.continuation}

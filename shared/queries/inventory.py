@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shared.domain import booleans
@@ -19,7 +19,7 @@ from shared.domain.errors import InvalidQuery, PermanentEventError
 from shared.domain.kinds import Kind, parse_kind_name
 from shared.domain.outcomes import Outcome
 from shared.domain.resources import ResourceRef, ServiceRef, parse_path, parse_resource_id
-from shared.domain.times import BEFORE_1601, parse_time
+from shared.domain.times import AGO_EXAMPLES, BEFORE_1601, parse_moment
 from shared.store.keys import as_continuation, check_keys, encode_part, of_kind, rejected_from
 from shared.store.ports import Condition, Entity, HistoryLog, InventoryRows, Query, Table, TableReader, Token
 
@@ -44,16 +44,19 @@ def parse_kind(text: str) -> Kind:
     return kind
 
 
-def parse_when(text: str | None, what: str) -> datetime | None:
+def parse_when(text: str | None, what: str, now: datetime | None = None) -> datetime | None:
+    """An ISO 8601 time, or a time ago (`24h`, `7d`, `90m`, `30s`, `2w`) counted back from `now` (default: the system
+    clock's now); None when not given."""
     if text is None or text == "":
         return None
     _limit(text, what)
     try:
-        return parse_time(text, what)
+        return parse_moment(text, what, now or datetime.now(timezone.utc))
     except PermanentEventError as exc:
         if exc.reason == BEFORE_1601:
             raise InvalidQuery(f"{what} must not be before 1601-01-01, the earliest time Table Storage holds") from None
-        raise InvalidQuery(f"{what} must be an ISO 8601 time such as 2026-11-02T09:00:00Z, not {text[:60]!r}") from None
+        raise InvalidQuery(f"{what} must be an ISO 8601 time such as 2026-11-02T09:00:00Z or a time ago such as "
+                           f"{AGO_EXAMPLES}, not {text[:60]!r}") from None
 
 
 def parse_bool(text: str | None, what: str) -> bool:
