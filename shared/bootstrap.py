@@ -64,7 +64,7 @@ def wire(store: Store, settings: Settings, publisher: AlertPublisher, clock: Cal
     syncer = InventorySync(arm, store, writer, outbox, clock, status=status) if arm is not None else None
     return Services(
         settings, clock, store, status, processor, Sweeper(store, writer, outbox, clock),
-        InventoryQueries(store, store, store, clock),
+        InventoryQueries(store, store, clock),
         Reconciler(syncer, enricher, tuple(parse_service_id(s) for s in settings.reconcile_services)),
         Purger(store, store, settings, clock), HealthReporter(store, clock),
     )

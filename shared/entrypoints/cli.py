@@ -29,7 +29,9 @@ from shared.integrations import blobs
 from shared.integrations.delivery import read_events
 from shared.integrations.storage import StorageNotConfigured
 from shared.logs import summary_line
-from shared.queries.inventory import InventoryQueries, NotFound, parse_kind, parse_when, resolve_id
+from shared.queries.changes import TIME_COLUMN
+from shared.queries.inventory import MAX_TOP, InventoryQueries, NotFound, parse_kind, parse_top, parse_when, resolve_id
+from shared.queries.summary import NotMigrated
 from shared.store.ports import Entity
 
 PROG = "apim-inventory"
@@ -90,8 +92,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
         return sub
 
-    def since(sub: argparse.ArgumentParser, flag: str, text: str) -> None:
-        sub.add_argument(flag, metavar="T", type=_checked(lambda t: parse_when(t, flag)), help=text)
+    def since(sub: argparse.ArgumentParser, flag: str, text: str, required: bool = False) -> None:
+        sub.add_argument(flag, metavar="T", type=_checked(lambda t: parse_when(t, flag)), help=text, required=required)
 
     sub = command("list", "the rows of one kind (live ones, unless told otherwise)", _list)
     sub.add_argument("kind", metavar="KIND", type=_checked(parse_kind), help=f"one of: {', '.join(Kind)}")
@@ -103,6 +105,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("history", "a resource's history, newest first", _history)
     sub.add_argument("id", metavar="ID", type=_checked(resolve_id))
     since(sub, "--since", "only events at or after T")
+    sub.add_argument("--with-children", action="store_true", help="with the history of its children (an API's revisions and "
+                     "releases, a gateway's API links, hostname configurations, certificate authorities and instances)")
+    sub = command("changes", "every change across the inventory in a window, newest first", _changes)
+    since(sub, "--since", "changes at or after T", required=True)
+    since(sub, "--until", "changes before T (default: now)")
+    sub.add_argument("--service", metavar="S", help="one APIM service (default: all)")
+    sub.add_argument("--kind", metavar="KIND", type=_checked(parse_kind), help="only resources of one kind")
+    sub.add_argument("--by", choices=tuple(TIME_COLUMN), default="event",
+                     help="order and filter by the time of the event in APIM (default), or by when it was recorded here")
+    sub.add_argument("--top", metavar="N", type=_checked(parse_top), help="one page of N (default: every change in the window)")
+    sub.add_argument("--continuation", metavar="TOKEN", help="the page after the one that printed TOKEN")
     command("flags", "gateway tokens near expiry or expired, circuit breakers open or stuck open", _flags)
     command("summary", "counts by kind and service; events applied, stale, duplicate, rejected in the last hour and day", _summary)
     since(command("rejected", "the rejected events, with their reasons, newest first", _rejected), "--since", "only those received at or after T")
@@ -147,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except SystemExit as exc:  # argparse: --help, or a usage error it has printed
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
-    except (Failure, InvalidQuery, InvalidArgument, NotFound, *STORE_ERRORS) as exc:
+    except (Failure, InvalidQuery, InvalidArgument, NotFound, NotMigrated, *STORE_ERRORS) as exc:
         code = exc.code if isinstance(exc, Failure) else 2 if isinstance(exc, InvalidQuery | InvalidArgument) else 1
         return _fail(_store_error(exc) if isinstance(exc, STORE_ERRORS) else str(exc), code)
     except KeyboardInterrupt:
@@ -244,9 +257,33 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    records = _queries(args).history(args.id, parse_when(args.since, "--since"))
-    header = ("EventTime", "EventType", "Change", "Stale", "Duplicates", "EventId", "Values")
+    queries = _queries(args)
+    records = queries.history(args.id, parse_when(args.since, "--since", queries.clock()), with_children=args.with_children)
+    header = ("EventTime", *(("Path",) if args.with_children else ()), "EventType", "Change", "Stale", "Duplicates", "EventId", "Values")
     return _emit(args, records, records, lambda: row_table(header, records))
+
+
+def _changes(args: argparse.Namespace) -> int:
+    queries = _queries(args)
+    now = queries.clock()
+    window: dict[str, Any] = {"since": parse_when(args.since, "--since", now), "until": parse_when(args.until, "--until", now),
+                              "service": args.service, "kind": parse_kind(args.kind) if args.kind else None, "by": args.by}
+    items: list[Entity] = []
+    token = args.continuation
+    while True:
+        page = queries.changes(**window, top=parse_top(args.top) if args.top else MAX_TOP, continuation=token)
+        items, token = items + page.items, page.continuation
+        if token is None or args.top:
+            break
+    time = TIME_COLUMN[args.by]
+    rows = [{**item, "Kind": item.get("ResourceKind")} for item in items]
+    header = (time, "Service", "Kind", "Path", "Change", "EventType")
+    csv_header = ("EventTime", "RecordedAt", "Service", "ResourceKind", "Path", "Change", "EventType", "EventId", "Stale")
+    _emit(args, {"by": args.by, "count": len(items), "items": items, "continuationToken": token}, items,
+          lambda: row_table(header, rows), csv_header=csv_header)
+    if token is not None:
+        print(f"{PROG}: more changes: add --continuation {token}", file=sys.stderr)
+    return 0
 
 
 def _flag(row: Entity) -> list[str]:

@@ -223,7 +223,8 @@ def count_partitions(service_key: str, families: tuple[str, ...]) -> list[str]:
 
 
 def rows_only(query: Query) -> Query:
-    """The query restricted to inventory rows (not the count row or history records beside them)."""
+    """The query restricted to rows: not the count row or history records beside the inventory rows, nor the counter
+    row of a day's rejected events (every row's key sorts before "~")."""
     return Query(query.table, query.low_pk, query.high_pk, query.conditions, query.low_rk, query.high_rk or "~")
 
 
@@ -239,10 +240,12 @@ def feed_keys(service_key: str, order: str, moment: datetime, history_pk: str, h
 
 
 def feed_range(service_key: str, order: str, since: datetime | None, until: datetime | None,
-               conditions: tuple[Condition, ...] = ()) -> Query:
-    """Feed entries of one service and order with since <= time < until, newest first: one key range."""
+               conditions: tuple[Condition, ...] = (), start: str | None = None) -> Query:
+    """Feed entries of one service and order with since <= time < until, newest first: one key range; from the RowKey
+    `start` on when given (a page's cursor: the RowKey order is the same in every service's partition)."""
     pk = feed_partition(service_key)
     low = f"{order}|{inverted_time(until - timedelta(microseconds=1))}" if until else f"{order}|"
+    low = max(low, start) if start else low
     high = f"{order}|{inverted_time(since)}|~" if since else f"{order}}}"  # "~" follows the tail's hex digits
     return Query(Table.HISTORY, None, None, (Condition("PartitionKey", "eq", pk), *conditions), low, high)
 
@@ -282,6 +285,13 @@ def day_partition(moment: datetime) -> str:
     return f"{moment:%Y%m%d}"
 
 
+REJECTED_COUNTER = "~count"  # a day partition's counter row of rejections, after the day's records
+
+
+def rejected_counter_keys(moment: datetime) -> tuple[str, str]:
+    return day_partition(moment), REJECTED_COUNTER
+
+
 def rejected_keys(received_at: datetime, identity: str) -> tuple[str, str]:
     return day_partition(received_at), hashlib.sha256(identity.encode("utf-8", errors="surrogatepass")).hexdigest()[:40]
 
@@ -317,3 +327,16 @@ def status_keys(service_key: str) -> tuple[str, str]:
 
 def status_rows() -> Query:
     return Query(Table.STATUS, conditions=(Condition("PartitionKey", "eq", STATUS_PARTITION),))
+
+
+def service_key_of(status_row: dict[str, Any]) -> str:
+    """The service key a status row is kept under."""
+    return decode_part(status_row["RowKey"])
+
+
+LAYOUT_PARTITION = "layout"
+
+
+def layout_keys() -> tuple[str, str]:
+    """The layout marker: the status-table row that says which key layout the tables are in (`Layout`, `CountsBuiltAt`)."""
+    return LAYOUT_PARTITION, "inventory"

@@ -107,6 +107,19 @@ class InMemoryStore:
             found.append(copy.deepcopy(row.entity))
         return found, None
 
+    def get(self, table: Table, partition_key: str, row_key: str) -> Entity | None:
+        with self._lock:
+            found = self._table(table).get((partition_key, row_key))
+            entity = found.entity if isinstance(found, StoredRow) else found
+            return copy.deepcopy(entity) if entity is not None else None
+
+    def _table(self, table: Table) -> dict[tuple[str, str], Any]:
+        """The dict of one table: StoredRows for the inventory and status tables, entities for the others."""
+        tables: dict[Table, dict[tuple[str, str], Any]] = {
+            Table.INVENTORY: self._rows, Table.HISTORY: self._history, Table.REJECTED: self._rejected,
+            Table.OUTBOX: self._outbox, Table.STATUS: self._status}
+        return tables[table]
+
     def history(self, service_key: str, path_key: str) -> list[Entity]:
         with self._lock:
             found = [copy.deepcopy(r) for r in self._history.values() if r["ServiceKey"] == service_key and r["PathKey"] == path_key]
@@ -132,10 +145,7 @@ class InMemoryStore:
     def delete_rows(self, table: Table, rows: list[StoredRow], *, if_match: bool = False) -> int:
         deleted = 0
         with self._lock:
-            stores: dict[Table, dict[tuple[str, str], Any]] = {
-                Table.INVENTORY: self._rows, Table.HISTORY: self._history, Table.REJECTED: self._rejected,
-                Table.OUTBOX: self._outbox, Table.STATUS: self._status}
-            store = stores[table]
+            store = self._table(table)
             for row in rows:
                 key = (row.entity["PartitionKey"], row.entity["RowKey"])
                 current = store.get(key)

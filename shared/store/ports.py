@@ -162,6 +162,9 @@ class StatusRows(Protocol):
 
 
 class TableReader(Protocol):
+    def get(self, table: Table, partition_key: str, row_key: str) -> Entity | None:
+        """One entity by its keys (a point read: the cheapest request), or None when there is none."""
+
     def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
         """Up to `top` matching entities (all when None) in key order, and where to go on."""
 

@@ -182,6 +182,12 @@ class TableStore:
         for (entity, _), meta in zip(items, results, strict=True):
             self._remember((entity["PartitionKey"], entity["RowKey"]), StoredRow(dict(entity), meta["etag"]))
 
+    def get(self, table: Table, partition_key: str, row_key: str) -> Entity | None:
+        try:
+            return _as_entity(self._clients[table].get_entity(partition_key, row_key))
+        except ResourceNotFoundError:
+            return None
+
     def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
         pages = _entities(self._clients[query.table], query, top).by_page(continuation_token=continuation)  # type: ignore[arg-type]
         found: list[Entity] = []
