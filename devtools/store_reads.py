@@ -16,16 +16,28 @@ from shared.store.ports import Condition, Entity, Query, Store, StoredRow, Table
 
 
 def inventory_rows(store: TableReader) -> list[Entity]:
-    """Every inventory row, in key order."""
-    return _all(store, Query(Table.INVENTORY))
+    """Every inventory row, in key order (not the count rows and history records beside them)."""
+    return _all(store, keys.rows_only(Query(Table.INVENTORY)))
 
 
 def history_records(store: TableReader) -> list[Entity]:
+    """Every history record, in key order (each beside its resource's row)."""
+    return _all(store, keys.history_records())
+
+
+def count_rows(store: TableReader) -> list[Entity]:
+    """Every partition's count row."""
+    return _all(store, Query(Table.INVENTORY, low_rk=keys.COUNT_ROW, high_rk=keys.COUNT_ROW + "\0"))
+
+
+def feed_entries(store: TableReader) -> list[Entity]:
+    """The change feed's entries, both orders."""
     return _all(store, Query(Table.HISTORY))
 
 
 def rejected_records(store: TableReader) -> list[Entity]:
-    return _all(store, Query(Table.REJECTED))
+    """Every rejected-event record (not the days' counter rows)."""
+    return _all(store, keys.rejected_from(None))
 
 
 def pending_entities(store: TableReader) -> list[Entity]:

@@ -103,6 +103,8 @@ def dumps(payload: dict[str, Any]) -> str:
 
 
 from devtools.store_reads import (  # noqa: E402  (the read helpers live with the dev tools, which use them too)
+    count_rows,
+    feed_entries,
     history_records,
     inventory_rows,
     pending_entities,
@@ -111,4 +113,4 @@ from devtools.store_reads import (  # noqa: E402  (the read helpers live with th
     stored_row,
 )
 
-__all__ = ["history_records", "inventory_rows", "pending_entities", "processor_over", "rejected_records", "stored_row"]
+__all__ = ["count_rows", "feed_entries", "history_records", "inventory_rows", "pending_entities", "processor_over", "rejected_records", "stored_row"]

@@ -120,21 +120,36 @@ def test_payloads_the_library_refuses_never_reach_the_function(text: str) -> Non
 
 
 @pytest.mark.unit
-def test_id_reused_for_another_subject_is_a_collision(memory_processor: EventProcessor, memory_store: InMemoryStore) -> None:
+def test_id_reused_for_another_resource_is_another_event(memory_processor: EventProcessor, memory_store: InMemoryStore) -> None:
+    """A history record is keyed by resource, event time and id: an id reused elsewhere lands (Microsoft's
+    published examples reuse ids across types; see tests/data/README.md)."""
     first = memory_processor.handle(decode_event(event("UserCreated", "/users/alice", event_id="same")))
     second = memory_processor.handle(decode_event(event("UserCreated", "/users/bob", event_id="same")))
     third = memory_processor.handle(decode_event(event("ProductCreated", "/products/p", event_id="same")))
-    assert first.outcome is Outcome.APPLIED
-    assert (second.outcome, second.reason) == (Outcome.REJECTED, "id-collision")
-    assert (third.outcome, third.reason) == (Outcome.REJECTED, "id-collision")
-    assert [r["Path"] for r in inventory_rows(memory_store)] == ["users/alice"]
+    assert [r.outcome for r in (first, second, third)] == [Outcome.APPLIED] * 3
+    assert sorted(r["Path"] for r in inventory_rows(memory_store)) == ["products/p", "users/alice", "users/bob"]
+    assert sorted(h["Path"] for h in history_records(memory_store)) == ["products/p", "users/alice", "users/bob"]
 
 
 @pytest.mark.unit
-def test_id_reused_for_another_type_is_a_collision(memory_processor: EventProcessor, memory_store: InMemoryStore) -> None:
+def test_id_reused_at_another_time_is_another_event(memory_processor: EventProcessor, memory_store: InMemoryStore) -> None:
     memory_processor.handle(decode_event(event("UserCreated", "/users/alice", event_id="same")))
     result = memory_processor.handle(decode_event(event("UserDeleted", "/users/alice", event_id="same", at=5)))
-    assert (result.outcome, result.reason) == (Outcome.REJECTED, "id-collision")
+    assert result.outcome is Outcome.APPLIED
+    (row,) = inventory_rows(memory_store)
+    assert row["IsDeleted"] is True
+    assert [h["EventType"].rsplit(".", 1)[1] for h in history_records(memory_store)] == ["UserDeleted", "UserCreated"]  # newest first
+
+
+@pytest.mark.unit
+def test_id_reused_on_the_same_resource_at_the_same_time_is_a_redelivery(memory_processor: EventProcessor,
+                                                                         memory_store: InMemoryStore) -> None:
+    """Same resource, same time, same id: the same history record, so the first payload's is kept (the row's merge
+    rules order the two by time and id, which tie: the creation stands)."""
+    memory_processor.handle(decode_event(event("UserCreated", "/users/alice", event_id="same")))
+    memory_processor.handle(decode_event(event("UserDeleted", "/users/alice", event_id="same")))
+    (record,) = history_records(memory_store)
+    assert record["EventType"].endswith("UserCreated") and record["Duplicates"] == 1
     (row,) = inventory_rows(memory_store)
     assert row["IsDeleted"] is False
 

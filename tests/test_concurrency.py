@@ -9,6 +9,7 @@ from typing import Any
 
 from devtools.azurite import Azurite
 from devtools.worker import decode_event
+from shared.domain.errors import WriteConflict
 from shared.store.memory import InMemoryStore
 from tests.conftest import fresh_settings, table_repo
 from tests.support import CLOCK, comparable_rows, event, inventory_rows, processor_over
@@ -55,16 +56,16 @@ def test_eight_concurrent_writers_converge(azurite: Azurite) -> None:
     def writer(lane: list[dict[str, Any]]) -> None:
         repo = table_repo(azurite, settings)
         processor = processor_over(repo, CLOCK.now, conflict_retries=50)
-        original_save = repo.save
+        original_commit = repo.commit
 
-        def counting_save(entity: dict[str, Any], etag: str | None) -> Any:
+        def counting_commit(write: Any) -> Any:
             try:
-                return original_save(entity, etag)
-            except Exception:
+                return original_commit(write)
+            except WriteConflict:
                 conflicts[0] += 1
                 raise
 
-        repo.save = counting_save  # type: ignore[method-assign]
+        repo.commit = counting_commit  # type: ignore[method-assign]
         barrier.wait()
         try:
             for payload in lane:

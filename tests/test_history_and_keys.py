@@ -18,7 +18,7 @@ from shared.ingest.pipeline import EventProcessor
 from shared.store.keys import check_entity, decode_part, encode_part, path_from_row_key, resource_keys
 from shared.store.memory import InMemoryStore
 from tests.conftest import table_repo
-from tests.support import CLOCK, SERVICE_ID, event, history_records, inventory_rows, processor_over
+from tests.support import CLOCK, SERVICE_ID, event, feed_entries, history_records, inventory_rows, processor_over
 
 
 def test_history_of_one_resource_newest_first_with_stale_marked(azurite: Azurite) -> None:
@@ -32,39 +32,42 @@ def test_history_of_one_resource_newest_first_with_stale_marked(azurite: Azurite
         event("ProductCreated", "/products/other", at=2, event_id="o1"),
     ]]
     assert outcomes == [Outcome.APPLIED, Outcome.APPLIED, Outcome.STALE, Outcome.DUPLICATE, Outcome.APPLIED]
-    history = repo.history("contoso", "products/starter")
+    history = repo.history(parse_path(parse_service_id(SERVICE_ID), "products/starter"))
     assert [h["EventId"] for h in history] == ["p3", "p2", "p1"]
     assert [h["Stale"] for h in history] == [False, True, False]
     assert [h["Change"] for h in history] == ["deleted", "updated", "created"]
     assert history[1]["Schema"] == "eventGrid" and history[1]["Subject"] == "/products/Starter"
 
 
-class FailAfterHistory(InMemoryStore):
-    """Writes the history record, then fails the row write once, as a store outage between the two would."""
+class FailFeedOnce(InMemoryStore):
+    """Writes the record, the row and the count row, then fails the feed's transaction once, as a crash between
+    the two would."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.fail_next_save = True
+        self.fail_next_feed = True
 
-    def save(self, entity: dict[str, Any], etag: str | None) -> Any:
-        if self.fail_next_save:
-            self.fail_next_save = False
+    def add_feed(self, records: list[dict[str, Any]]) -> None:
+        if self.fail_next_feed:
+            self.fail_next_feed = False
             raise ConnectionError("store unreachable")
-        return super().save(entity, etag)
+        super().add_feed(records)
 
 
 @pytest.mark.unit
-def test_redelivery_after_a_partial_failure_still_applies() -> None:
-    repo = FailAfterHistory()
+def test_redelivery_after_a_crash_before_the_feed_writes_the_feed() -> None:
+    repo = FailFeedOnce()
     processor = processor_over(repo, CLOCK.now)
     payload = event("UserCreated", "/users/alice")
     with pytest.raises(ConnectionError):
         processor.handle(decode_event(payload))
-    assert list(inventory_rows(repo)) == [] and len(history_records(repo)) == 1
-    processor.handle(decode_event(payload))  # Event Grid delivers again
     (row,) = inventory_rows(repo)
-    assert row["LastEventId"] == payload["id"] and row["IsDeleted"] is False
-    assert processor.handle(decode_event(payload)).outcome is Outcome.DUPLICATE
+    assert row["LastEventId"] == payload["id"] and len(history_records(repo)) == 1 and feed_entries(repo) == []
+    assert processor.handle(decode_event(payload)).outcome is Outcome.DUPLICATE  # Event Grid delivers again
+    (record,) = history_records(repo)
+    assert sorted(e["RowKey"][0] for e in feed_entries(repo)) == ["e", "r"]
+    assert {(e["HistoryPartition"], e["HistoryRow"]) for e in feed_entries(repo)} == {(record["PartitionKey"], record["RowKey"])}
+    assert record["Duplicates"] == 1
 
 
 def test_odd_names_are_stored_with_escaped_keys_and_original_text(azurite: Azurite) -> None:

@@ -23,15 +23,17 @@ from devtools.worker import deliver, fire_timer
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.errors import InvalidSettings, WriteConflict
+from shared.domain.model import new_row
 from shared.domain.resources import parse_path, parse_service_id
 from shared.integrations.alerts import LoggingAlertPublisher
 from shared.integrations.trigger import decode_event
 from shared.management.sync import InventorySync, SyncReport
+from shared.store.keys import with_keys
 from shared.store.memory import InMemoryStore
-from shared.store.ports import Entity
+from shared.store.ports import PartitionWrite, RowChange, StoredRow, Table
 from shared.store.table import TableStore
 from tests.conftest import table_repo
-from tests.support import SERVICE_ID, ManualClock, dumps, event, history_records, inventory_rows, stored_row
+from tests.support import SERVICE_ID, ManualClock, count_rows, dumps, event, history_records, inventory_rows
 from tests.test_enrichment import row
 from tests.test_health import health
 
@@ -105,7 +107,7 @@ def test_updated_at_moves_only_on_the_rows_a_sync_changes(arm_services: bootstra
     arm.put(f"{SERVICE_ID}/users/alice", user("alice", "alice@new.example"))
     bob, _ = repo.load(parse_path(SERVICE, "users/bob"), fresh=True)
     assert bob is not None  # as a version that kept UpdatedAt on fewer rows left it: live, without one
-    repo.save({k: v for k, v in bob.entity.items() if k != "UpdatedAt"}, bob.etag)
+    repo.put(Table.INVENTORY, {k: v for k, v in bob.entity.items() if k != "UpdatedAt"}, bob.etag)
     second = syncer(arm_services).sync(SERVICE)
     assert dict(second.counts) == {"updated": 2, "unchanged": first.listed - 2}
     assert row(arm_services, "users/alice")["UpdatedAt"] == second.started_at  # her details changed
@@ -154,28 +156,32 @@ def test_an_event_during_a_sync_wins_on_azurite(arm_services: bootstrap.Services
 
 
 def test_azurite_enforces_if_match_inside_a_transaction(azurite: Azurite) -> None:
-    """What the sync's guard relies on, as Azure documents it: one stale ETag fails the whole transaction."""
+    """What the sync's guard and the event's one transaction rely on, as Azure documents it: one stale ETag fails
+    the whole transaction (the rows and the count row)."""
     repo = table_repo(azurite)
-    first = {"PartitionKey": "p", "RowKey": "a", "Kind": "user"}
-    second = {"PartitionKey": "p", "RowKey": "b", "Kind": "user"}
-    repo.save_batch([(first, None), (second, None)])
-    stale_a, stale_b = stored_row(repo, "p", "a"), stored_row(repo, "p", "b")
+    api, revision = parse_path(SERVICE, "apis/a"), parse_path(SERVICE, "apis/a;rev=2")  # one partition
+    first, second = with_keys(api, new_row(api)), with_keys(revision, new_row(revision))
+    repo.commit(PartitionWrite(api, (RowChange(first, None), RowChange(second, None))))
+    (stale_a, _), (stale_b, _) = repo.load(api, fresh=True), repo.load(revision, fresh=True)
     assert stale_a is not None and stale_b is not None
-    repo.save({**second, "Changed": True}, stale_b.etag)
+    repo.commit(PartitionWrite(api, (RowChange({**second, "Changed": True}, stale_b),)))
     with pytest.raises(WriteConflict):
-        repo.save_batch([({**first, "V": 2}, stale_a.etag), ({**second, "V": 2}, stale_b.etag)])
-    now_a, now_b = stored_row(repo, "p", "a"), stored_row(repo, "p", "b")
+        repo.commit(PartitionWrite(api, (RowChange({**first, "V": 2}, stale_a), RowChange({**second, "V": 2}, stale_b))))
+    (now_a, _), (now_b, _) = repo.load(api, fresh=True), repo.load(revision, fresh=True)
     assert now_a is not None and now_b is not None
     assert "V" not in now_a.entity and now_b.entity.get("Changed") is True and "V" not in now_b.entity
+    (counts,) = count_rows(repo)
+    assert counts["Live_api"] == 2  # the failed transaction moved nothing
 
 
 def test_an_event_during_a_sync_wins_inside_transactions(arm_settings: Settings, clock: ManualClock, arm: ArmStandIn) -> None:
-    batches: list[list[tuple[Entity, str | None]]] = []
+    batches: list[PartitionWrite] = []
 
     class Recording(InMemoryStore):
-        def save_batch(self, items: list[tuple[Entity, str | None]]) -> None:
-            batches.append(items)
-            super().save_batch(items)
+        def commit(self, write: PartitionWrite) -> list[StoredRow]:
+            if len(write.rows) > 1:
+                batches.append(write)
+            return super().commit(write)
 
     arm.put_many((f"{SERVICE_ID}/users/u{n:04d}", user(n)) for n in range(1700))  # > 100 rows in some partitions
     repo = Recording()
@@ -184,8 +190,8 @@ def test_an_event_during_a_sync_wins_inside_transactions(arm_settings: Settings,
     arm.page_size = 500
     first = syncer(services).sync(SERVICE)
     assert first.counts["added"] == 1700 + sum(LISTED.values())
-    assert all(0 < len(b) <= 100 and len({e["PartitionKey"] for e, _ in b}) == 1 for b in batches)
-    assert max(len(b) for b in batches) == 100
+    assert all(len({c.entity["PartitionKey"] for c in b.rows}) == 1 and len(b.rows) + len(b.notes) < 100 for b in batches)
+    assert max(len(b.rows) for b in batches) == 49 and all(len(b.notes) == len(b.rows) for b in batches)
 
     arm.put(f"{SERVICE_ID}/users/alice", user("alice", "alice@new.example"))
     clock.advance(minutes=5)

@@ -121,3 +121,11 @@ def details(kind: Kind, properties: Mapping[str, Any]) -> dict[str, Any]:
 def resource_properties(resource: Mapping[str, Any]) -> Mapping[str, Any]:
     properties = resource.get("properties")
     return properties if isinstance(properties, Mapping) else {}
+
+
+def detail_diff(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> dict[str, Any]:
+    """The detail columns a write changes, as {"Column": [old, new]}; a personal column as "changed", without its
+    values (docs/schema.md: personal data stays in the row it describes)."""
+    old = before or {}
+    return {column: "changed" if column in PERSONAL_COLUMNS else [old.get(column), after.get(column)]
+            for column in sorted(DETAIL_COLUMNS) if old.get(column) != after.get(column)}

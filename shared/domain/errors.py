@@ -50,11 +50,12 @@ class WriteConflict(Exception):
 
 
 class AlreadyRecorded(Exception):
-    """The history already holds a record under this source and event id."""
+    """The history already holds this event's record (same resource, event time and id): a redelivery."""
 
-    def __init__(self, existing: dict[str, Any]) -> None:
+    def __init__(self, existing: dict[str, Any], etag: str = "") -> None:
         super().__init__("event already recorded")
         self.existing = existing
+        self.etag = etag
 
 
 class ConflictRetriesExhausted(Exception):

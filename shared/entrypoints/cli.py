@@ -29,6 +29,7 @@ from shared.integrations import blobs
 from shared.integrations.delivery import read_events
 from shared.integrations.storage import StorageNotConfigured
 from shared.logs import summary_line
+from shared.migration.layout import Migration
 from shared.queries.changes import TIME_COLUMN
 from shared.queries.inventory import MAX_TOP, InventoryQueries, NotFound, parse_kind, parse_top, parse_when, resolve_id
 from shared.queries.summary import NotMigrated
@@ -136,6 +137,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--now", metavar="T", default=argparse.SUPPRESS, type=_checked(lambda t: parse_when(t, "--now")),
                      help="take T as the current time for the cutoffs")
     command("sweep", "run both timers now: gateway token expiry and stuck circuit breakers", _sweep, reads=False)
+    command("migrate", "move the store to the current layout (history beside its rows, count rows, the change feed); "
+            "idempotent: a rerun resumes where a run stopped", _migrate, reads=False)
     sub = command("sync", "a full sync of one APIM service from Azure Resource Manager: add, update, tombstone", _sync)
     sub.add_argument("--service", required=True, metavar="ID", type=_service_id,
                      help="the service's ARM id, /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.ApiManagement/service/NAME")
@@ -411,6 +414,19 @@ def _sweep(args: argparse.Namespace) -> int:
     cells = [[r.kind, str(r.rows), str(r.changed), str(r.alerts_sent), str(r.alerts_pending)] for r in results]
     print("\n".join(table(("Sweep", "Rows", "Changed", "AlertsSent", "AlertsPending"), cells, "")))
     return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    show = sys.stderr.isatty()
+
+    def note(phase: str, done: int, total: int) -> None:
+        if show:
+            sys.stderr.write(f"{progress(done, total)} {phase}".ljust(72) + ("\n" if done == total else ""))
+            sys.stderr.flush()
+
+    report = Migration(_services(args).store, bootstrap.system_clock).migrate(note)
+    print(f"history records moved: {report.copied}; kept in layout 1: {report.kept}; partitions counted: {report.partitions}")
+    return 1 if report.kept else 0
 
 
 def _sync(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ from shared.store.keys import MAX_STRING_CHARS
 from shared.store.outbox import AlertOutbox
 from shared.store.ports import HistoryLog, HistoryRecord, InventoryRows, RejectedLog, RejectedRecord, StoredRow
 from shared.store.status import StatusTracker
-from shared.store.writer import Applied, RowWriter
+from shared.store.writer import Applied, EventRecord, RowWriter
 
 log = logging.getLogger("apim_inventory")
 
@@ -83,11 +83,19 @@ class EventProcessor:
         try:
             changes = HANDLERS[event.type](event)
             primary = changes[0]
-            row, parent_row = self._rows.load(primary.ref)
-            stale = row_stamp(self._merged(primary, row, parent_row)) != primary.stamp
-            duplicate = self._record(event, primary, stale)
-            applied = [self.writer.apply(primary.ref, [primary], loaded=(row, parent_row))]
-            applied += [self.writer.apply(change.ref, [change]) for change in changes[1:]]
+            loaded = self._rows.load(primary.ref)
+            duplicate = False
+            try:  # the history record, the row and the count row: one transaction
+                first = self.writer.apply(primary.ref, [primary], loaded=loaded, event=self._record(event, primary))
+                stored, stale = first.record, first.stale
+            except AlreadyRecorded as exc:  # the same event on the same resource at the same time: a redelivery
+                duplicate = True
+                stored = self.writer.note_duplicate(primary.ref, StoredRow(exc.existing, exc.etag))
+                stale = bool(stored.get("Stale"))
+                first = self.writer.apply(primary.ref, [primary], loaded=loaded)  # after a partial failure, still applies
+            if stored is not None:  # the change feed's entries; a redelivery writes them again, so a crash loses none
+                self._history.add_feed([stored])
+            applied = [first, *(self.writer.apply(change.ref, [change]) for change in changes[1:])]
             if primary.op == Op.DELETED and primary.ref.has_children:
                 applied += self._cascade(primary.ref)
             if self.enricher is not None:
@@ -104,26 +112,17 @@ class EventProcessor:
         return Result(outcome, event.id, event.type, event.service.name)
 
     # -- steps ----------------------------------------------------------------------------
-    def _record(self, event: InventoryEvent, change: Change, stale: bool) -> bool:
-        """Write the history record; True when this event was recorded before (a duplicate)."""
-        record = HistoryRecord(
-            service_key=event.service.key, event_id=event.id, event_type=event.type, event_time=event.time,
-            source=event.source, service=event.service.name, subject=event.subject, kind=change.ref.kind,
-            path=change.ref.path, path_key=change.ref.key, resource_id=change.ref.resource_id, change=change.op.value,
-            stale=stale, values=_json(change.values), schema=event.schema, recorded_at=self.clock(),
-        )
-        try:
-            self._history.add_history(record)
-            return False
-        except AlreadyRecorded as exc:
-            old = exc.existing
-            if (old.get("EventType"), old.get("PathKey")) != (event.type, change.ref.key):
-                raise PermanentEventError(
-                    "id-collision",
-                    f"event id {event.id!r} was already used by {old.get('EventType')} on {old.get('Path')!r}",
-                ) from None
-            self._history.note_duplicate(old, self.clock())
-            return True
+    def _record(self, event: InventoryEvent, change: Change) -> EventRecord:
+        """The event's history record for the row as read: stale when the row already holds a newer event. Its key
+        comes from the resource, the event's time and its id, so an id reused elsewhere is another event."""
+        def record(row: StoredRow | None, parent_row: StoredRow | None) -> HistoryRecord:
+            stale = row_stamp(self._merged(change, row, parent_row)) != change.stamp
+            return HistoryRecord(
+                ref=change.ref, event_id=event.id, event_type=event.type, event_time=event.time, source=event.source,
+                subject=event.subject, change=change.op.value, stale=stale, values=_json(change.values), schema=event.schema,
+                recorded_at=self.clock(),
+            )
+        return record
 
     @staticmethod
     def _merged(change: Change, row: StoredRow | None, parent_row: StoredRow | None) -> dict[str, Any]:
@@ -143,19 +142,19 @@ class EventProcessor:
                 enricher.enrich(change.ref)
 
     def _cascade(self, parent: ResourceRef) -> list[Applied]:
-        """Apply the parent's newest deletion to every child row. Idempotent, so it runs on every
-        delete, including a redelivery after a partial failure."""
+        """Apply the parent's newest deletion to every child row, in transactions of the partition. Idempotent, so
+        it runs on every delete, including a redelivery after a partial failure."""
         parent_row, _ = self._rows.load(parent)
         if parent_row is None:
             return []
         delete_type = PARENT_DELETE_TYPES[parent.kind]
-        applied = []
+        items: list[tuple[ResourceRef, list[Change], StoredRow | None]] = []
         for child in self._rows.children(parent):
             ref = parse_path(parent.service, child.entity["Path"])
             change = cascade_change(parent_row.entity, ref, delete_type)
             if change is not None:
-                applied.append(self.writer.apply(ref, [change], loaded=(child, parent_row)))
-        return applied
+                items.append((ref, [change], child))
+        return self.writer.apply_batch(items, parent_row)
 
     def _reject(self, payload: dict[str, Any], exc: PermanentEventError) -> Result:
         now = self.clock()

@@ -7,6 +7,7 @@ gives one); `retry_pending` is the later pass.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import Any
 
 from azure.core.exceptions import AzureError
 
-from shared.domain.details import circuit_breaker_rule, details, resource_properties
+from shared.domain.details import circuit_breaker_rule, detail_diff, details, resource_properties
 from shared.domain.kinds import FETCHABLE, Kind
 from shared.domain.model import Change, Op, Stamp
 from shared.domain.outcomes import EnrichmentOutcome
@@ -23,11 +24,12 @@ from shared.domain.resources import ResourceRef, parse_path, row_ref
 from shared.integrations.arm import ArmClient, ArmError, ArmThrottled
 from shared.logs import Tally
 from shared.store.outbox import AlertOutbox
-from shared.store.ports import Condition, Query, Table, TableReader
+from shared.store.ports import Condition, Entity, HistoryRecord, Query, Table, TableReader
 from shared.store.writer import RowWriter
 
 log = logging.getLogger("apim_inventory.enrichment")
 ENRICHED_TYPE = "ApimInventory.Enriched"
+DETAILS_CHANGED_TYPE = "ApimInventory.DetailsChanged"
 DEFAULT_RETRY = timedelta(minutes=5)
 PENDING = Query(Table.INVENTORY, conditions=(Condition("EnrichmentPending", "eq", True),))
 
@@ -52,6 +54,25 @@ def detail_changes(ref: ResourceRef, resource: dict[str, Any], stamp: Stamp, eve
                 rule_ref = parse_path(ref.service, f"backends/{ref.name}/circuit-breaker/rules/{rule['name']}")
                 groups.append(row(rule_ref, details(Kind.CIRCUIT_BREAKER_RULE, circuit_breaker_rule(rule)), alive or Op.OBSERVED))
     return groups
+
+
+def management_record(ref: ResourceRef, stamp: Stamp, event_type: str, change: Op, before: Entity | None, after: Entity,
+                      recorded_at: datetime) -> HistoryRecord:
+    """The history record of what a management-plane read (a sync's listing, an enrichment) did to a row: its Values
+    are the detail columns it changed (`detail_diff`)."""
+    values = json.dumps(detail_diff(before, after), sort_keys=True, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))
+    return HistoryRecord(ref=ref, event_id=stamp.event_id, event_type=event_type, event_time=stamp.time, source=ref.service.resource_id,
+                         subject=f"/{ref.path}", change=change.value, stale=False, values=values, schema="apimInventory",
+                         recorded_at=recorded_at)
+
+
+def details_changed(ref: ResourceRef, stamp: Stamp, clock: Callable[[], datetime]) -> Callable[[Entity | None, Entity], tuple[HistoryRecord, ...]]:
+    """The notes of a read that changes an existing row's details: one DetailsChanged record, or none."""
+    def notes(before: Entity | None, after: Entity) -> tuple[HistoryRecord, ...]:
+        if before is None or not detail_diff(before, after):
+            return ()
+        return (management_record(ref, stamp, DETAILS_CHANGED_TYPE, Op.DETAILS, before, after, clock()),)
+    return notes
 
 
 class Enricher:
@@ -108,6 +129,7 @@ class Enricher:
 
     def _write(self, groups: list[list[Change]]) -> None:
         """Each group into its row; the alerts a write raised are sent before the caller goes on."""
-        applied = [self._writer.apply(changes[0].ref, changes) for changes in groups]
+        applied = [self._writer.apply(changes[0].ref, changes, notes=details_changed(changes[0].ref, changes[0].stamp, self.clock))
+                   for changes in groups]
         if any(a.alerts for a in applied):
             self._outbox.flush(self.clock())

@@ -27,17 +27,17 @@ from shared.domain.outcomes import SyncOutcome
 from shared.domain.resources import ResourceRef, ServiceRef, parse_path
 from shared.integrations.arm import ArmClient, ArmError
 from shared.logs import SYNC, Line
-from shared.management.enrichment import detail_changes
+from shared.management.enrichment import detail_changes, details_changed, management_record
 from shared.store.keys import key_of, of_family, resource_keys
 from shared.store.outbox import AlertOutbox
-from shared.store.ports import Entity, StoredRow, TableReader
+from shared.store.ports import Entity, HistoryRecord, RowChange, StoredRow, TableReader
 from shared.store.status import StatusTracker
-from shared.store.writer import RowWriter
+from shared.store.writer import Notes, RowWriter
 
 log = logging.getLogger("apim_inventory.sync")
 SYNCED_TYPE = "ApimInventory.Synced"
 TOMBSTONED_TYPE = "ApimInventory.SyncTombstoned"
-BATCH = 100
+BATCH = 49  # rows of a transaction: each with its history record, and the count row (Table Storage's limit is 100)
 # What a listing moves on every row it sees, changed or not.
 _STAMPS = frozenset({"LastEventTime", "LastEventId", "LastEventType", "UpdatedAt", "DetailsKey", "DetailsAt"})
 Progress = Callable[[str, int, int | None], None]
@@ -198,7 +198,9 @@ class InventorySync:
         try:
             if not self.transactions:
                 raise WriteConflict("single-entity writes")
-            self._writer.save_batch([(entity, plan.row.etag if plan.row else None) for plan, entity in batch])
+            notes = tuple(note for plan, entity in batch
+                          for note in _sync_notes(plan.ref, stamp, self.clock)(plan.row.entity if plan.row else None, entity))
+            self._writer.write_batch(batch[0][0].ref, [RowChange(entity, plan.row) for plan, entity in batch], notes)
             for plan, entity in batch:
                 report.count(plan.ref.kind, _outcome(plan.row.entity if plan.row else None, entity))
         except WriteConflict:
@@ -209,7 +211,7 @@ class InventorySync:
         def compute(row: StoredRow | None, parent: StoredRow | None) -> Entity | None:
             return _compute(row.entity if row else None, plan, parent.entity if parent else None, stamp)
 
-        applied = self._writer.apply(plan.ref, compute)
+        applied = self._writer.apply(plan.ref, compute, notes=_sync_notes(plan.ref, stamp, self.clock))
         new = applied.computed
         report.count(plan.ref.kind, SyncOutcome.SKIPPED if new is None else _outcome(applied.before, new) if applied.changed else SyncOutcome.UNCHANGED)
 
@@ -226,6 +228,18 @@ def _compute(row: Entity | None, plan: _Plan, parent: Entity | None, stamp: Stam
     # UpdatedAt without a change. A live row written before every live row had UpdatedAt gets it once.
     unchanged = row is not None and same_row(new, row, ignore=_STAMPS) and ("UpdatedAt" in row) == ("UpdatedAt" in new)
     return row if unchanged else new
+
+
+def _sync_notes(ref: ResourceRef, stamp: Stamp, clock: Callable[[], datetime]) -> Notes:
+    """The history record of what the sync did to a row: added (or revived), tombstoned, or its details changed."""
+    def notes(before: Entity | None, after: Entity) -> tuple[HistoryRecord, ...]:
+        outcome = _outcome(before, after)
+        if outcome is SyncOutcome.ADDED:
+            return (management_record(ref, stamp, SYNCED_TYPE, Op.SYNCED, before, after, clock()),)
+        if outcome is SyncOutcome.TOMBSTONED:
+            return (management_record(ref, stamp, TOMBSTONED_TYPE, Op.DELETED, before, after, clock()),)
+        return details_changed(ref, stamp, clock)(before, after)
+    return notes
 
 
 def _listed_children(kind: Kind) -> tuple[Kind, ...]:

@@ -20,7 +20,7 @@ from shared.domain.resources import ResourceRef, ServiceRef, parse_path, parse_r
 from shared.domain.times import AGO_EXAMPLES, BEFORE_1601, parse_moment
 from shared.queries.changes import ChangesPage, feed_page, parse_by
 from shared.queries.summary import summarize
-from shared.store.keys import as_continuation, check_keys, encode_part, history_range, of_kind, rejected_from, rows_only
+from shared.store.keys import as_continuation, check_keys, encode_part, history_range, of_kind, rejected_from
 from shared.store.ports import Condition, Entity, InventoryRows, TableReader, Token
 
 MAX_TOP = 1000
@@ -176,7 +176,7 @@ class InventoryQueries:
         if since is None:
             raise InvalidQuery("since is required")
         return feed_page(self._reader, since=since, until=until, service_key=_service_key(service), kind=kind,
-                               by=parse_by(by), top=top, continuation=continuation)
+                         by=parse_by(by), top=top, continuation=continuation)
 
     def flags(self) -> dict[str, list[Entity]]:
         """Tokens near expiry or expired, breakers open or stuck open; live rows only."""
@@ -188,7 +188,7 @@ class InventoryQueries:
 
     def rejected(self, since: datetime | None = None) -> list[Entity]:
         conditions = (Condition("ReceivedAt", "ge", since),) if since else ()
-        rows, _ = self._reader.page(rows_only(rejected_from(since or datetime(2000, 1, 1), None, conditions)), None)
+        rows, _ = self._reader.page(rejected_from(since or datetime(2000, 1, 1), None, conditions), None)
         return sorted(rows, key=lambda r: r["ReceivedAt"], reverse=True)
 
     def summary(self) -> dict[str, Any]:

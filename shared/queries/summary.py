@@ -15,12 +15,11 @@ from typing import Any, TypeVar
 
 from shared.domain.kinds import TOP_LEVEL
 from shared.domain.outcomes import Outcome
-from shared.store.counts import WINDOWS, window_start, window_totals
-from shared.store.keys import COUNT_ROW, LAYOUT, count_partitions, layout_keys, rejected_counter_keys, service_key_of, status_rows
+from shared.store.counts import EVENT_OUTCOMES, WINDOWS, window_start, window_totals
+from shared.store.keys import COUNT_ROW, LAYOUT, LAYOUT_KEYS, count_partitions, rejected_count_keys, service_of_status, status_rows
 from shared.store.ports import Table, TableReader
 
 READERS = 8  # concurrent point reads: within the Table client's connection pool (10)
-COUNTED = (Outcome.APPLIED, Outcome.STALE, Outcome.DUPLICATE)  # the order of a count row's bucket numbers
 LIVE, DELETED = "Live_", "Deleted_"
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
@@ -39,12 +38,12 @@ def in_parallel(work: Callable[[_In], _Out], items: Iterable[_In]) -> list[_Out]
 def services(reader: TableReader) -> list[tuple[str, str]]:
     """(service key, name) of every service with a status row: every service that ever sent an event or was synced."""
     rows, _ = reader.page(status_rows(), None)
-    return [(service_key_of(row), str(row.get("Service") or service_key_of(row))) for row in rows]
+    return [(service_of_status(row["RowKey"]), str(row.get("Service") or service_of_status(row["RowKey"]))) for row in rows]
 
 
 def check_layout(reader: TableReader) -> None:
-    marker = reader.get(Table.STATUS, *layout_keys())
-    if marker is None or int(marker.get("Layout") or 0) < LAYOUT:
+    marker = reader.get(Table.STATUS, *LAYOUT_KEYS)
+    if marker is None or int(marker.entity.get("Layout") or 0) < LAYOUT:
         raise NotMigrated("the inventory is in layout 1: run `apim-inventory migrate`")
 
 
@@ -53,28 +52,29 @@ def summarize(reader: TableReader, now: datetime) -> dict[str, Any]:
     known = services(reader)
     partitions = [(name, pk) for key, name in known for pk in count_partitions(key, TOP_LEVEL)]
     count_rows = in_parallel(lambda item: (item[0], reader.get(Table.INVENTORY, item[1], COUNT_ROW)), partitions)
-    rejected = [reader.get(Table.REJECTED, *rejected_counter_keys(day)) for day in (now - timedelta(days=1), now)]
+    rejected = [reader.get(Table.REJECTED, *rejected_count_keys(day)) for day in (now - timedelta(days=1), now)]
     counts: dict[str, Counter[tuple[str, str]]] = {LIVE: Counter(), DELETED: Counter()}
-    events = {window: [0] * len(COUNTED) for window in WINDOWS}
-    for name, row in count_rows:
-        if row is None:
+    events = {window: [0] * len(EVENT_OUTCOMES) for window in WINDOWS}
+    for name, stored in count_rows:
+        if stored is None:
             continue
+        row = stored.entity
         for column, value in row.items():
             for prefix, counter in counts.items():
                 if column.startswith(prefix) and isinstance(value, int):
                     counter[(name, column[len(prefix):])] += value
-        _add(events, window_totals(row.get("Events"), now, len(COUNTED)))
+        _add(events, window_totals(row.get("Events"), now, len(EVENT_OUTCOMES)))
     rejections = {window: [0] for window in WINDOWS}
-    for row in rejected:
-        if row is not None:
-            _add(rejections, window_totals(row.get("Events"), now, 1))
+    for stored in rejected:
+        if stored is not None:
+            _add(rejections, window_totals(stored.entity.get("Events"), now, 1))
     pairs = sorted(pair for pair in set(counts[LIVE]) | set(counts[DELETED]) if counts[LIVE][pair] or counts[DELETED][pair])
     return {
         "generatedAt": now,
         "resources": [{"service": s, "kind": k, "live": counts[LIVE][(s, k)], "deleted": counts[DELETED][(s, k)]} for s, k in pairs],
-        "events": {window: {**dict(zip(COUNTED, events[window], strict=True)), Outcome.REJECTED: rejections[window][0]}
+        "events": {window: {**dict(zip(EVENT_OUTCOMES, events[window], strict=True)), Outcome.REJECTED: rejections[window][0]}
                    for window in WINDOWS},
-        "windows": {window: {"from": window_start(now, window), "to": now} for window in WINDOWS},
+        "windows": {window: {"from": window_start(now, window)} for window in WINDOWS},
     }
 
 

@@ -27,7 +27,7 @@ from urllib.parse import unquote
 from shared.domain.errors import PermanentEventError
 from shared.domain.kinds import Kind
 from shared.domain.resources import ResourceRef
-from shared.store.ports import Condition, Query, Table
+from shared.store.ports import Condition, Query, StoredRow, Table
 
 BUCKETS = 16
 MAX_KEY_CHARS = 512  # Azurite's cap; Azure allows 1 KiB (512 UTF-16 characters)
@@ -250,6 +250,42 @@ def feed_range(service_key: str, order: str, since: datetime | None, until: date
     return Query(Table.HISTORY, None, None, (Condition("PartitionKey", "eq", pk), *conditions), low, high)
 
 
+def feed_row_keys(history_pk: str, history_rk: str, event_time: datetime, recorded_at: datetime) -> dict[str, str]:
+    """The RowKeys of a history record's two feed entries, by order (the partition is its service's)."""
+    return {order: feed_keys("", order, moment, history_pk, history_rk)[1]
+            for order, moment in ((BY_EVENT, event_time), (BY_RECORDED, recorded_at))}
+
+
+def feed_purge(entries: list[StoredRow]) -> tuple[list[StoredRow], list[StoredRow]]:
+    """What purging the feed's `r|` entries (HistoryPartition, HistoryRow, EventTime and RecordedAt read) deletes:
+    their history records (inventory table), then both feed entries of each (history table)."""
+    records = [StoredRow({"PartitionKey": e.entity["HistoryPartition"], "RowKey": e.entity["HistoryRow"]}, "") for e in entries]
+    feed = [StoredRow({"PartitionKey": e.entity["PartitionKey"], "RowKey": rk}, "")
+            for e in entries for rk in feed_row_keys(e.entity["HistoryPartition"], e.entity["HistoryRow"],
+                                                     e.entity["EventTime"], e.entity["RecordedAt"]).values()]
+    return records, feed
+
+
+def service_of_status(row_key: str) -> str:
+    """The service key of a status row (its RowKey)."""
+    return decode_part(row_key)
+
+
+def partition_rows(partition_key: str) -> Query:
+    """The inventory rows of one partition (not its count row or history records)."""
+    return rows_only(Query(Table.INVENTORY, conditions=(Condition("PartitionKey", "eq", partition_key),)))
+
+
+def all_count_rows() -> Query:
+    """Every partition's count row (a filter on RowKey in every partition: a table scan, for a migration)."""
+    return Query(Table.INVENTORY, conditions=(Condition("RowKey", "eq", COUNT_ROW),))
+
+
+def history_records(low_pk: str | None = None, high_pk: str | None = None) -> Query:
+    """Layout 2's history records among the inventory's rows (the RowKey range of the prefix, in every partition)."""
+    return Query(Table.INVENTORY, low_pk, high_pk, (), HISTORY_PREFIX, HISTORY_PREFIX[:-1] + "}")
+
+
 def legacy_history_keys(service_key: str, event_id: str) -> tuple[str, str]:
     """Layout 1: PartitionKey "{service}|{bucket of id}", RowKey the id."""
     pk = f"{encode_part(service_key)}|{bucket(event_id):02d}"
@@ -277,7 +313,8 @@ def of_kind(kind: Kind, service_key: str | None = None, conditions: tuple[Condit
 
 
 def of_family(family: str, service_key: str) -> Query:
-    return Query(Table.INVENTORY, *family_range(family, service_key))
+    """A family's rows in one service (not the count rows and history records beside them)."""
+    return rows_only(Query(Table.INVENTORY, *family_range(family, service_key)))
 
 
 def day_partition(moment: datetime) -> str:
@@ -285,20 +322,26 @@ def day_partition(moment: datetime) -> str:
     return f"{moment:%Y%m%d}"
 
 
-REJECTED_COUNTER = "~count"  # a day partition's counter row of rejections, after the day's records
-
-
-def rejected_counter_keys(moment: datetime) -> tuple[str, str]:
-    return day_partition(moment), REJECTED_COUNTER
-
-
 def rejected_keys(received_at: datetime, identity: str) -> tuple[str, str]:
     return day_partition(received_at), hashlib.sha256(identity.encode("utf-8", errors="surrogatepass")).hexdigest()[:40]
 
 
+REJECTED_COUNT_ROW = "~count"  # each day partition's counter row, after every record (a hash in hex digits)
+
+
+def rejected_count_keys(received_at: datetime) -> tuple[str, str]:
+    return day_partition(received_at), REJECTED_COUNT_ROW
+
+
 def rejected_from(low: datetime | None, high: datetime | None = None, conditions: tuple[Condition, ...] = ()) -> Query:
-    """Rejected records of the UTC days from `low` (inclusive) to `high` (exclusive)."""
-    return Query(Table.REJECTED, day_partition(low) if low else None, day_partition(high) if high else None, conditions)
+    """Rejected records of the UTC days from `low` (inclusive) to `high` (exclusive), not their counter rows."""
+    return Query(Table.REJECTED, day_partition(low) if low else None, day_partition(high) if high else None, conditions, None, "~")
+
+
+def rejected_counters(low: datetime | None, high: datetime | None = None) -> Query:
+    """The counter rows of the UTC days from `low` (inclusive) to `high` (exclusive)."""
+    return Query(Table.REJECTED, day_partition(low) if low else None, day_partition(high) if high else None, (),
+                 REJECTED_COUNT_ROW, REJECTED_COUNT_ROW + "\0")
 
 
 PENDING_ALERTS = "pending"
@@ -319,6 +362,7 @@ def sent_alerts_before(cutoff: datetime) -> Query:
 
 
 STATUS_PARTITION = "service"
+LAYOUT_KEYS = ("layout", "layout")  # the status table's layout marker: Layout (2) and CountsBuiltAt
 
 
 def status_keys(service_key: str) -> tuple[str, str]:
@@ -328,15 +372,3 @@ def status_keys(service_key: str) -> tuple[str, str]:
 def status_rows() -> Query:
     return Query(Table.STATUS, conditions=(Condition("PartitionKey", "eq", STATUS_PARTITION),))
 
-
-def service_key_of(status_row: dict[str, Any]) -> str:
-    """The service key a status row is kept under."""
-    return decode_part(status_row["RowKey"])
-
-
-LAYOUT_PARTITION = "layout"
-
-
-def layout_keys() -> tuple[str, str]:
-    """The layout marker: the status-table row that says which key layout the tables are in (`Layout`, `CountsBuiltAt`)."""
-    return LAYOUT_PARTITION, "inventory"

@@ -76,24 +76,45 @@ class Query:
 
 @dataclass(frozen=True)
 class HistoryRecord:
-    """One event as it reached one resource, kept under its source and event id."""
+    """One event (or one thing a sync or a management-plane read did) as it reached one resource. Its keys come
+    from the resource, the event's time and its id (`shared.store.keys.history_keys`)."""
 
-    service_key: str
+    ref: ResourceRef
     event_id: str
     event_type: str
     event_time: datetime
     source: str
-    service: str
     subject: str
-    kind: str
-    path: str
-    path_key: str
-    resource_id: str
     change: str
     stale: bool
     values: str  # JSON
     schema: str
     recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """A row to write: inserted when `before` is None, else replacing `before` if unchanged since it was read."""
+
+    entity: Entity
+    before: StoredRow | None
+
+
+@dataclass(frozen=True)
+class PartitionWrite:
+    """What one transaction in one inventory partition (`ref`'s) writes: the event's history record (created, so a
+    redelivery fails it: AlreadyRecorded), or one more delivery of a recorded one (`duplicate`, under its ETag); the
+    rows; the records of what a sync or a management-plane read did (`notes`, upserted); and the partition's count
+    row, moved by the rows' live/deleted changes and by the event's `outcome` at `at` (its minute and hour buckets).
+    All or nothing; WriteConflict when a row or the count row changed since it was read."""
+
+    ref: ResourceRef
+    rows: tuple[RowChange, ...] = ()
+    record: HistoryRecord | None = None
+    duplicate: StoredRow | None = None
+    notes: tuple[HistoryRecord, ...] = ()
+    outcome: str | None = None  # applied, stale or duplicate
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -113,33 +134,32 @@ class RejectedRecord:
 
 class InventoryRows(Protocol):
     def load(self, ref: ResourceRef, *, fresh: bool = False) -> Loaded:
-        """The resource's row and its parent's row (same partition), in one request when not cached."""
+        """The resource's row and its parent's row (same partition): point reads of what is not cached."""
 
-    def save(self, entity: Entity, etag: str | None) -> StoredRow:
-        """Insert when etag is None, else replace if unchanged since read. Raises WriteConflict."""
+    def get(self, table: Table, partition_key: str, row_key: str) -> StoredRow | None:
+        """One entity by its keys (a point read), with its ETag."""
 
-    def save_batch(self, items: list[tuple[Entity, str | None]]) -> None:
-        """Write up to 100 rows of one partition in one transaction, each as `save` would (insert
-        when its etag is None, else replace if unchanged). All or nothing: raises WriteConflict."""
+    def commit(self, write: PartitionWrite) -> list[StoredRow]:
+        """One transaction in the partition (see PartitionWrite); the rows as stored, in order. Raises
+        AlreadyRecorded (the event's record exists: nothing written) or WriteConflict (nothing written)."""
 
     def children(self, parent: ResourceRef) -> list[StoredRow]:
         """The rows of a parent's children (an API's revisions and releases, a gateway's children)."""
 
 
 class HistoryLog(Protocol):
-    def add_history(self, record: HistoryRecord) -> None:
-        """Insert a history record. Raises AlreadyRecorded with the existing record."""
+    def add_feed(self, records: list[Entity]) -> None:
+        """Upsert the change feed's two entries of each history record (as stored), a transaction per service
+        and 50 records: idempotent, so a redelivery writes them again after a crash."""
 
-    def note_duplicate(self, existing: Entity, now: datetime) -> None:
-        """Count one more delivery of a recorded event (Duplicates, LastDuplicateAt)."""
-
-    def history(self, service_key: str, path_key: str) -> list[Entity]:
-        """One resource's history records, newest first."""
+    def history(self, ref: ResourceRef, with_children: bool = False) -> list[Entity]:
+        """One resource's history records (with its children's), newest first."""
 
 
 class RejectedLog(Protocol):
     def add_rejected(self, record: RejectedRecord) -> None:
-        """Upsert a rejected-event record."""
+        """Record a rejected event and count it in its day's counter row, in one transaction. A redelivery of the
+        same rejection keeps the first ReceivedAt and adds to Deliveries and LastReceivedAt."""
 
 
 class AlertQueue(Protocol):
@@ -162,8 +182,8 @@ class StatusRows(Protocol):
 
 
 class TableReader(Protocol):
-    def get(self, table: Table, partition_key: str, row_key: str) -> Entity | None:
-        """One entity by its keys (a point read: the cheapest request), or None when there is none."""
+    def get(self, table: Table, partition_key: str, row_key: str) -> StoredRow | None:
+        """One entity by its keys (a point read), with its ETag."""
 
     def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
         """Up to `top` matching entities (all when None) in key order, and where to go on."""
@@ -176,9 +196,19 @@ class TableReader(Protocol):
 class TableDeleter(Protocol):
     def delete_rows(self, table: Table, rows: list[StoredRow], *, if_match: bool = False) -> int:
         """Delete rows in transactions of at most 100, one partition each. With `if_match`, a row changed since
-        it was read (its ETag) is kept. How many were deleted."""
+        it was read (its ETag) is kept. Inventory rows (tombstones: select Kind and IsDeleted) leave their
+        partition's count row in the same transaction. How many were deleted."""
 
 
-class Store(InventoryRows, HistoryLog, RejectedLog, AlertQueue, StatusRows, TableReader, TableDeleter, Protocol):
+class TableWriter(Protocol):
+    def put(self, table: Table, entity: Entity, etag: str | None) -> StoredRow:
+        """Insert when etag is None, else replace if unchanged since read (WriteConflict); for the layout's own
+        rows (the count rows a recount writes, the layout marker), never an inventory row."""
+
+    def upsert(self, table: Table, entities: list[Entity]) -> None:
+        """Upsert entities, a transaction per partition and 100 (a migration's copies)."""
+
+
+class Store(InventoryRows, HistoryLog, RejectedLog, AlertQueue, StatusRows, TableReader, TableDeleter, TableWriter, Protocol):
     """Every port at once: what an adapter of the whole store offers. Only the composition root, tests and
     tools hold one; each capability is given the ports it uses."""

@@ -9,22 +9,61 @@ from typing import Any
 
 from shared.domain.flags import Alert
 from shared.domain.model import SCHEMA_VERSION
-from shared.store.keys import PENDING_ALERTS, check_entity, legacy_history_keys, rejected_keys, sent_partition, status_keys
+from shared.domain.resources import ResourceRef
+from shared.store.keys import (
+    BY_EVENT,
+    BY_RECORDED,
+    LAYOUT,
+    LAYOUT_KEYS,
+    PENDING_ALERTS,
+    check_entity,
+    feed_keys,
+    history_keys,
+    rejected_keys,
+    sent_partition,
+    status_keys,
+)
 from shared.store.ports import Entity, HistoryRecord, RejectedRecord
+
+HISTORY = "history"  # RecordType of a history record: the inventory's filters on Kind and IsDeleted never match one
+FEED_COLUMNS = ("HistoryPartition", "HistoryRow", "Service", "EventTime", "RecordedAt", "EventType", "EventId", "ResourceKind",
+                "Path", "Change", "Stale")
 
 
 def history_entity(record: HistoryRecord) -> Entity:
-    pk, rk = legacy_history_keys(record.service_key, record.event_id)
+    """A history record beside its resource's row (layout 2): no Kind or IsDeleted column, ResourceKind instead."""
+    ref = record.ref
+    pk, rk = history_keys(ref, record.event_time, record.event_id)
     entity = {
-        "PartitionKey": pk, "RowKey": rk, "SchemaVersion": SCHEMA_VERSION,
+        "PartitionKey": pk, "RowKey": rk, "SchemaVersion": SCHEMA_VERSION, "RecordType": HISTORY,
         "EventId": record.event_id, "EventType": record.event_type, "EventTime": record.event_time,
-        "Source": record.source, "Service": record.service, "ServiceKey": record.service_key,
-        "Subject": record.subject, "Kind": record.kind, "Path": record.path, "PathKey": record.path_key,
-        "ResourceId": record.resource_id, "Change": record.change, "Stale": record.stale,
+        "Source": record.source, "Service": ref.service.name, "ServiceKey": ref.service.key,
+        "Subject": record.subject, "ResourceKind": ref.kind.value, "Path": ref.path, "PathKey": ref.key,
+        "ResourceId": ref.resource_id, "Change": record.change, "Stale": record.stale,
         "Values": record.values, "Schema": record.schema, "RecordedAt": record.recorded_at,
     }
     check_entity(entity)
     return entity
+
+
+def from_legacy(old: Entity, ref: ResourceRef) -> Entity:
+    """A layout-1 history record (history table, keyed by event id) as layout 2 keeps it; every column kept."""
+    pk, rk = history_keys(ref, old["EventTime"], old["EventId"])
+    kept = {k: v for k, v in old.items() if k not in ("PartitionKey", "RowKey", "Kind", "IsDeleted")}
+    entity = {"PartitionKey": pk, "RowKey": rk, **kept, "RecordType": HISTORY, "ResourceKind": old.get("Kind", ref.kind.value)}
+    check_entity(entity)
+    return entity
+
+
+def feed_entities(record: Entity) -> list[Entity]:
+    """A history record's two change-feed entries: its keys and the columns the feed prints."""
+    columns = {c: record[c] for c in FEED_COLUMNS[2:] if c in record}
+    out = []
+    for order, moment in ((BY_EVENT, record["EventTime"]), (BY_RECORDED, record["RecordedAt"])):
+        pk, rk = feed_keys(record["ServiceKey"], order, moment, record["PartitionKey"], record["RowKey"])
+        out.append({"PartitionKey": pk, "RowKey": rk, "HistoryPartition": record["PartitionKey"], "HistoryRow": record["RowKey"],
+                    **columns})
+    return out
 
 
 def duplicate_update(existing: Entity, now: datetime) -> Entity:
@@ -39,9 +78,16 @@ def rejected_entity(record: RejectedRecord) -> Entity:
         "PartitionKey": pk, "RowKey": rk, "SchemaVersion": SCHEMA_VERSION, "EventId": record.event_id,
         "EventType": record.event_type, "Source": record.source, "Subject": record.subject, "Reason": record.reason,
         "Message": record.message, "Payload": record.payload, "ReceivedAt": record.received_at,
+        "Deliveries": 1, "LastReceivedAt": record.received_at,
     }
     check_entity(entity)
     return entity
+
+
+def redelivered(existing: Entity, now: datetime) -> Entity:
+    """The columns one more delivery of a recorded rejection changes (a merge)."""
+    return {"PartitionKey": existing["PartitionKey"], "RowKey": existing["RowKey"],
+            "Deliveries": int(existing.get("Deliveries", 1)) + 1, "LastReceivedAt": now}
 
 
 def outbox_entity(alert: Alert) -> Entity:
@@ -65,3 +111,8 @@ def alert_from_entity(entity: Mapping[str, Any]) -> Alert:
 def status_entity(service_key: str, entity: Entity) -> Entity:
     pk, rk = status_keys(service_key)
     return {**entity, "PartitionKey": pk, "RowKey": rk}
+
+
+def layout_marker(now: datetime) -> Entity:
+    """The status table's row saying the store is in the current layout, since when its counts are kept."""
+    return {"PartitionKey": LAYOUT_KEYS[0], "RowKey": LAYOUT_KEYS[1], "Layout": LAYOUT, "CountsBuiltAt": now}

@@ -28,17 +28,22 @@ from azure.data.tables import TableClient, TableServiceClient, TableTransactionE
 from shared.domain.errors import AlreadyRecorded, WriteConflict
 from shared.domain.flags import Alert
 from shared.domain.resources import ResourceRef
-from shared.store.keys import PENDING_ALERTS, check_entity, child_ranges, key_of, legacy_history_partition_range, row_keys, status_keys
-from shared.store.ports import Entity, HistoryRecord, Loaded, Query, RejectedRecord, StoredRow, Table, Token
-from shared.store.records import (
-    alert_from_entity,
-    duplicate_update,
-    history_entity,
-    outbox_entity,
-    rejected_entity,
-    sent_entity,
-    status_entity,
+from shared.store.keys import (
+    COUNT_ROW,
+    LAYOUT_KEYS,
+    PENDING_ALERTS,
+    child_ranges,
+    count_keys,
+    history_range,
+    key_of,
+    rejected_count_keys,
+    rejected_keys,
+    row_keys,
+    status_keys,
 )
+from shared.store.ports import Entity, Loaded, PartitionWrite, Query, RejectedRecord, StoredRow, Table, Token
+from shared.store.records import alert_from_entity, feed_entities, layout_marker, outbox_entity, sent_entity, status_entity
+from shared.store.transactions import CREATE, DELETE, MERGE, REPLACE, Op, Plan, partition_plan, rejected_plan, tombstone_plan
 
 _MISSING = StoredRow({}, "")
 
@@ -86,10 +91,14 @@ class TableStore:
         self._cache_size = cache_size
 
     def create_tables(self) -> None:
-        """Create the five tables where missing: once, at start-up (a request each)."""
+        """Create the five tables where missing: once, at start-up (a request each). A new inventory (no entity
+        yet) is in the current layout from the start: its layout marker is written (two requests more)."""
         for table in Table:
             with contextlib.suppress(ResourceExistsError):
                 self._service.create_table(getattr(self._names, table.name.lower()))
+        if self.get(Table.STATUS, *LAYOUT_KEYS) is None and not self.page(Query(Table.INVENTORY), 1)[0]:
+            with contextlib.suppress(WriteConflict):
+                self.put(Table.STATUS, layout_marker(datetime.now(timezone.utc)), None)
 
     # -- cache -----------------------------------------------------------------------------
     def _remember(self, key: tuple[str, str], row: StoredRow | None) -> None:
@@ -114,42 +123,56 @@ class TableStore:
 
     # -- inventory -------------------------------------------------------------------------
     def load(self, ref: ResourceRef, *, fresh: bool = False) -> Loaded:
+        """Point reads of what the cache does not hold: `or` on RowKey would make a partition scan on Azure, and a
+        partition holds its rows' history too."""
         pk, rk, parent_rk = row_keys(ref)
-        if not fresh:
-            hit, row = self._cached((pk, rk))
-            parent_hit, parent = self._cached((pk, parent_rk)) if parent_rk else (True, None)
-            # A remembered miss is trusted for top-level rows (the insert fails with 409 if the row
-            # appeared since); a new child always rereads its parent, whose deletion it must inherit.
-            if hit and parent_hit and (row is not None or parent_rk is None):
-                return row, parent
+        hit, row = (False, None) if fresh else self._cached((pk, rk))
+        # A remembered miss is trusted for top-level rows and children (the insert fails with 409 if the row
+        # appeared since); a new child always rereads its parent, whose deletion it must inherit.
+        if not hit:
+            row = self._point(pk, rk)
         if parent_rk is None:
-            try:
-                row = _stored(self._inventory.get_entity(pk, rk))
-            except ResourceNotFoundError:
-                row = None
-            self._remember((pk, rk), row)
             return row, None
-        found = {
-            e["RowKey"]: _stored(e)
-            for e in self._inventory.query_entities(
-                "PartitionKey eq @pk and ( RowKey eq @rk or RowKey eq @prk )",
-                parameters={"pk": pk, "rk": rk, "prk": parent_rk},
-            )
-        }
-        self._remember((pk, rk), found.get(rk))
-        self._remember((pk, parent_rk), found.get(parent_rk))
-        return found.get(rk), found.get(parent_rk)
+        parent_hit, parent = (False, None) if fresh or row is None else self._cached((pk, parent_rk))
+        return row, parent if parent_hit else self._point(pk, parent_rk)
 
-    def save(self, entity: Entity, etag: str | None) -> StoredRow:
-        check_entity(entity)
-        key = (entity["PartitionKey"], entity["RowKey"])
-        try:
-            stored = _put(self._inventory, entity, etag)
-        except WriteConflict:
-            self._drop([key])
-            raise
-        self._remember(key, stored)
+    def _point(self, pk: str, rk: str) -> StoredRow | None:
+        row = self.get(Table.INVENTORY, pk, rk)
+        self._remember((pk, rk), row)
+        return row
+
+    def _count_row(self, pk: str) -> StoredRow | None:
+        hit, row = self._cached((pk, COUNT_ROW))
+        return row if hit else self._point(pk, COUNT_ROW)
+
+    def commit(self, write: PartitionWrite) -> list[StoredRow]:
+        """One transaction: Azure honours If-Match per operation inside it, and so does Azurite 3.35 (a test pins
+        it). A 412 or 409 drops the rows and the count row from the cache, so the retry reads them again."""
+        pk = count_keys(write.ref)[0]
+        plan = partition_plan(write, self._count_row(pk))
+        if not plan.ops:
+            return []
+        rows = plan.ops[plan.rows_at:plan.rows_at + len(write.rows)]
+        results = self._submit(self._inventory, plan, [key_of(op.entity) for op in rows] + [(pk, COUNT_ROW)])
+        stored = [StoredRow(dict(op.entity), meta["etag"]) for op, meta in zip(rows, results[plan.rows_at:], strict=False)]
+        for row in stored:
+            self._remember(key_of(row.entity), row)
+        if plan.count_at is not None:
+            self._remember((pk, COUNT_ROW), StoredRow(dict(plan.ops[plan.count_at].entity), results[plan.count_at]["etag"]))
         return stored
+
+    def _submit(self, client: TableClient, plan: Plan, cached: list[tuple[str, str]]) -> list[Any]:
+        try:
+            return list(client.submit_transaction([_operation(op) for op in plan.ops]))
+        except TableTransactionError as exc:
+            if exc.status_code == 409 and plan.record is not None:
+                existing = self.get(Table.INVENTORY, *key_of(plan.record))
+                if existing is not None:  # a redelivery: nothing else was the cause, so the cache stands
+                    raise AlreadyRecorded(existing.entity, existing.etag) from None
+            self._drop(cached)
+            if exc.status_code in (409, 412, 404):
+                raise WriteConflict(f"transaction of {len(plan.ops)} operations: {exc.status_code}") from exc
+            raise
 
     def children(self, parent: ResourceRef) -> list[StoredRow]:
         pk, prk, _ = row_keys(parent)
@@ -161,32 +184,6 @@ class TableStore:
             )
             rows.extend(_stored(e) for e in query)
         return rows
-
-    def save_batch(self, items: list[tuple[Entity, str | None]]) -> None:
-        """One transaction. Each replace carries If-Match, so a row changed since it was read fails the
-        whole batch with 412 (an insert of a row that appeared meanwhile: 409), on Azure and on Azurite 3.35."""
-        for entity, _ in items:
-            check_entity(entity)
-        operations: list[Any] = [
-            ("create", entity) if etag is None
-            else ("update", entity, {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified})
-            for entity, etag in items
-        ]
-        try:
-            results = self._inventory.submit_transaction(operations)
-        except TableTransactionError as exc:
-            self._drop([(entity["PartitionKey"], entity["RowKey"]) for entity, _ in items])
-            if exc.status_code in (409, 412, 404):
-                raise WriteConflict(f"transaction of {len(items)} rows: {exc.status_code}") from exc
-            raise
-        for (entity, _), meta in zip(items, results, strict=True):
-            self._remember((entity["PartitionKey"], entity["RowKey"]), StoredRow(dict(entity), meta["etag"]))
-
-    def get(self, table: Table, partition_key: str, row_key: str) -> Entity | None:
-        try:
-            return _as_entity(self._clients[table].get_entity(partition_key, row_key))
-        except ResourceNotFoundError:
-            return None
 
     def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
         pages = _entities(self._clients[query.table], query, top).by_page(continuation_token=continuation)  # type: ignore[arg-type]
@@ -221,30 +218,33 @@ class TableStore:
                     self._outbox.delete_entity(PENDING_ALERTS, alert.id)
 
     # -- history and rejected events -----------------------------------------------------
-    def add_history(self, record: HistoryRecord) -> None:
-        entity = history_entity(record)
-        try:
-            self._history.create_entity(entity)
-        except ResourceExistsError:
-            existing = self._history.get_entity(*key_of(entity))
-            raise AlreadyRecorded(_as_entity(existing)) from None
+    def add_feed(self, records: list[Entity]) -> None:
+        partitions: dict[str, list[Entity]] = defaultdict(list)
+        for record in records:
+            for entry in feed_entities(record):
+                partitions[entry["PartitionKey"]].append(entry)
+        for entries in partitions.values():
+            for at in range(0, len(entries), 100):
+                self._history.submit_transaction([("upsert", e, {"mode": UpdateMode.REPLACE}) for e in entries[at:at + 100]])
 
-    def note_duplicate(self, existing: Entity, now: datetime) -> None:
-        self._history.update_entity(duplicate_update(existing, now), mode=UpdateMode.MERGE)
-
-    def history(self, service_key: str, path_key: str) -> list[Entity]:
-        low, high = legacy_history_partition_range(service_key)
-        found = [
-            _as_entity(e)
-            for e in self._history.query_entities(
-                "PartitionKey ge @low and PartitionKey le @high and PathKey eq @path",
-                parameters={"low": low, "high": high, "path": path_key},
-            )
-        ]
+    def history(self, ref: ResourceRef, with_children: bool = False) -> list[Entity]:
+        found, _ = self.page(history_range(ref, with_children), None)
         return sorted(found, key=lambda r: (r["EventTime"], r["EventId"]), reverse=True)
 
     def add_rejected(self, record: RejectedRecord) -> None:
-        self._rejected.upsert_entity(rejected_entity(record), mode=UpdateMode.REPLACE)
+        """The counter row is read each time: rejections are rare, and a stale one would only cost a retry."""
+        keys = rejected_count_keys(record.received_at)
+        existing: StoredRow | None = None
+        for _ in range(10):
+            plan = rejected_plan(record, existing, self.get(Table.REJECTED, *keys), keys, record.received_at)
+            try:
+                self._rejected.submit_transaction([_operation(op) for op in plan.ops])
+                return
+            except TableTransactionError as exc:
+                if exc.status_code not in (409, 412, 404):
+                    raise
+                existing = self.get(Table.REJECTED, *rejected_keys(record.received_at, record.identity))
+        raise WriteConflict("the rejected counter row kept changing")
 
     # -- retention and status rows ---------------------------------------------------------
     def scan(self, query: Query, page_size: int = 1000, select: tuple[str, ...] | None = None) -> Iterator[list[StoredRow]]:
@@ -254,38 +254,84 @@ class TableStore:
                 yield rows
 
     def delete_rows(self, table: Table, rows: list[StoredRow], *, if_match: bool = False) -> int:
-        """A transaction per partition and 100 rows. When one fails (a row changed: 412, or is gone: 404; Azure
-        applies none of it), its rows are deleted one by one, each under its own condition."""
+        """A transaction per partition and 99 rows (with the count row, for tombstones). When one fails (a row
+        changed: 412, or is gone: 404; Azure applies none of it), its rows are deleted one by one, each under its
+        own condition."""
         client = self._clients[table]
         partitions: dict[str, list[StoredRow]] = defaultdict(list)
         for row in rows:
             partitions[row.entity["PartitionKey"]].append(row)
         deleted = 0
-        when = MatchConditions.IfNotModified if if_match else MatchConditions.Unconditionally
-        for group in partitions.values():
-            for at in range(0, len(group), 100):
-                chunk = [(r.entity["PartitionKey"], r.entity["RowKey"], r.etag if if_match else None) for r in group[at:at + 100]]
+        for pk, group in partitions.items():
+            for at in range(0, len(group), 99):
+                chunk = group[at:at + 99]
+                counted = table is Table.INVENTORY and any("Kind" in r.entity for r in chunk)  # tombstones, not history
+                plan = tombstone_plan(chunk, self._count_row(pk) if counted else None, if_match)
                 try:
-                    client.submit_transaction([("delete", {"PartitionKey": pk, "RowKey": rk}, {"etag": etag, "match_condition": when})
-                                               for pk, rk, etag in chunk])
+                    results = self._submit(client, plan, [(pk, COUNT_ROW)] if counted else [])
                     deleted += len(chunk)
-                except TableTransactionError:
-                    for pk, rk, etag in chunk:
-                        with contextlib.suppress(ResourceModifiedError):  # changed since it was read (revived): kept
-                            client.delete_entity(pk, rk, etag=etag, match_condition=when)  # a 404 passes silently
-                            deleted += 1
+                    if plan.count_at is not None:
+                        self._remember((pk, COUNT_ROW), StoredRow(dict(plan.ops[plan.count_at].entity), results[plan.count_at]["etag"]))
+                except WriteConflict:
+                    deleted += sum(self._delete_one(client, table, row, if_match) for row in chunk)
                 if table is Table.INVENTORY:
-                    self._drop([(pk, rk) for pk, rk, _ in chunk])
+                    self._drop([key_of(r.entity) for r in chunk])
         return deleted
 
+    def _delete_one(self, client: TableClient, table: Table, row: StoredRow, if_match: bool) -> bool:
+        pk, rk = key_of(row.entity)
+        for _ in range(10):
+            count_row = self._count_row(pk) if table is Table.INVENTORY and "Kind" in row.entity else None
+            try:
+                self._submit(client, tombstone_plan([row], count_row, if_match), [(pk, COUNT_ROW)])
+                return True
+            except WriteConflict:
+                current = self.get(table, pk, rk)
+                if current is None or (if_match and current.etag != row.etag):
+                    return False  # gone, or changed since it was read (revived): kept
+        raise WriteConflict(f"{(pk, rk)}: the count row kept changing")
+
     def load_status(self, service_key: str) -> StoredRow | None:
-        try:
-            return _stored(self._status.get_entity(*status_keys(service_key)))
-        except ResourceNotFoundError:
-            return None
+        return self.get(Table.STATUS, *status_keys(service_key))
 
     def save_status(self, service_key: str, entity: Entity, etag: str | None) -> StoredRow:
         return _put(self._status, status_entity(service_key, entity), etag)
+
+    def get(self, table: Table, partition_key: str, row_key: str) -> StoredRow | None:
+        try:
+            return _stored(self._clients[table].get_entity(partition_key, row_key))
+        except ResourceNotFoundError:
+            return None
+
+    def put(self, table: Table, entity: Entity, etag: str | None) -> StoredRow:
+        try:
+            return _put(self._clients[table], entity, etag)
+        finally:
+            if table is Table.INVENTORY:
+                self._drop([key_of(entity)])
+
+    def upsert(self, table: Table, entities: list[Entity]) -> None:
+        partitions: dict[str, list[Entity]] = defaultdict(list)
+        for entity in entities:
+            partitions[entity["PartitionKey"]].append(entity)
+        for group in partitions.values():
+            for at in range(0, len(group), 100):
+                self._clients[table].submit_transaction([("upsert", e, {"mode": UpdateMode.REPLACE}) for e in group[at:at + 100]])
+            if table is Table.INVENTORY:
+                self._drop([key_of(e) for e in group])
+
+
+def _operation(op: Op) -> tuple[Any, ...]:
+    """One operation as azure-data-tables takes it in a transaction."""
+    if op.action == CREATE:
+        return ("create", op.entity)
+    if op.action == DELETE:
+        when = MatchConditions.IfNotModified if op.etag else MatchConditions.Unconditionally
+        return ("delete", op.entity, {"etag": op.etag, "match_condition": when})
+    if op.action in (REPLACE, MERGE):
+        mode = UpdateMode.REPLACE if op.action == REPLACE else UpdateMode.MERGE
+        return ("update", op.entity, {"mode": mode, "etag": op.etag, "match_condition": MatchConditions.IfNotModified})
+    return ("upsert", op.entity, {"mode": UpdateMode.REPLACE})
 
 
 def _put(table: TableClient, entity: Entity, etag: str | None) -> StoredRow:

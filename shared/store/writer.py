@@ -1,6 +1,8 @@
 """Where an inventory row is written: one row's read-compute-write under optimistic concurrency, for events,
 sweeps, enrichment and sync alike. Every write brings the row's flags up to now, and the alerts of any flag
-transition go into the outbox before the row is written, so a crash between the two loses no alert."""
+transition go into the outbox before the row is written, so a crash between the two loses no alert. A row is
+written in one transaction with its partition's count row, and with the history record of the event (or of what
+a sync or a management-plane read did) that wrote it."""
 
 from __future__ import annotations
 
@@ -8,16 +10,21 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from shared.domain.errors import ConflictRetriesExhausted, WriteConflict
 from shared.domain.flags import Alert, FlagPolicy, evaluate, transitions
 from shared.domain.model import Change, apply_changes, same_row
+from shared.domain.outcomes import Outcome
 from shared.domain.resources import ResourceRef
 from shared.store.keys import with_keys
 from shared.store.outbox import AlertOutbox
-from shared.store.ports import Entity, InventoryRows, Loaded, StoredRow
+from shared.store.ports import Entity, HistoryLog, HistoryRecord, InventoryRows, Loaded, PartitionWrite, RowChange, StoredRow, Table
+from shared.store.records import history_entity
 
 Compute = Callable[[StoredRow | None, StoredRow | None], Entity | None]  # None: leave the row as it is
+EventRecord = Callable[[StoredRow | None, StoredRow | None], HistoryRecord]  # the event's record, for the row as read
+Notes = Callable[[Entity | None, Entity], tuple[HistoryRecord, ...]]  # records of what a write did (before, after)
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,8 @@ class Applied:
     before: Entity | None
     computed: Entity | None
     alerts: tuple[Alert, ...] = ()
+    record: Entity | None = None  # the event's history record, as stored (the feed is written from it)
+    stale: bool = False
 
 
 @dataclass(frozen=True)
@@ -37,8 +46,12 @@ class Prepared:
     alerts: tuple[Alert, ...]
 
 
+class RowStore(InventoryRows, HistoryLog, Protocol):
+    """The rows, and the change feed of the records written with them."""
+
+
 class RowWriter:
-    def __init__(self, rows: InventoryRows, outbox: AlertOutbox, policy: FlagPolicy,
+    def __init__(self, rows: RowStore, outbox: AlertOutbox, policy: FlagPolicy,
                  clock: Callable[[], datetime], conflict_retries: int = 10) -> None:
         self._rows = rows
         self._outbox = outbox
@@ -48,23 +61,48 @@ class RowWriter:
         self.alerts_raised = 0  # by every thread since start, for the record; no decision reads it
         self._counting = threading.Lock()
 
-    def apply(self, ref: ResourceRef, changes: Sequence[Change] | Compute, loaded: Loaded | None = None) -> Applied:
+    def apply(self, ref: ResourceRef, changes: Sequence[Change] | Compute, loaded: Loaded | None = None, *,
+              event: EventRecord | None = None, notes: Notes | None = None) -> Applied:
         """Merge `changes` into the resource's row (or give the new row by `compute(row, parent)`). `loaded` is what
-        the caller already read, so the first attempt reads nothing. A 412/409 reloads and computes again."""
+        the caller already read, so the first attempt reads nothing. `event` gives the event's history record, written
+        in the same transaction (even when the row does not change: a stale event), `notes` the records of what the
+        write did. A 412/409 reloads and computes again; AlreadyRecorded (a redelivery) propagates."""
         compute = changes if callable(changes) else _merging(list(changes))
         alerts: list[Alert] = []
         for attempt in range(self._conflict_retries):
             row, parent = loaded if attempt == 0 and loaded else self._rows.load(ref, fresh=attempt > 0)
             computed = compute(row, parent)
             prepared = self.prepare(ref, row, computed) if computed is not None else None
-            if prepared is None:
-                return Applied(False, row.entity if row else None, computed, tuple(alerts))
-            alerts += prepared.alerts
+            record = event(row, parent) if event is not None else None
+            before = row.entity if row else None
+            if prepared is None and record is None:
+                return Applied(False, before, computed, tuple(alerts))
+            alerts += prepared.alerts if prepared else ()
+            rows = (RowChange(prepared.entity, row),) if prepared else ()
+            written = notes(before, prepared.entity) if notes is not None and prepared else ()
+            outcome = None if record is None else Outcome.STALE if record.stale else Outcome.APPLIED
             try:
-                self._rows.save(prepared.entity, row.etag if row else None)
-                return Applied(True, row.entity if row else None, computed, tuple(alerts))
+                self._rows.commit(PartitionWrite(ref, rows, record, notes=written, outcome=outcome,
+                                                 at=record.recorded_at if record else None))
             except WriteConflict:
                 continue
+            self._feed(written)
+            return Applied(prepared is not None, before, computed, tuple(alerts), _stored_record(record), bool(record and record.stale))
+        raise ConflictRetriesExhausted(f"{ref.service.name}/{ref.path}: {self._conflict_retries} write conflicts in a row")
+
+    def note_duplicate(self, ref: ResourceRef, existing: StoredRow) -> Entity:
+        """One more delivery of a recorded event: Duplicates on its record and the count row's duplicate bucket, in
+        one transaction (the record under its ETag, so concurrent redeliveries each count). The record as stored."""
+        for _ in range(self._conflict_retries):
+            now = self._clock()
+            try:
+                self._rows.commit(PartitionWrite(ref, duplicate=existing, outcome=Outcome.DUPLICATE, at=now))
+                return existing.entity
+            except WriteConflict:
+                again = self._rows.get(Table.INVENTORY, existing.entity["PartitionKey"], existing.entity["RowKey"])
+                if again is None:
+                    raise  # purged meanwhile: the redelivery records it again
+                existing = again
         raise ConflictRetriesExhausted(f"{ref.service.name}/{ref.path}: {self._conflict_retries} write conflicts in a row")
 
     def prepare(self, ref: ResourceRef, row: StoredRow | None, computed: Entity) -> Prepared | None:
@@ -81,13 +119,42 @@ class RowWriter:
                 self.alerts_raised += len(alerts)
         return Prepared(new, alerts)
 
-    def save_batch(self, items: list[tuple[Entity, str | None]]) -> None:
-        """Rows `prepare` gave, of one partition, in one transaction (a sync's). Raises WriteConflict: the caller
-        then applies them one by one."""
-        self._rows.save_batch(items)
+    def apply_batch(self, items: list[tuple[ResourceRef, list[Change], StoredRow | None]], parent: StoredRow | None) -> list[Applied]:
+        """Changes to rows of one partition (a cascade's children, as read, under `parent`), in transactions of 99
+        rows and the count row; a transaction that meets a conflict is applied row by row instead."""
+        applied: list[Applied] = []
+        for at in range(0, len(items), 99):
+            chunk = items[at:at + 99]
+            prepared = [(ref, row, self.prepare(ref, row, apply_changes(row.entity if row else None, changes, parent.entity if parent else None)))
+                        for ref, changes, row in chunk]
+            writes = [RowChange(p.entity, row) for _, row, p in prepared if p is not None]
+            try:
+                if writes:
+                    self.write_batch(chunk[0][0], writes)
+                applied += [Applied(p is not None, row.entity if row else None, p.entity if p else None, p.alerts if p else ())
+                            for _, row, p in prepared]
+            except WriteConflict:
+                applied += [self.apply(ref, changes) for ref, changes, _ in chunk]
+        return applied
+
+    def write_batch(self, ref: ResourceRef, rows: list[RowChange], notes: tuple[HistoryRecord, ...] = ()) -> None:
+        """Rows `prepare` gave, of `ref`'s partition, with their records and the count row, in one transaction (a
+        sync's, a cascade's). Raises WriteConflict: the caller then applies them one by one."""
+        self._rows.commit(PartitionWrite(ref, tuple(rows), notes=notes))
+        self._feed(notes)
+
+    def _feed(self, notes: tuple[HistoryRecord, ...]) -> None:
+        """The feed entries of a sync's or a management-plane read's records, after their transaction. (An event's
+        are written by the pipeline, which writes them again on a redelivery.)"""
+        if notes:
+            self._rows.add_feed([history_entity(note) for note in notes])
 
 
 def _merging(changes: list[Change]) -> Compute:
     def compute(row: StoredRow | None, parent: StoredRow | None) -> Entity:
         return apply_changes(row.entity if row else None, changes, parent.entity if parent else None)
     return compute
+
+
+def _stored_record(record: HistoryRecord | None) -> Entity | None:
+    return history_entity(record) if record else None

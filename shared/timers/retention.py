@@ -1,8 +1,10 @@
 """Retention: Table Storage keeps every row until it is deleted, so the `purge` timer deletes
 
 - tombstones (inventory rows with IsDeleted) whose DeletedAt is older than RETENTION_TOMBSTONE_DAYS, each
-  under its ETag: a row revived after it was read is kept;
-- history records whose RecordedAt is older than RETENTION_HISTORY_DAYS;
+  under its ETag (a row revived after it was read is kept), with their partition's count row in the transaction;
+- history records whose RecordedAt is older than RETENTION_HISTORY_DAYS, found through each service's change feed
+  (its `r|` range, ordered by RecordedAt: the cost is what is purged), the record first, then both feed entries
+  (a crash in between leaves entries the next purge deletes);
 - rejected records of the days before now - RETENTION_REJECTED_DAYS: whole partitions (the UTC day);
 - sent alerts (`sent|YYYYMMDD` partitions) of the days before now - RETENTION_SENT_ALERTS_DAYS; pending ones
   never.
@@ -21,12 +23,25 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from shared.logs import PURGE, Line
-from shared.store.keys import rejected_from, sent_alerts_before
+from shared.store.keys import (
+    BY_RECORDED,
+    feed_purge,
+    feed_range,
+    rejected_counters,
+    rejected_from,
+    rows_only,
+    sent_alerts_before,
+    service_of_status,
+    status_rows,
+)
 from shared.store.ports import Condition, Query, Table, TableDeleter, TableReader
 
 log = logging.getLogger("apim_inventory")
 PAGE = 1000
 KEYS = ("PartitionKey", "RowKey")
+TOMBSTONE_COLUMNS = (*KEYS, "Kind", "IsDeleted")  # what the count row's move needs
+FEED_COLUMNS = (*KEYS, "HistoryPartition", "HistoryRow", "EventTime", "RecordedAt")
+HISTORY = "history"
 
 
 @dataclass(frozen=True)
@@ -66,8 +81,8 @@ class Purger:
         cut = {what: now - timedelta(days=n) for what, n in days.items()}
         return [
             ("tombstones", s.inventory_table, cut["tombstones"],
-             Query(Table.INVENTORY, conditions=(Condition("IsDeleted", "eq", True), Condition("DeletedAt", "lt", cut["tombstones"])))),
-            ("history", s.history_table, cut["history"], Query(Table.HISTORY, conditions=(Condition("RecordedAt", "lt", cut["history"]),))),
+             rows_only(Query(Table.INVENTORY, conditions=(Condition("IsDeleted", "eq", True), Condition("DeletedAt", "lt", cut["tombstones"]))))),
+            ("history", s.inventory_table, cut["history"], Query(Table.HISTORY)),  # per service: `_purge_history`
             # whole days: a partition goes once all of its day is before the cutoff
             ("rejected", s.rejected_table, cut["rejected"], rejected_from(None, cut["rejected"])),
             ("sentAlerts", s.outbox_table, cut["sentAlerts"], sent_alerts_before(cut["sentAlerts"])),
@@ -75,7 +90,10 @@ class Purger:
 
     def run(self, dry_run: bool = False) -> list[PurgeResult]:
         started, now = time.perf_counter(), self.clock()
-        results = [PurgeResult(what, table, cutoff, self._purge(query, dry_run)) for what, table, cutoff, query in self.plan(now)]
+        results = [PurgeResult(what, table, cutoff, self._purge_history(cutoff, dry_run) if what == HISTORY else self._purge(query, dry_run))
+                   for what, table, cutoff, query in self.plan(now)]
+        if not dry_run:  # the purged days' counter rows go too (not counted: they are no records)
+            self._purge(rejected_counters(None, next(r.before for r in results if r.table == self.settings.rejected_table)), dry_run)
         log.info(Line(PURGE, {"dryRun": dry_run, **{r.what: r.deleted for r in results},
                               "ms": round((time.perf_counter() - started) * 1000)}))
         return results
@@ -83,6 +101,21 @@ class Purger:
     def _purge(self, query: Query, dry_run: bool) -> int:
         """Page by page; tombstones are deleted under their ETags (If-Match), so a revived row stays."""
         count = 0
-        for page in self._reader.scan(query, PAGE, select=KEYS):
-            count += len(page) if dry_run else self._deleter.delete_rows(query.table, page, if_match=query.table is Table.INVENTORY)
+        inventory = query.table is Table.INVENTORY
+        for page in self._reader.scan(query, PAGE, select=TOMBSTONE_COLUMNS if inventory else KEYS):
+            count += len(page) if dry_run else self._deleter.delete_rows(query.table, page, if_match=inventory)
+        return count
+
+    def _purge_history(self, cutoff: datetime, dry_run: bool) -> int:
+        """Each service's feed entries recorded before the cutoff: their records, then the entries."""
+        count = 0
+        for status in self._reader.scan(status_rows(), PAGE, select=KEYS):
+            for row in status:
+                feed = feed_range(service_of_status(row.entity["RowKey"]), BY_RECORDED, None, cutoff)
+                for page in self._reader.scan(feed, PAGE // 2, select=FEED_COLUMNS):
+                    count += len(page)
+                    if not dry_run:
+                        records, entries = feed_purge(page)
+                        self._deleter.delete_rows(Table.INVENTORY, records)
+                        self._deleter.delete_rows(Table.HISTORY, entries)
         return count

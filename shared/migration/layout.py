@@ -1,0 +1,110 @@
+"""`apim-inventory migrate`: a layout-1 store (history records in the history table, keyed by event id; no count
+rows) into layout 2 (docs/schema.md), then the layout marker.
+
+Idempotent and resumable: each layout-1 record is copied (upserted under its layout-2 key, with its feed entries)
+before it is deleted, page by page, so a rerun, or a run after a crash, copies only what is left, and copying
+twice writes the same entities. Then every partition is recounted: the count row is read (its ETag), the
+partition's rows are counted, and the count row is written under that ETag, so an event that moved the counts
+meanwhile fails the write (412) and the partition is counted again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from shared.domain.errors import PermanentEventError, WriteConflict
+from shared.domain.kinds import Kind
+from shared.domain.resources import row_ref
+from shared.store import counts
+from shared.store.keys import COUNT_ROW, LAYOUT_KEYS, all_count_rows, count_keys, legacy_history_query, partition_rows, rows_only
+from shared.store.ports import HistoryLog, Query, StoredRow, Table, TableDeleter, TableReader, TableWriter
+from shared.store.records import from_legacy, layout_marker
+
+log = logging.getLogger("apim_inventory.migration")
+PAGE = 500
+KEYS = ("PartitionKey", "RowKey")
+Progress = Callable[[str, int, int], None]  # phase, done, total
+
+
+class MigrationStore(TableReader, TableWriter, TableDeleter, HistoryLog, Protocol):
+    """The ports a migration uses."""
+
+
+@dataclass
+class MigrationReport:
+    copied: int = 0
+    kept: int = 0  # layout-1 records that name no resource the inventory can key (left where they are)
+    partitions: int = 0
+    recounts: int = 0  # partitions counted again after a concurrent write
+
+
+class Migration:
+    def __init__(self, store: MigrationStore, clock: Callable[[], datetime], conflict_retries: int = 10) -> None:
+        self._store = store
+        self.clock = clock
+        self._retries = conflict_retries
+
+    def migrate(self, progress: Progress | None = None) -> MigrationReport:
+        note = progress or (lambda phase, done, total: None)
+        report = MigrationReport()
+        legacy = legacy_history_query()
+        total = sum(len(page) for page in self._store.scan(legacy, 1000, select=KEYS))
+        note("history", 0, total)
+        for page in self._store.scan(legacy, PAGE):
+            self._copy(page, report)
+            note("history", report.copied + report.kept, total)
+        self.recount(report, note)
+        marker = self._store.get(Table.STATUS, *LAYOUT_KEYS)
+        self._store.put(Table.STATUS, layout_marker(self.clock()), marker.etag if marker else None)
+        return report
+
+    def _copy(self, page: list[StoredRow], report: MigrationReport) -> None:
+        copies, done = [], []
+        for old in page:
+            try:
+                copies.append(from_legacy(old.entity, row_ref(old.entity)))
+                done.append(old)
+            except (PermanentEventError, KeyError) as exc:
+                report.kept += 1
+                log.warning("history record %s kept in layout 1: %s", old.entity.get("RowKey"), exc)
+        self._store.upsert(Table.INVENTORY, copies)
+        self._store.add_feed(copies)
+        self._store.delete_rows(Table.HISTORY, done)  # only once its copy and feed entries landed
+        report.copied += len(done)
+
+    def recount(self, report: MigrationReport | None = None, progress: Progress | None = None) -> MigrationReport:
+        """Every inventory partition's count row from its rows (and every count row whose rows are gone)."""
+        report = report or MigrationReport()
+        note = progress or (lambda phase, done, total: None)
+        partitions = {r.entity["PartitionKey"] for page in self._store.scan(rows_only(Query(Table.INVENTORY)), 1000, select=KEYS)
+                      for r in page}
+        partitions |= {r.entity["PartitionKey"] for page in self._store.scan(all_count_rows(), 1000, select=KEYS) for r in page}
+        for n, pk in enumerate(sorted(partitions), 1):
+            report.recounts += self._recount(pk)
+            report.partitions += 1
+            note("counts", n, len(partitions))
+        return report
+
+    def _recount(self, pk: str) -> int:
+        """How many times the partition was counted again."""
+        for attempt in range(self._retries):
+            current = self._store.get(Table.INVENTORY, pk, COUNT_ROW)
+            rows = [r.entity for page in self._store.scan(partition_rows(pk), 1000, select=(*KEYS, "Kind", "IsDeleted", "ResourceId", "Path"))
+                    for r in page]
+            if not rows and current is None:
+                return attempt
+            ref = row_ref(rows[0]) if rows else None
+            header = {"Service": ref.service.name, "ServiceKey": ref.service.key} if ref else {}
+            family = Kind(ref.family) if ref else Kind(current.entity["Family"]) if current else Kind.USER
+            keys = count_keys(ref) if ref else (pk, COUNT_ROW)
+            try:
+                self._store.put(Table.INVENTORY, counts.recounted(current.entity if current else None, keys, header, family, rows),
+                                current.etag if current else None)
+                return attempt
+            except WriteConflict:
+                continue
+        raise WriteConflict(f"partition {pk}: the count row kept changing")
