@@ -69,7 +69,7 @@ def test_each_type_lands_as_a_row(app_processor: EventProcessor, suffix: str, sc
         backends = [r for r in rows if r["Kind"] == "backend"]
         assert [b["Name"] for b in backends] == ["payments"]
     (record,) = history_records(bootstrap.services().store)
-    assert record["EventId"] == payload["id"] and record["Kind"] == kind
+    assert record["EventId"] == payload["id"] and record["ResourceKind"] == kind
 
 
 @pytest.mark.unit

@@ -15,7 +15,7 @@ from devtools.worker import decode_event, indexed_function, split_delivery
 from shared import bootstrap
 from shared.domain.event_types import canonical_type
 from shared.ingest.pipeline import EventProcessor
-from tests.support import inventory_rows, rejected_records
+from tests.support import history_records, inventory_rows, rejected_records
 
 DATA = Path(__file__).resolve().parent / "data"
 FILES = sorted((DATA / "spec-examples").glob("*/*.json"))
@@ -101,3 +101,24 @@ def test_no_two_data_paths_differ_only_by_case() -> None:
     stored = [p.relative_to(DATA).as_posix() for p in DATA.rglob("*")]
     assert len([p for p in stored if p.endswith(".json")]) == 81 + 5
     assert case_collisions(stored) == []
+
+
+@pytest.mark.unit
+def test_the_81_examples_in_one_store_reuse_ids_without_a_rejection_for_it() -> None:
+    """Microsoft's examples share 3 event ids between 81 payloads. Keyed by resource, event time and id, each
+    (resource, time, id) is one history record: a payload repeating one already recorded is a duplicate, every other
+    lands; nothing is rejected for its id (tests/data/README.md)."""
+    services = bootstrap.in_memory()
+    bootstrap.install(services)
+    try:
+        apim_events = indexed_function("apim_events")
+        for path in FILES:
+            for payload in split_delivery(path.read_text()):
+                apim_events(decode_event(payload))
+        records = history_records(services.store)
+        keys = {(r["EventId"], r["EventTime"], r["PathKey"]) for r in records}
+        assert len(keys) == len(records) == 16
+        assert services.processor.counts["duplicate"] + services.processor.counts["applied"] == 39
+        assert {r["Reason"] for r in rejected_records(services.store)} == {"unrecoverable-envelope", "service-mismatch", "subject-mismatch"}
+    finally:
+        bootstrap.install(None)

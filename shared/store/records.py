@@ -61,8 +61,8 @@ def feed_entities(record: Entity) -> list[Entity]:
     out = []
     for order, moment in ((BY_EVENT, record["EventTime"]), (BY_RECORDED, record["RecordedAt"])):
         pk, rk = feed_keys(record["ServiceKey"], order, moment, record["PartitionKey"], record["RowKey"])
-        out.append({"PartitionKey": pk, "RowKey": rk, "HistoryPartition": record["PartitionKey"], "HistoryRow": record["RowKey"],
-                    **columns})
+        out.append({"PartitionKey": pk, "RowKey": rk, "SchemaVersion": SCHEMA_VERSION, "HistoryPartition": record["PartitionKey"],
+                    "HistoryRow": record["RowKey"], **columns})
     return out
 
 
@@ -115,4 +115,4 @@ def status_entity(service_key: str, entity: Entity) -> Entity:
 
 def layout_marker(now: datetime) -> Entity:
     """The status table's row saying the store is in the current layout, since when its counts are kept."""
-    return {"PartitionKey": LAYOUT_KEYS[0], "RowKey": LAYOUT_KEYS[1], "Layout": LAYOUT, "CountsBuiltAt": now}
+    return {"PartitionKey": LAYOUT_KEYS[0], "RowKey": LAYOUT_KEYS[1], "SchemaVersion": SCHEMA_VERSION, "Layout": LAYOUT, "CountsBuiltAt": now}
