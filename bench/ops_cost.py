@@ -20,8 +20,11 @@ from devtools.azurite import Azurite
 from devtools.worker import indexed_function
 from shared import bootstrap
 from shared.config import Settings
+from shared.domain.resources import parse_path, parse_service_id
 from shared.ingest import dead_letter
 from shared.integrations.alerts import LoggingAlertPublisher
+from shared.store.ports import HistoryRecord
+from shared.store.records import feed_entities, history_entity
 from shared.timers.retention import Purger
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
@@ -70,16 +73,23 @@ def main() -> None:
             print(f"  {label:<24}{run.events / seconds:8.1f} events/s   {(transport.sent - sent) / run.events:5.2f} Table requests/event"
                   f"   {dict(run.counts)}, {run.deleted} blobs deleted")
 
-        history = [{"PartitionKey": f"apim-bench|{n % 16:02d}", "RowKey": f"old-{n:06d}", "RecordedAt": NOW - timedelta(days=400)}
-                   for n in range(PURGE_ROWS)]
-        history += [{"PartitionKey": f"apim-bench|{n % 16:02d}", "RowKey": f"new-{n:06d}", "RecordedAt": NOW} for n in range(PURGE_ROWS // 10)]
-        upsert_all(tables.get_table_client(settings.history_table), history)
+        service = parse_service_id(SERVICE + "apim-bench")
+        records = [history_entity(HistoryRecord(parse_path(service, f"users/h{n:06d}"), f"h-{n}", "Microsoft.ApiManagement.UserUpdated",
+                                                NOW - timedelta(days=400 if n < PURGE_ROWS else 0), SERVICE + "apim-bench",
+                                                f"/users/h{n:06d}", "updated", False, "{}", "cloudEvents",
+                                                NOW - timedelta(days=400 if n < PURGE_ROWS else 0)))
+                   for n in range(PURGE_ROWS + PURGE_ROWS // 10)]
+        upsert_all(tables.get_table_client(settings.inventory_table), records)
+        upsert_all(tables.get_table_client(settings.history_table), [e for r in records for e in feed_entities(r)])
+        repo.save_status(service.key, {"Service": "apim-bench", "LastEventTime": NOW}, None)  # the purge finds services by their status rows
+        history = records
         sent, start = transport.sent, time.perf_counter()
         results = {r.what: r.deleted for r in Purger(repo, repo, settings, lambda: NOW).run()}
         seconds = time.perf_counter() - start
         requests = transport.sent - sent
-        print(f"\npurge: {PURGE_ROWS} history records past the cutoff of {len(history)}, in 16 partitions")
-        print(f"  {results['history'] / seconds:8.1f} rows/s   {requests} Table requests ({100 * requests / results['history']:.2f} per 100 rows)"
+        print(f"\npurge: {PURGE_ROWS} history records past the cutoff of {len(history)} (each beside its row, in 16 partitions; "
+              "found through the service's change feed)")
+        print(f"  {results['history'] / seconds:8.1f} records/s   {requests} Table requests ({100 * requests / results['history']:.2f} per 100 records)"
               f"   {seconds:.1f} s   {results}")
 
         now_status = [{"PartitionKey": "service", "RowKey": f"s{n:03d}", "Service": f"s{n:03d}", "LastEventTime": NOW,

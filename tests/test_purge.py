@@ -23,7 +23,8 @@ from shared.domain.resources import parse_path, parse_service_id
 from shared.entrypoints import cli
 from shared.store.keys import with_keys
 from shared.store.memory import InMemoryStore
-from shared.store.ports import Query, Store, StoredRow, Table
+from shared.store.ports import HistoryRecord, Query, Store, StoredRow, Table
+from shared.store.records import feed_entities, history_entity
 from shared.timers import retention
 from shared.timers.retention import Purger
 from tests.conftest import table_repo
@@ -61,8 +62,11 @@ def seed(azurite: Azurite, settings: Settings) -> dict[str, int]:
     revisions = [with_keys(ref, merge(None, Change(ref, Op.DELETED, Stamp(NOW - 95 * DAY, f"d{n}"), "x"))) for n, ref in refs.items()]
     bulk(azurite, settings.inventory_table, revisions)
     old, young = NOW - 400 * DAY, NOW - 300 * DAY
-    bulk(azurite, settings.history_table, [{"PartitionKey": "contoso|03", "RowKey": f"h{n:03d}", "RecordedAt": old if n < 150 else young}
-                                           for n in range(160)])
+    history = [history_entity(HistoryRecord(parse_path(SERVICE, f"users/h{n:03d}"), f"h{n:03d}", "Microsoft.ApiManagement.UserUpdated",
+                                            old if n < 150 else young, SERVICE_ID, f"/users/h{n:03d}", "updated", False, "{}",
+                                            "cloudEvents", old if n < 150 else young)) for n in range(160)]
+    bulk(azurite, settings.inventory_table, history)  # beside their rows, found through the service's change feed
+    bulk(azurite, settings.history_table, [entry for record in history for entry in feed_entities(record)])
     bulk(azurite, settings.rejected_table, [{"PartitionKey": f"{NOW - 45 * DAY:%Y%m%d}", "RowKey": f"r{n:03d}", "ReceivedAt": NOW - 45 * DAY}
                                             for n in range(150)])
     alerts: list[dict[str, Any]] = [{"PartitionKey": f"sent|{NOW - 40 * DAY:%Y%m%d}", "RowKey": f"a{n:03d}"} for n in range(150)]
@@ -111,8 +115,10 @@ def test_purge_deletes_what_is_past_each_cutoff_page_by_page(azurite: Azurite, a
     assert code == 0 and out.splitlines()[0].split() == ["What", "Table", "Before", "Deleted"]
     assert {line.split()[0]: int(line.split()[-1]) for line in out.splitlines()[2:]} == expected
     after = counts(repo)
-    assert after == {"inventory": before["inventory"] - 152, "history": before["history"] - 151,
-                     "rejected": before["rejected"] - 151, "alerts": before["alerts"] - 150}
+    # inventory: the tombstones and the history records beside the rows; history: both feed entries of each record;
+    # rejected: the records and the counter row of the purged day the app wrote (the seeded one has none)
+    assert after == {"inventory": before["inventory"] - 152 - 151, "history": before["history"] - 2 * 151,
+                     "rejected": before["rejected"] - 151 - 1, "alerts": before["alerts"] - 150}
     assert sorted(r["Path"] for r in inventory_rows(repo)) == ["users/live", "users/young"]
     assert sorted((r["PartitionKey"], r["RowKey"]) for page in repo.scan(Query(Table.OUTBOX)) for r in (p.entity for p in page)) == [
         ("pending", "waiting"), (f"sent|{NOW - 5 * DAY:%Y%m%d}", "young")]

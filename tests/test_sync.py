@@ -64,7 +64,10 @@ def test_sync_of_an_empty_inventory_adds_every_kind_with_its_details(arm_service
     repo = arm_services.store
     assert isinstance(repo, TableStore)
     assert all(SECRET not in str(value) for entity in inventory_rows(repo) for value in entity.values())
-    assert history_records(repo) == []  # a sync is not an event: nothing personal, or otherwise, in the history
+    records = history_records(repo)  # what the sync did, one record per row it added; nothing personal in them
+    assert {r["EventType"] for r in records} == {"ApimInventory.Synced"} and len(records) == report.listed
+    assert all(SECRET not in str(v) and "@contoso.example" not in str(v) for r in records for v in r.values())
+    assert json.loads(next(r for r in records if r["PathKey"] == "users/alice")["Values"])["Email"] == "changed"
 
     again = syncer(arm_services).sync(SERVICE)
     assert dict(again.counts) == {"unchanged": report.listed}
