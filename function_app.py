@@ -50,6 +50,11 @@ def history(req: func.HttpRequest) -> func.HttpResponse:
     return http_api.get_history(req, bootstrap.services().queries)
 
 
+@app.route(route="changes", methods=["GET"])
+def changes(req: func.HttpRequest) -> func.HttpResponse:
+    return http_api.get_changes(req, bootstrap.services().queries)
+
+
 @app.route(route="flags", methods=["GET"])
 def flags(req: func.HttpRequest) -> func.HttpResponse:
     return http_api.get_flags(req, bootstrap.services().queries)

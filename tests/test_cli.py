@@ -276,6 +276,36 @@ def test_history_newest_first(seeded: Seeded) -> None:
     assert as_csv(none) == [] and len(as_csv(bob)) == 1
 
 
+def test_history_with_children(seeded: Seeded) -> None:
+    own, everything = seeded.cli.many(["history", "contoso/apis/orders", "-o", "json"], ["history", "contoso/apis/orders", "--with-children"])
+    assert [r["Path"] for r in as_json(own)] == ["apis/orders"]
+    assert [(r["Path"], r["EventType"]) for r in as_table(everything)] == [("apis/orders;rev=2", "APIUpdated"), ("apis/orders", "APICreated")]
+
+
+def test_changes(seeded: Seeded) -> None:
+    """Every change of the seed, newest first across services; by kind and service; a page and the next."""
+    document, text, users, csv_text, first = seeded.cli.many(
+        ["changes", "--since", "2h", "-o", "json"], ["changes", "--since", "2h", "--until", at(seeded.now - timedelta(minutes=40))],
+        ["changes", "--since", "2h", "--kind", "User", "--service", "FABRIKAM", "--by", "recorded", "-o", "json"],
+        ["changes", "--since", "2h", "-o", "csv"], ["changes", "--since", "2h", "--top", "3", "-o", "json"])
+    changes = as_json(document)
+    assert changes["by"] == "event" and changes["count"] == 17 and changes["continuationToken"] is None  # 16 applied, 1 stale
+    times = [c["EventTime"] for c in changes["items"]]
+    assert times == sorted(times, reverse=True) and times[0] == at(seeded.now - timedelta(minutes=1))
+    assert {c["Service"] for c in changes["items"]} == {"contoso", "fabrikam", "naïve-ユーザー"}
+    rows = as_table(text)
+    assert list(rows[0]) == ["EventTime", "Service", "Kind", "Path", "Change", "EventType"]
+    assert [r["Path"] for r in rows] == ["users/zoe", "users/bob", "users/carol", "users/50%", "users/naïve-ユーザー", "users/o'brien",
+                                         "users/alice"]  # before the API's creation, 40 minutes ago
+    assert [(c["Service"], c["Path"]) for c in as_json(users)["items"]] == [("fabrikam", "users/bob")]
+    assert [r["Path"] for r in as_csv(csv_text)] == [c["Path"] for c in changes["items"]]
+    assert first.returncode == 0 and json.loads(first.stdout)["count"] == 3
+    token = json.loads(first.stdout)["continuationToken"]
+    assert first.stderr == f"apim-inventory: more changes: add --continuation {token}\n"
+    rest = as_json(seeded.cli("changes", "--since", "2h", "--continuation", token, "-o", "json"))
+    assert json.loads(first.stdout)["items"] + rest["items"] == changes["items"]
+
+
 def test_flags(seeded: Seeded) -> None:
     text, document, table = seeded.cli.many(["flags"], ["flags", "-o", "json"], ["flags", "-o", "csv"])
     assert [(r["Kind"], r["Path"].rsplit("/", 1)[1], r["Flag"]) for r in as_table(text)] == [
@@ -293,10 +323,10 @@ def test_summary(seeded: Seeded) -> None:
     assert counts == {("contoso", "user"): (4, 1), ("contoso", "api"): (2, 0), ("contoso", "product"): (0, 1),
                       ("contoso", "gateway"): (1, 0), ("contoso", "gatewayInstance"): (1, 0), ("contoso", "backend"): (1, 0),
                       ("contoso", "circuitBreakerRule"): (2, 0), ("fabrikam", "user"): (1, 0), ("naïve-ユーザー", "user"): (1, 0)}
-    expected = {"applied": 16, "stale": 1, "duplicate": 17, "rejected": 1}
+    expected = {"applied": 16, "stale": 1, "duplicate": 17, "rejected": 2}  # the rejected event's two deliveries
     assert summary["events"] == {"lastHour": expected, "lastDay": expected} and ISO_Z.match(summary["generatedAt"])
     text = ok(table)
-    assert text.startswith("Inventory at ") and re.search(r"^lastHour\s+16\s+1\s+17\s+1$", text, re.MULTILINE)
+    assert text.startswith("Inventory at ") and re.search(r"^lastHour\s+16\s+1\s+17\s+2$", text, re.MULTILINE)
     assert re.search(r"^contoso\s+user\s+4\s+1$", text, re.MULTILINE)
     long = as_csv(long_csv)
     assert {"Metric": "duplicate", "Window": "lastDay", "Service": "", "Kind": "", "Count": "17"} in long
@@ -324,6 +354,12 @@ def test_exit_codes(seeded: Seeded) -> None:
         ("list", "user", "--changed-since", "1600-12-31T23:59:59Z"): (2, "before 1601-01-01"),
         (): (2, "arguments are required: COMMAND"),
         ("flags", "-o", "xml"): (2, "invalid choice: 'xml'"),
+        ("changes",): (2, "the following arguments are required: --since"),
+        ("changes", "--since", "soon"): (2, "--since must be an ISO 8601 time such as 2026-11-02T09:00:00Z or a time ago such as"),
+        ("changes", "--since", "1h", "--until", "2h"): (2, "until must be after since"),
+        ("changes", "--since", "1h", "--by", "arrival"): (2, "invalid choice: 'arrival'"),
+        ("changes", "--since", "1h", "--top", "0"): (2, "top must be a whole number from 1 to 1000"),
+        ("changes", "--since", "1h", "--continuation", "x"): (2, "continuationToken is not one this API issued"),
     }
     for (argv, (code, message)), result in zip(errors.items(), seeded.cli.many(*map(list, errors)), strict=True):
         assert message in failed(result, code), argv
@@ -399,6 +435,8 @@ def injection_cases() -> Iterator[Case]:
         for command, flag in (("history", "--since"), ("rejected", "--since"), ("list", "--deleted-since"), ("list", "--changed-since")):
             yield Case(flag, value, [command, *(["contoso/users/alice"] if command == "history" else ["user"] if command == "list" else []),
                                      flag, value], 2, [])
+        for flag in ("--since", "--until", "--kind", "--continuation"):
+            yield Case(flag, value, ["changes", *([] if flag == "--since" else ["--since", "24h"]), flag, value], 2, [])
     for value in [*NASTY, *NAMES]:
         code = USER_CODES.get(value, 1)
         paths = [f"users/{value.strip().lower()}"] if code == 0 else []
@@ -432,13 +470,13 @@ def in_process(seeded: Seeded, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 
 
 def test_injection_at_every_parameter(in_process: None, capsys: pytest.CaptureFixture[str]) -> None:
-    """cli.main in this process (the console script's code), for speed: 13 values x 10 parameters, and 21 names."""
+    """cli.main in this process (the console script's code), for speed: 13 values x 14 parameters, and 21 names."""
     cases = list(injection_cases())
     for case in cases:
         code = cli.main([*case.argv, "-o", "json"])
         out, err = capsys.readouterr()
         check(case, code, out, err)
-    assert len(cases) == len(NASTY) * 10 + (len(NASTY) + len(NAMES)) * 3
+    assert len(cases) == len(NASTY) * 14 + (len(NASTY) + len(NAMES)) * 3
 
 
 def test_injection_through_the_console_script(seeded: Seeded) -> None:

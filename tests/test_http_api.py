@@ -18,10 +18,11 @@ from shared import bootstrap
 from shared.config import Settings
 from shared.domain.model import Change, Op, Stamp, merge
 from shared.domain.resources import parse_path, parse_service_id
-from shared.store.keys import with_keys
+from shared.store.keys import LAYOUT_KEYS, with_keys
 from tests.support import SERVICE_ID, T0, ManualClock, event, iso
 
-HTTP_FUNCTIONS = {"inventory": "inventory/{kind}", "resource": "resource", "history": "history", "flags": "flags", "summary": "summary"}
+HTTP_FUNCTIONS = {"inventory": "inventory/{kind}", "resource": "resource", "history": "history", "changes": "changes", "flags": "flags",
+                  "summary": "summary"}
 OTHER = SERVICE_ID.replace("contoso", "fabrikam")
 
 
@@ -107,6 +108,50 @@ def test_history_newest_first(seeded: bootstrap.Services) -> None:
     assert call("history", {"id": "contoso/users/nobody"})[0] == 404
 
 
+def test_history_with_children(seeded: bootstrap.Services) -> None:
+    _, own = call("history", {"id": "contoso/apis/orders"})
+    _, all_of_it = call("history", {"id": "contoso/apis/orders", "withChildren": "true"})
+    assert [(h["Path"], h["EventType"].rsplit(".", 1)[1]) for h in own["items"]] == [("apis/orders", "APICreated")]
+    assert [(h["Path"], h["EventType"].rsplit(".", 1)[1]) for h in all_of_it["items"]] == [
+        ("apis/Orders;rev=2", "APIUpdated"), ("apis/orders", "APICreated")]
+    assert call("history", {"id": "contoso/apis/orders", "withChildren": "false"})[1] == own
+
+
+def test_changes_across_services_newest_first_page_by_page(seeded: bootstrap.Services) -> None:
+    status, everything = call("changes", {"since": iso(T0)})
+    assert status == 200 and everything["by"] == "event" and everything["continuationToken"] is None
+    items = everything["items"]
+    assert len(items) == everything["count"] == 11  # 13 events: one redelivery, one rejected
+    assert [i["EventTime"] for i in items] == sorted((i["EventTime"] for i in items), reverse=True)
+    assert {i["Service"] for i in items} == {"contoso", "fabrikam"} and items[0]["Path"] == "products/gold"
+    pages, token = [], None
+    while True:
+        _, page = call("changes", {"since": iso(T0), "top": "4", **({"continuationToken": token} if token else {})})
+        pages.append(page["items"])
+        token = page["continuationToken"]
+        if token is None:
+            break
+    assert [len(p) for p in pages] == [4, 4, 3] and [i for p in pages for i in p] == items
+    # The clock says T0 + 2h: every event happened more than an hour ago, and was recorded less than an hour ago.
+    assert call("changes", {"since": "1h"})[1]["items"] == []
+    assert len(call("changes", {"since": "1h", "by": "recorded"})[1]["items"]) == 11
+    _, carol = call("changes", {"since": iso(T0), "service": "Fabrikam", "kind": "User"})
+    assert [(i["Service"], i["Path"], i["ResourceKind"]) for i in carol["items"]] == [("fabrikam", "users/carol", "user")]
+    _, early = call("changes", {"since": iso(T0), "until": iso(T0 + timedelta(seconds=4))})
+    assert sorted(i["Path"] for i in early["items"]) == ["users/alice", "users/bob", "users/carol"]
+
+
+def test_a_summary_of_layout_1_tables_says_to_migrate(seeded: bootstrap.Services, azurite: Azurite) -> None:
+    status_table = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(seeded.settings.status_table)
+    marker = status_table.get_entity(*LAYOUT_KEYS)
+    status_table.delete_entity(*LAYOUT_KEYS)
+    try:
+        assert call("summary") == (503, {"error": "the inventory is in layout 1: run `apim-inventory migrate`"})
+    finally:
+        status_table.create_entity(marker)
+    assert call("summary")[0] == 200
+
+
 def test_flags_and_summary(seeded: bootstrap.Services) -> None:
     _, flags = call("flags")
     assert [r["Path"] for r in flags["tokens"]] == ["gateways/edge/instances/pod-1"]
@@ -133,12 +178,24 @@ def test_flags_and_summary(seeded: bootstrap.Services) -> None:
     ("resource", {"id": "just-a-name"}, {}),
     ("resource", {"id": "/subscriptions/x/resourceGroups/y"}, {}),
     ("history", {"id": "contoso/users/alice", "since": "soon"}, {}),
+    ("history", {"id": "contoso/apis/orders", "withChildren": "maybe"}, {}),
     ("flags", {"x": "1"}, {}),
 ])
 def test_bad_parameters_get_400_with_a_message(seeded: bootstrap.Services, name: str, params: dict[str, str],
                                               route: dict[str, str]) -> None:
     status, body = call(name, params, **route)
     assert status == 400 and body["error"]
+
+
+@pytest.mark.parametrize(("params", "named"), [
+    ({}, "since"), ({"since": "soon"}, "since"), ({"since": "24h", "until": "2026-13-01"}, "until"), ({"since": "1h", "until": "2h"}, "until"),
+    ({"since": "24h", "by": "arrival"}, "by"), ({"since": "24h", "kind": "widgets"}, "kind"), ({"since": "24h", "top": "0"}, "top"),
+    ({"since": "24h", "continuationToken": "not-a-token"}, "continuationToken"), ({"sinse": "24h"}, "sinse"),
+])
+def test_bad_change_feed_parameters_get_one_line_naming_the_parameter(seeded: bootstrap.Services, params: dict[str, str],
+                                                                      named: str) -> None:
+    status, body = call("changes", params)
+    assert status == 400 and named in body["error"] and "\n" not in body["error"]
 
 
 INJECTIONS = ["' or PartitionKey ne '", "'", '"', "%", "%27", "naïve-ユーザー", "a\tb", "x" * 5000, "/", "\\", "#", "?",
@@ -157,6 +214,10 @@ def test_injection_attempts_get_an_error_or_exactly_the_right_rows(seeded: boots
     assert call("resource", {"id": "contoso/users/" + attempt})[0] in (400, 404)
     assert call("history", {"id": "contoso/users/" + attempt})[0] in (400, 404)
     assert call("history", {"id": "contoso/users/alice", "since": attempt})[0] == 400
+    for param in ("since", "until", "kind", "by", "continuationToken"):
+        assert call("changes", {"since": "24h", param: attempt})[0] == 400
+    status, body = call("changes", {"since": iso(T0), "service": attempt})
+    assert (status, body.get("items")) in ((200, []), (400, None))
     # and the real rows are still exactly there
     assert sorted(r["Path"] for r in call("inventory", kind="user")[1]["items"]) == ["users/alice", "users/carol"]
 

@@ -1,8 +1,9 @@
 """Times and durations as events and ARM write them: ISO 8601 with up to 7 fractional digits, and
-`hh:mm:ss` / `d.hh:mm:ss` durations."""
+`hh:mm:ss` / `d.hh:mm:ss` durations; and the times a person gives: ISO 8601, or a time ago (`24h`, `7d`)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 from shared.domain.errors import PermanentEventError
@@ -48,6 +49,34 @@ def parse_time(value: object, what: str) -> datetime:
         raise PermanentEventError("bad-time", f"{what} is before 1601, which Table Storage cannot hold: {value!s:.100}",
                                   BEFORE_1601)
     return moment
+
+
+_AGO = re.compile(r"(\d{1,12})([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+AGO_EXAMPLES = "30s, 90m, 24h, 7d, 2w"
+
+
+def parse_ago(text: str) -> timedelta | None:
+    """`24h`, `7d`, `90m`, `30s`, `2w` (one whole number and one unit, case ignored) as a duration, else None."""
+    match = _AGO.fullmatch(text.strip().lower())
+    if match is None:
+        return None
+    try:
+        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        return timedelta.max
+
+
+def parse_moment(text: str, what: str, now: datetime) -> datetime:
+    """A time a person gives: ISO 8601 (as `parse_time`), or a time ago counted back from `now`."""
+    ago = parse_ago(text)
+    if ago is None:
+        return parse_time(text, what)
+    try:
+        return parse_time(now - ago, what)
+    except OverflowError:  # further back than datetime goes
+        raise PermanentEventError("bad-time", f"{what} is before 1601, which Table Storage cannot hold: {text[:100]!r}",
+                                  BEFORE_1601) from None
 
 
 def parse_duration(text: object) -> timedelta | None:

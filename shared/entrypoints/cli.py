@@ -30,7 +30,9 @@ from shared.integrations.delivery import read_events
 from shared.integrations.storage import StorageNotConfigured
 from shared.logs import summary_line
 from shared.migration.layout import Migration
-from shared.queries.inventory import InventoryQueries, NotFound, parse_kind, parse_when, resolve_id
+from shared.queries.changes import TIME_COLUMN
+from shared.queries.inventory import MAX_TOP, InventoryQueries, NotFound, parse_kind, parse_top, parse_when, resolve_id
+from shared.queries.summary import NotMigrated
 from shared.store.ports import Entity
 
 PROG = "apim-inventory"
@@ -41,8 +43,8 @@ The store comes from the same app settings as the function app (docs/settings.md
 AzureWebJobsStorage, INVENTORY_TABLE and the other table names. When the current directory has a local.settings.json, its "Values" are
 used for every setting not already in the environment. INVENTORY_STORAGE_RETRY_TOTAL defaults to {RETRY_TOTAL} here, to fail fast.
 
-Times (T) are ISO 8601, such as 2026-11-02T09:00:00Z. An ID is an ARM id, or SERVICE/PATH as in the Path column
-(contoso/apis/orders;rev=2, contoso/gateways/edge/instances/pod-1).
+Times (T) are ISO 8601, such as 2026-11-02T09:00:00Z, or a time ago: 30s, 90m, 24h, 7d, 2w (before --now, if given).
+An ID is an ARM id, or SERVICE/PATH as in the Path column (contoso/apis/orders;rev=2, contoso/gateways/edge/instances/pod-1).
 
 Exit codes: 0 success; 1 not found, or the store unreachable or failing; 2 usage errors (unknown kind, bad id, bad time, unreadable input)."""
 EXTRA_COLUMNS = {Kind.API: ("Revision",), Kind.GATEWAY_INSTANCE: ("TokenStatus", "TokenExpiresAt"),
@@ -91,8 +93,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
         return sub
 
-    def since(sub: argparse.ArgumentParser, flag: str, text: str) -> None:
-        sub.add_argument(flag, metavar="T", type=_checked(lambda t: parse_when(t, flag)), help=text)
+    def since(sub: argparse.ArgumentParser, flag: str, text: str, required: bool = False) -> None:
+        sub.add_argument(flag, metavar="T", type=_checked(lambda t: parse_when(t, flag)), help=text, required=required)
 
     sub = command("list", "the rows of one kind (live ones, unless told otherwise)", _list)
     sub.add_argument("kind", metavar="KIND", type=_checked(parse_kind), help=f"one of: {', '.join(Kind)}")
@@ -104,6 +106,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("history", "a resource's history, newest first", _history)
     sub.add_argument("id", metavar="ID", type=_checked(resolve_id))
     since(sub, "--since", "only events at or after T")
+    sub.add_argument("--with-children", action="store_true", help="with the history of its children (an API's revisions and "
+                     "releases, a gateway's API links, hostname configurations, certificate authorities and instances)")
+    sub = command("changes", "every change across the inventory in a window, newest first", _changes)
+    since(sub, "--since", "changes at or after T", required=True)
+    since(sub, "--until", "changes before T (default: now)")
+    sub.add_argument("--service", metavar="S", help="one APIM service (default: all)")
+    sub.add_argument("--kind", metavar="KIND", type=_checked(parse_kind), help="only resources of one kind")
+    sub.add_argument("--by", choices=tuple(TIME_COLUMN), default="event",
+                     help="order and filter by the time of the event in APIM (default), or by when it was recorded here")
+    sub.add_argument("--top", metavar="N", type=_checked(parse_top), help="one page of N (default: every change in the window)")
+    sub.add_argument("--continuation", metavar="TOKEN", help="the page after the one that printed TOKEN")
     command("flags", "gateway tokens near expiry or expired, circuit breakers open or stuck open", _flags)
     command("summary", "counts by kind and service; events applied, stale, duplicate, rejected in the last hour and day", _summary)
     since(command("rejected", "the rejected events, with their reasons, newest first", _rejected), "--since", "only those received at or after T")
@@ -152,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except SystemExit as exc:  # argparse: --help, or a usage error it has printed
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
-    except (Failure, InvalidQuery, InvalidArgument, NotFound, *STORE_ERRORS) as exc:
+    except (Failure, InvalidQuery, InvalidArgument, NotFound, NotMigrated, *STORE_ERRORS) as exc:
         code = exc.code if isinstance(exc, Failure) else 2 if isinstance(exc, InvalidQuery | InvalidArgument) else 1
         return _fail(_store_error(exc) if isinstance(exc, STORE_ERRORS) else str(exc), code)
     except KeyboardInterrupt:
@@ -231,9 +244,11 @@ def _by_path(row: Entity) -> tuple[str, str]:
 
 def _list(args: argparse.Namespace) -> int:
     kind = parse_kind(args.kind)
-    page = _queries(args).list_kind(kind, service=args.service, include_deleted=args.include_deleted, top=None,
-                                deleted_since=parse_when(args.deleted_since, "--deleted-since"),
-                                changed_since=parse_when(args.changed_since, "--changed-since"))
+    queries = _queries(args)
+    now = queries.clock()
+    page = queries.list_kind(kind, service=args.service, include_deleted=args.include_deleted, top=None,
+                             deleted_since=parse_when(args.deleted_since, "--deleted-since", now),
+                             changed_since=parse_when(args.changed_since, "--changed-since", now))
     rows = sorted(page.rows, key=_by_path)
     deleted = ("DeletedAt",) if any(row.get("IsDeleted") for row in rows) else ()
     details = tuple(c for c in DETAIL_COLUMNS.get(kind, ()) if any(c in row for row in rows))
@@ -247,9 +262,33 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    records = _queries(args).history(args.id, parse_when(args.since, "--since"))
-    header = ("EventTime", "EventType", "Change", "Stale", "Duplicates", "EventId", "Values")
+    queries = _queries(args)
+    records = queries.history(args.id, parse_when(args.since, "--since", queries.clock()), with_children=args.with_children)
+    header = ("EventTime", *(("Path",) if args.with_children else ()), "EventType", "Change", "Stale", "Duplicates", "EventId", "Values")
     return _emit(args, records, records, lambda: row_table(header, records))
+
+
+def _changes(args: argparse.Namespace) -> int:
+    queries = _queries(args)
+    now = queries.clock()
+    window: dict[str, Any] = {"since": parse_when(args.since, "--since", now), "until": parse_when(args.until, "--until", now),
+                              "service": args.service, "kind": parse_kind(args.kind) if args.kind else None, "by": args.by}
+    items: list[Entity] = []
+    token = args.continuation
+    while True:
+        page = queries.changes(**window, top=parse_top(args.top) if args.top else MAX_TOP, continuation=token)
+        items, token = items + page.items, page.continuation
+        if token is None or args.top:
+            break
+    time = TIME_COLUMN[args.by]
+    rows = [{**item, "Kind": item.get("ResourceKind")} for item in items]
+    header = (time, "Service", "Kind", "Path", "Change", "EventType")
+    csv_header = ("EventTime", "RecordedAt", "Service", "ResourceKind", "Path", "Change", "EventType", "EventId", "Stale")
+    _emit(args, {"by": args.by, "count": len(items), "items": items, "continuationToken": token}, items,
+          lambda: row_table(header, rows), csv_header=csv_header)
+    if token is not None:
+        print(f"{PROG}: more changes: add --continuation {token}", file=sys.stderr)
+    return 0
 
 
 def _flag(row: Entity) -> list[str]:
@@ -284,7 +323,8 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _rejected(args: argparse.Namespace) -> int:
-    records = _queries(args).rejected(parse_when(args.since, "--since"))
+    queries = _queries(args)
+    records = queries.rejected(parse_when(args.since, "--since", queries.clock()))
     header = ("ReceivedAt", "Reason", "EventId", "EventType", "Subject", "Message")
     return _emit(args, records, records, lambda: row_table(header, records))
 
@@ -347,7 +387,7 @@ def _replay_dead_letter(args: argparse.Namespace) -> int:
             print(f"{PROG}: warning: {report.name}: {problem}", file=sys.stderr, flush=True)
 
     try:
-        run = dead_letter.replay(container, processor, show, since=parse_when(args.since, "--since"), prefix=args.prefix,
+        run = dead_letter.replay(container, processor, show, since=parse_when(args.since, "--since", services.clock()), prefix=args.prefix,
                                  delete_after=args.delete_after)
     except dead_letter.DeadLetterError as exc:
         raise Failure(1, f"the dead-letter container: {exc}") from None

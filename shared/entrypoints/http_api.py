@@ -1,6 +1,7 @@
 """The HTTP API's handlers: validate the request, ask InventoryQueries, answer JSON.
 
-Bad parameters get 400 with a message, a missing resource 404, an unreachable store 503.
+Bad parameters get 400 with a message, a missing resource 404, an unreachable store 503, and so does a summary of tables
+still in layout 1 (with the message to run `apim-inventory migrate`).
 GET /api/health answers 200 with the health report, or 503 when the store cannot be used."""
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from azure.core.exceptions import AzureError
 
 from shared.domain.errors import InvalidQuery, one_line
 from shared.entrypoints.output import to_json
+from shared.queries.changes import parse_by
 from shared.queries.inventory import InventoryQueries, NotFound, parse_bool, parse_kind, parse_top, parse_when
+from shared.queries.summary import NotMigrated
 
 log = logging.getLogger("apim_inventory.http")
 # The imported module's own version: a worker's bundled copy, if it were loaded instead of the pinned one, shows
@@ -51,6 +54,8 @@ def answer(work: Callable[[], Any]) -> func.HttpResponse:
         return _answer(400, {"error": str(exc)})
     except NotFound as exc:
         return _answer(404, {"error": str(exc)})
+    except NotMigrated as exc:
+        return _answer(503, {"error": str(exc)})
     except AzureError as exc:
         log.error("inventory store unavailable: %s", exc)
         return _answer(503, {"error": "the inventory store is unavailable; try again"})
@@ -64,8 +69,8 @@ def list_inventory(req: func.HttpRequest, queries: InventoryQueries) -> func.Htt
         kind = parse_kind(req.route_params.get("kind", ""))
         page = queries.list_kind(
             kind, service=params.get("service"), include_deleted=parse_bool(params.get("includeDeleted"), "includeDeleted"),
-            deleted_since=parse_when(params.get("deletedSince"), "deletedSince"),
-            changed_since=parse_when(params.get("changedSince"), "changedSince"),
+            deleted_since=parse_when(params.get("deletedSince"), "deletedSince", queries.clock()),
+            changed_since=parse_when(params.get("changedSince"), "changedSince", queries.clock()),
             top=parse_top(params.get("top")), continuation=params.get("continuationToken") or None,
         )
         return {"kind": kind, "count": len(page.rows), "items": page.rows, "continuationToken": page.continuation}
@@ -79,12 +84,30 @@ def get_resource(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpR
 
 
 def get_history(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpResponse:
-    """GET /api/history?id=&since="""
+    """GET /api/history?id=&since=&withChildren="""
 
     def work() -> dict[str, Any]:
-        params = _params(req, {"id", "since"})
-        records = queries.history(_required(params, "id"), parse_when(params.get("since"), "since"))
+        params = _params(req, {"id", "since", "withChildren"})
+        records = queries.history(_required(params, "id"), parse_when(params.get("since"), "since", queries.clock()),
+                                  with_children=parse_bool(params.get("withChildren"), "withChildren"))
         return {"count": len(records), "items": records}
+
+    return answer(work)
+
+
+def get_changes(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpResponse:
+    """GET /api/changes?since=&until=&service=&kind=&by=&top=&continuationToken="""
+
+    def work() -> dict[str, Any]:
+        params = _params(req, {"since", "until", "service", "kind", "by", "top", "continuationToken"})
+        now = queries.clock()
+        by = parse_by(params.get("by"))
+        page = queries.changes(
+            since=parse_when(_required(params, "since"), "since", now), until=parse_when(params.get("until"), "until", now),
+            service=params.get("service"), kind=parse_kind(params["kind"]) if params.get("kind") else None, by=by,
+            top=parse_top(params.get("top")), continuation=params.get("continuationToken") or None,
+        )
+        return {"by": by, "count": len(page.items), "items": page.items, "continuationToken": page.continuation}
 
     return answer(work)
 

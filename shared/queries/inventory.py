@@ -8,20 +8,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from typing import Any
 
 from shared.domain import booleans
 from shared.domain.errors import InvalidQuery, PermanentEventError
 from shared.domain.kinds import Kind, parse_kind_name
-from shared.domain.outcomes import Outcome
 from shared.domain.resources import ResourceRef, ServiceRef, parse_path, parse_resource_id
-from shared.domain.times import BEFORE_1601, parse_time
-from shared.store.keys import as_continuation, check_keys, encode_part, of_kind, rejected_from, rows_only
-from shared.store.ports import Condition, Entity, HistoryLog, InventoryRows, Query, Table, TableReader, Token
+from shared.domain.times import AGO_EXAMPLES, BEFORE_1601, parse_moment
+from shared.queries.changes import ChangesPage, feed_page, parse_by
+from shared.queries.summary import summarize
+from shared.store.keys import as_continuation, check_keys, encode_part, history_range, of_kind, rejected_from
+from shared.store.ports import Condition, Entity, InventoryRows, TableReader, Token
 
 MAX_TOP = 1000
 MAX_INPUT = 1024
@@ -44,16 +44,19 @@ def parse_kind(text: str) -> Kind:
     return kind
 
 
-def parse_when(text: str | None, what: str) -> datetime | None:
+def parse_when(text: str | None, what: str, now: datetime | None = None) -> datetime | None:
+    """An ISO 8601 time, or a time ago (`24h`, `7d`, `90m`, `30s`, `2w`) counted back from `now` (default: the system
+    clock's now); None when not given."""
     if text is None or text == "":
         return None
     _limit(text, what)
     try:
-        return parse_time(text, what)
+        return parse_moment(text, what, now or datetime.now(timezone.utc))
     except PermanentEventError as exc:
         if exc.reason == BEFORE_1601:
             raise InvalidQuery(f"{what} must not be before 1601-01-01, the earliest time Table Storage holds") from None
-        raise InvalidQuery(f"{what} must be an ISO 8601 time such as 2026-11-02T09:00:00Z, not {text[:60]!r}") from None
+        raise InvalidQuery(f"{what} must be an ISO 8601 time such as 2026-11-02T09:00:00Z or a time ago such as "
+                           f"{AGO_EXAMPLES}, not {text[:60]!r}") from None
 
 
 def parse_bool(text: str | None, what: str) -> bool:
@@ -129,9 +132,8 @@ def _service_key(service: str | None) -> str | None:
 
 
 class InventoryQueries:
-    def __init__(self, rows: InventoryRows, history: HistoryLog, reader: TableReader, clock: Callable[[], datetime]) -> None:
+    def __init__(self, rows: InventoryRows, reader: TableReader, clock: Callable[[], datetime]) -> None:
         self._rows = rows
-        self._history = history
         self._reader = reader
         self.clock = clock
 
@@ -156,13 +158,25 @@ class InventoryQueries:
             raise NotFound(f"no resource {ident[:200]!r} in the inventory")
         return row.entity
 
-    def history(self, ident: str, since: datetime | None = None) -> list[Entity]:
-        """One resource's history, newest first (tombstoned resources keep theirs)."""
+    def history(self, ident: str, since: datetime | None = None, with_children: bool = False) -> list[Entity]:
+        """One resource's history (with its children's, for a top-level resource), newest first: one key range in the
+        resource's partition. Tombstoned resources keep theirs."""
         ref = resolve_id(ident)
-        records = [r for r in self._history.history(ref) if since is None or r["EventTime"] >= since]
+        query = history_range(ref, with_children)
+        if since is not None:
+            query = replace(query, conditions=(*query.conditions, Condition("EventTime", "ge", since)))
+        records, _ = self._reader.page(query, None)
         if not records:
             self.resource(ident)  # NotFound when the resource is unknown too
-        return records
+        return sorted(records, key=lambda r: (r["EventTime"], r["EventId"]), reverse=True)
+
+    def changes(self, *, since: datetime | None, until: datetime | None = None, service: str | None = None,
+                kind: Kind | None = None, by: str = "event", top: int = 100, continuation: str | None = None) -> ChangesPage:
+        """One page of the change feed, newest first, merged across services (`shared.queries.changes`)."""
+        if since is None:
+            raise InvalidQuery("since is required")
+        return feed_page(self._reader, since=since, until=until, service_key=_service_key(service), kind=kind,
+                         by=parse_by(by), top=top, continuation=continuation)
 
     def flags(self) -> dict[str, list[Entity]]:
         """Tokens near expiry or expired, breakers open or stuck open; live rows only."""
@@ -178,31 +192,6 @@ class InventoryQueries:
         return sorted(rows, key=lambda r: r["ReceivedAt"], reverse=True)
 
     def summary(self) -> dict[str, Any]:
-        """Counts by kind and service, and the events applied, stale, duplicate and rejected in the last
-        hour and day, derived from the history and rejected records (no counter row)."""
-        now = self.clock()
-        rows, _ = self._reader.page(rows_only(Query(Table.INVENTORY)), None)
-        live: Counter[tuple[str, str]] = Counter()
-        deleted: Counter[tuple[str, str]] = Counter()
-        for row in rows:
-            (deleted if row.get("IsDeleted") else live)[(row["Service"], row["Kind"])] += 1
-        day_ago = now - timedelta(days=1)
-        history = (Condition("RecordType", "eq", "history"),)
-        recorded, _ = self._reader.page(Query(Table.INVENTORY, conditions=(*history, Condition("RecordedAt", "ge", day_ago))), None)
-        duplicated, _ = self._reader.page(Query(Table.INVENTORY, conditions=(*history, Condition("LastDuplicateAt", "ge", day_ago))), None)
-        rejected = self.rejected(day_ago)
-        windows: dict[str, dict[str, int]] = {}
-        for label, start in (("lastHour", now - timedelta(hours=1)), ("lastDay", day_ago)):
-            windows[label] = {
-                Outcome.APPLIED: sum(1 for r in recorded if r["RecordedAt"] >= start and not r.get("Stale")),
-                Outcome.STALE: sum(1 for r in recorded if r["RecordedAt"] >= start and r.get("Stale")),
-                Outcome.DUPLICATE: sum(1 for r in duplicated if r["LastDuplicateAt"] >= start),  # events redelivered in the window
-                Outcome.REJECTED: sum(1 for r in rejected if r["ReceivedAt"] >= start),
-            }
-        return {
-            "generatedAt": now,
-            "resources": [{"service": s, "kind": k, "live": live[(s, k)], "deleted": deleted[(s, k)]}
-                          for s, k in sorted(set(live) | set(deleted))],
-            "events": windows,
-        }
-
+        """Counts by kind and service, and the events applied, stale, duplicate and rejected in the last hour and day,
+        from the count rows (`shared.queries.summary`)."""
+        return summarize(self._reader, self.clock())

@@ -65,6 +65,16 @@ def add_to_buckets(events: str | None, slot: int, slots: int, at: datetime) -> s
     return json.dumps(buckets, sort_keys=True, separators=(",", ":"))
 
 
+WINDOWS = ("lastHour", "lastDay")
+
+
+def window_start(now: datetime, window: str) -> datetime:
+    """The first moment a window counts: the start of the minute 59 minutes back, or of the hour 23 hours back."""
+    if window == "lastHour":
+        return (now - timedelta(minutes=MINUTES - 1)).replace(second=0, microsecond=0)
+    return (now - timedelta(hours=HOURS - 1)).replace(minute=0, second=0, microsecond=0)
+
+
 def window_totals(events: str | None, now: datetime, slots: int = len(EVENT_OUTCOMES)) -> dict[str, list[int]]:
     """The buckets summed over the windows: {"lastHour": [...], "lastDay": [...]}."""
     buckets: dict[str, dict[str, list[int]]] = json.loads(events) if events else {}

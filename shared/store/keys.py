@@ -223,7 +223,8 @@ def count_partitions(service_key: str, families: tuple[str, ...]) -> list[str]:
 
 
 def rows_only(query: Query) -> Query:
-    """The query restricted to inventory rows (not the count row or history records beside them)."""
+    """The query restricted to rows: not the count row or history records beside the inventory rows, nor the counter
+    row of a day's rejected events (every row's key sorts before "~")."""
     return Query(query.table, query.low_pk, query.high_pk, query.conditions, query.low_rk, query.high_rk or "~")
 
 
@@ -239,10 +240,12 @@ def feed_keys(service_key: str, order: str, moment: datetime, history_pk: str, h
 
 
 def feed_range(service_key: str, order: str, since: datetime | None, until: datetime | None,
-               conditions: tuple[Condition, ...] = ()) -> Query:
-    """Feed entries of one service and order with since <= time < until, newest first: one key range."""
+               conditions: tuple[Condition, ...] = (), start: str | None = None) -> Query:
+    """Feed entries of one service and order with since <= time < until, newest first: one key range; from the RowKey
+    `start` on when given (a page's cursor: the RowKey order is the same in every service's partition)."""
     pk = feed_partition(service_key)
     low = f"{order}|{inverted_time(until - timedelta(microseconds=1))}" if until else f"{order}|"
+    low = max(low, start) if start else low
     high = f"{order}|{inverted_time(since)}|~" if since else f"{order}}}"  # "~" follows the tail's hex digits
     return Query(Table.HISTORY, None, None, (Condition("PartitionKey", "eq", pk), *conditions), low, high)
 

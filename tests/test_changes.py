@@ -1,0 +1,269 @@
+"""The read side of layout 2, in memory, over what the pipeline writes: the change feed (paged, merged across
+services, newest first, at a cost that follows the page), one resource's history with its children, and the summary
+from the count rows alone (equal to a full scan)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from devtools.worker import decode_event
+from shared.domain.errors import InvalidQuery
+from shared.domain.kinds import TOP_LEVEL, Kind
+from shared.domain.resources import ServiceRef, parse_path
+from shared.queries.inventory import InventoryQueries, NotFound
+from shared.queries.summary import NotMigrated
+from shared.store import keys
+from shared.store.memory import InMemoryStore
+from shared.store.ports import Entity, Query, StoredRow, Table, Token
+from tests.layout2 import count_row, events_column, marker, put, rejected_count, status_row
+from tests.support import SERVICE_ID, T0, ManualClock, event, history_records, inventory_rows, processor_over
+
+pytestmark = pytest.mark.unit
+NOW = T0 + timedelta(days=1, minutes=30, seconds=15)
+FABRIKAM = SERVICE_ID.replace("/contoso", "/fabrikam")
+SERVICES = {"contoso": ServiceRef("s", "rg", "contoso"), "fabrikam": ServiceRef("s", "rg", "fabrikam")}
+RESOURCES = [("User", "/users/alice"), ("User", "/users/bob"), ("API", "/apis/orders"), ("API", "/apis/orders;rev=2"),
+             ("APIRelease", "/apis/orders/releases/r1"), ("Gateway", "/gateways/edge"), ("GatewayAPI", "/gateways/edge/apis/orders"),
+             ("Product", "/products/gold")]
+VERBS = {"GatewayAPI": ("Added", "Removed")}
+
+
+class CountingReader:
+    """The store's read side, counting requests and the entities they return."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store, self.requests, self.returned = store, 0, 0
+
+    def get(self, table: Table, partition_key: str, row_key: str) -> StoredRow | None:
+        self.requests += 1
+        found = self.store.get(table, partition_key, row_key)
+        self.returned += found is not None
+        return found
+
+    def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
+        self.requests += 1
+        found, token = self.store.page(query, top, continuation)
+        self.returned += len(found)
+        return found, token
+
+    def scan(self, query: Query, page_size: int = 1000, select: tuple[str, ...] | None = None) -> Iterator[list[StoredRow]]:
+        raise AssertionError("the read side reads pages of key ranges and points")
+
+
+def queries_over(store: InMemoryStore, now: datetime = NOW) -> tuple[InventoryQueries, CountingReader]:
+    reader = CountingReader(store)
+    return InventoryQueries(store, reader, lambda: now), reader
+
+
+def delivered(deliveries: list[tuple[dict[str, Any], datetime]]) -> InMemoryStore:
+    """A new store, and each event delivered through the pipeline at its time."""
+    store = InMemoryStore()
+    store.create_tables()
+    clock = ManualClock()
+    processor = processor_over(store, clock.now)
+    for payload, at in deliveries:
+        clock.moment = at
+        processor.handle(decode_event(payload))
+    return store
+
+
+def an_event(resource: int, verb: int, at: int, n: int, service: int) -> dict[str, Any]:
+    kind, subject = RESOURCES[resource]
+    verbs = VERBS.get(kind, ("Created", "Updated", "Deleted"))
+    return event(kind + verbs[verb % len(verbs)], subject, at=at, event_id=f"e{n}", service=(SERVICE_ID, FABRIKAM)[service])
+
+
+deliveries = st.lists(st.tuples(st.integers(0, len(RESOURCES) - 1), st.integers(0, 2), st.integers(0, 600), st.integers(0, 5),
+                                st.integers(0, 1), st.integers(0, 900), st.booleans()), max_size=25)
+
+
+def as_deliveries(drawn: list[tuple[int, int, int, int, int, int, bool]]) -> list[tuple[dict[str, Any], datetime]]:
+    out = []
+    for resource, verb, at, n, service, late, again in drawn:
+        payload = an_event(resource, verb, at, n, service)
+        out.append((payload, T0 + timedelta(seconds=at + late)))
+        if again:  # a redelivery: the same event, later
+            out.append((payload, T0 + timedelta(seconds=at + late + 30)))
+    return out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(deliveries, st.sampled_from(["event", "recorded"]), st.integers(0, 700), st.one_of(st.none(), st.integers(0, 1600)),
+       st.integers(1, 7), st.sampled_from([None, "contoso", "FABRIKAM"]), st.sampled_from([None, Kind.USER, Kind.API]))
+def test_the_pages_of_the_feed_are_every_change_in_the_window_newest_first(
+        drawn: list[Any], by: str, since_s: int, until_s: int | None, top: int, service: str | None, kind: Kind | None) -> None:
+    """Whatever the events (ties, duplicates, stale ones, two services) and the page size: page after page, each history
+    record in the window exactly once, newest first; each page reads at most top + 1 entries per service."""
+    store = delivered(as_deliveries(drawn))
+    queries, reader = queries_over(store)
+    since, until = T0 + timedelta(seconds=since_s), T0 + timedelta(seconds=until_s) if until_s is not None else None
+    if until is not None and until <= since:
+        with pytest.raises(InvalidQuery, match="until must be after since"):
+            queries.changes(since=since, until=until, by=by)
+        return
+    column = "EventTime" if by == "event" else "RecordedAt"
+    wanted = [r for r in history_records(store) if since <= r[column] and (until is None or r[column] < until)
+              and (service is None or r["ServiceKey"] == service.lower()) and (kind is None or r["ResourceKind"] == kind)]
+    pages: list[list[dict[str, Any]]] = []
+    token = None
+    services = 1 if service else len({r["ServiceKey"] for r in history_records(store)})
+    while len(pages) <= len(wanted) // top + 1:  # a cursor that does not move would loop: fail instead
+        before = reader.returned
+        page = queries.changes(since=since, until=until, service=service, kind=kind, by=by, top=top, continuation=token)
+        assert len(page.items) <= top and reader.returned - before <= services + services * (top + 1)
+        pages.append(page.items)
+        token = page.continuation
+        if token is None:
+            break
+        assert len(page.items) == top
+    assert token is None
+    got = [item for items in pages for item in items]
+    assert [i[column] for i in got] == sorted((i[column] for i in got), reverse=True)
+    assert sorted((i["Service"], i["Path"], i["EventId"], i["EventTime"], i["RecordedAt"], i["Change"]) for i in got) == sorted(
+        (r["Service"], r["Path"], r["EventId"], r["EventTime"], r["RecordedAt"], r["Change"]) for r in wanted)
+    assert all(not ({"PartitionKey", "RowKey", "HistoryPartition", "HistoryRow"} & set(i)) for i in got)
+
+
+def test_a_token_serves_only_the_order_it_was_issued_for() -> None:
+    store = delivered([(event("UserUpdated", "/users/alice", at=n), T0 + timedelta(seconds=n)) for n in range(3)])
+    queries, _ = queries_over(store)
+    token = queries.changes(since=T0, top=1).continuation
+    assert token is not None and len(queries.changes(since=T0, top=1, continuation=token).items) == 1
+    with pytest.raises(InvalidQuery, match="continuationToken was issued for by=event, not by=recorded"):
+        queries.changes(since=T0, top=1, by="recorded", continuation=token)
+    for bad in ("x", "e30=", "bm90IGpzb24=", "eyJhIjogMX0="):
+        with pytest.raises(InvalidQuery, match="continuationToken is not one this API issued"):
+            queries.changes(since=T0, continuation=bad)
+    with pytest.raises(InvalidQuery, match=r"^by must be event or recorded, not 'eventually'$"):
+        queries.changes(since=T0, by="eventually")
+    with pytest.raises(InvalidQuery, match=r"^since is required$"):
+        queries.changes(since=None)
+
+
+def test_history_is_one_range_with_or_without_the_children() -> None:
+    subjects = ["/apis/orders", "/apis/orders;rev=2", "/apis/orders/releases/r1", "/apis/orders2", "/apis/orders"]
+    types = ["APICreated", "APIUpdated", "APIReleaseCreated", "APICreated", "APIUpdated"]
+    payloads = [event(t, s, at=n, event_id=f"e{n}") for n, (t, s) in enumerate(zip(types, subjects, strict=True))]
+    payloads += [event("APIUpdated", "/apis/orders", at=4, event_id="a-tie"), event("APICreated", "/apis/orders", at=9, service=FABRIKAM)]
+    store = delivered([(p, T0 + timedelta(minutes=1)) for p in payloads])
+    queries, reader = queries_over(store)
+    assert [r["EventId"] for r in queries.history("contoso/apis/orders")] == ["e4", "a-tie", "e0"]  # EventId breaks the tie
+    before = reader.requests
+    assert [r["EventId"] for r in queries.history("contoso/apis/Orders", with_children=True)] == ["e4", "a-tie", "e2", "e1", "e0"]
+    assert reader.requests - before == 1
+    assert [r["EventId"] for r in queries.history("contoso/apis/orders", T0 + timedelta(seconds=1), with_children=True)] == \
+        ["e4", "a-tie", "e2", "e1"]
+    assert [r["EventId"] for r in queries.history("contoso/apis/orders;rev=2", with_children=True)] == ["e1"]
+    assert queries.history("contoso/apis/orders", T0 + timedelta(hours=1)) == []  # the resource is there: no history since
+    with pytest.raises(NotFound):
+        queries.history("contoso/apis/nothing", with_children=True)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(deliveries, st.integers(0, 200))
+def test_the_summary_equals_a_full_scan(drawn: list[Any], minutes_later: int) -> None:
+    """Live and deleted per service and kind as the rows say; applied and stale as the history records recorded in each
+    window say; duplicates as the redeliveries made in each."""
+    sent = [*as_deliveries(drawn), (event("UserCreated", "/widgets/x", at=5), T0 + timedelta(seconds=700))]  # rejected
+    store = delivered(sent)
+    now = T0 + timedelta(seconds=1000, minutes=minutes_later)
+    summary = queries_over(store, now)[0].summary()
+    scan: Counter[tuple[str, str, bool]] = Counter((r["Service"], r["Kind"], bool(r["IsDeleted"])) for r in inventory_rows(store))
+    assert summary["resources"] == [{"service": s, "kind": k, "live": scan[(s, k, False)], "deleted": scan[(s, k, True)]}
+                                    for s, k in sorted({(s, k) for s, k, _ in scan})]
+    records = history_records(store)
+    for window, back, unit in (("lastHour", timedelta(minutes=59), timedelta(minutes=1)), ("lastDay", timedelta(hours=23), timedelta(hours=1))):
+        start = summary["windows"][window]["from"]
+        assert start <= now - back < start + unit
+        end = start + back + unit  # the end of the current minute (hour): the buckets are whole minutes (hours)
+        recorded = [r for r in records if start <= r["RecordedAt"] < end]
+        seen: set[str] = set()
+        duplicates = 0
+        for payload, at in sent:
+            key = (payload["id"], payload["subject"].lower(), payload["time"], payload["source"])  # one event: one record
+            duplicates += str(key) in seen and start <= at < end
+            seen.add(str(key))
+        assert summary["events"][window] == {"applied": sum(not r["Stale"] for r in recorded), "stale": sum(r["Stale"] for r in recorded),
+                                             "duplicate": duplicates, "rejected": int(start <= T0 + timedelta(seconds=700) < end)}
+
+
+def summary_store(services: dict[str, ServiceRef]) -> InMemoryStore:
+    store = InMemoryStore()
+    put(store, Table.STATUS, [marker(), *(status_row(s.key, s.name) for s in services.values())])
+    return store
+
+
+def minute(back: int) -> str:
+    return (NOW - timedelta(minutes=back)).strftime("%Y%m%d%H%M")
+
+
+def hour(back: int) -> str:
+    return (NOW - timedelta(hours=back)).strftime("%Y%m%d%H")
+
+
+def test_summary_adds_the_count_rows_and_their_buckets_in_sliding_windows() -> None:
+    store = summary_store(SERVICES)
+    users = keys.count_partitions("contoso", (Kind.USER,))
+    gateways = keys.count_partitions("fabrikam", (Kind.GATEWAY,))
+    put(store, Table.INVENTORY, [
+        count_row(users[0], "contoso", Kind.USER, {Kind.USER: 3}, {Kind.USER: 1},
+                  events_column({minute(0): [1, 0, 0], minute(59): [2, 1, 0], minute(60): [100, 100, 100]},
+                                {hour(0): [3, 1, 0], hour(23): [4, 0, 2], hour(24): [100, 100, 100]})),
+        count_row(users[15], "contoso", Kind.USER, {Kind.USER: 2}, {Kind.USER: 0}, events_column({minute(-1): [100, 0, 0]})),
+        count_row(gateways[3], "fabrikam", Kind.GATEWAY, {Kind.GATEWAY: 1, Kind.GATEWAY_INSTANCE: 2, Kind.GATEWAY_API: 0},
+                  {Kind.GATEWAY: 0, Kind.GATEWAY_INSTANCE: 1, Kind.GATEWAY_API: 0}, events_column()),
+        {**keys.with_keys(parse_path(SERVICES["contoso"], "users/alice"), {}), "Kind": "user", "IsDeleted": False},  # a row: never read
+    ])
+    put(store, Table.REJECTED, [rejected_count(NOW - timedelta(days=1), events_column(hours={hour(23): [5], hour(24): [50]})),
+                                rejected_count(NOW, events_column({minute(3): [2]}, {hour(0): [2]}))])
+    queries, reader = queries_over(store)
+    summary = queries.summary()
+    assert summary["resources"] == [
+        {"service": "contoso", "kind": "user", "live": 5, "deleted": 1},
+        {"service": "fabrikam", "kind": "gateway", "live": 1, "deleted": 0},
+        {"service": "fabrikam", "kind": "gatewayInstance", "live": 2, "deleted": 1},
+    ]
+    assert summary["events"] == {"lastHour": {"applied": 3, "stale": 1, "duplicate": 0, "rejected": 2},
+                                 "lastDay": {"applied": 7, "stale": 1, "duplicate": 2, "rejected": 7}}
+    assert summary["windows"]["lastHour"]["from"] == (NOW - timedelta(minutes=59)).replace(second=0)
+    assert summary["windows"]["lastDay"]["from"] == (NOW - timedelta(hours=23)).replace(minute=0, second=0)
+    assert reader.requests == 1 + 1 + len(SERVICES) * len(TOP_LEVEL) * keys.BUCKETS + 2
+
+
+def test_summary_requests_do_not_grow_with_rows_or_events() -> None:
+    requests = []
+    for size in (1, 200):
+        store = summary_store(SERVICES)
+        for n in range(size):
+            partition = keys.count_partitions("contoso", TOP_LEVEL)[n % 96]
+            put(store, Table.INVENTORY, [count_row(partition, "contoso", Kind.USER, {Kind.USER: n}, {}, events_column({minute(0): [n, 0, 0]})),
+                                         {**keys.with_keys(parse_path(SERVICES["contoso"], f"users/u{n}"), {}), "Kind": "user"}])
+        queries, reader = queries_over(store)
+        queries.summary()
+        requests.append(reader.requests)
+    assert requests[0] == requests[1]
+
+
+@pytest.mark.parametrize("stored", [None, 1])
+def test_summary_of_layout_1_tables_says_to_migrate(stored: int | None) -> None:
+    store = InMemoryStore()
+    if stored is not None:
+        put(store, Table.STATUS, [marker(stored)])
+    with pytest.raises(NotMigrated, match=r"^the inventory is in layout 1: run `apim-inventory migrate`$"):
+        queries_over(store)[0].summary()
+
+
+def test_the_rejected_listing_skips_the_counter_row() -> None:
+    store = InMemoryStore()
+    put(store, Table.REJECTED, [rejected_count(NOW, events_column({minute(0): [1]})),
+                                {"PartitionKey": keys.day_partition(NOW), "RowKey": "ab12", "ReceivedAt": NOW, "Reason": "bad-subject"}])
+    queries, _ = queries_over(store)
+    assert [r["RowKey"] for r in queries.rejected()] == ["ab12"]
+    assert [r["RowKey"] for r in queries.rejected(NOW - timedelta(hours=1))] == ["ab12"]
