@@ -1,0 +1,254 @@
+"""Scale benchmark: does each question cost what its answer holds, not what the tables hold?
+
+For a small (1,000 resources) and a large (100,000 x BENCH_SCALE) inventory, each with about ten events per
+resource (bench.scale_data: the mix and the events), it times `summary`, one resource's history, `changes` over a
+window holding 1,000 changes, the first page of a kind and `flags`, and counts the Table requests and the entities
+they returned; then prints the ratio large / small of each.
+
+Two stores:
+- the in-memory twin, filled through the app's own event path (every event decoded by the library's converter and
+  processed as the function does). Its reads go through a sorted key index, so a key-range read costs what it
+  returns, as on Azure: the figures show what the key design costs at 100,000 resources and a million records.
+- Azurite, holding a copy of the twin's tables (the same entities, written by Table transactions) at 1,000 and
+  BENCH_AZURITE_ROWS (default 5,000) resources. Azurite answers every query by scanning the whole table
+  (LokiTableMetadataStore.queryTableEntities), and its inserts slow down as a table grows, so its large size is
+  kept smaller and its times grow with the table whatever the keys: its request and entity counts are the figures
+  that carry over to Azure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from azure.data.tables import TableServiceClient
+
+from bench.bench import CountingTransport
+from bench.scale_data import NOW, SERVICE, events, mix
+from devtools.azurite import Azurite
+from devtools.worker import decode_event
+from shared import bootstrap
+from shared.config import Settings
+from shared.domain.flags import Alert
+from shared.domain.kinds import Kind
+from shared.domain.times import parse_time
+from shared.store.keys import bucket
+from shared.store.memory import InMemoryStore
+from shared.store.ports import Entity, Query, StoredRow, Table, Token
+
+SCALE = float(os.environ.get("BENCH_SCALE", "1"))
+SMALL, LARGE = 1_000, round(100_000 * SCALE)
+AZURITE_LARGE = int(os.environ.get("BENCH_AZURITE_ROWS", "5000"))
+WINDOW_CHANGES = 1_000
+REPEATS = 3
+WORKERS = int(os.environ.get("BENCH_WORKERS", str(os.cpu_count() or 2)))
+SERVICE_NAME = SERVICE.rsplit("/", 1)[1]
+
+
+class QuietPublisher:
+    """Alerts are not what this benchmark measures."""
+
+    def publish(self, alerts: list[Alert]) -> None:
+        del alerts
+
+
+class CountingReads:
+    """The twin behind a counter of what its reads would cost on Table Storage: a request per page of at most
+    1,000 entities (a point read: one), and the entities returned."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+        self.requests = 0
+        self.entities = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def _count(self, found: int) -> None:
+        self.requests += max(1, math.ceil(found / 1000))
+        self.entities += found
+
+    def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
+        rows, token = self._store.page(query, top, continuation)
+        self._count(len(rows))
+        return rows, token
+
+    def scan(self, query: Query, page_size: int = 1000, select: tuple[str, ...] | None = None) -> Iterator[list[StoredRow]]:
+        found = 0
+        for rows in self._store.scan(query, page_size, select):
+            found += len(rows)
+            self.requests += 1
+            self.entities += len(rows)
+            yield rows
+        if not found:
+            self.requests += 1
+
+    def get(self, table: Table, pk: str, rk: str) -> StoredRow | None:
+        row = self._store.get(table, pk, rk)  # type: ignore[attr-defined]
+        self.requests += 1
+        self.entities += row is not None
+        return row  # type: ignore[no-any-return]
+
+    def load(self, *args: Any, **kwargs: Any) -> Any:
+        self.requests += 1
+        return self._store.load(*args, **kwargs)
+
+
+class EntityCountingTransport(CountingTransport):
+    """Counts requests, and the entities each query's response returned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entities = 0
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        response = super().send(request, **kwargs)
+        if request.method == "GET" and response.status_code == 200:
+            try:
+                body = json.loads(response.text())
+            except ValueError:
+                body = {}
+            self.entities += len(body["value"]) if isinstance(body.get("value"), list) else 1
+        return response
+
+
+def _fill_share(rows: int, share: int, shares: int) -> tuple[dict[Table, list[Entity]], list[str]]:
+    """The tables after the events of the resources whose partition bucket falls to `share`, and their times. The
+    buckets split the inventory's partitions, so each count row lives in one share and the shares' tables add up."""
+    store = InMemoryStore()
+    store.create_tables()
+    services = bootstrap.in_memory(Settings(), lambda: NOW, store=store, publisher=QuietPublisher())
+    times: list[str] = []
+    for payload in events(mix(rows)):
+        event = json.loads(payload)
+        if bucket(event["subject"].split("/")[2].split(";")[0].lower()) % shares == share:
+            services.processor.handle(decode_event(payload))
+            times.append(event["time"])
+    return {table: [row.entity for page in store.scan(Query(table)) for row in page] for table in Table}, times
+
+
+def fill(rows: int) -> tuple[InMemoryStore, list[str], str]:
+    """The twin after every event of the mix, processed in WORKERS processes, each for its share of the partitions;
+    the events' times (newest first) and one user's id."""
+    store = InMemoryStore()
+    store.create_tables()
+    times: list[str] = []
+    with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
+        for tables, share_times in pool.starmap(_fill_share, [(rows, n, WORKERS) for n in range(WORKERS)]):
+            for table, entities in tables.items():
+                store.upsert(table, entities)
+            times += share_times
+    times.sort(reverse=True)
+    return store, times, f"{SERVICE_NAME}/users/u-0000001"
+
+
+def questions(queries: Any, times: list[str], user: str) -> dict[str, Callable[[], Any]]:
+    since = parse_time(times[WINDOW_CHANGES - 1], "time")  # the window [since, now] holds WINDOW_CHANGES events
+    return {
+        "summary": queries.summary,
+        "one resource's history": lambda: queries.history(user),
+        f"changes, {WINDOW_CHANGES:,} in window": lambda: queries.changes(since=since, until=None, top=WINDOW_CHANGES),
+        "first page of user": lambda: queries.list_kind(Kind.USER, top=100),
+        "flags": queries.flags,
+    }
+
+
+def timed(run: Callable[[], Any], counter: Callable[[], tuple[int, int]]) -> tuple[float, int, int]:
+    """Best of REPEATS in ms, and the requests and entities of one run."""
+    best = math.inf
+    requests = entities = 0
+    for _ in range(REPEATS):
+        before = counter()
+        started = time.perf_counter()
+        run()
+        best = min(best, (time.perf_counter() - started) * 1000)
+        after = counter()
+        requests, entities = after[0] - before[0], after[1] - before[1]
+    return best, requests, entities
+
+
+def on_twin(store: InMemoryStore, times: list[str], user: str) -> dict[str, tuple[float, int, int]]:
+    counting = CountingReads(store)
+    services = bootstrap.wire(counting, Settings(), QuietPublisher(), lambda: NOW)  # type: ignore[arg-type]
+    return {name: timed(run, lambda: (counting.requests, counting.entities))
+            for name, run in questions(services.queries, times, user).items()}
+
+
+def copy_to_azurite(store: InMemoryStore, client: TableServiceClient, settings: Settings) -> int:
+    """Every entity of the twin's tables, in transactions of up to 100 upserts of one partition."""
+    written = 0
+    names = {Table.INVENTORY: settings.inventory_table, Table.HISTORY: settings.history_table,
+             Table.REJECTED: settings.rejected_table, Table.OUTBOX: settings.outbox_table, Table.STATUS: settings.status_table}
+    for table, name in names.items():
+        target = client.get_table_client(name)
+        batch: list[Any] = []
+        for page in store.scan(Query(table)):
+            for row in page:
+                if batch and (len(batch) == 100 or batch[0][1]["PartitionKey"] != row.entity["PartitionKey"]):
+                    target.submit_transaction(batch)
+                    written += len(batch)
+                    batch = []
+                batch.append(("upsert", row.entity))
+        if batch:
+            target.submit_transaction(batch)
+            written += len(batch)
+    return written
+
+
+def on_azurite(store: InMemoryStore, times: list[str], user: str) -> tuple[dict[str, tuple[float, int, int]], float, int]:
+    settings = Settings(inventory_table="ScaleInventory", history_table="ScaleHistory", rejected_table="ScaleRejected",
+                        outbox_table="ScaleAlerts", status_table="ScaleStatus")
+    with Azurite() as azurite:
+        transport = EntityCountingTransport()
+        client = TableServiceClient.from_connection_string(azurite.connection_string, transport=transport)
+        repo = bootstrap.table_store(client, settings)
+        repo.create_tables()
+        started = time.perf_counter()
+        written = copy_to_azurite(store, client, settings)
+        load_s = time.perf_counter() - started
+        services = bootstrap.wire(repo, settings, QuietPublisher(), lambda: NOW)
+        figures = {name: timed(run, lambda: (transport.sent, transport.entities))
+                   for name, run in questions(services.queries, times, user).items()}
+    return figures, load_s, written
+
+
+def table(title: str, small: dict[str, tuple[float, int, int]], large: dict[str, tuple[float, int, int]],
+          sizes: tuple[int, int]) -> None:
+    print(f"\n{title}")
+    print(f"  {'':<28}{f'{sizes[0]:,} resources':>24}{f'{sizes[1]:,} resources':>26}   ratio large/small")
+    print(f"  {'':<28}{'ms  requests  entities':>24}{'ms  requests  entities':>26}   ms / requests / entities")
+    for name in small:
+        (ms0, r0, e0), (ms1, r1, e1) = small[name], large[name]
+        ratios = " / ".join(f"{b / a:.2f}" if a else "-" for a, b in ((ms0, ms1), (r0, r1), (e0, e1)))
+        print(f"  {name:<28}{ms0:>8.1f}{r0:>10}{e0:>10}{ms1:>10.1f}{r1:>10}{e1:>10}   {ratios}")
+
+
+def main() -> None:
+    logging.getLogger("apim_inventory").setLevel(logging.WARNING)
+    print(f"apim-inventory scale benchmark   BENCH_SCALE={SCALE:g}   best of {REPEATS}")
+    twin: dict[int, dict[str, tuple[float, int, int]]] = {}
+    azurite: dict[int, dict[str, tuple[float, int, int]]] = {}
+    for rows in sorted({SMALL, AZURITE_LARGE, LARGE}):
+        started = time.perf_counter()
+        store, times, user = fill(rows)
+        records = sum(len(p) for p in store.scan(Query(Table.INVENTORY)))
+        print(f"  {rows:,} resources: {len(times):,} events through the event path ({WORKERS} processes) in "
+              f"{time.perf_counter() - started:.0f} s; "
+              f"{records:,} entities in the inventory table")
+        if rows in (SMALL, LARGE):
+            twin[rows] = on_twin(store, times, user)
+        if rows in (SMALL, AZURITE_LARGE):
+            azurite[rows], load_s, written = on_azurite(store, times, user)
+            print(f"    copied to Azurite: {written:,} entities in {load_s:.0f} s ({written / load_s:,.0f}/s)")
+    table("in-memory twin (reads through a sorted key index)", twin[SMALL], twin[LARGE], (SMALL, LARGE))
+    table("Azurite (every query scans its whole table)", azurite[SMALL], azurite[AZURITE_LARGE], (SMALL, AZURITE_LARGE))
+
+
+if __name__ == "__main__":
+    main()
