@@ -15,8 +15,14 @@ from devtools.worker import decode_event, fire_timer, indexed_function
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.flags import Alert, FlagPolicy, evaluate, token_status
+from shared.migration.layout import Migration
+from shared.queries.inventory import InventoryQueries, resolve_id
+from shared.store import keys
+from shared.store.keys import BUCKETS, COUNT_ROW, key_of
+from shared.store.memory import InMemoryStore
+from shared.store.ports import Entity, Query, Store, StoredRow, Table, Token
 from tests.conftest import table_repo
-from tests.support import T0, ManualClock, event, inventory_rows, iso, pending_entities
+from tests.support import T0, ManualClock, count_rows, event, inventory_rows, iso, pending_entities, processor_over
 from tests.topic_receiver import KEY, TopicReceiver
 
 
@@ -195,3 +201,96 @@ def test_two_flushes_of_the_same_alerts_do_not_fail(azurite: Azurite, clock: Man
     repo.mark_alerts_sent(pending[:1], clock.now())
     repo.mark_alerts_sent(pending, clock.now())  # one of them is already gone
     assert pending_entities(repo) == []
+
+
+# -- `flags` reads what it lists: the count rows' lists of flagged rows --------------------------------------------
+class ReadLog:
+    """The store's read side, noting every request and every entity it returns."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.requests: list[str] = []
+        self.entities: list[Entity] = []
+
+    def get(self, table: Table, partition_key: str, row_key: str) -> StoredRow | None:
+        self.requests.append(f"get {partition_key} {row_key}")
+        found = self._store.get(table, partition_key, row_key)
+        self.entities += [found.entity] if found else []
+        return found
+
+    def page(self, query: Query, top: int | None, continuation: Token | None = None) -> tuple[list[Entity], Token | None]:
+        self.requests.append(f"page {query}")
+        rows, token = self._store.page(query, top, continuation)
+        self.entities += rows
+        return rows, token
+
+    def scan(self, query: Query, page_size: int = 1000, select: tuple[str, ...] | None = None) -> Iterator[list[StoredRow]]:
+        self.requests.append(f"scan {query}")
+        for rows in self._store.scan(query, page_size, select):
+            self.entities += [row.entity for row in rows]
+            yield rows
+
+
+def token(gateway: str, instance: str, expires_in: timedelta, clock: ManualClock, expired: bool = False) -> dict[str, Any]:
+    info = {"expiredAtUtc": iso(clock.now() - timedelta(hours=1))} if expired else {"expiresAtUtc": iso(clock.now() + expires_in)}
+    return event("GatewayTokenExpired" if expired else "GatewayTokenNearExpiry", f"/gateways/{gateway}/{instance}", at=clock.now(),
+                 data={"gatewayInfo": {"gatewayId": gateway, "instanceId": instance}, "tokenInfo": info})
+
+
+def flagged_paths(found: dict[str, list[Entity]]) -> dict[str, list[str]]:
+    return {name: [row["Path"] for row in rows] for name, rows in found.items()}
+
+
+def in_key_order(store: Store, paths: set[str]) -> list[str]:
+    return [row["Path"] for row in sorted(inventory_rows(store), key=key_of) if row["Path"] in paths]
+
+
+def test_flags_reads_no_row_it_does_not_list(azurite: Azurite, clock: ManualClock) -> None:
+    store = table_repo(azurite)
+    processor = processor_over(store, clock.now)
+    for gateway in ("edge", "west", "east"):
+        for n in range(8):  # valid tokens: read by nothing
+            processor.handle(decode_event(token(gateway, f"ok-{n}", timedelta(days=30), clock)))
+    for payload in (token("edge", "soon", timedelta(days=2), clock), token("west", "late", timedelta(0), clock, expired=True),
+                    token("east", "gone", timedelta(days=1), clock), event("GatewayDeleted", "/gateways/east", at=clock.now()),
+                    event("CircuitBreaker.Opened", "/backends/pay/circuit-breaker/rules/open", at=clock.now()),
+                    *(event(f"CircuitBreaker.{verb}", f"/backends/pay/circuit-breaker/rules/shut-{n}", at=clock.now() + timedelta(seconds=s))
+                      for n in range(4) for s, verb in enumerate(("Opened", "Closed")))):
+        processor.handle(decode_event(payload))
+    reads = ReadLog(store)
+    found = InventoryQueries(store, reads, clock.now).flags()
+
+    tokens = {"gateways/edge/instances/soon", "gateways/west/instances/late"}  # east's is a tombstone now
+    assert flagged_paths(found) == {"tokens": in_key_order(store, tokens), "breakers": ["backends/pay/circuit-breaker/rules/open"]}
+    read_rows = [e for e in reads.entities if e["RowKey"] != COUNT_ROW and e.get("Kind")]
+    assert sorted(e["Path"] for e in read_rows) == sorted([*tokens, "backends/pay/circuit-breaker/rules/open"])
+    # The layout marker, the status rows, 16 count rows of each family, a point read per flagged row: no query of rows.
+    assert len(reads.requests) == 2 + 2 * BUCKETS + 3 and not any(r.startswith("scan") for r in reads.requests)
+
+
+@pytest.mark.unit
+def test_flags_past_the_string_limit_reads_that_partition(memory_store: InMemoryStore, clock: ManualClock) -> None:
+    """80 flagged instances with 400-character names: their list would pass 32K characters, so the count row says it
+    overflowed and `flags` reads the partition's instances; a recount finds the list short again."""
+    memory_store.create_tables()  # a new install's layout marker
+    processor = processor_over(memory_store, clock.now)
+    names = [f"{n:03d}" + "p" * 397 for n in range(80)]
+    for name in [*names, "ok"]:
+        processor.handle(decode_event(token("edge", name, timedelta(days=30 if name == "ok" else 2), clock)))
+    processor.handle(decode_event(token("west", "soon", timedelta(days=2), clock)))
+    edge = next(c for c in count_rows(memory_store) if c["PartitionKey"] == keys.resource_keys(resolve_id("contoso/gateways/edge"))[0])
+    assert edge["FlaggedOverflow"] is True and "Flagged" not in edge and edge["Live_gatewayInstance"] == 81
+
+    reads = ReadLog(memory_store)
+    found = InventoryQueries(memory_store, reads, clock.now).flags()
+    expected = in_key_order(memory_store, {f"gateways/edge/instances/{n}" for n in names} | {"gateways/west/instances/soon"})
+    assert flagged_paths(found) == {"tokens": expected, "breakers": []}
+    assert [r for r in reads.requests if r.startswith("page") and edge["PartitionKey"] in r]  # the overflowed partition's rows
+
+    processor.handle(decode_event(event("GatewayDeleted", "/gateways/edge", at=clock.now() + timedelta(seconds=1))))
+    assert flagged_paths(InventoryQueries(memory_store, memory_store, clock.now).flags()) == {
+        "tokens": ["gateways/west/instances/soon"], "breakers": []}
+    assert memory_store.get(Table.INVENTORY, edge["PartitionKey"], COUNT_ROW).entity["FlaggedOverflow"] is True  # type: ignore[union-attr]
+    Migration(memory_store, clock.now).recount()
+    edge = next(c for c in count_rows(memory_store) if c["PartitionKey"] == edge["PartitionKey"])
+    assert edge["Flagged"] == "{}" and "FlaggedOverflow" not in edge

@@ -33,6 +33,25 @@ class Alert:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+TOKEN, BREAKER = "token", "breaker"  # what a flagged row is flagged for
+FLAGGED_KINDS: dict[Kind, str] = {Kind.GATEWAY_INSTANCE: TOKEN, Kind.CIRCUIT_BREAKER_RULE: BREAKER}
+FLAGGED_FAMILIES: tuple[Kind, ...] = tuple(kind.family for kind in FLAGGED_KINDS)  # the partitions flagged rows live in
+FLAG_COLUMNS = ("TokenStatus", "BreakerState", "StuckOpen")  # what `flag_of` reads besides Kind and IsDeleted
+
+
+def flag_of(row: dict[str, Any] | None) -> str | None:
+    """What a row is flagged for now (a live gateway instance whose token is near expiry or expired, a live
+    circuit-breaker rule that is open or stuck open), else None: what `flags` lists and the count rows keep."""
+    if not row or row.get("IsDeleted"):
+        return None
+    kind = row.get("Kind")
+    if kind == Kind.GATEWAY_INSTANCE and row.get("TokenStatus") in ("nearExpiry", "expired"):
+        return TOKEN
+    if kind == Kind.CIRCUIT_BREAKER_RULE and (row.get("BreakerState") == "open" or row.get("StuckOpen")):
+        return BREAKER
+    return None
+
+
 def token_status(expires_at: datetime, now: datetime, warning: timedelta) -> str:
     if expires_at <= now:
         return "expired"

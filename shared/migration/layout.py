@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Protocol
 
 from shared.domain.errors import PermanentEventError, WriteConflict
+from shared.domain.flags import FLAG_COLUMNS
 from shared.domain.kinds import Kind
 from shared.domain.resources import row_ref
 from shared.store import counts
@@ -27,6 +28,7 @@ from shared.store.records import from_legacy, layout_marker
 log = logging.getLogger("apim_inventory.migration")
 PAGE = 500
 KEYS = ("PartitionKey", "RowKey")
+COUNTED = (*KEYS, "Kind", "IsDeleted", "ResourceId", "Path", *FLAG_COLUMNS)  # what a recount reads of each row
 Progress = Callable[[str, int, int], None]  # phase, done, total
 
 
@@ -93,7 +95,7 @@ class Migration:
         """How many times the partition was counted again."""
         for attempt in range(self._retries):
             current = self._store.get(Table.INVENTORY, pk, COUNT_ROW)
-            rows = [r.entity for page in self._store.scan(partition_rows(pk), 1000, select=(*KEYS, "Kind", "IsDeleted", "ResourceId", "Path"))
+            rows = [r.entity for page in self._store.scan(partition_rows(pk), 1000, select=COUNTED)
                     for r in page]
             if not rows and current is None:
                 return attempt

@@ -19,6 +19,7 @@ from shared.domain.kinds import Kind, parse_kind_name
 from shared.domain.resources import ResourceRef, ServiceRef, parse_path, parse_resource_id
 from shared.domain.times import AGO_EXAMPLES, BEFORE_1601, parse_moment
 from shared.queries.changes import ChangesPage, feed_page, parse_by
+from shared.queries.flags import flagged_rows
 from shared.queries.summary import summarize
 from shared.store.keys import as_continuation, check_keys, encode_part, history_range, of_kind, rejected_from
 from shared.store.ports import Condition, Entity, InventoryRows, TableReader, Token
@@ -179,12 +180,9 @@ class InventoryQueries:
                          by=parse_by(by), top=top, continuation=continuation)
 
     def flags(self) -> dict[str, list[Entity]]:
-        """Tokens near expiry or expired, breakers open or stuck open; live rows only."""
-        tokens = [r for r in self._reader.page(of_kind(Kind.GATEWAY_INSTANCE), None)[0]
-                  if not r.get("IsDeleted") and r.get("TokenStatus") in ("nearExpiry", "expired")]
-        breakers = [r for r in self._reader.page(of_kind(Kind.CIRCUIT_BREAKER_RULE), None)[0]
-                    if not r.get("IsDeleted") and (r.get("BreakerState") == "open" or r.get("StuckOpen"))]
-        return {"tokens": tokens, "breakers": breakers}
+        """Tokens near expiry or expired, breakers open or stuck open; live rows only, read through the count rows'
+        lists of flagged rows (`shared.queries.flags`)."""
+        return flagged_rows(self._reader)
 
     def rejected(self, since: datetime | None = None) -> list[Entity]:
         conditions = (Condition("ReceivedAt", "ge", since),) if since else ()

@@ -6,6 +6,12 @@ the events recorded in the partition by minute (the last 60) and by hour (the la
 `{"m": {"YYYYMMDDHHMM": [applied, stale, duplicate]}, "h": {"YYYYMMDDHH": [...]}}`. Each day partition of the
 rejected table has a counter row (`keys.REJECTED_COUNT_ROW`) with the same buckets of one number, the rejections
 received. "lastHour" is the current minute and the 59 before it; "lastDay" the current hour and the 23 before it.
+
+The count rows of the families flagged rows live in (gateways, backends) also keep `Flagged`, {RowKey: "token" or
+"breaker"} of the partition's rows flagged now (`shared.domain.flags.flag_of`), so `flags` reads what it lists and
+no other row. Past Table Storage's 32K characters a string holds, `FlaggedOverflow` = true stands instead, and
+`flags` reads that partition's rows, until a recount finds the list short enough again. A count row with neither
+(written before the column) does not know its flagged rows either.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.domain.flags import FLAGGED_FAMILIES, flag_of
 from shared.domain.kinds import Kind
 from shared.domain.model import SCHEMA_VERSION
 from shared.domain.outcomes import Outcome
+from shared.store.keys import MAX_STRING_CHARS, utf16_units
 from shared.store.ports import Entity
 
 EVENT_OUTCOMES = (Outcome.APPLIED, Outcome.STALE, Outcome.DUPLICATE)  # the slots of an event bucket
@@ -50,6 +58,55 @@ def deltas(changes: Iterable[tuple[Entity | None, Entity | None]]) -> Counter[st
             if new:
                 moved[new] += 1
     return moved
+
+
+FLAGGED, FLAGGED_OVERFLOW = "Flagged", "FlaggedOverflow"
+FlagMoves = dict[str, str | None]  # RowKey -> its flag now (None: no longer flagged)
+
+
+def flag_moves(changes: Iterable[tuple[Entity | None, Entity | None]]) -> FlagMoves:
+    """The rows whose flag changes when each goes from its first entity to its second (None: no row)."""
+    moves: FlagMoves = {}
+    for before, after in changes:
+        old, new = flag_of(before), flag_of(after)
+        if old != new:
+            moves[str((after or before or {})["RowKey"])] = new
+    return moves
+
+
+def flagged(count_row: Entity) -> dict[str, str] | None:
+    """The partition's flagged rows {RowKey: flag}, or None when the count row does not know them (overflowed, or
+    written before the column): then the partition's rows are the answer."""
+    text = count_row.get(FLAGGED)
+    if count_row.get(FLAGGED_OVERFLOW) or not isinstance(text, str):
+        return None
+    found: dict[str, str] = json.loads(text)
+    return found
+
+
+def _set_flagged(row: Entity, found: dict[str, str]) -> None:
+    text = json.dumps(found, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if utf16_units(text) > MAX_STRING_CHARS:
+        row.pop(FLAGGED, None)
+        row[FLAGGED_OVERFLOW] = True
+    else:
+        row[FLAGGED] = text
+        row.pop(FLAGGED_OVERFLOW, None)
+
+
+def _reflag(row: Entity, moves: FlagMoves, new: bool) -> None:
+    """`moves` applied to the count row's Flagged (a new count row starts from none); an unknown list stays unknown."""
+    if row.get("Family") not in FLAGGED_FAMILIES or not (moves or new):
+        return
+    found = {} if new else flagged(row)
+    if found is None:
+        return
+    for row_key, flag in moves.items():
+        if flag is None:
+            found.pop(row_key, None)
+        else:
+            found[row_key] = flag
+    _set_flagged(row, found)
 
 
 def add_to_buckets(events: str | None, slot: int, slots: int, at: datetime) -> str:
@@ -89,10 +146,10 @@ def window_totals(events: str | None, now: datetime, slots: int = len(EVENT_OUTC
 
 
 def counted(current: Entity | None, keys: tuple[str, str], header: dict[str, Any], family: Kind,
-            moved: Counter[str], outcome: str | None, at: datetime | None) -> Entity | None:
-    """The count row after `moved` and one `outcome` at `at`; None when neither changes it."""
+            moved: Counter[str], outcome: str | None, at: datetime | None, moves: FlagMoves | None = None) -> Entity | None:
+    """The count row after `moved`, the flag `moves` and one `outcome` at `at`; None when none changes it."""
     moved = Counter({column: n for column, n in moved.items() if n})
-    if not moved and outcome is None:
+    if not moved and outcome is None and not moves:
         return None
     row: Entity = {**kind_columns(family), **(current or {})}
     row.update({"PartitionKey": keys[0], "RowKey": keys[1], "SchemaVersion": SCHEMA_VERSION, **header, "Family": family.value})
@@ -102,6 +159,20 @@ def counted(current: Entity | None, keys: tuple[str, str], header: dict[str, Any
         if at is None:
             raise ValueError("an outcome is counted at a time")
         row["Events"] = add_to_buckets(row.get("Events"), EVENT_OUTCOMES.index(Outcome(outcome)), len(EVENT_OUTCOMES), at)
+    _reflag(row, moves or {}, current is None)
+    return row
+
+
+def uncounted(current: Entity, removed: list[Entity]) -> Entity | None:
+    """The count row after deleting `removed` (tombstones: their Kind and IsDeleted read); None when nothing moves."""
+    moved = {column: n for column, n in deltas((row, None) for row in removed).items() if n}
+    moves = flag_moves((row, None) for row in removed)
+    if not moved and not moves:
+        return None
+    row = dict(current)
+    for column, n in moved.items():
+        row[column] = int(row.get(column, 0)) + n
+    _reflag(row, moves, False)
     return row
 
 
@@ -117,6 +188,9 @@ def recounted(current: Entity | None, keys: tuple[str, str], header: dict[str, A
     """The count row from a full scan of its partition's rows; the event buckets kept."""
     row: Entity = {**(current or {}), **kind_columns(family)}
     row.update({"PartitionKey": keys[0], "RowKey": keys[1], "SchemaVersion": SCHEMA_VERSION, **header, "Family": family.value})
+    rows = list(rows)
     for column, n in deltas((None, r) for r in rows).items():
         row[column] = int(row.get(column, 0)) + n
+    if family in FLAGGED_FAMILIES:
+        _set_flagged(row, {str(r["RowKey"]): flag for r in rows if (flag := flag_of(r))})
     return row

@@ -122,7 +122,7 @@ def check_key(key: str, what: str) -> None:
         raise PermanentEventError("forbidden-key", f"{what} holds a character Table Storage forbids")
 
 
-def _utf16_units(text: str) -> int:
+def utf16_units(text: str) -> int:
     return len(text.encode("utf-16-le", errors="surrogatepass")) // 2
 
 
@@ -136,7 +136,7 @@ def check_entity(entity: dict[str, Any]) -> None:
     for name, value in entity.items():
         size += 8 + 2 * len(name)
         if isinstance(value, str):
-            units = _utf16_units(value)
+            units = utf16_units(value)
             if units > MAX_STRING_CHARS:
                 raise PermanentEventError("entity-too-large", f"property {name} has {units} characters; the limit is {MAX_STRING_CHARS}")
             size += 4 + 2 * units
@@ -271,9 +271,9 @@ def service_of_status(row_key: str) -> str:
     return decode_part(row_key)
 
 
-def partition_rows(partition_key: str) -> Query:
+def partition_rows(partition_key: str, conditions: tuple[Condition, ...] = ()) -> Query:
     """The inventory rows of one partition (not its count row or history records)."""
-    return rows_only(Query(Table.INVENTORY, conditions=(Condition("PartitionKey", "eq", partition_key),)))
+    return rows_only(Query(Table.INVENTORY, conditions=(Condition("PartitionKey", "eq", partition_key), *conditions)))
 
 
 def all_count_rows() -> Query:

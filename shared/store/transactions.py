@@ -60,10 +60,10 @@ def partition_plan(write: PartitionWrite, count_row: StoredRow | None) -> Plan:
         if change.entity["PartitionKey"] != pk:
             raise ValueError(f"row {key_of(change.entity)} is not in partition {pk}")
         plan.add(_write(change.entity, change.before))
-    moved = counts.deltas((c.before.entity if c.before else None, c.entity) for c in write.rows)
+    changes = [(c.before.entity if c.before else None, c.entity) for c in write.rows]
     header = {"Service": write.ref.service.name, "ServiceKey": write.ref.service.key}
     counted = counts.counted(count_row.entity if count_row else None, count_keys(write.ref), header, Kind(write.ref.family),
-                             moved, write.outcome, write.at)
+                             counts.deltas(changes), write.outcome, write.at, counts.flag_moves(changes))
     if counted is not None:
         plan.count_at = plan.add(_write(counted, count_row))
     if len(plan.ops) > MAX_OPERATIONS:
@@ -76,11 +76,8 @@ def tombstone_plan(rows: list[StoredRow], count_row: StoredRow | None, if_match:
     plan = Plan()
     for row in rows:
         plan.add(Op(DELETE, {"PartitionKey": row.entity["PartitionKey"], "RowKey": row.entity["RowKey"]}, row.etag if if_match else None))
-    moved = counts.deltas((row.entity, None) for row in rows)
-    if count_row is not None and any(moved.values()):  # no count row yet (layout 1): the migration's recount counts
-        current = dict(count_row.entity)
-        for column, n in moved.items():
-            current[column] = int(current.get(column, 0)) + n
+    current = counts.uncounted(count_row.entity, [row.entity for row in rows]) if count_row is not None else None
+    if current is not None:  # no count row yet (layout 1): the migration's recount counts
         plan.count_at = plan.add(_write(current, count_row))
     return plan
 
