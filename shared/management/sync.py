@@ -296,8 +296,8 @@ class InventorySync:
         stored = self._stored(set(observed) | parents) if read else {}
         plans = self._plan(run.service, run.stamp, observed, {k: stored[k] for k in observed if k in stored}, set())
         run.note("write", 0, len(plans))
-        run.held.ensure(self.clock())
-        self._write(plans, run.stamp, run.report, run.note, {k: r.entity for k, r in stored.items()})
+        self._write(plans, run.stamp, run.report, run.note, {k: r.entity for k, r in stored.items()},
+                    renew=lambda: run.held.ensure(self.clock()))
         return sorted(rk for _, rk in observed)
 
     def _stored(self, keys: set[Key]) -> dict[Key, StoredRow]:
@@ -411,14 +411,16 @@ class InventorySync:
         return list(plans.values())
 
     def _write(self, plans: list[_Plan], stamp: Stamp, report: SyncReport, note: Progress,
-               stored: dict[Key, Entity] | None = None) -> None:
-        """`stored`: rows read beside the plans' own (their parents), which children inherit a deletion from."""
+               stored: dict[Key, Entity] | None = None, renew: Callable[[], None] = lambda: None) -> None:
+        """`stored`: rows read beside the plans' own (their parents), which children inherit a deletion from.
+        `renew` runs before each transaction: a flush of many rows must not outlast the lease (LeaseLost stops it)."""
         latest: dict[Key, Entity] = {**(stored or {}), **{resource_keys(p.ref): p.row.entity for p in plans if p.row is not None}}
         batch: list[tuple[_Plan, Entity]] = []
         done = 0
 
         def flush() -> None:
             nonlocal done
+            renew()
             self._commit(batch, stamp, report)
             done += len(batch)
             batch.clear()
