@@ -74,7 +74,7 @@ def delivered(deliveries: list[tuple[dict[str, Any], datetime]]) -> InMemoryStor
     return store
 
 
-def an_event(resource: int, verb: int, at: int, n: int, service: int) -> dict[str, Any]:
+def an_event(resource: int, verb: int, at: float, n: int, service: int) -> dict[str, Any]:
     kind, subject = RESOURCES[resource]
     verbs = VERBS.get(kind, ("Created", "Updated", "Deleted"))
     return event(kind + verbs[verb % len(verbs)], subject, at=at, event_id=f"e{n}", service=(SERVICE_ID, FABRIKAM)[service])
@@ -84,40 +84,47 @@ deliveries = st.lists(st.tuples(st.integers(0, len(RESOURCES) - 1), st.integers(
                                 st.integers(0, 1), st.integers(0, 900), st.booleans()), max_size=25)
 
 
-def as_deliveries(drawn: list[tuple[int, int, int, int, int, int, bool]]) -> list[tuple[dict[str, Any], datetime]]:
+def as_deliveries(drawn: list[tuple[int, int, int, int, int, int, bool]], unit: float = 1) -> list[tuple[dict[str, Any], datetime]]:
+    """The drawn events, `unit` seconds a step (a unit of minutes spreads them, and their lateness, over days)."""
     out = []
     for resource, verb, at, n, service, late, again in drawn:
-        payload = an_event(resource, verb, at, n, service)
-        out.append((payload, T0 + timedelta(seconds=at + late)))
+        payload = an_event(resource, verb, at * unit, n, service)
+        out.append((payload, T0 + timedelta(seconds=(at + late) * unit)))
         if again:  # a redelivery: the same event, later
-            out.append((payload, T0 + timedelta(seconds=at + late + 30)))
+            out.append((payload, T0 + timedelta(seconds=(at + late) * unit + 30)))
     return out
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(deliveries, st.sampled_from(["event", "recorded"]), st.integers(0, 700), st.one_of(st.none(), st.integers(0, 1600)),
-       st.integers(1, 7), st.sampled_from([None, "contoso", "FABRIKAM"]), st.sampled_from([None, Kind.USER, Kind.API]))
+       st.integers(1, 7), st.sampled_from([None, "contoso", "FABRIKAM"]), st.sampled_from([None, Kind.USER, Kind.API]),
+       st.sampled_from([1, 420]))
 def test_the_pages_of_the_feed_are_every_change_in_the_window_newest_first(
-        drawn: list[Any], by: str, since_s: int, until_s: int | None, top: int, service: str | None, kind: Kind | None) -> None:
-    """Whatever the events (ties, duplicates, stale ones, two services) and the page size: page after page, each history
-    record in the window exactly once, newest first; each page reads at most top + 1 entries per service."""
-    store = delivered(as_deliveries(drawn))
-    queries, reader = queries_over(store)
-    since, until = T0 + timedelta(seconds=since_s), T0 + timedelta(seconds=until_s) if until_s is not None else None
+        drawn: list[Any], by: str, since_s: int, until_s: int | None, top: int, service: str | None, kind: Kind | None,
+        unit: int) -> None:
+    """Whatever the events (ties, duplicates, stale ones, two services, over one day or several, recorded days after
+    they happened) and the page size: page after page, each history record in the window exactly once, newest first,
+    across the days' partitions; each page reads at most top + 1 entries and one request a day per service."""
+    store = delivered(as_deliveries(drawn, unit))
+    end = T0 + timedelta(seconds=2600 * unit)  # after every recorded time: the default `until` is now
+    queries, reader = queries_over(store, end)
+    since, until = T0 + timedelta(seconds=since_s * unit), T0 + timedelta(seconds=until_s * unit) if until_s is not None else None
     if until is not None and until <= since:
         with pytest.raises(InvalidQuery, match="until must be after since"):
             queries.changes(since=since, until=until, by=by)
         return
     column = "EventTime" if by == "event" else "RecordedAt"
-    wanted = [r for r in history_records(store) if since <= r[column] and (until is None or r[column] < until)
+    wanted = [r for r in history_records(store) if since <= r[column] < (until or end)
               and (service is None or r["ServiceKey"] == service.lower()) and (kind is None or r["ResourceKind"] == kind)]
     pages: list[list[dict[str, Any]]] = []
     token = None
     services = 1 if service else len({r["ServiceKey"] for r in history_records(store)})
+    days = ((until or end) - timedelta(microseconds=1)).date().toordinal() - since.date().toordinal() + 1
     while len(pages) <= len(wanted) // top + 1:  # a cursor that does not move would loop: fail instead
-        before = reader.returned
+        before, requests = reader.returned, reader.requests
         page = queries.changes(since=since, until=until, service=service, kind=kind, by=by, top=top, continuation=token)
         assert len(page.items) <= top and reader.returned - before <= services + services * (top + 1)
+        assert reader.requests - requests <= (service is None) + services * days
         pages.append(page.items)
         token = page.continuation
         if token is None:

@@ -175,7 +175,7 @@ class InventoryQueries:
         """One page of the change feed, newest first, merged across services (`shared.queries.changes`)."""
         if since is None:
             raise InvalidQuery("since is required")
-        return feed_page(self._reader, since=since, until=until, service_key=_service_key(service), kind=kind,
+        return feed_page(self._reader, since=since, until=until or self.clock(), service_key=_service_key(service), kind=kind,
                          by=parse_by(by), top=top, continuation=continuation)
 
     def flags(self) -> dict[str, list[Entity]]:
