@@ -106,7 +106,7 @@ def test_the_pages_of_the_feed_are_every_change_in_the_window_newest_first(
     they happened) and the page size: page after page, each history record in the window exactly once, newest first,
     across the days' partitions; each page reads at most top + 1 entries and one request a day per service."""
     store = delivered(as_deliveries(drawn, unit))
-    end = T0 + timedelta(seconds=2600 * unit)  # after every recorded time: the default `until` is now
+    end = T0 + timedelta(seconds=2600 * unit)  # after every recorded time: the default `until` is now (included)
     queries, reader = queries_over(store, end)
     since, until = T0 + timedelta(seconds=since_s * unit), T0 + timedelta(seconds=until_s * unit) if until_s is not None else None
     if until is not None and until <= since:
@@ -114,12 +114,12 @@ def test_the_pages_of_the_feed_are_every_change_in_the_window_newest_first(
             queries.changes(since=since, until=until, by=by)
         return
     column = "EventTime" if by == "event" else "RecordedAt"
-    wanted = [r for r in history_records(store) if since <= r[column] < (until or end)
+    wanted = [r for r in history_records(store) if since <= r[column] and (r[column] < until if until else r[column] <= end)
               and (service is None or r["ServiceKey"] == service.lower()) and (kind is None or r["ResourceKind"] == kind)]
     pages: list[list[dict[str, Any]]] = []
     token = None
     services = 1 if service else len({r["ServiceKey"] for r in history_records(store)})
-    days = ((until or end) - timedelta(microseconds=1)).date().toordinal() - since.date().toordinal() + 1
+    days = (until - timedelta(microseconds=1) if until else end).date().toordinal() - since.date().toordinal() + 1
     while len(pages) <= len(wanted) // top + 1:  # a cursor that does not move would loop: fail instead
         before, requests = reader.returned, reader.requests
         page = queries.changes(since=since, until=until, service=service, kind=kind, by=by, top=top, continuation=token)
