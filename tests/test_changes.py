@@ -17,13 +17,14 @@ from devtools.worker import decode_event
 from shared.domain.errors import InvalidQuery
 from shared.domain.kinds import TOP_LEVEL, Kind
 from shared.domain.resources import ServiceRef, parse_path
+from shared.queries.changes import decode_cursor
 from shared.queries.inventory import InventoryQueries, NotFound
 from shared.queries.summary import NotMigrated
 from shared.store import keys
 from shared.store.memory import InMemoryStore
 from shared.store.ports import Entity, Query, StoredRow, Table, Token
 from tests.layout2 import count_row, events_column, marker, put, rejected_count, status_row
-from tests.support import SERVICE_ID, T0, ManualClock, event, history_records, inventory_rows, processor_over
+from tests.support import SERVICE_ID, T0, ManualClock, event, feed_entries, history_records, inventory_rows, processor_over
 
 pytestmark = pytest.mark.unit
 NOW = T0 + timedelta(days=1, minutes=30, seconds=15)
@@ -274,3 +275,55 @@ def test_the_rejected_listing_skips_the_counter_row() -> None:
     queries, _ = queries_over(store)
     assert [r["RowKey"] for r in queries.rejected()] == ["ab12"]
     assert [r["RowKey"] for r in queries.rejected(NOW - timedelta(hours=1))] == ["ab12"]
+
+
+def test_an_event_recorded_the_day_after_it_happened_has_its_entries_in_two_days_and_is_listed_once() -> None:
+    happened = datetime(2026, 11, 2, 23, 59, 50, tzinfo=T0.tzinfo)
+    recorded = happened + timedelta(seconds=30)  # after midnight: the next UTC day
+    store = delivered([(event("UserCreated", "/users/alice", at=happened, event_id="late"), recorded),
+                       (event("UserCreated", "/users/bob", at=recorded, event_id="next-day"), recorded + timedelta(seconds=1))])
+    entries = {(e["EventId"], e["RowKey"][0]): e["PartitionKey"] for e in feed_entries(store)}
+    assert entries == {("late", "e"): "~feed|contoso|20261102", ("late", "r"): "~feed|contoso|20261103",
+                       ("next-day", "e"): "~feed|contoso|20261103", ("next-day", "r"): "~feed|contoso|20261103"}
+    queries, _ = queries_over(store, recorded + timedelta(hours=1))
+    for by in ("event", "recorded"):
+        everything = queries.changes(since=T0, by=by).items
+        assert [i["EventId"] for i in everything] == ["next-day", "late"]
+        first = queries.changes(since=T0, by=by, top=1)
+        rest = queries.changes(since=T0, by=by, top=1, continuation=first.continuation)
+        assert [i["EventId"] for i in first.items + rest.items] == [i["EventId"] for i in everything] and rest.continuation is None
+    midnight = datetime(2026, 11, 3, tzinfo=T0.tzinfo)
+    assert [i["EventId"] for i in queries.changes(since=T0, until=midnight).items] == ["late"]  # by event: on the 2nd
+    assert queries.changes(since=T0, until=midnight, by="recorded").items == []  # recorded on the 3rd
+    assert [i["EventId"] for i in queries.changes(since=midnight, by="event").items] == ["next-day"]
+
+
+def test_a_window_over_several_days_pages_across_the_days_and_costs_a_request_a_day() -> None:
+    """Events every five hours over four days, pages of three: each page starts in the day its token names, and the
+    whole window is every event once, newest first. A window of empty days still reads each day once."""
+    moments = [T0 + timedelta(hours=5 * n) for n in range(20)]
+    store = delivered([(event("UserUpdated", "/users/alice", at=m, event_id=f"e{n:02d}"), m) for n, m in enumerate(moments)])
+    now = moments[-1] + timedelta(minutes=1)
+    queries, reader = queries_over(store, now)
+    for by in ("event", "recorded"):
+        got, token, starts = [], None, []
+        for _ in range(10):
+            page = queries.changes(since=T0, service="contoso", by=by, top=3, continuation=token)
+            got += [i["EventId"] for i in page.items]
+            token = page.continuation
+            if token is None:
+                break
+            starts.append(keys.time_of_feed_row(decode_cursor(token, by) or "").date())
+        assert got == [f"e{n:02d}" for n in reversed(range(20))] and token is None
+        assert starts == [m.date() for m in reversed(moments)][3::3]  # each token names the day of the next page's first
+    days = (now.date() - T0.date()).days + 1
+    before = reader.requests
+    assert len(queries.changes(since=T0, service="contoso", top=100).items) == 20
+    assert reader.requests - before == days  # the page is not full: every day of the window once
+    before = reader.requests
+    later = datetime(now.year, now.month, now.day, tzinfo=T0.tzinfo) + timedelta(days=1)  # a midnight after every event
+    assert queries.changes(since=later, until=later + timedelta(days=7), service="contoso").items == []
+    assert reader.requests - before == 7  # seven empty days: seven requests
+    before = reader.requests
+    assert len(queries.changes(since=T0, service="contoso", top=1).items) == 1
+    assert reader.requests - before == 1  # the newest day holds the page and its next entry: older days are not read
