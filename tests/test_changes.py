@@ -17,13 +17,14 @@ from devtools.worker import decode_event
 from shared.domain.errors import InvalidQuery
 from shared.domain.kinds import TOP_LEVEL, Kind
 from shared.domain.resources import ServiceRef, parse_path
+from shared.queries.changes import decode_cursor
 from shared.queries.inventory import InventoryQueries, NotFound
 from shared.queries.summary import NotMigrated
 from shared.store import keys
 from shared.store.memory import InMemoryStore
 from shared.store.ports import Entity, Query, StoredRow, Table, Token
 from tests.layout2 import count_row, events_column, marker, put, rejected_count, status_row
-from tests.support import SERVICE_ID, T0, ManualClock, event, history_records, inventory_rows, processor_over
+from tests.support import SERVICE_ID, T0, ManualClock, event, feed_entries, history_records, inventory_rows, processor_over
 
 pytestmark = pytest.mark.unit
 NOW = T0 + timedelta(days=1, minutes=30, seconds=15)
@@ -74,7 +75,7 @@ def delivered(deliveries: list[tuple[dict[str, Any], datetime]]) -> InMemoryStor
     return store
 
 
-def an_event(resource: int, verb: int, at: int, n: int, service: int) -> dict[str, Any]:
+def an_event(resource: int, verb: int, at: float, n: int, service: int) -> dict[str, Any]:
     kind, subject = RESOURCES[resource]
     verbs = VERBS.get(kind, ("Created", "Updated", "Deleted"))
     return event(kind + verbs[verb % len(verbs)], subject, at=at, event_id=f"e{n}", service=(SERVICE_ID, FABRIKAM)[service])
@@ -84,40 +85,47 @@ deliveries = st.lists(st.tuples(st.integers(0, len(RESOURCES) - 1), st.integers(
                                 st.integers(0, 1), st.integers(0, 900), st.booleans()), max_size=25)
 
 
-def as_deliveries(drawn: list[tuple[int, int, int, int, int, int, bool]]) -> list[tuple[dict[str, Any], datetime]]:
+def as_deliveries(drawn: list[tuple[int, int, int, int, int, int, bool]], unit: float = 1) -> list[tuple[dict[str, Any], datetime]]:
+    """The drawn events, `unit` seconds a step (a unit of minutes spreads them, and their lateness, over days)."""
     out = []
     for resource, verb, at, n, service, late, again in drawn:
-        payload = an_event(resource, verb, at, n, service)
-        out.append((payload, T0 + timedelta(seconds=at + late)))
+        payload = an_event(resource, verb, at * unit, n, service)
+        out.append((payload, T0 + timedelta(seconds=(at + late) * unit)))
         if again:  # a redelivery: the same event, later
-            out.append((payload, T0 + timedelta(seconds=at + late + 30)))
+            out.append((payload, T0 + timedelta(seconds=(at + late) * unit + 30)))
     return out
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(deliveries, st.sampled_from(["event", "recorded"]), st.integers(0, 700), st.one_of(st.none(), st.integers(0, 1600)),
-       st.integers(1, 7), st.sampled_from([None, "contoso", "FABRIKAM"]), st.sampled_from([None, Kind.USER, Kind.API]))
+       st.integers(1, 7), st.sampled_from([None, "contoso", "FABRIKAM"]), st.sampled_from([None, Kind.USER, Kind.API]),
+       st.sampled_from([1, 420]))
 def test_the_pages_of_the_feed_are_every_change_in_the_window_newest_first(
-        drawn: list[Any], by: str, since_s: int, until_s: int | None, top: int, service: str | None, kind: Kind | None) -> None:
-    """Whatever the events (ties, duplicates, stale ones, two services) and the page size: page after page, each history
-    record in the window exactly once, newest first; each page reads at most top + 1 entries per service."""
-    store = delivered(as_deliveries(drawn))
-    queries, reader = queries_over(store)
-    since, until = T0 + timedelta(seconds=since_s), T0 + timedelta(seconds=until_s) if until_s is not None else None
+        drawn: list[Any], by: str, since_s: int, until_s: int | None, top: int, service: str | None, kind: Kind | None,
+        unit: int) -> None:
+    """Whatever the events (ties, duplicates, stale ones, two services, over one day or several, recorded days after
+    they happened) and the page size: page after page, each history record in the window exactly once, newest first,
+    across the days' partitions; each page reads at most top + 1 entries and one request a day per service."""
+    store = delivered(as_deliveries(drawn, unit))
+    end = T0 + timedelta(seconds=2600 * unit)  # after every recorded time: the default `until` is now (included)
+    queries, reader = queries_over(store, end)
+    since, until = T0 + timedelta(seconds=since_s * unit), T0 + timedelta(seconds=until_s * unit) if until_s is not None else None
     if until is not None and until <= since:
         with pytest.raises(InvalidQuery, match="until must be after since"):
             queries.changes(since=since, until=until, by=by)
         return
     column = "EventTime" if by == "event" else "RecordedAt"
-    wanted = [r for r in history_records(store) if since <= r[column] and (until is None or r[column] < until)
+    wanted = [r for r in history_records(store) if since <= r[column] and (r[column] < until if until else r[column] <= end)
               and (service is None or r["ServiceKey"] == service.lower()) and (kind is None or r["ResourceKind"] == kind)]
     pages: list[list[dict[str, Any]]] = []
     token = None
     services = 1 if service else len({r["ServiceKey"] for r in history_records(store)})
+    days = (until - timedelta(microseconds=1) if until else end).date().toordinal() - since.date().toordinal() + 1
     while len(pages) <= len(wanted) // top + 1:  # a cursor that does not move would loop: fail instead
-        before = reader.returned
+        before, requests = reader.returned, reader.requests
         page = queries.changes(since=since, until=until, service=service, kind=kind, by=by, top=top, continuation=token)
         assert len(page.items) <= top and reader.returned - before <= services + services * (top + 1)
+        assert reader.requests - requests <= (service is None) + services * days
         pages.append(page.items)
         token = page.continuation
         if token is None:
@@ -267,3 +275,55 @@ def test_the_rejected_listing_skips_the_counter_row() -> None:
     queries, _ = queries_over(store)
     assert [r["RowKey"] for r in queries.rejected()] == ["ab12"]
     assert [r["RowKey"] for r in queries.rejected(NOW - timedelta(hours=1))] == ["ab12"]
+
+
+def test_an_event_recorded_the_day_after_it_happened_has_its_entries_in_two_days_and_is_listed_once() -> None:
+    happened = datetime(2026, 11, 2, 23, 59, 50, tzinfo=T0.tzinfo)
+    recorded = happened + timedelta(seconds=30)  # after midnight: the next UTC day
+    store = delivered([(event("UserCreated", "/users/alice", at=happened, event_id="late"), recorded),
+                       (event("UserCreated", "/users/bob", at=recorded, event_id="next-day"), recorded + timedelta(seconds=1))])
+    entries = {(e["EventId"], e["RowKey"][0]): e["PartitionKey"] for e in feed_entries(store)}
+    assert entries == {("late", "e"): "~feed|contoso|20261102", ("late", "r"): "~feed|contoso|20261103",
+                       ("next-day", "e"): "~feed|contoso|20261103", ("next-day", "r"): "~feed|contoso|20261103"}
+    queries, _ = queries_over(store, recorded + timedelta(hours=1))
+    for by in ("event", "recorded"):
+        everything = queries.changes(since=T0, by=by).items
+        assert [i["EventId"] for i in everything] == ["next-day", "late"]
+        first = queries.changes(since=T0, by=by, top=1)
+        rest = queries.changes(since=T0, by=by, top=1, continuation=first.continuation)
+        assert [i["EventId"] for i in first.items + rest.items] == [i["EventId"] for i in everything] and rest.continuation is None
+    midnight = datetime(2026, 11, 3, tzinfo=T0.tzinfo)
+    assert [i["EventId"] for i in queries.changes(since=T0, until=midnight).items] == ["late"]  # by event: on the 2nd
+    assert queries.changes(since=T0, until=midnight, by="recorded").items == []  # recorded on the 3rd
+    assert [i["EventId"] for i in queries.changes(since=midnight, by="event").items] == ["next-day"]
+
+
+def test_a_window_over_several_days_pages_across_the_days_and_costs_a_request_a_day() -> None:
+    """Events every five hours over four days, pages of three: each page starts in the day its token names, and the
+    whole window is every event once, newest first. A window of empty days still reads each day once."""
+    moments = [T0 + timedelta(hours=5 * n) for n in range(20)]
+    store = delivered([(event("UserUpdated", "/users/alice", at=m, event_id=f"e{n:02d}"), m) for n, m in enumerate(moments)])
+    now = moments[-1] + timedelta(minutes=1)
+    queries, reader = queries_over(store, now)
+    for by in ("event", "recorded"):
+        got, token, starts = [], None, []
+        for _ in range(10):
+            page = queries.changes(since=T0, service="contoso", by=by, top=3, continuation=token)
+            got += [i["EventId"] for i in page.items]
+            token = page.continuation
+            if token is None:
+                break
+            starts.append(keys.time_of_feed_row(decode_cursor(token, by) or "").date())
+        assert got == [f"e{n:02d}" for n in reversed(range(20))] and token is None
+        assert starts == [m.date() for m in reversed(moments)][3::3]  # each token names the day of the next page's first
+    days = (now.date() - T0.date()).days + 1
+    before = reader.requests
+    assert len(queries.changes(since=T0, service="contoso", top=100).items) == 20
+    assert reader.requests - before == days  # the page is not full: every day of the window once
+    before = reader.requests
+    later = datetime(now.year, now.month, now.day, tzinfo=T0.tzinfo) + timedelta(days=1)  # a midnight after every event
+    assert queries.changes(since=later, until=later + timedelta(days=7), service="contoso").items == []
+    assert reader.requests - before == 7  # seven empty days: seven requests
+    before = reader.requests
+    assert len(queries.changes(since=T0, service="contoso", top=1).items) == 1
+    assert reader.requests - before == 1  # the newest day holds the page and its next entry: older days are not read

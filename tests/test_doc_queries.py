@@ -123,7 +123,9 @@ EXPECTED: dict[str, Expect] = {
     "PartitionKey ge 'api|contoso|00' and PartitionKey le 'api|contoso|15' and RowKey lt '~'": Expect(INV, rows(
         *ALL_CONTOSO_APIS, "contoso/apis/orders/releases/r1", "contoso/apis/legacy", "contoso/apis/legacy;rev=1")),
     "PartitionKey ge 'gateway|' and PartitionKey lt 'gateway}' and RowKey lt '~'": Expect(INV, lambda r: r.get("Kind") in GATEWAY_FAMILY),
-    "PartitionKey eq '~feed|contoso'": Expect(HIST, lambda r: r["Service"] == "contoso"),
+    "PartitionKey ge '~feed|contoso|' and PartitionKey lt '~feed|contoso}'": Expect(HIST, lambda r: r["Service"] == "contoso"),
+    "PartitionKey eq '~feed|contoso|20261102'": Expect(HIST, lambda r: r["Service"] == "contoso" and r["RowKey"].startswith(("e|", "r|"))
+                                                        and r[{"e": "EventTime", "r": "RecordedAt"}[r["RowKey"][0]]].date() == T0.date()),
     "IsDeleted eq true": Expect(INV, lambda r: r.get("IsDeleted") is True),
     "IsDeleted eq false": Expect(INV, lambda r: r.get("IsDeleted") is False),
     # README
@@ -139,8 +141,8 @@ EXPECTED: dict[str, Expect] = {
         Expect(INV, rows("contoso/users/bob")),
     "PartitionKey eq 'product|contoso|11' and RowKey ge '~h|products|starter|||' and RowKey lt '~h|products|starter||}'":
         Expect(INV, lambda r: r.get("PathKey") == "products/starter" and (r["EventId"] in STARTER_HISTORY or r["EventId"].startswith("sync:"))),
-    "PartitionKey eq '~feed|contoso' and RowKey ge 'r|' and RowKey lt 'r}'": Expect(HIST, lambda r: r["Service"] == "contoso" and r["RowKey"] < "r}"
-                                                                                 and r["RowKey"] >= "r|"),
+    "PartitionKey eq '~feed|contoso|20261102' and RowKey ge 'r|' and RowKey lt 'r}'":
+        Expect(HIST, lambda r: r["Service"] == "contoso" and r["RowKey"].startswith("r|") and r["RecordedAt"].date() == T0.date()),
     "PartitionKey eq '20261102' and RowKey lt '~'": Expect(REJ, rows("rejected-nov")),
     # docs/schema.md
     "PartitionKey ge 'api|contoso|00' and PartitionKey le 'api|contoso|15' and Kind eq 'api'":

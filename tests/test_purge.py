@@ -28,7 +28,7 @@ from shared.store.records import feed_entities, history_entity
 from shared.timers import retention
 from shared.timers.retention import Purger
 from tests.conftest import table_repo
-from tests.support import SERVICE_ID, T0, ManualClock, event, inventory_rows, processor_over, rejected_records
+from tests.support import SERVICE_ID, T0, ManualClock, event, feed_entries, history_records, inventory_rows, processor_over, rejected_records
 
 NOW = T0
 DAY = timedelta(days=1)
@@ -61,10 +61,18 @@ def seed(azurite: Azurite, settings: Settings) -> dict[str, int]:
     refs = {n: parse_path(SERVICE, f"apis/orders;rev={n}") for n in range(1, 152)}  # 151 tombstones in one partition
     revisions = [with_keys(ref, merge(None, Change(ref, Op.DELETED, Stamp(NOW - 95 * DAY, f"d{n}"), "x"))) for n, ref in refs.items()]
     bulk(azurite, settings.inventory_table, revisions)
-    old, young = NOW - 400 * DAY, NOW - 300 * DAY
-    history = [history_entity(HistoryRecord(parse_path(SERVICE, f"users/h{n:03d}"), f"h{n:03d}", "Microsoft.ApiManagement.UserUpdated",
-                                            old if n < 150 else young, SERVICE_ID, f"/users/h{n:03d}", "updated", False, "{}",
-                                            "cloudEvents", old if n < 150 else young)) for n in range(160)]
+    cutoff = NOW - 365 * DAY
+
+    def record(n: int, event_time: Any, recorded_at: Any) -> dict[str, Any]:
+        return history_entity(HistoryRecord(parse_path(SERVICE, f"users/h{n:03d}"), f"h{n:03d}", "Microsoft.ApiManagement.UserUpdated",
+                                            event_time, SERVICE_ID, f"/users/h{n:03d}", "updated", False, "{}", "cloudEvents", recorded_at))
+
+    # 150 old records over five days' feed partitions, 10 young ones; on the cutoff's own day one an hour before it and
+    # one an hour after; one that happened long ago and was recorded after the cutoff (its `e|` entry in an old day)
+    history = [record(n, NOW - (400 + n % 5) * DAY, NOW - (400 + n % 5) * DAY) for n in range(150)]
+    history += [record(n, NOW - 300 * DAY, NOW - 300 * DAY) for n in range(150, 160)]
+    history += [record(160, cutoff - timedelta(hours=1), cutoff - timedelta(hours=1)), record(161, cutoff + timedelta(hours=1),
+                cutoff + timedelta(hours=1)), record(162, NOW - 402 * DAY, NOW - 300 * DAY)]
     bulk(azurite, settings.inventory_table, history)  # beside their rows, found through the service's change feed
     bulk(azurite, settings.history_table, [entry for record in history for entry in feed_entities(record)])
     bulk(azurite, settings.rejected_table, [{"PartitionKey": f"{NOW - 45 * DAY:%Y%m%d}", "RowKey": f"r{n:03d}", "ReceivedAt": NOW - 45 * DAY}
@@ -73,7 +81,7 @@ def seed(azurite: Azurite, settings: Settings) -> dict[str, int]:
     alerts += [{"PartitionKey": f"sent|{NOW - 5 * DAY:%Y%m%d}", "RowKey": "young"},
                {"PartitionKey": "pending", "RowKey": "waiting", "DetectedAt": NOW - 400 * DAY}]
     bulk(azurite, settings.outbox_table, alerts)
-    return {"tombstones": 1 + 151, "history": 1 + 150, "rejected": 1 + 150, "sentAlerts": 150}
+    return {"tombstones": 1 + 151, "history": 1 + 150 + 1, "rejected": 1 + 150, "sentAlerts": 150}
 
 
 def counts(repo: Store) -> dict[str, int]:
@@ -117,9 +125,13 @@ def test_purge_deletes_what_is_past_each_cutoff_page_by_page(azurite: Azurite, a
     after = counts(repo)
     # inventory: the tombstones and the history records beside the rows; history: both feed entries of each record;
     # rejected: the records and the counter row of the purged day the app wrote (the seeded one has none)
-    assert after == {"inventory": before["inventory"] - 152 - 151, "history": before["history"] - 2 * 151,
+    assert after == {"inventory": before["inventory"] - 152 - 152, "history": before["history"] - 2 * 152,
                      "rejected": before["rejected"] - 151 - 1, "alerts": before["alerts"] - 150}
     assert sorted(r["Path"] for r in inventory_rows(repo)) == ["users/live", "users/young"]
+    kept = {r["EventId"] for r in history_records(repo) if r["EventId"].startswith("h")}
+    assert kept == {f"h{n:03d}" for n in range(150, 163) if n != 160}
+    assert {(e["EventId"], e["RowKey"][0]) for e in feed_entries(repo) if e["EventId"].startswith("h")} == {
+        (i, order) for i in kept for order in "er"}  # the late record's entry in an old day stays
     assert sorted((r["PartitionKey"], r["RowKey"]) for page in repo.scan(Query(Table.OUTBOX)) for r in (p.entity for p in page)) == [
         ("pending", "waiting"), (f"sent|{NOW - 5 * DAY:%Y%m%d}", "young")]
     assert sorted(r["PartitionKey"] for r in rejected_records(repo)) == [f"{NOW - 30 * DAY:%Y%m%d}"] * 2 + [f"{NOW - 5 * DAY:%Y%m%d}"]

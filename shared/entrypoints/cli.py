@@ -110,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
                      "releases, a gateway's API links, hostname configurations, certificate authorities and instances)")
     sub = command("changes", "every change across the inventory in a window, newest first", _changes)
     since(sub, "--since", "changes at or after T", required=True)
-    since(sub, "--until", "changes before T (default: now)")
+    since(sub, "--until", "changes before T (default: now, included)")
     sub.add_argument("--service", metavar="S", help="one APIM service (default: all)")
     sub.add_argument("--kind", metavar="KIND", type=_checked(parse_kind), help="only resources of one kind")
     sub.add_argument("--by", choices=tuple(TIME_COLUMN), default="event",

@@ -1,9 +1,12 @@
 """The change feed: every change across the inventory, newest first, by the time it happened in APIM (`event`) or by
 when the app recorded it (`recorded`), at a cost proportional to the changes returned.
 
-Each service's feed is one partition whose RowKeys sort newest first in the same way in every partition, so a page
-reads at most `top + 1` entries of each service's key range, merges them by RowKey, and the RowKey of the first entry
-it does not return is the cursor of the next page, for every service at once."""
+Each service's feed is one partition a UTC day (`shared.store.keys.feed_range`) whose RowKeys sort newest first in the
+same way in every partition and across days, so a page reads each service's days newest first until it holds
+`top + 1` entries, merges them by RowKey, and the RowKey of the first entry it does not return is the cursor of the
+next page, for every service at once (its time names the day the next page starts from). A window of D days costs
+at least D requests a service when the page is not filled sooner, even for empty days: it grows with the window's
+length, never with the tables."""
 
 from __future__ import annotations
 
@@ -60,19 +63,30 @@ def decode_cursor(text: str | None, by: str) -> str | None:
     return cursor["next"]
 
 
-def feed_page(reader: TableReader, *, since: datetime, until: datetime | None = None, service_key: str | None = None,
-            kind: Kind | None = None, by: str = "event", top: int = 100, continuation: str | None = None) -> ChangesPage:
+def feed_page(reader: TableReader, *, since: datetime, until: datetime, service_key: str | None = None,
+              kind: Kind | None = None, by: str = "event", top: int = 100, continuation: str | None = None) -> ChangesPage:
     """One page of changes with since <= time < until (by event or recorded time), newest first."""
-    if until is not None and until <= since:
+    if until <= since:
         raise InvalidQuery("until must be after since")
     start = decode_cursor(continuation, by)
     conditions = (Condition("ResourceKind", "eq", kind.value),) if kind else ()
     keys = [service_key] if service_key is not None else [key for key, _ in services(reader)]
-    queries = [feed_range(key, ORDERS[by], since, until, conditions, start) for key in keys]
-    found = sorted((entry for entries in in_parallel(lambda q: _first(reader, q, top + 1), queries) for entry in entries),
+    days = [feed_range(key, ORDERS[by], since, until, conditions, start) for key in keys]
+    found = sorted((entry for entries in in_parallel(lambda queries: _newest(reader, queries, top + 1), days) for entry in entries),
                    key=lambda entry: str(entry["RowKey"]))
     cursor = encode_cursor(by, found[top]["RowKey"]) if len(found) > top else None
     return ChangesPage([{k: v for k, v in entry.items() if k not in KEY_COLUMNS} for entry in found[:top]], cursor)
+
+
+def _newest(reader: TableReader, days: list[Query], wanted: int) -> list[Entity]:
+    """The first `wanted` entries of one service's days, newest day first (a day is read until `wanted` are found;
+    an empty day still costs its request)."""
+    found: list[Entity] = []
+    for query in days:
+        found.extend(_first(reader, query, wanted - len(found)))
+        if len(found) >= wanted:
+            break
+    return found
 
 
 def _first(reader: TableReader, query: Query, wanted: int) -> list[Entity]:

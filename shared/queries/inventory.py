@@ -10,7 +10,7 @@ import binascii
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shared.domain import booleans
@@ -176,6 +176,7 @@ class InventoryQueries:
         """One page of the change feed, newest first, merged across services (`shared.queries.changes`)."""
         if since is None:
             raise InvalidQuery("since is required")
+        until = until or self.clock() + timedelta(microseconds=1)  # by default up to now, now included
         return feed_page(self._reader, since=since, until=until, service_key=_service_key(service), kind=kind,
                          by=parse_by(by), top=top, continuation=continuation)
 

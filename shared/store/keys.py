@@ -4,8 +4,9 @@ Inventory: PartitionKey = "{family}|{service}|{bucket:02d}", RowKey = the lower-
 Beside the rows, in the same partition (so one transaction writes a row, its history record and the count):
 the partition's count row (RowKey "~c") and the history records ("~h|{top row key}|{rest}||{inverted time}|{id}":
 one resource's records are one key range, newest first, and a top-level resource's subtree is one range too).
-The history table holds the change feed: one partition per service ("~feed|{service}"), two entries per
-record ("e|{inverted event time}|…" and "r|{inverted recorded time}|…"), written in one transaction.
+The history table holds the change feed: one partition per service and UTC day ("~feed|{service}|{YYYYMMDD}"), two
+entries per record ("e|{inverted event time}|…" in its event time's day, "r|{inverted recorded time}|…" in its
+recorded time's day), written in one transaction when the days agree.
 Before layout 2, history records lived in the history table under "{service}|{bucket of the event id}" and the
 id (`legacy_history_partition_range`); `apim-inventory migrate` moves them. Rejected events: the UTC day ("%Y%m%d") they came,
 and a hash of what makes them one rejection. Alert outbox: "pending", then "sent|{day}". Status rows: "service"
@@ -27,7 +28,7 @@ from urllib.parse import unquote
 from shared.domain.errors import PermanentEventError
 from shared.domain.kinds import Kind
 from shared.domain.resources import ResourceRef
-from shared.store.ports import Condition, Query, StoredRow, Table
+from shared.store.ports import Condition, Entity, Query, StoredRow, Table
 
 BUCKETS = 16
 MAX_KEY_CHARS = 512  # Azurite's cap; Azure allows 1 KiB (512 UTF-16 characters)
@@ -228,41 +229,72 @@ def rows_only(query: Query) -> Query:
     return Query(query.table, query.low_pk, query.high_pk, query.conditions, query.low_rk, query.high_rk or "~")
 
 
-def feed_partition(service_key: str) -> str:
-    return f"{FEED_PREFIX}{encode_part(service_key)}"
+def feed_partition(service_key: str, moment: datetime) -> str:
+    """The service's feed partition of the UTC day of `moment`: one partition a day, so none grows without bound."""
+    return f"{FEED_PREFIX}{encode_part(service_key)}|{day_partition(moment.astimezone(timezone.utc))}"
 
 
 def feed_keys(service_key: str, order: str, moment: datetime, history_pk: str, history_rk: str) -> tuple[str, str]:
-    """A feed entry's keys: the service's feed partition; the order, the inverted time, and a hash of the history
-    record's keys (so both entries of a record are rewritten in place, never doubled)."""
+    """A feed entry's keys: the service's partition of the entry's own day; the order, the inverted time, and a hash
+    of the history record's keys (so both entries of a record are rewritten in place, never doubled)."""
     tail = hashlib.sha256(f"{history_pk}\n{history_rk}".encode("utf-8", errors="surrogatepass")).hexdigest()[:24]
-    return feed_partition(service_key), f"{order}|{inverted_time(moment)}|{tail}"
+    return feed_partition(service_key, moment), f"{order}|{inverted_time(moment)}|{tail}"
 
 
-def feed_range(service_key: str, order: str, since: datetime | None, until: datetime | None,
-               conditions: tuple[Condition, ...] = (), start: str | None = None) -> Query:
-    """Feed entries of one service and order with since <= time < until, newest first: one key range; from the RowKey
-    `start` on when given (a page's cursor: the RowKey order is the same in every service's partition)."""
-    pk = feed_partition(service_key)
-    low = f"{order}|{inverted_time(until - timedelta(microseconds=1))}" if until else f"{order}|"
-    low = max(low, start) if start else low
-    high = f"{order}|{inverted_time(since)}|~" if since else f"{order}}}"  # "~" follows the tail's hex digits
-    return Query(Table.HISTORY, None, None, (Condition("PartitionKey", "eq", pk), *conditions), low, high)
+def time_of_feed_row(row_key: str) -> datetime:
+    """The time a feed entry's RowKey holds (so a RowKey cursor also names its day's partition)."""
+    try:
+        micros = _INVERT - int(row_key.split("|")[1])
+        return _EPOCH + timedelta(microseconds=micros)
+    except (IndexError, ValueError, OverflowError):
+        raise ValueError(f"not a feed entry's RowKey: {row_key[:60]!r}") from None
 
 
-def feed_row_keys(history_pk: str, history_rk: str, event_time: datetime, recorded_at: datetime) -> dict[str, str]:
-    """The RowKeys of a history record's two feed entries, by order (the partition is its service's)."""
-    return {order: feed_keys("", order, moment, history_pk, history_rk)[1]
-            for order, moment in ((BY_EVENT, event_time), (BY_RECORDED, recorded_at))}
+def feed_range(service_key: str, order: str, since: datetime, until: datetime,
+               conditions: tuple[Condition, ...] = (), start: str | None = None) -> list[Query]:
+    """Feed entries of one service and order with since <= time < until, newest first: one key range in each UTC day's
+    partition, the newest day first; from the RowKey `start` on when given (a page's cursor: the RowKey order is the
+    same in every partition and across days, and its day is the first one read)."""
+    since, last = since.astimezone(timezone.utc), (until - timedelta(microseconds=1)).astimezone(timezone.utc)
+    low = f"{order}|{inverted_time(last)}"
+    if start is not None and start > low:
+        low, last = start, min(last, time_of_feed_row(start))
+    high = f"{order}|{inverted_time(since)}|~"  # "~" follows the tail's hex digits
+    days = []
+    day = datetime(last.year, last.month, last.day, tzinfo=timezone.utc)
+    while day >= datetime(since.year, since.month, since.day, tzinfo=timezone.utc) and low < high:
+        days.append(Query(Table.HISTORY, None, None, (Condition("PartitionKey", "eq", feed_partition(service_key, day)), *conditions),
+                          low, high))
+        day -= timedelta(days=1)
+    return days
+
+
+def feed_recorded_before(service_key: str, cutoff: datetime) -> list[Query]:
+    """A service's `r|` entries recorded before the cutoff: the whole days before the cutoff's (one PartitionKey range,
+    which also holds those days' `e|` entries of records not yet due), then the cutoff's own day up to the cutoff."""
+    prefix = f"{FEED_PREFIX}{encode_part(service_key)}|"
+    today = feed_partition(service_key, cutoff)
+    return [Query(Table.HISTORY, prefix, today, (), f"{BY_RECORDED}|", f"{BY_RECORDED}}}"),
+            Query(Table.HISTORY, None, None, (Condition("PartitionKey", "eq", today),),
+                  f"{BY_RECORDED}|{inverted_time(cutoff - timedelta(microseconds=1))}", f"{BY_RECORDED}}}")]
+
+
+def feed_entry_keys(entry: Entity) -> list[tuple[str, str]]:
+    """Both feed entries' keys of the record behind one feed entry (HistoryPartition, HistoryRow, EventTime and
+    RecordedAt read): the service's partition is the entry's own, less its day."""
+    service_part = entry["PartitionKey"].rsplit("|", 1)[0]
+    keys = []
+    for order, moment in ((BY_EVENT, entry["EventTime"]), (BY_RECORDED, entry["RecordedAt"])):
+        pk, rk = feed_keys("", order, moment, entry["HistoryPartition"], entry["HistoryRow"])
+        keys.append((f"{service_part}|{pk.rsplit('|', 1)[1]}", rk))
+    return keys
 
 
 def feed_purge(entries: list[StoredRow]) -> tuple[list[StoredRow], list[StoredRow]]:
     """What purging the feed's `r|` entries (HistoryPartition, HistoryRow, EventTime and RecordedAt read) deletes:
-    their history records (inventory table), then both feed entries of each (history table)."""
+    their history records (inventory table), then both feed entries of each (history table, each in its day)."""
     records = [StoredRow({"PartitionKey": e.entity["HistoryPartition"], "RowKey": e.entity["HistoryRow"]}, "") for e in entries]
-    feed = [StoredRow({"PartitionKey": e.entity["PartitionKey"], "RowKey": rk}, "")
-            for e in entries for rk in feed_row_keys(e.entity["HistoryPartition"], e.entity["HistoryRow"],
-                                                     e.entity["EventTime"], e.entity["RecordedAt"]).values()]
+    feed = [StoredRow({"PartitionKey": pk, "RowKey": rk}, "") for e in entries for pk, rk in feed_entry_keys(e.entity)]
     return records, feed
 
 

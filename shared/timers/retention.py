@@ -3,8 +3,9 @@
 - tombstones (inventory rows with IsDeleted) whose DeletedAt is older than RETENTION_TOMBSTONE_DAYS, each
   under its ETag (a row revived after it was read is kept), with their partition's count row in the transaction;
 - history records whose RecordedAt is older than RETENTION_HISTORY_DAYS, found through each service's change feed
-  (its `r|` range, ordered by RecordedAt: the cost is what is purged), the record first, then both feed entries
-  (a crash in between leaves entries the next purge deletes);
+  (the `r|` entries of its day partitions before the cutoff's, then of the cutoff's own day up to the cutoff: the
+  cost is what is purged), the record first, then both feed entries, each in its own day (a crash in between
+  leaves entries the next purge deletes);
 - rejected records of the days before now - RETENTION_REJECTED_DAYS: whole partitions (the UTC day);
 - sent alerts (`sent|YYYYMMDD` partitions) of the days before now - RETENTION_SENT_ALERTS_DAYS; pending ones
   never.
@@ -24,9 +25,8 @@ from typing import Protocol
 
 from shared.logs import PURGE, Line
 from shared.store.keys import (
-    BY_RECORDED,
     feed_purge,
-    feed_range,
+    feed_recorded_before,
     rejected_counters,
     rejected_from,
     rows_only,
@@ -111,11 +111,11 @@ class Purger:
         count = 0
         for status in self._reader.scan(status_rows(), PAGE, select=KEYS):
             for row in status:
-                feed = feed_range(service_of_status(row.entity["RowKey"]), BY_RECORDED, None, cutoff)
-                for page in self._reader.scan(feed, PAGE // 2, select=FEED_COLUMNS):
-                    count += len(page)
-                    if not dry_run:
-                        records, entries = feed_purge(page)
-                        self._deleter.delete_rows(Table.INVENTORY, records)
-                        self._deleter.delete_rows(Table.HISTORY, entries)
+                for feed in feed_recorded_before(service_of_status(row.entity["RowKey"]), cutoff):
+                    for page in self._reader.scan(feed, PAGE // 2, select=FEED_COLUMNS):
+                        count += len(page)
+                        if not dry_run:
+                            records, entries = feed_purge(page)
+                            self._deleter.delete_rows(Table.INVENTORY, records)
+                            self._deleter.delete_rows(Table.HISTORY, entries)
         return count
