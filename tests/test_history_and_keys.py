@@ -15,6 +15,7 @@ from shared.domain.errors import PermanentEventError
 from shared.domain.outcomes import Outcome
 from shared.domain.resources import parse_path, parse_service_id
 from shared.ingest.pipeline import EventProcessor
+from shared.queries.inventory import InventoryQueries
 from shared.store.keys import check_entity, decode_part, encode_part, path_from_row_key, resource_keys
 from shared.store.memory import InMemoryStore
 from tests.conftest import table_repo
@@ -32,7 +33,7 @@ def test_history_of_one_resource_newest_first_with_stale_marked(azurite: Azurite
         event("ProductCreated", "/products/other", at=2, event_id="o1"),
     ]]
     assert outcomes == [Outcome.APPLIED, Outcome.APPLIED, Outcome.STALE, Outcome.DUPLICATE, Outcome.APPLIED]
-    history = repo.history(parse_path(parse_service_id(SERVICE_ID), "products/starter"))
+    history = InventoryQueries(repo, repo, CLOCK.now).history("contoso/products/starter")
     assert [h["EventId"] for h in history] == ["p3", "p2", "p1"]
     assert [h["Stale"] for h in history] == [False, True, False]
     assert [h["Change"] for h in history] == ["deleted", "updated", "created"]

@@ -23,7 +23,6 @@ from shared.store.keys import (
     PENDING_ALERTS,
     child_ranges,
     count_keys,
-    history_range,
     key_of,
     rejected_count_keys,
     rejected_keys,
@@ -171,10 +170,6 @@ class InMemoryStore:
         with self._lock:
             for entry in entries:
                 self._tables[Table.HISTORY][key_of(entry)] = self._stored(entry)
-
-    def history(self, ref: ResourceRef, with_children: bool = False) -> list[Entity]:
-        found, _ = self.page(history_range(ref, with_children), None)
-        return sorted(found, key=lambda r: (r["EventTime"], r["EventId"]), reverse=True)
 
     def add_rejected(self, record: RejectedRecord) -> None:
         keys = rejected_count_keys(record.received_at)

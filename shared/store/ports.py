@@ -152,9 +152,6 @@ class HistoryLog(Protocol):
         """Upsert the change feed's two entries of each history record (as stored), a transaction per service
         and 50 records: idempotent, so a redelivery writes them again after a crash."""
 
-    def history(self, ref: ResourceRef, with_children: bool = False) -> list[Entity]:
-        """One resource's history records (with its children's), newest first."""
-
 
 class RejectedLog(Protocol):
     def add_rejected(self, record: RejectedRecord) -> None:

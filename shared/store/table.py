@@ -34,7 +34,6 @@ from shared.store.keys import (
     check_entity,
     child_ranges,
     count_keys,
-    history_range,
     key_of,
     rejected_count_keys,
     rejected_keys,
@@ -220,10 +219,6 @@ class TableStore:
         for entries in partitions.values():
             for at in range(0, len(entries), 100):
                 self._history.submit_transaction([("upsert", e, {"mode": UpdateMode.REPLACE}) for e in entries[at:at + 100]])
-
-    def history(self, ref: ResourceRef, with_children: bool = False) -> list[Entity]:
-        found, _ = self.page(history_range(ref, with_children), None)
-        return sorted(found, key=lambda r: (r["EventTime"], r["EventId"]), reverse=True)
 
     def add_rejected(self, record: RejectedRecord) -> None:
         """The counter row is read each time: rejections are rare, and a stale one would only cost a retry."""
