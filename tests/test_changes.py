@@ -313,7 +313,9 @@ def test_a_window_over_several_days_pages_across_the_days_and_costs_a_request_a_
             token = page.continuation
             if token is None:
                 break
-            starts.append(keys.time_of_feed_row(decode_cursor(token, by) or "").date())
+            cursor = decode_cursor(token, by)
+            assert cursor is not None
+            starts.append(keys.time_of_feed_row(cursor.next).date())
         assert got == [f"e{n:02d}" for n in reversed(range(20))] and token is None
         assert starts == [m.date() for m in reversed(moments)][3::3]  # each token names the day of the next page's first
     days = (now.date() - T0.date()).days + 1
@@ -327,3 +329,40 @@ def test_a_window_over_several_days_pages_across_the_days_and_costs_a_request_a_
     before = reader.requests
     assert len(queries.changes(since=T0, service="contoso", top=1).items) == 1
     assert reader.requests - before == 1  # the newest day holds the page and its next entry: older days are not read
+
+
+def test_a_relative_since_is_resolved_once_and_its_token_keeps_the_window_for_later_pages() -> None:
+    """`since=60m` on page 1; page 2 is asked for half an hour later, with `since=60m` given again: the token's window
+    stands, so the pages are exactly the changes of the first page's hour, each once."""
+    import json
+
+    import azure.functions as func
+
+    from devtools.worker import indexed_function
+    from shared import bootstrap
+
+    moments = [T0 + timedelta(minutes=n) for n in range(180)]
+    store = delivered([(event("UserUpdated", "/users/alice", at=m, event_id=f"e{n:03d}"), m) for n, m in enumerate(moments)])
+    clock = ManualClock(moments[-1] + timedelta(seconds=30))
+    window = [f"e{n:03d}" for n in reversed(range(120, 180))]  # the hour before the first page (at 179m 30s)
+
+    def changes(params: dict[str, str]) -> dict[str, Any]:
+        request = func.HttpRequest("GET", "http://localhost/api/changes", params=params, route_params={}, body=b"")
+        response = indexed_function("changes")(request)
+        assert response.status_code == 200, response.get_body()
+        body: dict[str, Any] = json.loads(response.get_body())
+        return body
+
+    bootstrap.install(bootstrap.in_memory(clock=clock.now, store=store))
+    try:
+        for by in ("event", "recorded"):
+            clock.moment = moments[-1] + timedelta(seconds=30)
+            page = changes({"since": "60m", "by": by, "top": "25"})
+            got, token = [i["EventId"] for i in page["items"]], page["continuationToken"]
+            while token is not None:
+                clock.advance(minutes=15)
+                page = changes({"since": "60m", "until": "1m", "by": by, "top": "25", "continuationToken": token})
+                got, token = got + [i["EventId"] for i in page["items"]], page["continuationToken"]
+            assert got == window
+    finally:
+        bootstrap.install(None)

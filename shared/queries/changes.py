@@ -42,40 +42,66 @@ def parse_by(text: str | None) -> str:
     return text.strip().lower()
 
 
-def encode_cursor(by: str, row_key: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"by": by, "next": row_key}, sort_keys=True).encode("utf-8")).decode("ascii")
+@dataclass(frozen=True)
+class Cursor:
+    """Where the next page starts, and the window of the first page, resolved: a relative `since` ("24h") is worked out
+    once, so every page of a listing reads the same window, however much later it is fetched."""
+
+    next: str
+    since: datetime | None = None  # None: a token issued before the window was kept in it
+    until: datetime | None = None
 
 
-def decode_cursor(text: str | None, by: str) -> str | None:
-    """The RowKey a page starts from, from a token this API issued for the same order."""
+def encode_cursor(by: str, cursor: Cursor) -> str:
+    fields = {"by": by, "next": cursor.next}
+    if cursor.since is not None and cursor.until is not None:
+        fields.update(since=cursor.since.isoformat(), until=cursor.until.isoformat())
+    return base64.urlsafe_b64encode(json.dumps(fields, sort_keys=True).encode("utf-8")).decode("ascii")
+
+
+def decode_cursor(text: str | None, by: str) -> Cursor | None:
+    """Where a page starts and its window, from a token this API issued for the same order."""
     if not text:
         return None
     if len(text) > MAX_TOKEN:
         raise InvalidQuery(f"continuationToken is longer than {MAX_TOKEN} characters")
+    not_ours = InvalidQuery("continuationToken is not one this API issued")
     try:
         cursor = json.loads(base64.urlsafe_b64decode(text.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeEncodeError):
-        raise InvalidQuery("continuationToken is not one this API issued") from None
-    if not isinstance(cursor, dict) or set(cursor) != {"by", "next"} or not isinstance(cursor["next"], str):
-        raise InvalidQuery("continuationToken is not one this API issued")
+        raise not_ours from None
+    if not isinstance(cursor, dict) or set(cursor) not in ({"by", "next"}, {"by", "next", "since", "until"}) \
+            or not all(isinstance(value, str) for value in cursor.values()):
+        raise not_ours
     if cursor["by"] != by or not cursor["next"].startswith(f"{ORDERS[by]}|"):
         raise InvalidQuery(f"continuationToken was issued for by={str(cursor['by'])[:20]}, not by={by}")
-    return cursor["next"]
+    if "since" not in cursor:
+        return Cursor(cursor["next"])
+    try:
+        since, until = datetime.fromisoformat(cursor["since"]), datetime.fromisoformat(cursor["until"])
+    except ValueError:
+        raise not_ours from None
+    if since.tzinfo is None or until.tzinfo is None:
+        raise not_ours
+    return Cursor(cursor["next"], since, until)
 
 
 def feed_page(reader: TableReader, *, since: datetime, until: datetime, service_key: str | None = None,
               kind: Kind | None = None, by: str = "event", top: int = 100, continuation: str | None = None) -> ChangesPage:
-    """One page of changes with since <= time < until (by event or recorded time), newest first."""
+    """One page of changes with since <= time < until (by event or recorded time), newest first. A continuation's
+    window stands instead of `since` and `until`: the one its first page was asked for."""
+    cursor = decode_cursor(continuation, by)
+    if cursor is not None and cursor.since is not None and cursor.until is not None:
+        since, until = cursor.since, cursor.until
     if until <= since:
         raise InvalidQuery("until must be after since")
-    start = decode_cursor(continuation, by)
     conditions = (Condition("ResourceKind", "eq", kind.value),) if kind else ()
     keys = [service_key] if service_key is not None else [key for key, _ in services(reader)]
-    days = [feed_range(key, ORDERS[by], since, until, conditions, start) for key in keys]
+    days = [feed_range(key, ORDERS[by], since, until, conditions, cursor.next if cursor else None) for key in keys]
     found = sorted((entry for entries in in_parallel(lambda queries: _newest(reader, queries, top + 1), days) for entry in entries),
                    key=lambda entry: str(entry["RowKey"]))
-    cursor = encode_cursor(by, found[top]["RowKey"]) if len(found) > top else None
-    return ChangesPage([{k: v for k, v in entry.items() if k not in KEY_COLUMNS} for entry in found[:top]], cursor)
+    token = encode_cursor(by, Cursor(found[top]["RowKey"], since, until)) if len(found) > top else None
+    return ChangesPage([{k: v for k, v in entry.items() if k not in KEY_COLUMNS} for entry in found[:top]], token)
 
 
 def _newest(reader: TableReader, days: list[Query], wanted: int) -> list[Entity]:
