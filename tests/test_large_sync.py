@@ -212,3 +212,59 @@ def test_the_remaining_reads_headers_slow_the_sync_then_stop_it(memory_services:
     assert arm.retry_afters == []  # it never ran into a 429
     arm.throttle(bucket=1000, refill=100.0)
     assert sync.step(SERVICE).finished
+
+
+def test_the_tombstone_pass_stops_within_its_budget_mid_page_and_the_next_invocation_resumes_there(
+        memory_services: bootstrap.Services, arm: ArmStandIn, clock: ManualClock) -> None:
+    deliver([event("UserCreated", f"/users/ghost-{n}", at=n) for n in range(8)])  # ARM has none of them: candidates
+    clock.advance(minutes=1)
+    store = store_of(memory_services)
+    base = syncer(memory_services)
+    # The budget counts the candidates' GETs: three an invocation.
+    sync = InventorySync(base.arm, store, base._writer, base._outbox, clock.now, records=store, deleter=store, budget=3,
+                         timer=lambda: float(len(arm.hits("/users/ghost-"))))
+    first = sync.step(SERVICE)
+    done = checkpoint(memory_services)
+    assert first.stopped == "budget" and len(arm.hits("/users/ghost-")) == 3
+    assert done.phase == "tombstones" and done.after is None and done.resume_at is not None  # within the first page
+    assert first.by_kind["user"]["tombstoned"] == 3
+    while not (report := sync.step(SERVICE)).finished:
+        assert report.stopped == "budget" and report.invocations < 10
+    assert report.invocations == 3 and report.by_kind["user"]["tombstoned"] == 8  # 3 + 3 + 2 GETs
+    ghosts = sorted(r.path for r in arm.hits("/users/ghost-"))
+    assert ghosts == sorted(f"{SERVICE_ID}/users/ghost-{n}" for n in range(8))  # each asked once, none again on resume
+    assert all(row(memory_services, f"users/ghost-{n}")["IsDeleted"] for n in range(8))
+
+
+def test_the_tombstone_pass_paces_itself_before_each_get(memory_services: bootstrap.Services, arm: ArmStandIn,
+                                                         clock: ManualClock) -> None:
+    sync = syncer(memory_services)
+    sync.budget = 3600
+    assert sync.step(SERVICE).finished
+    listing = len([r for r in arm.requests if "/msi/" not in r.path])  # the reads of one listing
+    pauses: list[float] = []
+    sync.reads_reserve, sync.sleep = 20, pauses.append
+    deliver([event("UserCreated", f"/users/late-{n}", at=100 + n) for n in range(6)])  # candidates ARM does not have
+    clock.advance(hours=12)
+    arm.throttle(bucket=listing + 4, refill=0.001)  # 4 reads left after the listing, hardly refilling
+    report = sync.step(SERVICE)
+    # The first GET leaves 3 (a pause before the next), the second 2: a tenth of the reserve, so it stops before a third.
+    assert report.stopped == "throttled" and len(arm.hits("/users/late-")) == 2 and arm.retry_afters == []
+    assert pauses[-1] == pytest.approx((20 - 3) / 25) and checkpoint(memory_services).phase == "tombstones"
+    arm.throttle(bucket=1000, refill=100.0)
+    assert sync.step(SERVICE).finished
+    assert sorted(r.path for r in arm.hits("/users/late-")) == [f"{SERVICE_ID}/users/late-{n}" for n in range(6)]  # once each
+
+
+def test_the_tombstone_pass_lists_a_gateways_api_links_once(memory_services: bootstrap.Services, arm: ArmStandIn,
+                                                            clock: ManualClock) -> None:
+    links = [f"/gateways/edge/apis/ghost-{n}" for n in range(5)]
+    deliver([event("GatewayAPIAdded", link, at=n) for n, link in enumerate(links)])  # links ARM does not have
+    clock.advance(minutes=1)
+    sync = syncer(memory_services)
+    sync.budget = 3600
+    report = sync.sync(SERVICE)
+    assert report.finished and report.by_kind["gatewayApi"]["tombstoned"] == 5
+    listings = [r for r in arm.hits("/gateways/edge/apis") if r.path.lower().endswith("/gateways/edge/apis")]
+    assert len(listings) == 2  # the sync's own listing, and the tombstone pass's one check
+    assert not row(memory_services, "gateways/edge/apis/orders")["IsDeleted"]

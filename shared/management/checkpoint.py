@@ -48,6 +48,7 @@ class Checkpoint:
     lease_owner: str = ""
     lease_until: datetime | None = None
     completed_at: datetime | None = None
+    resume_at: str | None = None  # in the tombstone pass's page at `after`: "{PartitionKey}\n{RowKey}" of the first row not handled
 
     def entity(self) -> Entity:
         values: Entity = {
@@ -58,7 +59,7 @@ class Checkpoint:
             "LeaseOwner": self.lease_owner, "LeaseUntil": self.lease_until,
         }
         optional = {"NextLink": self.next_link, "After": json.dumps(self.after) if self.after else None,
-                    "CompletedAt": self.completed_at}
+                    "ResumeAt": self.resume_at, "CompletedAt": self.completed_at}
         return {**values, **{k: v for k, v in optional.items() if v is not None}}
 
     @classmethod
@@ -70,7 +71,7 @@ class Checkpoint:
                    int(e.get("Page") or 0), e.get("NextLink") or None, int(e.get("Family") or 0),
                    json.loads(e["After"]) if e.get("After") else None, json.loads(e.get("Incomplete") or "{}"), counts,
                    int(e.get("Listed") or 0), int(e.get("Kept") or 0), int(e.get("Invocations") or 0),
-                   str(e.get("LeaseOwner") or ""), e.get("LeaseUntil"), e.get("CompletedAt"))
+                   str(e.get("LeaseOwner") or ""), e.get("LeaseUntil"), e.get("CompletedAt"), e.get("ResumeAt") or None)
 
 
 @dataclass

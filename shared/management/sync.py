@@ -314,34 +314,43 @@ class InventorySync:
     # -- tombstones ------------------------------------------------------------------------
     def _tombstones(self, run: _Invocation) -> SyncStop | None:
         """Stored rows no page saw, family by family: tombstoned once ARM confirms them gone (kinds listed
-        completely only); a gateway instance follows its gateway; the rest is left as it is."""
+        completely only); a gateway instance follows its gateway; the rest is left as it is. The budget and ARM's
+        pacing are checked before each GET; a stop mid-page keeps the first row not handled, and the next
+        invocation reads the page again from there."""
         cp, service, report = run.held.checkpoint, run.service, run.report
         complete = set[str](LISTED) - set(cp.incomplete)
         seen = self._seen(service)
-        worked = False
+        listings: dict[str, set[str] | None] = {}  # a parent's children ARM lists (gateway API links): one GET a pass
+        asked = paged = False
         while cp.family < len(TOP_LEVEL):
-            if worked and run.out_of_time():
+            if paged and run.out_of_time():
                 return SyncStop.BUDGET
-            worked = True
-            family = TOP_LEVEL[cp.family]
+            paged, family = True, TOP_LEVEL[cp.family]
             entities, token = self._reader.page(rows_only(of_family(family, service.key)), SCAN_PAGE, cp.after)
             for entity in entities:
-                if entity["RowKey"] in seen[family]:
+                at = f"{entity['PartitionKey']}\n{entity['RowKey']}"
+                if entity["RowKey"] in seen[family] or (cp.resume_at is not None and at < cp.resume_at):
                     continue
                 ref = parse_path(service, entity["Path"])
                 if not FACTS[ref.kind].listed:  # a gateway instance, say: it only follows its parent
                     plan = _Plan(ref, None, [])
-                elif entity["Kind"] in complete and not entity.get("IsDeleted") and self._gone(service, ref):
-                    plan = _Plan(ref, None, [Change(ref, Op.DELETED, run.stamp, TOMBSTONED_TYPE)])
-                else:
-                    if entity["Kind"] in complete and not entity.get("IsDeleted"):
+                elif entity["Kind"] in complete and not entity.get("IsDeleted"):
+                    if asked and (stop := SyncStop.BUDGET if run.out_of_time() else self._pace(report)) is not None:
+                        cp.resume_at = at  # saved as the invocation ends
+                        return stop
+                    asked, cp.resume_at = True, at  # a throttled GET leaves the checkpoint here, too
+                    if not self._gone(service, ref, listings):
                         cp.kept += 1
                         log.warning("sync %s: %s was not listed but ARM has it (pages shifted): kept", service.name, ref.path[:200])
+                        report.count(ref.kind, SyncOutcome.UNCHANGED)
+                        continue
+                    plan = _Plan(ref, None, [Change(ref, Op.DELETED, run.stamp, TOMBSTONED_TYPE)])
+                else:
                     report.count(ref.kind, SyncOutcome.UNCHANGED)
                     continue
                 run.held.ensure(self.clock())
                 self._write_one(plan, run.stamp, report)
-            cp.after = token
+            cp.after, cp.resume_at = token, None
             if token is None:
                 cp.family += 1
             run.held.commit(self.clock())
@@ -357,18 +366,17 @@ class InventorySync:
                 seen[str(row.entity["Family"])].update(seen_row_keys(row.entity))
         return seen
 
-    def _gone(self, service: ServiceRef, ref: ResourceRef) -> bool:
+    def _gone(self, service: ServiceRef, ref: ResourceRef, listings: dict[str, set[str] | None]) -> bool:
         """True when ARM answers 404 for the resource (for a gateway's API link or a backend's rule, which have no
-        GET of their own: when the collection or the backend no longer holds it). A failure keeps the row."""
+        GET of their own: when the gateway's links or the backend's rules, read once a pass into `listings`, no
+        longer hold it). A failure keeps the row."""
         try:
-            if ref.kind is Kind.CIRCUIT_BREAKER_RULE:
-                breaker = resource_properties(self.arm.get(f"{service.resource_id}/backends/{ref.segments[1]}")).get("circuitBreaker")
-                rules = breaker.get("rules") if isinstance(breaker, dict) else None
-                names = {str(r.get("name")).lower() for r in rules or [] if isinstance(r, dict)}
-                return ref.name.lower() not in names
-            if ref.kind is Kind.GATEWAY_API:
-                links = self.arm.list(f"{service.resource_id}/gateways/{ref.segments[1]}/apis")
-                return ref.name.lower() not in {str(item.get("name")).lower() for item in links}
+            if ref.kind in (Kind.CIRCUIT_BREAKER_RULE, Kind.GATEWAY_API):
+                parent = f"{service.resource_id}/{ref.segments[0]}/{ref.segments[1]}"
+                if parent not in listings:
+                    listings[parent] = self._children_names(parent, ref.kind)
+                names = listings[parent]
+                return names is not None and ref.name.lower() not in names
             self.arm.get(ref.resource_id)
             return False
         except ArmNotFound:
@@ -378,6 +386,23 @@ class InventorySync:
         except AzureError as exc:
             log.error("sync %s: could not confirm that %s is gone, kept: %s", service.name, ref.path[:200], exc)
             return False
+
+    def _children_names(self, parent: str, kind: Kind) -> set[str] | None:
+        """The lower-cased names of a gateway's API links or a backend's rules; empty when the parent is gone, None
+        when ARM could not be read (every child is kept)."""
+        try:
+            if kind is Kind.CIRCUIT_BREAKER_RULE:
+                breaker = resource_properties(self.arm.get(parent)).get("circuitBreaker")
+                rules = breaker.get("rules") if isinstance(breaker, dict) else None
+                return {str(r.get("name")).lower() for r in rules or [] if isinstance(r, dict)}
+            return {str(item.get("name")).lower() for item in self.arm.list(f"{parent}/apis")}
+        except ArmNotFound:
+            return set()
+        except (ClientAuthenticationError, ArmThrottled):
+            raise
+        except AzureError as exc:
+            log.error("could not read %s, its children are kept: %s", parent[-200:], exc)
+            return None
 
     def _cleanup(self, run: _Invocation) -> None:
         cp, service = run.held.checkpoint, run.service
