@@ -26,8 +26,8 @@ def history_records(store: TableReader) -> list[Entity]:
 
 
 def count_rows(store: TableReader) -> list[Entity]:
-    """Every partition's count row."""
-    return _all(store, Query(Table.INVENTORY, low_rk=keys.COUNT_ROW, high_rk=keys.COUNT_ROW + "\0"))
+    """Every partition's count rows (its flag row and its shards)."""
+    return _all(store, keys.all_count_rows())
 
 
 def feed_entries(store: TableReader) -> list[Entity]:

@@ -3,9 +3,10 @@ rows) into layout 2 (docs/schema.md), then the layout marker.
 
 Idempotent and resumable: each layout-1 record is copied (upserted under its layout-2 key, with its feed entries)
 before it is deleted, page by page, so a rerun, or a run after a crash, copies only what is left, and copying
-twice writes the same entities. Then every partition is recounted: the count row is read (its ETag), the
-partition's rows are counted, and the count row is written under that ETag, so an event that moved the counts
-meanwhile fails the write (412) and the partition is counted again.
+twice writes the same entities. Then every partition is recounted: its count rows are read (their ETags), the
+partition's rows are counted, the count rows are read again, and the flag row is written, under its ETag, as the
+count less what the shards hold. An event that moved a shard meanwhile changed its ETag: the partition is counted
+again; one that moved the flag row fails the write (412), and it is counted again too.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ from shared.domain.flags import FLAG_COLUMNS
 from shared.domain.kinds import Kind
 from shared.domain.resources import row_ref
 from shared.store import counts
-from shared.store.keys import COUNT_ROW, LAYOUT_KEYS, all_count_rows, count_keys, legacy_history_query, partition_rows, rows_only
+from shared.store.keys import (
+    COUNT_ROW,
+    LAYOUT_KEYS,
+    all_count_rows,
+    count_keys,
+    count_range,
+    legacy_history_query,
+    partition_rows,
+    rows_only,
+)
 from shared.store.ports import HistoryLog, Query, StoredRow, Table, TableDeleter, TableReader, TableWriter
 from shared.store.records import from_legacy, layout_marker
 
@@ -91,21 +101,30 @@ class Migration:
             note("counts", n, len(partitions))
         return report
 
+    def _count_rows(self, pk: str) -> tuple[StoredRow | None, list[StoredRow]]:
+        """The partition's flag row and its shards."""
+        found = [row for page in self._store.scan(count_range(pk)) for row in page]
+        flag = next((row for row in found if row.entity["RowKey"] == COUNT_ROW), None)
+        return flag, sorted((row for row in found if row is not flag), key=lambda row: str(row.entity["RowKey"]))
+
     def _recount(self, pk: str) -> int:
         """How many times the partition was counted again."""
         for attempt in range(self._retries):
-            current = self._store.get(Table.INVENTORY, pk, COUNT_ROW)
+            current, shards = self._count_rows(pk)
             rows = [r.entity for page in self._store.scan(partition_rows(pk), 1000, select=COUNTED)
                     for r in page]
-            if not rows and current is None:
+            if not rows and current is None and not shards:
                 return attempt
+            if [s.etag for s in self._count_rows(pk)[1]] != [s.etag for s in shards]:
+                continue  # an event moved a shard while the rows were read: it may or may not be in the scan
             ref = row_ref(rows[0]) if rows else None
             header = {"Service": ref.service.name, "ServiceKey": ref.service.key} if ref else {}
-            family = Kind(ref.family) if ref else Kind(current.entity["Family"]) if current else Kind.USER
+            counted = current or (shards[0] if shards else None)
+            family = Kind(ref.family) if ref else Kind(counted.entity["Family"]) if counted else Kind.USER
             keys = count_keys(ref) if ref else (pk, COUNT_ROW)
             try:
-                self._store.put(Table.INVENTORY, counts.recounted(current.entity if current else None, keys, header, family, rows),
-                                current.etag if current else None)
+                self._store.put(Table.INVENTORY, counts.recounted(current.entity if current else None, keys, header, family, rows,
+                                                                  [s.entity for s in shards]), current.etag if current else None)
                 return attempt
             except WriteConflict:
                 continue

@@ -1,9 +1,10 @@
 """`summary`: exact live and deleted counts per service and kind, and the events of the last hour and day, from the
-count rows alone (layout 2): one point read per partition that may hold one, never a read of the rows or the history.
+count rows alone (layout 2): one key-range read per partition that may hold them (its flag row and shards), never a
+read of the rows or the history.
 
-Requests: the layout marker, the status rows (the services), services x families x buckets point reads of count rows
-(96 per service), and the rejected counter rows of today and yesterday: a number that grows with the services, never
-with the rows or the events."""
+Requests: the layout marker, the status rows (the services), services x families x buckets range reads of count rows
+(96 per service, each returning at most 1 + COUNT_SHARDS entities), and the rejected counter rows of today and
+yesterday: a number that grows with the services, never with the rows or the events."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 from shared.domain.kinds import TOP_LEVEL
 from shared.domain.outcomes import Outcome
 from shared.store.counts import EVENT_OUTCOMES, WINDOWS, window_start, window_totals
-from shared.store.keys import COUNT_ROW, LAYOUT, LAYOUT_KEYS, count_partitions, rejected_count_keys, service_of_status, status_rows
+from shared.store.keys import LAYOUT, LAYOUT_KEYS, count_partitions, count_range, rejected_count_keys, service_of_status, status_rows
 from shared.store.ports import Table, TableReader
 
 READERS = 8  # concurrent point reads: within the Table client's connection pool (10)
@@ -51,19 +52,17 @@ def summarize(reader: TableReader, now: datetime) -> dict[str, Any]:
     check_layout(reader)
     known = services(reader)
     partitions = [(name, pk) for key, name in known for pk in count_partitions(key, TOP_LEVEL)]
-    count_rows = in_parallel(lambda item: (item[0], reader.get(Table.INVENTORY, item[1], COUNT_ROW)), partitions)
+    count_rows = in_parallel(lambda item: (item[0], reader.page(count_range(item[1]), None)[0]), partitions)
     rejected = [reader.get(Table.REJECTED, *rejected_count_keys(day)) for day in (now - timedelta(days=1), now)]
     counts: dict[str, Counter[tuple[str, str]]] = {LIVE: Counter(), DELETED: Counter()}
     events = {window: [0] * len(EVENT_OUTCOMES) for window in WINDOWS}
-    for name, stored in count_rows:
-        if stored is None:
-            continue
-        row = stored.entity
-        for column, value in row.items():
-            for prefix, counter in counts.items():
-                if column.startswith(prefix) and isinstance(value, int):
-                    counter[(name, column[len(prefix):])] += value
-        _add(events, window_totals(row.get("Events"), now, len(EVENT_OUTCOMES)))
+    for name, rows in count_rows:
+        for row in rows:
+            for column, value in row.items():
+                for prefix, counter in counts.items():
+                    if column.startswith(prefix) and isinstance(value, int):
+                        counter[(name, column[len(prefix):])] += value
+            _add(events, window_totals(row.get("Events"), now, len(EVENT_OUTCOMES)))
     rejections = {window: [0] for window in WINDOWS}
     for stored in rejected:
         if stored is not None:

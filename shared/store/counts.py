@@ -1,8 +1,12 @@
 """Count rows: what a summary reads instead of the rows and the history.
 
-Every inventory partition that holds rows has one count row (`keys.COUNT_ROW`): `Live_{kind}` and `Deleted_{kind}`
-for each kind of the partition's family, moved in the same transaction as the rows, and `Events`, the outcomes of
-the events recorded in the partition by minute (the last 60) and by hour (the last 24):
+Every inventory partition that holds rows has count rows: the flag row (`keys.COUNT_ROW`, "~c") and up to
+`keys.COUNT_SHARDS` shards ("~c0".."~c7"). Each holds `Live_{kind}` and `Deleted_{kind}` for each kind of the
+partition's family and `Events`, moved in the same transaction as the rows; the partition's counts are their sums. A
+write moves one of them: the flag row when it changes a flagged row (rare), else the shard of its row's key, so that
+concurrent writers of one partition seldom rewrite the same entity (docs/design.md has the figures). A shard's own
+numbers may be negative (a batch counts all its rows in its first row's shard); only the sum is a count. `Events`
+holds the outcomes of the events recorded by minute (the last 60) and by hour (the last 24):
 `{"m": {"YYYYMMDDHHMM": [applied, stale, duplicate]}, "h": {"YYYYMMDDHH": [...]}}`. Each day partition of the
 rejected table has a counter row (`keys.REJECTED_COUNT_ROW`) with the same buckets of one number, the rejections
 received. "lastHour" is the current minute and the 59 before it; "lastDay" the current hour and the 23 before it.
@@ -26,7 +30,7 @@ from shared.domain.flags import FLAGGED_FAMILIES, flag_of
 from shared.domain.kinds import Kind
 from shared.domain.model import SCHEMA_VERSION
 from shared.domain.outcomes import Outcome
-from shared.store.keys import MAX_STRING_CHARS, utf16_units
+from shared.store.keys import COUNT_ROW, MAX_STRING_CHARS, utf16_units
 from shared.store.ports import Entity
 
 EVENT_OUTCOMES = (Outcome.APPLIED, Outcome.STALE, Outcome.DUPLICATE)  # the slots of an event bucket
@@ -147,7 +151,8 @@ def window_totals(events: str | None, now: datetime, slots: int = len(EVENT_OUTC
 
 def counted(current: Entity | None, keys: tuple[str, str], header: dict[str, Any], family: Kind,
             moved: Counter[str], outcome: str | None, at: datetime | None, moves: FlagMoves | None = None) -> Entity | None:
-    """The count row after `moved`, the flag `moves` and one `outcome` at `at`; None when none changes it."""
+    """The count row after `moved`, the flag `moves` (the flag row's alone) and one `outcome` at `at`; None when none
+    changes it."""
     moved = Counter({column: n for column, n in moved.items() if n})
     if not moved and outcome is None and not moves:
         return None
@@ -159,20 +164,26 @@ def counted(current: Entity | None, keys: tuple[str, str], header: dict[str, Any
         if at is None:
             raise ValueError("an outcome is counted at a time")
         row["Events"] = add_to_buckets(row.get("Events"), EVENT_OUTCOMES.index(Outcome(outcome)), len(EVENT_OUTCOMES), at)
-    _reflag(row, moves or {}, current is None)
+    if keys[1] == COUNT_ROW:
+        _reflag(row, moves or {}, current is None)
     return row
 
 
-def uncounted(current: Entity, removed: list[Entity]) -> Entity | None:
+def uncounted(current: Entity | None, keys: tuple[str, str], removed: list[Entity]) -> Entity | None:
     """The count row after deleting `removed` (tombstones: their Kind and IsDeleted read); None when nothing moves."""
-    moved = {column: n for column, n in deltas((row, None) for row in removed).items() if n}
+    moved = Counter({column: n for column, n in deltas((row, None) for row in removed).items() if n})
     moves = flag_moves((row, None) for row in removed)
     if not moved and not moves:
         return None
+    if current is None:  # a shard no write used yet
+        first = next(row for row in removed if "Kind" in row)
+        header: dict[str, Any] = {k: first[k] for k in ("Service", "ServiceKey") if k in first}
+        return counted(None, keys, header, Kind(first["Kind"]).family, moved, None, None, moves)
     row = dict(current)
     for column, n in moved.items():
         row[column] = int(row.get(column, 0)) + n
-    _reflag(row, moves, False)
+    if keys[1] == COUNT_ROW:
+        _reflag(row, moves, False)
     return row
 
 
@@ -184,13 +195,19 @@ def rejected_counted(current: Entity | None, keys: tuple[str, str], at: datetime
     return row
 
 
-def recounted(current: Entity | None, keys: tuple[str, str], header: dict[str, Any], family: Kind, rows: Iterable[Entity]) -> Entity:
-    """The count row from a full scan of its partition's rows; the event buckets kept."""
+def recounted(current: Entity | None, keys: tuple[str, str], header: dict[str, Any], family: Kind, rows: Iterable[Entity],
+              shards: Iterable[Entity] = ()) -> Entity:
+    """The flag row from a full scan of its partition's rows, less what the `shards` count (so that the sum is the
+    scan); the event buckets kept."""
     row: Entity = {**(current or {}), **kind_columns(family)}
     row.update({"PartitionKey": keys[0], "RowKey": keys[1], "SchemaVersion": SCHEMA_VERSION, **header, "Family": family.value})
     rows = list(rows)
     for column, n in deltas((None, r) for r in rows).items():
         row[column] = int(row.get(column, 0)) + n
+    for shard in shards:
+        for column, value in shard.items():
+            if column.startswith(("Live_", "Deleted_")) and isinstance(value, int):
+                row[column] = int(row.get(column, 0)) - value
     if family in FLAGGED_FAMILIES:
         _set_flagged(row, {str(r["RowKey"]): flag for r in rows if (flag := flag_of(r))})
     return row

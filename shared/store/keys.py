@@ -161,7 +161,9 @@ def child_ranges(parent_row_key: str, kind: str) -> list[tuple[str, str]]:
 # -- history records, the count rows and the change feed (layout 2) -----------------------------
 LAYOUT = 2
 HISTORY_PREFIX = "~h|"  # after every row of a partition: a row's key starts with a collection's lower-case letters
-COUNT_ROW = "~c"  # the partition's count row: before the history records, after the rows
+COUNT_ROW = "~c"  # the partition's flag row, which also counts: before the history records, after the rows
+COUNT_SHARDS = 8  # the count rows "~c0".."~c7" beside it, so concurrent writers of a partition rarely meet (docs/design.md)
+_COUNT_END = "~d"  # after "~c" and every "~c{n}", before "~h|"
 FEED_PREFIX = "~feed|"
 BY_EVENT, BY_RECORDED = "e", "r"  # the feed's two orders
 _EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)  # Table Storage's earliest time
@@ -214,8 +216,18 @@ def history_range(ref: ResourceRef, with_children: bool = False) -> Query:
 
 
 def count_keys(ref: ResourceRef) -> tuple[str, str]:
-    """The count row of the resource's partition."""
+    """The flag row of the resource's partition (a count row too: the one that keeps the partition's flagged rows)."""
     return resource_keys(ref)[0], COUNT_ROW
+
+
+def count_shard(row_key: str) -> str:
+    """The count row a write of this row (and no flag) moves: one of COUNT_SHARDS, by a hash of the row's key."""
+    return f"{COUNT_ROW}{zlib.crc32(row_key.encode('utf-8', errors='surrogatepass')) % COUNT_SHARDS}"
+
+
+def count_range(partition: str) -> Query:
+    """Every count row of one partition (the flag row and its shards): one key range, one request."""
+    return Query(Table.INVENTORY, conditions=(Condition("PartitionKey", "eq", partition),), low_rk=COUNT_ROW, high_rk=_COUNT_END)
 
 
 def count_partitions(service_key: str, families: tuple[str, ...]) -> list[str]:
@@ -309,8 +321,8 @@ def partition_rows(partition_key: str, conditions: tuple[Condition, ...] = ()) -
 
 
 def all_count_rows() -> Query:
-    """Every partition's count row (a filter on RowKey in every partition: a table scan, for a migration)."""
-    return Query(Table.INVENTORY, conditions=(Condition("RowKey", "eq", COUNT_ROW),))
+    """Every partition's count rows (a filter on RowKey in every partition: a table scan, for a migration)."""
+    return Query(Table.INVENTORY, conditions=(Condition("RowKey", "ge", COUNT_ROW), Condition("RowKey", "lt", _COUNT_END)))
 
 
 def history_records(low_pk: str | None = None, high_pk: str | None = None) -> Query:

@@ -18,11 +18,9 @@ from shared.domain.flags import Alert
 from shared.domain.resources import ResourceRef
 from shared.store import records
 from shared.store.keys import (
-    COUNT_ROW,
     LAYOUT_KEYS,
     PENDING_ALERTS,
     child_ranges,
-    count_keys,
     key_of,
     rejected_count_keys,
     rejected_keys,
@@ -31,7 +29,19 @@ from shared.store.keys import (
     sync_keys,
 )
 from shared.store.ports import Entity, Loaded, PartitionWrite, Query, RejectedRecord, StoredRow, Table, Token
-from shared.store.transactions import CREATE, DELETE, MERGE, REPLACE, Op, Plan, partition_plan, rejected_plan, tombstone_plan
+from shared.store.transactions import (
+    CREATE,
+    DELETE,
+    MERGE,
+    REPLACE,
+    Op,
+    Plan,
+    count_row_of,
+    partition_plan,
+    rejected_plan,
+    tombstone_count_row,
+    tombstone_plan,
+)
 
 Key = tuple[str, str]
 
@@ -150,8 +160,7 @@ class InMemoryStore:
         return self.get(Table.INVENTORY, pk, rk), self.get(Table.INVENTORY, pk, parent_rk) if parent_rk else None
 
     def commit(self, write: PartitionWrite) -> list[StoredRow]:
-        pk = count_keys(write.ref)[0]
-        plan = partition_plan(write, self.get(Table.INVENTORY, pk, COUNT_ROW))
+        plan = partition_plan(write, self.get(Table.INVENTORY, *count_row_of(write)))
         if not plan.ops:
             return []
         done = self._submit(Table.INVENTORY, plan)
@@ -241,11 +250,11 @@ class InMemoryStore:
         for row in rows:
             partitions[row.entity["PartitionKey"]].append(row)
         deleted = 0
-        for pk, group in partitions.items():
+        for group in partitions.values():
             for row in group:  # one by one, as the Table store falls back to when a transaction fails
                 for _ in range(10):
                     counted = table is Table.INVENTORY and "Kind" in row.entity
-                    plan = tombstone_plan([row], self.get(table, pk, COUNT_ROW) if counted else None, if_match)
+                    plan = tombstone_plan([row], self.get(table, *tombstone_count_row([row])) if counted else None, if_match, counted)
                     try:
                         self._apply(table, plan)
                         deleted += 1

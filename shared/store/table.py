@@ -28,12 +28,10 @@ from shared.domain.flags import Alert
 from shared.domain.resources import ResourceRef
 from shared.store import table_io as sdk
 from shared.store.keys import (
-    COUNT_ROW,
     LAYOUT_KEYS,
     PENDING_ALERTS,
     check_entity,
     child_ranges,
-    count_keys,
     key_of,
     rejected_count_keys,
     rejected_keys,
@@ -51,7 +49,7 @@ from shared.store.records import (
     sent_entity,
     status_entity,
 )
-from shared.store.transactions import Plan, partition_plan, rejected_plan, tombstone_plan
+from shared.store.transactions import Plan, count_row_of, partition_plan, rejected_plan, tombstone_count_row, tombstone_plan
 
 _MISSING = StoredRow({}, "")
 
@@ -134,24 +132,24 @@ class TableStore:
         self._remember((pk, rk), row)
         return row
 
-    def _count_row(self, pk: str) -> StoredRow | None:
-        hit, row = self._cached((pk, COUNT_ROW))
-        return row if hit else self._point(pk, COUNT_ROW)
+    def _count_row(self, key: tuple[str, str]) -> StoredRow | None:
+        hit, row = self._cached(key)
+        return row if hit else self._point(*key)
 
     def commit(self, write: PartitionWrite) -> list[StoredRow]:
         """One transaction: Azure honours If-Match per operation inside it, and so does Azurite 3.35 (a test pins
         it). A 412 or 409 drops the rows and the count row from the cache, so the retry reads them again."""
-        pk = count_keys(write.ref)[0]
-        plan = partition_plan(write, self._count_row(pk))
+        count = count_row_of(write)
+        plan = partition_plan(write, self._count_row(count))
         if not plan.ops:
             return []
         rows = plan.ops[plan.rows_at:plan.rows_at + len(write.rows)]
-        results = self._submit(self._inventory, plan, [key_of(op.entity) for op in rows] + [(pk, COUNT_ROW)])
+        results = self._submit(self._inventory, plan, [key_of(op.entity) for op in rows] + [count])
         stored = [StoredRow(dict(op.entity), meta["etag"]) for op, meta in zip(rows, results[plan.rows_at:], strict=False)]
         for row in stored:
             self._remember(key_of(row.entity), row)
         if plan.count_at is not None:
-            self._remember((pk, COUNT_ROW), StoredRow(dict(plan.ops[plan.count_at].entity), results[plan.count_at]["etag"]))
+            self._remember(count, StoredRow(dict(plan.ops[plan.count_at].entity), results[plan.count_at]["etag"]))
         return stored
 
     def _submit(self, client: TableClient, plan: Plan, cached: list[tuple[str, str]]) -> list[Any]:
@@ -251,16 +249,17 @@ class TableStore:
         for row in rows:
             partitions[row.entity["PartitionKey"]].append(row)
         deleted = 0
-        for pk, group in partitions.items():
+        for group in partitions.values():
             for at in range(0, len(group), 99):
                 chunk = group[at:at + 99]
                 counted = table is Table.INVENTORY and any("Kind" in r.entity for r in chunk)  # tombstones, not history
-                plan = tombstone_plan(chunk, self._count_row(pk) if counted else None, if_match)
+                count = tombstone_count_row(chunk)
+                plan = tombstone_plan(chunk, self._count_row(count) if counted else None, if_match, counted)
                 try:
-                    results = self._submit(client, plan, [(pk, COUNT_ROW)] if counted else [])
+                    results = self._submit(client, plan, [count] if counted else [])
                     deleted += len(chunk)
                     if plan.count_at is not None:
-                        self._remember((pk, COUNT_ROW), StoredRow(dict(plan.ops[plan.count_at].entity), results[plan.count_at]["etag"]))
+                        self._remember(count, StoredRow(dict(plan.ops[plan.count_at].entity), results[plan.count_at]["etag"]))
                 except WriteConflict:
                     deleted += sum(self._delete_one(client, table, row, if_match) for row in chunk)
                 if table is Table.INVENTORY:
@@ -269,10 +268,11 @@ class TableStore:
 
     def _delete_one(self, client: TableClient, table: Table, row: StoredRow, if_match: bool) -> bool:
         pk, rk = key_of(row.entity)
+        counted, count = table is Table.INVENTORY and "Kind" in row.entity, tombstone_count_row([row])
         for _ in range(10):
-            count_row = self._count_row(pk) if table is Table.INVENTORY and "Kind" in row.entity else None
+            count_row = self._count_row(count) if counted else None
             try:
-                self._submit(client, tombstone_plan([row], count_row, if_match), [(pk, COUNT_ROW)])
+                self._submit(client, tombstone_plan([row], count_row, if_match, counted), [count])
                 return True
             except WriteConflict:
                 current = self.get(table, pk, rk)

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from shared.domain.kinds import Kind
 from shared.store import counts
-from shared.store.keys import check_entity, count_keys, key_of
+from shared.store.keys import COUNT_ROW, check_entity, count_keys, count_shard, key_of, resource_keys
 from shared.store.ports import Entity, PartitionWrite, RejectedRecord, StoredRow
 from shared.store.records import duplicate_update, history_entity, redelivered, rejected_entity
 
@@ -42,10 +42,24 @@ def _write(entity: Entity, before: StoredRow | None) -> Op:
     return Op(CREATE, entity) if before is None else Op(REPLACE, entity, before.etag)
 
 
-def partition_plan(write: PartitionWrite, count_row: StoredRow | None) -> Plan:
-    """The record, the duplicate's merge, the notes, the rows, then the count row (when anything moves it)."""
-    plan = Plan()
+def count_row_of(write: PartitionWrite) -> tuple[str, str]:
+    """The count row a write moves: the flag row when it changes a row's flag, else its resource's shard."""
     pk = count_keys(write.ref)[0]
+    moves = counts.flag_moves((c.before.entity if c.before else None, c.entity) for c in write.rows)
+    return pk, COUNT_ROW if moves else count_shard(resource_keys(write.ref)[1])
+
+
+def tombstone_count_row(rows: list[StoredRow]) -> tuple[str, str]:
+    """The count row a deletion of tombstones of one partition moves (the flag row when one of them is flagged)."""
+    pk, rk = key_of(rows[0].entity)
+    return pk, COUNT_ROW if counts.flag_moves((row.entity, None) for row in rows) else count_shard(rk)
+
+
+def partition_plan(write: PartitionWrite, count_row: StoredRow | None) -> Plan:
+    """The record, the duplicate's merge, the notes, the rows, then the count row `count_row_of` names (when anything
+    moves it)."""
+    plan = Plan()
+    pk, count_rk = count_row_of(write)
     if write.record is not None:
         plan.record = history_entity(write.record)
         plan.add(Op(CREATE, plan.record))
@@ -62,7 +76,7 @@ def partition_plan(write: PartitionWrite, count_row: StoredRow | None) -> Plan:
         plan.add(_write(change.entity, change.before))
     changes = [(c.before.entity if c.before else None, c.entity) for c in write.rows]
     header = {"Service": write.ref.service.name, "ServiceKey": write.ref.service.key}
-    counted = counts.counted(count_row.entity if count_row else None, count_keys(write.ref), header, Kind(write.ref.family),
+    counted = counts.counted(count_row.entity if count_row else None, (pk, count_rk), header, Kind(write.ref.family),
                              counts.deltas(changes), write.outcome, write.at, counts.flag_moves(changes))
     if counted is not None:
         plan.count_at = plan.add(_write(counted, count_row))
@@ -71,13 +85,15 @@ def partition_plan(write: PartitionWrite, count_row: StoredRow | None) -> Plan:
     return plan
 
 
-def tombstone_plan(rows: list[StoredRow], count_row: StoredRow | None, if_match: bool) -> Plan:
-    """Deleting tombstones of one partition (their Kind and IsDeleted read) and their counts, in one transaction."""
+def tombstone_plan(rows: list[StoredRow], count_row: StoredRow | None, if_match: bool, counted: bool = True) -> Plan:
+    """Deleting rows of one partition and, for tombstones (their Kind and IsDeleted read; `counted`), their counts in
+    the count row `tombstone_count_row` names, in one transaction. (In layout 1, with no count rows yet, the shard's
+    numbers are made up for by the migration's recount.)"""
     plan = Plan()
     for row in rows:
         plan.add(Op(DELETE, {"PartitionKey": row.entity["PartitionKey"], "RowKey": row.entity["RowKey"]}, row.etag if if_match else None))
-    current = counts.uncounted(count_row.entity, [row.entity for row in rows]) if count_row is not None else None
-    if current is not None:  # no count row yet (layout 1): the migration's recount counts
+    current = counts.uncounted(count_row.entity if count_row else None, tombstone_count_row(rows), [row.entity for row in rows]) if counted else None
+    if current is not None:
         plan.count_at = plan.add(_write(current, count_row))
     return plan
 
