@@ -56,6 +56,7 @@ bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m bench.sync_cost
 	$(PY) -m bench.import_cost
 	$(PY) -m bench.ops_cost
+	$(PY) -m bench.contention_cost
 
 lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(VENV)/bin/ruff check .

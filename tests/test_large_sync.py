@@ -268,3 +268,47 @@ def test_the_tombstone_pass_lists_a_gateways_api_links_once(memory_services: boo
     listings = [r for r in arm.hits("/gateways/edge/apis") if r.path.lower().endswith("/gateways/edge/apis")]
     assert len(listings) == 2  # the sync's own listing, and the tombstone pass's one check
     assert not row(memory_services, "gateways/edge/apis/orders")["IsDeleted"]
+
+
+@pytest.mark.unit
+def test_a_pages_stored_rows_cost_what_the_page_holds_in_any_order() -> None:
+    """ARM documents no order for a listing: the range from a page's lowest to its highest name in a partition may hold
+    the whole partition. It is read only while it returns at most RANGE_SPREAD rows per name looked for; the names past
+    that point are read one by one. Names in order cost one range read."""
+    from devtools.worker import decode_event
+    from shared.domain.resources import parse_path
+    from shared.management.sync import RANGE_SPREAD, stored_rows
+    from shared.store.keys import bucket, resource_keys
+    from shared.store.ports import Query, Table
+
+    class Counting(InMemoryStore):
+        requests = returned = 0
+
+        def get(self, table: Table, partition_key: str, row_key: str) -> StoredRow | None:
+            self.requests += 1
+            found = super().get(table, partition_key, row_key)
+            self.returned += found is not None
+            return found
+
+        def scan(self, query: Query, page_size: int = 1000, select: tuple[str, ...] | None = None) -> Iterator[list[StoredRow]]:
+            for page in super().scan(query, page_size, select):
+                self.requests += 1
+                self.returned += len(page)
+                yield page
+
+    store = Counting()
+    names = sorted(n for n in (f"user-{i:05d}" for i in range(4000)) if bucket(n) == 3)  # one partition's users
+    processor = bootstrap.in_memory(store=store).processor
+    for n, name in enumerate(names):
+        processor.handle(decode_event(event("UserCreated", f"/users/{name}", at=n)))
+    keys = sorted(resource_keys(parse_path(SERVICE, f"users/{name}")) for name in names)
+    absent = (keys[0][0], "users|absent")
+
+    store.requests = store.returned = 0
+    spread = {k for n, k in enumerate(keys) if n % 50 == 0} | {absent}  # from the first row to the last
+    assert set(stored_rows(store, spread)) == spread - {absent}
+    assert len(keys) > 200 and store.returned <= RANGE_SPREAD * len(spread) + len(spread) and store.requests <= 2 + len(spread)
+
+    store.requests = store.returned = 0
+    together = set(keys[100:120])  # a page listed in name order: one range, no point read
+    assert set(stored_rows(store, together)) == together and store.requests == 1 and store.returned == 20
