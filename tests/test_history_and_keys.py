@@ -131,3 +131,17 @@ def test_resource_uri_without_providers_segment_is_accepted(memory_processor: Ev
     assert result.outcome is Outcome.APPLIED
     (row,) = inventory_rows(memory_store)
     assert row["Path"] == "products/Gold" and row["ResourceId"].startswith(SERVICE_ID)
+
+
+@pytest.mark.unit
+def test_the_rows_of_one_partition_spread_over_every_count_shard() -> None:
+    """The shard must not follow from the bucket: users of one partition (one bucket) land in all the shards, each
+    holding a fair part of them."""
+    from collections import Counter
+
+    from shared.store.keys import COUNT_SHARDS, bucket, count_shard
+
+    service = parse_service_id(SERVICE_ID)
+    names = [name for name in (f"u{n:06d}" for n in range(8000)) if bucket(name) == 0]
+    shards = Counter(count_shard(resource_keys(parse_path(service, f"users/{name}"))[1]) for name in names)
+    assert len(shards) == COUNT_SHARDS and min(shards.values()) > len(names) / COUNT_SHARDS / 2

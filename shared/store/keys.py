@@ -221,8 +221,11 @@ def count_keys(ref: ResourceRef) -> tuple[str, str]:
 
 
 def count_shard(row_key: str) -> str:
-    """The count row a write of this row (and no flag) moves: one of COUNT_SHARDS, by a hash of the row's key."""
-    return f"{COUNT_ROW}{zlib.crc32(row_key.encode('utf-8', errors='surrogatepass')) % COUNT_SHARDS}"
+    """The count row a write of this row (and no flag) moves: one of COUNT_SHARDS, by a hash of the row's key. Not
+    crc32, which picks the bucket: CRC is linear, so the rows of one bucket (equal crc32 of the top-level name mod 16)
+    would share their crc32 mod 8 too, and land in one shard."""
+    digest = hashlib.sha256(row_key.encode("utf-8", errors="surrogatepass")).digest()
+    return f"{COUNT_ROW}{digest[0] % COUNT_SHARDS}"
 
 
 def count_range(partition: str) -> Query:
