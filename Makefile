@@ -54,6 +54,7 @@ bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m bench.query_cost
 	$(PY) -m bench.scale_cost
 	$(PY) -m bench.sync_cost
+	$(PY) -m bench.sync_check_cost
 	$(PY) -m bench.import_cost
 	$(PY) -m bench.ops_cost
 	$(PY) -m bench.contention_cost

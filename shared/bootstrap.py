@@ -57,8 +57,8 @@ def wire(store: Store, settings: Settings, publisher: AlertPublisher, clock: Cal
          arm: ArmClient | None = None) -> Services:
     """`arm` is used for enrichment when ENRICH_FROM_ARM is on, and for syncs whenever it is given."""
     outbox = AlertOutbox(store, publisher)
-    writer = RowWriter(store, outbox, settings.flag_policy, clock, settings.conflict_retries)
     status = StatusTracker(store)
+    writer = RowWriter(store, outbox, settings.flag_policy, clock, settings.conflict_retries, status)
     enricher = Enricher(arm, store, writer, outbox, clock) if arm is not None and settings.enrich_from_arm else None
     processor = EventProcessor(store, store, store, writer, outbox, status, clock, enricher=enricher)
     syncer = InventorySync(arm, store, writer, outbox, clock, records=store, deleter=store, status=status,

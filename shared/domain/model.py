@@ -74,6 +74,15 @@ def row_stamp(row: dict[str, Any] | None) -> Stamp | None:
     return Stamp(_aware(row["LastEventTime"]), str(row.get("LastEventId", "")))
 
 
+def written_by(row: dict[str, Any] | None, stamp: Stamp) -> bool:
+    """Whether a write stamped `stamp` reached the row: its liveness, its details or its newest deletion carry it
+    (a later event may have moved the others since)."""
+    if not row:
+        return False
+    current = row_stamp(row)
+    return (current is not None and current == stamp) or stamp.encode() in (row.get("DetailsKey"), row.get("LastDeleteEventKey"))
+
+
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 

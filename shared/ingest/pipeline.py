@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from shared.domain.errors import AlreadyRecorded, PermanentEventError
 from shared.domain.events import InventoryEvent
 from shared.domain.kinds import Kind
-from shared.domain.model import PARENT_DELETE_TYPES, Change, Op, apply_changes, cascade_change, row_stamp
+from shared.domain.model import PARENT_DELETE_TYPES, Change, Op, Stamp, apply_changes, cascade_change, row_stamp
 from shared.domain.outcomes import Outcome
 from shared.domain.resources import ResourceRef, parse_path
 from shared.domain.text import table_text
@@ -140,6 +140,18 @@ class EventProcessor:
             fetched = row.entity.get("DetailsKey")
             if fetched is None or (change.ref.kind is not Kind.BACKEND and fetched < change.stamp.encode()):
                 enricher.enrich(change.ref)
+            elif fetched >= change.stamp.encode():  # read after this event: a redelivery, perhaps after a crash
+                self._refeed(change.ref, fetched)
+
+    def _refeed(self, ref: ResourceRef, details_key: str) -> None:
+        """The feed entries of the read that wrote the row's details (and a backend's rules' details), again: a crash
+        between the read's transaction and its feed's is healed by the event's redelivery. A point read each."""
+        stamp = Stamp.decode(details_key)
+        self.writer.refeed(ref, stamp)
+        if ref.kind is Kind.BACKEND:
+            for rule in self._rows.children(ref):
+                if rule.entity.get("DetailsKey") == details_key:
+                    self.writer.refeed(parse_path(ref.service, rule.entity["Path"]), stamp)
 
     def _cascade(self, parent: ResourceRef) -> list[Applied]:
         """Apply the parent's newest deletion to every child row, in transactions of the partition. Idempotent, so

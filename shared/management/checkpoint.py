@@ -38,6 +38,7 @@ class Checkpoint:
     unit: int = 0  # the collection being listed, in the order the sync lists them
     page: int = 0  # pages of that collection already listed
     next_link: str | None = None  # where that collection's listing goes on (None: at its first page)
+    read_free: int = -1  # the collection being listed without reading stored rows first (a first sync), if any
     family: int = 0  # the family the tombstone pass reads
     after: dict[str, str] | None = None  # and where it goes on in it (a Table continuation)
     incomplete: dict[str, str] = field(default_factory=dict)  # kind -> why it was not listed completely
@@ -53,7 +54,7 @@ class Checkpoint:
     def entity(self) -> Entity:
         values: Entity = {
             "SchemaVersion": SCHEMA_VERSION, "Service": self.service, "StartedAt": self.started_at, "Phase": self.phase,
-            "Unit": self.unit, "Page": self.page, "Family": self.family, "Listed": self.listed, "Kept": self.kept,
+            "Unit": self.unit, "Page": self.page, "ReadFreeUnit": self.read_free, "Family": self.family, "Listed": self.listed, "Kept": self.kept,
             "Invocations": self.invocations, "Incomplete": json.dumps(self.incomplete, sort_keys=True),
             "Counts": json.dumps({k: dict(v) for k, v in sorted(self.by_kind.items()) if v}, sort_keys=True),
             "LeaseOwner": self.lease_owner, "LeaseUntil": self.lease_until,
@@ -68,7 +69,7 @@ class Checkpoint:
         for kind, outcomes in json.loads(e.get("Counts") or "{}").items():
             counts[kind].update(outcomes)
         return cls(str(e["Service"]), e["StartedAt"], str(e.get("Phase") or LISTING), int(e.get("Unit") or 0),
-                   int(e.get("Page") or 0), e.get("NextLink") or None, int(e.get("Family") or 0),
+                   int(e.get("Page") or 0), e.get("NextLink") or None, int(e.get("ReadFreeUnit", -1)), int(e.get("Family") or 0),
                    json.loads(e["After"]) if e.get("After") else None, json.loads(e.get("Incomplete") or "{}"), counts,
                    int(e.get("Listed") or 0), int(e.get("Kept") or 0), int(e.get("Invocations") or 0),
                    str(e.get("LeaseOwner") or ""), e.get("LeaseUntil"), e.get("CompletedAt"), e.get("ResumeAt") or None)

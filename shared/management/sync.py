@@ -30,7 +30,7 @@ from azure.core.exceptions import AzureError, ClientAuthenticationError
 from shared.domain.details import resource_properties
 from shared.domain.errors import PermanentEventError, WriteConflict
 from shared.domain.kinds import FACTS, LISTED, TOP_LEVEL, Kind, children
-from shared.domain.model import Change, Op, Stamp, apply_changes, inherit, row_stamp, same_row
+from shared.domain.model import Change, Op, Stamp, apply_changes, inherit, row_stamp, same_row, written_by
 from shared.domain.outcomes import SyncOutcome, SyncStop
 from shared.domain.resources import ResourceRef, ServiceRef, parse_path
 from shared.integrations.arm import ArmClient, ArmNotFound, ArmThrottled
@@ -127,6 +127,8 @@ class InventorySync:
         """One invocation (the timer's): resume the sync in progress or start one, and stop within the budget."""
         note = progress or (lambda phase, done, total: None)
         begun, limit = self._timer(), self.budget if budget is None else budget
+        if self.status is not None:  # a sync that lists nothing still makes the service known (summary, changes, purge)
+            self.status.ensure(service.key, service.name)
         held = acquire(self._records, service, self.clock(), interval=interval, duration=self.lease)
         if isinstance(held, SyncStop):
             log.info("sync %s: %s", service.name, "another invocation holds the lease" if held == SyncStop.BUSY else "not due yet")
@@ -168,16 +170,15 @@ class InventorySync:
         cp, service, report = run.held.checkpoint, run.service, run.report
         units = self._units(service, cp.unit >= len(TOP_LEVEL))
         worked = False
-        fresh: dict[int, bool] = {}
         pending: list[_Page] = []
 
         def flush() -> None:
             if not pending:
                 return
             kind = pending[0].kind
-            if cp.unit not in fresh:
-                fresh[cp.unit] = kind in _READ_FREE and self._only_this_sync(service, kind, run.stamp)
-            keys = self._reconcile_page(run, [pair for page in pending for pair in page.pairs], read=not fresh[cp.unit])
+            if cp.page == 0:  # decided once, as a collection's listing begins, and kept in the checkpoint
+                cp.read_free = cp.unit if kind in _READ_FREE and self._only_this_sync(service, kind, run.stamp) else -1
+            keys = self._reconcile_page(run, [pair for page in pending for pair in page.pairs], read=cp.read_free != cp.unit)
             for page in pending:
                 seen = sorted({resource_keys(g[0].ref)[1] for ref, resource in page.pairs
                                for g in detail_changes(ref, resource, run.stamp, SYNCED_TYPE, alive=Op.SYNCED)})
@@ -280,7 +281,10 @@ class InventorySync:
 
     def _only_this_sync(self, service: ServiceRef, kind: Kind, stamp: Stamp) -> bool:
         """True when every row of the kind's family is this sync's (a first sync): its pages need no reads, since an
-        insert of a row that appeared since fails (409) and falls back to reading and merging."""
+        insert of a row that appeared since fails (409) and falls back to reading and merging. Asked as the
+        collection's listing begins, when the family holds at most the rows of a flush written before a crash: Azure
+        answers the filter by reading the family's rows until one differs, so asking again on each invocation would
+        read every row written so far each time (quadratic in the collection)."""
         other = Condition("LastEventTime", "ne", stamp.time)
         found, _ = self._reader.page(Query(Table.INVENTORY, *family_range(kind, service.key), (other,), high_rk="~"), 1)
         return not found
@@ -339,6 +343,8 @@ class InventorySync:
                         continue
                     plan = _Plan(ref, None, [Change(ref, Op.DELETED, run.stamp, TOMBSTONED_TYPE)])
                 else:
+                    if written_by(entity, run.stamp):  # tombstoned by this sync before a crash: its feed may be missing
+                        self._writer.refeed(ref, run.stamp)
                     report.count(ref.kind, SyncOutcome.UNCHANGED)
                     continue
                 run.held.ensure(self.clock())
@@ -451,6 +457,8 @@ class InventorySync:
             prepared = self._writer.prepare(plan.ref, plan.row, new) if new is not None else None
             if prepared is None:
                 report.count(plan.ref.kind, SyncOutcome.SKIPPED if new is None else SyncOutcome.UNCHANGED)
+                if plan.row is not None and written_by(plan.row.entity, stamp):
+                    self._writer.refeed(plan.ref, stamp)  # written before a crash: its record's feed may be missing
                 done += 1
                 continue
             latest[key] = prepared.entity
@@ -479,6 +487,8 @@ class InventorySync:
 
         applied = self._writer.apply(plan.ref, compute, notes=_sync_notes(plan.ref, stamp, self.clock))
         new = applied.computed
+        if not applied.changed and written_by(applied.before, stamp):
+            self._writer.refeed(plan.ref, stamp)
         report.count(plan.ref.kind, SyncOutcome.SKIPPED if new is None else _outcome(applied.before, new) if applied.changed else SyncOutcome.UNCHANGED)
 
 

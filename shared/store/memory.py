@@ -9,39 +9,24 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
-from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
 from shared.domain.errors import AlreadyRecorded, WriteConflict
 from shared.domain.flags import Alert
 from shared.domain.resources import ResourceRef
-from shared.store import records
+from shared.store import records, transactions
 from shared.store.keys import (
     LAYOUT_KEYS,
     PENDING_ALERTS,
     child_ranges,
     key_of,
-    rejected_count_keys,
-    rejected_keys,
     row_keys,
     status_keys,
     sync_keys,
 )
 from shared.store.ports import Entity, Loaded, PartitionWrite, Query, RejectedRecord, StoredRow, Table, Token
-from shared.store.transactions import (
-    CREATE,
-    DELETE,
-    MERGE,
-    REPLACE,
-    Op,
-    Plan,
-    count_row_of,
-    partition_plan,
-    rejected_plan,
-    tombstone_count_row,
-    tombstone_plan,
-)
+from shared.store.transactions import CREATE, DELETE, MERGE, REPLACE, Op, Plan, count_row_of, partition_plan
 
 Key = tuple[str, str]
 
@@ -144,7 +129,7 @@ class InMemoryStore:
                 out.append(StoredRow(_copied(entity), store[key].etag))
             return out
 
-    def _submit(self, table: Table, plan: Plan) -> list[StoredRow | None]:
+    def submit(self, table: Table, plan: Plan) -> list[StoredRow | None]:
         try:
             return self._apply(table, plan)
         except _Failed as exc:
@@ -163,7 +148,7 @@ class InMemoryStore:
         plan = partition_plan(write, self.get(Table.INVENTORY, *count_row_of(write)))
         if not plan.ops:
             return []
-        done = self._submit(Table.INVENTORY, plan)
+        done = self.submit(Table.INVENTORY, plan)
         return [row for row in done[plan.rows_at:plan.rows_at + len(write.rows)] if row is not None]
 
     def children(self, parent: ResourceRef) -> list[StoredRow]:
@@ -181,16 +166,7 @@ class InMemoryStore:
                 self._tables[Table.HISTORY][key_of(entry)] = self._stored(entry)
 
     def add_rejected(self, record: RejectedRecord) -> None:
-        keys = rejected_count_keys(record.received_at)
-        existing: StoredRow | None = None
-        for _ in range(10):
-            plan = rejected_plan(record, existing, self.get(Table.REJECTED, *keys), keys, record.received_at)
-            try:
-                self._apply(Table.REJECTED, plan)
-                return
-            except _Failed:
-                existing = self.get(Table.REJECTED, *rejected_keys(record.received_at, record.identity))
-        raise WriteConflict("the rejected counter row kept changing")
+        transactions.add_rejected(self, record)
 
     # -- alert outbox ------------------------------------------------------------------------
     def add_alerts(self, alerts: list[Alert]) -> None:
@@ -246,24 +222,8 @@ class InMemoryStore:
 
     # -- retention, status rows and the layout's own rows ------------------------------------
     def delete_rows(self, table: Table, rows: list[StoredRow], *, if_match: bool = False) -> int:
-        partitions: dict[str, list[StoredRow]] = defaultdict(list)
-        for row in rows:
-            partitions[row.entity["PartitionKey"]].append(row)
-        deleted = 0
-        for group in partitions.values():
-            for row in group:  # one by one, as the Table store falls back to when a transaction fails
-                for _ in range(10):
-                    counted = table is Table.INVENTORY and "Kind" in row.entity
-                    plan = tombstone_plan([row], self.get(table, *tombstone_count_row([row])) if counted else None, if_match, counted)
-                    try:
-                        self._apply(table, plan)
-                        deleted += 1
-                        break
-                    except _Failed:
-                        current = self.get(table, *key_of(row.entity))
-                        if current is None or (if_match and current.etag != row.etag):
-                            break  # gone, or changed since it was read: kept
-        return deleted
+        """One by one, as the Table store falls back to when a transaction fails."""
+        return sum(transactions.delete_one(self, table, row, if_match) for row in rows)
 
     def load_status(self, service_key: str) -> StoredRow | None:
         return self.get(Table.STATUS, *status_keys(service_key))

@@ -49,6 +49,7 @@ class _Service:
     written_at: datetime | None = None
     stored: StoredRow | None = None  # the row as this process last read or wrote it
     known: bool = False  # `stored` reflects the table (None: no row), so the first attempt needs no read
+    present: bool = False  # the row is known to exist (`ensure`)
 
 
 class StatusTracker:
@@ -58,6 +59,24 @@ class StatusTracker:
         self.conflict_retries = conflict_retries
         self._services: dict[str, _Service] = {}
         self._lock = threading.Lock()
+
+    def ensure(self, service_key: str, service: str) -> None:
+        """The service's status row exists: inserted (with no times yet) the first time this process writes for the
+        service, before its first partition commit, so `summary`, `changes` and the purge, which find services
+        through these rows, never miss one whose later status write failed. One request per service per process;
+        a storage failure raises (nothing of the caller's write has happened yet, so its source delivers again)."""
+        with self._lock:
+            entry = self._services.setdefault(service_key, _Service(service))
+            if entry.present:
+                return
+        try:
+            stored: StoredRow | None = self._rows.save_status(service_key, {"SchemaVersion": SCHEMA_VERSION, "Service": service}, None)
+        except WriteConflict:  # there already: this process has not read it, so the next write reads first
+            stored = None
+        with self._lock:
+            entry.present = True
+            if stored is not None and not entry.known:
+                entry.stored, entry.known = stored, True
 
     def note(self, service_key: str, service: str, outcome: str, event_time: datetime, now: datetime) -> None:
         """Record one event; write the rows that are due (at most one per service per interval)."""
@@ -98,7 +117,7 @@ class StatusTracker:
         for key, entry, values in due:
             try:
                 entry.stored = self._save(key, entry, values)
-                entry.known = True
+                entry.known = entry.present = True
                 written += 1
             except (AzureError, ConflictRetriesExhausted) as exc:  # never fail an event that was applied
                 with self._lock:

@@ -27,14 +27,13 @@ from shared.domain.errors import AlreadyRecorded, WriteConflict
 from shared.domain.flags import Alert
 from shared.domain.resources import ResourceRef
 from shared.store import table_io as sdk
+from shared.store import transactions
 from shared.store.keys import (
     LAYOUT_KEYS,
     PENDING_ALERTS,
     check_entity,
     child_ranges,
     key_of,
-    rejected_count_keys,
-    rejected_keys,
     row_keys,
     status_keys,
     sync_keys,
@@ -49,7 +48,7 @@ from shared.store.records import (
     sent_entity,
     status_entity,
 )
-from shared.store.transactions import Plan, count_row_of, partition_plan, rejected_plan, tombstone_count_row, tombstone_plan
+from shared.store.transactions import Plan, count_row_of, partition_plan, tombstone_count_row, tombstone_plan
 
 _MISSING = StoredRow({}, "")
 
@@ -152,6 +151,10 @@ class TableStore:
             self._remember(count, StoredRow(dict(plan.ops[plan.count_at].entity), results[plan.count_at]["etag"]))
         return stored
 
+    def submit(self, table: Table, plan: Plan) -> list[Any]:
+        """One plan as a transaction on `table` (the shared retried plans' port): WriteConflict when a condition fails."""
+        return self._submit(self._clients[table], plan, [key_of(op.entity) for op in plan.ops] if table is Table.INVENTORY else [])
+
     def _submit(self, client: TableClient, plan: Plan, cached: list[tuple[str, str]]) -> list[Any]:
         try:
             return list(client.submit_transaction([sdk.operation(op) for op in plan.ops]))
@@ -219,19 +222,7 @@ class TableStore:
                 self._history.submit_transaction([("upsert", e, {"mode": UpdateMode.REPLACE}) for e in entries[at:at + 100]])
 
     def add_rejected(self, record: RejectedRecord) -> None:
-        """The counter row is read each time: rejections are rare, and a stale one would only cost a retry."""
-        keys = rejected_count_keys(record.received_at)
-        existing: StoredRow | None = None
-        for _ in range(10):
-            plan = rejected_plan(record, existing, self.get(Table.REJECTED, *keys), keys, record.received_at)
-            try:
-                self._rejected.submit_transaction([sdk.operation(op) for op in plan.ops])
-                return
-            except TableTransactionError as exc:
-                if exc.status_code not in (409, 412, 404):
-                    raise
-                existing = self.get(Table.REJECTED, *rejected_keys(record.received_at, record.identity))
-        raise WriteConflict("the rejected counter row kept changing")
+        transactions.add_rejected(self, record)
 
     # -- retention and status rows ---------------------------------------------------------
     def scan(self, query: Query, page_size: int = 1000, select: tuple[str, ...] | None = None) -> Iterator[list[StoredRow]]:
@@ -261,24 +252,10 @@ class TableStore:
                     if plan.count_at is not None:
                         self._remember(count, StoredRow(dict(plan.ops[plan.count_at].entity), results[plan.count_at]["etag"]))
                 except WriteConflict:
-                    deleted += sum(self._delete_one(client, table, row, if_match) for row in chunk)
+                    deleted += sum(transactions.delete_one(self, table, row, if_match) for row in chunk)
                 if table is Table.INVENTORY:
                     self._drop([key_of(r.entity) for r in chunk])
         return deleted
-
-    def _delete_one(self, client: TableClient, table: Table, row: StoredRow, if_match: bool) -> bool:
-        pk, rk = key_of(row.entity)
-        counted, count = table is Table.INVENTORY and "Kind" in row.entity, tombstone_count_row([row])
-        for _ in range(10):
-            count_row = self._count_row(count) if counted else None
-            try:
-                self._submit(client, tombstone_plan([row], count_row, if_match, counted), [count])
-                return True
-            except WriteConflict:
-                current = self.get(table, pk, rk)
-                if current is None or (if_match and current.etag != row.etag):
-                    return False  # gone, or changed since it was read (revived): kept
-        raise WriteConflict(f"{(pk, rk)}: the count row kept changing")
 
     def load_status(self, service_key: str) -> StoredRow | None:
         return self.get(Table.STATUS, *status_keys(service_key))

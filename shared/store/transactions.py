@@ -4,17 +4,22 @@ of an existing entity, 412 on an ETag that no longer matches, 404 on a missing o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
+from shared.domain.errors import WriteConflict
 from shared.domain.kinds import Kind
 from shared.store import counts
-from shared.store.keys import COUNT_ROW, check_entity, count_keys, count_shard, key_of, resource_keys
-from shared.store.ports import Entity, PartitionWrite, RejectedRecord, StoredRow
+from shared.store.keys import COUNT_ROW, check_entity, count_keys, count_shard, key_of, rejected_count_keys, rejected_keys, resource_keys
+from shared.store.ports import Entity, PartitionWrite, RejectedRecord, StoredRow, Table
 from shared.store.records import duplicate_update, history_entity, redelivered, rejected_entity
 
 CREATE, REPLACE, MERGE, UPSERT, DELETE = "create", "replace", "merge", "upsert", "delete"
 MAX_OPERATIONS = 100  # Table Storage's limit per transaction
+ATTEMPTS = 10  # of a transaction whose conditions keep failing, before WriteConflict
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -105,3 +110,59 @@ def rejected_plan(record: RejectedRecord, existing: StoredRow | None, counter: S
     plan.add(Op(CREATE, rejected_entity(record)) if existing is None else Op(MERGE, redelivered(existing.entity, now), existing.etag))
     plan.count_at = plan.add(_write(counts.rejected_counted(counter.entity if counter else None, keys, now), counter))
     return plan
+
+
+class Transactions(Protocol):
+    """What the retried plans below need of an adapter: point reads, and a plan sent as one transaction, raising
+    WriteConflict when a condition fails (409, 412, 404: nothing was written)."""
+
+    def get(self, table: Table, partition_key: str, row_key: str) -> StoredRow | None:
+        """One entity by its keys, with its ETag."""
+
+    def submit(self, table: Table, plan: Plan) -> list[Any]:
+        """The plan as one transaction on `table`; WriteConflict when a condition fails."""
+
+
+def retried(attempt: Callable[[], Result], again: Callable[[], bool], what: str) -> Result | None:
+    """`attempt` (a plan built from fresh reads, submitted) until it lands; after each WriteConflict `again()` reads
+    what changed and says whether to try once more (False: give up, None). WriteConflict after ATTEMPTS."""
+    for _ in range(ATTEMPTS):
+        try:
+            return attempt()
+        except WriteConflict:
+            if not again():
+                return None
+    raise WriteConflict(f"{what} kept changing")
+
+
+def add_rejected(store: Transactions, record: RejectedRecord) -> None:
+    """A rejection's record and its day's counter row in one transaction; the counter row is read each time
+    (rejections are rare), and a conflict reads the record again (a concurrent redelivery may have created it)."""
+    keys = rejected_count_keys(record.received_at)
+    existing: list[StoredRow | None] = [None]
+
+    def attempt() -> None:
+        store.submit(Table.REJECTED, rejected_plan(record, existing[0], store.get(Table.REJECTED, *keys), keys, record.received_at))
+
+    def again() -> bool:
+        existing[0] = store.get(Table.REJECTED, *rejected_keys(record.received_at, record.identity))
+        return True
+
+    retried(attempt, again, "the rejected counter row")
+
+
+def delete_one(store: Transactions, table: Table, row: StoredRow, if_match: bool) -> bool:
+    """Delete one row (a tombstone with its count row's move); False when it is gone or, with `if_match`, changed
+    since it was read (revived): kept."""
+    pk, rk = key_of(row.entity)
+    counted, count = table is Table.INVENTORY and "Kind" in row.entity, tombstone_count_row([row])
+
+    def attempt() -> bool:
+        store.submit(table, tombstone_plan([row], store.get(table, *count) if counted else None, if_match, counted))
+        return True
+
+    def again() -> bool:
+        current = store.get(table, pk, rk)
+        return current is not None and not (if_match and current.etag != row.etag)
+
+    return bool(retried(attempt, again, f"the count row of {pk}"))

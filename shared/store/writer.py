@@ -14,13 +14,14 @@ from typing import Protocol
 
 from shared.domain.errors import ConflictRetriesExhausted, WriteConflict
 from shared.domain.flags import Alert, FlagPolicy, evaluate, transitions
-from shared.domain.model import Change, apply_changes, same_row
+from shared.domain.model import Change, Stamp, apply_changes, same_row
 from shared.domain.outcomes import Outcome
 from shared.domain.resources import ResourceRef
-from shared.store.keys import with_keys
+from shared.store.keys import history_keys, with_keys
 from shared.store.outbox import AlertOutbox
 from shared.store.ports import Entity, HistoryLog, HistoryRecord, InventoryRows, Loaded, PartitionWrite, RowChange, StoredRow, Table
 from shared.store.records import history_entity
+from shared.store.status import StatusTracker
 
 Compute = Callable[[StoredRow | None, StoredRow | None], Entity | None]  # None: leave the row as it is
 EventRecord = Callable[[StoredRow | None, StoredRow | None], HistoryRecord]  # the event's record, for the row as read
@@ -52,8 +53,9 @@ class RowStore(InventoryRows, HistoryLog, Protocol):
 
 class RowWriter:
     def __init__(self, rows: RowStore, outbox: AlertOutbox, policy: FlagPolicy,
-                 clock: Callable[[], datetime], conflict_retries: int = 10) -> None:
+                 clock: Callable[[], datetime], conflict_retries: int = 10, status: StatusTracker | None = None) -> None:
         self._rows = rows
+        self._status = status  # each service's status row is written before its first commit in this process
         self._outbox = outbox
         self._policy = policy
         self._clock = clock
@@ -82,8 +84,8 @@ class RowWriter:
             written = notes(before, prepared.entity) if notes is not None and prepared else ()
             outcome = None if record is None else Outcome.STALE if record.stale else Outcome.APPLIED
             try:
-                self._rows.commit(PartitionWrite(ref, rows, record, notes=written, outcome=outcome,
-                                                 at=record.recorded_at if record else None))
+                self._commit(PartitionWrite(ref, rows, record, notes=written, outcome=outcome,
+                                            at=record.recorded_at if record else None))
             except WriteConflict:
                 continue
             self._feed(written)
@@ -96,7 +98,7 @@ class RowWriter:
         for _ in range(self._conflict_retries):
             now = self._clock()
             try:
-                self._rows.commit(PartitionWrite(ref, duplicate=existing, outcome=Outcome.DUPLICATE, at=now))
+                self._commit(PartitionWrite(ref, duplicate=existing, outcome=Outcome.DUPLICATE, at=now))
                 return existing.entity
             except WriteConflict:
                 again = self._rows.get(Table.INVENTORY, existing.entity["PartitionKey"], existing.entity["RowKey"])
@@ -140,8 +142,24 @@ class RowWriter:
     def write_batch(self, ref: ResourceRef, rows: list[RowChange], notes: tuple[HistoryRecord, ...] = ()) -> None:
         """Rows `prepare` gave, of `ref`'s partition, with their records and the count row, in one transaction (a
         sync's, a cascade's). Raises WriteConflict: the caller then applies them one by one."""
-        self._rows.commit(PartitionWrite(ref, tuple(rows), notes=notes))
+        self._commit(PartitionWrite(ref, tuple(rows), notes=notes))
         self._feed(notes)
+
+    def _commit(self, write: PartitionWrite) -> None:
+        if self._status is not None:
+            self._status.ensure(write.ref.service.key, write.ref.service.name)
+        self._rows.commit(write)
+
+    def refeed(self, ref: ResourceRef, stamp: Stamp) -> bool:
+        """The feed entries of the record a sync or a management-plane read stamped `stamp` wrote beside `ref`'s row,
+        upserted again: a rerun that finds the row already written heals a crash between the record's transaction
+        and its feed's. One point read (the record's keys come from the resource and the stamp); False when there is
+        no such record (the write changed no detail)."""
+        pk, rk = history_keys(ref, stamp.time, stamp.event_id)
+        record = self._rows.get(Table.INVENTORY, pk, rk)
+        if record is not None:
+            self._rows.add_feed([record.entity])
+        return record is not None
 
     def _feed(self, notes: tuple[HistoryRecord, ...]) -> None:
         """The feed entries of a sync's or a management-plane read's records, after their transaction. (An event's
