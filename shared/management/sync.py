@@ -28,7 +28,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 
 from shared.domain.details import resource_properties
-from shared.domain.errors import PermanentEventError, WriteConflict
+from shared.domain.errors import PermanentEventError, WriteConflict, one_line
 from shared.domain.kinds import FACTS, LISTED, TOP_LEVEL, Kind, children
 from shared.domain.model import Change, Op, Stamp, apply_changes, inherit, row_stamp, same_row
 from shared.domain.outcomes import SyncOutcome, SyncStop
@@ -207,7 +207,7 @@ class InventorySync:
                 flush()
                 raise  # no token: nothing can be listed; throttled: the next invocation resumes at this page
             except AzureError as exc:
-                report.incomplete.setdefault(kind, str(exc)[:300])
+                report.incomplete.setdefault(kind, one_line(exc, 300))
                 log.error("sync %s: listing %s failed, its rows are not tombstoned: %s", service.name, collection, exc)
                 items, link = [], None
             pairs, parents = self._page_items(service, collection, kind, items, report)
@@ -337,7 +337,8 @@ class InventorySync:
                     if entity["Kind"] in complete and not entity.get("IsDeleted"):
                         cp.kept += 1
                         log.warning("sync %s: %s was not listed but ARM has it (pages shifted): kept", service.name, ref.path[:200])
-                    report.count(ref.kind, SyncOutcome.UNCHANGED)
+                    if entity["Kind"] in complete:  # a kind not listed completely was never compared: not "unchanged"
+                        report.count(ref.kind, SyncOutcome.UNCHANGED)
                     continue
                 run.held.ensure(self.clock())
                 self._write_one(plan, run.stamp, report)
