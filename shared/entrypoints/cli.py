@@ -39,6 +39,7 @@ from shared.store.ports import Entity
 PROG = "apim-inventory"
 RETRY_TOTAL = 1  # an unreachable store fails in a second, unless INVENTORY_STORAGE_RETRY_TOTAL says otherwise
 PROGRESS_ABOVE = 200
+WARNINGS = 10  # a replay names this many of its rejected or undecodable events
 EPILOG = f"""\
 The store comes from the same app settings as the function app (docs/settings.md): INVENTORY_STORAGE, INVENTORY_STORAGE__tableServiceUri,
 AzureWebJobsStorage, INVENTORY_TABLE and the other table names. When the current directory has a local.settings.json, its "Values" are
@@ -86,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     output.add_argument("--all-columns", action="store_true", help="table and csv: every column, bookkeeping ones too")
 
     def command(name: str, text: str, run: Callable[[argparse.Namespace], int], reads: bool = True) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=text, description=text, parents=[output] if reads else [])
+        sub = commands.add_parser(name, help=text, description=text, parents=[output] if reads else [], epilog=EXIT_CODES,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.set_defaults(run=run)
         return sub
 
@@ -364,15 +366,20 @@ def _replay(args: argparse.Namespace) -> int:
     processor = services.processor
     show_progress = sys.stderr.isatty() and len(payloads) > PROGRESS_ABOVE
     counts: Counter[str] = Counter()
+
+    def warn(text: str) -> None:  # the first few problems in words; the error line at the end counts them all
+        if counts[Outcome.REJECTED] + counts[UNDECODABLE] <= WARNINGS:
+            print(f"{PROG}: warning: {text}", file=sys.stderr)
+
     for number, (name, index, payload) in enumerate(payloads, 1):
         try:
             result = handle(processor, payload)
             counts[result.outcome] += 1
             if result.outcome == Outcome.REJECTED:
-                print(f"{PROG}: warning: {name}: event {index}: rejected ({result.reason}): {result.message}", file=sys.stderr)
+                warn(f"{name}: event {index}: rejected ({result.reason}): {result.message}")
         except Undecodable as exc:
             counts[UNDECODABLE] += 1
-            print(f"{PROG}: warning: {name}: event {index}: skipped, the Functions host cannot decode it: {exc}", file=sys.stderr)
+            warn(f"{name}: event {index}: skipped, the Functions host cannot decode it: {exc}")
         except STORE_ERRORS as exc:
             raise Failure(FAILED, f"after {number - 1} of {len(payloads)} events: {store_error(exc)}") from None
         if show_progress and (number % 50 == 0 or number == len(payloads)):
@@ -389,7 +396,8 @@ def _unapplied(counts: Counter[str], events: int) -> int:
     if not undecodable and not rejected:
         return OK
     parts = [f"{undecodable} could not be decoded"] * bool(undecodable) + [f"{rejected} were rejected"] * bool(rejected)
-    return _fail(then(f"of {events} events, {' and '.join(parts)}, as the warnings above say",
+    named = "as the warnings above say" + (f" (of the first {WARNINGS})" if undecodable + rejected > WARNINGS else "")
+    return _fail(then(f"of {events} events, {' and '.join(parts)}, {named}",
                       "fix those events and replay them (`apim-inventory rejected` lists the rejected ones; the others are kept as they were)"),
                  FAILED)
 
