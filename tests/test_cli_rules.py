@@ -14,6 +14,7 @@ import pytest
 
 from devtools.arm_standin import ArmStandIn
 from devtools.azurite import Azurite, free_port
+from shared.domain.kinds import Kind
 from shared.entrypoints import columns
 from shared.entrypoints.failures import EXIT_CODES
 from shared.entrypoints.output import width
@@ -192,10 +193,10 @@ def test_list_columns_are_the_documented_ones_with_or_without_details(azurite: A
     before = ok(run("list", "user", "-o", "csv")).splitlines()[0]
     ok(run("sync", "--service", SERVICE_ID))
     after = ok(run("list", "user", "-o", "csv")).splitlines()[0]
-    assert before == after == ",".join(columns.LIST_COLUMNS["user"])
-    assert list(as_table(run("list", "user"))[0]) == list(columns.LIST_COLUMNS["user"])
+    assert before == after == ",".join(columns.LIST_COLUMNS[Kind.USER])
+    assert list(as_table(run("list", "user"))[0]) == list(columns.LIST_COLUMNS[Kind.USER])
     every = as_csv(run("list", "user", "-o", "csv", "--all-columns"))
-    assert list(every[0])[:len(columns.LIST_COLUMNS["user"])] == list(columns.LIST_COLUMNS["user"])
+    assert list(every[0])[:len(columns.LIST_COLUMNS[Kind.USER])] == list(columns.LIST_COLUMNS[Kind.USER])
     assert {"PartitionKey", "RowKey", "DetailsKey"} <= set(every[0]) and "DetailsKey" not in after
     assert "PartitionKey" in as_json(run("list", "user", "-o", "json"))[0]
     flags = ok(run("flags", "-o", "csv")).splitlines()
