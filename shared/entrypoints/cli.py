@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.errors import InvalidArgument, InvalidQuery, PermanentEventError, one_line
-from shared.domain.kinds import TOP_LEVEL, Kind
+from shared.domain.kinds import FACTS, TOP_LEVEL, Kind
 from shared.domain.outcomes import Outcome, SyncOutcome, SyncStop
 from shared.domain.resources import ServiceRef, parse_resource_id, parse_service_id
 from shared.entrypoints import columns
@@ -515,11 +515,11 @@ def _sync(args: argparse.Namespace) -> int:
 def _not_listed(incomplete: dict[str, str]) -> str:
     """The kinds a sync could not list, grouped by why (one listing failure often stops them all), as one line."""
     by_reason: dict[str, list[str]] = {}
-    for kind in Kind:
-        if kind in incomplete and not (kind == Kind.CIRCUIT_BREAKER_RULE and Kind.BACKEND in incomplete):
-            by_reason.setdefault(one_line(incomplete[kind], 300), []).append(kind)
-    if Kind.BACKEND in incomplete and Kind.CIRCUIT_BREAKER_RULE in incomplete:  # the rules are read from the backends
-        next(kinds for kinds in by_reason.values() if Kind.BACKEND in kinds).append(Kind.CIRCUIT_BREAKER_RULE)
+    for kind in Kind:  # a kind whose parent was not listed joins its parent's reason (kinds come parents first)
+        parent = FACTS[kind].parent or FACTS[kind].family  # a backend's rules are read from the backend
+        if kind in incomplete:
+            reason = next((r for r, kinds in by_reason.items() if parent in kinds), None) or one_line(incomplete[kind], 300)
+            by_reason.setdefault(reason, []).append(kind)
     reasons = "; ".join(f"{', '.join(kinds)}: {reason}" for reason, kinds in by_reason.items())
     return then(f"ARM: not every kind was listed, so no row of these was tombstoned ({reasons})", "run the sync again once ARM answers")
 
