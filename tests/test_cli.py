@@ -27,7 +27,8 @@ import pytest
 from devtools.azurite import Azurite, free_port
 from shared import bootstrap
 from shared.config import Settings
-from shared.entrypoints import cli
+from shared.domain.kinds import Kind
+from shared.entrypoints import cli, columns
 from shared.entrypoints.output import width
 from tests.conftest import fresh_settings
 from tests.support import SERVICE_ID, event
@@ -250,7 +251,8 @@ def test_list_as_json_and_csv_with_all_columns_has_every_column(seeded: Seeded) 
     table = as_csv(as_rows)
     assert [r["Path"] for r in table] == ["apis/orders", "apis/orders;rev=2"]
     header = list(table[0])
-    assert header[:5] == ["Service", "Kind", "Path", "State", "Revision"] and set(header) == set(rows[0]) | set(rows[1]) | {"State"}
+    documented = columns.LIST_COLUMNS[Kind.API]
+    assert tuple(header[:len(documented)]) == documented and set(header) == set(rows[0]) | set(rows[1]) | set(documented)
     assert table[1]["IsDeleted"] == "false" and table[0]["Revision"] == "" and ISO_Z.match(table[1]["UpdatedAt"])
 
 

@@ -390,14 +390,14 @@ def _replay(args: argparse.Namespace) -> int:
     return _unapplied(counts, len(payloads))
 
 
-def _unapplied(counts: Counter[str], events: int) -> int:
+def _unapplied(counts: Counter[str], events: int, warned: bool = True) -> int:
     """A replay is incomplete when an event could not be decoded or was rejected: one error line, exit code 1."""
     undecodable, rejected = counts[UNDECODABLE], counts[Outcome.REJECTED]
     if not undecodable and not rejected:
         return OK
     parts = [f"{undecodable} could not be decoded"] * bool(undecodable) + [f"{rejected} were rejected"] * bool(rejected)
-    named = "as the warnings above say" + (f" (of the first {WARNINGS})" if undecodable + rejected > WARNINGS else "")
-    return _fail(then(f"of {events} events, {' and '.join(parts)}, {named}",
+    named = (", as the warnings above say" + (f" (of the first {WARNINGS})" if undecodable + rejected > WARNINGS else "")) if warned else ""
+    return _fail(then(f"of {events} events, {' and '.join(parts)}{named}",
                       "fix those events and replay them (`apim-inventory rejected` lists the rejected ones; the others are kept as they were)"),
                  FAILED)
 
@@ -436,7 +436,7 @@ def _replay_dead_letter(args: argparse.Namespace) -> int:
           f"{run.blobs - run.deleted} kept")
     if run.kept_with_problems and not (run.counts[UNDECODABLE] or run.counts[Outcome.REJECTED]):
         return _fail(then(f"{len(run.kept_with_problems)} blobs could not be read whole, as the warnings above say", "fix or delete them"), FAILED)
-    return _unapplied(run.counts, run.events)
+    return _unapplied(run.counts, run.events, warned=bool(run.counts[UNDECODABLE]))
 
 
 def _purge(args: argparse.Namespace) -> int:
