@@ -7,14 +7,19 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from shared.domain.booleans import SETTING_FALSE, SETTING_TRUE, parse_bool
 from shared.domain.errors import InvalidSettings, PermanentEventError
 from shared.domain.flags import FlagPolicy
 from shared.domain.resources import parse_service_id
-from shared.integrations.arm import DEFAULT_ENDPOINT
+from shared.integrations.arm import DEFAULT_ENDPOINT, LOOPBACK
 
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+# Settings that hold a URL, checked when the settings are read; the storage ones under each connection prefix.
+URL_SETTINGS = ("ARM_ENDPOINT", "ARM_AUDIENCE", "ALERTS_TOPIC_ENDPOINT")
+STORAGE_PREFIXES = ("INVENTORY_STORAGE", "AzureWebJobsStorage", "DEAD_LETTER_STORAGE")
+STORAGE_URL_SUFFIXES = ("__tableServiceUri", "__blobServiceUri", "__serviceUri")
 
 
 @dataclass(frozen=True)
@@ -78,33 +83,34 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        check_urls(env)
         return cls(
             inventory_table=env.get("INVENTORY_TABLE", cls.inventory_table),
             history_table=env.get("INVENTORY_HISTORY_TABLE", cls.history_table),
             rejected_table=env.get("INVENTORY_REJECTED_TABLE", cls.rejected_table),
             outbox_table=env.get("INVENTORY_ALERTS_TABLE", cls.outbox_table),
-            storage_retry_total=int(env.get("INVENTORY_STORAGE_RETRY_TOTAL", cls.storage_retry_total)),
-            conflict_retries=int(env.get("INVENTORY_CONFLICT_RETRIES", cls.conflict_retries)),
-            cache_size=int(env.get("INVENTORY_CACHE_SIZE", cls.cache_size)),
+            storage_retry_total=_whole(env, "INVENTORY_STORAGE_RETRY_TOTAL", cls.storage_retry_total),
+            conflict_retries=_whole(env, "INVENTORY_CONFLICT_RETRIES", cls.conflict_retries),
+            cache_size=_whole(env, "INVENTORY_CACHE_SIZE", cls.cache_size),
             token_sweep_schedule=env.get("GATEWAY_TOKEN_SWEEP_SCHEDULE", cls.token_sweep_schedule),
             breaker_sweep_schedule=env.get("CIRCUIT_BREAKER_SWEEP_SCHEDULE", cls.breaker_sweep_schedule),
-            token_warning_days=float(env.get("TOKEN_WARNING_DAYS", cls.token_warning_days)),
-            breaker_grace_minutes=float(env.get("CIRCUIT_BREAKER_GRACE_MINUTES", cls.breaker_grace_minutes)),
+            token_warning_days=_number(env, "TOKEN_WARNING_DAYS", cls.token_warning_days),
+            breaker_grace_minutes=_number(env, "CIRCUIT_BREAKER_GRACE_MINUTES", cls.breaker_grace_minutes),
             enrich_from_arm=_flag(env.get("ENRICH_FROM_ARM", "false"), "ENRICH_FROM_ARM"),
             arm_endpoint=env.get("ARM_ENDPOINT", cls.arm_endpoint),
             arm_audience=env.get("ARM_AUDIENCE", cls.arm_audience),
-            arm_retry_after_limit=float(env.get("ARM_RETRY_AFTER_LIMIT_SECONDS", cls.arm_retry_after_limit)),
+            arm_retry_after_limit=_number(env, "ARM_RETRY_AFTER_LIMIT_SECONDS", cls.arm_retry_after_limit),
             reconcile_schedule=env.get("RECONCILE_SCHEDULE", cls.reconcile_schedule),
             reconcile_services=tuple(s for s in re.split(r"[\s,;]+", env.get("RECONCILE_SERVICES", "")) if s),
             status_table=env.get("INVENTORY_STATUS_TABLE", cls.status_table),
             purge_schedule=env.get("PURGE_SCHEDULE", cls.purge_schedule),
-            tombstone_retention_days=float(env.get("RETENTION_TOMBSTONE_DAYS", cls.tombstone_retention_days)),
-            history_retention_days=float(env.get("RETENTION_HISTORY_DAYS", cls.history_retention_days)),
-            rejected_retention_days=float(env.get("RETENTION_REJECTED_DAYS", cls.rejected_retention_days)),
-            sent_alerts_retention_days=float(env.get("RETENTION_SENT_ALERTS_DAYS", cls.sent_alerts_retention_days)),
-            sync_time_budget_seconds=float(env.get("SYNC_TIME_BUDGET_SECONDS", cls.sync_time_budget_seconds)),
-            sync_interval_hours=float(env.get("SYNC_INTERVAL_HOURS", cls.sync_interval_hours)),
-            arm_reads_reserve=int(env.get("ARM_READS_RESERVE", cls.arm_reads_reserve)),
+            tombstone_retention_days=_number(env, "RETENTION_TOMBSTONE_DAYS", cls.tombstone_retention_days),
+            history_retention_days=_number(env, "RETENTION_HISTORY_DAYS", cls.history_retention_days),
+            rejected_retention_days=_number(env, "RETENTION_REJECTED_DAYS", cls.rejected_retention_days),
+            sent_alerts_retention_days=_number(env, "RETENTION_SENT_ALERTS_DAYS", cls.sent_alerts_retention_days),
+            sync_time_budget_seconds=_number(env, "SYNC_TIME_BUDGET_SECONDS", cls.sync_time_budget_seconds),
+            sync_interval_hours=_number(env, "SYNC_INTERVAL_HOURS", cls.sync_interval_hours),
+            arm_reads_reserve=_whole(env, "ARM_READS_RESERVE", cls.arm_reads_reserve),
         )
 
     @property
@@ -119,3 +125,57 @@ def _flag(text: str, name: str) -> bool:
     if value is None:
         raise InvalidSettings(f"{name} must be true or false, not {text!r}")
     return value
+
+
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidSettings(f"{name} must be a whole number such as {default}, not {text[:60]!r}") from None
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value != value or value in (float("inf"), float("-inf")):  # NaN and infinities are no setting's value
+        raise InvalidSettings(f"{name} must be a number such as {default:g}, not {text[:60]!r}")
+    return value
+
+
+def check_urls(env: Mapping[str, str]) -> None:
+    """Every URL setting that is set must be an absolute http(s) URL, and plain http only to this machine: a token or
+    a key never travels unencrypted (docs/settings.md)."""
+    names = (*URL_SETTINGS, *(prefix + suffix for prefix in STORAGE_PREFIXES for suffix in STORAGE_URL_SUFFIXES))
+    for name in names:
+        text = env.get(name, "").strip()
+        if text:
+            check_url(name, text)
+
+
+def check_url(name: str, text: str) -> None:
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname or ""
+    except ValueError:  # an unbalanced [ in the host, say
+        parts, host = urlsplit(""), ""
+    if parts.scheme not in ("http", "https") or not host:
+        raise InvalidSettings(f"{name} must be a URL such as {_example(name)}, not {text[:100]!r}")
+    if parts.scheme == "http" and host not in LOOPBACK:
+        raise InvalidSettings(f"{name} {text[:100]!r} uses plain http, which is allowed for a loopback address "
+                              f"({', '.join(sorted(LOOPBACK))}) only: use https")
+
+
+def _example(name: str) -> str:
+    if name.startswith("ARM_"):
+        return DEFAULT_ENDPOINT
+    if name.startswith("ALERTS_"):
+        return "https://TOPIC.REGION-1.eventgrid.azure.net/api/events"
+    return f"https://ACCOUNT.{'blob' if 'blob' in name or name.startswith('DEAD_LETTER') else 'table'}.core.windows.net"

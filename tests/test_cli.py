@@ -27,7 +27,8 @@ import pytest
 from devtools.azurite import Azurite, free_port
 from shared import bootstrap
 from shared.config import Settings
-from shared.entrypoints import cli
+from shared.domain.kinds import Kind
+from shared.entrypoints import cli, columns
 from shared.entrypoints.output import width
 from tests.conftest import fresh_settings
 from tests.support import SERVICE_ID, event
@@ -167,17 +168,23 @@ def at(moment: datetime) -> str:
 
 # -- replay ---------------------------------------------------------------------------------------
 def test_replay_prints_the_outcomes_and_a_second_replay_is_all_duplicates(seeded: Seeded) -> None:
-    assert ok(seeded.first) == "18 events: applied 16, duplicate 0, stale 1, rejected 1\n"
-    assert ok(seeded.second) == "18 events: applied 0, duplicate 17, stale 0, rejected 1\n"
+    """The seed's one rejected event makes each replay incomplete: exit code 1, the event named, one error line."""
+    for result, expected in ((seeded.first, "18 events: applied 16, duplicate 0, stale 1, rejected 1\n"),
+                             (seeded.second, "18 events: applied 0, duplicate 17, stale 0, rejected 1\n")):
+        assert (result.returncode, result.stdout) == (1, expected)
+        warning, error = result.stderr.splitlines()
+        assert warning.startswith("apim-inventory: warning: events.json: event 18: rejected (bad-subject): ") or \
+            warning.startswith("apim-inventory: warning: -: event 18: rejected (bad-subject): ")
+        assert error.startswith("apim-inventory: error: of 18 events, 1 were rejected, as the warnings above say. Next: ")
 
 
 def test_replay_input_errors_are_usage_errors(seeded: Seeded) -> None:
-    assert "missing.json: No such file or directory" in failed(seeded.cli("replay", "missing.json"), 2)
+    assert "missing.json cannot be read: No such file or directory" in failed(seeded.cli("replay", "missing.json"), 2)
     assert "-: line 2 is not JSON" in failed(seeded.cli("replay", "-", stdin='{"id": "a"}\nnot json\n'), 2)
     result = seeded.cli("replay", "-", stdin='[1, "text"]')  # what the Functions host cannot decode is skipped
-    assert result.stdout == "2 events: applied 0, duplicate 0, stale 0, rejected 0, undecodable 2\n"
-    assert [line.split(" skipped")[0] for line in result.stderr.splitlines()] == [
-        "apim-inventory: warning: event 1", "apim-inventory: warning: event 2"]
+    assert (result.returncode, result.stdout) == (1, "2 events: applied 0, duplicate 0, stale 0, rejected 0, undecodable 2\n")
+    assert [line.split(": skipped")[0] for line in result.stderr.splitlines()[:-1]] == [
+        "apim-inventory: warning: -: event 1", "apim-inventory: warning: -: event 2"]
 
 
 def test_replay_shows_a_progress_bar_on_a_terminal_for_long_input(azurite: Azurite, tmp_path: Path) -> None:
@@ -199,10 +206,11 @@ def test_replay_shows_a_progress_bar_on_a_terminal_for_long_input(azurite: Azuri
             break
         terminal += chunk
     os.close(leader)
-    assert process.returncode == 0
+    assert process.returncode == 1  # every event rejected: an incomplete replay
     assert stdout == "210 events: applied 0, duplicate 0, stale 0, rejected 210\n"
     bars = terminal.decode().replace("\r\n", "\n").split("\r")
-    assert f"[{'#' * 7}{'.' * 23}] 50/210" in bars and bars[-1] == f"[{'#' * 30}] 210/210\n"
+    assert f"[{'#' * 7}{'.' * 23}] 50/210" in bars and bars[-1].startswith(f"[{'#' * 30}] 210/210\n")
+    assert terminal.decode().count("warning:") == cli.WARNINGS and "of the first 10" in bars[-1]
 
 
 # -- the read commands ----------------------------------------------------------------------------
@@ -210,7 +218,7 @@ def test_list_as_a_table(seeded: Seeded) -> None:
     users, instances, rules, apis = seeded.cli.many(["list", "user"], ["list", "GATEWAYINSTANCE"], ["list", "circuitBreakerRule"], ["list", "api"])
     rows = as_table(users)
     assert [(r["Service"], r["Path"]) for r in rows] == [(s, p) for s in sorted(LIVE_USERS) for p in LIVE_USERS[s]]
-    assert list(rows[0]) == ["Service", "Kind", "Path", "State", "LastEventType", "LastEventTime"]
+    assert list(rows[0]) == ["Service", "Kind", "Path", "State", "Email", "UserState", "DeletedAt", "LastEventType", "LastEventTime"]
     assert {(r["Kind"], r["State"], r["LastEventType"]) for r in rows} == {("user", "live", "UserCreated")}
     assert rows[0]["LastEventTime"] == at(seeded.now - timedelta(minutes=47))
     assert [(r["Path"], r["TokenStatus"], r["TokenExpiresAt"]) for r in as_table(instances)] == [  # kinds match in any case
@@ -233,8 +241,8 @@ def test_list_filters(seeded: Seeded) -> None:
         ("products/starter", "deleted", at(now - timedelta(minutes=29)), "ProductDeleted")]
 
 
-def test_list_as_json_and_csv_has_every_column(seeded: Seeded) -> None:
-    as_list, as_rows = seeded.cli.many(["list", "api", "-o", "json"], ["list", "api", "-o", "csv"])
+def test_list_as_json_and_csv_with_all_columns_has_every_column(seeded: Seeded) -> None:
+    as_list, as_rows = seeded.cli.many(["list", "api", "-o", "json"], ["list", "api", "-o", "csv", "--all-columns"])
     rows = as_json(as_list)
     assert [r["Path"] for r in rows] == ["apis/orders", "apis/orders;rev=2"]
     assert rows[1]["Revision"] == "2" and rows[1]["IsDeleted"] is False and rows[1]["SchemaVersion"] == 1
@@ -243,7 +251,8 @@ def test_list_as_json_and_csv_has_every_column(seeded: Seeded) -> None:
     table = as_csv(as_rows)
     assert [r["Path"] for r in table] == ["apis/orders", "apis/orders;rev=2"]
     header = list(table[0])
-    assert header[:5] == ["PartitionKey", "RowKey", "Service", "Kind", "Path"] and set(header) == set(rows[0]) | set(rows[1])
+    documented = columns.LIST_COLUMNS[Kind.API]
+    assert tuple(header[:len(documented)]) == documented and set(header) == set(rows[0]) | set(rows[1]) | set(documented)
     assert table[1]["IsDeleted"] == "false" and table[0]["Revision"] == "" and ISO_Z.match(table[1]["UpdatedAt"])
 
 
@@ -363,8 +372,8 @@ def test_exit_codes(seeded: Seeded) -> None:
     }
     for (argv, (code, message)), result in zip(errors.items(), seeded.cli.many(*map(list, errors)), strict=True):
         assert message in failed(result, code), argv
-    assert "no inventory store is configured" in failed(seeded.cli("flags", INVENTORY_STORAGE=""), 1)
-    assert "bad settings" in failed(seeded.cli("flags", INVENTORY_TABLE="x"), 1)
+    assert "no inventory store is configured" in failed(seeded.cli("flags", INVENTORY_STORAGE=""), 2)
+    assert "bad setting: table name 'x'" in failed(seeded.cli("flags", INVENTORY_TABLE="x"), 2)
     help_text = ok(seeded.cli("--help"))
     assert "local.settings.json" in help_text and "Exit codes" in help_text
 
@@ -384,7 +393,7 @@ def test_settings_come_from_local_settings_json_unless_set(seeded: Seeded, tmp_p
     run = Cli({"INVENTORY_TABLE": seeded.cli.settings_env["INVENTORY_TABLE"]}, tmp_path)  # the environment wins
     assert [r["Path"] for r in as_json(run("list", "user", "--service", "fabrikam", "-o", "json"))] == ["users/bob"]
     (tmp_path / "local.settings.json").write_text("{", encoding="utf-8")
-    assert "local.settings.json" in failed(run("flags"), 1)
+    assert "local.settings.json is not JSON" in failed(run("flags"), 2)
 
 
 def test_sweep_runs_both_timers_now(azurite: Azurite, tmp_path: Path) -> None:
@@ -426,7 +435,8 @@ class Case:
 
 def injection_cases() -> Iterator[Case]:
     for value in NASTY:
-        yield Case("--service", value, ["list", "user", "--service", value], 2 if len(value) > 256 or not value.strip() else 0,
+        known = value.strip().lower() in LIVE_USERS  # a service the inventory never saw: exit code 1
+        yield Case("--service", value, ["list", "user", "--service", value], 2 if len(value) > 1024 or not value.strip() else 0 if known else 1,
                    LIVE_USERS.get(value.strip().lower(), []))
         yield Case("KIND", value, ["list", value], 2, [])
         for command in ("show", "history"):

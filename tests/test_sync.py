@@ -268,10 +268,11 @@ def test_sync_command(arm_settings: Settings, arm: ArmStandIn, app_settings: Set
 
     arm.fail(f"{SERVICE_ID}/subscriptions", 500, times=10)
     result = run_cli(env, "sync", "--service", SERVICE_ID)
-    assert result.returncode == 1 and "subscription not listed completely" in result.stderr
+    assert result.returncode == 1 and "no row of these was tombstoned (subscription: ARM 500 InternalServerError" in result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["Kind", "Added", "Updated", "Tombstoned", "Unchanged", "Skipped"]
-    assert lines[-1].split() == ["total", "0", "0", "0", str(sum(LISTED.values())), "0"]  # sub1 not listed, yet kept
+    assert lines[0].split() == ["Kind", "Added", "Updated", "Tombstoned", "Unchanged", "Skipped", "Listed"]
+    assert [line.split() for line in lines if line.startswith("subscription")] == [["subscription", "0", "0", "0", "0", "0", "no"]]
+    assert lines[-1].split() == ["total", "0", "0", "0", str(sum(LISTED.values()) - LISTED["subscription"]), "0", "no"]  # sub1 kept, not "unchanged"
 
     no_token = run_cli({**env, "IDENTITY_HEADER": "wrong"}, "sync", "--service", SERVICE_ID)
     assert no_token.returncode == 1 and no_token.stdout == "" and len(no_token.stderr.splitlines()) == 1

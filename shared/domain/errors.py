@@ -63,6 +63,32 @@ class ConflictRetriesExhausted(Exception):
     Event Grid deliver the event again. Not a WriteConflict: that one means "reload and merge again"."""
 
 
-def one_line(exc: BaseException, limit: int = 500) -> str:
-    """An exception's message on one line, without the connection repr urllib3 starts with."""
-    return re.sub(r"^<[^>]*>:\s*", "", " ".join(str(exc).split()))[:limit]
+def one_line(exc: BaseException | str, limit: int = 500) -> str:
+    """An exception's message on one line, without the connection repr urllib3 starts with, nor the request ids and
+    response bodies azure-core appends; shortened to whole sentences (`sentences`)."""
+    text = str(exc)
+    kept = [line for line in text.splitlines() if not _APPENDIX.match(line.strip())] or [text]
+    return sentences(re.sub(r"^<[^>]*>:\s*", "", " ".join(" ".join(kept).split())), limit)
+
+
+def sentences(text: str, limit: int = 500) -> str:
+    """`text`'s whole sentences that fit in `limit` characters; the first sentence whole even when it is longer (up to
+    twice the limit, then cut after a word, with an ellipsis): a message is never cut mid-sentence."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    ends = [m.end() for m in _SENTENCE_END.finditer(flat)]
+    fitting = [end for end in ends if end <= limit]
+    if fitting:
+        return flat[:fitting[-1]]
+    first = ends[0] if ends else len(flat)
+    if first <= 2 * limit:
+        return flat[:first]
+    cut = flat.rfind(" ", 0, limit)
+    return flat[:cut if cut > 0 else limit] + " …"
+
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+# The lines azure-core and the storage SDKs append to a service's message: the request's id and time, the error code
+# again, and the response body.
+_APPENDIX = re.compile(r"^(RequestId|Time|ErrorCode|Error|Content|Code|Message|Status|Reason):|^<")

@@ -6,38 +6,40 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from azure.core.exceptions import AzureError, HttpResponseError
-
 from shared import bootstrap
 from shared.config import Settings
-from shared.domain.errors import ConflictRetriesExhausted, InvalidArgument, InvalidQuery, InvalidSettings, PermanentEventError, one_line
-from shared.domain.kinds import Kind
+from shared.domain.errors import InvalidArgument, InvalidQuery, PermanentEventError, one_line
+from shared.domain.kinds import FACTS, TOP_LEVEL, Kind
 from shared.domain.outcomes import Outcome, SyncOutcome, SyncStop
-from shared.domain.resources import ServiceRef, parse_service_id
-from shared.entrypoints.output import progress, record_lines, row_table, row_value, table, to_csv, to_json, when
+from shared.domain.resources import ServiceRef, parse_resource_id, parse_service_id
+from shared.entrypoints import columns
+from shared.entrypoints.failures import EXIT_CODES, FAILED, OK, STORE_ERRORS, USAGE, Failure, explain, store_error, then
+from shared.entrypoints.output import fit_tables, progress, record_lines, row_table, table, to_csv, to_json, when
 from shared.ingest import dead_letter
-from shared.ingest.replay import UNDECODABLE, Undecodable, apply, outcome_text
+from shared.ingest.replay import UNDECODABLE, Undecodable, handle, outcome_text
 from shared.integrations import blobs
 from shared.integrations.delivery import read_events
-from shared.integrations.storage import StorageNotConfigured
+from shared.integrations.storage import connection_setting
 from shared.logs import summary_line
 from shared.migration.layout import Migration
 from shared.queries.changes import TIME_COLUMN
-from shared.queries.inventory import MAX_TOP, InventoryQueries, NotFound, parse_kind, parse_top, parse_when, resolve_id
-from shared.queries.summary import NotMigrated
+from shared.queries.inventory import MAX_TOP, InventoryQueries, parse_kind, parse_top, parse_when, resolve_id, service_name
 from shared.store.ports import Entity
 
 PROG = "apim-inventory"
 RETRY_TOTAL = 1  # an unreachable store fails in a second, unless INVENTORY_STORAGE_RETRY_TOTAL says otherwise
 PROGRESS_ABOVE = 200
+WARNINGS = 10  # a replay names this many of its rejected or undecodable events
 EPILOG = f"""\
 The store comes from the same app settings as the function app (docs/settings.md): INVENTORY_STORAGE, INVENTORY_STORAGE__tableServiceUri,
 AzureWebJobsStorage, INVENTORY_TABLE and the other table names. When the current directory has a local.settings.json, its "Values" are
@@ -45,27 +47,21 @@ used for every setting not already in the environment. INVENTORY_STORAGE_RETRY_T
 
 Times (T) are ISO 8601, such as 2026-11-02T09:00:00Z, or a time ago: 30s, 90m, 24h, 7d, 2w (before --now, if given).
 An ID is an ARM id, or SERVICE/PATH as in the Path column (contoso/apis/orders;rev=2, contoso/gateways/edge/instances/pod-1).
+A service (S) is its name or its ARM id; a query names the services the inventory knows when given another.
+Output (-o): an aligned table cut to the terminal's width, wide (every cell whole), json (every column), or csv (the table's
+columns, docs/schema.md); --all-columns adds the bookkeeping columns to the table and csv.
 
-Exit codes: 0 success; 1 not found, or the store unreachable or failing; 2 usage errors (unknown kind, bad id, bad time, unreadable input)."""
-EXTRA_COLUMNS = {Kind.API: ("Revision",), Kind.GATEWAY_INSTANCE: ("TokenStatus", "TokenExpiresAt"),
-                 Kind.CIRCUIT_BREAKER_RULE: ("BreakerState", "ExpectedCloseAt", "StuckOpen")}
-# Details from ARM worth a column, shown when some listed row has them (ENRICH_FROM_ARM or a sync).
-DETAIL_COLUMNS = {Kind.USER: ("Email", "UserState"), Kind.API: ("DisplayName", "ApiPath", "IsCurrent"),
-                  Kind.PRODUCT: ("DisplayName", "ProductState", "ApprovalRequired"),
-                  Kind.SUBSCRIPTION: ("DisplayName", "SubscriptionState", "ExpirationDate"),
-                  Kind.GATEWAY: ("LocationCity",), Kind.BACKEND: ("Url",), Kind.CIRCUIT_BREAKER_RULE: ("ConfiguredTripDuration",)}
-STORE_ERRORS = (AzureError, ConflictRetriesExhausted)
-
-
-class Failure(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+{EXIT_CODES}"""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{PROG}: error: {_line(message)} (see {self.prog} --help)\n")
+
+
+def _moment(flag: str) -> Callable[[str], str]:
+    """A time argument, checked as every time argument is: ISO 8601 or a time ago."""
+    return _checked(lambda text: parse_when(text, flag))
 
 
 def _checked(parse: Callable[[str], object]) -> Callable[[str], str]:
@@ -82,23 +78,26 @@ def _checked(parse: Callable[[str], object]) -> Callable[[str], str]:
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the pipeline does, on stderr")
-    parser.add_argument("--now", metavar="T", type=_checked(lambda t: parse_when(t, "--now")),
+    parser.add_argument("--now", metavar="T", type=_moment("--now"),
                         help="take T as the current time (summary windows, sweeps, replay): for events from the past")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     output = _Parser(add_help=False)
-    output.add_argument("-o", "--output", choices=("table", "json", "csv"), default="table", help="default: table")
+    output.add_argument("-o", "--output", choices=("table", "wide", "json", "csv"), default="table",
+                        help="table (default; cut to the terminal's width), wide (every cell whole), json or csv")
+    output.add_argument("--all-columns", action="store_true", help="table and csv: every column, bookkeeping ones too")
 
     def command(name: str, text: str, run: Callable[[argparse.Namespace], int], reads: bool = True) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=text, description=text, parents=[output] if reads else [])
+        sub = commands.add_parser(name, help=text, description=text, parents=[output] if reads else [], epilog=EXIT_CODES,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.set_defaults(run=run)
         return sub
 
     def since(sub: argparse.ArgumentParser, flag: str, text: str, required: bool = False) -> None:
-        sub.add_argument(flag, metavar="T", type=_checked(lambda t: parse_when(t, flag)), help=text, required=required)
+        sub.add_argument(flag, metavar="T", type=_moment(flag), help=text, required=required)
 
     sub = command("list", "the rows of one kind (live ones, unless told otherwise)", _list)
     sub.add_argument("kind", metavar="KIND", type=_checked(parse_kind), help=f"one of: {', '.join(Kind)}")
-    sub.add_argument("--service", metavar="S", help="one APIM service (default: all)")
+    sub.add_argument("--service", metavar="S", type=_checked(service_name), help="one APIM service, by name or ARM id (default: all)")
     sub.add_argument("--include-deleted", action="store_true", help="tombstones too")
     since(sub, "--deleted-since", "only tombstones deleted at or after T")
     since(sub, "--changed-since", "only rows whose last event is at or after T")
@@ -111,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("changes", "every change across the inventory in a window, newest first", _changes)
     since(sub, "--since", "changes at or after T", required=True)
     since(sub, "--until", "changes before T (default: now, included)")
-    sub.add_argument("--service", metavar="S", help="one APIM service (default: all)")
+    sub.add_argument("--service", metavar="S", type=_checked(service_name), help="one APIM service, by name or ARM id (default: all)")
     sub.add_argument("--kind", metavar="KIND", type=_checked(parse_kind), help="only resources of one kind")
     sub.add_argument("--by", choices=tuple(TIME_COLUMN), default="event",
                      help="order and filter by the time of the event in APIM (default), or by when it was recorded here")
@@ -134,24 +133,18 @@ def _parser() -> argparse.ArgumentParser:
                      "has an outcome (applied, duplicate, stale or rejected); others are kept")
     sub = command("purge", "delete what retention no longer keeps: old tombstones, history, rejected events and sent alerts", _purge)
     sub.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
-    sub.add_argument("--now", metavar="T", default=argparse.SUPPRESS, type=_checked(lambda t: parse_when(t, "--now")),
+    sub.add_argument("--now", metavar="T", default=argparse.SUPPRESS, type=_moment("--now"),
                      help="take T as the current time for the cutoffs")
     command("sweep", "run both timers now: gateway token expiry and stuck circuit breakers", _sweep, reads=False)
     command("migrate", "move the store to the current layout (history beside its rows, count rows, the change feed); "
             "idempotent: a rerun resumes where a run stopped", _migrate, reads=False)
     sub = command("sync", "a full sync of one APIM service from Azure Resource Manager: add, update, tombstone; resumes a "
                   "sync in progress (invocations of SYNC_TIME_BUDGET_SECONDS each, until it is done)", _sync)
-    sub.add_argument("--service", required=True, metavar="ID", type=_service_id,
-                     help="the service's ARM id, /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.ApiManagement/service/NAME")
+    sub.add_argument("--service", required=True, metavar="S", type=_checked(service_name),
+                     help="the service's ARM id, /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.ApiManagement/service/NAME, "
+                     "or the name of a service the inventory knows (or RECONCILE_SERVICES names)")
     sub.add_argument("--once", action="store_true", help="one invocation within the budget, as the reconcile timer runs it")
     return parser
-
-
-def _service_id(text: str) -> ServiceRef:
-    try:
-        return parse_service_id(text)
-    except PermanentEventError as exc:
-        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -160,23 +153,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         verbose = args.verbose
         logging.basicConfig(level=logging.WARNING if verbose else logging.ERROR, format=f"{PROG}: %(name)s: %(message)s")
-        logging.getLogger("apim_inventory").setLevel(logging.INFO if verbose else logging.ERROR)
+        # Without -v the command reports every failure itself, once, in one line: the pipeline's own log lines would repeat it.
+        logging.getLogger("apim_inventory").setLevel(logging.INFO if verbose else logging.CRITICAL)
+        fit_tables(_terminal_width() if getattr(args, "output", None) == "table" else None)
         _load_local_settings(Path("local.settings.json"))
         return int(args.run(args))
     except SystemExit as exc:  # argparse: --help, or a usage error it has printed
-        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
-    except (Failure, InvalidQuery, InvalidArgument, NotFound, NotMigrated, *STORE_ERRORS) as exc:
-        code = exc.code if isinstance(exc, Failure) else 2 if isinstance(exc, InvalidQuery | InvalidArgument) else 1
-        return _fail(_store_error(exc) if isinstance(exc, STORE_ERRORS) else str(exc), code)
+        return exc.code if isinstance(exc.code, int) else OK if exc.code is None else USAGE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
-        return 1
+        return FAILED
     except Exception as exc:
-        if verbose:
+        known = explain(exc)
+        if verbose:  # the whole story: azure-core's full text, each credential's reason, the traceback
             traceback.print_exc()
-        return _fail(f"unexpected {type(exc).__name__}: {exc}", 1)
+        if known is None:
+            return _fail(f"unexpected {type(exc).__name__}: {one_line(exc)}", FAILED)
+        return _fail(known[1], known[0])
+
+
+def _terminal_width() -> int | None:
+    """The terminal's width when stdout is one (or COLUMNS says it): piped tables keep every cell whole."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS", "").strip().isdigit():
+        return shutil.get_terminal_size().columns
+    return None
 
 
 def _line(text: str) -> str:
@@ -188,38 +190,42 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _store_error(exc: Exception) -> str:
-    message = one_line(exc)
-    if isinstance(exc, HttpResponseError):
-        return f"the inventory store failed: {exc.status_code} {exc.reason}: {message}"
-    return f"the inventory store is unreachable: {message}" if isinstance(exc, AzureError) else f"the inventory store failed: {message}"
-
-
 def _load_local_settings(path: Path) -> None:
     if not path.is_file():
         return
+    fix = "fix the file (local.settings.sample.json shows its shape)"
     try:
-        for key, value in (json.loads(path.read_text(encoding="utf-8")).get("Values") or {}).items():
-            if value is not None:
-                os.environ.setdefault(str(key), str(value))
-    except (OSError, ValueError, AttributeError) as exc:
-        raise Failure(1, f"{path}: cannot use its Values: {exc}") from None
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise Failure(USAGE, then(f"{path} cannot be read: {exc.strerror or exc}", "check its permissions")) from None
+    except ValueError as exc:  # not UTF-8, or not JSON
+        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise Failure(USAGE, then(f"{path} is not JSON{where}: {getattr(exc, 'msg', exc)}", fix)) from None
+    values = document.get("Values") if isinstance(document, dict) else None
+    if not isinstance(document, dict) or not isinstance(values, dict | None):
+        what, found = ('"Values"', values) if isinstance(document, dict) else ("the file", document)
+        raise Failure(USAGE, then(f"{path}: {what} must be an object of setting names and values, not {_json_type(found)}", fix))
+    for key, value in (values or {}).items():
+        if value is not None:
+            os.environ.setdefault(str(key), str(value))
+
+
+def _json_type(value: object) -> str:
+    return {list: "an array", str: "a string", bool: "true or false", int: "a number", float: "a number"}.get(type(value), "null")
 
 
 def _services(args: argparse.Namespace, with_arm: bool = False) -> bootstrap.Services:
     moment = parse_when(args.now, "--now")
     clock = (lambda: moment) if moment else bootstrap.system_clock
+    settings = Settings.from_env()  # InvalidSettings names the setting: main says so, exit code 2
+    if not os.environ.get("INVENTORY_STORAGE_RETRY_TOTAL"):
+        settings = replace(settings, storage_retry_total=RETRY_TOTAL)
     try:
-        settings = Settings.from_env()
-        if not os.environ.get("INVENTORY_STORAGE_RETRY_TOTAL"):
-            settings = replace(settings, storage_retry_total=RETRY_TOTAL)
         bootstrap.install(bootstrap.build_services(settings, clock=clock, with_arm=with_arm))  # creates the tables if missing: the first request
-    except StorageNotConfigured as exc:
-        raise Failure(1, f"no inventory store is configured: {exc}") from None
-    except InvalidSettings as exc:
-        raise Failure(1, f"bad settings: {exc}") from None
-    except ValueError as exc:  # a numeric setting int()/float() cannot read, or a connection string the SDK cannot parse
-        raise Failure(1, f"bad settings: {exc}") from None
+    except ValueError as exc:  # a connection string the SDK cannot parse
+        setting = connection_setting() or "INVENTORY_STORAGE"
+        raise Failure(USAGE, then(f"bad setting: {setting} is not a connection string the Table SDK can use: {one_line(exc, 200)}",
+                                  f"fix {setting}, or set UseDevelopmentStorage=true for Azurite")) from None
     return bootstrap.services()
 
 
@@ -229,13 +235,26 @@ def _queries(args: argparse.Namespace) -> InventoryQueries:
 
 def _emit(args: argparse.Namespace, document: Any, rows: list[Entity], lines: Callable[[], list[str]],
           csv_header: Sequence[str] | None = None) -> int:
+    """JSON: the document; CSV: `csv_header`'s columns (with --all-columns, the rows' others after them); else the lines."""
     if args.output == "json":
         print(to_json(document))
     elif args.output == "csv":
-        sys.stdout.write(to_csv(rows, csv_header))
+        sys.stdout.write(to_csv(rows, columns.with_all(csv_header or (), rows, csv_header is None or getattr(args, "all_columns", False))))
     else:
         print("\n".join(lines()))
-    return 0
+    return OK
+
+
+def _listing(args: argparse.Namespace, document: Any, rows: list[Entity], header: Sequence[str]) -> int:
+    """Rows as the table and the CSV show them: the same documented columns (`columns`), the bookkeeping ones only with
+    --all-columns; JSON keeps every column."""
+    shown = columns.with_all(header, rows, getattr(args, "all_columns", False))
+    return _emit(args, document, rows, lambda: row_table(shown, rows), csv_header=shown)
+
+
+def _service(args: argparse.Namespace, queries: InventoryQueries) -> str | None:
+    """--service as the name of a service the inventory knows (NotFound, naming the known ones, for any other)."""
+    return queries.known_service(args.service) if args.service else None
 
 
 def _by_path(row: Entity) -> tuple[str, str]:
@@ -246,14 +265,11 @@ def _list(args: argparse.Namespace) -> int:
     kind = parse_kind(args.kind)
     queries = _queries(args)
     now = queries.clock()
-    page = queries.list_kind(kind, service=args.service, include_deleted=args.include_deleted, top=None,
+    page = queries.list_kind(kind, service=_service(args, queries), include_deleted=args.include_deleted, top=None,
                              deleted_since=parse_when(args.deleted_since, "--deleted-since", now),
                              changed_since=parse_when(args.changed_since, "--changed-since", now))
     rows = sorted(page.rows, key=_by_path)
-    deleted = ("DeletedAt",) if any(row.get("IsDeleted") for row in rows) else ()
-    details = tuple(c for c in DETAIL_COLUMNS.get(kind, ()) if any(c in row for row in rows))
-    header = ("Service", "Kind", "Path", "State", *EXTRA_COLUMNS.get(kind, ()), *details, *deleted, "LastEventType", "LastEventTime")
-    return _emit(args, rows, rows, lambda: row_table(header, rows))
+    return _listing(args, rows, rows, columns.LIST_COLUMNS[kind])
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -264,15 +280,14 @@ def _show(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     queries = _queries(args)
     records = queries.history(args.id, parse_when(args.since, "--since", queries.clock()), with_children=args.with_children)
-    header = ("EventTime", *(("Path",) if args.with_children else ()), "EventType", "Change", "Stale", "Duplicates", "EventId", "Values")
-    return _emit(args, records, records, lambda: row_table(header, records))
+    return _listing(args, records, records, columns.HISTORY_COLUMNS)
 
 
 def _changes(args: argparse.Namespace) -> int:
     queries = _queries(args)
     now = queries.clock()
     window: dict[str, Any] = {"since": parse_when(args.since, "--since", now), "until": parse_when(args.until, "--until", now),
-                              "service": args.service, "kind": parse_kind(args.kind) if args.kind else None, "by": args.by}
+                              "service": _service(args, queries), "kind": parse_kind(args.kind) if args.kind else None, "by": args.by}
     items: list[Entity] = []
     token = args.continuation
     while True:
@@ -280,30 +295,34 @@ def _changes(args: argparse.Namespace) -> int:
         items, token = items + page.items, page.continuation
         if token is None or args.top:
             break
-    time = TIME_COLUMN[args.by]
     rows = [{**item, "Kind": item.get("ResourceKind")} for item in items]
-    header = (time, "Service", "Kind", "Path", "Change", "EventType")
-    csv_header = ("EventTime", "RecordedAt", "Service", "ResourceKind", "Path", "Change", "EventType", "EventId", "Stale")
+    header = columns.with_all((TIME_COLUMN[args.by], *columns.CHANGES_COLUMNS), rows, args.all_columns)
     _emit(args, {"by": args.by, "count": len(items), "items": items, "continuationToken": token}, items,
-          lambda: row_table(header, rows), csv_header=csv_header)
+          lambda: row_table(header, rows), csv_header=columns.CHANGES_CSV_COLUMNS)
     if token is not None:
         print(f"{PROG}: more changes: add --continuation {token}", file=sys.stderr)
-    return 0
+    return OK
 
 
-def _flag(row: Entity) -> list[str]:
+def _flag(row: Entity, now: datetime) -> Entity:
+    """A flagged row with its Flag and Detail, as the table and the CSV show them."""
     if row.get("Kind") == Kind.GATEWAY_INSTANCE:
-        flag, detail = f"token {row.get('TokenStatus')}", f"expires {when(row.get('TokenExpiresAt'))}"
+        expires = row.get("TokenExpiresAt")
+        gone = row.get("TokenStatus") == "expired" or (isinstance(expires, datetime) and expires <= now)
+        flag, detail = f"token {row.get('TokenStatus')}", f"{'expired' if gone else 'expires'} {when(expires)}"
     else:
         flag = "breaker stuck open" if row.get("StuckOpen") else "breaker open"
         detail = f"opened {when(row.get('OpenedAt'))}, expected to close {when(row.get('ExpectedCloseAt'))}"
-    return [*(row_value(row, column) for column in ("Service", "Kind", "Path")), flag, detail]
+    return {**row, "Flag": flag, "Detail": detail}
 
 
 def _flags(args: argparse.Namespace) -> int:
-    found = _queries(args).flags()
+    queries = _queries(args)
+    found = queries.flags()
     rows = sorted(found["tokens"], key=_by_path) + sorted(found["breakers"], key=_by_path)
-    return _emit(args, rows, rows, lambda: table(("Service", "Kind", "Path", "Flag", "Detail"), [_flag(r) for r in rows], ""))
+    shown = [_flag(row, queries.clock()) for row in rows]
+    header = columns.with_all(columns.FLAG_COLUMNS, rows, args.all_columns)
+    return _emit(args, rows, shown, lambda: row_table(header, shown), csv_header=header)
 
 
 def _summary(args: argparse.Namespace) -> int:
@@ -319,23 +338,22 @@ def _summary(args: argparse.Namespace) -> int:
         return [f"Inventory at {when(summary['generatedAt'])}", "", *table(("Service", "Kind", "Live", "Deleted"), counts, ""),
                 "", *table(("Events", *(m.capitalize() for m in metrics)), events, "")]
 
-    return _emit(args, summary, long_rows, lines, csv_header=("Metric", "Window", "Service", "Kind", "Count"))
+    return _emit(args, summary, long_rows, lines, csv_header=columns.SUMMARY_CSV_COLUMNS)
 
 
 def _rejected(args: argparse.Namespace) -> int:
     queries = _queries(args)
     records = queries.rejected(parse_when(args.since, "--since", queries.clock()))
-    header = ("ReceivedAt", "Reason", "EventId", "EventType", "Subject", "Message")
-    return _emit(args, records, records, lambda: row_table(header, records))
+    return _listing(args, records, records, columns.REJECTED_COLUMNS)
 
 
 def _read(name: str) -> list[str]:
     try:
         return list(read_events(sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")))
     except OSError as exc:
-        raise Failure(2, f"{name}: {exc.strerror or exc}") from None
+        raise Failure(USAGE, then(f"{name} cannot be read: {exc.strerror or exc}", "check the path")) from None
     except ValueError as exc:  # not UTF-8, or a line that is not JSON
-        raise Failure(2, f"{name}: {exc}") from None
+        raise Failure(USAGE, then(f"{name}: {one_line(exc, 300)}", "fix the file: a JSON array of events, or one event per line")) from None
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -343,25 +361,45 @@ def _replay(args: argparse.Namespace) -> int:
         return _replay_dead_letter(args)
     if not args.files or args.since or args.prefix or args.delete_after or args.connection_string:
         raise InvalidArgument("replay takes FILE arguments, or --dead-letter URL (with --since, --prefix, --delete-after, --connection-string)")
-    payloads = [payload for name in args.files for payload in _read(name)]
+    payloads = [(name, index, payload) for name in args.files for index, payload in enumerate(_read(name), 1)]
     services = _services(args)
     processor = services.processor
     show_progress = sys.stderr.isatty() and len(payloads) > PROGRESS_ABOVE
     counts: Counter[str] = Counter()
-    for number, payload in enumerate(payloads, 1):
+
+    def warn(text: str) -> None:  # the first few problems in words; the error line at the end counts them all
+        if counts[Outcome.REJECTED] + counts[UNDECODABLE] <= WARNINGS:
+            print(f"{PROG}: warning: {text}", file=sys.stderr)
+
+    for number, (name, index, payload) in enumerate(payloads, 1):
         try:
-            counts[apply(processor, payload)] += 1
+            result = handle(processor, payload)
+            counts[result.outcome] += 1
+            if result.outcome == Outcome.REJECTED:
+                warn(f"{name}: event {index}: rejected ({result.reason}): {result.message}")
         except Undecodable as exc:
             counts[UNDECODABLE] += 1
-            print(f"{PROG}: warning: event {number} skipped, the Functions host cannot decode it: {exc}", file=sys.stderr)
+            warn(f"{name}: event {index}: skipped, the Functions host cannot decode it: {exc}")
         except STORE_ERRORS as exc:
-            raise Failure(1, f"{_store_error(exc)} (after {number - 1} of {len(payloads)} events; replaying again is safe)") from None
+            raise Failure(FAILED, f"after {number - 1} of {len(payloads)} events: {store_error(exc)}") from None
         if show_progress and (number % 50 == 0 or number == len(payloads)):
             sys.stderr.write(progress(number, len(payloads)) + ("\n" if number == len(payloads) else ""))
             sys.stderr.flush()
     _replayed(services, "replay", counts)
     print(f"{len(payloads)} events: {outcome_text(counts)}")
-    return 0
+    return _unapplied(counts, len(payloads))
+
+
+def _unapplied(counts: Counter[str], events: int, warned: bool = True) -> int:
+    """A replay is incomplete when an event could not be decoded or was rejected: one error line, exit code 1."""
+    undecodable, rejected = counts[UNDECODABLE], counts[Outcome.REJECTED]
+    if not undecodable and not rejected:
+        return OK
+    parts = [f"{undecodable} could not be decoded"] * bool(undecodable) + [f"{rejected} were rejected"] * bool(rejected)
+    named = (", as the warnings above say" + (f" (of the first {WARNINGS})" if undecodable + rejected > WARNINGS else "")) if warned else ""
+    return _fail(then(f"of {events} events, {' and '.join(parts)}{named}",
+                      "fix those events and replay them (`apim-inventory rejected` lists the rejected ones; the others are kept as they were)"),
+                 FAILED)
 
 
 def _replayed(services: bootstrap.Services, run: str, counts: Counter[str], **extra: Any) -> None:
@@ -377,7 +415,7 @@ def _replay_dead_letter(args: argparse.Namespace) -> int:
     try:
         container = blobs.container_client(args.dead_letter, env, retry_total=RETRY_TOTAL)
     except ValueError as exc:
-        raise Failure(2, f"--dead-letter: {exc}") from None
+        raise Failure(USAGE, f"--dead-letter: {exc}") from None
     services = _services(args)
     processor = services.processor
 
@@ -390,24 +428,28 @@ def _replay_dead_letter(args: argparse.Namespace) -> int:
         run = dead_letter.replay(container, processor, show, since=parse_when(args.since, "--since", services.clock()), prefix=args.prefix,
                                  delete_after=args.delete_after)
     except dead_letter.DeadLetterError as exc:
-        raise Failure(1, f"the dead-letter container: {exc}") from None
+        raise Failure(FAILED, then(f"the dead-letter container: {exc}", "check --dead-letter and the credential for the account")) from None
     except STORE_ERRORS as exc:
-        raise Failure(1, f"{_store_error(exc)} (the blob is kept; replaying again is safe)") from None
+        raise Failure(FAILED, f"the blob is kept: {store_error(exc)}") from None
     _replayed(services, "replay-dead-letter", run.counts, blobs=run.blobs, blobsDeleted=run.deleted)
     print(f"{run.blobs} blobs, {run.events} events: {outcome_text(run.counts)}; {run.deleted} blobs deleted, "
           f"{run.blobs - run.deleted} kept")
-    return 1 if run.kept_with_problems else 0
+    if run.kept_with_problems and not (run.counts[UNDECODABLE] or run.counts[Outcome.REJECTED]):
+        return _fail(then(f"{len(run.kept_with_problems)} blobs could not be read whole, as the warnings above say", "fix or delete them"), FAILED)
+    return _unapplied(run.counts, run.events, warned=bool(run.counts[UNDECODABLE]))
 
 
 def _purge(args: argparse.Namespace) -> int:
     results = _services(args).purger.run(dry_run=args.dry_run)
     count = "WouldDelete" if args.dry_run else "Deleted"
     rows = [{"What": r.what, "Table": r.table, "Before": r.before, count: r.deleted} for r in results]
-    document = {"dryRun": args.dry_run, "results": [{"what": r.what, "table": r.table, "before": r.before, "deleted": r.deleted}
+    document = {"dryRun": args.dry_run, "results": [{"what": r.what, "table": r.table, "before": r.before, count[0].lower() + count[1:]: r.deleted}
                                                     for r in results]}
     cells = [[r.what, r.table, when(r.before), str(r.deleted)] for r in results]
-    header = ("What", "Table", "Before", count)
-    return _emit(args, document, rows, lambda: table(header, cells, ""), csv_header=header)
+    header = (*columns.PURGE_COLUMNS, count)
+    total = sum(r.deleted for r in results)
+    note = [f"dry run: would delete {total} rows; nothing was deleted"] if args.dry_run else []
+    return _emit(args, document, rows, lambda: [*table(header, cells, ""), *note], csv_header=header)
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -415,7 +457,7 @@ def _sweep(args: argparse.Namespace) -> int:
     results = [sweeper.sweep_gateway_tokens(), sweeper.sweep_circuit_breakers()]
     cells = [[r.kind, str(r.rows), str(r.changed), str(r.alerts_sent), str(r.alerts_pending)] for r in results]
     print("\n".join(table(("Sweep", "Rows", "Changed", "AlertsSent", "AlertsPending"), cells, "")))
-    return 0
+    return OK
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -428,12 +470,16 @@ def _migrate(args: argparse.Namespace) -> int:
 
     report = Migration(_services(args).store, bootstrap.system_clock).migrate(note)
     print(f"history records moved: {report.copied}; kept in layout 1: {report.kept}; partitions counted: {report.partitions}")
-    return 1 if report.kept else 0
+    if report.kept:
+        return _fail(then(f"{report.kept} history records stay in layout 1 (--verbose says why)", "run migrate again: it resumes"), FAILED)
+    return OK
 
 
 def _sync(args: argparse.Namespace) -> int:
-    syncer = _services(args, with_arm=True).reconciler.syncer
+    services = _services(args, with_arm=True)
+    syncer = services.reconciler.syncer
     assert syncer is not None
+    service = _sync_target(args.service, services)
     show = sys.stderr.isatty()
 
     def note(phase: str, done: int, total: int | None) -> None:
@@ -441,29 +487,62 @@ def _sync(args: argparse.Namespace) -> int:
             sys.stderr.write(f"\r{done} {phase}".ljust(72))
             sys.stderr.flush()
 
-    report = syncer.step(args.service, note) if args.once else syncer.sync(args.service, note)
+    report = syncer.step(service, note) if args.once else syncer.sync(service, note)
     if show:
         sys.stderr.write("\n")
     if report.stopped in (SyncStop.BUSY, SyncStop.LEASE_LOST):
-        print(f"{PROG}: error: another invocation is syncing {report.service} (its lease on the checkpoint holds)", file=sys.stderr)
-        return 1
+        raise Failure(FAILED, then(f"another invocation is syncing {report.service} (its lease on the checkpoint holds)",
+                                   "wait for it to finish, then run again"))
     outcomes = tuple(SyncOutcome)
-    kinds = [k for k in Kind if k in report.by_kind]
-    cells = [[kind, *(str(report.by_kind[kind][o]) for o in outcomes)] for kind in kinds]
-    cells.append(["total", *(str(report.counts[o]) for o in outcomes)])
+    kinds = [k for k in Kind if k in report.by_kind or k in report.incomplete]
+    cells = [[kind, *(str(report.by_kind[kind][o]) for o in outcomes), "no" if kind in report.incomplete else "yes"] for kind in kinds]
+    cells.append(["total", *(str(report.counts[o]) for o in outcomes), "no" if report.incomplete else "yes"])
     document = {"service": report.service, "startedAt": report.started_at, "listed": report.listed,
                 "counts": {o: report.counts[o] for o in outcomes}, "byKind": {k: dict(report.by_kind[k]) for k in kinds},
                 "incomplete": report.incomplete, "finished": report.finished, "stopped": report.stopped,
                 "invocations": report.invocations, "kept": report.kept}
-    rows = [{"Kind": c[0], **{o.capitalize(): int(v) for o, v in zip(outcomes, c[1:], strict=True)}} for c in cells]
-    _emit(args, document, rows, lambda: table(("Kind", *(o.capitalize() for o in outcomes)), cells, ""))
+    header = ("Kind", *(o.capitalize() for o in outcomes), "Listed")
+    rows = [{"Kind": c[0], **{o.capitalize(): int(v) for o, v in zip(outcomes, c[1:-1], strict=True)}, "Listed": c[-1]} for c in cells]
+    _emit(args, document, rows, lambda: table(header, cells, ""), csv_header=header)
     if not report.finished:
-        print(f"{PROG}: the sync stopped ({report.stopped}) after {report.invocations} invocation(s); run it again to resume",
-              file=sys.stderr)
-        return 3
-    for kind, reason in sorted(report.incomplete.items()):
-        print(f"{PROG}: warning: {kind} not listed completely, so none of its rows was tombstoned: {_line(reason)}", file=sys.stderr)
-    return 1 if report.incomplete else 0
+        return _fail(then(f"the sync of {report.service} stopped ({report.stopped}) after {report.invocations} invocation(s)",
+                          "run it again to resume"), FAILED)
+    if report.incomplete:
+        return _fail(_not_listed(report.incomplete), FAILED)
+    return OK
+
+
+def _not_listed(incomplete: dict[str, str]) -> str:
+    """The kinds a sync could not list, grouped by why (one listing failure often stops them all), as one line."""
+    by_reason: dict[str, list[str]] = {}
+    for kind in Kind:  # a kind whose parent was not listed joins its parent's reason (kinds come parents first)
+        parent = FACTS[kind].parent or FACTS[kind].family  # a backend's rules are read from the backend
+        if kind in incomplete:
+            reason = next((r for r, kinds in by_reason.items() if parent in kinds), None) or one_line(incomplete[kind], 300)
+            by_reason.setdefault(reason, []).append(kind)
+    reasons = "; ".join(f"{', '.join(kinds)}: {reason}" for reason, kinds in by_reason.items())
+    return then(f"ARM: not every kind was listed, so no row of these was tombstoned ({reasons})", "run the sync again once ARM answers")
+
+
+def _sync_target(text: str, services: bootstrap.Services) -> ServiceRef:
+    """The service to sync: its ARM id (a new service too), or the name of one RECONCILE_SERVICES names or the
+    inventory holds rows of (their ARM ids name its subscription and resource group)."""
+    if text.strip().lower().startswith("/subscriptions/"):
+        return parse_service_id(text.strip())
+    name = service_name(text).lower()
+    for service in services.reconciler.services:
+        if service.name.lower() == name:
+            return service
+    queries = services.queries
+    for kind in TOP_LEVEL:
+        rows = queries.list_kind(kind, service=name, include_deleted=True, top=1).rows
+        if rows and isinstance(rows[0].get("ResourceId"), str):
+            try:
+                return parse_resource_id(rows[0]["ResourceId"])[0]
+            except PermanentEventError:
+                continue
+    raise Failure(USAGE, then(f"sync needs the ARM id of service {text.strip()[:100]!r}: the inventory holds no row of it",
+                              "give --service /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.ApiManagement/service/NAME"))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,14 @@ from shared.domain.times import iso_z
 
 PREFIX = "microsoft.apimanagement."
 FIRST_COLUMNS = ("PartitionKey", "RowKey", "Service", "Kind", "Path", "Name")
+NARROWEST = 8  # a cell is cut no narrower than this (or its header)
+ELLIPSIS = "…"
+_fit: list[int | None] = [None]  # the width tables are cut to: the terminal's (set by the command), or None for no limit
+
+
+def fit_tables(columns: int | None) -> None:
+    """Cut the tables printed from now on to `columns` terminal columns (None: print every cell whole)."""
+    _fit[0] = columns
 
 
 def width(text: str) -> int:
@@ -22,10 +30,40 @@ def width(text: str) -> int:
 
 
 def table(header: Sequence[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
+    """An aligned table; when `fit_tables` set a width, the widest cells are cut (ending in …) until each line fits."""
     widths = [max(width(r[i]) for r in [list(header), *rows]) for i in range(len(header))]
+    if _fit[0] is not None:
+        widths = fitted(widths, [width(h) for h in header], _fit[0] - len(indent) - 2 * (len(header) - 1))
     lines = [list(header), ["-" * w for w in widths], *rows]
-    return [indent + "  ".join(cell + " " * (w - width(cell)) for cell, w in zip(line, widths, strict=True)).rstrip()
+    return [indent + "  ".join(clip(cell, w) + " " * (w - width(clip(cell, w))) for cell, w in zip(line, widths, strict=True)).rstrip()
             for line in lines]
+
+
+def fitted(widths: list[int], floors: list[int], room: int) -> list[int]:
+    """Column widths whose sum is at most `room`, narrowing the widest column first, none below its header or NARROWEST
+    (so a table of very many columns may still be wider)."""
+    widths = list(widths)
+    least = [min(w, max(f, NARROWEST)) for w, f in zip(widths, floors, strict=True)]
+    while sum(widths) > room:
+        cuttable = [i for i in range(len(widths)) if widths[i] > least[i]]
+        if not cuttable:
+            break
+        widest = max(cuttable, key=lambda i: widths[i])
+        widths[widest] -= 1
+    return widths
+
+
+def clip(text: str, columns: int) -> str:
+    """`text` in at most `columns` terminal columns, ending in … when cut."""
+    if width(text) <= columns:
+        return text
+    kept, used = [], 0
+    for char in text:
+        if used + width(char) > columns - 1:
+            break
+        kept.append(char)
+        used += width(char)
+    return "".join(kept) + ELLIPSIS
 
 
 def when(value: object) -> str:

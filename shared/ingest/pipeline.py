@@ -35,6 +35,7 @@ class Result:
     event_type: str | None
     service: str | None
     reason: str | None = None
+    message: str | None = None  # a rejected event's reason in words
 
 
 def _json(value: Any) -> str:
@@ -183,7 +184,7 @@ class EventProcessor:
         self.counts.add(Outcome.REJECTED.value)
         log.warning(event_line(Outcome.REJECTED, _text(event_id), _text(event_type), service_of(source), _text(payload.get("subject")),
                                reason=exc.code, source=_text(source), message=exc.message))
-        return Result(Outcome.REJECTED, _text(event_id) or None, _text(event_type) or None, None, exc.code)
+        return Result(Outcome.REJECTED, _text(event_id) or None, _text(event_type) or None, None, exc.code, exc.message)
 
 
 def _text(value: Any, limit: int = 1024) -> str:

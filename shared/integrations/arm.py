@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from azure.core import PipelineClient
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ClientAuthenticationError
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import (
     BearerTokenCredentialPolicy,
@@ -28,12 +28,14 @@ from azure.core.pipeline.policies import (
 from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest import HttpRequest, HttpResponse
 
+from shared.domain.errors import one_line
+
 API_VERSION = "2024-05-01"
 # What ARM says is left of the caller's read allowance, on every read it answers (docs/design.md, "Syncs of
 # very large instances"): the principal's own bucket and the subscription's global one.
 REMAINING_READS_HEADERS = ("x-ms-ratelimit-remaining-subscription-reads", "x-ms-ratelimit-remaining-subscription-global-reads")
 DEFAULT_ENDPOINT = "https://management.azure.com"
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 log = logging.getLogger("apim_inventory.arm")
 
 
@@ -49,6 +51,18 @@ class ArmError(AzureError):
 
 class ArmNotFound(ArmError):
     pass
+
+
+class ArmUnreachable(ArmError):
+    """No answer from ARM: the connection failed or timed out (after the pipeline's retries)."""
+
+    def __init__(self, endpoint: str, reason: str) -> None:
+        AzureError.__init__(self, f"ARM at {endpoint} did not answer: {reason}")
+        self.status, self.code, self.retry_after = 0, "Unreachable", None
+
+
+class ArmCredentialError(ClientAuthenticationError):
+    """The credential for ARM could not get a token: nothing can be read from ARM until it can."""
 
 
 class ArmThrottled(ArmError):
@@ -120,7 +134,7 @@ class ArmClient:
         parts = urlsplit(self.endpoint)
         self._host = parts.netloc.lower()
         # Bearer tokens only ever travel over TLS, except to a stand-in on this machine.
-        self._plain_http_ok = parts.scheme == "http" and (parts.hostname or "") in _LOOPBACK
+        self._plain_http_ok = parts.scheme == "http" and (parts.hostname or "") in LOOPBACK
         self._timeout = timeout
         scope = f"{(audience or DEFAULT_ENDPOINT).rstrip('/')}/.default"
         policies = [
@@ -175,9 +189,14 @@ class ArmClient:
             self.remaining_reads = min(found)
 
     def _call(self, url: str) -> dict[str, Any]:
-        response = self._client.send_request(
-            HttpRequest("GET", url), enforce_https=not self._plain_http_ok,
-            connection_timeout=self._timeout, read_timeout=self._timeout)
+        try:
+            response = self._client.send_request(
+                HttpRequest("GET", url), enforce_https=not self._plain_http_ok,
+                connection_timeout=self._timeout, read_timeout=self._timeout)
+        except ClientAuthenticationError as exc:  # raised by the credential: no request was sent
+            raise ArmCredentialError(str(exc.message or exc)) from exc
+        except AzureError as exc:  # the network, a timeout: named as ARM's, so that no caller blames another part
+            raise ArmUnreachable(self.endpoint, one_line(exc, 300)) from exc
         self._note_remaining(response)
         if response.status_code == 200:
             body = response.json()
@@ -198,4 +217,4 @@ def _error(response: HttpResponse) -> ArmError:
         pass
     wait = retry_after_seconds(response.headers.get("Retry-After"))
     cls = ArmNotFound if response.status_code == 404 else ArmThrottled if response.status_code == 429 else ArmError
-    return cls(response.status_code, code, message[:500], wait)
+    return cls(response.status_code, code, one_line(message, 500), wait)

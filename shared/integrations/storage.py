@@ -28,12 +28,27 @@ DEVELOPMENT_STORAGE = (
 Client = TypeVar("Client", "TableServiceClient", "BlobServiceClient")
 
 
+TABLE_PREFIXES = ("INVENTORY_STORAGE", "AzureWebJobsStorage")
+
+
 class StorageNotConfigured(Exception):
     pass
 
 
+def connection_setting(prefixes: tuple[str, ...] = TABLE_PREFIXES, service: str = "table",
+                       env: Mapping[str, str] | None = None) -> str | None:
+    """The name of the setting the connection comes from (`INVENTORY_STORAGE`, `AzureWebJobsStorage__tableServiceUri`,
+    ...), for messages that tell which setting to fix; None when none is set."""
+    env = os.environ if env is None else env
+    for prefix in prefixes:
+        for name in (prefix, f"{prefix}__{service}ServiceUri", f"{prefix}__serviceUri", f"{prefix}__accountName"):
+            if env.get(name, "").strip():
+                return name
+    return None
+
+
 def table_service_client(env: Mapping[str, str] | None = None, **client_options: Any) -> TableServiceClient:
-    return service_client(TableServiceClient, ("INVENTORY_STORAGE", "AzureWebJobsStorage"), env, **client_options)
+    return service_client(TableServiceClient, TABLE_PREFIXES, env, **client_options)
 
 
 def blob_service_client(env: Mapping[str, str] | None = None, **client_options: Any) -> BlobServiceClient:

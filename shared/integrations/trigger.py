@@ -49,6 +49,12 @@ def parse_event(obj: TriggerInput) -> InventoryEvent:
         schema = "cloudEvents"
     elif isinstance(obj, func.EventGridEvent):
         raw_type, when, source, schema = obj.event_type, obj.event_time, obj.topic, "eventGrid"
+        if raw_type is None and obj.topic is None and obj.data_version is None and obj.id is None and obj.subject is None:
+            raise PermanentEventError(
+                "not-an-event",
+                "neither an Event Grid event (id, subject, eventType, eventTime, data, dataVersion) nor a CloudEvent "
+                "(specversion, id, source, type, time): it has none of their attributes",
+            )
         if raw_type is None and obj.topic is None and obj.data_version is None:
             raise PermanentEventError(
                 "unrecoverable-envelope",

@@ -28,7 +28,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 
 from shared.domain.details import resource_properties
-from shared.domain.errors import PermanentEventError, WriteConflict
+from shared.domain.errors import PermanentEventError, WriteConflict, one_line
 from shared.domain.kinds import FACTS, LISTED, TOP_LEVEL, Kind, children
 from shared.domain.model import Change, Op, Stamp, apply_changes, inherit, row_stamp, same_row, written_by
 from shared.domain.outcomes import SyncOutcome, SyncStop
@@ -209,7 +209,7 @@ class InventorySync:
                 flush()
                 raise  # no token: nothing can be listed; throttled: the next invocation resumes at this page
             except AzureError as exc:
-                report.incomplete.setdefault(kind, str(exc)[:300])
+                report.incomplete.setdefault(kind, one_line(exc, 300))
                 log.error("sync %s: listing %s failed, its rows are not tombstoned: %s", service.name, collection, exc)
                 items, link = [], None
             pairs, parents = self._page_items(service, collection, kind, items, report)
@@ -221,6 +221,10 @@ class InventorySync:
         flush()
         if Kind.BACKEND in report.incomplete:  # the rules are read from their backends' configuration
             report.incomplete.setdefault(Kind.CIRCUIT_BREAKER_RULE, "backends not listed completely")
+        for parent in (Kind.API, Kind.GATEWAY):  # the children of a parent not listed were not listed either
+            if parent in report.incomplete:
+                for child in _listed_children(parent):
+                    report.incomplete.setdefault(child, f"{parent} not listed completely")
         cp.phase = TOMBSTONES
         run.held.commit(self.clock())
         return None
@@ -345,7 +349,8 @@ class InventorySync:
                 else:
                     if written_by(entity, run.stamp):  # tombstoned by this sync before a crash: its feed may be missing
                         self._writer.refeed(ref, run.stamp)
-                    report.count(ref.kind, SyncOutcome.UNCHANGED)
+                    if entity["Kind"] in complete:  # a kind not listed completely was never compared: not "unchanged"
+                        report.count(ref.kind, SyncOutcome.UNCHANGED)
                     continue
                 run.held.ensure(self.clock())
                 self._write_one(plan, run.stamp, report)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -16,11 +17,11 @@ from typing import Any
 from shared.domain import booleans
 from shared.domain.errors import InvalidQuery, PermanentEventError
 from shared.domain.kinds import Kind, parse_kind_name
-from shared.domain.resources import ResourceRef, ServiceRef, parse_path, parse_resource_id
+from shared.domain.resources import ResourceRef, ServiceRef, parse_path, parse_resource_id, parse_service_id
 from shared.domain.times import AGO_EXAMPLES, BEFORE_1601, parse_moment
 from shared.queries.changes import ChangesPage, feed_page, parse_by
 from shared.queries.flags import flagged_rows
-from shared.queries.summary import summarize
+from shared.queries.summary import services, summarize
 from shared.store.keys import as_continuation, check_keys, encode_part, history_range, of_kind, rejected_from
 from shared.store.ports import Condition, Entity, InventoryRows, TableReader, Token
 
@@ -114,6 +115,19 @@ def resolve_id(text: str) -> ResourceRef:
         raise InvalidQuery(f"bad id: {exc.message}") from None
 
 
+def service_name(text: str) -> str:
+    """A service as a person names it: its name, or its ARM id (`/subscriptions/.../service/NAME`), as its name."""
+    _limit(text, "service")
+    if text.strip().lower().startswith("/subscriptions/"):
+        try:
+            return parse_service_id(text.strip()).name
+        except PermanentEventError as exc:
+            raise InvalidQuery(f"service: {exc.message}") from None
+    if _service_key(text) is None:
+        raise InvalidQuery("service is blank")
+    return text.strip()
+
+
 def _limit(text: str, what: str, limit: int = MAX_INPUT) -> None:
     if len(text) > limit:
         raise InvalidQuery(f"{what} is longer than {limit} characters")
@@ -137,6 +151,20 @@ class InventoryQueries:
         self._rows = rows
         self._reader = reader
         self.clock = clock
+
+    def known_service(self, text: str) -> str:
+        """The name of a service the inventory has seen (a status row: it sent an event or was synced), given its name
+        (any case) or ARM id; NotFound naming the services it knows, the closest first, for any other."""
+        name = service_name(text)
+        known = dict(services(self._reader))
+        if name.lower() in known:
+            return known[name.lower()]
+        close = difflib.get_close_matches(name.lower(), list(known), n=3)
+        hint = f"did you mean {' or '.join(repr(known[key]) for key in close)}? " if close else ""
+        names = sorted(known.values(), key=str.lower)
+        listed = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+        raise NotFound(f"the inventory has never seen service {name[:100]!r}: {hint}"
+                       + (f"it knows {listed}" if names else "it knows no service yet (replay events or run a sync first)"))
 
     def list_kind(self, kind: Kind, *, service: str | None = None, include_deleted: bool = False,
              deleted_since: datetime | None = None, changed_since: datetime | None = None,

@@ -1,0 +1,45 @@
+"""The columns the command prints, in one place: each kind's listing, and each other table. `-o table` and `-o csv`
+print the same columns, whether or not rows have the details (empty cells where they don't); `--all-columns` appends
+every other column of the rows; `-o json` keeps every column. Later versions only append to these lists (scripts read
+them by position too): docs/schema.md, "The command's columns", lists them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from shared.domain.kinds import Kind
+
+_ROW = ("Service", "Kind", "Path", "State")
+_EVENT = ("DeletedAt", "LastEventType", "LastEventTime")
+# `list KIND`: the identity and state of a row, the kind's own columns (details from ARM included), then its last event.
+LIST_COLUMNS: dict[Kind, tuple[str, ...]] = {
+    Kind.USER: (*_ROW, "Email", "UserState", *_EVENT),
+    Kind.API: (*_ROW, "Revision", "DisplayName", "ApiPath", "IsCurrent", *_EVENT),
+    Kind.API_RELEASE: (*_ROW, "ReleaseApiId", "ReleasedAt", *_EVENT),
+    Kind.PRODUCT: (*_ROW, "DisplayName", "ProductState", "ApprovalRequired", *_EVENT),
+    Kind.SUBSCRIPTION: (*_ROW, "DisplayName", "SubscriptionState", "ExpirationDate", *_EVENT),
+    Kind.GATEWAY: (*_ROW, "LocationCity", *_EVENT),
+    Kind.GATEWAY_API: (*_ROW, "DisplayName", "ApiPath", *_EVENT),
+    Kind.GATEWAY_HOSTNAME_CONFIGURATION: (*_ROW, "Hostname", *_EVENT),
+    Kind.GATEWAY_CERTIFICATE_AUTHORITY: (*_ROW, "IsTrusted", *_EVENT),
+    Kind.GATEWAY_INSTANCE: (*_ROW, "TokenStatus", "TokenExpiresAt", *_EVENT),
+    Kind.BACKEND: (*_ROW, "Url", *_EVENT),
+    Kind.CIRCUIT_BREAKER_RULE: (*_ROW, "BreakerState", "ExpectedCloseAt", "StuckOpen", "ConfiguredTripDuration", *_EVENT),
+}
+HISTORY_COLUMNS = ("EventTime", "Path", "EventType", "Change", "Stale", "Duplicates", "EventId", "Values")
+FLAG_COLUMNS = ("Service", "Kind", "Path", "Flag", "Detail")
+REJECTED_COLUMNS = ("ReceivedAt", "Reason", "EventId", "EventType", "Subject", "Message")
+CHANGES_COLUMNS = ("Service", "Kind", "Path", "Change", "EventType")  # after the time column: EventTime or RecordedAt
+CHANGES_CSV_COLUMNS = ("EventTime", "RecordedAt", "Service", "ResourceKind", "Path", "Change", "EventType", "EventId", "Stale")
+SUMMARY_CSV_COLUMNS = ("Metric", "Window", "Service", "Kind", "Count")
+PURGE_COLUMNS = ("What", "Table", "Before")  # then Deleted, or WouldDelete for a dry run
+
+
+def with_all(header: Sequence[str], rows: Iterable[Mapping[str, Any]], every: bool) -> tuple[str, ...]:
+    """`header`, and with `every` (`--all-columns`) the rows' other columns after it, in name order: the bookkeeping
+    columns (PartitionKey, RowKey, DetailsKey, LastDeleteEventKey, ...) appear only then."""
+    if not every:
+        return tuple(header)
+    seen = {column for row in rows for column in row}
+    return (*header, *sorted(seen.difference(header)))
