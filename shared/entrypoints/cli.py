@@ -22,6 +22,7 @@ from shared.domain.errors import ConflictRetriesExhausted, InvalidArgument, Inva
 from shared.domain.kinds import Kind
 from shared.domain.outcomes import Outcome, SyncOutcome, SyncStop
 from shared.domain.resources import ServiceRef, parse_service_id
+from shared.entrypoints import access_cli
 from shared.entrypoints.output import progress, record_lines, row_table, row_value, table, to_csv, to_json, when
 from shared.ingest import dead_letter
 from shared.ingest.replay import UNDECODABLE, Undecodable, apply, outcome_text
@@ -102,6 +103,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--include-deleted", action="store_true", help="tombstones too")
     since(sub, "--deleted-since", "only tombstones deleted at or after T")
     since(sub, "--changed-since", "only rows whose last event is at or after T")
+    sub.add_argument("--owner", metavar="ID", help="subscriptions: only those of this user (its id)")
+    sub.add_argument("--scope", metavar="ID", help="subscriptions: only those scoped to this API or product, or SERVICE/apis (all APIs)")
+    sub.add_argument("--state", metavar="S", help="users, products, subscriptions: only those in state S (active, published, ...)")
+    sub.add_argument("--approval-required", choices=("true", "false"), help="products: only those whose subscriptions need approval, or not")
     command("show", "one resource, every column", _show).add_argument("id", metavar="ID", type=_checked(resolve_id))
     sub = command("history", "a resource's history, newest first", _history)
     sub.add_argument("id", metavar="ID", type=_checked(resolve_id))
@@ -117,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="order and filter by the time of the event in APIM (default), or by when it was recorded here")
     sub.add_argument("--top", metavar="N", type=_checked(parse_top), help="one page of N (default: every change in the window)")
     sub.add_argument("--continuation", metavar="TOKEN", help="the page after the one that printed TOKEN")
+    access_cli.register(command, _queries, _emit)
     command("flags", "gateway tokens near expiry or expired, circuit breakers open or stuck open", _flags)
     command("summary", "counts by kind and service; events applied, stale, duplicate, rejected in the last hour and day", _summary)
     since(command("rejected", "the rejected events, with their reasons, newest first", _rejected), "--since", "only those received at or after T")
@@ -248,7 +254,9 @@ def _list(args: argparse.Namespace) -> int:
     now = queries.clock()
     page = queries.list_kind(kind, service=args.service, include_deleted=args.include_deleted, top=None,
                              deleted_since=parse_when(args.deleted_since, "--deleted-since", now),
-                             changed_since=parse_when(args.changed_since, "--changed-since", now))
+                             changed_since=parse_when(args.changed_since, "--changed-since", now), owner=args.owner,
+                             scope=args.scope, state=args.state,
+                             approval_required=None if args.approval_required is None else args.approval_required == "true")
     rows = sorted(page.rows, key=_by_path)
     deleted = ("DeletedAt",) if any(row.get("IsDeleted") for row in rows) else ()
     details = tuple(c for c in DETAIL_COLUMNS.get(kind, ()) if any(c in row for row in rows))

@@ -60,6 +60,10 @@ Key = tuple[str, str]
 Unit = tuple[Kind, str]  # a collection to list: its items' kind and its ARM id
 # Kinds whose rows have no parent to inherit a deletion from: a first sync writes them without reading first.
 _READ_FREE = frozenset({Kind.USER, Kind.PRODUCT, Kind.SUBSCRIPTION, Kind.GATEWAY, Kind.BACKEND})
+# Top-level kinds whose children are listed after the top-level collections, in this order (a checkpoint's unit
+# numbers count on it: a new parent goes last).
+_PARENTS = (Kind.API, Kind.GATEWAY, Kind.PRODUCT)
+_LINKS = frozenset({Kind.GATEWAY_API, Kind.PRODUCT_API, Kind.PRODUCT_GROUP})
 
 
 @dataclass
@@ -224,12 +228,12 @@ class InventorySync:
         return None
 
     def _units(self, service: ServiceRef, with_children: bool) -> list[Unit]:
-        """The collections a sync lists, in order: the top-level ones, then those of each API and each gateway
+        """The collections a sync lists, in order: the top-level ones, then those of each API, gateway and product
         (named by the scratch entities of their listing, so the order holds across invocations)."""
         base = service.resource_id
         units: list[Unit] = [(kind, f"{base}/{FACTS[kind].collection}") for kind in TOP_LEVEL]
         if with_children:
-            for parent in (Kind.API, Kind.GATEWAY):
+            for parent in _PARENTS:
                 pages = self._reader.scan(seen_pages(service.key, TOP_LEVEL.index(parent)))
                 names = sorted({n for page in pages for row in page for n in str(row.entity.get("Parents") or "").split("\n") if n})
                 units += [(kind, f"{base}/{FACTS[parent].collection}/{name}/{FACTS[kind].collection}")
@@ -272,7 +276,7 @@ class InventorySync:
                 current = resource_properties(resource).get("apiRevision")
                 if current:  # the current revision is listed under the API's plain name
                     found.append((parse_path(service, f"apis/{ref.name};rev={current}"), resource))
-            if kind is Kind.GATEWAY:
+            if kind in (Kind.GATEWAY, Kind.PRODUCT):
                 parents.append(ref.name)
             found.append((ref, resource))
         return found, parents
@@ -366,8 +370,10 @@ class InventorySync:
                 rules = breaker.get("rules") if isinstance(breaker, dict) else None
                 names = {str(r.get("name")).lower() for r in rules or [] if isinstance(r, dict)}
                 return ref.name.lower() not in names
-            if ref.kind is Kind.GATEWAY_API:
-                links = self.arm.list(f"{service.resource_id}/gateways/{ref.segments[1]}/apis")
+            if ref.kind in _LINKS:  # a gateway's or a product's API link, a product's group: no GET of its own
+                parent = ref.parent
+                assert parent is not None
+                links = self.arm.list(f"{parent.resource_id}/{FACTS[ref.kind].collection}")
                 return ref.name.lower() not in {str(item.get("name")).lower() for item in links}
             self.arm.get(ref.resource_id)
             return False
@@ -416,15 +422,12 @@ class InventorySync:
         `renew` runs before each transaction: a flush of many rows must not outlast the lease (LeaseLost stops it)."""
         latest: dict[Key, Entity] = {**(stored or {}), **{resource_keys(p.ref): p.row.entity for p in plans if p.row is not None}}
         batch: list[tuple[_Plan, Entity]] = []
+        batches: list[list[tuple[_Plan, Entity]]] = []
         done = 0
 
         def flush() -> None:
-            nonlocal done
-            renew()
-            self._commit(batch, stamp, report)
-            done += len(batch)
+            batches.append(list(batch))
             batch.clear()
-            note("write", done, len(plans))
 
         for plan in plans:
             key = resource_keys(plan.ref)
@@ -441,6 +444,13 @@ class InventorySync:
             batch.append((plan, prepared.entity))
         if batch:
             flush()
+        # The index entries of every row of the flush first, in a few transactions (shared.store.access_index).
+        self._writer.index([(plan.row.entity if plan.row else None, entity) for chunk in batches for plan, entity in chunk])
+        for chunk in batches:
+            renew()
+            self._commit(chunk, stamp, report)
+            done += len(chunk)
+            note("write", done, len(plans))
 
     def _commit(self, batch: list[tuple[_Plan, Entity]], stamp: Stamp, report: SyncReport) -> None:
         try:
@@ -448,7 +458,7 @@ class InventorySync:
                 raise WriteConflict("single-entity writes")
             notes = tuple(note for plan, entity in batch
                           for note in _sync_notes(plan.ref, stamp, self.clock)(plan.row.entity if plan.row else None, entity))
-            self._writer.write_batch(batch[0][0].ref, [RowChange(entity, plan.row) for plan, entity in batch], notes)
+            self._writer.write_batch(batch[0][0].ref, [RowChange(entity, plan.row) for plan, entity in batch], notes, indexed=True)
             for plan, entity in batch:
                 report.count(plan.ref.kind, _outcome(plan.row.entity if plan.row else None, entity))
         except WriteConflict:
