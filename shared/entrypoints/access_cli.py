@@ -13,8 +13,8 @@ from shared.store.ports import Entity
 
 Command = Callable[[str, str, Callable[[argparse.Namespace], int]], argparse.ArgumentParser]
 Emit = Callable[[argparse.Namespace, Any, list[Entity], Callable[[], list[str]]], int]
-GRANT_COLUMNS = ("Subscription", "Owner", "State", "Via", "Product", "ExpirationDate")
-USER_COLUMNS = ("Subscription", "State", "CanCall", "Via", "Product", "Api")
+GRANT_COLUMNS = ("Subscription", "Owner", "SubscriptionState", "Via", "Product", "ExpirationDate")
+USER_COLUMNS = ("Subscription", "SubscriptionState", "CanCall", "Via", "Product", "Api")
 
 
 def register(command: Command, queries: Callable[[argparse.Namespace], InventoryQueries], emit: Emit) -> None:

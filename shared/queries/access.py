@@ -39,7 +39,7 @@ def indexed_rows(reader: TableReader, index: str, service_key: str, value: str) 
 def _grant(subscription: Entity, scope: Scope) -> Entity:
     return {"CanCall": can_call(subscription), "Subscription": subscription.get("Name"), "Path": subscription.get("Path"),
             "Service": subscription.get("Service"),
-            "Owner": owner_name(subscription.get("OwnerId")), "State": subscription.get("SubscriptionState"),
+            "Owner": owner_name(subscription.get("OwnerId")), "SubscriptionState": subscription.get("SubscriptionState"),
             "Via": "all APIs" if scope.kind is None else scope.kind.value, "Product": scope.name if scope.kind is Kind.PRODUCT else None,
             "DisplayName": subscription.get("DisplayName"), "ExpirationDate": subscription.get("ExpirationDate")}
 
@@ -79,7 +79,7 @@ def api_access(reader: TableReader, ref: ResourceRef) -> dict[str, Any] | None:
     anyone = (["the API requires no subscription"] if open_to_anyone(api) else []) + [
         f"product {p['Name']} requires no subscription" for p in products if open_to_anyone(p)]
     return {"name": api.get("Name"), "service": api.get("Service"), "path": api.get("Path"), "openToAnyone": anyone,
-            "products": [{"Product": p.get("Name"), "DisplayName": p.get("DisplayName"), "State": p.get("ProductState"),
+            "products": [{"Product": p.get("Name"), "DisplayName": p.get("DisplayName"), "ProductState": p.get("ProductState"),
                           "SubscriptionRequired": p.get("SubscriptionRequired")} for p in products],
             "membershipAsOf": membership_as_of(reader, service_key, products),
             "callers": [g for g in grants if g["CanCall"]], "notCallable": [g for g in grants if not g["CanCall"]]}
@@ -105,7 +105,7 @@ def user_access(reader: TableReader, ref: ResourceRef) -> dict[str, Any] | None:
     items, products = [], []
     for sub in subscriptions:
         scope = parse_scope(sub.get("Scope"))
-        base = {"Subscription": sub.get("Name"), "Path": sub.get("Path"), "State": sub.get("SubscriptionState"), "CanCall": can_call(sub)}
+        base = {"Subscription": sub.get("Name"), "Path": sub.get("Path"), "SubscriptionState": sub.get("SubscriptionState"), "CanCall": can_call(sub)}
         if scope is None:
             continue
         if scope.kind is None:

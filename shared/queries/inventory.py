@@ -156,7 +156,7 @@ def resolve_of_kind(text: str, kind: Kind, what: str) -> ResourceRef:
     """An id that must name a resource of one kind (an API's revision names its API)."""
     ref = resolve_id(text)
     if ref.kind is not kind:
-        raise InvalidQuery(f"{what} must name a {kind.value}, such as SERVICE/{kind.facts.collection}/NAME; {text[:80]!r} names a {ref.kind.value}")
+        raise InvalidQuery(f"{what} must be an id such as SERVICE/{kind.facts.collection}/NAME; {text[:80]!r} names a {ref.kind.value}")
     return ref
 
 
