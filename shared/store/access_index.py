@@ -20,6 +20,7 @@ from shared.store.ports import Condition, Entity, Query, Table, TableReader, Tab
 
 SCOPE, OWNER, API = "scope", "owner", "products"  # subscriptions by Scope, by OwnerId; products (their API links) by API
 PREFIX = "access|"
+SCHEMA_VERSION = 1
 
 
 def indexed(entity: Entity | None) -> dict[str, str]:
@@ -57,7 +58,8 @@ def entries(before: Entity | None, after: Entity) -> list[Entity]:
         if old.get(index) != value:
             pk, rk = partition(index, _service_part(after), value), f"{encode_part(value)}|{after['RowKey']}"
             check_key(rk, "RowKey")
-            found.append({"PartitionKey": pk, "RowKey": rk, "TargetPartition": after["PartitionKey"], "TargetRow": after["RowKey"]})
+            found.append({"PartitionKey": pk, "RowKey": rk, "SchemaVersion": SCHEMA_VERSION, "TargetPartition": after["PartitionKey"],
+                          "TargetRow": after["RowKey"]})
     return found
 
 
