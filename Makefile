@@ -52,6 +52,7 @@ bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m bench.bench
 	$(PY) -m bench.sweep_cost
 	$(PY) -m bench.query_cost
+	$(PY) -m bench.access_cost
 	$(PY) -m bench.scale_cost
 	$(PY) -m bench.sync_cost
 	$(PY) -m bench.sync_check_cost

@@ -55,6 +55,11 @@ def changes(req: func.HttpRequest) -> func.HttpResponse:
     return http_api.get_changes(req, bootstrap.services().queries)
 
 
+@app.route(route="access", methods=["GET"])
+def access(req: func.HttpRequest) -> func.HttpResponse:
+    return http_api.get_access(req, bootstrap.services().queries)
+
+
 @app.route(route="flags", methods=["GET"])
 def flags(req: func.HttpRequest) -> func.HttpResponse:
     return http_api.get_flags(req, bootstrap.services().queries)

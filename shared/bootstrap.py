@@ -23,6 +23,7 @@ from shared.management.reconcile import Reconciler
 from shared.management.sync import InventorySync
 from shared.queries.health import HealthReporter
 from shared.queries.inventory import InventoryQueries
+from shared.store.access_index import AccessIndex
 from shared.store.memory import InMemoryStore
 from shared.store.outbox import AlertOutbox, AlertPublisher
 from shared.store.ports import Store
@@ -58,7 +59,7 @@ def wire(store: Store, settings: Settings, publisher: AlertPublisher, clock: Cal
     """`arm` is used for enrichment when ENRICH_FROM_ARM is on, and for syncs whenever it is given."""
     outbox = AlertOutbox(store, publisher)
     status = StatusTracker(store)
-    writer = RowWriter(store, outbox, settings.flag_policy, clock, settings.conflict_retries, status)
+    writer = RowWriter(store, outbox, settings.flag_policy, clock, settings.conflict_retries, status, index=AccessIndex(store))
     enricher = Enricher(arm, store, writer, outbox, clock) if arm is not None and settings.enrich_from_arm else None
     processor = EventProcessor(store, store, store, writer, outbox, status, clock, enricher=enricher)
     syncer = InventorySync(arm, store, writer, outbox, clock, records=store, deleter=store, status=status,

@@ -21,7 +21,7 @@ from shared.domain.resources import parse_path, parse_service_id
 from shared.store.keys import LAYOUT_KEYS, with_keys
 from tests.support import SERVICE_ID, T0, ManualClock, event, iso
 
-HTTP_FUNCTIONS = {"inventory": "inventory/{kind}", "resource": "resource", "history": "history", "changes": "changes", "flags": "flags",
+HTTP_FUNCTIONS = {"inventory": "inventory/{kind}", "resource": "resource", "access": "access", "history": "history", "changes": "changes", "flags": "flags",
                   "summary": "summary"}
 OTHER = SERVICE_ID.replace("contoso", "fabrikam")
 

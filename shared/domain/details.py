@@ -66,6 +66,7 @@ FIELDS: dict[Kind, dict[str, tuple[str, Convert]]] = {
         "ApiRevision": ("apiRevision", _text), "IsCurrent": ("isCurrent", _bool), "IsOnline": ("isOnline", _bool),
         "ApiVersion": ("apiVersion", _text), "ApiVersionSetId": ("apiVersionSetId", _text),
         "ServiceUrl": ("serviceUrl", _text), "ApiType": ("type", _text),
+        "SubscriptionRequired": ("subscriptionRequired", _bool),
     },
     Kind.API_RELEASE: {
         "ReleaseApiId": ("apiId", _text), "Notes": ("notes", _text), "ReleasedAt": ("createdDateTime", _time),
@@ -84,6 +85,8 @@ FIELDS: dict[Kind, dict[str, tuple[str, Convert]]] = {
         "LocationCity": ("locationData.city", _text), "LocationDistrict": ("locationData.district", _text),
         "LocationCountryOrRegion": ("locationData.countryOrRegion", _text),
     },
+    Kind.PRODUCT_API: {"DisplayName": ("displayName", _text), "ApiPath": ("path", _text)},
+    Kind.PRODUCT_GROUP: {"DisplayName": ("displayName", _text), "BuiltIn": ("builtIn", _bool), "GroupType": ("type", _text)},
     Kind.GATEWAY_API: {"DisplayName": ("displayName", _text), "ApiPath": ("path", _text)},
     Kind.GATEWAY_HOSTNAME_CONFIGURATION: {
         "Hostname": ("hostname", _text), "CertificateId": ("certificateId", _text),

@@ -16,6 +16,8 @@ class Kind(StrEnum):
     API = "api"
     API_RELEASE = "apiRelease"
     PRODUCT = "product"
+    PRODUCT_API = "productApi"
+    PRODUCT_GROUP = "productGroup"
     SUBSCRIPTION = "subscription"
     GATEWAY = "gateway"
     GATEWAY_API = "gatewayApi"
@@ -51,6 +53,10 @@ FACTS: dict[Kind, KindFacts] = {
     _K.API: KindFacts("apis", _K.API, None, listed=True, fetchable=True),
     _K.API_RELEASE: KindFacts("releases", _K.API, _K.API, listed=True, fetchable=True),
     _K.PRODUCT: KindFacts("products", _K.PRODUCT, None, listed=True, fetchable=True),
+    # A product's membership: the APIs it contains (who can call) and the groups that may see it (who can subscribe).
+    # No event announces a change of either: a sync and an enrichment of the product list them.
+    _K.PRODUCT_API: KindFacts("apis", _K.PRODUCT, _K.PRODUCT, listed=True, fetchable=False),
+    _K.PRODUCT_GROUP: KindFacts("groups", _K.PRODUCT, _K.PRODUCT, listed=True, fetchable=False),
     _K.SUBSCRIPTION: KindFacts("subscriptions", _K.SUBSCRIPTION, None, listed=True, fetchable=True),
     _K.GATEWAY: KindFacts("gateways", _K.GATEWAY, None, listed=True, fetchable=True),
     _K.GATEWAY_API: KindFacts("apis", _K.GATEWAY, _K.GATEWAY, listed=True, fetchable=False),

@@ -39,6 +39,7 @@ READ_OPS = frozenset({Op.DETAILS, Op.ENRICH_FAILED})  # what was read about a re
 PARENT_DELETE_TYPES: dict[Kind, str] = {
     Kind.API: "Microsoft.ApiManagement.APIDeleted",
     Kind.GATEWAY: "Microsoft.ApiManagement.GatewayDeleted",
+    Kind.PRODUCT: "Microsoft.ApiManagement.ProductDeleted",
 }
 DELETE_OPS = frozenset({Op.DELETED, Op.CASCADE_DELETED})
 
@@ -112,12 +113,14 @@ def new_row(ref: ResourceRef) -> dict[str, Any]:
         row["Instance"] = ref.name
     if ref.family is Kind.BACKEND:
         row["Backend"] = ref.segments[1]
+    if ref.family is Kind.PRODUCT and ref.kind is not Kind.PRODUCT:
+        row["Product"] = ref.segments[1]
     if ref.kind is Kind.CIRCUIT_BREAKER_RULE:
         row["Rule"] = ref.name
     return row
 
 
-_IDENTITY = ("Service", "Name", "Path", "ResourceId", "Api", "Gateway", "Instance", "Backend", "Rule")
+_IDENTITY = ("Service", "Name", "Path", "ResourceId", "Api", "Gateway", "Instance", "Backend", "Rule", "Product")
 
 
 def merge(row: dict[str, Any] | None, change: Change) -> dict[str, Any]:

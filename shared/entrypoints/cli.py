@@ -22,7 +22,7 @@ from shared.domain.errors import InvalidArgument, InvalidQuery, PermanentEventEr
 from shared.domain.kinds import FACTS, TOP_LEVEL, Kind
 from shared.domain.outcomes import Outcome, SyncOutcome, SyncStop
 from shared.domain.resources import ServiceRef, parse_resource_id, parse_service_id
-from shared.entrypoints import columns
+from shared.entrypoints import access_cli, columns
 from shared.entrypoints.failures import EXIT_CODES, FAILED, OK, STORE_ERRORS, USAGE, Failure, explain, store_error, then
 from shared.entrypoints.output import fit_tables, progress, record_lines, row_table, table, to_csv, to_json, when
 from shared.ingest import dead_letter
@@ -101,6 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--include-deleted", action="store_true", help="tombstones too")
     since(sub, "--deleted-since", "only tombstones deleted at or after T")
     since(sub, "--changed-since", "only rows whose last event is at or after T")
+    sub.add_argument("--owner", metavar="ID", help="subscriptions: only those of this user (its id)")
+    sub.add_argument("--scope", metavar="ID", help="subscriptions: only those scoped to this API or product, or SERVICE/apis (all APIs)")
+    sub.add_argument("--state", metavar="S", help="users, products, subscriptions: only those in state S (active, published, ...)")
+    sub.add_argument("--approval-required", choices=("true", "false"), help="products: only those whose subscriptions need approval, or not")
     command("show", "one resource, every column", _show).add_argument("id", metavar="ID", type=_checked(resolve_id))
     sub = command("history", "a resource's history, newest first", _history)
     sub.add_argument("id", metavar="ID", type=_checked(resolve_id))
@@ -116,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="order and filter by the time of the event in APIM (default), or by when it was recorded here")
     sub.add_argument("--top", metavar="N", type=_checked(parse_top), help="one page of N (default: every change in the window)")
     sub.add_argument("--continuation", metavar="TOKEN", help="the page after the one that printed TOKEN")
+    access_cli.register(command, _queries, _emit)
     command("flags", "gateway tokens near expiry or expired, circuit breakers open or stuck open", _flags)
     command("summary", "counts by kind and service; events applied, stale, duplicate, rejected in the last hour and day", _summary)
     since(command("rejected", "the rejected events, with their reasons, newest first", _rejected), "--since", "only those received at or after T")
@@ -267,7 +272,9 @@ def _list(args: argparse.Namespace) -> int:
     now = queries.clock()
     page = queries.list_kind(kind, service=_service(args, queries), include_deleted=args.include_deleted, top=None,
                              deleted_since=parse_when(args.deleted_since, "--deleted-since", now),
-                             changed_since=parse_when(args.changed_since, "--changed-since", now))
+                             changed_since=parse_when(args.changed_since, "--changed-since", now), owner=args.owner,
+                             scope=args.scope, state=args.state,
+                             approval_required=None if args.approval_required is None else args.approval_required == "true")
     rows = sorted(page.rows, key=_by_path)
     return _listing(args, rows, rows, columns.LIST_COLUMNS[kind])
 

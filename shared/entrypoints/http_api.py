@@ -16,6 +16,7 @@ import azure.functions as func
 from azure.core.exceptions import AzureError
 
 from shared.domain.errors import InvalidQuery, one_line
+from shared.domain.kinds import Kind
 from shared.entrypoints.output import to_json
 from shared.queries.changes import parse_by
 from shared.queries.inventory import InventoryQueries, NotFound, parse_bool, parse_kind, parse_top, parse_when
@@ -62,16 +63,21 @@ def answer(work: Callable[[], Any]) -> func.HttpResponse:
 
 
 def list_inventory(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpResponse:
-    """GET /api/inventory/{kind}?service=&includeDeleted=&deletedSince=&changedSince=&top=&continuationToken="""
+    """GET /api/inventory/{kind}?service=&includeDeleted=&deletedSince=&changedSince=&top=&continuationToken=
+    &owner=&scope=&state=&approvalRequired="""
 
     def work() -> dict[str, Any]:
-        params = _params(req, {"service", "includeDeleted", "deletedSince", "changedSince", "top", "continuationToken"})
+        params = _params(req, {"service", "includeDeleted", "deletedSince", "changedSince", "top", "continuationToken",
+                               "owner", "scope", "state", "approvalRequired"})
+        approval = params.get("approvalRequired")
         kind = parse_kind(req.route_params.get("kind", ""))
         page = queries.list_kind(
             kind, service=params.get("service"), include_deleted=parse_bool(params.get("includeDeleted"), "includeDeleted"),
             deleted_since=parse_when(params.get("deletedSince"), "deletedSince", queries.clock()),
             changed_since=parse_when(params.get("changedSince"), "changedSince", queries.clock()),
             top=parse_top(params.get("top")), continuation=params.get("continuationToken") or None,
+            owner=params.get("owner") or None, scope=params.get("scope") or None, state=params.get("state") or None,
+            approval_required=parse_bool(approval, "approvalRequired") if approval else None,
         )
         return {"kind": kind, "count": len(page.rows), "items": page.rows, "continuationToken": page.continuation}
 
@@ -108,6 +114,19 @@ def get_changes(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpRe
             top=parse_top(params.get("top")), continuation=params.get("continuationToken") or None,
         )
         return {"by": by, "count": len(page.items), "items": page.items, "continuationToken": page.continuation}
+
+    return answer(work)
+
+
+def get_access(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpResponse:
+    """GET /api/access?api= (who can call an API) or ?user= (what a user's subscriptions give access to)"""
+
+    def work() -> dict[str, Any]:
+        api, user = Kind.API.value, Kind.USER.value  # the parameters are named after the kinds
+        params = _params(req, {api, user})
+        if bool(params.get(api)) == bool(params.get(user)):
+            raise InvalidQuery(f"give one of the parameters {api} and {user}")
+        return queries.access_to_api(params[api]) if params.get(api) else queries.access_of_user(params[user])
 
     return answer(work)
 

@@ -17,12 +17,13 @@ from typing import Any
 from azure.core.exceptions import AzureError
 
 from shared.domain.details import circuit_breaker_rule, detail_diff, details, resource_properties
-from shared.domain.kinds import FETCHABLE, Kind
+from shared.domain.kinds import FACTS, FETCHABLE, Kind, children
 from shared.domain.model import Change, Op, Stamp
 from shared.domain.outcomes import EnrichmentOutcome
 from shared.domain.resources import ResourceRef, parse_path, row_ref
 from shared.integrations.arm import ArmClient, ArmError, ArmThrottled
 from shared.logs import Tally
+from shared.store.access_index import children_of
 from shared.store.outbox import AlertOutbox
 from shared.store.ports import Condition, Entity, HistoryRecord, Query, Table, TableReader
 from shared.store.writer import RowWriter
@@ -96,6 +97,7 @@ class Enricher:
         stamp = Stamp(started, "arm")
         try:
             resource = self.arm.get(ref.resource_id)
+            members = self._members(ref, stamp) if ref.kind is Kind.PRODUCT else []
         except AzureError as exc:  # ArmError, or the network after the pipeline's retries
             status = f"{exc.status} {exc.code}" if isinstance(exc, ArmError) else type(exc).__name__
             wait = exc.retry_after if isinstance(exc, ArmError) and exc.retry_after is not None else None
@@ -106,7 +108,7 @@ class Enricher:
             self.counts.add(outcome.value)
             log.warning("enrichment of %s %s (%s), retry after %s", ref.resource_id, outcome, status, retry_at.isoformat())
             return outcome
-        self._write(detail_changes(ref, resource, stamp, ENRICHED_TYPE))
+        self._write(detail_changes(ref, resource, stamp, ENRICHED_TYPE) + members)
         self.counts.add(EnrichmentOutcome.ENRICHED.value)
         return EnrichmentOutcome.ENRICHED
 
@@ -127,9 +129,40 @@ class Enricher:
                 break
         return done
 
+    def _members(self, ref: ResourceRef, stamp: Stamp) -> list[list[Change]]:
+        """A product's APIs and groups as ARM lists them now, and a deletion of each stored one it no longer lists (no
+        event announces a change of either). A failed listing raises, so the product is marked pending instead."""
+        groups: list[list[Change]] = []
+        listed: set[str] = set()
+        for kind in children(Kind.PRODUCT):
+            collection = FACTS[kind].collection
+            for item in self.arm.list(f"{ref.resource_id}/{collection}"):
+                name = item.get("name")
+                if isinstance(name, str) and name and "/" not in name and "\n" not in name:
+                    member = parse_path(ref.service, f"{ref.path}/{collection}/{name}")
+                    listed.add(member.path.lower())
+                    groups += detail_changes(member, item, stamp, ENRICHED_TYPE, alive=Op.OBSERVED)
+        for query in children_of(ref):
+            rows, _ = self._reader.page(query, None)
+            groups += [[Change(row_ref(row), Op.DELETED, stamp, ENRICHED_TYPE)] for row in rows
+                       if str(row["Path"]).lower() not in listed and not row.get("IsDeleted")]
+        return groups
+
     def _write(self, groups: list[list[Change]]) -> None:
         """Each group into its row; the alerts a write raised are sent before the caller goes on."""
-        applied = [self._writer.apply(changes[0].ref, changes, notes=details_changed(changes[0].ref, changes[0].stamp, self.clock))
+        applied = [self._writer.apply(changes[0].ref, changes, notes=_read_notes(changes[0].ref, changes[0].stamp, self.clock))
                    for changes in groups]
         if any(a.alerts for a in applied):
             self._outbox.flush(self.clock())
+
+
+def _read_notes(ref: ResourceRef, stamp: Stamp, clock: Callable[[], datetime]) -> Callable[[Entity | None, Entity], tuple[HistoryRecord, ...]]:
+    """What an enrichment did to a row: details changed; for a product's API or group, also found or no longer listed."""
+    changed = details_changed(ref, stamp, clock)
+
+    def notes(before: Entity | None, after: Entity) -> tuple[HistoryRecord, ...]:
+        was, alive = before is not None and not before.get("IsDeleted"), not after.get("IsDeleted")
+        if ref.kind in children(Kind.PRODUCT) and was != alive:
+            return (management_record(ref, stamp, ENRICHED_TYPE, Op.OBSERVED if alive else Op.DELETED, before, after, clock()),)
+        return changed(before, after)
+    return notes

@@ -61,6 +61,10 @@ Key = tuple[str, str]
 Unit = tuple[Kind, str]  # a collection to list: its items' kind and its ARM id
 # Kinds whose rows have no parent to inherit a deletion from: a first sync writes them without reading first.
 _READ_FREE = frozenset({Kind.USER, Kind.PRODUCT, Kind.SUBSCRIPTION, Kind.GATEWAY, Kind.BACKEND})
+# Top-level kinds whose children are listed after the top-level collections, in this order (a checkpoint's unit
+# numbers count on it: a new parent goes last).
+_PARENTS = (Kind.API, Kind.GATEWAY, Kind.PRODUCT)
+_LINKS = frozenset({Kind.GATEWAY_API, Kind.PRODUCT_API, Kind.PRODUCT_GROUP})
 
 
 @dataclass
@@ -230,12 +234,12 @@ class InventorySync:
         return None
 
     def _units(self, service: ServiceRef, with_children: bool) -> list[Unit]:
-        """The collections a sync lists, in order: the top-level ones, then those of each API and each gateway
+        """The collections a sync lists, in order: the top-level ones, then those of each API, gateway and product
         (named by the scratch entities of their listing, so the order holds across invocations)."""
         base = service.resource_id
         units: list[Unit] = [(kind, f"{base}/{FACTS[kind].collection}") for kind in TOP_LEVEL]
         if with_children:
-            for parent in (Kind.API, Kind.GATEWAY):
+            for parent in _PARENTS:
                 pages = self._reader.scan(seen_pages(service.key, TOP_LEVEL.index(parent)))
                 names = sorted({n for page in pages for row in page for n in str(row.entity.get("Parents") or "").split("\n") if n})
                 units += [(kind, f"{base}/{FACTS[parent].collection}/{name}/{FACTS[kind].collection}")
@@ -278,7 +282,7 @@ class InventorySync:
                 current = resource_properties(resource).get("apiRevision")
                 if current:  # the current revision is listed under the API's plain name
                     found.append((parse_path(service, f"apis/{ref.name};rev={current}"), resource))
-            if kind is Kind.GATEWAY:
+            if kind in (Kind.GATEWAY, Kind.PRODUCT):
                 parents.append(ref.name)
             found.append((ref, resource))
         return found, parents
@@ -375,11 +379,12 @@ class InventorySync:
         GET of their own: when the gateway's links or the backend's rules, read once a pass into `listings`, no
         longer hold it). A failure keeps the row."""
         try:
-            if ref.kind in (Kind.CIRCUIT_BREAKER_RULE, Kind.GATEWAY_API):
+            if ref.kind is Kind.CIRCUIT_BREAKER_RULE or ref.kind in _LINKS:  # no GET of their own
                 parent = f"{service.resource_id}/{ref.segments[0]}/{ref.segments[1]}"
-                if parent not in listings:
-                    listings[parent] = self._children_names(parent, ref.kind)
-                names = listings[parent]
+                collection = parent if ref.kind is Kind.CIRCUIT_BREAKER_RULE else f"{parent}/{FACTS[ref.kind].collection}"
+                if collection not in listings:
+                    listings[collection] = self._children_names(collection, ref.kind)
+                names = listings[collection]
                 return names is not None and ref.name.lower() not in names
             self.arm.get(ref.resource_id)
             return False
@@ -392,14 +397,15 @@ class InventorySync:
             return False
 
     def _children_names(self, parent: str, kind: Kind) -> set[str] | None:
-        """The lower-cased names of a gateway's API links or a backend's rules; empty when the parent is gone, None
-        when ARM could not be read (every child is kept)."""
+        """The lower-cased names of a backend's rules (`parent` the backend) or of a link collection (`parent` a
+        gateway's or a product's `apis`, a product's `groups`); empty when the parent is gone, None when ARM could not
+        be read (every child is kept)."""
         try:
             if kind is Kind.CIRCUIT_BREAKER_RULE:
                 breaker = resource_properties(self.arm.get(parent)).get("circuitBreaker")
                 rules = breaker.get("rules") if isinstance(breaker, dict) else None
                 return {str(r.get("name")).lower() for r in rules or [] if isinstance(r, dict)}
-            return {str(item.get("name")).lower() for item in self.arm.list(f"{parent}/apis")}
+            return {str(item.get("name")).lower() for item in self.arm.list(parent)}
         except ArmNotFound:
             return set()
         except (ClientAuthenticationError, ArmThrottled):
@@ -445,15 +451,12 @@ class InventorySync:
         `renew` runs before each transaction: a flush of many rows must not outlast the lease (LeaseLost stops it)."""
         latest: dict[Key, Entity] = {**(stored or {}), **{resource_keys(p.ref): p.row.entity for p in plans if p.row is not None}}
         batch: list[tuple[_Plan, Entity]] = []
+        batches: list[list[tuple[_Plan, Entity]]] = []
         done = 0
 
         def flush() -> None:
-            nonlocal done
-            renew()
-            self._commit(batch, stamp, report)
-            done += len(batch)
+            batches.append(list(batch))
             batch.clear()
-            note("write", done, len(plans))
 
         for plan in plans:
             key = resource_keys(plan.ref)
@@ -472,6 +475,13 @@ class InventorySync:
             batch.append((plan, prepared.entity))
         if batch:
             flush()
+        # The index entries of every row of the flush first, in a few transactions (shared.store.access_index).
+        self._writer.index([(plan.row.entity if plan.row else None, entity) for chunk in batches for plan, entity in chunk])
+        for chunk in batches:
+            renew()
+            self._commit(chunk, stamp, report)
+            done += len(chunk)
+            note("write", done, len(plans))
 
     def _commit(self, batch: list[tuple[_Plan, Entity]], stamp: Stamp, report: SyncReport) -> None:
         try:
@@ -479,7 +489,7 @@ class InventorySync:
                 raise WriteConflict("single-entity writes")
             notes = tuple(note for plan, entity in batch
                           for note in _sync_notes(plan.ref, stamp, self.clock)(plan.row.entity if plan.row else None, entity))
-            self._writer.write_batch(batch[0][0].ref, [RowChange(entity, plan.row) for plan, entity in batch], notes)
+            self._writer.write_batch(batch[0][0].ref, [RowChange(entity, plan.row) for plan, entity in batch], notes, indexed=True)
             for plan, entity in batch:
                 report.count(plan.ref.kind, _outcome(plan.row.entity if plan.row else None, entity))
         except WriteConflict:

@@ -15,10 +15,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shared.domain import booleans
+from shared.domain.access import Scope, parse_scope
 from shared.domain.errors import InvalidQuery, PermanentEventError
 from shared.domain.kinds import Kind, parse_kind_name
 from shared.domain.resources import ResourceRef, ServiceRef, parse_path, parse_resource_id, parse_service_id
 from shared.domain.times import AGO_EXAMPLES, BEFORE_1601, parse_moment
+from shared.queries.access import api_access, indexed_subscriptions, product_apis, user_access
 from shared.queries.changes import ChangesPage, feed_page, parse_by
 from shared.queries.flags import flagged_rows
 from shared.queries.summary import services, summarize
@@ -128,6 +130,21 @@ def service_name(text: str) -> str:
     return text.strip()
 
 
+def _detail_conditions(kind: Kind, state: str | None, approval_required: bool | None) -> list[Condition]:
+    """Conditions on the detail columns users filter on: a state (users, products, subscriptions), a product's approval."""
+    conditions = []
+    if state:
+        _limit(state, "state", 64)
+        if kind not in STATE_COLUMNS:
+            raise InvalidQuery(f"state filters {', '.join(STATE_COLUMNS)} only")
+        conditions.append(Condition(STATE_COLUMNS[kind], "eq", state.strip()))
+    if approval_required is not None:
+        if kind is not Kind.PRODUCT:
+            raise InvalidQuery("approval-required filters products only")
+        conditions.append(Condition("ApprovalRequired", "eq", approval_required))
+    return conditions
+
+
 def _limit(text: str, what: str, limit: int = MAX_INPUT) -> None:
     if len(text) > limit:
         raise InvalidQuery(f"{what} is longer than {limit} characters")
@@ -144,6 +161,34 @@ def _service_key(service: str | None) -> str | None:
     if not service.strip():
         raise InvalidQuery("service is blank")
     return service.strip().lower()
+
+
+STATE_COLUMNS = {Kind.USER: "UserState", Kind.PRODUCT: "ProductState", Kind.SUBSCRIPTION: "SubscriptionState"}
+
+
+def resolve_of_kind(text: str, kind: Kind, what: str) -> ResourceRef:
+    """An id that must name a resource of one kind (an API's revision names its API)."""
+    ref = resolve_id(text)
+    if ref.kind is not kind:
+        raise InvalidQuery(f"{what} must be an id such as SERVICE/{kind.facts.collection}/NAME; {text[:80]!r} names a {ref.kind.value}")
+    return ref
+
+
+def resolve_scope(text: str) -> tuple[str, Scope]:
+    """A subscription scope as an id: an API's, a product's, or SERVICE/apis (or an ARM id ending in /apis) for all APIs."""
+    _limit(text, "scope")
+    trimmed = text.strip().rstrip("/")
+    if trimmed.lower().endswith("/apis"):
+        head = trimmed[: -len("/apis")]
+        service = parse_resource_id(f"{head}/apis/x")[0] if head.lower().startswith("/subscriptions/") else ServiceRef("", "", head)
+        if not service.name or "/" in service.name:
+            raise InvalidQuery(f"scope must be an API's or a product's id, or SERVICE/apis; not {text[:80]!r}")
+        return service.key, Scope(None)
+    ref = resolve_id(trimmed)
+    scope = parse_scope(ref.path)
+    if ref.kind not in (Kind.API, Kind.PRODUCT) or scope is None:
+        raise InvalidQuery(f"scope must be an API's or a product's id, or SERVICE/apis; not {text[:80]!r}")
+    return ref.service.key, scope
 
 
 class InventoryQueries:
@@ -168,24 +213,58 @@ class InventoryQueries:
 
     def list_kind(self, kind: Kind, *, service: str | None = None, include_deleted: bool = False,
              deleted_since: datetime | None = None, changed_since: datetime | None = None,
-             top: int | None = 100, continuation: str | None = None) -> Page:
-        """Rows of one kind: one family's key range (in one service, or in all), filtered on Kind."""
-        conditions: list[Condition] = []
+             top: int | None = 100, continuation: str | None = None, owner: str | None = None, scope: str | None = None,
+             state: str | None = None, approval_required: bool | None = None) -> Page:
+        """Rows of one kind: one family's key range (in one service, or in all), filtered on Kind and the details
+        asked for; a subscription's `owner` (a user's id) or `scope` reads the access index instead, one page."""
+        conditions: list[Condition] = [*_detail_conditions(kind, state, approval_required)]
         if deleted_since is not None:
             conditions += [Condition("IsDeleted", "eq", True), Condition("DeletedAt", "ge", deleted_since)]
         elif not include_deleted:
             conditions.append(Condition("IsDeleted", "eq", False))
         if changed_since is not None:
             conditions.append(Condition("LastEventTime", "ge", changed_since))
+        if owner or scope:
+            return Page(self._indexed(kind, owner, scope, conditions, include_deleted or deleted_since is not None), None)
         rows, token = self._reader.page(of_kind(kind, _service_key(service), tuple(conditions)), top, decode_token(continuation))
         return Page(rows, encode_token(token))
 
     def resource(self, ident: str) -> Entity:
+        """One row; a product's with its APIs and groups (their names, as last read)."""
         ref = resolve_id(ident)
         row, _ = self._rows.load(ref, fresh=True)
         if row is None:
             raise NotFound(f"no resource {ident[:200]!r} in the inventory")
+        if ref.kind is Kind.PRODUCT:
+            return {**row.entity, **{column: ",".join(sorted(str(r["Name"]) for r in product_apis(self._reader, ref, kind)))
+                                     for column, kind in (("Apis", Kind.PRODUCT_API), ("Groups", Kind.PRODUCT_GROUP))}}
         return row.entity
+
+    def access_to_api(self, ident: str) -> dict[str, Any]:
+        """Every subscription that can call the API, and why (`shared.queries.access`)."""
+        found = api_access(self._reader, resolve_of_kind(ident, Kind.API, Kind.API.value))
+        if found is None:
+            raise NotFound(f"no live API {ident[:200]!r} in the inventory")
+        return found
+
+    def access_of_user(self, ident: str) -> dict[str, Any]:
+        """What a user's subscriptions give access to (`shared.queries.access`)."""
+        found = user_access(self._reader, resolve_of_kind(ident, Kind.USER, Kind.USER.value))
+        if found is None:
+            raise NotFound(f"no user {ident[:200]!r} and no subscription of theirs in the inventory")
+        return found
+
+    def _indexed(self, kind: Kind, owner: str | None, scope: str | None, conditions: list[Condition], include_deleted: bool) -> list[Entity]:
+        if kind is not Kind.SUBSCRIPTION:
+            raise InvalidQuery("owner and scope filter subscriptions only")
+        if include_deleted:
+            raise InvalidQuery("owner and scope list live subscriptions only")
+        user = resolve_of_kind(owner, Kind.USER, "owner") if owner else None
+        service_key, wanted = resolve_scope(scope) if scope else (user.service.key if user else "", None)
+        if user is not None and user.service.key != service_key:
+            raise InvalidQuery("owner and scope name different services")
+        rows = indexed_subscriptions(self._reader, service_key, user.name.lower() if user else None, wanted)
+        return sorted((r for r in rows if all(c.holds(r) for c in conditions)), key=lambda r: str(r.get("Name", "")).lower())
 
     def history(self, ident: str, since: datetime | None = None, with_children: bool = False) -> list[Entity]:
         """One resource's history (with its children's, for a top-level resource), newest first: one key range in the

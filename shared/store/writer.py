@@ -26,6 +26,7 @@ from shared.store.status import StatusTracker
 Compute = Callable[[StoredRow | None, StoredRow | None], Entity | None]  # None: leave the row as it is
 EventRecord = Callable[[StoredRow | None, StoredRow | None], HistoryRecord]  # the event's record, for the row as read
 Notes = Callable[[Entity | None, Entity], tuple[HistoryRecord, ...]]  # records of what a write did (before, after)
+Index = Callable[[list[tuple[Entity | None, Entity]]], None]  # writes the index entries of rows about to be written
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,11 @@ class RowStore(InventoryRows, HistoryLog, Protocol):
 
 class RowWriter:
     def __init__(self, rows: RowStore, outbox: AlertOutbox, policy: FlagPolicy,
-                 clock: Callable[[], datetime], conflict_retries: int = 10, status: StatusTracker | None = None) -> None:
+                 clock: Callable[[], datetime], conflict_retries: int = 10, status: StatusTracker | None = None,
+                 index: Index | None = None) -> None:
         self._rows = rows
         self._status = status  # each service's status row is written before its first commit in this process
+        self.index: Index = index or (lambda writes: None)  # shared.store.access_index: entries before their rows
         self._outbox = outbox
         self._policy = policy
         self._clock = clock
@@ -83,6 +86,8 @@ class RowWriter:
             rows = (RowChange(prepared.entity, row),) if prepared else ()
             written = notes(before, prepared.entity) if notes is not None and prepared else ()
             outcome = None if record is None else Outcome.STALE if record.stale else Outcome.APPLIED
+            if prepared:
+                self.index([(before, prepared.entity)])
             try:
                 self._commit(PartitionWrite(ref, rows, record, notes=written, outcome=outcome,
                                             at=record.recorded_at if record else None))
@@ -139,9 +144,13 @@ class RowWriter:
                 applied += [self.apply(ref, changes) for ref, changes, _ in chunk]
         return applied
 
-    def write_batch(self, ref: ResourceRef, rows: list[RowChange], notes: tuple[HistoryRecord, ...] = ()) -> None:
+    def write_batch(self, ref: ResourceRef, rows: list[RowChange], notes: tuple[HistoryRecord, ...] = (), *,
+                    indexed: bool = False) -> None:
         """Rows `prepare` gave, of `ref`'s partition, with their records and the count row, in one transaction (a
-        sync's, a cascade's). Raises WriteConflict: the caller then applies them one by one."""
+        sync's, a cascade's), after their index entries (unless the caller wrote them: `indexed`). Raises
+        WriteConflict: the caller then applies them one by one."""
+        if not indexed:
+            self.index([(r.before.entity if r.before else None, r.entity) for r in rows])
         self._commit(PartitionWrite(ref, tuple(rows), notes=notes))
         self._feed(notes)
 

@@ -1,0 +1,64 @@
+"""`apim-inventory access`: who can call an API, and what a user's subscriptions give access to."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from shared.domain.errors import InvalidQuery
+from shared.entrypoints.output import row_table, when
+from shared.queries.inventory import InventoryQueries, resolve_id
+from shared.store.ports import Entity
+
+Command = Callable[[str, str, Callable[[argparse.Namespace], int]], argparse.ArgumentParser]
+Emit = Callable[[argparse.Namespace, Any, list[Entity], Callable[[], list[str]]], int]
+GRANT_COLUMNS = ("Subscription", "Owner", "SubscriptionState", "Via", "Product", "ExpirationDate")
+USER_COLUMNS = ("Subscription", "SubscriptionState", "CanCall", "Via", "Product", "Api")
+
+
+def register(command: Command, queries: Callable[[argparse.Namespace], InventoryQueries], emit: Emit) -> None:
+    """Add the `access` command to the parser (`command` is the parser's own helper)."""
+    def run(args: argparse.Namespace) -> int:
+        found = queries(args)
+        if args.api:
+            answer = found.access_to_api(args.api)
+            return emit(args, answer, answer["callers"] + answer["notCallable"], lambda: api_lines(answer))
+        answer = found.access_of_user(args.user)
+        return emit(args, answer, answer["items"], lambda: user_lines(answer))
+
+    sub = command("access", "who can call an API and why (--api), or what a user's subscriptions give access to (--user)", run)
+    which = sub.add_mutually_exclusive_group(required=True)
+    which.add_argument("--api", metavar="ID", type=_checked_id, help="an API (any revision names its API)")
+    which.add_argument("--user", metavar="ID", type=_checked_id, help="a user")
+
+
+def _checked_id(text: str) -> str:
+    try:
+        resolve_id(text)
+    except InvalidQuery as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _as_of(answer: dict[str, Any]) -> str:
+    moment = answer.get("membershipAsOf")
+    return f"product membership as of {when(moment)}" if moment else "product membership never read completely (run a sync)"
+
+
+def api_lines(answer: dict[str, Any]) -> list[str]:
+    lines = [f"Open to anyone, no key needed: {reason}" for reason in answer["openToAnyone"]]
+    products = ", ".join(str(p["Product"]) for p in answer["products"]) or "none"
+    lines += [f"API {answer['service']}/{answer['path']}: in products {products}; {_as_of(answer)}", ""]
+    lines += [f"Can call ({len(answer['callers'])}):", *_rows(GRANT_COLUMNS, answer["callers"])]
+    if answer["notCallable"]:
+        lines += ["", f"Cannot call now, by state ({len(answer['notCallable'])}):", *_rows(GRANT_COLUMNS, answer["notCallable"])]
+    return lines
+
+
+def user_lines(answer: dict[str, Any]) -> list[str]:
+    return [f"User {answer['service']}/users/{answer['name']}: {_as_of(answer)}", "", *_rows(USER_COLUMNS, answer["items"])]
+
+
+def _rows(header: Sequence[str], rows: list[Entity]) -> list[str]:
+    return row_table(header, rows) if rows else ["  (none)"]
