@@ -91,6 +91,8 @@ def rejected_lines(records: list[dict[str, Any]]) -> list[str]:
 class CollectingPublisher:
     """What the app does with no topic configured is log alerts; the demo also keeps them to print."""
 
+    destination = "log"
+
     def __init__(self) -> None:
         self.alerts: list[Alert] = []
 

@@ -22,6 +22,7 @@ from shared.domain.errors import ConflictRetriesExhausted, InvalidArgument, Inva
 from shared.domain.kinds import Kind
 from shared.domain.outcomes import Outcome, SyncOutcome, SyncStop
 from shared.domain.resources import ServiceRef, parse_service_id
+from shared.entrypoints import cli_expiry
 from shared.entrypoints.output import progress, record_lines, row_table, row_value, table, to_csv, to_json, when
 from shared.ingest import dead_letter
 from shared.ingest.replay import UNDECODABLE, Undecodable, apply, outcome_text
@@ -136,7 +137,6 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
     sub.add_argument("--now", metavar="T", default=argparse.SUPPRESS, type=_checked(lambda t: parse_when(t, "--now")),
                      help="take T as the current time for the cutoffs")
-    command("sweep", "run both timers now: gateway token expiry and stuck circuit breakers", _sweep, reads=False)
     command("migrate", "move the store to the current layout (history beside its rows, count rows, the change feed); "
             "idempotent: a rerun resumes where a run stopped", _migrate, reads=False)
     sub = command("sync", "a full sync of one APIM service from Azure Resource Manager: add, update, tombstone; resumes a "
@@ -144,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--service", required=True, metavar="ID", type=_service_id,
                      help="the service's ARM id, /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.ApiManagement/service/NAME")
     sub.add_argument("--once", action="store_true", help="one invocation within the budget, as the reconcile timer runs it")
+    cli_expiry.register(cli_expiry.Lent(command, since, _services, _emit))  # expiring, alerts, sweep
     return parser
 
 
@@ -408,14 +409,6 @@ def _purge(args: argparse.Namespace) -> int:
     cells = [[r.what, r.table, when(r.before), str(r.deleted)] for r in results]
     header = ("What", "Table", "Before", count)
     return _emit(args, document, rows, lambda: table(header, cells, ""), csv_header=header)
-
-
-def _sweep(args: argparse.Namespace) -> int:
-    sweeper = _services(args).sweeper
-    results = [sweeper.sweep_gateway_tokens(), sweeper.sweep_circuit_breakers()]
-    cells = [[r.kind, str(r.rows), str(r.changed), str(r.alerts_sent), str(r.alerts_pending)] for r in results]
-    print("\n".join(table(("Sweep", "Rows", "Changed", "AlertsSent", "AlertsPending"), cells, "")))
-    return 0
 
 
 def _migrate(args: argparse.Namespace) -> int:

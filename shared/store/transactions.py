@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from shared.domain.kinds import Kind
-from shared.store import counts
+from shared.store import counts, expiry_lists
 from shared.store.keys import check_entity, count_keys, key_of
 from shared.store.ports import Entity, PartitionWrite, RejectedRecord, StoredRow
 from shared.store.records import duplicate_update, history_entity, redelivered, rejected_entity
@@ -63,7 +63,8 @@ def partition_plan(write: PartitionWrite, count_row: StoredRow | None) -> Plan:
     changes = [(c.before.entity if c.before else None, c.entity) for c in write.rows]
     header = {"Service": write.ref.service.name, "ServiceKey": write.ref.service.key}
     counted = counts.counted(count_row.entity if count_row else None, count_keys(write.ref), header, Kind(write.ref.family),
-                             counts.deltas(changes), write.outcome, write.at, counts.flag_moves(changes))
+                             counts.deltas(changes), write.outcome, write.at, counts.flag_moves(changes),
+                             expiry_lists.expiry_moves(changes))
     if counted is not None:
         plan.count_at = plan.add(_write(counted, count_row))
     if len(plan.ops) > MAX_OPERATIONS:
