@@ -74,12 +74,8 @@ def _expiring(lent: Lent, args: argparse.Namespace) -> int:
     items: list[Entity] = found["items"]
     header = ("Service", "Kind", "Path", "ExpiresAt", "Status", "SubscriptionState")
     rows = [{**item, "Status": "expired" if item["Expired"] else _left(item["ExpiresAt"], now)} for item in items]
-
-    def lines() -> list[str]:
-        return [f"Expiring by {when(found['until'])} (now {when(now)}): {len(items)}", "", *row_table(header, rows)]
-
     csv_header = ("Service", "Kind", "Path", "ExpiresAt", "Expired", "SubscriptionState", "ResourceId")
-    return lent.emit(args, found, items, lines, csv_header=csv_header)
+    return lent.emit(args, found, items, lambda: row_table(header, rows), csv_header=csv_header)
 
 
 def _alerts(lent: Lent, args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 from shared.domain.errors import InvalidQuery
 from shared.domain.expiry import EXPIRY_COLUMNS, EXPIRY_FAMILIES, expiry_of
 from shared.domain.kinds import Kind
-from shared.domain.times import AGO_EXAMPLES, parse_ago
+from shared.domain.times import parse_ago
 from shared.queries.summary import check_layout, in_parallel, services
 from shared.store.expiry_lists import listed
 from shared.store.keys import COUNT_ROW, count_partitions, partition_rows
@@ -31,7 +31,7 @@ def parse_within(text: str | None, what: str) -> timedelta:
     """A window ahead: `30d`, `24h`, `2w`, `90m` (one whole number and a unit)."""
     window = parse_ago(text if text is not None else DEFAULT_WITHIN)
     if window is None:
-        raise InvalidQuery(f"{what} must be a duration such as {AGO_EXAMPLES}, not {str(text)[:60]!r}")
+        raise InvalidQuery(f"{what} must be a duration ahead such as 30d, 24h, 2w or 90m, not {str(text)[:60]!r}")
     return window
 
 
