@@ -57,11 +57,11 @@ class Store:
     azurite: Azurite
     settings: Settings
 
-    def tables(self) -> dict[tuple[str, str, str], tuple[str, dict[str, Any]]]:
+    def tables(self) -> dict[tuple[str, str, str], tuple[str | None, dict[str, Any]]]:
         """Every entity of the five tables, with its ETag: what a read-only command must leave as it is."""
         client = TableServiceClient.from_connection_string(self.azurite.connection_string)
         s = self.settings
-        found = {}
+        found: dict[tuple[str, str, str], tuple[str | None, dict[str, Any]]] = {}
         for name in (s.inventory_table, s.history_table, s.rejected_table, s.outbox_table, s.status_table):
             for entity in client.get_table_client(name).list_entities():
                 found[(name, entity["PartitionKey"], entity["RowKey"])] = (entity.metadata["etag"], dict(entity))
