@@ -294,7 +294,8 @@ def _changes(args: argparse.Namespace) -> int:
 
 def _flag(row: Entity) -> list[str]:
     if row.get("Kind") == Kind.GATEWAY_INSTANCE:
-        flag, detail = f"token {row.get('TokenStatus')}", f"expires {when(row.get('TokenExpiresAt'))}"
+        verb = "expired" if row.get("TokenStatus") == "expired" else "expires"
+        flag, detail = f"token {row.get('TokenStatus')}", f"{verb} {when(row.get('TokenExpiresAt'))}"
     else:
         flag = "breaker stuck open" if row.get("StuckOpen") else "breaker open"
         detail = f"opened {when(row.get('OpenedAt'))}, expected to close {when(row.get('ExpectedCloseAt'))}"
