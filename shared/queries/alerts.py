@@ -8,25 +8,23 @@ day raised before it."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from shared.domain.times import json_time
 from shared.store.keys import PENDING_ALERTS, pending_alerts, sent_alerts_from
 from shared.store.outbox import LOG
-from shared.store.ports import Condition, Entity, Query, TableReader
+from shared.store.ports import Condition, Entity, TableReader
 
-PENDING, SENT, LOGGED = "pending", "sent", "logged"
+PENDING, SENT, LOGGED = PENDING_ALERTS, "sent", "logged"  # an alert's state: its partition's name while pending
 
 
 def outbox_alerts(reader: TableReader, *, pending_only: bool = False, since: datetime | None = None) -> list[dict[str, Any]]:
     """The alerts raised at or after `since` (all that the outbox keeps when None), newest first; each with its
     `state`: pending, sent (to the topic) or logged."""
     raised = (Condition("DetectedAt", "ge", since),) if since is not None else ()
-    queries = [Query(pending_alerts().table, conditions=(*pending_alerts().conditions, *raised))]
-    if not pending_only:
-        sent = sent_alerts_from(since)
-        queries.append(Query(sent.table, sent.low_pk, sent.high_pk, raised))
+    queries = [pending_alerts()] if pending_only else [pending_alerts(), sent_alerts_from(since)]
+    queries = [replace(query, conditions=(*query.conditions, *raised)) for query in queries]
     found = [alert for query in queries for alert in map(_alert, reader.page(query, None)[0])]
     return sorted(found, key=lambda a: (a["detectedAt"], a["id"]), reverse=True)
 
@@ -40,4 +38,4 @@ def _alert(entity: Entity) -> dict[str, Any]:
         data = {}
     return {"id": entity["RowKey"], "type": entity.get("AlertType"), "state": state, "detectedAt": entity.get("DetectedAt"),
             "sentAt": None if pending else entity.get("SentAt"), "source": entity.get("Source"), "subject": entity.get("Subject"),
-            "service": data.get("service"), "data": {k: json_time(v) for k, v in data.items()}}
+            "service": data.get("service"), "data": data}
