@@ -15,6 +15,8 @@ from shared.queries.expiring import expiring, parse_within
 from shared.queries.inventory import parse_bool, parse_when
 from shared.store.ports import TableReader
 
+PENDING = "pending"  # GET /api/alerts?pending=true: only the alerts not yet published
+
 
 def get_expiring(req: func.HttpRequest, reader: TableReader, clock: Callable[[], datetime]) -> func.HttpResponse:
     """GET /api/expiring?within= (default 30d): gateway tokens and subscriptions expiring by now + within, the expired
@@ -31,8 +33,8 @@ def get_alerts(req: func.HttpRequest, reader: TableReader, clock: Callable[[], d
     """GET /api/alerts?pending=&since=: the outbox's alerts, newest first, each pending, sent or logged."""
 
     def work() -> dict[str, Any]:
-        params = _params(req, {"pending", "since"})
-        found = outbox_alerts(reader, pending_only=parse_bool(params.get("pending"), "pending"),
+        params = _params(req, {PENDING, "since"})
+        found = outbox_alerts(reader, pending_only=parse_bool(params.get(PENDING), PENDING),
                               since=parse_when(params.get("since"), "since", clock()))
         return {"count": len(found), "items": found}
 
