@@ -3,7 +3,7 @@
 For a small (1,000 resources) and a large (100,000 x BENCH_SCALE) inventory, each with about ten events per
 resource (bench.scale_data: the mix and the events), it times `summary`, one resource's history, `changes` over a
 window holding 1,000 changes, the first page of a kind, `flags` and `expiring --within 30d` (every tenth subscription
-has an ExpirationDate, as a read of ARM gives it; 26 rows expire within the window at every size), and counts the
+has an ExpirationDate, as a read of ARM gives it; the same rows expire within the window at every size), and counts the
 Table requests and the entities they returned; then prints the ratio large / small of each. `expiring` is measured
 twice: as built (the count rows' `Expiring` lists, then the rows listed), and as a scan of the subscription and
 gateway families would answer it, returning what a server-side filter on the expiry column would have to read.
