@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from shared import bootstrap, logs
-from shared.entrypoints import http_api
+from shared.entrypoints import http_api, http_expiry
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)  # never anonymous
 _settings = bootstrap.app_settings()  # schedules are read when the worker indexes the app; the services reuse this reading
@@ -68,6 +68,16 @@ def flags(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="summary", methods=["GET"])
 def summary(req: func.HttpRequest) -> func.HttpResponse:
     return http_api.get_summary(req, bootstrap.services().queries)
+
+
+@app.route(route="expiring", methods=["GET"])
+def expiring(req: func.HttpRequest) -> func.HttpResponse:
+    return http_expiry.get_expiring(req, bootstrap.services().store, bootstrap.services().clock)
+
+
+@app.route(route="alerts", methods=["GET"])
+def alerts(req: func.HttpRequest) -> func.HttpResponse:
+    return http_expiry.get_alerts(req, bootstrap.services().store, bootstrap.services().clock)
 
 
 @app.function_name("health")

@@ -2,8 +2,11 @@
 
 For a small (1,000 resources) and a large (100,000 x BENCH_SCALE) inventory, each with about ten events per
 resource (bench.scale_data: the mix and the events), it times `summary`, one resource's history, `changes` over a
-window holding 1,000 changes, the first page of a kind and `flags`, and counts the Table requests and the entities
-they returned; then prints the ratio large / small of each.
+window holding 1,000 changes, the first page of a kind, `flags` and `expiring --within 30d` (every tenth subscription
+has an ExpirationDate, as a read of ARM gives it; the same rows expire within the window at every size), and counts the
+Table requests and the entities they returned; then prints the ratio large / small of each. `expiring` is measured
+twice: as built (the count rows' `Expiring` lists, then the rows listed), and as a scan of the subscription and
+gateway families would answer it, returning what a server-side filter on the expiry column would have to read.
 
 Two stores:
 - the in-memory twin, filled through the app's own event path (every event decoded by the library's converter and
@@ -25,27 +28,35 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.data.tables import TableServiceClient
 
 from bench.bench import CountingTransport
-from bench.scale_data import NOW, SERVICE, events, mix
+from bench.scale_data import NOW, SERVICE, events, mix, subscription_expiry
 from devtools.azurite import Azurite
 from devtools.worker import decode_event
 from shared import bootstrap
 from shared.config import Settings
-from shared.domain.flags import Alert
+from shared.domain.expiry import EXPIRY_COLUMNS, expiry_of
+from shared.domain.flags import Alert, FlagPolicy
 from shared.domain.kinds import Kind
+from shared.domain.resources import parse_path, parse_service_id
 from shared.domain.times import parse_time
-from shared.store.keys import bucket
+from shared.queries.expiring import expiring
+from shared.store.expiry_lists import EXPIRING
+from shared.store.keys import COUNT_ROW, bucket, of_kind
 from shared.store.memory import InMemoryStore
-from shared.store.ports import Entity, Query, StoredRow, Table, Token
+from shared.store.outbox import AlertOutbox
+from shared.store.ports import Entity, Query, StoredRow, Table, TableReader, Token
+from shared.store.writer import Compute, RowWriter
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 SMALL, LARGE = 1_000, round(100_000 * SCALE)
 AZURITE_LARGE = int(os.environ.get("BENCH_AZURITE_ROWS", "5000"))
 WINDOW_CHANGES = 1_000
+WITHIN = timedelta(days=30)
 REPEATS = 3
 WORKERS = int(os.environ.get("BENCH_WORKERS", str(os.cpu_count() or 2)))
 SERVICE_NAME = SERVICE.rsplit("/", 1)[1]
@@ -130,7 +141,37 @@ def _fill_share(rows: int, share: int, shares: int) -> tuple[dict[Table, list[En
         if bucket(event["subject"].split("/")[2].split(";")[0].lower()) % shares == share:
             services.processor.handle(decode_event(payload))
             times.append(event["time"])
+    _add_expiries(store, rows, share, shares)
     return {table: [row.entity for page in store.scan(Query(table)) for row in page] for table in Table}, times
+
+
+def _add_expiries(store: InMemoryStore, rows: int, share: int, shares: int) -> None:
+    """The ExpirationDate of the share's live subscriptions that have one, written as enrichment writes details."""
+    writer = RowWriter(store, AlertOutbox(store, QuietPublisher()), FlagPolicy(), lambda: NOW)
+    service = parse_service_id(SERVICE)
+    for n in range(round(rows * 0.30)):
+        name = f"s-{n:07d}"
+        expiry = subscription_expiry(n)
+        if expiry is None or bucket(name) % shares != share:
+            continue
+        ref = parse_path(service, f"/subscriptions/{name}")
+        row, _ = store.load(ref)
+        if row is not None and not row.entity.get("IsDeleted"):
+            writer.apply(ref, _with_expiry(expiry), loaded=(row, None))
+
+
+def _with_expiry(expiry: datetime) -> Compute:
+    def compute(current: StoredRow | None, _parent: StoredRow | None) -> Entity | None:
+        return {**current.entity, "ExpirationDate": expiry} if current else None
+    return compute
+
+
+def expiring_by_scan(reader: TableReader, within: timedelta) -> list[Entity]:
+    """The same answer from the rows of every subscription and gateway-family row of the kinds that expire: what a
+    query filtered on the expiry column would have the server read."""
+    until = NOW + within
+    rows = [row.entity for kind in EXPIRY_COLUMNS for page in reader.scan(of_kind(kind)) for row in page]
+    return sorted((r for r in rows if (moment := expiry_of(r)) is not None and moment <= until), key=lambda r: expiry_of(r) or NOW)
 
 
 def fill(rows: int) -> tuple[InMemoryStore, list[str], str]:
@@ -148,7 +189,7 @@ def fill(rows: int) -> tuple[InMemoryStore, list[str], str]:
     return store, times, f"{SERVICE_NAME}/users/u-0000001"
 
 
-def questions(queries: Any, times: list[str], user: str) -> dict[str, Callable[[], Any]]:
+def questions(queries: Any, reader: TableReader, times: list[str], user: str) -> dict[str, Callable[[], Any]]:
     since = parse_time(times[WINDOW_CHANGES - 1], "time")  # the window [since, now] holds WINDOW_CHANGES events
     return {
         "summary": queries.summary,
@@ -156,6 +197,8 @@ def questions(queries: Any, times: list[str], user: str) -> dict[str, Callable[[
         f"changes, {WINDOW_CHANGES:,} in window": lambda: queries.changes(since=since, until=None, top=WINDOW_CHANGES),
         "first page of user": lambda: queries.list_kind(Kind.USER, top=100),
         "flags": queries.flags,
+        "expiring, 30 days": lambda: expiring(reader, NOW, WITHIN),
+        "expiring by a scan": lambda: expiring_by_scan(reader, WITHIN),
     }
 
 
@@ -177,7 +220,7 @@ def on_twin(store: InMemoryStore, times: list[str], user: str) -> dict[str, tupl
     counting = CountingReads(store)
     services = bootstrap.wire(counting, Settings(), QuietPublisher(), lambda: NOW)  # type: ignore[arg-type]
     return {name: timed(run, lambda: (counting.requests, counting.entities))
-            for name, run in questions(services.queries, times, user).items()}
+            for name, run in questions(services.queries, counting, times, user).items()}  # type: ignore[arg-type]
 
 
 def copy_to_azurite(store: InMemoryStore, client: TableServiceClient, settings: Settings) -> int:
@@ -214,7 +257,7 @@ def on_azurite(store: InMemoryStore, times: list[str], user: str) -> tuple[dict[
         load_s = time.perf_counter() - started
         services = bootstrap.wire(repo, settings, QuietPublisher(), lambda: NOW)
         figures = {name: timed(run, lambda: (transport.sent, transport.entities))
-                   for name, run in questions(services.queries, times, user).items()}
+                   for name, run in questions(services.queries, repo, times, user).items()}
     return figures, load_s, written
 
 
@@ -239,9 +282,12 @@ def main() -> None:
         started = time.perf_counter()
         store, times, user = fill(rows)
         records = sum(len(p) for p in store.scan(Query(Table.INVENTORY)))
+        lists = [len(r.entity.get(EXPIRING) or "") for p in store.scan(Query(Table.INVENTORY, low_rk=COUNT_ROW, high_rk=COUNT_ROW + "\0"))
+                 for r in p if r.entity.get("Family") == Kind.SUBSCRIPTION]
         print(f"  {rows:,} resources: {len(times):,} events through the event path ({WORKERS} processes) in "
               f"{time.perf_counter() - started:.0f} s; "
-              f"{records:,} entities in the inventory table")
+              f"{records:,} entities in the inventory table; the subscription count rows' Expiring lists hold "
+              f"{min(lists, default=0):,} to {max(lists, default=0):,} characters (the limit: 32,768)")
         if rows in (SMALL, LARGE):
             twin[rows] = on_twin(store, times, user)
         if AZURITE_LARGE > SMALL and rows in (SMALL, AZURITE_LARGE):

@@ -17,6 +17,7 @@ NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 SPAN = timedelta(days=365)
 EVENTS_PER_RESOURCE = 10
 FLAGGED_TOKENS, OPEN_BREAKERS = 6, 4  # the same in every size, so `flags` answers the same amount at any scale
+EXPIRING_SOON = 20  # subscriptions that expire within 30 days, in every size: with the flagged tokens, what `expiring` answers
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,14 @@ def mix(rows: int) -> list[Resource]:
     for i in range(max(1, round(rows * 0.04))):  # backends' circuit-breaker rules (backends have no events)
         out.append(Resource(f"/backends/b-{i:06d}/circuit-breaker/rules/r5xx", "CircuitBreaker.Opened", "CircuitBreaker.Closed", None))
     return out
+
+
+def subscription_expiry(n: int) -> datetime | None:
+    """The ExpirationDate a read of ARM gives subscription s-{n}: every tenth has one (none of them deleted by
+    `events`), the first EXPIRING_SOON of those within 30 days, the others 60 days to two years ahead."""
+    if n % 10 != 3:
+        return None
+    return NOW + (timedelta(days=1 + n // 10) if n // 10 < EXPIRING_SOON else timedelta(days=60 + n % 700))
 
 
 def _iso(moment: datetime) -> str:

@@ -1,6 +1,7 @@
 """`make demo`: start Azurite and a local ARM stand-in, deliver demo/stream.json to the indexed function as the
 Functions worker would, with enrichment from ARM on, then print the inventory it built, the events it rejected, the
-flags, and what a full sync from the management plane changes."""
+flags, and what a full sync from the management plane changes; and run the command's questions at the stream's clock
+(README.md, "What `make demo` shows", says what it prints: tests/test_demo.py holds the two to each other)."""
 
 from __future__ import annotations
 
@@ -30,9 +31,11 @@ from shared.domain.times import parse_time
 from shared.entrypoints.output import cell, short_type, table, when
 from shared.integrations.alerts import LoggingAlertPublisher
 from shared.integrations.storage import table_service_client
+from shared.store.counts import WINDOWS, window_start
 from shared.store.table import TableStore
 
 STREAM = ROOT / "demo" / "stream.json"
+COMMAND = Path(sys.executable).parent / "apim-inventory"
 OUTCOMES = ("applied", "stale", "duplicate", "rejected")
 REJECTED_FIELDS = (("id", "EventId"), ("type", "EventType"), ("subject", "Subject"))
 # The detail columns shown, by the ARM property each is read from (docs/schema.md names the columns).
@@ -90,6 +93,8 @@ def rejected_lines(records: list[dict[str, Any]]) -> list[str]:
 
 class CollectingPublisher:
     """What the app does with no topic configured is log alerts; the demo also keeps them to print."""
+
+    destination = "log"
 
     def __init__(self) -> None:
         self.alerts: list[Alert] = []
@@ -172,21 +177,50 @@ def latest_time(delivery: Any) -> datetime:
     return max(parse_time(t, "time") for t in times if isinstance(t, str))
 
 
-def deliver_stream(deliveries: list[Any], clock: list[datetime]) -> int:
+Recorded = list[tuple[datetime, str]]  # each event's outcome, at the clock it was recorded at
+
+
+def deliver_stream(deliveries: list[Any], clock: list[datetime]) -> Recorded:
     """Each delivery, event by event, seconds after its newest event; then the timers, at their next run."""
     logging.disable(logging.WARNING)  # indexing warns that auth levels apply to HTTP triggers only
     function = indexed_function("apim_events")
     logging.disable(logging.NOTSET)
-    delivered = 0
+    counts = bootstrap.services().processor.counts
+    recorded: Recorded = []
     for delivery in deliveries:
         clock[0] = max(clock[0], latest_time(delivery) + timedelta(seconds=2))
         for payload in split_delivery(delivery):
+            before = Counter(counts)
             function(decode_event(payload))
-            delivered += 1
+            recorded += [(clock[0], outcome) for outcome in (Counter(counts) - before).elements()]
     clock[0] += timedelta(minutes=15)
     for timer in ("gateway_token_sweep", "circuit_breaker_sweep"):
         fire_timer(timer)
-    return delivered
+    return recorded
+
+
+def in_windows(recorded: Recorded, now: datetime) -> dict[str, Counter[str]]:
+    """The outcomes the summary's windows hold at `now`, from what the demo recorded (shared.store.counts's windows)."""
+    return {window: Counter(outcome for moment, outcome in recorded if window_start(now, window) <= moment <= now) for window in WINDOWS}
+
+
+def window_lines(recorded: Recorded, now: datetime) -> list[str]:
+    windows = in_windows(recorded, now)
+    older = sorted({f"{moment:%Y-%m-%d}" for moment, _ in recorded if moment < window_start(now, "lastDay")})
+    return ["", f"The summary counts events by when they were recorded, which here is the stream's clock: of the {len(recorded)} "
+            f"events, {sum(windows['lastHour'].values())} were recorded in the last hour before {when(now)} and "
+            f"{sum(windows['lastDay'].values())} in the last day; the other {len(recorded) - sum(windows['lastDay'].values())} "
+            f"on {', '.join(older) or '-'}."]
+
+
+def check_summary(recorded: Recorded, now: datetime) -> list[str]:
+    """Problems: where the summary's windows disagree with what the demo recorded."""
+    result = subprocess.run([str(COMMAND), "--now", when(now), "summary", "-o", "json"], capture_output=True, encoding="utf-8", check=False)
+    if result.returncode != 0:
+        return [f"apim-inventory summary -o json failed: {result.stderr.strip()}"]
+    windows, expected = json.loads(result.stdout)["events"], in_windows(recorded, now)
+    return [f"summary's {window} counts {metric} {windows[window][metric]}, the demo recorded {expected[window][metric]}"
+            for window in WINDOWS for metric in OUTCOMES if windows[window][metric] != expected[window][metric]]
 
 
 def run(stream: Path) -> int:
@@ -215,7 +249,8 @@ def show(stream: Path, deliveries: list[Any], plane: DemoPlane, arm: ArmStandIn)
     repo = bootstrap.table_store(table_service_client(), settings)
     repo.create_tables()
     bootstrap.install(bootstrap.wire(repo, settings, publisher, lambda: clock[0], bootstrap.arm_client(settings)))
-    delivered = deliver_stream(deliveries, clock)
+    recorded = deliver_stream(deliveries, clock)
+    delivered = len(recorded)
     processor = bootstrap.services().processor
     rows, rejected, outcomes = list(inventory_rows(repo)), rejected_records(repo), processor.counts
     enricher = bootstrap.services().reconciler.enricher  # the one the pipeline calls too
@@ -231,11 +266,14 @@ def show(stream: Path, deliveries: list[Any], plane: DemoPlane, arm: ArmStandIn)
                     + plane_lines(plane, arm, reads, rows)))
     sys.stdout.flush()
     now = when(clock[0])  # after the stream's last event: the sync stamps its writes with it
+    print("\n".join(window_lines(recorded, clock[0])), flush=True)
     failed = [name for name in ("summary", "flags") if run_command("--now", now, name) != 0]
     failed += ["sync"] if run_command("--now", now, "sync", "--service", plane.service_id) != 0 else []
     rows = list(inventory_rows(repo))
     effects, problems = sync_effects(plane, rows)
     print("\n".join(effects + details_lines(plane, rows)))
+    failed += [" ".join(args) for args in (("expiring", "--within", "30d"), ("alerts",)) if run_command("--now", now, *args) != 0]
+    problems += check_summary(recorded, clock[0])
     checked, leaks = check_secrets(repo)
     if not leaks:
         print(f"\nNo secret of the stand-in (subscription keys, backend credentials) is in any of the {checked} inventory, "
@@ -248,7 +286,7 @@ def show(stream: Path, deliveries: list[Any], plane: DemoPlane, arm: ArmStandIn)
 
 def run_command(*args: str) -> int:
     """The installed `apim-inventory` command, against the demo's store and stand-in (their settings are in the environment)."""
-    command = [str(Path(sys.executable).parent / "apim-inventory"), *args]
+    command = [str(COMMAND), *args]
     print(f"\n$ apim-inventory {' '.join(args)}", flush=True)
     return subprocess.run(command, check=False).returncode
 

@@ -6,6 +6,7 @@ column, duplicates by Duplicates)."""
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -22,8 +23,10 @@ from devtools.azurite import Azurite
 from devtools.worker import decode_event
 from shared import bootstrap
 from shared.config import Settings
+from shared.domain.expiry import EXPIRY_FAMILIES, expiry_of
 from shared.domain.flags import FLAGGED_FAMILIES, flag_of
 from shared.integrations.alerts import LoggingAlertPublisher
+from shared.store import expiry_lists
 from shared.store.counts import flagged
 from shared.store.keys import COUNT_ROW
 from shared.store.memory import InMemoryStore
@@ -107,7 +110,10 @@ def assert_counts_match_a_scan(store: Store) -> None:
     """Each partition's count rows (its flag row and shards) add up to a scan of its rows; the flag row lists its flagged rows."""
     expected: dict[str, Counter[str]] = defaultdict(Counter)
     flagged_rows: dict[str, dict[str, str]] = defaultdict(dict)
+    expiring_rows: dict[str, dict[str, int]] = defaultdict(dict)
     for row in inventory_rows(store):
+        if (moment := expiry_of(row)) is not None:
+            expiring_rows[row["PartitionKey"]][row["RowKey"]] = math.floor(moment.timestamp())
         expected[row["PartitionKey"]][f"{'Deleted' if row['IsDeleted'] else 'Live'}_{row['Kind']}"] += 1
         if flag := flag_of(row):
             flagged_rows[row["PartitionKey"]][row["RowKey"]] = flag
@@ -118,9 +124,13 @@ def assert_counts_match_a_scan(store: Store) -> None:
             assert flagged(count) == flagged_rows.pop(count["PartitionKey"], {}), count["PartitionKey"]
         else:
             assert "Flagged" not in count and "FlaggedOverflow" not in count
+        if count["Family"] in EXPIRY_FAMILIES and count["RowKey"] == COUNT_ROW:  # what `expiring` reads instead of the rows
+            assert expiry_lists.listed(count) == expiring_rows.pop(count["PartitionKey"], {}), count["PartitionKey"]
+        else:
+            assert "Expiring" not in count and "ExpiringOverflow" not in count
     for pk, columns in summed.items():
         assert {k: v for k, v in columns.items() if v} == dict(expected.pop(pk, Counter())), pk
-    assert expected == {} and flagged_rows == {}  # every partition with rows has count rows, with flagged rows a flag row
+    assert expected == {} and flagged_rows == {} and expiring_rows == {}  # every partition with rows has count rows; with flagged or expiring rows a flag row
 
 
 def assert_buckets_match_the_history(store: Store) -> None:

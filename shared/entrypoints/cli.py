@@ -22,7 +22,7 @@ from shared.domain.errors import InvalidArgument, InvalidQuery, PermanentEventEr
 from shared.domain.kinds import FACTS, TOP_LEVEL, Kind
 from shared.domain.outcomes import Outcome, SyncOutcome, SyncStop
 from shared.domain.resources import ServiceRef, parse_resource_id, parse_service_id
-from shared.entrypoints import access_cli, columns
+from shared.entrypoints import access_cli, cli_expiry, columns
 from shared.entrypoints.failures import EXIT_CODES, FAILED, OK, STORE_ERRORS, USAGE, Failure, explain, store_error, then
 from shared.entrypoints.output import fit_tables, progress, record_lines, row_table, table, to_csv, to_json, when
 from shared.ingest import dead_letter
@@ -140,7 +140,6 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
     sub.add_argument("--now", metavar="T", default=argparse.SUPPRESS, type=_moment("--now"),
                      help="take T as the current time for the cutoffs")
-    command("sweep", "run both timers now: gateway token expiry and stuck circuit breakers", _sweep, reads=False)
     command("migrate", "move the store to the current layout (history beside its rows, count rows, the change feed); "
             "idempotent: a rerun resumes where a run stopped", _migrate, reads=False)
     sub = command("sync", "a full sync of one APIM service from Azure Resource Manager: add, update, tombstone; resumes a "
@@ -149,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="the service's ARM id, /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.ApiManagement/service/NAME, "
                      "or the name of a service the inventory knows (or RECONCILE_SERVICES names)")
     sub.add_argument("--once", action="store_true", help="one invocation within the budget, as the reconcile timer runs it")
+    cli_expiry.register(cli_expiry.Lent(command, since, _services, _emit))  # expiring, alerts, sweep
     return parser
 
 
@@ -457,14 +457,6 @@ def _purge(args: argparse.Namespace) -> int:
     total = sum(r.deleted for r in results)
     note = [f"dry run: would delete {total} rows; nothing was deleted"] if args.dry_run else []
     return _emit(args, document, rows, lambda: [*table(header, cells, ""), *note], csv_header=header)
-
-
-def _sweep(args: argparse.Namespace) -> int:
-    sweeper = _services(args).sweeper
-    results = [sweeper.sweep_gateway_tokens(), sweeper.sweep_circuit_breakers()]
-    cells = [[r.kind, str(r.rows), str(r.changed), str(r.alerts_sent), str(r.alerts_pending)] for r in results]
-    print("\n".join(table(("Sweep", "Rows", "Changed", "AlertsSent", "AlertsPending"), cells, "")))
-    return OK
 
 
 def _migrate(args: argparse.Namespace) -> int:

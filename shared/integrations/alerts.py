@@ -17,6 +17,8 @@ log = logging.getLogger("apim_inventory.alerts")
 class LoggingAlertPublisher:
     """Used when no topic is configured: the alerts are only logged."""
 
+    destination = "log"  # shared.store.outbox.LOG: the sweep says AlertsLogged, the outbox's sent copies SentTo "log"
+
     def publish(self, alerts: list[Alert]) -> None:
         for alert in alerts:
             log.warning("alert %s %s %s %s", alert.type, alert.id, alert.subject, json.dumps(alert.data, sort_keys=True))

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Protocol
 
 from shared.domain.errors import PermanentEventError, WriteConflict
+from shared.domain.expiry import EXPIRY_COLUMNS
 from shared.domain.flags import FLAG_COLUMNS
 from shared.domain.kinds import Kind
 from shared.domain.resources import row_ref
@@ -38,7 +39,7 @@ from shared.store.records import from_legacy, layout_marker
 log = logging.getLogger("apim_inventory.migration")
 PAGE = 500
 KEYS = ("PartitionKey", "RowKey")
-COUNTED = (*KEYS, "Kind", "IsDeleted", "ResourceId", "Path", *FLAG_COLUMNS)  # what a recount reads of each row
+COUNTED = (*KEYS, "Kind", "IsDeleted", "ResourceId", "Path", *FLAG_COLUMNS, *EXPIRY_COLUMNS.values())  # what a recount reads of each row
 Progress = Callable[[str, int, int], None]  # phase, done, total
 
 

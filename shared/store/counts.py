@@ -15,7 +15,8 @@ The count rows of the families flagged rows live in (gateways, backends) also ke
 "breaker"} of the partition's rows flagged now (`shared.domain.flags.flag_of`), so `flags` reads what it lists and
 no other row. Past Table Storage's 32K characters a string holds, `FlaggedOverflow` = true stands instead, and
 `flags` reads that partition's rows, until a recount finds the list short enough again. A count row with neither
-(written before the column) does not know its flagged rows either.
+(written before the column) does not know its flagged rows either. The count rows of subscriptions and gateways keep
+`Expiring` the same way (`shared.store.expiry_lists`), for `expiring`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from shared.domain.flags import FLAGGED_FAMILIES, flag_of
 from shared.domain.kinds import Kind
 from shared.domain.model import SCHEMA_VERSION
 from shared.domain.outcomes import Outcome
+from shared.store import expiry_lists
 from shared.store.keys import COUNT_ROW, MAX_STRING_CHARS, utf16_units
 from shared.store.ports import Entity
 
@@ -150,11 +152,13 @@ def window_totals(events: str | None, now: datetime, slots: int = len(EVENT_OUTC
 
 
 def counted(current: Entity | None, keys: tuple[str, str], header: dict[str, Any], family: Kind,
-            moved: Counter[str], outcome: str | None, at: datetime | None, moves: FlagMoves | None = None) -> Entity | None:
-    """The count row after `moved`, the flag `moves` (the flag row's alone) and one `outcome` at `at`; None when none
+            moved: Counter[str], outcome: str | None, at: datetime | None, moves: FlagMoves | None = None,
+            expiries: expiry_lists.ExpiryMoves | None = None) -> Entity | None:
+    """The count row after `moved`, the flag `moves` and the `expiries` (the flag row's alone) and one `outcome` at
+    `at`; None when none
     changes it."""
     moved = Counter({column: n for column, n in moved.items() if n})
-    if not moved and outcome is None and not moves:
+    if not moved and outcome is None and not moves and not expiries:
         return None
     row: Entity = {**kind_columns(family), **(current or {})}
     row.update({"PartitionKey": keys[0], "RowKey": keys[1], "SchemaVersion": SCHEMA_VERSION, **header, "Family": family.value})
@@ -166,6 +170,7 @@ def counted(current: Entity | None, keys: tuple[str, str], header: dict[str, Any
         row["Events"] = add_to_buckets(row.get("Events"), EVENT_OUTCOMES.index(Outcome(outcome)), len(EVENT_OUTCOMES), at)
     if keys[1] == COUNT_ROW:
         _reflag(row, moves or {}, current is None)
+        expiry_lists.moved(row, expiries or {}, current is None)
     return row
 
 
@@ -173,17 +178,19 @@ def uncounted(current: Entity | None, keys: tuple[str, str], removed: list[Entit
     """The count row after deleting `removed` (tombstones: their Kind and IsDeleted read); None when nothing moves."""
     moved = Counter({column: n for column, n in deltas((row, None) for row in removed).items() if n})
     moves = flag_moves((row, None) for row in removed)
-    if not moved and not moves:
+    expiries = expiry_lists.expiry_moves((row, None) for row in removed)
+    if not moved and not moves and not expiries:
         return None
     if current is None:  # a shard no write used yet
         first = next(row for row in removed if "Kind" in row)
         header: dict[str, Any] = {k: first[k] for k in ("Service", "ServiceKey") if k in first}
-        return counted(None, keys, header, Kind(first["Kind"]).family, moved, None, None, moves)
+        return counted(None, keys, header, Kind(first["Kind"]).family, moved, None, None, moves, expiries)
     row = dict(current)
     for column, n in moved.items():
         row[column] = int(row.get(column, 0)) + n
     if keys[1] == COUNT_ROW:
         _reflag(row, moves, False)
+        expiry_lists.moved(row, expiries, False)
     return row
 
 
@@ -210,4 +217,5 @@ def recounted(current: Entity | None, keys: tuple[str, str], header: dict[str, A
                 row[column] = int(row.get(column, 0)) - value
     if family in FLAGGED_FAMILIES:
         _set_flagged(row, {str(r["RowKey"]): flag for r in rows if (flag := flag_of(r))})
+    expiry_lists.recounted(row, rows)
     return row

@@ -403,6 +403,12 @@ def pending_alerts() -> Query:
     return Query(Table.OUTBOX, conditions=(Condition("PartitionKey", "eq", PENDING_ALERTS),))
 
 
+def sent_alerts_from(since: datetime | None) -> Query:
+    """Sent alerts of the UTC days from `since`'s on (an alert is sent on or after the day it was raised); all of
+    them when None."""
+    return Query(Table.OUTBOX, sent_partition(since) if since else SENT_ALERTS, SENT_ALERTS[:-1] + "}")
+
+
 def sent_alerts_before(cutoff: datetime) -> Query:
     """Sent alerts of the whole UTC days before the cutoff's."""
     return Query(Table.OUTBOX, SENT_ALERTS, sent_partition(cutoff))

@@ -179,12 +179,12 @@ class InMemoryStore:
             return [records.alert_from_entity(row.entity) for (pk, _), row in sorted(self._tables[Table.OUTBOX].items())
                     if pk == PENDING_ALERTS]
 
-    def mark_alerts_sent(self, alerts: list[Alert], now: datetime) -> None:
+    def mark_alerts_sent(self, alerts: list[Alert], now: datetime, sent_to: str = "topic") -> None:
         with self._lock:
             outbox = self._tables[Table.OUTBOX]
             for alert in alerts:
                 outbox.pop((PENDING_ALERTS, alert.id), None)
-                sent = records.sent_entity(alert, now)
+                sent = records.sent_entity(alert, now, sent_to)
                 outbox[key_of(sent)] = self._stored(sent)
 
     # -- the read side -----------------------------------------------------------------------

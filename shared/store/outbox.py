@@ -24,15 +24,24 @@ log = logging.getLogger("apim_inventory.alerts")
 BATCH = 100  # well under Event Grid's 1 MB per request
 
 
+TOPIC, LOG = "topic", "log"  # where published alerts went
+
+
 class AlertPublisher(Protocol):
     def publish(self, alerts: list[Alert]) -> None:
         """Send the alerts, or raise."""
 
 
+def destination(publisher: AlertPublisher) -> str:
+    """Where a publisher's alerts go: its `destination` attribute, "log" for one that only logs them; else a topic."""
+    return str(getattr(publisher, "destination", TOPIC))
+
+
 @dataclass(frozen=True)
 class FlushResult:
-    sent: int
+    sent: int  # published: to the topic, or to the log only (`sent_to`)
     pending: int
+    sent_to: str = TOPIC
 
 
 class AlertOutbox:
@@ -43,7 +52,7 @@ class AlertOutbox:
         self._flushing = False
         self._calls = 0  # flush calls so far; each call's number is its ticket
         self._covered = 0  # every ticket up to this one was served by a flush that started after it was taken
-        self._last = FlushResult(0, 0)
+        self._last = FlushResult(0, 0, destination(publisher))
 
     def add(self, alerts: list[Alert]) -> None:
         self._queue.add_alerts(alerts)
@@ -73,7 +82,7 @@ class AlertOutbox:
 
     def _send_pending(self, now: datetime) -> FlushResult:
         pending = self._queue.pending_alerts()
-        sent = 0
+        sent, sent_to = 0, destination(self.publisher)
         for start in range(0, len(pending), BATCH):
             batch = pending[start:start + BATCH]
             try:
@@ -81,6 +90,6 @@ class AlertOutbox:
             except AzureError as exc:
                 log.error("alert publish failed, %d alerts stay pending for the next sweep: %s", len(pending) - sent, exc)
                 break
-            self._queue.mark_alerts_sent(batch, now)
+            self._queue.mark_alerts_sent(batch, now, sent_to)
             sent += len(batch)
-        return FlushResult(sent, len(pending) - sent)
+        return FlushResult(sent, len(pending) - sent, sent_to)

@@ -166,8 +166,8 @@ class AlertQueue(Protocol):
     def pending_alerts(self) -> list[Alert]:
         """The outbox's pending alerts, in id order."""
 
-    def mark_alerts_sent(self, alerts: list[Alert], now: datetime) -> None:
-        """Move alerts from pending to sent."""
+    def mark_alerts_sent(self, alerts: list[Alert], now: datetime, sent_to: str = "topic") -> None:
+        """Move alerts from pending to sent, noting where they went: "topic", or "log" (only logged)."""
 
 
 class StatusRows(Protocol):

@@ -100,8 +100,9 @@ def outbox_entity(alert: Alert) -> Entity:
     return entity
 
 
-def sent_entity(alert: Alert, now: datetime) -> Entity:
-    return {**outbox_entity(alert), "PartitionKey": sent_partition(now), "SentAt": now}
+def sent_entity(alert: Alert, now: datetime, sent_to: str = "topic") -> Entity:
+    """The alert once published: `sent_to` the topic, or only the log (no topic configured)."""
+    return {**outbox_entity(alert), "PartitionKey": sent_partition(now), "SentAt": now, "SentTo": sent_to}
 
 
 def alert_from_entity(entity: Mapping[str, Any]) -> Alert:

@@ -198,12 +198,12 @@ class TableStore:
         found = self._outbox.query_entities("PartitionKey eq @pk", parameters={"pk": PENDING_ALERTS})
         return [alert_from_entity(sdk.as_entity(e)) for e in found]
 
-    def mark_alerts_sent(self, alerts: list[Alert], now: datetime) -> None:
+    def mark_alerts_sent(self, alerts: list[Alert], now: datetime, sent_to: str = "topic") -> None:
         """Two transactions per 100 alerts: the sent copies, then the pending deletes (a crash in
         between only means the alert is sent again, with the same id)."""
         for at in range(0, len(alerts), 100):
             chunk = alerts[at:at + 100]
-            self._outbox.submit_transaction([("upsert", sent_entity(a, now), {"mode": UpdateMode.REPLACE}) for a in chunk])
+            self._outbox.submit_transaction([("upsert", sent_entity(a, now, sent_to), {"mode": UpdateMode.REPLACE}) for a in chunk])
             try:
                 self._outbox.submit_transaction([("delete", {"PartitionKey": PENDING_ALERTS, "RowKey": a.id}) for a in chunk])
             except TableTransactionError:

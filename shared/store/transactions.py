@@ -11,7 +11,7 @@ from typing import Any, Protocol, TypeVar
 
 from shared.domain.errors import WriteConflict
 from shared.domain.kinds import Kind
-from shared.store import counts
+from shared.store import counts, expiry_lists
 from shared.store.keys import COUNT_ROW, check_entity, count_keys, count_shard, key_of, rejected_count_keys, rejected_keys, resource_keys
 from shared.store.ports import Entity, PartitionWrite, RejectedRecord, StoredRow, Table
 from shared.store.records import duplicate_update, history_entity, redelivered, rejected_entity
@@ -48,16 +48,20 @@ def _write(entity: Entity, before: StoredRow | None) -> Op:
 
 
 def count_row_of(write: PartitionWrite) -> tuple[str, str]:
-    """The count row a write moves: the flag row when it changes a row's flag, else its resource's shard."""
+    """The count row a write moves: the flag row when it changes a row's flag or listed expiry, else its resource's
+    shard."""
     pk = count_keys(write.ref)[0]
-    moves = counts.flag_moves((c.before.entity if c.before else None, c.entity) for c in write.rows)
-    return pk, COUNT_ROW if moves else count_shard(resource_keys(write.ref)[1])
+    changes = [(c.before.entity if c.before else None, c.entity) for c in write.rows]
+    listed = counts.flag_moves(changes) or expiry_lists.expiry_moves(changes)
+    return pk, COUNT_ROW if listed else count_shard(resource_keys(write.ref)[1])
 
 
 def tombstone_count_row(rows: list[StoredRow]) -> tuple[str, str]:
-    """The count row a deletion of tombstones of one partition moves (the flag row when one of them is flagged)."""
+    """The count row a deletion of tombstones of one partition moves (the flag row when one of them is flagged or
+    listed as expiring)."""
     pk, rk = key_of(rows[0].entity)
-    return pk, COUNT_ROW if counts.flag_moves((row.entity, None) for row in rows) else count_shard(rk)
+    removed = [(row.entity, None) for row in rows]
+    return pk, COUNT_ROW if counts.flag_moves(removed) or expiry_lists.expiry_moves(removed) else count_shard(rk)
 
 
 def partition_plan(write: PartitionWrite, count_row: StoredRow | None) -> Plan:
@@ -82,7 +86,8 @@ def partition_plan(write: PartitionWrite, count_row: StoredRow | None) -> Plan:
     changes = [(c.before.entity if c.before else None, c.entity) for c in write.rows]
     header = {"Service": write.ref.service.name, "ServiceKey": write.ref.service.key}
     counted = counts.counted(count_row.entity if count_row else None, (pk, count_rk), header, Kind(write.ref.family),
-                             counts.deltas(changes), write.outcome, write.at, counts.flag_moves(changes))
+                             counts.deltas(changes), write.outcome, write.at, counts.flag_moves(changes),
+                             expiry_lists.expiry_moves(changes))
     if counted is not None:
         plan.count_at = plan.add(_write(counted, count_row))
     if len(plan.ops) > MAX_OPERATIONS:

@@ -14,7 +14,7 @@ from typing import Any
 from shared.domain.kinds import Kind
 from shared.domain.resources import row_ref
 from shared.store.keys import of_kind
-from shared.store.outbox import AlertOutbox
+from shared.store.outbox import LOG, AlertOutbox
 from shared.store.ports import StoredRow, TableReader
 from shared.store.writer import RowWriter
 
@@ -26,8 +26,9 @@ class SweepResult:
     kind: str
     rows: int
     changed: int
-    alerts_sent: int
+    alerts_sent: int  # published: to the topic, or only to the log (`alerts_to`)
     alerts_pending: int
+    alerts_to: str = "topic"
 
 
 class Sweeper:
@@ -52,9 +53,9 @@ class Sweeper:
             if self._writer.apply(row_ref(row.entity), _as_is, loaded=(row, None)).changed:
                 changed += 1
         flushed = self._outbox.flush(self._clock())
-        result = SweepResult(kind, len(rows), changed, flushed.sent, flushed.pending)
-        log.info("sweep %s: %d rows, %d changed, %d alerts sent, %d pending", kind, result.rows, result.changed,
-                 result.alerts_sent, result.alerts_pending)
+        result = SweepResult(kind, len(rows), changed, flushed.sent, flushed.pending, flushed.sent_to)
+        log.info("sweep %s: %d rows, %d changed, %d alerts %s, %d pending", kind, result.rows, result.changed,
+                 result.alerts_sent, "logged" if result.alerts_to == LOG else "sent", result.alerts_pending)
         return result
 
 
