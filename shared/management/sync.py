@@ -225,7 +225,7 @@ class InventorySync:
         flush()
         if Kind.BACKEND in report.incomplete:  # the rules are read from their backends' configuration
             report.incomplete.setdefault(Kind.CIRCUIT_BREAKER_RULE, "backends not listed completely")
-        for parent in (Kind.API, Kind.GATEWAY):  # the children of a parent not listed were not listed either
+        for parent in _PARENTS:  # the children of a parent not listed were not listed either
             if parent in report.incomplete:
                 for child in _listed_children(parent):
                     report.incomplete.setdefault(child, f"{parent} not listed completely")
