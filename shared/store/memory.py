@@ -7,6 +7,7 @@ the whole table for every query): the scale benchmark measures the key design on
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
 import threading
 from collections.abc import Iterator
@@ -25,52 +26,75 @@ from shared.store.keys import (
     status_keys,
     sync_keys,
 )
-from shared.store.ports import Entity, Loaded, PartitionWrite, Query, RejectedRecord, StoredRow, Table, Token
+from shared.store.ports import Condition, Entity, Loaded, PartitionWrite, Query, RejectedRecord, StoredRow, Table, Token
 from shared.store.transactions import CREATE, DELETE, MERGE, REPLACE, Op, Plan, count_row_of, partition_plan
 
 Key = tuple[str, str]
 
 
 class _Rows(dict[Key, StoredRow]):
-    """A table's entities by key, and its keys in order, sorted again only after a key came or went."""
+    """A table's entities by key, and its keys in order: a long sorted list and a short sorted list of the keys added
+    since the last fold, merged as they are read. A write costs an insert into the short list (a fold, about every
+    1/64 of the table, merges the two: two sorted runs, one linear pass), never a sort of the table; a deleted key
+    stays listed until the fold after a sixteenth of the table went, and reads skip it."""
 
     def __init__(self) -> None:
         super().__init__()
         self._order: list[Key] = []
-        self._sorted = True
+        self._recent: list[Key] = []
+        self._listed: set[Key] = set()  # the keys in either list, present or deleted
+        self._gone = 0
 
     def __setitem__(self, key: Key, row: StoredRow) -> None:
-        if key not in self:
-            self._sorted = False
+        if key not in self._listed:
+            self._listed.add(key)
+            bisect.insort(self._recent, key)
+            if len(self._recent) > max(1024, len(self._order) // 64):
+                self._fold()
+        elif key not in self:
+            self._gone -= 1  # listed while deleted: back
         super().__setitem__(key, row)
 
     def __delitem__(self, key: Key) -> None:
         super().__delitem__(key)
-        self._sorted = False
+        self._deleted()
 
     def pop(self, key: Key, *default: StoredRow | None) -> StoredRow | None:  # type: ignore[override]
-        self._sorted = False
+        if key in self:
+            self._deleted()
         return super().pop(key, *default)
 
     def update(self, other: dict[Key, StoredRow]) -> None:  # type: ignore[override]
-        self._sorted = False
-        super().update(other)
+        for key, row in other.items():
+            self[key] = row
+
+    def _deleted(self) -> None:
+        self._gone += 1
+        if self._gone > max(1024, len(self._listed) // 16):
+            self._fold()
+
+    def _fold(self) -> None:
+        merged = sorted(self._order + self._recent)  # two sorted runs: one merge
+        if self._gone:
+            merged = [key for key in merged if key in self]
+            self._listed, self._gone = set(merged), 0
+        self._order, self._recent = merged, []
 
     def in_range(self, query: Query, start: Key | None) -> Iterator[tuple[Key, StoredRow]]:
         """The entries from the query's first possible key (or `start`, if later) to its last, in key order."""
-        if not self._sorted:
-            self._order = sorted(self)
-            self._sorted = True
         partition = next((c.value for c in query.conditions if c.column == "PartitionKey" and c.op == "eq"), None)
         low: Key = (partition, query.low_rk or "") if partition is not None else (query.low_pk or "", "")
         if start is not None and start > low:
             low = start
-        for at in range(bisect.bisect_left(self._order, low), len(self._order)):
-            key = self._order[at]
+        order, recent = self._order, self._recent[bisect.bisect_left(self._recent, low):]
+        tail = (order[at] for at in range(bisect.bisect_left(order, low), len(order)))
+        for key in heapq.merge(tail, recent):
             if (partition is not None and (key[0] != partition or (query.high_rk is not None and key[1] >= query.high_rk))) \
                     or (query.high_pk is not None and key[0] >= query.high_pk):
                 return
-            yield key, self[key]
+            row = dict.get(self, key)
+            if row is not None:  # else deleted since the last fold
+                yield key, row
 
 
 def _copied(entity: Entity) -> Entity:
@@ -154,9 +178,9 @@ class InMemoryStore:
     def children(self, parent: ResourceRef) -> list[StoredRow]:
         pk, prk, _ = row_keys(parent)
         ranges = child_ranges(prk, parent.kind)
-        with self._lock:
-            found = [row for (p, r), row in self._tables[Table.INVENTORY].items() if p == pk and any(lo <= r < hi for lo, hi in ranges)]
-        return [StoredRow(_copied(row.entity), row.etag) for row in sorted(found, key=lambda s: s.entity["RowKey"])]
+        found = [row for low, high in ranges
+                 for _, row in self._matching(Query(Table.INVENTORY, conditions=(Condition("PartitionKey", "eq", pk),), low_rk=low, high_rk=high))[0]]
+        return sorted(found, key=lambda s: s.entity["RowKey"])
 
     # -- history and rejected events ---------------------------------------------------------
     def add_feed(self, records_: list[Entity]) -> None:
