@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from shared.logs import PURGE, Line
+from shared.store import access_index
 from shared.store.keys import (
     feed_purge,
     feed_recorded_before,
@@ -36,7 +37,6 @@ from shared.store.keys import (
     service_of_status,
     status_rows,
 )
-from shared.store import access_index
 from shared.store.ports import Condition, Query, StoredRow, Table, TableDeleter, TableReader
 
 log = logging.getLogger("apim_inventory")
