@@ -183,6 +183,17 @@ def test_access_and_the_filters_in_the_http_api(synced: bootstrap.Services) -> N
     assert status == 200 and [r["Name"] for r in body["items"]] == ["starter"]
     status, body = call({"scope": "contoso/apis/orders;rev=4"}, "inventory", kind="subscription")
     assert status == 200 and [r["Name"] for r in body["items"]] == ["direct"]
+    # top pages the index's answer too, in key order; a service other than the owner's is refused
+    status, first = call({"owner": "contoso/users/alice", "top": "2"}, "inventory", kind="subscription")
+    assert status == 200 and [r["Name"] for r in first["items"]] == ["bills", "paused"] and first["continuationToken"]
+    status, rest = call({"owner": "contoso/users/alice", "top": "2", "continuationToken": first["continuationToken"]},
+                        "inventory", kind="subscription")
+    assert status == 200 and [r["Name"] for r in rest["items"]] == ["sub1"] and rest["continuationToken"] is None
+    assert call({"owner": "contoso/users/alice", "service": SERVICE_ID}, "inventory", kind="subscription")[0] == 200
+    synced.status.ensure("fabrikam", "fabrikam")
+    status, body = call({"scope": "contoso/products/starter", "service": "fabrikam"}, "inventory", kind="subscription")
+    assert status == 400 and body["error"] == ("service 'fabrikam' is not the scope's service ('contoso'): leave the service out, "
+                                               "or give a scope in 'fabrikam'")
     # a value with OData's quote in it is a parameter, never part of a filter
     status, body = call({"state": "active' or PartitionKey ne '"}, "inventory", kind="subscription")
     assert status == 200 and body["items"] == []
