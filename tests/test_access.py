@@ -21,6 +21,8 @@ from shared.config import Settings
 from shared.domain.resources import parse_service_id
 from shared.integrations.trigger import decode_event
 from shared.management.sync import InventorySync
+from shared.store.access_index import PREFIX
+from shared.store.ports import Query, Store, StoredRow, Table
 from tests.support import SERVICE_ID, ManualClock, dumps, event
 from tests.test_sync import run_cli
 
@@ -181,6 +183,64 @@ def test_access_and_the_filters_in_the_http_api(synced: bootstrap.Services) -> N
     assert status == 200 and [r["Name"] for r in body["items"]] == ["starter"]
     status, body = call({"scope": "contoso/apis/orders;rev=4"}, "inventory", kind="subscription")
     assert status == 200 and [r["Name"] for r in body["items"]] == ["direct"]
+    # top pages the index's answer too, in key order; a service other than the owner's is refused
+    status, first = call({"owner": "contoso/users/alice", "top": "2"}, "inventory", kind="subscription")
+    assert status == 200 and [r["Name"] for r in first["items"]] == ["bills", "paused"] and first["continuationToken"]
+    status, rest = call({"owner": "contoso/users/alice", "top": "2", "continuationToken": first["continuationToken"]},
+                        "inventory", kind="subscription")
+    assert status == 200 and [r["Name"] for r in rest["items"]] == ["sub1"] and rest["continuationToken"] is None
+    assert call({"owner": "contoso/users/alice", "service": SERVICE_ID}, "inventory", kind="subscription")[0] == 200
+    synced.status.ensure("fabrikam", "fabrikam")
+    status, body = call({"scope": "contoso/products/starter", "service": "fabrikam"}, "inventory", kind="subscription")
+    assert status == 400 and body["error"] == ("service 'fabrikam' is not the scope's service ('contoso'): leave the service out, "
+                                               "or give a scope in 'fabrikam'")
     # a value with OData's quote in it is a parameter, never part of a filter
     status, body = call({"state": "active' or PartitionKey ne '"}, "inventory", kind="subscription")
     assert status == 200 and body["items"] == []
+
+
+def index_entries(store: Store) -> list[StoredRow]:
+    return [row for page in store.scan(Query(Table.STATUS)) for row in page if str(row.entity["PartitionKey"]).startswith(PREFIX)]
+
+
+@pytest.mark.slow  # the console script, as a subprocess
+def test_a_sync_indexes_subscriptions_written_before_the_index(synced: bootstrap.Services, clock: ManualClock) -> None:
+    """A store whose rows have no index entries (written before the index existed): a sync that finds every row as
+    it was writes no row, but upserts the entries of the rows it saw, and `access --api` finds the subscriptions."""
+    store = synced.store
+    entries = index_entries(store)
+    assert {e.entity["TargetRow"] for e in entries} and store.delete_rows(Table.STATUS, entries) == len(entries)
+    assert synced.queries.access_to_api("contoso/apis/orders")["callers"] == []
+    clock.advance(hours=1)
+    report = syncer(synced).sync(SERVICE)
+    assert set(report.by_kind["subscription"]) == {"unchanged"} and set(report.by_kind["productApi"]) == {"unchanged"}
+    assert sorted(key_of_entry(e) for e in index_entries(store)) == sorted(key_of_entry(e) for e in entries)
+    answer = json.loads(ok(run_cli(env_of(), "access", "--api", "contoso/apis/orders", "-o", "json")))
+    assert [p["Product"] for p in answer["products"]] == ["open", "starter"]
+    assert grants(answer, "callers") == {("master", "all APIs", None, "active"), ("direct", "api", None, "active"),
+                                         ("sub1", "product", "starter", "active")}
+
+
+def key_of_entry(row: StoredRow) -> tuple[str, str]:
+    return str(row.entity["PartitionKey"]), str(row.entity["RowKey"])
+
+
+def test_a_purge_deletes_the_index_entries_of_the_tombstones_it_purges(synced: bootstrap.Services, arm: ArmStandIn,
+                                                                        clock: ManualClock) -> None:
+    store = synced.store
+    before = index_entries(store)
+    bills = [e for e in before if str(e.entity["TargetRow"]).endswith("|bills")]
+    assert len(bills) == 2  # its scope's and its owner's
+    arm.delete(f"{SERVICE_ID}/subscriptions/bills")
+    arm.delete(f"{SERVICE_ID}/products/billing/apis/payments")
+    clock.advance(hours=1)
+    report = syncer(synced).sync(SERVICE)
+    assert report.by_kind["subscription"]["tombstoned"] == 1 and report.by_kind["productApi"]["tombstoned"] == 1
+    assert {key_of_entry(e) for e in index_entries(store)} == {key_of_entry(e) for e in before}  # tombstones keep theirs
+    clock.advance(days=91)
+    results = {r.what: r.deleted for r in synced.purger.run()}
+    assert results["tombstones"] == 2
+    gone = {key_of_entry(e) for e in before if str(e.entity["TargetRow"]).endswith(("|bills", "|payments"))}
+    assert len(gone) == 3
+    assert {key_of_entry(e) for e in index_entries(store)} == {key_of_entry(e) for e in before} - gone
+    assert {g["Subscription"] for g in synced.queries.access_to_api("contoso/apis/payments")["callers"]} == {"master"}

@@ -80,6 +80,18 @@ def test_list_one_kind(seeded: bootstrap.Services) -> None:
     assert status == 200 and sorted(r["Path"] for r in body["items"]) == ["users/alice", "users/carol"]
 
 
+def test_the_service_parameter_takes_a_name_or_an_arm_id_and_refuses_an_unknown_one(seeded: bootstrap.Services) -> None:
+    by_name = call("inventory", {"service": "contoso"}, kind="user")
+    assert by_name[0] == 200 and [r["Path"] for r in by_name[1]["items"]] == ["users/alice"]
+    assert call("inventory", {"service": SERVICE_ID}, kind="user") == by_name
+    _, changes = call("changes", {"since": iso(T0), "service": SERVICE_ID, "kind": "User"})
+    assert {r["Service"] for r in changes["items"]} == {"contoso"}
+    for name in ("inventory", "changes"):
+        status, body = call(name, {"service": "contoso2", "since": iso(T0)} if name == "changes" else {"service": "contoso2"}, kind="user")
+        assert status == 404 and "never seen service 'contoso2': did you mean 'contoso'?" in body["error"], body
+        assert "fabrikam" in body["error"].lower() and "\n" not in body["error"]
+
+
 def test_deleted_and_changed_since(seeded: bootstrap.Services) -> None:
     since = iso(T0 + timedelta(seconds=1000))
     _, body = call("inventory", {"deletedSince": since}, kind="product")
@@ -205,7 +217,7 @@ INJECTIONS = ["' or PartitionKey ne '", "'", '"', "%", "%27", "naïve-ユーザ�
 @pytest.mark.parametrize("attempt", INJECTIONS, ids=range(len(INJECTIONS)))
 def test_injection_attempts_get_an_error_or_exactly_the_right_rows(seeded: bootstrap.Services, attempt: str) -> None:
     status, body = call("inventory", {"service": attempt}, kind="user")
-    assert (status, body.get("items")) in ((200, []), (400, None))
+    assert status in (400, 404) and "items" not in body  # no service of that name: never an empty 200
     assert call("inventory", kind=attempt)[0] == 400
     for param in ("deletedSince", "changedSince"):
         assert call("inventory", {param: attempt}, kind="user")[0] == 400
@@ -217,7 +229,7 @@ def test_injection_attempts_get_an_error_or_exactly_the_right_rows(seeded: boots
     for param in ("since", "until", "kind", "by", "continuationToken"):
         assert call("changes", {"since": "24h", param: attempt})[0] == 400
     status, body = call("changes", {"since": iso(T0), "service": attempt})
-    assert (status, body.get("items")) in ((200, []), (400, None))
+    assert status in (400, 404) and "items" not in body
     # and the real rows are still exactly there
     assert sorted(r["Path"] for r in call("inventory", kind="user")[1]["items"]) == ["users/alice", "users/carol"]
 

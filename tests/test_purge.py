@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,13 +18,18 @@ from devtools.worker import decode_event, fire_timer, function_json
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.errors import InvalidSettings
+from shared.domain.kinds import Kind
 from shared.domain.model import Change, Op, Stamp, merge
 from shared.domain.resources import parse_path, parse_service_id
 from shared.entrypoints import cli
+from shared.integrations.alerts import LoggingAlertPublisher
+from shared.store.access_index import AccessIndex
 from shared.store.keys import COUNT_ROW, with_keys
 from shared.store.memory import InMemoryStore
+from shared.store.outbox import AlertOutbox
 from shared.store.ports import HistoryRecord, Query, Store, StoredRow, Table
 from shared.store.records import feed_entities, history_entity
+from shared.store.writer import RowWriter
 from shared.timers import retention
 from shared.timers.retention import Purger
 from tests.conftest import table_repo
@@ -221,3 +226,41 @@ def test_retention_settings_are_read() -> None:
     settings = Settings.from_env({"PURGE_SCHEDULE": "0 30 1 * * *", "RETENTION_SENT_ALERTS_DAYS": "7.5"})
     assert settings.purge_schedule == "0 30 1 * * *" and settings.retention_days["sentAlerts"] == 7.5
     assert Settings.from_env({}).retention_days == {"tombstones": 90, "history": 365, "rejected": 30, "sentAlerts": 30}
+
+
+class RevivingSubscriptions(InMemoryStore):
+    """Revives a subscription between the purge's read of the tombstones and their delete, as a sync or enrichment would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.revive: Callable[[], Any] | None = None
+
+    def delete_rows(self, table: Table, rows: list[StoredRow], *, if_match: bool = False) -> int:
+        revive, self.revive = self.revive, None
+        if revive is not None:
+            revive()
+        return super().delete_rows(table, rows, if_match=if_match)
+
+
+@pytest.mark.unit
+def test_the_purge_deletes_the_index_entries_of_purged_subscriptions_and_keeps_those_of_a_revived_one() -> None:
+    store, clock = RevivingSubscriptions(), ManualClock(NOW)
+    writer = RowWriter(store, AlertOutbox(store, LoggingAlertPublisher()), Settings().flag_policy, clock.now, index=AccessIndex(store))
+
+    def write(name: str, op: Op, days_ago: float) -> None:
+        ref, stamp = parse_path(SERVICE, f"subscriptions/{name}"), Stamp(NOW - days_ago * DAY, f"{name}{days_ago}")
+        details = Change(ref, Op.DETAILS, stamp, "x", {"Scope": f"{SERVICE_ID}/products/starter", "OwnerId": f"{SERVICE_ID}/users/{name}"})
+        writer.apply(ref, [Change(ref, op, stamp, "x"), *([details] if op is not Op.DELETED else [])])
+
+    for name in ("kept", "gone"):
+        write(name, Op.CREATED, 200)
+        write(name, Op.DELETED, 100)
+    entries = [row.entity for page in store.scan(Query(Table.STATUS)) for row in page if str(row.entity["PartitionKey"]).startswith("access|")]
+    assert sorted(e["TargetRow"] for e in entries) == ["subscriptions|gone"] * 2 + ["subscriptions|kept"] * 2
+    store.revive = lambda: write("kept", Op.UPDATED, 1)
+    results = {r.what: r.deleted for r in Purger(store, store, Settings(), clock.now).run()}
+    assert results["tombstones"] == 1
+    left = [row.entity for page in store.scan(Query(Table.STATUS)) for row in page if str(row.entity["PartitionKey"]).startswith("access|")]
+    assert sorted(e["TargetRow"] for e in left) == ["subscriptions|kept"] * 2
+    queries = bootstrap.wire(store, Settings(), LoggingAlertPublisher(), clock.now).queries
+    assert [r["Name"] for r in queries.list_kind(Kind.SUBSCRIPTION, scope="contoso/products/starter").rows] == ["kept"]

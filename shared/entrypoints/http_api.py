@@ -48,6 +48,12 @@ def _required(params: Mapping[str, str], name: str) -> str:
     return value
 
 
+def _service(params: Mapping[str, str], queries: InventoryQueries) -> str | None:
+    """`service` as the name of a service the inventory knows, given its name or ARM id (404 naming the known ones)."""
+    service = params.get("service")
+    return queries.known_service(service) if service else None
+
+
 def answer(work: Callable[[], Any]) -> func.HttpResponse:
     try:
         return _answer(200, work())
@@ -72,7 +78,7 @@ def list_inventory(req: func.HttpRequest, queries: InventoryQueries) -> func.Htt
         approval = params.get("approvalRequired")
         kind = parse_kind(req.route_params.get("kind", ""))
         page = queries.list_kind(
-            kind, service=params.get("service"), include_deleted=parse_bool(params.get("includeDeleted"), "includeDeleted"),
+            kind, service=_service(params, queries), include_deleted=parse_bool(params.get("includeDeleted"), "includeDeleted"),
             deleted_since=parse_when(params.get("deletedSince"), "deletedSince", queries.clock()),
             changed_since=parse_when(params.get("changedSince"), "changedSince", queries.clock()),
             top=parse_top(params.get("top")), continuation=params.get("continuationToken") or None,
@@ -110,7 +116,7 @@ def get_changes(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpRe
         by = parse_by(params.get("by"))
         page = queries.changes(
             since=parse_when(_required(params, "since"), "since", now), until=parse_when(params.get("until"), "until", now),
-            service=params.get("service"), kind=parse_kind(params["kind"]) if params.get("kind") else None, by=by,
+            service=_service(params, queries), kind=parse_kind(params["kind"]) if params.get("kind") else None, by=by,
             top=parse_top(params.get("top")), continuation=params.get("continuationToken") or None,
         )
         return {"by": by, "count": len(page.items), "items": page.items, "continuationToken": page.continuation}

@@ -452,6 +452,7 @@ class InventorySync:
         latest: dict[Key, Entity] = {**(stored or {}), **{resource_keys(p.ref): p.row.entity for p in plans if p.row is not None}}
         batch: list[tuple[_Plan, Entity]] = []
         batches: list[list[tuple[_Plan, Entity]]] = []
+        kept: list[tuple[Entity | None, Entity]] = []  # rows left as they are: their entries are upserted all the same
         done = 0
 
         def flush() -> None:
@@ -465,6 +466,8 @@ class InventorySync:
             prepared = self._writer.prepare(plan.ref, plan.row, new) if new is not None else None
             if prepared is None:
                 report.count(plan.ref.kind, SyncOutcome.SKIPPED if new is None else SyncOutcome.UNCHANGED)
+                if plan.row is not None:
+                    kept.append((None, plan.row.entity))
                 if plan.row is not None and written_by(plan.row.entity, stamp):
                     self._writer.refeed(plan.ref, stamp)  # written before a crash: its record's feed may be missing
                 done += 1
@@ -475,8 +478,10 @@ class InventorySync:
             batch.append((plan, prepared.entity))
         if batch:
             flush()
-        # The index entries of every row of the flush first, in a few transactions (shared.store.access_index).
-        self._writer.index([(plan.row.entity if plan.row else None, entity) for chunk in batches for plan, entity in chunk])
+        # The index entries of every row of the flush first, in a few transactions (shared.store.access_index); those
+        # of the rows left as they are too, idempotent upserts, so that rows written before the index (or an entry a
+        # crash or a purge race lost) are found after the next sync.
+        self._writer.index(kept + [(plan.row.entity if plan.row else None, entity) for chunk in batches for plan, entity in chunk])
         for chunk in batches:
             renew()
             self._commit(chunk, stamp, report)

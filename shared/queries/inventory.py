@@ -191,6 +191,21 @@ def resolve_scope(text: str) -> tuple[str, Scope]:
     return ref.service.key, scope
 
 
+def _key_order(row: Entity) -> tuple[str, str]:
+    return str(row["RowKey"]), str(row["PartitionKey"])
+
+
+def _page_of(rows: list[Entity], top: int | None, after: Token | None) -> Page:
+    """One page of rows in key order (`_key_order`): those after the token's keys, `top` of them at most."""
+    if after is not None:
+        start = (after["RowKey"], after["PartitionKey"])
+        rows = [r for r in rows if _key_order(r) > start]
+    if top is None or len(rows) <= top:
+        return Page(rows, None)
+    last = rows[top - 1]
+    return Page(rows[:top], encode_token({"PartitionKey": str(last["PartitionKey"]), "RowKey": str(last["RowKey"])}))
+
+
 class InventoryQueries:
     def __init__(self, rows: InventoryRows, reader: TableReader, clock: Callable[[], datetime]) -> None:
         self._rows = rows
@@ -225,7 +240,8 @@ class InventoryQueries:
         if changed_since is not None:
             conditions.append(Condition("LastEventTime", "ge", changed_since))
         if owner or scope:
-            return Page(self._indexed(kind, owner, scope, conditions, include_deleted or deleted_since is not None), None)
+            rows = self._indexed(kind, service, owner, scope, conditions, include_deleted or deleted_since is not None)
+            return _page_of(rows, top, decode_token(continuation))
         rows, token = self._reader.page(of_kind(kind, _service_key(service), tuple(conditions)), top, decode_token(continuation))
         return Page(rows, encode_token(token))
 
@@ -254,7 +270,9 @@ class InventoryQueries:
             raise NotFound(f"no user {ident[:200]!r} and no subscription of theirs in the inventory")
         return found
 
-    def _indexed(self, kind: Kind, owner: str | None, scope: str | None, conditions: list[Condition], include_deleted: bool) -> list[Entity]:
+    def _indexed(self, kind: Kind, service: str | None, owner: str | None, scope: str | None, conditions: list[Condition],
+                 include_deleted: bool) -> list[Entity]:
+        """In key order (a service's subscriptions: by lower-cased name), so that a page's last keys continue it."""
         if kind is not Kind.SUBSCRIPTION:
             raise InvalidQuery("owner and scope filter subscriptions only")
         if include_deleted:
@@ -263,8 +281,12 @@ class InventoryQueries:
         service_key, wanted = resolve_scope(scope) if scope else (user.service.key if user else "", None)
         if user is not None and user.service.key != service_key:
             raise InvalidQuery("owner and scope name different services")
+        if service and (name := service_name(service)).lower() != service_key:
+            what = "owner" if owner else "scope"
+            raise InvalidQuery(f"service {name[:100]!r} is not the {what}'s service ({service_key[:100]!r}): leave the service out, "
+                               f"or give {'an' if owner else 'a'} {what} in {name[:100]!r}")
         rows = indexed_subscriptions(self._reader, service_key, user.name.lower() if user else None, wanted)
-        return sorted((r for r in rows if all(c.holds(r) for c in conditions)), key=lambda r: str(r.get("Name", "")).lower())
+        return sorted((r for r in rows if all(c.holds(r) for c in conditions)), key=_key_order)
 
     def history(self, ident: str, since: datetime | None = None, with_children: bool = False) -> list[Entity]:
         """One resource's history (with its children's, for a top-level resource), newest first: one key range in the

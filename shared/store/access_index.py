@@ -16,7 +16,7 @@ from shared.domain.access import owner_name, parse_scope
 from shared.domain.kinds import Kind
 from shared.domain.resources import ResourceRef
 from shared.store.keys import bucket, check_key, child_ranges, encode_part, resource_keys, status_keys
-from shared.store.ports import Condition, Entity, Query, Table, TableReader, TableWriter
+from shared.store.ports import Condition, Entity, Query, StoredRow, Table, TableReader, TableWriter
 
 SCOPE, OWNER, API = "scope", "owner", "products"  # subscriptions by Scope, by OwnerId; products (their API links) by API
 PREFIX = "access|"
@@ -27,6 +27,11 @@ def indexed(entity: Entity | None) -> dict[str, str]:
     """The index values a live row holds: a subscription's scope key and owner, a product API link's API."""
     if entity is None or entity.get("IsDeleted"):
         return {}
+    return _values(entity)
+
+
+def _values(entity: Entity) -> dict[str, str]:
+    """The index values of a row's columns, live or a tombstone."""
     kind = entity.get("Kind")
     if kind == Kind.SUBSCRIPTION:
         scope, owner = parse_scope(entity.get("Scope")), owner_name(entity.get("OwnerId"))
@@ -53,13 +58,30 @@ def entries(before: Entity | None, after: Entity) -> list[Entity]:
     """The entries a write from `before` to `after` needs first: one per value the row holds after it and did not
     hold (live) before."""
     old = indexed(before)
+    return [_entry(index, value, after) for index, value in indexed(after).items() if old.get(index) != value]
+
+
+def _entry(index: str, value: str, row: Entity) -> Entity:
+    pk, rk = partition(index, _service_part(row), value), f"{encode_part(value)}|{row['RowKey']}"
+    check_key(rk, "RowKey")
+    return {"PartitionKey": pk, "RowKey": rk, "SchemaVersion": SCHEMA_VERSION, "TargetPartition": row["PartitionKey"],
+            "TargetRow": row["RowKey"]}
+
+
+COLUMNS = ("Kind", "Name", "Scope", "OwnerId")  # the columns the index values follow from (a purge selects them)
+
+
+def entries_of_tombstones(reader: TableReader, rows: Iterable[Entity]) -> list[StoredRow]:
+    """The stored entries the values of these tombstones point from (their last values: an entry of a value a row
+    held before it is left), each read with its ETag so that a delete under If-Match keeps one that a revival
+    upserted meanwhile. One point read per value."""
     found = []
-    for index, value in indexed(after).items():
-        if old.get(index) != value:
-            pk, rk = partition(index, _service_part(after), value), f"{encode_part(value)}|{after['RowKey']}"
-            check_key(rk, "RowKey")
-            found.append({"PartitionKey": pk, "RowKey": rk, "SchemaVersion": SCHEMA_VERSION, "TargetPartition": after["PartitionKey"],
-                          "TargetRow": after["RowKey"]})
+    for row in rows:
+        for index, value in _values(row).items():
+            entry = _entry(index, value, row)
+            stored = reader.get(Table.STATUS, entry["PartitionKey"], entry["RowKey"])
+            if stored is not None:
+                found.append(stored)
     return found
 
 

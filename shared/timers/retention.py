@@ -2,6 +2,8 @@
 
 - tombstones (inventory rows with IsDeleted) whose DeletedAt is older than RETENTION_TOMBSTONE_DAYS, each
   under its ETag (a row revived after it was read is kept), with their partition's count row in the transaction;
+  then the access index's entries of their values (shared.store.access_index), each under the ETag read before the
+  tombstone went, and only of tombstones that are gone;
 - history records whose RecordedAt is older than RETENTION_HISTORY_DAYS, found through each service's change feed
   (the `r|` entries of its day partitions before the cutoff's, then of the cutoff's own day up to the cutoff: the
   cost is what is purged), the record first, then both feed entries, each in its own day (a crash in between
@@ -24,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from shared.logs import PURGE, Line
+from shared.store import access_index
 from shared.store.keys import (
     feed_purge,
     feed_recorded_before,
@@ -34,12 +37,12 @@ from shared.store.keys import (
     service_of_status,
     status_rows,
 )
-from shared.store.ports import Condition, Query, Table, TableDeleter, TableReader
+from shared.store.ports import Condition, Query, StoredRow, Table, TableDeleter, TableReader
 
 log = logging.getLogger("apim_inventory")
 PAGE = 1000
 KEYS = ("PartitionKey", "RowKey")
-TOMBSTONE_COLUMNS = (*KEYS, "Kind", "IsDeleted")  # what the count row's move needs
+TOMBSTONE_COLUMNS = (*KEYS, "IsDeleted", *access_index.COLUMNS)  # the count row's move, the index entries' keys
 FEED_COLUMNS = (*KEYS, "HistoryPartition", "HistoryRow", "EventTime", "RecordedAt")
 HISTORY = "history"
 
@@ -103,8 +106,25 @@ class Purger:
         count = 0
         inventory = query.table is Table.INVENTORY
         for page in self._reader.scan(query, PAGE, select=TOMBSTONE_COLUMNS if inventory else KEYS):
-            count += len(page) if dry_run else self._deleter.delete_rows(query.table, page, if_match=inventory)
+            if dry_run:
+                count += len(page)
+            elif inventory:
+                count += self._purge_tombstones(page)
+            else:
+                count += self._deleter.delete_rows(query.table, page)
         return count
+
+    def _purge_tombstones(self, page: list[StoredRow]) -> int:
+        """The tombstones, then their index entries. The entries are read first: a revival upserts its entries before
+        its row, so an entry it wrote after this read fails the If-Match and stays; one it wrote before belongs to a
+        row that is then live again, and a tombstone kept (or written again) keeps its entries."""
+        entries = access_index.entries_of_tombstones(self._reader, (row.entity for row in page))
+        deleted = self._deleter.delete_rows(Table.INVENTORY, page, if_match=True)
+        if entries and deleted < len(page):  # some were kept: only the entries of rows now gone
+            entries = [e for e in entries if self._reader.get(Table.INVENTORY, e.entity["TargetPartition"], e.entity["TargetRow"]) is None]
+        if entries:
+            self._deleter.delete_rows(Table.STATUS, entries, if_match=True)
+        return deleted
 
     def _purge_history(self, cutoff: datetime, dry_run: bool) -> int:
         """Each service's feed entries recorded before the cutoff: their records, then the entries."""
