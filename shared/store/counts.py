@@ -3,7 +3,7 @@
 Every inventory partition that holds rows has count rows: the flag row (`keys.COUNT_ROW`, "~c") and up to
 `keys.COUNT_SHARDS` shards ("~c0".."~c7"). Each holds `Live_{kind}` and `Deleted_{kind}` for each kind of the
 partition's family and `Events`, moved in the same transaction as the rows; the partition's counts are their sums. A
-write moves one of them: the flag row when it changes a flagged row (rare), else the shard of its row's key, so that
+write moves one of them: the flag row when it changes a row's flag or listed expiry (rare), else the shard of its row's key, so that
 concurrent writers of one partition seldom rewrite the same entity (docs/design.md has the figures). A shard's own
 numbers may be negative (a batch counts all its rows in its first row's shard); only the sum is a count. `Events`
 holds the outcomes of the events recorded by minute (the last 60) and by hour (the last 24):
