@@ -24,7 +24,7 @@ from shared.domain.outcomes import Outcome, SyncOutcome, SyncStop
 from shared.domain.resources import ServiceRef, parse_resource_id, parse_service_id
 from shared.entrypoints import access_cli, cli_expiry, columns
 from shared.entrypoints.failures import EXIT_CODES, FAILED, OK, STORE_ERRORS, USAGE, Failure, explain, store_error, then
-from shared.entrypoints.output import fit_tables, progress, record_lines, row_table, table, to_csv, to_json, when
+from shared.entrypoints.output import by_path, fit_tables, progress, record_lines, row_table, table, to_csv, to_json, when
 from shared.ingest import dead_letter
 from shared.ingest.replay import UNDECODABLE, Undecodable, handle, outcome_text
 from shared.integrations import blobs
@@ -262,10 +262,6 @@ def _service(args: argparse.Namespace, queries: InventoryQueries) -> str | None:
     return queries.known_service(args.service) if args.service else None
 
 
-def _by_path(row: Entity) -> tuple[str, str]:
-    return str(row.get("Service", "")).lower(), str(row.get("Path", "")).lower()
-
-
 def _list(args: argparse.Namespace) -> int:
     kind = parse_kind(args.kind)
     queries = _queries(args)
@@ -275,7 +271,7 @@ def _list(args: argparse.Namespace) -> int:
                              changed_since=parse_when(args.changed_since, "--changed-since", now), owner=args.owner,
                              scope=args.scope, state=args.state,
                              approval_required=None if args.approval_required is None else args.approval_required == "true")
-    rows = sorted(page.rows, key=_by_path)
+    rows = sorted(page.rows, key=by_path)
     return _listing(args, rows, rows, columns.LIST_COLUMNS[kind])
 
 
@@ -326,7 +322,7 @@ def _flag(row: Entity, now: datetime) -> Entity:
 def _flags(args: argparse.Namespace) -> int:
     queries = _queries(args)
     found = queries.flags()
-    rows = sorted(found["tokens"], key=_by_path) + sorted(found["breakers"], key=_by_path)
+    rows = sorted(found["tokens"], key=by_path) + sorted(found["breakers"], key=by_path)
     shown = [_flag(row, queries.clock()) for row in rows]
     header = columns.with_all(columns.FLAG_COLUMNS, rows, args.all_columns)
     return _emit(args, rows, shown, lambda: row_table(header, shown), csv_header=header)
