@@ -495,7 +495,7 @@ def _sync(args: argparse.Namespace) -> int:
     document = {"service": report.service, "startedAt": report.started_at, "listed": report.listed,
                 "counts": {o: report.counts[o] for o in outcomes}, "byKind": {k: dict(report.by_kind[k]) for k in kinds},
                 "incomplete": report.incomplete, "finished": report.finished, "stopped": report.stopped,
-                "invocations": report.invocations, "kept": report.kept}
+                "invocations": report.invocations, "kept": report.kept, "unconfirmed": report.unconfirmed}
     header = ("Kind", *(o.capitalize() for o in outcomes), "Listed")
     rows = [{"Kind": c[0], **{o.capitalize(): int(v) for o, v in zip(outcomes, c[1:-1], strict=True)}, "Listed": c[-1]} for c in cells]
     _emit(args, document, rows, lambda: table(header, cells, ""), csv_header=header)
@@ -504,6 +504,9 @@ def _sync(args: argparse.Namespace) -> int:
                           "run it again to resume"), FAILED)
     if report.incomplete:
         return _fail(_not_listed(report.incomplete), FAILED)
+    if report.unconfirmed:
+        return _fail(then(f"{report.unconfirmed} rows ARM no longer listed were kept: ARM could not be read to confirm them gone "
+                          "(the log says why)", "run the sync again"), FAILED)
     return OK
 
 

@@ -18,6 +18,7 @@ EXIT_CODES = f"""Exit codes, the same for every command:
   {OK}  success
   {FAILED}  a failure of something outside (the store, ARM, a credential), a resource or service not found, or an incomplete
      operation: a replay in which an event could not be decoded or was rejected, a sync in which a kind could not be listed
+     or a row ARM no longer listed could not be confirmed gone
   {USAGE}  bad usage: bad arguments, bad settings, a file that cannot be read at all"""
 SETTINGS_DOC = "docs/settings.md"
 CREDENTIAL_HELP = ("sign in with `az login`, or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, or run where a managed "
