@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from shared.domain.errors import InvalidArgument, InvalidQuery
+from shared.domain.errors import InvalidArgument
 from shared.domain.flags import ALERT_PREFIX, Alert
 from shared.entrypoints import columns
+from shared.entrypoints.failures import checked
 from shared.entrypoints.output import by_path, cell, row_table, table, when
 from shared.queries.alerts import outbox_alerts
 from shared.queries.expiring import DEFAULT_WITHIN, expiring, parse_within
@@ -35,16 +36,9 @@ class Lent:
 
 
 def register(lent: Lent) -> None:
-    def within(text: str) -> str:
-        try:
-            parse_within(text, "--within")
-        except InvalidQuery as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-        return text
-
     sub = lent.command("expiring", "gateway tokens and subscriptions that expire within a window, soonest first (the "
                        "expired first of all); worked out now, writing nothing", lambda args: _expiring(lent, args))
-    sub.add_argument("--within", metavar="D", default=DEFAULT_WITHIN, type=within,
+    sub.add_argument("--within", metavar="D", default=DEFAULT_WITHIN, type=checked(lambda text: parse_within(text, "--within")),
                      help=f"how far ahead: 90m, 24h, 30d, 2w (default: {DEFAULT_WITHIN}, from --now if given)")
     sub = lent.command("alerts", "the alert outbox: alerts pending, and those sent to the topic or logged, newest first",
                        lambda args: _alerts(lent, args))
