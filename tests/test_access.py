@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -19,6 +21,7 @@ from devtools.worker import indexed_function
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.resources import parse_service_id
+from shared.entrypoints import columns
 from shared.integrations.trigger import decode_event
 from shared.management.sync import InventorySync
 from shared.store.access_index import PREFIX
@@ -89,10 +92,11 @@ def test_the_questions_of_access_through_the_console_script(synced: bootstrap.Se
              ["list", "product", "--state", "published", "--approval-required", "false", "-o", "json"],
              ["show", "contoso/products/starter", "-o", "json"], ["access", "--api", "contoso/apis/payments", "-o", "json"],
              ["access", "--api", "contoso/apis/nope"], ["access", "--api", "contoso/users/alice"],
-             ["list", "product", "--owner", "contoso/users/alice"]]
+             ["list", "product", "--owner", "contoso/users/alice"], ["access", "--api", "contoso/apis/orders", "-o", "csv"],
+             ["access", "--user", "contoso/users/alice", "-o", "csv"]]
     with ThreadPoolExecutor(4) as pool:
         (orders, revision, table, alice, owned, starter, everything, suspended, owned_active, products, show, payments, missing,
-         wrong, misuse) = list(pool.map(lambda argv: run_cli(env, *argv), argvs))
+         wrong, misuse, orders_csv, alice_csv) = list(pool.map(lambda argv: run_cli(env, *argv), argvs))
 
     answer = json.loads(ok(orders))
     assert answer["openToAnyone"] == ["product open requires no subscription"]
@@ -109,6 +113,15 @@ def test_the_questions_of_access_through_the_console_script(synced: bootstrap.Se
 
     assert {(i["Subscription"], i["Api"], i["CanCall"]) for i in json.loads(ok(alice))["items"]} == {
         ("sub1", "orders", True), ("paused", "orders", False), ("bills", "payments", True)}
+    # CSV: the documented columns only, whatever else the answer's rows hold (Path, ResourceId, ...)
+    grant_rows = list(csv.DictReader(io.StringIO(ok(orders_csv))))
+    assert ok(orders_csv).splitlines()[0] == ",".join(columns.GRANT_CSV_COLUMNS)
+    assert {(r["Subscription"], r["Via"], r["SubscriptionState"], r["CanCall"]) for r in grant_rows} == {
+        ("master", "all APIs", "active", "true"), ("direct", "api", "active", "true"), ("sub1", "product", "active", "true"),
+        ("paused", "product", "suspended", "false")}
+    assert ok(alice_csv).splitlines()[0] == ",".join(columns.USER_COLUMNS)
+    assert {(r["Subscription"], r["Api"]) for r in csv.DictReader(io.StringIO(ok(alice_csv)))} == {
+        ("sub1", "orders"), ("paused", "orders"), ("bills", "payments")}
     assert sorted(r["Name"] for r in json.loads(ok(owned))) == ["bills", "paused", "sub1"]
     assert sorted(r["Name"] for r in json.loads(ok(starter))) == ["paused", "sub1"]
     assert [r["Name"] for r in json.loads(ok(everything))] == ["master"]

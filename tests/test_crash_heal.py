@@ -91,6 +91,35 @@ def test_an_enrichment_that_dies_before_its_feed_is_healed_by_the_redelivery(
     assert len(arm.hits(f"{SERVICE_ID}/users/alice")) == reads  # healed from the stored record, not read again
 
 
+class CountsFeeds:
+    """The store, counting its feed writes."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.feeds = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def add_feed(self, records: list[dict[str, Any]]) -> None:
+        self.feeds += 1
+        self._store.add_feed(records)
+
+
+def test_only_a_redelivery_heals_the_feed_of_a_later_read_not_a_late_new_event(
+        arm_services: bootstrap.Services, arm: ArmStandIn, clock: ManualClock) -> None:
+    assert arm_services.processor.handle(decode_event(event("UserCreated", "/users/alice", at=0))).outcome == "applied"
+    counting = CountsFeeds(arm_services.store)  # the details were read at the clock's time, an hour after the event
+    processor = bootstrap.wire(cast(Store, counting), arm_services.settings, LoggingAlertPublisher(), clock.now,
+                               bootstrap.arm_client(arm_services.settings)).processor
+    late = event("UserUpdated", "/users/alice", at=1)  # a new event, older than that read
+    assert processor.handle(decode_event(late)).outcome == "applied"
+    assert counting.feeds == 1  # its own feed, no heal of the read's
+    assert processor.handle(decode_event(late)).outcome == "duplicate"
+    assert counting.feeds == 3  # its own again, and the read's healed
+    assert_feed_complete(arm_services.store)
+
+
 # -- interrupted anywhere, then resumed -----------------------------------------------------------------------------
 
 def _sync_settings(arm_settings: Settings) -> Settings:

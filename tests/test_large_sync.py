@@ -270,6 +270,30 @@ def test_the_tombstone_pass_lists_a_gateways_api_links_once(memory_services: boo
     assert not row(memory_services, "gateways/edge/apis/orders")["IsDeleted"]
 
 
+def test_links_whose_list_cannot_be_read_are_kept_unconfirmed_not_counted_unchanged(
+        memory_services: bootstrap.Services, arm: ArmStandIn, clock: ManualClock, caplog: pytest.LogCaptureFixture) -> None:
+    links = [f"/gateways/edge/apis/ghost-{n}" for n in range(3)]
+    deliver([event("GatewayAPIAdded", link, at=n) for n, link in enumerate(links)])  # links ARM does not have
+    clock.advance(minutes=1)
+
+    def break_the_check(path: str, offset: int) -> None:  # the sync's listing is served; the tombstone pass's check fails
+        if path.lower().endswith("/gateways/edge/apis"):
+            arm.fail("/gateways/edge/apis", 400)
+    arm.after_page = break_the_check
+    sync = syncer(memory_services)
+    sync.budget = 3600
+    report = sync.sync(SERVICE)
+    assert report.finished and report.by_kind["gatewayApi"]["tombstoned"] == 0
+    assert (report.unconfirmed, report.kept, report.by_kind["gatewayApi"]["unchanged"]) == (3, 0, 0)
+    assert not any(row(memory_services, link.lstrip("/"))["IsDeleted"] for link in links)
+    text = caplog.text
+    assert "could not confirm that gateways/edge/apis/ghost-0 is gone" in text and "pages shifted" not in text
+    arm.after_page = None
+    clock.advance(hours=6)
+    again = sync.sync(SERVICE)
+    assert again.by_kind["gatewayApi"]["tombstoned"] == 3 and again.unconfirmed == 0
+
+
 @pytest.mark.unit
 def test_a_pages_stored_rows_cost_what_the_page_holds_in_any_order() -> None:
     """ARM documents no order for a listing: the range from a page's lowest to its highest name in a partition may hold

@@ -6,15 +6,14 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from shared.domain.errors import InvalidQuery
+from shared.entrypoints.columns import GRANT_COLUMNS, GRANT_CSV_COLUMNS, USER_COLUMNS
+from shared.entrypoints.failures import checked
 from shared.entrypoints.output import row_table, when
 from shared.queries.inventory import InventoryQueries, resolve_id
 from shared.store.ports import Entity
 
 Command = Callable[[str, str, Callable[[argparse.Namespace], int]], argparse.ArgumentParser]
-Emit = Callable[[argparse.Namespace, Any, list[Entity], Callable[[], list[str]]], int]
-GRANT_COLUMNS = ("Subscription", "Owner", "SubscriptionState", "Via", "Product", "ExpirationDate")
-USER_COLUMNS = ("Subscription", "SubscriptionState", "CanCall", "Via", "Product", "Api")
+Emit = Callable[..., int]  # cli._emit: (args, document, rows, lines, csv_header=...)
 
 
 def register(command: Command, queries: Callable[[argparse.Namespace], InventoryQueries], emit: Emit) -> None:
@@ -23,22 +22,15 @@ def register(command: Command, queries: Callable[[argparse.Namespace], Inventory
         found = queries(args)
         if args.api:
             answer = found.access_to_api(args.api)
-            return emit(args, answer, answer["callers"] + answer["notCallable"], lambda: api_lines(answer))
+            return emit(args, answer, answer["callers"] + answer["notCallable"], lambda: api_lines(answer),
+                        csv_header=GRANT_CSV_COLUMNS)
         answer = found.access_of_user(args.user)
-        return emit(args, answer, answer["items"], lambda: user_lines(answer))
+        return emit(args, answer, answer["items"], lambda: user_lines(answer), csv_header=USER_COLUMNS)
 
     sub = command("access", "who can call an API and why (--api), or what a user's subscriptions give access to (--user)", run)
     which = sub.add_mutually_exclusive_group(required=True)
-    which.add_argument("--api", metavar="ID", type=_checked_id, help="an API (any revision names its API)")
-    which.add_argument("--user", metavar="ID", type=_checked_id, help="a user")
-
-
-def _checked_id(text: str) -> str:
-    try:
-        resolve_id(text)
-    except InvalidQuery as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    which.add_argument("--api", metavar="ID", type=checked(resolve_id), help="an API (any revision names its API)")
+    which.add_argument("--user", metavar="ID", type=checked(resolve_id), help="a user")
 
 
 def _as_of(answer: dict[str, Any]) -> str:

@@ -18,13 +18,13 @@ from typing import Any, NoReturn
 
 from shared import bootstrap
 from shared.config import Settings
-from shared.domain.errors import InvalidArgument, InvalidQuery, PermanentEventError, one_line
+from shared.domain.errors import InvalidArgument, PermanentEventError, one_line
 from shared.domain.kinds import FACTS, TOP_LEVEL, Kind
 from shared.domain.outcomes import Outcome, SyncOutcome, SyncStop
 from shared.domain.resources import ServiceRef, parse_resource_id, parse_service_id
 from shared.entrypoints import access_cli, cli_expiry, columns
-from shared.entrypoints.failures import EXIT_CODES, FAILED, OK, STORE_ERRORS, USAGE, Failure, explain, store_error, then
-from shared.entrypoints.output import fit_tables, progress, record_lines, row_table, table, to_csv, to_json, when
+from shared.entrypoints.failures import EXIT_CODES, FAILED, OK, STORE_ERRORS, USAGE, Failure, checked, explain, store_error, then
+from shared.entrypoints.output import by_path, fit_tables, progress, record_lines, row_table, table, to_csv, to_json, when
 from shared.ingest import dead_letter
 from shared.ingest.replay import UNDECODABLE, Undecodable, handle, outcome_text
 from shared.integrations import blobs
@@ -61,18 +61,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _moment(flag: str) -> Callable[[str], str]:
     """A time argument, checked as every time argument is: ISO 8601 or a time ago."""
-    return _checked(lambda text: parse_when(text, flag))
-
-
-def _checked(parse: Callable[[str], object]) -> Callable[[str], str]:
-    """Validate an argument with the query layer's own parser, before anything connects."""
-    def check(text: str) -> str:
-        try:
-            parse(text)
-        except InvalidQuery as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-        return text
-    return check
+    return checked(lambda text: parse_when(text, flag))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,8 +85,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument(flag, metavar="T", type=_moment(flag), help=text, required=required)
 
     sub = command("list", "the rows of one kind (live ones, unless told otherwise)", _list)
-    sub.add_argument("kind", metavar="KIND", type=_checked(parse_kind), help=f"one of: {', '.join(Kind)}")
-    sub.add_argument("--service", metavar="S", type=_checked(service_name), help="one APIM service, by name or ARM id (default: all)")
+    sub.add_argument("kind", metavar="KIND", type=checked(parse_kind), help=f"one of: {', '.join(Kind)}")
+    sub.add_argument("--service", metavar="S", type=checked(service_name), help="one APIM service, by name or ARM id (default: all)")
     sub.add_argument("--include-deleted", action="store_true", help="tombstones too")
     since(sub, "--deleted-since", "only tombstones deleted at or after T")
     since(sub, "--changed-since", "only rows whose last event is at or after T")
@@ -105,20 +94,20 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--scope", metavar="ID", help="subscriptions: only those scoped to this API or product, or SERVICE/apis (all APIs)")
     sub.add_argument("--state", metavar="S", help="users, products, subscriptions: only those in state S (active, published, ...)")
     sub.add_argument("--approval-required", choices=("true", "false"), help="products: only those whose subscriptions need approval, or not")
-    command("show", "one resource, every column", _show).add_argument("id", metavar="ID", type=_checked(resolve_id))
+    command("show", "one resource, every column", _show).add_argument("id", metavar="ID", type=checked(resolve_id))
     sub = command("history", "a resource's history, newest first", _history)
-    sub.add_argument("id", metavar="ID", type=_checked(resolve_id))
+    sub.add_argument("id", metavar="ID", type=checked(resolve_id))
     since(sub, "--since", "only events at or after T")
     sub.add_argument("--with-children", action="store_true", help="with the history of its children (an API's revisions and "
                      "releases, a gateway's API links, hostname configurations, certificate authorities and instances)")
     sub = command("changes", "every change across the inventory in a window, newest first", _changes)
     since(sub, "--since", "changes at or after T", required=True)
     since(sub, "--until", "changes before T (default: now, included)")
-    sub.add_argument("--service", metavar="S", type=_checked(service_name), help="one APIM service, by name or ARM id (default: all)")
-    sub.add_argument("--kind", metavar="KIND", type=_checked(parse_kind), help="only resources of one kind")
+    sub.add_argument("--service", metavar="S", type=checked(service_name), help="one APIM service, by name or ARM id (default: all)")
+    sub.add_argument("--kind", metavar="KIND", type=checked(parse_kind), help="only resources of one kind")
     sub.add_argument("--by", choices=tuple(TIME_COLUMN), default="event",
                      help="order and filter by the time of the event in APIM (default), or by when it was recorded here")
-    sub.add_argument("--top", metavar="N", type=_checked(parse_top), help="one page of N (default: every change in the window)")
+    sub.add_argument("--top", metavar="N", type=checked(parse_top), help="one page of N (default: every change in the window)")
     sub.add_argument("--continuation", metavar="TOKEN", help="the page after the one that printed TOKEN")
     access_cli.register(command, _queries, _emit)
     command("flags", "gateway tokens near expiry or expired, circuit breakers open or stuck open", _flags)
@@ -144,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
             "idempotent: a rerun resumes where a run stopped", _migrate, reads=False)
     sub = command("sync", "a full sync of one APIM service from Azure Resource Manager: add, update, tombstone; resumes a "
                   "sync in progress (invocations of SYNC_TIME_BUDGET_SECONDS each, until it is done)", _sync)
-    sub.add_argument("--service", required=True, metavar="S", type=_checked(service_name),
+    sub.add_argument("--service", required=True, metavar="S", type=checked(service_name),
                      help="the service's ARM id, /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.ApiManagement/service/NAME, "
                      "or the name of a service the inventory knows (or RECONCILE_SERVICES names)")
     sub.add_argument("--once", action="store_true", help="one invocation within the budget, as the reconcile timer runs it")
@@ -262,10 +251,6 @@ def _service(args: argparse.Namespace, queries: InventoryQueries) -> str | None:
     return queries.known_service(args.service) if args.service else None
 
 
-def _by_path(row: Entity) -> tuple[str, str]:
-    return str(row.get("Service", "")).lower(), str(row.get("Path", "")).lower()
-
-
 def _list(args: argparse.Namespace) -> int:
     kind = parse_kind(args.kind)
     queries = _queries(args)
@@ -275,7 +260,7 @@ def _list(args: argparse.Namespace) -> int:
                              changed_since=parse_when(args.changed_since, "--changed-since", now), owner=args.owner,
                              scope=args.scope, state=args.state,
                              approval_required=None if args.approval_required is None else args.approval_required == "true")
-    rows = sorted(page.rows, key=_by_path)
+    rows = sorted(page.rows, key=by_path)
     return _listing(args, rows, rows, columns.LIST_COLUMNS[kind])
 
 
@@ -326,7 +311,7 @@ def _flag(row: Entity, now: datetime) -> Entity:
 def _flags(args: argparse.Namespace) -> int:
     queries = _queries(args)
     found = queries.flags()
-    rows = sorted(found["tokens"], key=_by_path) + sorted(found["breakers"], key=_by_path)
+    rows = sorted(found["tokens"], key=by_path) + sorted(found["breakers"], key=by_path)
     shown = [_flag(row, queries.clock()) for row in rows]
     header = columns.with_all(columns.FLAG_COLUMNS, rows, args.all_columns)
     return _emit(args, rows, shown, lambda: row_table(header, shown), csv_header=header)
@@ -499,7 +484,7 @@ def _sync(args: argparse.Namespace) -> int:
     document = {"service": report.service, "startedAt": report.started_at, "listed": report.listed,
                 "counts": {o: report.counts[o] for o in outcomes}, "byKind": {k: dict(report.by_kind[k]) for k in kinds},
                 "incomplete": report.incomplete, "finished": report.finished, "stopped": report.stopped,
-                "invocations": report.invocations, "kept": report.kept}
+                "invocations": report.invocations, "kept": report.kept, "unconfirmed": report.unconfirmed}
     header = ("Kind", *(o.capitalize() for o in outcomes), "Listed")
     rows = [{"Kind": c[0], **{o.capitalize(): int(v) for o, v in zip(outcomes, c[1:-1], strict=True)}, "Listed": c[-1]} for c in cells]
     _emit(args, document, rows, lambda: table(header, cells, ""), csv_header=header)
@@ -508,6 +493,9 @@ def _sync(args: argparse.Namespace) -> int:
                           "run it again to resume"), FAILED)
     if report.incomplete:
         return _fail(_not_listed(report.incomplete), FAILED)
+    if report.unconfirmed:
+        return _fail(then(f"{report.unconfirmed} rows ARM no longer listed were kept: ARM could not be read to confirm them gone "
+                          "(the log says why)", "run the sync again"), FAILED)
     return OK
 
 

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from shared.domain.errors import InvalidArgument, InvalidQuery
+from shared.domain.errors import InvalidArgument
 from shared.domain.flags import ALERT_PREFIX, Alert
-from shared.entrypoints.output import cell, row_table, table, when
+from shared.entrypoints import columns
+from shared.entrypoints.failures import checked
+from shared.entrypoints.output import by_path, cell, row_table, table, when
 from shared.queries.alerts import outbox_alerts
 from shared.queries.expiring import DEFAULT_WITHIN, expiring, parse_within
 from shared.queries.inventory import parse_when
@@ -34,16 +36,9 @@ class Lent:
 
 
 def register(lent: Lent) -> None:
-    def within(text: str) -> str:
-        try:
-            parse_within(text, "--within")
-        except InvalidQuery as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-        return text
-
     sub = lent.command("expiring", "gateway tokens and subscriptions that expire within a window, soonest first (the "
                        "expired first of all); worked out now, writing nothing", lambda args: _expiring(lent, args))
-    sub.add_argument("--within", metavar="D", default=DEFAULT_WITHIN, type=within,
+    sub.add_argument("--within", metavar="D", default=DEFAULT_WITHIN, type=checked(lambda text: parse_within(text, "--within")),
                      help=f"how far ahead: 90m, 24h, 30d, 2w (default: {DEFAULT_WITHIN}, from --now if given)")
     sub = lent.command("alerts", "the alert outbox: alerts pending, and those sent to the topic or logged, newest first",
                        lambda args: _alerts(lent, args))
@@ -54,10 +49,6 @@ def register(lent: Lent) -> None:
     sub.add_argument("--dry-run", action="store_true", help="show the transitions and alerts a sweep would make (at --now, "
                      "with the settings in effect, such as TOKEN_WARNING_DAYS); write nothing, send nothing")
     sub.add_argument("--force", action="store_true", help="write even though --now is in the future")
-
-
-def _by_path(row: Entity) -> tuple[str, str]:
-    return str(row.get("Service", "")).lower(), str(row.get("Path", "")).lower()
 
 
 def _left(moment: datetime, now: datetime) -> str:
@@ -72,20 +63,17 @@ def _expiring(lent: Lent, args: argparse.Namespace) -> int:
     now = services.clock()
     found = expiring(services.store, now, parse_within(args.within, "--within"))
     items: list[Entity] = found["items"]
-    header = ("Service", "Kind", "Path", "ExpiresAt", "Status", "SubscriptionState")
     rows = [{**item, "Status": "expired" if item["Expired"] else _left(item["ExpiresAt"], now)} for item in items]
-    csv_header = ("Service", "Kind", "Path", "ExpiresAt", "Expired", "SubscriptionState", "ResourceId")
-    return lent.emit(args, found, items, lambda: row_table(header, rows), csv_header=csv_header)
+    return lent.emit(args, found, items, lambda: row_table(columns.EXPIRING_COLUMNS, rows), csv_header=columns.EXPIRING_CSV_COLUMNS)
 
 
 def _alerts(lent: Lent, args: argparse.Namespace) -> int:
     services = lent.services(args)
     found = outbox_alerts(services.store, pending_only=args.pending, since=parse_when(args.since, "--since", services.clock()))
-    header = ("DetectedAt", "State", "Type", "Service", "Subject", "SentAt")
     cells = [[when(a["detectedAt"]), a["state"], str(a["type"]).removeprefix(ALERT_PREFIX), cell(a["service"]), cell(a["subject"]),
               when(a["sentAt"])] for a in found]
-    csv_header = ("id", "type", "state", "detectedAt", "sentAt", "service", "subject")
-    return lent.emit(args, {"count": len(found), "items": found}, found, lambda: table(header, cells, ""), csv_header=csv_header)
+    return lent.emit(args, {"count": len(found), "items": found}, found, lambda: table(columns.ALERT_COLUMNS, cells, ""),
+                     csv_header=columns.ALERT_CSV_COLUMNS)
 
 
 def refuse_future(now: datetime, dry_run: bool, force: bool) -> None:
@@ -106,7 +94,7 @@ def _sweep(lent: Lent, args: argparse.Namespace) -> int:
     sweeper = services.sweeper
     results = [sweeper.sweep_gateway_tokens(), sweeper.sweep_circuit_breakers()]
     published = "AlertsLogged" if any(r.alerts_to == LOG for r in results) else "AlertsSent"
-    header = ("Sweep", "Rows", "Changed", published, "AlertsPending")
+    header = (*columns.SWEEP_COLUMNS, published, "AlertsPending")
     rows = [dict(zip(header, (r.kind, r.rows, r.changed, r.alerts_sent, r.alerts_pending), strict=True)) for r in results]
     return lent.emit(args, rows, rows, lambda: table(header, [[str(v) for v in r.values()] for r in rows], ""), csv_header=header)
 
@@ -124,7 +112,7 @@ def _dry_run(lent: Lent, args: argparse.Namespace, services: Any) -> int:
     settings = services.settings
     previews: list[SweepPreview] = [preview(services.store, settings.flag_policy, now, kind) for kind in SWEPT]
     pending: list[Alert] = services.store.pending_alerts()
-    changes = sorted(((p.kind, t) for p in previews for t in p.transitions), key=lambda c: (SWEPT.index(c[0]), *_by_path(c[1].row)))
+    changes = sorted(((p.kind, t) for p in previews for t in p.transitions), key=lambda c: (SWEPT.index(c[0]), *by_path(c[1].row)))
     rows = [{"Sweep": kind, "Service": t.row.get("Service"), "Kind": t.row.get("Kind"), "Path": t.row.get("Path"),
              "Change": _change_text(t.changes), "Alerts": " ".join(a.type.removeprefix(ALERT_PREFIX) for a in t.alerts)}
             for kind, t in changes]
@@ -143,13 +131,13 @@ def _dry_run(lent: Lent, args: argparse.Namespace, services: Any) -> int:
         counts = [[p.kind, str(p.rows), str(len(p.transitions)), str(sum(len(t.alerts) for t in p.transitions))] for p in previews]
         out = [f"Dry run of a sweep at {when(now)} (TOKEN_WARNING_DAYS={settings.token_warning_days:g}, "
                f"CIRCUIT_BREAKER_GRACE_MINUTES={settings.breaker_grace_minutes:g}): nothing written, no alert sent", "",
-               *table(("Sweep", "Rows", "WouldChange", "WouldRaise"), counts, "")]
+               *table(columns.SWEEP_PREVIEW_COLUMNS, counts, "")]
         if rows:
-            out += ["", *row_table(("Service", "Kind", "Path", "Change", "Alerts"), rows)]
+            out += ["", *row_table(columns.SWEEP_CHANGE_COLUMNS[1:], rows)]
         out += ["", f"Alerts already pending, which the sweep would publish too: {len(pending)}"]
         return out
 
-    return lent.emit(args, document, rows, lines, csv_header=("Sweep", "Service", "Kind", "Path", "Change", "Alerts"))
+    return lent.emit(args, document, rows, lines, csv_header=columns.SWEEP_CHANGE_COLUMNS)
 
 
 def _alert_document(alert: Alert) -> dict[str, Any]:

@@ -34,6 +34,17 @@ CHANGES_COLUMNS = ("Service", "Kind", "Path", "Change", "EventType")  # after th
 CHANGES_CSV_COLUMNS = ("EventTime", "RecordedAt", "Service", "ResourceKind", "Path", "Change", "EventType", "EventId", "Stale")
 SUMMARY_CSV_COLUMNS = ("Metric", "Window", "Service", "Kind", "Count")
 PURGE_COLUMNS = ("What", "Table", "Before")  # then Deleted, or WouldDelete for a dry run
+# `access --api`: the table's two parts (can call, cannot call by state) share these; the CSV is one list, so it adds CanCall.
+GRANT_COLUMNS = ("Subscription", "Owner", "SubscriptionState", "Via", "Product", "ExpirationDate")
+GRANT_CSV_COLUMNS = (*GRANT_COLUMNS, "CanCall")
+USER_COLUMNS = ("Subscription", "SubscriptionState", "CanCall", "Via", "Product", "Api")  # `access --user`
+EXPIRING_COLUMNS = ("Service", "Kind", "Path", "ExpiresAt", "Status", "SubscriptionState")
+EXPIRING_CSV_COLUMNS = ("Service", "Kind", "Path", "ExpiresAt", "Expired", "SubscriptionState", "ResourceId")
+ALERT_COLUMNS = ("DetectedAt", "State", "Type", "Service", "Subject", "SentAt")
+ALERT_CSV_COLUMNS = ("id", "type", "state", "detectedAt", "sentAt", "service", "subject")
+SWEEP_COLUMNS = ("Sweep", "Rows", "Changed")  # then AlertsSent, or AlertsLogged when no topic is set, then AlertsPending
+SWEEP_PREVIEW_COLUMNS = ("Sweep", "Rows", "WouldChange", "WouldRaise")  # `sweep --dry-run`: per sweep, then each change:
+SWEEP_CHANGE_COLUMNS = ("Sweep", "Service", "Kind", "Path", "Change", "Alerts")  # the CSV's rows (the table omits Sweep)
 
 
 def with_all(header: Sequence[str], rows: Iterable[Mapping[str, Any]], every: bool) -> tuple[str, ...]:

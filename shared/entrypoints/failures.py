@@ -3,6 +3,9 @@ next. `main` maps whatever a subcommand raises through `explain`, so every subco
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
+
 from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
 
 from shared.domain.errors import ConflictRetriesExhausted, InvalidArgument, InvalidQuery, InvalidSettings, one_line
@@ -18,6 +21,7 @@ EXIT_CODES = f"""Exit codes, the same for every command:
   {OK}  success
   {FAILED}  a failure of something outside (the store, ARM, a credential), a resource or service not found, or an incomplete
      operation: a replay in which an event could not be decoded or was rejected, a sync in which a kind could not be listed
+     or a row ARM no longer listed could not be confirmed gone
   {USAGE}  bad usage: bad arguments, bad settings, a file that cannot be read at all"""
 SETTINGS_DOC = "docs/settings.md"
 CREDENTIAL_HELP = ("sign in with `az login`, or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, or run where a managed "
@@ -84,6 +88,18 @@ def store_error(exc: BaseException) -> str:
                         f"check the account key or connection string in {setting}, or the identity's role on the account")
         return then(f"the inventory store failed ({what}): {one_line(exc.message, 300)}", "run again (replays and syncs are safe to repeat)")
     return then(f"the inventory store is unreachable: {one_line(exc, 300)}", f"check {setting} and that the account (or Azurite) is running")
+
+
+def checked(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """An argument's type: validated with the query layer's own parser before anything connects, its error argparse's
+    (bad usage, exit 2)."""
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except InvalidQuery as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+    return check
 
 
 def then(what: str, action: str) -> str:

@@ -133,6 +133,11 @@ def row_value(row: Mapping[str, Any], column: str) -> str:
     return short_type(row.get(column)) if column.endswith("EventType") else cell(row.get(column))
 
 
+def by_path(row: Mapping[str, Any]) -> tuple[str, str]:
+    """The order rows are printed in: by service, then path, ignoring case."""
+    return str(row.get("Service", "")).lower(), str(row.get("Path", "")).lower()
+
+
 def row_table(header: Sequence[str], rows: Sequence[Mapping[str, Any]], indent: str = "") -> list[str]:
     return table(header, [[row_value(row, column) for column in header] for row in rows], indent)
 

@@ -100,7 +100,7 @@ class EventProcessor:
             if primary.op == Op.DELETED and primary.ref.has_children:
                 applied += self._cascade(primary.ref)
             if self.enricher is not None:
-                self._enrich(self.enricher, changes)
+                self._enrich(self.enricher, changes, redelivered=duplicate)
         except PermanentEventError as exc:
             return self._reject(_event_description(event), exc)
         if any(a.alerts for a in applied):
@@ -129,9 +129,10 @@ class EventProcessor:
     def _merged(change: Change, row: StoredRow | None, parent_row: StoredRow | None) -> dict[str, Any]:
         return apply_changes(row.entity if row else None, [change], parent_row.entity if parent_row else None)
 
-    def _enrich(self, enricher: Enricher, changes: list[Change]) -> None:
+    def _enrich(self, enricher: Enricher, changes: list[Change], *, redelivered: bool) -> None:
         """Details for what a Created or Updated event names, unless already read after the event;
-        a backend's only on first sight, since breaker events come often."""
+        a backend's only on first sight, since breaker events come often. A redelivery (its record already there)
+        heals the feed of the read instead; a late event that is new costs nothing more."""
         for change in changes:
             if not enricher.wants(change.ref) or (change.op not in (Op.CREATED, Op.UPDATED) and change.ref.kind is not Kind.BACKEND):
                 continue
@@ -141,7 +142,7 @@ class EventProcessor:
             fetched = row.entity.get("DetailsKey")
             if fetched is None or (change.ref.kind is not Kind.BACKEND and fetched < change.stamp.encode()):
                 enricher.enrich(change.ref)
-            elif fetched >= change.stamp.encode():  # read after this event: a redelivery, perhaps after a crash
+            elif redelivered and fetched >= change.stamp.encode():  # read after this event, perhaps crashed before its feed
                 self._refeed(change.ref, fetched)
 
     def _refeed(self, ref: ResourceRef, details_key: str) -> None:

@@ -50,11 +50,13 @@ class Checkpoint:
     lease_until: datetime | None = None
     completed_at: datetime | None = None
     resume_at: str | None = None  # in the tombstone pass's page at `after`: "{PartitionKey}\n{RowKey}" of the first row not handled
+    unconfirmed: int = 0  # tombstone candidates kept because ARM could not be read (not counted unchanged)
 
     def entity(self) -> Entity:
         values: Entity = {
             "SchemaVersion": SCHEMA_VERSION, "Service": self.service, "StartedAt": self.started_at, "Phase": self.phase,
             "Unit": self.unit, "Page": self.page, "ReadFreeUnit": self.read_free, "Family": self.family, "Listed": self.listed, "Kept": self.kept,
+            "Unconfirmed": self.unconfirmed,
             "Invocations": self.invocations, "Incomplete": json.dumps(self.incomplete, sort_keys=True),
             "Counts": json.dumps({k: dict(v) for k, v in sorted(self.by_kind.items()) if v}, sort_keys=True),
             "LeaseOwner": self.lease_owner, "LeaseUntil": self.lease_until,
@@ -72,7 +74,8 @@ class Checkpoint:
                    int(e.get("Page") or 0), e.get("NextLink") or None, int(e.get("ReadFreeUnit", -1)), int(e.get("Family") or 0),
                    json.loads(e["After"]) if e.get("After") else None, json.loads(e.get("Incomplete") or "{}"), counts,
                    int(e.get("Listed") or 0), int(e.get("Kept") or 0), int(e.get("Invocations") or 0),
-                   str(e.get("LeaseOwner") or ""), e.get("LeaseUntil"), e.get("CompletedAt"), e.get("ResumeAt") or None)
+                   str(e.get("LeaseOwner") or ""), e.get("LeaseUntil"), e.get("CompletedAt"), e.get("ResumeAt") or None,
+                   int(e.get("Unconfirmed") or 0))
 
 
 @dataclass

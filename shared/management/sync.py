@@ -82,6 +82,7 @@ class SyncReport:
     retry_after: float | None = None  # for `throttled`: seconds ARM asked to wait
     invocations: int = 0
     kept: int = 0  # tombstone candidates ARM still had (skipped by a listing whose pages shifted)
+    unconfirmed: int = 0  # tombstone candidates kept because ARM could not be read (neither gone nor unchanged)
     paused: float = 0.0  # seconds this invocation waited for ARM's read allowance to refill
 
     def count(self, kind: Kind, outcome: SyncOutcome) -> None:
@@ -139,7 +140,7 @@ class InventorySync:
             return SyncReport(service.name, self.clock(), stopped=held)
         cp = held.checkpoint
         report = SyncReport(service.name, cp.started_at, cp.listed, Counter(), cp.by_kind, cp.incomplete,
-                            invocations=cp.invocations, kept=cp.kept)
+                            invocations=cp.invocations, kept=cp.kept, unconfirmed=cp.unconfirmed)
         for outcomes in cp.by_kind.values():
             report.counts.update(outcomes)
         stamp = Stamp(cp.started_at, f"sync:{cp.started_at.isoformat()}")
@@ -160,7 +161,7 @@ class InventorySync:
             held.release(self.clock())
             raise
         self._outbox.flush(self.clock())
-        report.stopped, report.finished, report.kept = stop, cp.phase == DONE, cp.kept
+        report.stopped, report.finished, report.kept, report.unconfirmed = stop, cp.phase == DONE, cp.kept, cp.unconfirmed
         if stop is not None:
             held.release(self.clock())
             log.info("sync %s: invocation %d stopped (%s) in phase %s; the next one resumes", service.name,
@@ -344,7 +345,11 @@ class InventorySync:
                         cp.resume_at = at  # saved as the invocation ends
                         return stop
                     asked, cp.resume_at = True, at  # a throttled GET leaves the checkpoint here, too
-                    if not self._gone(service, ref, listings):
+                    gone = self._gone(service, ref, listings)
+                    if gone is None:  # ARM could not be read (logged, with why): kept, neither confirmed nor "unchanged"
+                        cp.unconfirmed += 1
+                        continue
+                    if not gone:
                         cp.kept += 1
                         log.warning("sync %s: %s was not listed but ARM has it (pages shifted): kept", service.name, ref.path[:200])
                         report.count(ref.kind, SyncOutcome.UNCHANGED)
@@ -374,10 +379,10 @@ class InventorySync:
                 seen[str(row.entity["Family"])].update(seen_row_keys(row.entity))
         return seen
 
-    def _gone(self, service: ServiceRef, ref: ResourceRef, listings: dict[str, set[str] | None]) -> bool:
+    def _gone(self, service: ServiceRef, ref: ResourceRef, listings: dict[str, set[str] | None]) -> bool | None:
         """True when ARM answers 404 for the resource (for a gateway's API link or a backend's rule, which have no
         GET of their own: when the gateway's links or the backend's rules, read once a pass into `listings`, no
-        longer hold it). A failure keeps the row."""
+        longer hold it), False when ARM has it, None when ARM could not be read (the row is kept, unconfirmed)."""
         try:
             if ref.kind is Kind.CIRCUIT_BREAKER_RULE or ref.kind in _LINKS:  # no GET of their own
                 parent = f"{service.resource_id}/{ref.segments[0]}/{ref.segments[1]}"
@@ -385,7 +390,11 @@ class InventorySync:
                 if collection not in listings:
                     listings[collection] = self._children_names(collection, ref.kind)
                 names = listings[collection]
-                return names is not None and ref.name.lower() not in names
+                if names is None:
+                    log.error("sync %s: could not confirm that %s is gone (ARM's list of them could not be read), kept",
+                              service.name, ref.path[:200])
+                    return None
+                return ref.name.lower() not in names
             self.arm.get(ref.resource_id)
             return False
         except ArmNotFound:
@@ -394,7 +403,7 @@ class InventorySync:
             raise
         except AzureError as exc:
             log.error("sync %s: could not confirm that %s is gone, kept: %s", service.name, ref.path[:200], exc)
-            return False
+            return None
 
     def _children_names(self, parent: str, kind: Kind) -> set[str] | None:
         """The lower-cased names of a backend's rules (`parent` the backend) or of a link collection (`parent` a
@@ -425,7 +434,8 @@ class InventorySync:
             self.status.note_sync(service.key, service.name, cp.started_at, not cp.incomplete, self.clock())
         report = run.report
         log.info(Line(SYNC, {"service": service.name, "startedAt": cp.started_at, "listed": report.listed, **report.counts,
-                             "incomplete": sorted(report.incomplete), "invocations": cp.invocations, "kept": cp.kept}))
+                             "incomplete": sorted(report.incomplete), "invocations": cp.invocations, "kept": cp.kept,
+                             "unconfirmed": cp.unconfirmed}))
 
     # -- reconcile -----------------------------------------------------------------------
     @staticmethod

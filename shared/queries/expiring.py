@@ -14,12 +14,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shared.domain.errors import InvalidQuery
-from shared.domain.expiry import EXPIRY_COLUMNS, EXPIRY_FAMILIES, expiry_of
-from shared.domain.kinds import Kind
+from shared.domain.expiry import EXPIRY_COLUMNS, expiry_of
 from shared.domain.times import parse_ago
-from shared.queries.summary import check_layout, in_parallel, services
-from shared.store.expiry_lists import listed
-from shared.store.keys import COUNT_ROW, count_partitions, partition_rows
+from shared.queries.flags import flag_row_lists
+from shared.queries.summary import check_layout, in_parallel
+from shared.store.expiry_lists import EXPIRING_LIST
+from shared.store.keys import partition_rows
 from shared.store.ports import Condition, Entity, Table, TableReader
 
 DEFAULT_WITHIN = "30d"
@@ -50,20 +50,11 @@ def expiring(reader: TableReader, now: datetime, within: timedelta) -> dict[str,
     check_layout(reader)
     until = horizon(now, within)
     last = math.floor(until.timestamp())
-    partitions = [(pk, family) for key, _ in services(reader) for family in EXPIRY_FAMILIES for pk in count_partitions(key, (family,))]
-    count_rows = in_parallel(lambda item: reader.get(Table.INVENTORY, item[0], COUNT_ROW), partitions)
-    wanted: list[tuple[str, str]] = []
-    unknown: list[tuple[str, Kind]] = []
-    for (pk, family), stored in zip(partitions, count_rows, strict=True):
-        if stored is None:
-            continue
-        found = listed(stored.entity)
-        if found is None:
-            unknown.append((pk, _KIND_OF[family]))
-        else:
-            wanted += [(pk, row_key) for row_key, seconds in found.items() if seconds <= last]
+    lists, unknown = flag_row_lists(reader, EXPIRING_LIST)
+    wanted = [(pk, row_key) for pk, found in lists for row_key, seconds in found.items() if seconds <= last]
     rows = [stored.entity for stored in in_parallel(lambda keys: reader.get(Table.INVENTORY, *keys), wanted) if stored]
-    for pk, kind in unknown:
+    for pk, family in unknown:
+        kind = _KIND_OF[family]
         conditions = (Condition("Kind", "eq", kind.value), Condition("IsDeleted", "eq", False), Condition(EXPIRY_COLUMNS[kind], "le", until))
         rows += reader.page(partition_rows(pk, conditions), None)[0]
     items = [_item(row, moment, now) for row in rows if (moment := expiry_of(row)) is not None and moment <= until]

@@ -7,32 +7,45 @@ flagged rows (`FlaggedOverflow`) is read as rows instead, one query filtered on 
 
 from __future__ import annotations
 
-from shared.domain.flags import BREAKER, FLAGGED_FAMILIES, FLAGGED_KINDS, TOKEN, flag_of
+from typing import TypeVar
+
+from shared.domain.flags import BREAKER, FLAGGED_KINDS, TOKEN, flag_of
 from shared.domain.kinds import Kind
 from shared.queries.summary import check_layout, in_parallel, services
-from shared.store.counts import flagged
+from shared.store.counts import FLAGGED_LIST
 from shared.store.keys import COUNT_ROW, count_partitions, key_of, partition_rows
+from shared.store.listed_columns import ListedColumn
 from shared.store.ports import Condition, Entity, Table, TableReader
 
+V = TypeVar("V")
+
 _FLAGGED_KIND = {kind.family: kind for kind in FLAGGED_KINDS}  # the one kind flagged in each family's partitions
+
+
+def flag_row_lists(reader: TableReader, column: ListedColumn[V]) -> tuple[list[tuple[str, dict[str, V]]], list[tuple[str, Kind]]]:
+    """Point reads of the flag row of every partition of the column's families, each service's: the lists they hold,
+    (PartitionKey, {RowKey: value}), and the partitions whose flag row does not know them (PartitionKey, family):
+    their rows are the answer. A partition with no flag row has no rows."""
+    partitions = [(pk, family) for key, _ in services(reader) for family in column.families for pk in count_partitions(key, (family,))]
+    count_rows = in_parallel(lambda item: reader.get(Table.INVENTORY, item[0], COUNT_ROW), partitions)
+    lists: list[tuple[str, dict[str, V]]] = []
+    unknown: list[tuple[str, Kind]] = []
+    for (pk, family), stored in zip(partitions, count_rows, strict=True):
+        if stored is None:
+            continue
+        found = column.listed(stored.entity)
+        if found is None:
+            unknown.append((pk, family))
+        else:
+            lists.append((pk, found))
+    return lists, unknown
 
 
 def flagged_rows(reader: TableReader) -> dict[str, list[Entity]]:
     """{"tokens": [...], "breakers": [...]}, each in key order (PartitionKey, RowKey), as a key-range read gives them."""
     check_layout(reader)
-    partitions = [(pk, family) for key, _ in services(reader) for family in FLAGGED_FAMILIES
-                  for pk in count_partitions(key, (family,))]
-    count_rows = in_parallel(lambda item: reader.get(Table.INVENTORY, item[0], COUNT_ROW), partitions)
-    listed: list[tuple[str, str]] = []
-    unknown: list[tuple[str, Kind]] = []
-    for (pk, family), stored in zip(partitions, count_rows, strict=True):
-        if stored is None:
-            continue
-        found = flagged(stored.entity)
-        if found is None:
-            unknown.append((pk, family))
-        else:
-            listed += [(pk, row_key) for row_key in found]
+    lists, unknown = flag_row_lists(reader, FLAGGED_LIST)
+    listed = [(pk, row_key) for pk, found in lists for row_key in found]
     rows = [stored.entity for stored in in_parallel(lambda keys: reader.get(Table.INVENTORY, *keys), listed) if stored]
     for pk, family in unknown:
         rows += reader.page(partition_rows(pk, (Condition("Kind", "eq", _FLAGGED_KIND[family].value),)), None)[0]

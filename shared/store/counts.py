@@ -3,7 +3,7 @@
 Every inventory partition that holds rows has count rows: the flag row (`keys.COUNT_ROW`, "~c") and up to
 `keys.COUNT_SHARDS` shards ("~c0".."~c7"). Each holds `Live_{kind}` and `Deleted_{kind}` for each kind of the
 partition's family and `Events`, moved in the same transaction as the rows; the partition's counts are their sums. A
-write moves one of them: the flag row when it changes a flagged row (rare), else the shard of its row's key, so that
+write moves one of them: the flag row when it changes a row's flag or listed expiry (rare), else the shard of its row's key, so that
 concurrent writers of one partition seldom rewrite the same entity (docs/design.md has the figures). A shard's own
 numbers may be negative (a batch counts all its rows in its first row's shard); only the sum is a count. `Events`
 holds the outcomes of the events recorded by minute (the last 60) and by hour (the last 24):
@@ -15,8 +15,8 @@ The count rows of the families flagged rows live in (gateways, backends) also ke
 "breaker"} of the partition's rows flagged now (`shared.domain.flags.flag_of`), so `flags` reads what it lists and
 no other row. Past Table Storage's 32K characters a string holds, `FlaggedOverflow` = true stands instead, and
 `flags` reads that partition's rows, until a recount finds the list short enough again. A count row with neither
-(written before the column) does not know its flagged rows either. The count rows of subscriptions and gateways keep
-`Expiring` the same way (`shared.store.expiry_lists`), for `expiring`.
+(written before the column) does not know its flagged rows either. The flag rows of subscriptions and gateways keep
+`Expiring` the same way (`shared.store.expiry_lists`), for `expiring`: both are `shared.store.listed_columns`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from shared.domain.kinds import Kind
 from shared.domain.model import SCHEMA_VERSION
 from shared.domain.outcomes import Outcome
 from shared.store import expiry_lists
-from shared.store.keys import COUNT_ROW, MAX_STRING_CHARS, utf16_units
+from shared.store.keys import COUNT_ROW
+from shared.store.listed_columns import ListedColumn
 from shared.store.ports import Entity
 
 EVENT_OUTCOMES = (Outcome.APPLIED, Outcome.STALE, Outcome.DUPLICATE)  # the slots of an event bucket
@@ -66,53 +67,11 @@ def deltas(changes: Iterable[tuple[Entity | None, Entity | None]]) -> Counter[st
     return moved
 
 
-FLAGGED, FLAGGED_OVERFLOW = "Flagged", "FlaggedOverflow"
 FlagMoves = dict[str, str | None]  # RowKey -> its flag now (None: no longer flagged)
-
-
-def flag_moves(changes: Iterable[tuple[Entity | None, Entity | None]]) -> FlagMoves:
-    """The rows whose flag changes when each goes from its first entity to its second (None: no row)."""
-    moves: FlagMoves = {}
-    for before, after in changes:
-        old, new = flag_of(before), flag_of(after)
-        if old != new:
-            moves[str((after or before or {})["RowKey"])] = new
-    return moves
-
-
-def flagged(count_row: Entity) -> dict[str, str] | None:
-    """The partition's flagged rows {RowKey: flag}, or None when the count row does not know them (overflowed, or
-    written before the column): then the partition's rows are the answer."""
-    text = count_row.get(FLAGGED)
-    if count_row.get(FLAGGED_OVERFLOW) or not isinstance(text, str):
-        return None
-    found: dict[str, str] = json.loads(text)
-    return found
-
-
-def _set_flagged(row: Entity, found: dict[str, str]) -> None:
-    text = json.dumps(found, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    if utf16_units(text) > MAX_STRING_CHARS:
-        row.pop(FLAGGED, None)
-        row[FLAGGED_OVERFLOW] = True
-    else:
-        row[FLAGGED] = text
-        row.pop(FLAGGED_OVERFLOW, None)
-
-
-def _reflag(row: Entity, moves: FlagMoves, new: bool) -> None:
-    """`moves` applied to the count row's Flagged (a new count row starts from none); an unknown list stays unknown."""
-    if row.get("Family") not in FLAGGED_FAMILIES or not (moves or new):
-        return
-    found = {} if new else flagged(row)
-    if found is None:
-        return
-    for row_key, flag in moves.items():
-        if flag is None:
-            found.pop(row_key, None)
-        else:
-            found[row_key] = flag
-    _set_flagged(row, found)
+FLAGGED_LIST: ListedColumn[str] = ListedColumn("Flagged", "FlaggedOverflow", FLAGGED_FAMILIES, flag_of)
+FLAGGED, FLAGGED_OVERFLOW = FLAGGED_LIST.column, FLAGGED_LIST.overflow
+flag_moves = FLAGGED_LIST.moves  # the rows whose flag changes
+flagged = FLAGGED_LIST.listed  # the partition's flagged rows {RowKey: flag}, or None when unknown: then read the rows
 
 
 def add_to_buckets(events: str | None, slot: int, slots: int, at: datetime) -> str:
@@ -169,7 +128,7 @@ def counted(current: Entity | None, keys: tuple[str, str], header: dict[str, Any
             raise ValueError("an outcome is counted at a time")
         row["Events"] = add_to_buckets(row.get("Events"), EVENT_OUTCOMES.index(Outcome(outcome)), len(EVENT_OUTCOMES), at)
     if keys[1] == COUNT_ROW:
-        _reflag(row, moves or {}, current is None)
+        FLAGGED_LIST.moved(row, moves or {}, current is None)
         expiry_lists.moved(row, expiries or {}, current is None)
     return row
 
@@ -189,7 +148,7 @@ def uncounted(current: Entity | None, keys: tuple[str, str], removed: list[Entit
     for column, n in moved.items():
         row[column] = int(row.get(column, 0)) + n
     if keys[1] == COUNT_ROW:
-        _reflag(row, moves, False)
+        FLAGGED_LIST.moved(row, moves, False)
         expiry_lists.moved(row, expiries, False)
     return row
 
@@ -215,7 +174,6 @@ def recounted(current: Entity | None, keys: tuple[str, str], header: dict[str, A
         for column, value in shard.items():
             if column.startswith(("Live_", "Deleted_")) and isinstance(value, int):
                 row[column] = int(row.get(column, 0)) - value
-    if family in FLAGGED_FAMILIES:
-        _set_flagged(row, {str(r["RowKey"]): flag for r in rows if (flag := flag_of(r))})
+    FLAGGED_LIST.recounted(row, rows)
     expiry_lists.recounted(row, rows)
     return row
