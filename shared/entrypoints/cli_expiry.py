@@ -4,6 +4,7 @@ its dry run. Registered by shared.entrypoints.cli, which lends the helpers every
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -96,6 +97,9 @@ def _sweep(lent: Lent, args: argparse.Namespace) -> int:
     published = "AlertsLogged" if any(r.alerts_to == LOG for r in results) else "AlertsSent"
     header = (*columns.SWEEP_COLUMNS, published, "AlertsPending")
     rows = [dict(zip(header, (r.kind, r.rows, r.changed, r.alerts_sent, r.alerts_pending), strict=True)) for r in results]
+    if (stuck := results[-1].alerts_pending) and results[-1].alerts_to != LOG:  # the topic refused them: say so, once
+        print(f"apim-inventory: warning: {stuck} alerts stay pending for the next sweep: the alerts topic did not take "
+              "them (-v shows its answer)", file=sys.stderr)
     return lent.emit(args, rows, rows, lambda: table(header, [[str(v) for v in r.values()] for r in rows], ""), csv_header=header)
 
 
