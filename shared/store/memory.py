@@ -199,9 +199,8 @@ class InMemoryStore:
             self._tables[Table.OUTBOX].update({key_of(e): self._stored(e) for e in entities})
 
     def pending_alerts(self) -> list[Alert]:
-        with self._lock:
-            return [records.alert_from_entity(row.entity) for (pk, _), row in sorted(self._tables[Table.OUTBOX].items())
-                    if pk == PENDING_ALERTS]
+        found, _ = self._matching(Query(Table.OUTBOX, conditions=(Condition("PartitionKey", "eq", PENDING_ALERTS),)))
+        return [records.alert_from_entity(row.entity) for _, row in found]
 
     def mark_alerts_sent(self, alerts: list[Alert], now: datetime, sent_to: str = "topic") -> None:
         with self._lock:
