@@ -24,7 +24,7 @@ from shared.queries.access import api_access, indexed_subscriptions, product_api
 from shared.queries.changes import ChangesPage, feed_page, parse_by
 from shared.queries.flags import flagged_rows
 from shared.queries.summary import services, summarize
-from shared.store.keys import as_continuation, check_keys, encode_part, history_range, of_kind, rejected_from
+from shared.store.keys import as_continuation, check_keys, continuation_after, encode_part, history_range, of_kind, rejected_from
 from shared.store.ports import Condition, Entity, InventoryRows, TableReader, Token
 
 MAX_TOP = 1000
@@ -203,7 +203,7 @@ def _page_of(rows: list[Entity], top: int | None, after: Token | None) -> Page:
     if top is None or len(rows) <= top:
         return Page(rows, None)
     last = rows[top - 1]
-    return Page(rows[:top], encode_token({"PartitionKey": str(last["PartitionKey"]), "RowKey": str(last["RowKey"])}))
+    return Page(rows[:top], encode_token(continuation_after(last)))
 
 
 class InventoryQueries:

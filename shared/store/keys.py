@@ -106,6 +106,11 @@ def as_continuation(value: object) -> dict[str, str] | None:
     return {"PartitionKey": value["PartitionKey"], "RowKey": value["RowKey"]}
 
 
+def continuation_after(entity: dict[str, Any]) -> dict[str, str]:
+    """The continuation token that goes on after `entity`, in the read side's shape."""
+    return {"PartitionKey": str(entity["PartitionKey"]), "RowKey": str(entity["RowKey"])}
+
+
 def key_of(entity: dict[str, Any]) -> tuple[str, str]:
     return entity["PartitionKey"], entity["RowKey"]
 
