@@ -52,6 +52,16 @@ class RowStore(InventoryRows, HistoryLog, Protocol):
     """The rows, and the change feed of the records written with them."""
 
 
+def brought_up(ref: ResourceRef, before: Entity | None, computed: Entity, now: datetime,
+               policy: FlagPolicy) -> tuple[Entity, tuple[Alert, ...]] | None:
+    """`computed` under the resource's keys with its flags brought up to `now`, and the alerts of its flag
+    transitions from `before`; None when the row would not change. Pure: the writer and a sweep's dry run share it."""
+    new = evaluate(with_keys(ref, computed), now, policy)
+    if before is not None and same_row(before, new):
+        return None
+    return new, tuple(transitions(before, new, now))
+
+
 class RowWriter:
     def __init__(self, rows: RowStore, outbox: AlertOutbox, policy: FlagPolicy,
                  clock: Callable[[], datetime], conflict_retries: int = 10, status: StatusTracker | None = None,
@@ -115,11 +125,10 @@ class RowWriter:
     def prepare(self, ref: ResourceRef, row: StoredRow | None, computed: Entity) -> Prepared | None:
         """The entity to write under the resource's keys, with its flags brought up to the clock and the alerts of
         any flag transition in the outbox; None when the row would not change."""
-        now = self._clock()
-        new = evaluate(with_keys(ref, computed), now, self._policy)
-        if row is not None and same_row(row.entity, new):
+        prepared = brought_up(ref, row.entity if row else None, computed, self._clock(), self._policy)
+        if prepared is None:
             return None
-        alerts = tuple(transitions(row.entity if row else None, new, now))
+        new, alerts = prepared
         if alerts:
             self._outbox.add(list(alerts))
             with self._counting:

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.domain.flags import Alert, FlagPolicy, evaluate, transitions
+from shared.domain.flags import Alert, FlagPolicy
 from shared.domain.kinds import Kind
-from shared.domain.model import same_row
+from shared.domain.resources import row_ref
 from shared.store.keys import of_kind
 from shared.store.ports import Entity, TableReader
+from shared.store.writer import brought_up
 
 SWEPT = (Kind.GATEWAY_INSTANCE, Kind.CIRCUIT_BREAKER_RULE)  # the gateway token sweep's rows, then the breaker sweep's
 
@@ -40,10 +41,11 @@ def preview(reader: TableReader, policy: FlagPolicy, now: datetime, kind: Kind) 
     for row in rows:
         if row.get("IsDeleted"):
             continue
-        new = evaluate(row, now, policy)
-        if same_row(row, new):
+        prepared = brought_up(row_ref(row), row, dict(row), now, policy)
+        if prepared is None:
             continue
+        new, alerts = prepared
         changes = {column: (row.get(column), new.get(column)) for column in sorted(set(row) | set(new))
                    if row.get(column) != new.get(column)}
-        found.append(Transition(new, changes, tuple(transitions(row, new, now))))
+        found.append(Transition(new, changes, alerts))
     return SweepPreview(kind, len(rows), tuple(found))
