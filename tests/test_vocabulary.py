@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.domain.kinds import FACTS, LISTED, TOP_LEVEL, Kind, child_kind, parse_kind_name, top_level
+from shared.domain.kinds import FACTS, LISTED, TOP_LEVEL, WORKSPACE_FAMILIES, Kind, child_kind, parse_kind_name, top_level
 from shared.domain.outcomes import EnrichmentOutcome, Outcome, SyncOutcome
 
 SHARED = Path(__file__).resolve().parent.parent / "shared"
@@ -90,7 +90,8 @@ def test_every_allowance_is_still_needed() -> None:
 
 @pytest.mark.unit
 def test_the_table_of_kinds() -> None:
-    assert [k.value for k in TOP_LEVEL] == ["user", "api", "product", "subscription", "gateway", "backend"]
+    assert [k.value for k in TOP_LEVEL] == ["user", "api", "product", "subscription", "gateway", "backend", "workspace"]
+    assert [k.value for k in WORKSPACE_FAMILIES] == ["api", "product", "subscription", "backend"]
     assert {k for k in Kind if k not in LISTED} == {Kind.GATEWAY_INSTANCE}
     for kind, facts in FACTS.items():
         assert facts.family in TOP_LEVEL and facts.family.family is facts.family
@@ -100,4 +101,10 @@ def test_the_table_of_kinds() -> None:
             assert top_level(facts.collection.upper()) is kind
         elif facts.parent is not None:
             assert child_kind(facts.family, facts.collection.lower()) is kind
+        if facts.in_workspace is not None and kind in TOP_LEVEL:
+            assert top_level(facts.in_workspace.upper(), in_workspace=True) is kind
+        elif facts.in_workspace is not None and facts.parent is not None:
+            assert child_kind(facts.family, facts.in_workspace.lower(), in_workspace=True) is kind
+    assert top_level("users", in_workspace=True) is None and top_level("gateways", in_workspace=True) is None
+    assert child_kind(Kind.PRODUCT, "apis", in_workspace=True) is None  # a workspace's product links its APIs
     assert parse_kind_name("gateways") is None and top_level("instances") is None

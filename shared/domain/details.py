@@ -85,8 +85,10 @@ FIELDS: dict[Kind, dict[str, tuple[str, Convert]]] = {
         "LocationCity": ("locationData.city", _text), "LocationDistrict": ("locationData.district", _text),
         "LocationCountryOrRegion": ("locationData.countryOrRegion", _text),
     },
-    Kind.PRODUCT_API: {"DisplayName": ("displayName", _text), "ApiPath": ("path", _text)},
-    Kind.PRODUCT_GROUP: {"DisplayName": ("displayName", _text), "BuiltIn": ("builtIn", _bool), "GroupType": ("type", _text)},
+    # A workspace product's links carry the linked resource's full ARM id instead (`apiId`, `groupId`).
+    Kind.PRODUCT_API: {"DisplayName": ("displayName", _text), "ApiPath": ("path", _text), "LinkedApiId": ("apiId", _text)},
+    Kind.PRODUCT_GROUP: {"DisplayName": ("displayName", _text), "BuiltIn": ("builtIn", _bool), "GroupType": ("type", _text),
+                         "LinkedGroupId": ("groupId", _text)},
     Kind.GATEWAY_API: {"DisplayName": ("displayName", _text), "ApiPath": ("path", _text)},
     Kind.GATEWAY_HOSTNAME_CONFIGURATION: {
         "Hostname": ("hostname", _text), "CertificateId": ("certificateId", _text),
@@ -99,6 +101,7 @@ FIELDS: dict[Kind, dict[str, tuple[str, Convert]]] = {
         "Url": ("url", _text), "Protocol": ("protocol", _text), "Description": ("description", _text),
         "CircuitBreakerRules": ("circuitBreaker.rules", _rules),
     },
+    Kind.WORKSPACE: {"DisplayName": ("displayName", _text), "Description": ("description", _text)},
     Kind.CIRCUIT_BREAKER_RULE: {
         "ConfiguredTripDuration": ("tripDuration", _text), "AcceptRetryAfter": ("acceptRetryAfter", _bool),
         "FailureCondition": ("failureCondition", lambda v: _text(json.dumps(v, sort_keys=True)) if isinstance(v, dict) else None),

@@ -101,7 +101,7 @@ def new_row(ref: ResourceRef) -> dict[str, Any]:
     row: dict[str, Any] = {
         "SchemaVersion": SCHEMA_VERSION, "Kind": ref.kind.value,
         "Service": ref.service.name, "Name": ref.name, "Path": ref.path, "ResourceId": ref.resource_id,
-        "IsDeleted": False,
+        "IsDeleted": False, "Workspace": ref.workspace_name,
     }
     if ref.family is Kind.API:
         row["Api"] = ref.parent.name if ref.parent else ref.name
@@ -120,7 +120,7 @@ def new_row(ref: ResourceRef) -> dict[str, Any]:
     return row
 
 
-_IDENTITY = ("Service", "Name", "Path", "ResourceId", "Api", "Gateway", "Instance", "Backend", "Rule", "Product")
+_IDENTITY = ("Service", "Name", "Path", "ResourceId", "Api", "Gateway", "Instance", "Backend", "Rule", "Product", "Workspace")
 
 
 def merge(row: dict[str, Any] | None, change: Change) -> dict[str, Any]:

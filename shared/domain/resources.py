@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.domain.errors import PermanentEventError
-from shared.domain.kinds import FACTS, Kind, child_kind, children, top_level
+from shared.domain.kinds import FACTS, IN_WORKSPACE, Kind, child_kind, children, collection_of, top_level
 
 _SERVICE_RE = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
@@ -16,6 +16,7 @@ _SERVICE_RE = re.compile(
     re.IGNORECASE,
 )
 _REVISION_RE = re.compile(r"^(?P<base>.*);rev=(?P<rev>[^;]*)$", re.IGNORECASE)
+WORKSPACES = FACTS[Kind.WORKSPACE].collection  # the collection segment before a workspace's name
 
 
 @dataclass(frozen=True)
@@ -45,17 +46,32 @@ class ServiceRef:
 
 @dataclass(frozen=True)
 class ResourceRef:
-    """One resource in one APIM service. `segments` alternate collection and name."""
+    """One resource in one APIM service. `segments` alternate collection and name, under the workspace when
+    `workspace` is set (`apis/a` of workspace `w` is the path `workspaces/w/apis/a`). A workspace itself is
+    `workspaces/{w}` with no `workspace`."""
 
     service: ServiceRef
     kind: Kind
     family: Kind
     segments: tuple[str, ...]
     revision: str | None = None
+    workspace: str | None = None
+
+    @property
+    def all_segments(self) -> tuple[str, ...]:
+        """The segments under the service: the workspace's first."""
+        return (WORKSPACES, self.workspace, *self.segments) if self.workspace is not None else self.segments
 
     @property
     def path(self) -> str:
-        return "/".join(self.segments)
+        return "/".join(self.all_segments)
+
+    @property
+    def workspace_name(self) -> str:
+        """The `Workspace` column: the workspace a resource is in, a workspace's own name, or "" at the service."""
+        if self.kind is Kind.WORKSPACE:
+            return self.name
+        return self.workspace or ""
 
     @property
     def key(self) -> str:
@@ -80,16 +96,28 @@ class ResourceRef:
         a gateway for its children."""
         if self.kind is Kind.API and self.revision is not None:
             base = _REVISION_RE.sub(r"\g<base>", self.segments[1])
-            return ResourceRef(self.service, Kind.API, Kind.API, (self.segments[0], base))
+            return ResourceRef(self.service, Kind.API, Kind.API, (self.segments[0], base), workspace=self.workspace)
         parent = FACTS[self.kind].parent
         if parent is not None:
             base = _REVISION_RE.sub(r"\g<base>", self.segments[1])
-            return ResourceRef(self.service, parent, self.family, (self.segments[0], base))
+            return ResourceRef(self.service, parent, self.family, (self.segments[0], base), workspace=self.workspace)
         return None
+
+    @property
+    def workspace_ref(self) -> ResourceRef | None:
+        """The workspace this resource is in, whose deletion deletes it (across partitions: docs/design.md)."""
+        if self.workspace is None:
+            return None
+        return ResourceRef(self.service, Kind.WORKSPACE, Kind.WORKSPACE, (WORKSPACES, self.workspace))
 
     @property
     def has_children(self) -> bool:
         return self.revision is None and bool(children(self.kind))
+
+
+def within(workspace: str | None, path: str) -> str:
+    """A service-relative path of a resource in `workspace` (None: at the service)."""
+    return f"{WORKSPACES}/{workspace}/{path}" if workspace is not None else path
 
 
 def parse_service_id(text: object) -> ServiceRef:
@@ -114,19 +142,27 @@ def parse_resource_id(text: object) -> tuple[ServiceRef, ResourceRef]:
 
 
 def parse_path(service: ServiceRef, path: object, *, what: str = "subject") -> ResourceRef:
-    """A path under the service, such as `/apis/a1;Rev=2` or `/gateways/g1/apis/a1`."""
+    """A path under the service, such as `/apis/a1;Rev=2`, `/gateways/g1/apis/a1` or `/workspaces/w1/apis/a1`."""
     if not isinstance(path, str):
         raise PermanentEventError("bad-subject", f"{what} is missing or not a string")
     raw = path.strip().strip("/").split("/")
     if any(not part.strip() for part in raw):
         raise PermanentEventError("bad-subject", f"{what} has an empty segment: {path[:300]!r}")
     parts = [part.strip() for part in raw]
-    top = parts[0].lower()
-    kind = top_level(top)
+    if parts[0].lower() == WORKSPACES and len(parts) > 2:
+        return _parse_under(service, parts[2:], path, what, workspace=parts[1])
+    return _parse_under(service, parts, path, what, workspace=None)
+
+
+def _parse_under(service: ServiceRef, parts: list[str], path: str, what: str, workspace: str | None) -> ResourceRef:
+    """The resource `parts` name at the service, or under `workspace` (where only IN_WORKSPACE kinds live)."""
+    in_workspace = workspace is not None
+    kind = top_level(parts[0], in_workspace)
     if kind is None:
-        raise PermanentEventError("bad-subject", f"{what} names no APIM resource collection: {path[:300]!r}")
+        where = f"workspace {workspace!r}" if in_workspace else "the service"
+        raise PermanentEventError("bad-subject", f"{what} names no APIM resource collection of {where}: {path[:300]!r}")
     family = kind
-    segments: list[str] = [top]
+    segments: list[str] = [collection_of(kind, in_workspace)]
     if len(parts) < 2:
         raise PermanentEventError("bad-subject", f"{what} has no resource name: {path[:300]!r}")
     first, revision = _split_revision(parts[1], kind, what)
@@ -134,19 +170,21 @@ def parse_path(service: ServiceRef, path: object, *, what: str = "subject") -> R
     rest = parts[2:]
     rule = FACTS[Kind.CIRCUIT_BREAKER_RULE]
     if family is rule.family and [r.lower() for r in rest[:2]] == rule.collection.split("/") and len(rest) == 3:
-        return ResourceRef(service, Kind.CIRCUIT_BREAKER_RULE, family, (*segments, *rule.collection.split("/"), rest[2]))
+        return ResourceRef(service, Kind.CIRCUIT_BREAKER_RULE, family, (*segments, *rule.collection.split("/"), rest[2]),
+                           workspace=workspace)
     if family is FACTS[Kind.GATEWAY_INSTANCE].family and len(rest) == 1:
         # Token events name an instance as /gateways/{gateway}/{instanceId}.
         instances = FACTS[Kind.GATEWAY_INSTANCE].collection
         return ResourceRef(service, Kind.GATEWAY_INSTANCE, family, (*segments, instances, rest[0]))
     if rest:
-        child = child_kind(family, rest[0]) if len(rest) == 2 else None
+        child = child_kind(family, rest[0], in_workspace) if len(rest) == 2 else None
         if child is None:
             raise PermanentEventError("bad-subject", f"{what} is not a known APIM resource path: {path[:300]!r}")
         if revision is not None and family is Kind.API:
             raise PermanentEventError("bad-subject", f"{what} names a release of a revision: {path[:300]!r}")
-        return ResourceRef(service, child, family, (*segments, FACTS[child].collection, rest[1]))
-    return ResourceRef(service, kind, family, tuple(segments), revision)
+        return ResourceRef(service, child, family, (*segments, collection_of(child, in_workspace), rest[1]), workspace=workspace)
+    assert kind in IN_WORKSPACE or not in_workspace
+    return ResourceRef(service, kind, family, tuple(segments), revision, workspace)
 
 
 def _split_revision(name: str, kind: Kind, what: str) -> tuple[str, str | None]:

@@ -12,7 +12,7 @@ from shared.domain.errors import PermanentEventError
 from shared.domain.events import InventoryEvent
 from shared.domain.kinds import Kind
 from shared.domain.model import Change, Op, Stamp
-from shared.domain.resources import ResourceRef, parse_path, parse_resource_id
+from shared.domain.resources import ResourceRef, parse_path, parse_resource_id, within
 from shared.domain.times import parse_duration, parse_time
 
 Handler = Callable[[InventoryEvent], list[Change]]
@@ -89,9 +89,9 @@ def circuit_breaker(event: InventoryEvent) -> list[Change]:
         trip = rule.get("tripDuration") if isinstance(rule, dict) else None
         if trip is not None and parse_duration(trip) is None:
             raise PermanentEventError("bad-data", f"tripDuration {trip!r} is not hh:mm:ss or d.hh:mm:ss")
-        rule_ref = parse_path(event.service, f"backends/{ref.segments[1]}/circuit-breaker/rules/{name}")
+        rule_ref = parse_path(event.service, within(ref.workspace, f"backends/{ref.segments[1]}/circuit-breaker/rules/{name}"))
         changes.append(Change(rule_ref, Op.BREAKER, stamp, event.type, {"BreakerState": state, "TripDuration": trip}))
-    backend_ref = parse_path(event.service, f"backends/{ref.segments[1]}")
+    backend_ref = parse_path(event.service, within(ref.workspace, f"backends/{ref.segments[1]}"))
     changes.append(Change(backend_ref, Op.OBSERVED, stamp, event.type))
     return changes
 

@@ -19,6 +19,7 @@ from shared.domain.text import table_text
 from shared.ingest.handlers import HANDLERS
 from shared.integrations.trigger import TriggerInput, describe, parse_event
 from shared.logs import Tally, event_line, service_of
+from shared.store import workspace_cascade
 from shared.store.keys import MAX_STRING_CHARS
 from shared.store.outbox import AlertOutbox
 from shared.store.ports import HistoryLog, HistoryRecord, InventoryRows, RejectedLog, RejectedRecord, StoredRow
@@ -99,6 +100,8 @@ class EventProcessor:
             applied = [first, *(self.writer.apply(change.ref, [change]) for change in changes[1:])]
             if primary.op == Op.DELETED and primary.ref.has_children:
                 applied += self._cascade(primary.ref)
+            # A workspace's deletion lives in another partition: read after the write (shared.store.workspace_cascade).
+            applied += workspace_cascade.inherit(self._rows, self.writer, [c.ref for c in changes if c.ref.workspace is not None])
             if self.enricher is not None:
                 self._enrich(self.enricher, changes, redelivered=duplicate)
         except PermanentEventError as exc:

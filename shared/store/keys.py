@@ -27,7 +27,7 @@ from urllib.parse import unquote
 
 from shared.domain.errors import PermanentEventError
 from shared.domain.kinds import Kind
-from shared.domain.resources import ResourceRef
+from shared.domain.resources import WORKSPACES, ResourceRef
 from shared.store.ports import Condition, Entity, Query, StoredRow, Table
 
 BUCKETS = 16
@@ -76,7 +76,7 @@ def family_range(family: str, service_key: str | None = None) -> tuple[str, str]
 def resource_keys(ref: ResourceRef) -> tuple[str, str]:
     """(PartitionKey, RowKey) of a resource's inventory row."""
     pk = partition_key(ref.service.key, ref.family, bucket(ref.top_name))
-    rk = "|".join(encode_part(segment.lower()) for segment in ref.segments)
+    rk = "|".join(encode_part(segment.lower()) for segment in ref.all_segments)
     check_key(pk, "PartitionKey")
     check_key(rk, "RowKey")
     return pk, rk
@@ -154,6 +154,16 @@ def check_entity(entity: dict[str, Any]) -> None:
         raise PermanentEventError("entity-too-large", f"entity of about {size} bytes; the limit is {MAX_ENTITY_BYTES}")
 
 
+def workspace_prefix(workspace: str) -> str:
+    """The RowKey prefix of a workspace's rows in every family's partitions ("workspaces|{w}|"). Every service-level
+    row's key sorts before "workspaces|" (its collection is one of apis, backends, gateways, products, subscriptions,
+    users), so a workspace's rows are one RowKey range, and the service's own rows the range below them."""
+    return f"{WORKSPACES}|{encode_part(workspace.lower())}|"
+
+
+SERVICE_LEVEL_END = f"{WORKSPACES}|"  # every service-level row's RowKey sorts before it
+
+
 def child_ranges(parent_row_key: str, kind: str) -> list[tuple[str, str]]:
     """RowKey ranges [low, high) that hold a parent's children in the parent's partition:
     an API's revisions (`apis|a;rev=N`) and releases (`apis|a|releases|r`), a gateway's children."""
@@ -186,7 +196,7 @@ def _top_and_rest(ref: ResourceRef) -> tuple[str, str]:
     """The top-level resource's RowKey, and the rest of this resource's ("" for the top, ";rev=2" for a revision,
     "releases|r" for a release)."""
     rk = resource_keys(ref)[1]
-    top = f"{encode_part(ref.segments[0].lower())}|{encode_part(ref.top_name)}"
+    top = f"{workspace_prefix(ref.workspace) if ref.workspace is not None else ''}{encode_part(ref.segments[0].lower())}|{encode_part(ref.top_name)}"
     return top, rk[len(top):].removeprefix("|")
 
 
@@ -362,6 +372,12 @@ def legacy_history_query() -> Query:
 def of_kind(kind: Kind, service_key: str | None = None, conditions: tuple[Condition, ...] = ()) -> Query:
     """Rows of one kind: its family's key range (in one service, or in all), filtered on Kind."""
     return Query(Table.INVENTORY, *family_range(kind.family, service_key), (Condition("Kind", "eq", kind.value), *conditions))
+
+
+def in_workspace(family: str, service_key: str, workspace: str) -> Query:
+    """A workspace's rows of one family: the family's partitions of the service, the workspace's RowKey range."""
+    prefix = workspace_prefix(workspace)
+    return Query(Table.INVENTORY, *family_range(family, service_key), (), prefix, prefix[:-1] + "}")
 
 
 def of_family(family: str, service_key: str) -> Query:
