@@ -71,6 +71,29 @@ def small_service(service_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
     yield f"{service_id}/backends/payments", backend("https://payments.contoso.example")
 
 
+def workspace(name: str) -> dict[str, Any]:
+    return {"displayName": f"{name.title()} team", "description": f"The {name} team's APIs"}
+
+
+def workspace_contents(service_id: str, name: str, api_name: str, owner: str = "users/alice") -> Iterator[tuple[str, dict[str, Any]]]:
+    """A workspace as ARM serves it (api-version 2024-05-01): an API with an older revision and a release, a product
+    that links the API (`apiLinks`, properties.apiId the API's full ARM id) and a group (`groupLinks`), a subscription
+    to the product (scope a full ARM id, the owner a service-level user) and a backend with a circuit-breaker rule.
+    Names are unique across the service and its workspaces, as APIM requires: each is prefixed with the workspace's."""
+    ws = f"{service_id}/workspaces/{name}"
+    product_name = f"{name}-product"
+    yield ws, workspace(name)
+    yield f"{ws}/apis/{api_name}", api(api_name, 2, True)
+    yield f"{ws}/apis/{api_name};rev=1", api(api_name, 1, False)
+    yield f"{ws}/apis/{api_name}/releases/{name}-r1", {"apiId": f"{ws}/apis/{api_name};rev=2", "notes": f"{api_name} v2",
+                                                        "createdDateTime": "2026-03-01T12:00:00Z"}
+    yield f"{ws}/products/{product_name}", product(product_name, approval_required=False)
+    yield f"{ws}/products/{product_name}/apiLinks/{api_name}-link", {"apiId": f"{ws}/apis/{api_name}"}
+    yield f"{ws}/products/{product_name}/groupLinks/{name}-developers-link", {"groupId": f"{ws}/groups/{name}-developers"}
+    yield f"{ws}/subscriptions/{name}-sub", subscription(f"{service_id}/{owner}", f"{ws}/products/{product_name}")
+    yield f"{ws}/backends/{name}-backend", backend(f"https://{name}.contoso.example")
+
+
 def large_service(service_id: str, users: int, apis: int, revisions: int, subscriptions: int) -> Iterator[tuple[str, dict[str, Any]]]:
     """`apis` APIs of `revisions` revisions each (ARM lists the current one under the API's plain name)."""
     yield service_id, {"publisherEmail": "apis@contoso.example", "publisherName": "Contoso"}
