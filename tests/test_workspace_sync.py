@@ -11,13 +11,14 @@ import pytest
 
 from devtools.arm_standin import ArmStandIn
 from devtools.management_plane import workspace_contents
+from devtools.worker import deliver
 from shared import bootstrap
 from shared.domain.model import Change, Op, Stamp
 from shared.domain.resources import parse_path
 from shared.management.sync import SyncReport
 from shared.store import workspace_cascade
 from shared.store.table import TableStore
-from tests.support import SERVICE_ID, ManualClock, history_records, inventory_rows
+from tests.support import SERVICE_ID, ManualClock, event, history_records, inventory_rows
 from tests.test_enrichment import row
 from tests.test_sync import LISTED, SERVICE, by_kind, syncer
 
@@ -74,8 +75,8 @@ def test_a_sync_lists_every_workspace_and_its_collections(arm_services: bootstra
         assert (sub["Scope"], sub["OwnerId"]) == (f"{ws}/products/{name}-product", f"{SERVICE_ID}/users/alice")
         rule = rows[f"workspaces/{name}/backends/{name}-backend/circuit-breaker/rules/r5xx"]
         assert rule["Workspace"] == name and rule["ConfiguredTripDuration"] == "00:01:00"
-    assert all(r["Workspace"] == "" for path, r in rows.items() if not path.startswith("workspaces/") or path.count("/") == 1
-               and r["Kind"] != "workspace")
+    assert all(r["Workspace"] == "" for path, r in rows.items() if not path.startswith("workspaces/") or (path.count("/") == 1
+               and r["Kind"] != "workspace"))
     # The service's apis/orders and shipping's apis/orders: two rows, each of its own.
     assert rows["apis/orders"]["ResourceId"] == f"{SERVICE_ID}/apis/orders" and rows["apis/orders"]["Workspace"] == ""
     assert rows["workspaces/shipping/apis/orders"]["ResourceId"] == f"{SERVICE_ID}/workspaces/shipping/apis/orders"
@@ -219,3 +220,23 @@ def test_a_sync_with_workspaces_resumes_from_its_checkpoint(arm_services: bootst
     assert all(r["IsDeleted"] for r in in_workspace(rows, "shipping").values())
     assert not any(r["IsDeleted"] for r in in_workspace(rows, "billing").values())
 
+
+
+def test_events_on_workspace_resources_are_enriched_from_the_workspace(arm_services: bootstrap.Services, workspaces: ArmStandIn,
+                                                                        clock: ManualClock) -> None:
+    """Enrichment reads the resource the event names, under its workspace: a product's API links from `apiLinks`,
+    a backend's rules into the workspace's rows."""
+    ws = f"{SERVICE_ID}/workspaces/billing"
+    deliver([event("ProductUpdated", "/workspaces/billing/products/billing-product", at=clock.now()),
+             event("CircuitBreaker.Opened", "/workspaces/billing/backends/billing-backend/circuit-breaker/rules/r5xx", at=clock.now(),
+                   data={"backendName": "billing-backend", "circuitBreaker": {"rules": {"r5xx": {"tripDuration": "00:05:00"}}}}),
+             event("APIUpdated", "/workspaces/billing/apis/invoices", at=clock.now())])
+    product = row(arm_services, "workspaces/billing/products/billing-product")
+    assert product["DisplayName"] == "Billing-Product" and product["Workspace"] == "billing"
+    link = row(arm_services, "workspaces/billing/products/billing-product/apiLinks/invoices-link")
+    assert link["LinkedApiId"] == f"{ws}/apis/invoices" and not link["IsDeleted"]
+    rule = row(arm_services, "workspaces/billing/backends/billing-backend/circuit-breaker/rules/r5xx")
+    assert (rule["Workspace"], rule["BreakerState"], rule["ConfiguredTripDuration"]) == ("billing", "open", "00:01:00")  # event, then ARM
+    assert row(arm_services, "workspaces/billing/backends/billing-backend")["Url"] == "https://billing.contoso.example"
+    assert row(arm_services, "workspaces/billing/apis/invoices")["ServiceUrl"] == "https://backend.contoso.example/invoices"
+    assert not any(str(r["Path"]).startswith(("backends/billing", "products/billing")) for r in inventory_rows(store_of(arm_services)))
