@@ -15,6 +15,7 @@ from devtools.worker import deliver
 from shared import bootstrap
 from shared.domain.model import Change, Op, Stamp
 from shared.domain.resources import parse_path
+from shared.integrations.arm import ArmNotFound
 from shared.management.sync import SyncReport
 from shared.store import workspace_cascade
 from shared.store.table import TableStore
@@ -240,3 +241,64 @@ def test_events_on_workspace_resources_are_enriched_from_the_workspace(arm_servi
     assert row(arm_services, "workspaces/billing/backends/billing-backend")["Url"] == "https://billing.contoso.example"
     assert row(arm_services, "workspaces/billing/apis/invoices")["ServiceUrl"] == "https://backend.contoso.example/invoices"
     assert not any(str(r["Path"]).startswith(("backends/billing", "products/billing")) for r in inventory_rows(store_of(arm_services)))
+
+
+def test_the_stand_in_serves_workspaces_in_the_documented_shapes(arm_services: bootstrap.Services, workspaces: ArmStandIn) -> None:
+    client = syncer(arm_services).arm
+    listed = list(client.list(f"{SERVICE_ID}/workspaces"))  # one a page: the second through nextLink
+    assert [w["name"] for w in listed] == ["billing", "shipping"] and any(r.query for r in workspaces.hits("/workspaces")
+                                                                           if "$skiptoken" in {k.lower() for k in r.query})
+    assert {w["type"] for w in listed} == {"Microsoft.ApiManagement/service/workspaces"}
+    ws = f"{SERVICE_ID}/workspaces/billing"
+    (link,) = list(client.list(f"{ws}/products/billing-product/apiLinks"))
+    assert link["type"] == "Microsoft.ApiManagement/service/workspaces/products/apiLinks"
+    assert link["properties"]["apiId"] == f"{ws}/apis/invoices" and link["id"] == f"{ws}/products/billing-product/apiLinks/invoices-link"
+    assert client.get(f"{ws}/subscriptions/billing-sub")["properties"]["scope"] == f"{ws}/products/billing-product"
+    assert [r["name"] for r in client.get(f"{ws}/backends/billing-backend")["properties"]["circuitBreaker"]["rules"]] == ["r5xx"]
+
+    workspaces.delete(ws)  # with everything in it, as ARM deletes a workspace
+    for gone in (ws, f"{ws}/apis/invoices", f"{ws}/apis", f"{ws}/products/billing-product/apiLinks"):
+        with pytest.raises(ArmNotFound):
+            client.get(gone) if not gone.endswith(("/apis", "/apiLinks")) else list(client.list(gone))
+    assert [w["name"] for w in client.list(f"{SERVICE_ID}/workspaces")] == ["shipping"]
+    assert client.get(f"{SERVICE_ID}/workspaces/shipping/apis/orders")["name"] == "orders"
+
+
+def test_throttling_inside_a_workspace_stops_the_invocation_at_its_page_and_the_next_resumes(
+        arm_services: bootstrap.Services, workspaces: ArmStandIn, clock: ManualClock) -> None:
+    sync = syncer(arm_services)
+    workspaces.fail("/workspaces/shipping/products", 429, times=1, retry_after="120")
+    first = sync.step(SERVICE)
+    assert first.stopped == "throttled" and first.retry_after == 120 and first.incomplete == {}
+    assert not any(p.startswith("workspaces/shipping/products") for p in rows_by_path(arm_services))
+    clock.advance(minutes=2)
+    report = sync.sync(SERVICE)
+    assert report.finished and report.invocations == 2 and by_kind(report, "added") == expected_added()
+    served = [r for r in workspaces.hits("/workspaces/billing/apis") if not r.path.endswith("/releases")]
+    assert len([r for r in served if "$skiptoken" not in {k.lower() for k in r.query}]) == 1  # not listed again
+
+
+def test_a_workspace_page_that_shifts_keeps_the_skipped_subscription_after_a_get(
+        arm_services: bootstrap.Services, workspaces: ArmStandIn, clock: ManualClock) -> None:
+    ws = f"{SERVICE_ID}/workspaces/billing"
+    for name in ("billing-aaa-sub", "billing-zzz-sub"):
+        workspaces.put(f"{ws}/subscriptions/{name}", {"displayName": name, "scope": f"{ws}/products/billing-product",
+                                                      "ownerId": f"{SERVICE_ID}/users/bob", "state": "active"})
+    sync = syncer(arm_services)
+    sync.sync(SERVICE)
+
+    def delete_between_pages(path: str, offset: int) -> None:
+        if path.endswith("/workspaces/billing/subscriptions") and offset == 1:
+            workspaces.delete(f"{ws}/subscriptions/billing-aaa-sub")  # billing-zzz-sub moves to offset 1, which was served
+
+    workspaces.after_page = delete_between_pages
+    clock.advance(hours=6)
+    report = sync.sync(SERVICE)
+    assert report.kept == 1 and "tombstoned" not in report.counts
+    assert [r.path for r in workspaces.hits("/subscriptions/billing-zzz-sub")][-1] == f"{ws}/subscriptions/billing-zzz-sub"
+    assert not row(arm_services, "workspaces/billing/subscriptions/billing-zzz-sub")["IsDeleted"]
+    workspaces.after_page = None
+    clock.advance(hours=6)
+    again = sync.sync(SERVICE)
+    assert by_kind(again, "tombstoned") == {"subscription": 1} and again.kept == 0
+    assert row(arm_services, "workspaces/billing/subscriptions/billing-aaa-sub")["IsDeleted"]

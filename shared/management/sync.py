@@ -13,6 +13,11 @@ Once every collection is listed, stored rows of a kind listed completely that no
 tombstone candidates; each is confirmed gone by a GET that answers 404 before its tombstone is
 written, since a deletion between two pages shifts later items one offset back and a listing by
 offset then skips one. The scratch entities are deleted at the end.
+
+A service's workspaces are listed like its other top-level collections, and then each workspace's own collections
+(docs/design.md, "Workspaces in the sync"). A row in a workspace the listing did not see is never a candidate: a
+workspace confirmed gone is tombstoned and its deletion carried to every row in it (shared.store.workspace_cascade),
+and a cascade left unfinished is finished by the next tombstone pass over the workspace family.
 """
 
 from __future__ import annotations
