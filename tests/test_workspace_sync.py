@@ -302,3 +302,18 @@ def test_a_workspace_page_that_shifts_keeps_the_skipped_subscription_after_a_get
     again = sync.sync(SERVICE)
     assert by_kind(again, "tombstoned") == {"subscription": 1} and again.kept == 0
     assert row(arm_services, "workspaces/billing/subscriptions/billing-aaa-sub")["IsDeleted"]
+
+
+def test_workspaces_not_listed_completely_leave_every_workspace_row_alone(arm_services: bootstrap.Services, workspaces: ArmStandIn,
+                                                                           clock: ManualClock) -> None:
+    sync = syncer(arm_services)
+    sync.sync(SERVICE)
+    before = rows_by_path(arm_services)
+    workspaces.delete(f"{SERVICE_ID}/workspaces/billing")
+    workspaces.delete(f"{SERVICE_ID}/users/bob")
+    workspaces.fail(f"{SERVICE_ID}/workspaces", 500, times=20)  # the workspaces' listing, and anything under them
+    clock.advance(hours=6)
+    report = sync.sync(SERVICE)
+    assert set(report.incomplete) == {"workspace"} and by_kind(report, "tombstoned") == {"user": 1}
+    rows = rows_by_path(arm_services)
+    assert {p: r for p, r in rows.items() if p.startswith("workspaces/")} == {p: r for p, r in before.items() if p.startswith("workspaces/")}
