@@ -66,9 +66,10 @@ def _marked(row: StoredRow | None, delete_key: str) -> Entity | None:
     return {**row.entity, CASCADED: delete_key}
 
 
-def inherit(rows: InventoryRows, writer: RowWriter, refs: list[ResourceRef]) -> list[Applied]:
+def inherit(rows: InventoryRows, writer: RowWriter, refs: list[ResourceRef], *, fresh: bool = False) -> list[Applied]:
     """After a write of rows in a workspace: the workspace's newest deletion given to each of them, when the workspace
-    is deleted (one point read of the workspace's row per workspace named)."""
+    is deleted (one point read of the workspace's row per workspace named; `fresh`: not from the cache, for a writer
+    that may have cached the row long before, as a sync does)."""
     applied: list[Applied] = []
     read: dict[str, Entity | None] = {}
     for ref in refs:
@@ -76,7 +77,7 @@ def inherit(rows: InventoryRows, writer: RowWriter, refs: list[ResourceRef]) -> 
         if workspace is None:
             continue
         if workspace.key not in read:
-            row, _ = rows.load(workspace)
+            row, _ = rows.load(workspace, fresh=fresh)
             read[workspace.key] = row.entity if row else None
         workspace_row = read[workspace.key]
         change = cascade_change(workspace_row, ref, str((workspace_row or {}).get("LastEventType") or ""))
