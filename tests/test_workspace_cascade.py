@@ -21,8 +21,7 @@ from shared.ingest.pipeline import EventProcessor
 from shared.store import workspace_cascade
 from shared.store.memory import InMemoryStore
 from shared.store.ports import Store
-from shared.store.workspace_cascade import CASCADED, cascade, unfinished
-DELETED_TYPE = "x"
+from shared.store.workspace_cascade import CASCADED, DELETED_TYPE, cascade, unfinished
 from tests.conftest import fresh_settings, table_repo
 from tests.support import CLOCK, PREFIX, SERVICE_ID, T0, event, history_records, inventory_rows, processor_over, stored_row
 from tests.test_counts import Crashing
@@ -241,9 +240,14 @@ def _race(store_for: Any, rounds: int) -> None:
     for n in range(rounds):
         name = f"race{n}"
         sync_sees(processors[0], f"workspaces/{name}", 0)
-        work = [lambda: send(processors[0], event("APICreated", f"/workspaces/{name}/apis/a", at=5, event_id=f"r{n}")),
-                lambda: delete_workspace(stores[1], processors[1], name, 10)]
-        errors = run_together(lambda i: work[i](), threads=2)
+
+        def work(i: int, name: str = name, n: int = n) -> None:
+            if i == 0:
+                send(processors[0], event("APICreated", f"/workspaces/{name}/apis/a", at=5, event_id=f"r{n}"))
+            else:
+                delete_workspace(stores[1], processors[1], name, 10)
+
+        errors = run_together(work, threads=2)
         assert not errors, errors
         row = rows_by_path(stores[0])[f"workspaces/{name}/apis/a"]
         assert row["IsDeleted"] is True, (n, row)

@@ -14,8 +14,8 @@ from devtools.worker import decode_event
 from shared.domain.outcomes import Outcome
 from shared.ingest.pipeline import EventProcessor, Result
 from shared.queries.inventory import InventoryQueries
-from shared.store.ports import Store
 from shared.store.memory import InMemoryStore
+from shared.store.ports import Store
 from tests.conftest import table_repo
 from tests.support import CLOCK, PREFIX, SERVICE_ID, event, history_records, inventory_rows, processor_over, rejected_records
 
