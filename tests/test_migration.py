@@ -16,8 +16,9 @@ from shared.migration.layout import Migration
 from shared.store.keys import COUNT_ROW, FEED_PREFIX, LAYOUT_KEYS, legacy_history_keys, legacy_history_query
 from shared.store.memory import InMemoryStore
 from shared.store.ports import Entity, PartitionWrite, Query, Store, StoredRow, Table
-from tests.conftest import table_repo
+from tests.conftest import fresh_settings, table_repo
 from tests.support import CLOCK, SERVICE_ID, T0, count_rows, event, feed_entries, history_records, inventory_rows, processor_over
+from tests.test_cli import Cli, store_env
 from tests.test_counts import assert_counts_match_a_scan, assert_feed_complete
 
 SERVICE = parse_service_id(SERVICE_ID)
@@ -230,3 +231,16 @@ def test_a_write_during_the_fill_wins() -> None:
     assert report.workspaces_filled < len(layout_)  # the row the event wrote was not the fill's to write
     assert all(r["Workspace"] == "" for r in inventory_rows(store) if not r["Path"].startswith("workspaces/"))
     assert_counts_match_a_scan(store)
+
+
+@pytest.mark.slow  # the console script, as a subprocess
+def test_the_migrate_command_fills_the_workspace_column(azurite: Azurite, tmp_path: Any) -> None:
+    settings = fresh_settings()
+    stripped = before_workspaces(table_repo(azurite, settings), 3)
+    run = Cli(store_env(azurite, settings), tmp_path)
+    result = run("migrate")
+    assert result.returncode == 0, result
+    assert f"rows given a Workspace column: {len(stripped)};" in result.stdout
+    assert all(row["Workspace"] == "" for row in inventory_rows(table_repo(azurite, settings)) if not row["Path"].startswith("workspaces/"))
+    again = run("migrate")
+    assert again.returncode == 0 and "rows given a Workspace column: 0;" in again.stdout
