@@ -13,9 +13,9 @@ from devtools.azurite import Azurite
 from devtools.worker import decode_event
 from shared.domain.resources import parse_path, parse_service_id
 from shared.migration.layout import Migration
-from shared.store.keys import COUNT_ROW, FEED_PREFIX, LAYOUT_KEYS, legacy_history_keys, legacy_history_query
+from shared.store.keys import COUNT_ROW, FEED_PREFIX, LAYOUT_KEYS, legacy_history_keys, legacy_history_query, rows_only
 from shared.store.memory import InMemoryStore
-from shared.store.ports import Entity, PartitionWrite, Query, Store, StoredRow, Table
+from shared.store.ports import Condition, Entity, PartitionWrite, Query, Store, StoredRow, Table
 from tests.conftest import fresh_settings, table_repo
 from tests.support import CLOCK, SERVICE_ID, T0, count_rows, event, feed_entries, history_records, inventory_rows, processor_over
 from tests.test_cli import Cli, store_env
@@ -150,13 +150,18 @@ def before_workspaces(store: Store, users: int) -> list[tuple[str, str]]:
     return [(row["PartitionKey"], row["RowKey"]) for row in old]
 
 
+SERVICE_LEVEL = rows_only(Query(Table.INVENTORY, conditions=(Condition("Workspace", "eq", ""),)))
+
+
 def _fills_and_check(store: Store, users: int) -> None:
     stripped = before_workspaces(store, users)
+    assert [r for page in store.scan(SERVICE_LEVEL) for r in page] == []  # a row without the column matches no filter on it
     done: list[tuple[str, int, int]] = []
     report = Migration(store, CLOCK.now).migrate(lambda phase, k, total: done.append((phase, k, total)))
     assert report.workspaces_filled == len(stripped)
     rows = {(r["PartitionKey"], r["RowKey"]): r for r in inventory_rows(store)}
     assert {key: rows[key]["Workspace"] for key in stripped} == dict.fromkeys(stripped, "")
+    assert sorted((r.entity["PartitionKey"], r.entity["RowKey"]) for page in store.scan(SERVICE_LEVEL) for r in page) == sorted(stripped)
     assert [r["Workspace"] for r in rows.values() if r["Path"].startswith("workspaces/")] == ["wks1"]
     shown = [d for d in done if d[0] == "workspace column"]
     assert shown[0] == ("workspace column", 0, len(rows)) and shown[-1] == ("workspace column", len(rows), len(rows))
