@@ -356,7 +356,7 @@ class InventorySync:
         self._write(plans, run.stamp, run.report, run.note, {k: r.entity for k, r in stored.items()},
                     renew=lambda: run.held.ensure(self.clock()))
         # A workspace deleted (by an event) since its listing: its cascade may have read the rows before these writes.
-        workspace_cascade.inherit(self._reader, self._writer, [p.ref for p in plans if p.ref.workspace is not None], fresh=True)
+        workspace_cascade.inherit(self._reader, self._writer, [p.ref for p in plans if p.ref.workspace is not None])
         return sorted(rk for _, rk in observed)
 
     def _stored(self, keys: set[Key]) -> dict[Key, StoredRow]:
