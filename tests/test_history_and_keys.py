@@ -134,14 +134,24 @@ def test_resource_uri_without_providers_segment_is_accepted(memory_processor: Ev
 
 
 @pytest.mark.unit
-def test_the_rows_of_one_partition_spread_over_every_count_shard() -> None:
-    """The shard must not follow from the bucket: users of one partition (one bucket) land in all the shards, each
-    holding a fair part of them."""
-    from collections import Counter
+def test_the_threads_of_a_process_write_to_different_count_shards() -> None:
+    """Each thread keeps one shard; up to COUNT_SHARDS threads take different ones, so a process's writers do not meet
+    on a count row, and one thread's writes of a partition touch one shard whatever rows they write."""
+    import threading
 
-    from shared.store.keys import COUNT_SHARDS, bucket, count_shard
+    from shared.store.keys import COUNT_ROW, COUNT_SHARDS, count_shard
 
-    service = parse_service_id(SERVICE_ID)
-    names = [name for name in (f"u{n:06d}" for n in range(8000)) if bucket(name) == 0]
-    shards = Counter(count_shard(resource_keys(parse_path(service, f"users/{name}"))[1]) for name in names)
-    assert len(shards) == COUNT_SHARDS and min(shards.values()) > len(names) / COUNT_SHARDS / 2
+    taken: list[list[str]] = [[] for _ in range(COUNT_SHARDS)]
+    ready = threading.Barrier(COUNT_SHARDS)  # all alive at once, so none reuses another's thread id
+
+    def writer(n: int) -> None:
+        ready.wait()
+        taken[n] = [count_shard() for _ in range(50)]
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(COUNT_SHARDS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(len(set(shards)) == 1 for shards in taken)
+    assert {shards[0] for shards in taken} == {f"{COUNT_ROW}{n}" for n in range(COUNT_SHARDS)}

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
+import random
+import threading
 import zlib
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -235,12 +238,20 @@ def count_keys(ref: ResourceRef) -> tuple[str, str]:
     return resource_keys(ref)[0], COUNT_ROW
 
 
-def count_shard(row_key: str) -> str:
-    """The count row a write of this row (and no flag) moves: one of COUNT_SHARDS, by a hash of the row's key. Not
-    crc32, which picks the bucket: CRC is linear, so the rows of one bucket (equal crc32 of the top-level name mod 16)
-    would share their crc32 mod 8 too, and land in one shard."""
-    digest = hashlib.sha256(row_key.encode("utf-8", errors="surrogatepass")).digest()
-    return f"{COUNT_ROW}{digest[0] % COUNT_SHARDS}"
+_shard_slots = itertools.count(random.randrange(COUNT_SHARDS))  # each process starts at a random shard
+_writer = threading.local()
+
+
+def count_shard() -> str:
+    """The count row this thread's writes move when they change no flag: each thread of a process takes the next of
+    COUNT_SHARDS in turn (from a random start), and keeps it. So up to COUNT_SHARDS threads of one process never
+    rewrite the same count row, and a cold process reads one shard per partition it writes, not all of them (a hash
+    of the row's key spread one thread's writes over every shard: docs/design.md has the figures). Any shard is
+    right: only the sum of a partition's count rows is a count."""
+    slot: int | None = getattr(_writer, "slot", None)
+    if slot is None:
+        slot = _writer.slot = next(_shard_slots) % COUNT_SHARDS
+    return f"{COUNT_ROW}{slot}"
 
 
 def count_range(partition: str) -> Query:

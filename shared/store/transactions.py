@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeVar
 from shared.domain.errors import WriteConflict
 from shared.domain.kinds import Kind
 from shared.store import counts, expiry_lists
-from shared.store.keys import COUNT_ROW, check_entity, count_keys, count_shard, key_of, rejected_count_keys, rejected_keys, resource_keys
+from shared.store.keys import COUNT_ROW, check_entity, count_keys, count_shard, key_of, rejected_count_keys, rejected_keys
 from shared.store.ports import Entity, PartitionWrite, RejectedRecord, StoredRow, Table
 from shared.store.records import duplicate_update, history_entity, redelivered, rejected_entity
 
@@ -53,15 +53,15 @@ def count_row_of(write: PartitionWrite) -> tuple[str, str]:
     pk = count_keys(write.ref)[0]
     changes = [(c.before.entity if c.before else None, c.entity) for c in write.rows]
     listed = counts.flag_moves(changes) or expiry_lists.expiry_moves(changes)
-    return pk, COUNT_ROW if listed else count_shard(resource_keys(write.ref)[1])
+    return pk, COUNT_ROW if listed else count_shard()
 
 
 def tombstone_count_row(rows: list[StoredRow]) -> tuple[str, str]:
     """The count row a deletion of tombstones of one partition moves (the flag row when one of them is flagged or
     listed as expiring)."""
-    pk, rk = key_of(rows[0].entity)
+    pk = key_of(rows[0].entity)[0]
     removed = [(row.entity, None) for row in rows]
-    return pk, COUNT_ROW if counts.flag_moves(removed) or expiry_lists.expiry_moves(removed) else count_shard(rk)
+    return pk, COUNT_ROW if counts.flag_moves(removed) or expiry_lists.expiry_moves(removed) else count_shard()
 
 
 def partition_plan(write: PartitionWrite, count_row: StoredRow | None) -> Plan:
