@@ -85,9 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     def since(sub: argparse.ArgumentParser, flag: str, text: str, required: bool = False) -> None:
         sub.add_argument(flag, metavar="T", type=_moment(flag), help=text, required=required)
 
-    def workspace(sub: argparse.ArgumentParser, what: str) -> None:
+    def workspace(sub: argparse.ArgumentParser, what: str, text: str | None = None) -> None:
         sub.add_argument("--workspace", metavar="W", type=checked(_workspace_text),
-                         help=f"only the {what} of workspace W (any case); - for the service-level {what} only")
+                         help=text or f"only the {what} of workspace W (any case); - for the service-level {what} only")
 
     sub = command("list", "the rows of one kind (live ones, unless told otherwise)", _list)
     sub.add_argument("kind", metavar="KIND", type=checked(parse_kind), help=f"one of: {', '.join(Kind)}")
@@ -116,7 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--top", metavar="N", type=checked(parse_top), help="one page of N (default: every change in the window)")
     sub.add_argument("--continuation", metavar="TOKEN", help="the page after the one that printed TOKEN")
     workspace(sub, "changes")
-    workspace(access_cli.register(command, _queries, _emit), "subscriptions (--user), or the API's workspace (--api)")
+    workspace(access_cli.register(command, _queries, _emit), "", "--api: the API is workspace W's (an id without one); --user: only "
+              "the user's subscriptions in workspace W; - for the service's own")
     command("flags", "gateway tokens near expiry or expired, circuit breakers open or stuck open", _flags)
     workspace(command("summary", "counts by kind and service (and workspace); events applied, stale, duplicate, rejected in the last "
                       "hour and day", _summary), "counts")
