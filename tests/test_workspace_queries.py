@@ -295,8 +295,12 @@ def test_show_and_history_take_workspace_paths_and_arm_ids(store: InMemoryStore)
     assert [r["EventId"] for r in found.history(f"{SERVICE_ID}/workspaces/w1/apis/a")] == ["e1"]
     assert sorted(r["EventId"] for r in found.history("contoso/workspaces/w1/apis/a", with_children=True)) == ["e1", "e2", "e3"]
     assert [r["EventId"] for r in found.history("fabrikam/workspaces/w1/apis/a")] == ["e12"]
-    with pytest.raises(NotFound):
-        found.resource("contoso/workspaces/w2/apis/b")
+    with pytest.raises(NotFound, match=r"in the inventory$"):
+        found.resource("contoso/workspaces/w2/apis/b")  # a workspace it knows: no hint
+    with pytest.raises(NotFound, match=r"has no workspace 'w11' in it; did you mean 'w1'\? its workspaces: w1, W2$"):
+        found.history("contoso/workspaces/w11/apis/a")
+    with pytest.raises(NotFound, match=r"has no workspace 'team' in it; its workspaces: w1, W2$"):
+        found.resource(f"{SERVICE_ID}/workspaces/team/products/p")
     with pytest.raises(InvalidQuery):
         found.resource("contoso/workspaces/w1/users/alice")  # a workspace holds no users
     with pytest.raises(InvalidQuery):

@@ -323,12 +323,26 @@ class InventoryQueries:
         ref = resolve_id(ident)
         row, _ = self._rows.load(ref, fresh=True)
         if row is None:
-            raise NotFound(f"no resource {ident[:200]!r} in the inventory")
+            raise NotFound(f"no resource {ident[:200]!r} in the inventory{self._workspace_hint(ref)}")
         if ref.kind is Kind.PRODUCT:
             apis = sorted(link_api_name(r) for r in product_apis(self._reader, ref, Kind.PRODUCT_API))
             groups = sorted(_linked_name(r, "LinkedGroupId") for r in product_apis(self._reader, ref, Kind.PRODUCT_GROUP))
             return {**row.entity, "Apis": ",".join(apis), "Groups": ",".join(groups)}
         return row.entity
+
+    def _workspace_hint(self, ref: ResourceRef) -> str:
+        """For a resource in a workspace the inventory has no row of: the workspaces of the service it knows, the
+        closest first (their family's range in one service: as many rows as workspaces)."""
+        if ref.workspace is None:
+            return ""
+        rows, _ = self._reader.page(of_kind(Kind.WORKSPACE, ref.service.key, (Condition("IsDeleted", "eq", False),)), None)
+        known = {str(r["Name"]).lower(): str(r["Name"]) for r in rows}
+        if ref.workspace.lower() in known:
+            return ""
+        close = difflib.get_close_matches(ref.workspace.lower(), list(known), n=3)
+        hint = f"did you mean {' or '.join(repr(known[key]) for key in close)}? " if close else ""
+        names = ", ".join(sorted(known.values(), key=str.lower)[:20]) or "none"
+        return f": service {ref.service.name[:100]!r} has no workspace {ref.workspace[:80]!r} in it; {hint}its workspaces: {names}"
 
     def access_to_api(self, ident: str, workspace: str | None = None) -> dict[str, Any]:
         """Every subscription that can call the API, and why (`shared.queries.access`). `workspace` names the API's
@@ -337,7 +351,7 @@ class InventoryQueries:
         ref = in_workspace_of(resolve_of_kind(ident, Kind.API, Kind.API.value), parse_workspace(workspace))
         found = api_access(self._reader, ref)
         if found is None:
-            raise NotFound(f"no live API {ref.service.name[:100]}/{ref.path[:200]} in the inventory")
+            raise NotFound(f"no live API {ref.service.name[:100]}/{ref.path[:200]} in the inventory{self._workspace_hint(ref)}")
         return found
 
     def access_of_user(self, ident: str, workspace: str | None = None) -> dict[str, Any]:
