@@ -429,3 +429,24 @@ def test_the_command_takes_workspace_and_shows_the_workspace_column(azurite: Azu
     assert as_json(show)["Path"] == "workspaces/w1/apis/a"
     assert sorted(r["EventId"] for r in as_json(history)) == ["e1", "e2", "e3"]
     assert wrong.returncode == 2 and "a workspace holds no user" in wrong.stderr
+
+
+@pytest.mark.unit
+def test_workspace_counts_past_32k_characters_go_on_in_more_columns() -> None:
+    """1500 workspaces with rows in one partition: the JSON spans several columns within Table Storage's limits, reads
+    back whole, and is gone once every count is back at zero."""
+    from shared.store import counts
+
+    moves = {f"team-{n:04d}-{'x' * 40}": Counter({"Live_api": n + 1, "Deleted_api": n % 3}) for n in range(1500)}
+    total = Counter({"Live_api": sum(c["Live_api"] for c in moves.values()), "Deleted_api": sum(c["Deleted_api"] for c in moves.values())})
+    where = ("api|contoso|00", "~c0")
+    header = {"Service": "contoso", "ServiceKey": "contoso"}
+    row = counts.counted(None, where, header, Kind.API, total, None, None, workspaces=moves)
+    assert row is not None
+    parts = [column for column in row if column.startswith(WORKSPACES)]
+    assert len(parts) > 2 and all(keys.utf16_units(row[column]) <= keys.MAX_STRING_CHARS for column in parts)
+    keys.check_entity(row)
+    assert {w: +c for w, c in counts.workspace_counts(row).items()} == {w: +c for w, c in moves.items()}
+    undone = {w: Counter({column: -n for column, n in c.items()}) for w, c in moves.items()}
+    back = counts.counted(row, where, header, Kind.API, Counter({column: -n for column, n in total.items()}), None, None, workspaces=undone)
+    assert back is not None and not any(column.startswith(WORKSPACES) for column in back) and back["Live_api"] == 0
