@@ -263,6 +263,8 @@ class ArmStandIn:
             self._buckets = (_Bucket(bucket, refill, bucket, now), _Bucket(size, refill * 15, size, now))
 
     def delete(self, resource_id: str) -> None:
+        """Delete a resource and everything under it, as ARM does (a workspace's APIs, products, ...; an API's
+        releases): each then answers 404, and a collection under it too."""
         key = _key(resource_id)
         with self._lock:
             generated = self._generated.get(_parent(key))
@@ -270,13 +272,22 @@ class ArmStandIn:
             if generated is not None and n is not None:
                 bisect.insort(generated.deleted, n)
                 return
-            self._resources.pop(key, None)
-            siblings = self._children.get(_parent(key))
-            if siblings is not None:
-                siblings.pop(key, None)
-                if not siblings:
-                    del self._children[_parent(key)]
-            self._sorted.pop(_parent(key), None)
+            self._remove(key)
+            below = key + "/"
+            for collection in [c for c in self._children if c.startswith(below)]:
+                for child in list(self._children.get(collection, {})):
+                    self._remove(child)
+            for collection in [c for c in self._generated if c.startswith(below)]:
+                del self._generated[collection]
+
+    def _remove(self, key: str) -> None:
+        self._resources.pop(key, None)
+        siblings = self._children.get(_parent(key))
+        if siblings is not None:
+            siblings.pop(key, None)
+            if not siblings:
+                del self._children[_parent(key)]
+        self._sorted.pop(_parent(key), None)
 
     def fail(self, path_contains: str, status: int, *, times: int = 1, retry_after: str | None = None,
              body: dict[str, Any] | None = None) -> None:

@@ -125,6 +125,8 @@ def plane_lines(plane: DemoPlane, arm: ArmStandIn, reads: Counter[str], rows: li
              for (service, error), paths in pending.items()]
     return ["", f"Management plane: a local ARM stand-in at {arm.endpoint}, holding {name} as APIM holds it now:",
             f"  what the stream leaves live, plus {' and '.join(plane.pre_existing)} (they predate the event subscription),",
+            f"  plus workspaces {' and '.join(plane.workspaces)} with an API, a product linking it and a subscription each"
+            " (no event names a workspace's resources),",
             f"  less {plane.lost_deletion} (deleted since, but its deletion event was lost): {len(plane.resources) - 1} resources",
             f"  Enrichment on events: {reads['enriched']} reads of ARM enriched a row, {reads['pending'] + reads['throttled']} failed "
             f"(the other service, and resources deleted since);",
@@ -162,6 +164,21 @@ def sync_effects(plane: DemoPlane, rows: list[dict[str, Any]]) -> tuple[list[str
                      + (", no longer EnrichmentPending" if deleted and row.get("EnrichmentPending") is False else ""))
         if state != ("deleted" if deleted else "live"):
             problems.append(f"{path} is {state} after the sync")
+    return lines, problems
+
+
+def workspace_lines(plane: DemoPlane, rows: list[dict[str, Any]], deleted: str) -> tuple[list[str], list[str]]:
+    """The workspaces' rows after the sync that followed `deleted`'s deletion on the management plane: (lines, problems)."""
+    mine = sorted((r for r in rows if service_id(r).lower() == plane.service_id.lower() and r.get("Workspace")),
+                  key=lambda r: (str(r["Workspace"]), str(r["Path"]).lower()))
+    cells = [[str(r["Workspace"]), str(r["Kind"]), str(r["Path"]), "deleted" if r.get("IsDeleted") else "live",
+              short_type(r.get("LastEventType"))] for r in mine]
+    lines = ["", f"After the next sync, the rows of the workspaces ({sum(r['Workspace'] == deleted for r in mine)} of {deleted}, "
+             "tombstoned with it across families; the other's live)", *table(("Workspace", "Kind", "Path", "State", "LastEventType"), cells)]
+    problems = [f"{r['Path']} is {'deleted' if r.get('IsDeleted') else 'live'} after the sync" for r in mine
+                if bool(r.get("IsDeleted")) != (r["Workspace"] == deleted)]
+    if {str(r["Workspace"]) for r in mine} != set(plane.workspaces):
+        problems.append(f"the sync left rows of workspaces {sorted({str(r['Workspace']) for r in mine})}, not {list(plane.workspaces)}")
     return lines, problems
 
 
@@ -272,6 +289,13 @@ def show(stream: Path, deliveries: list[Any], plane: DemoPlane, arm: ArmStandIn)
     rows = list(inventory_rows(repo))
     effects, problems = sync_effects(plane, rows)
     print("\n".join(effects + details_lines(plane, rows)))
+    deleted, later = plane.workspaces[-1], when(clock[0] + timedelta(minutes=1))
+    arm.delete(f"{plane.service_id}/workspaces/{deleted}")  # and, as ARM does, everything in it
+    print(f"\nWorkspace {deleted} is deleted on the management plane (the stand-in), with everything in it; the next sync:")
+    failed += ["sync"] if run_command("--now", later, "sync", "--service", plane.service_id) != 0 else []
+    workspace_rows, more = workspace_lines(plane, list(inventory_rows(repo)), deleted)
+    print("\n".join(workspace_rows))
+    problems += more
     failed += [" ".join(args) for args in (("expiring", "--within", "30d"), ("alerts",)) if run_command("--now", now, *args) != 0]
     problems += check_summary(recorded, clock[0])
     checked, leaks = check_secrets(repo)

@@ -71,6 +71,32 @@ def small_service(service_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
     yield f"{service_id}/backends/payments", backend("https://payments.contoso.example")
 
 
+def workspace(name: str) -> dict[str, Any]:
+    return {"displayName": f"{name.title()} team", "description": f"The {name} team's APIs"}
+
+
+def workspace_contents(service_id: str, name: str, api_name: str, owner: str = "users/alice", *,
+                       extras: bool = True) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A workspace as ARM serves it (api-version 2024-05-01): an API, a product that links the API (`apiLinks`,
+    properties.apiId the API's full ARM id) and a subscription to the product (scope a full ARM id, the owner a
+    service-level user); with `extras`, also an older revision and a release of the API, a group link (`groupLinks`,
+    properties.groupId) and a backend with a circuit-breaker rule. Names other than the API's are prefixed with the
+    workspace's: APIM requires them unique across the service and its workspaces."""
+    ws = f"{service_id}/workspaces/{name}"
+    product_name = f"{name}-product"
+    yield ws, workspace(name)
+    yield f"{ws}/apis/{api_name}", api(api_name, 2 if extras else 1, True)
+    yield f"{ws}/products/{product_name}", product(product_name, approval_required=False)
+    yield f"{ws}/products/{product_name}/apiLinks/{api_name}-link", {"apiId": f"{ws}/apis/{api_name}"}
+    yield f"{ws}/subscriptions/{name}-sub", subscription(f"{service_id}/{owner}", f"{ws}/products/{product_name}")
+    if extras:
+        yield f"{ws}/apis/{api_name};rev=1", api(api_name, 1, False)
+        yield f"{ws}/apis/{api_name}/releases/{name}-r1", {"apiId": f"{ws}/apis/{api_name};rev=2", "notes": f"{api_name} v2",
+                                                            "createdDateTime": "2026-03-01T12:00:00Z"}
+        yield f"{ws}/products/{product_name}/groupLinks/{name}-developers-link", {"groupId": f"{ws}/groups/{name}-developers"}
+        yield f"{ws}/backends/{name}-backend", backend(f"https://{name}.contoso.example")
+
+
 def large_service(service_id: str, users: int, apis: int, revisions: int, subscriptions: int) -> Iterator[tuple[str, dict[str, Any]]]:
     """`apis` APIs of `revisions` revisions each (ARM lists the current one under the API's plain name)."""
     yield service_id, {"publisherEmail": "apis@contoso.example", "publisherName": "Contoso"}
@@ -101,6 +127,7 @@ def put_large_service(arm: ArmStandIn, service_id: str, users: int, apis: int, r
 ADMINISTRATOR = "users/1"  # every APIM instance is created with its administrator, long before any event subscription
 DEFAULT_PRODUCT = "products/unlimited"  # and, on most tiers, with the Starter and Unlimited products
 LEAF_KINDS = ("subscription", "user", "product", "apiRelease")  # kinds whose absence from ARM tombstones no other row
+DEMO_WORKSPACES = {"billing": "invoices", "shipping": "tracking"}  # each team's workspace and its API
 LOCATIONS = (("Amsterdam DC", "Amsterdam", "Noord-Holland", "NL"), ("Dublin DC", "Dublin", "Leinster", "IE"))
 
 
@@ -143,6 +170,7 @@ class DemoPlane:
     resources: list[tuple[str, dict[str, Any]]]
     pre_existing: tuple[str, ...]  # paths no event names: they predate the event subscription
     lost_deletion: str  # a path the events leave live that ARM no longer has: its deletion event never arrived
+    workspaces: tuple[str, ...] = ()  # workspaces no event names (APIM documents no workspace events); the last is deleted part-way
 
 
 def replayed(payloads: Iterable[str]) -> list[dict[str, Any]]:
@@ -184,7 +212,9 @@ def demo_plane(service_id: str, rows: list[dict[str, Any]]) -> DemoPlane:
                  (f"{service_id}/{DEFAULT_PRODUCT}", product("unlimited", approval_required=True, limit=None))]
     context = _Context(service_id, domain, kept)
     resources += [(f"{service_id}/{r['Path']}", shape) for r in kept if (shape := context.shape(r)) is not None]
-    return DemoPlane(service_id, resources, (ADMINISTRATOR, DEFAULT_PRODUCT), lost)
+    for name, api_name in DEMO_WORKSPACES.items():
+        resources += workspace_contents(service_id, name, api_name, ADMINISTRATOR, extras=False)
+    return DemoPlane(service_id, resources, (ADMINISTRATOR, DEFAULT_PRODUCT), lost, tuple(DEMO_WORKSPACES))
 
 
 class _Context:

@@ -13,11 +13,12 @@ from devtools.azurite import Azurite
 from devtools.worker import decode_event
 from shared.domain.resources import parse_path, parse_service_id
 from shared.migration.layout import Migration
-from shared.store.keys import COUNT_ROW, FEED_PREFIX, LAYOUT_KEYS, legacy_history_keys, legacy_history_query
+from shared.store.keys import COUNT_ROW, FEED_PREFIX, LAYOUT_KEYS, legacy_history_keys, legacy_history_query, rows_only
 from shared.store.memory import InMemoryStore
-from shared.store.ports import Entity, Query, Store, Table
-from tests.conftest import table_repo
+from shared.store.ports import Condition, Entity, PartitionWrite, Query, Store, StoredRow, Table
+from tests.conftest import fresh_settings, table_repo
 from tests.support import CLOCK, SERVICE_ID, T0, count_rows, event, feed_entries, history_records, inventory_rows, processor_over
+from tests.test_cli import Cli, store_env
 from tests.test_counts import assert_counts_match_a_scan, assert_feed_complete
 
 SERVICE = parse_service_id(SERVICE_ID)
@@ -128,3 +129,123 @@ def test_events_during_the_recount_keep_it_exact() -> None:
     assert report.recounts >= 1
     assert_counts_match_a_scan(store)
     assert store.load(parse_path(SERVICE, "users/u0"))[0].entity["IsDeleted"]  # type: ignore[union-attr]
+
+
+# -- the Workspace column ---------------------------------------------------------------------------------------------
+
+def before_workspaces(store: Store, users: int) -> list[tuple[str, str]]:
+    """A store as the version before workspaces left it: rows without a `Workspace` column (users, an API with a
+    revision and a release, a backend with a rule), beside one workspace's API already written by this version. The
+    keys of the rows it stripped."""
+    processor = processor_over(store, CLOCK.now)
+    payloads = [event("UserCreated", f"/users/u{i}", at=i) for i in range(users)]
+    payloads += [event("APICreated", "/apis/orders", at=1), event("APICreated", "/apis/orders;rev=2", at=1),
+                 event("APIReleaseCreated", "/apis/orders/releases/r1", at=1), event("CircuitBreaker.Opened", at=2),
+                 event("APICreated", "/workspaces/wks1/apis/billing", at=3)]
+    for payload in payloads:
+        processor.handle(decode_event(payload))
+    old = [{k: v for k, v in row.items() if k != "Workspace"} for row in inventory_rows(store) if not row["Path"].startswith("workspaces/")]
+    store.upsert(Table.INVENTORY, old)
+    assert sum("Workspace" not in row for row in inventory_rows(store)) == len(old) == users + 5
+    return [(row["PartitionKey"], row["RowKey"]) for row in old]
+
+
+SERVICE_LEVEL = rows_only(Query(Table.INVENTORY, conditions=(Condition("Workspace", "eq", ""),)))
+
+
+def _fills_and_check(store: Store, users: int) -> None:
+    stripped = before_workspaces(store, users)
+    assert [r for page in store.scan(SERVICE_LEVEL) for r in page] == []  # a row without the column matches no filter on it
+    done: list[tuple[str, int, int]] = []
+    report = Migration(store, CLOCK.now).migrate(lambda phase, k, total: done.append((phase, k, total)))
+    assert report.workspaces_filled == len(stripped)
+    rows = {(r["PartitionKey"], r["RowKey"]): r for r in inventory_rows(store)}
+    assert {key: rows[key]["Workspace"] for key in stripped} == dict.fromkeys(stripped, "")
+    assert sorted((r.entity["PartitionKey"], r.entity["RowKey"]) for page in store.scan(SERVICE_LEVEL) for r in page) == sorted(stripped)
+    assert [r["Workspace"] for r in rows.values() if r["Path"].startswith("workspaces/")] == ["wks1"]
+    shown = [d for d in done if d[0] == "workspace column"]
+    assert shown[0] == ("workspace column", 0, len(rows)) and shown[-1] == ("workspace column", len(rows), len(rows))
+    assert_counts_match_a_scan(store)
+    etags = {key: store.get(Table.INVENTORY, *key).etag for key in rows}  # type: ignore[union-attr]
+    again = Migration(store, CLOCK.now).migrate()
+    assert again.workspaces_filled == 0
+    assert {key: store.get(Table.INVENTORY, *key).etag for key in rows} == etags  # type: ignore[union-attr]
+
+
+@pytest.mark.unit
+def test_rows_written_before_workspaces_get_the_workspace_column_in_memory() -> None:
+    _fills_and_check(InMemoryStore(), 40)
+
+
+def test_rows_written_before_workspaces_get_the_workspace_column_on_azurite(azurite: Azurite) -> None:
+    _fills_and_check(table_repo(azurite), 40)
+
+
+class DiesOnCommit(InMemoryStore):
+    """Fails the n-th transaction of inventory rows from now: a migration killed half way through the column."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commits_left: int | None = None
+
+    def commit(self, write: PartitionWrite) -> list[StoredRow]:
+        if self.commits_left is not None:
+            if self.commits_left == 0:
+                raise ServiceRequestError("killed")
+            self.commits_left -= 1
+        return super().commit(write)
+
+
+@pytest.mark.unit
+def test_an_interrupted_fill_of_the_workspace_column_resumes() -> None:
+    store = DiesOnCommit()
+    stripped = before_workspaces(store, 1200)  # users in 16 partitions, more than one page of 500 rows
+    store.commits_left = 5
+    with pytest.raises(ServiceRequestError):
+        Migration(store, CLOCK.now).migrate()
+    left = sum("Workspace" not in row for row in inventory_rows(store))
+    assert 0 < left < len(stripped)
+    store.commits_left = None
+    report = Migration(store, CLOCK.now).migrate()
+    assert report.workspaces_filled == left
+    assert all(row["Workspace"] == "" for row in inventory_rows(store) if not row["Path"].startswith("workspaces/"))
+    assert_counts_match_a_scan(store)
+
+
+@pytest.mark.unit
+def test_a_write_during_the_fill_wins() -> None:
+    """An event lands on a row after the fill read its page and before it writes it: the fill's transaction fails on
+    the row's ETag, the row is read again, and the event's write stands (here it already has the column)."""
+    class EventBeforeFill(InMemoryStore):
+        fired = False
+
+        def commit(self, write: PartitionWrite) -> list[StoredRow]:
+            if not self.fired and write.record is None and any("Workspace" not in c.before.entity for c in write.rows if c.before):
+                self.fired = True
+                processor_over(self, CLOCK.now).handle(decode_event(event("UserDeleted", "/users/u0", at=T0 + timedelta(hours=1))))
+            return super().commit(write)
+
+    store = EventBeforeFill()
+    layout_ = before_workspaces(store, 30)
+    u0 = store.load(parse_path(SERVICE, "users/u0"))[0]
+    assert u0 is not None and (u0.entity["PartitionKey"], u0.entity["RowKey"]) in layout_
+    report = Migration(store, CLOCK.now).migrate()
+    assert store.fired
+    row = store.load(parse_path(SERVICE, "users/u0"), fresh=True)[0]
+    assert row is not None and row.entity["IsDeleted"] is True and row.entity["Workspace"] == ""
+    assert report.workspaces_filled < len(layout_)  # the row the event wrote was not the fill's to write
+    assert all(r["Workspace"] == "" for r in inventory_rows(store) if not r["Path"].startswith("workspaces/"))
+    assert_counts_match_a_scan(store)
+
+
+@pytest.mark.slow  # the console script, as a subprocess
+def test_the_migrate_command_fills_the_workspace_column(azurite: Azurite, tmp_path: Any) -> None:
+    settings = fresh_settings()
+    stripped = before_workspaces(table_repo(azurite, settings), 3)
+    run = Cli(store_env(azurite, settings), tmp_path)
+    result = run("migrate")
+    assert result.returncode == 0, result
+    assert f"rows given a Workspace column: {len(stripped)};" in result.stdout
+    assert all(row["Workspace"] == "" for row in inventory_rows(table_repo(azurite, settings)) if not row["Path"].startswith("workspaces/"))
+    again = run("migrate")
+    assert again.returncode == 0 and "rows given a Workspace column: 0;" in again.stdout

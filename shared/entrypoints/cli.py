@@ -138,8 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
     sub.add_argument("--now", metavar="T", default=argparse.SUPPRESS, type=_moment("--now"),
                      help="take T as the current time for the cutoffs")
-    command("migrate", "move the store to the current layout (history beside its rows, count rows, the change feed); "
-            "idempotent: a rerun resumes where a run stopped", _migrate, reads=False)
+    command("migrate", "move the store to the current layout (history beside its rows, count rows, the change feed, "
+            "the Workspace column on every row); idempotent: a rerun resumes where a run stopped", _migrate, reads=False)
     sub = command("sync", "a full sync of one APIM service from Azure Resource Manager: add, update, tombstone; resumes a "
                   "sync in progress (invocations of SYNC_TIME_BUDGET_SECONDS each, until it is done)", _sync)
     sub.add_argument("--service", required=True, metavar="S", type=checked(service_name),
@@ -481,7 +481,8 @@ def _migrate(args: argparse.Namespace) -> int:
             sys.stderr.flush()
 
     report = Migration(_services(args).store, bootstrap.system_clock).migrate(note)
-    print(f"history records moved: {report.copied}; kept in layout 1: {report.kept}; partitions counted: {report.partitions}")
+    print(f"history records moved: {report.copied}; kept in layout 1: {report.kept}; "
+          f"rows given a Workspace column: {report.workspaces_filled}; partitions counted: {report.partitions}")
     if report.kept:
         return _fail(then(f"{report.kept} history records stay in layout 1 (--verbose says why)", "run migrate again: it resumes"), FAILED)
     return OK

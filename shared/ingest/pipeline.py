@@ -86,21 +86,24 @@ class EventProcessor:
             changes = HANDLERS[event.type](event)
             primary = changes[0]
             loaded = self._rows.load(primary.ref)
+            # A workspace's deletion lives in another partition: folded in as known, and read again after the write
+            # (shared.store.workspace_cascade), so a write racing the workspace's cascade still ends deleted.
+            own = [primary, *workspace_cascade.deletion_of(self._rows, primary.ref)]
             duplicate = False
             try:  # the history record, the row and the count row: one transaction
-                first = self.writer.apply(primary.ref, [primary], loaded=loaded, event=self._record(event, primary))
+                first = self.writer.apply(primary.ref, own, loaded=loaded, event=self._record(event, own))
                 stored, stale = first.record, first.stale
             except AlreadyRecorded as exc:  # the same event on the same resource at the same time: a redelivery
                 duplicate = True
                 stored = self.writer.note_duplicate(primary.ref, StoredRow(exc.existing, exc.etag))
                 stale = bool(stored.get("Stale"))
-                first = self.writer.apply(primary.ref, [primary], loaded=loaded)  # after a partial failure, still applies
+                first = self.writer.apply(primary.ref, own, loaded=loaded)  # after a partial failure, still applies
             if stored is not None:  # the change feed's entries; a redelivery writes them again, so a crash loses none
                 self._history.add_feed([stored])
-            applied = [first, *(self.writer.apply(change.ref, [change]) for change in changes[1:])]
+            applied = [first, *(self.writer.apply(change.ref, [change, *workspace_cascade.deletion_of(self._rows, change.ref)])
+                                for change in changes[1:])]
             if primary.op == Op.DELETED and primary.ref.has_children:
                 applied += self._cascade(primary.ref)
-            # A workspace's deletion lives in another partition: read after the write (shared.store.workspace_cascade).
             applied += workspace_cascade.inherit(self._rows, self.writer, [c.ref for c in changes if c.ref.workspace is not None])
             if self.enricher is not None:
                 self._enrich(self.enricher, changes, redelivered=duplicate)
@@ -116,11 +119,14 @@ class EventProcessor:
         return Result(outcome, event.id, event.type, event.service.name)
 
     # -- steps ----------------------------------------------------------------------------
-    def _record(self, event: InventoryEvent, change: Change) -> EventRecord:
-        """The event's history record for the row as read: stale when the row already holds a newer event. Its key
-        comes from the resource, the event's time and its id, so an id reused elsewhere is another event."""
+    def _record(self, event: InventoryEvent, changes: list[Change]) -> EventRecord:
+        """The event's history record for the row as read: stale when the row already holds a newer event (or its
+        workspace a newer deletion: `changes` after the event's own). Its key comes from the resource, the event's
+        time and its id, so an id reused elsewhere is another event."""
+        change = changes[0]
+
         def record(row: StoredRow | None, parent_row: StoredRow | None) -> HistoryRecord:
-            stale = row_stamp(self._merged(change, row, parent_row)) != change.stamp
+            stale = row_stamp(self._merged(changes, row, parent_row)) != change.stamp
             return HistoryRecord(
                 ref=change.ref, event_id=event.id, event_type=event.type, event_time=event.time, source=event.source,
                 subject=event.subject, change=change.op.value, stale=stale, values=_json(change.values), schema=event.schema,
@@ -129,8 +135,8 @@ class EventProcessor:
         return record
 
     @staticmethod
-    def _merged(change: Change, row: StoredRow | None, parent_row: StoredRow | None) -> dict[str, Any]:
-        return apply_changes(row.entity if row else None, [change], parent_row.entity if parent_row else None)
+    def _merged(changes: list[Change], row: StoredRow | None, parent_row: StoredRow | None) -> dict[str, Any]:
+        return apply_changes(row.entity if row else None, changes, parent_row.entity if parent_row else None)
 
     def _enrich(self, enricher: Enricher, changes: list[Change], *, redelivered: bool) -> None:
         """Details for what a Created or Updated event names, unless already read after the event;

@@ -17,10 +17,10 @@ from typing import Any
 from azure.core.exceptions import AzureError
 
 from shared.domain.details import circuit_breaker_rule, detail_diff, details, resource_properties
-from shared.domain.kinds import FACTS, FETCHABLE, Kind, children
+from shared.domain.kinds import FETCHABLE, Kind, children, collection_of
 from shared.domain.model import Change, Op, Stamp
 from shared.domain.outcomes import EnrichmentOutcome
-from shared.domain.resources import ResourceRef, parse_path, row_ref
+from shared.domain.resources import ResourceRef, parse_path, row_ref, within
 from shared.integrations.arm import ArmClient, ArmError, ArmThrottled
 from shared.logs import Tally
 from shared.store.access_index import children_of
@@ -52,7 +52,7 @@ def detail_changes(ref: ResourceRef, resource: dict[str, Any], stamp: Stamp, eve
         rules = breaker.get("rules") if isinstance(breaker, dict) else None
         for rule in rules if isinstance(rules, list) else []:
             if isinstance(rule, dict) and isinstance(rule.get("name"), str) and rule["name"].strip():
-                rule_ref = parse_path(ref.service, f"backends/{ref.name}/circuit-breaker/rules/{rule['name']}")
+                rule_ref = parse_path(ref.service, within(ref.workspace, f"{ref.segments[0]}/{ref.name}/circuit-breaker/rules/{rule['name']}"))
                 groups.append(row(rule_ref, details(Kind.CIRCUIT_BREAKER_RULE, circuit_breaker_rule(rule)), alive or Op.OBSERVED))
     return groups
 
@@ -135,7 +135,7 @@ class Enricher:
         groups: list[list[Change]] = []
         listed: set[str] = set()
         for kind in children(Kind.PRODUCT):
-            collection = FACTS[kind].collection
+            collection = collection_of(kind, in_workspace=ref.workspace is not None)  # a workspace's: apiLinks, groupLinks
             for item in self.arm.list(f"{ref.resource_id}/{collection}"):
                 name = item.get("name")
                 if isinstance(name, str) and name and "/" not in name and "\n" not in name:

@@ -13,6 +13,11 @@ Once every collection is listed, stored rows of a kind listed completely that no
 tombstone candidates; each is confirmed gone by a GET that answers 404 before its tombstone is
 written, since a deletion between two pages shifts later items one offset back and a listing by
 offset then skips one. The scratch entities are deleted at the end.
+
+A service's workspaces are listed like its other top-level collections, and then each workspace's own collections
+(docs/design.md, "Workspaces in the sync"). A row in a workspace the listing did not see is never a candidate: a
+workspace confirmed gone is tombstoned and its deletion carried to every row in it (shared.store.workspace_cascade),
+and a cascade left unfinished is finished by the next tombstone pass over the workspace family.
 """
 
 from __future__ import annotations
@@ -23,23 +28,36 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 
 from shared.domain.details import resource_properties
 from shared.domain.errors import PermanentEventError, WriteConflict, one_line
-from shared.domain.kinds import FACTS, LISTED, TOP_LEVEL, Kind, children
+from shared.domain.kinds import FACTS, IN_WORKSPACE, LISTED, TOP_LEVEL, WORKSPACE_FAMILIES, Kind, children, collection_of
 from shared.domain.model import Change, Op, Stamp, apply_changes, inherit, row_stamp, same_row, written_by
 from shared.domain.outcomes import SyncOutcome, SyncStop
-from shared.domain.resources import ResourceRef, ServiceRef, parse_path
+from shared.domain.resources import ResourceRef, ServiceRef, parse_path, within
 from shared.integrations.arm import ArmClient, ArmNotFound, ArmThrottled
 from shared.logs import SYNC, Line
 from shared.management.checkpoint import CLEANUP, DONE, LEASE, LISTING, TOMBSTONES, Held, LeaseLost, acquire
 from shared.management.enrichment import detail_changes, details_changed, management_record
+from shared.store import workspace_cascade
 from shared.store.keys import family_range, key_of, of_family, resource_keys, rows_between, rows_only, seen_pages
 from shared.store.outbox import AlertOutbox
-from shared.store.ports import Condition, Entity, HistoryRecord, Query, RowChange, StoredRow, SyncRecords, Table, TableDeleter, TableReader
+from shared.store.ports import (
+    Condition,
+    Entity,
+    HistoryRecord,
+    InventoryRows,
+    Query,
+    RowChange,
+    StoredRow,
+    SyncRecords,
+    Table,
+    TableDeleter,
+    TableReader,
+)
 from shared.store.records import seen_row_keys
 from shared.store.status import StatusTracker
 from shared.store.writer import Notes, RowWriter
@@ -62,8 +80,9 @@ Unit = tuple[Kind, str]  # a collection to list: its items' kind and its ARM id
 # Kinds whose rows have no parent to inherit a deletion from: a first sync writes them without reading first.
 _READ_FREE = frozenset({Kind.USER, Kind.PRODUCT, Kind.SUBSCRIPTION, Kind.GATEWAY, Kind.BACKEND})
 # Top-level kinds whose children are listed after the top-level collections, in this order (a checkpoint's unit
-# numbers count on it: a new parent goes last).
+# numbers count on it: a new parent goes last). Under a workspace: its APIs' and products' children.
 _PARENTS = (Kind.API, Kind.GATEWAY, Kind.PRODUCT)
+_WORKSPACE_PARENTS = tuple(p for p in _PARENTS if p in IN_WORKSPACE)
 _LINKS = frozenset({Kind.GATEWAY_API, Kind.PRODUCT_API, Kind.PRODUCT_GROUP})
 
 
@@ -97,8 +116,12 @@ class _Plan:
     changes: list[Change]
 
 
+class SyncStore(TableReader, InventoryRows, Protocol):
+    """What a sync reads: key ranges, and rows by resource (a workspace's row, whose deletion its rows inherit)."""
+
+
 class InventorySync:
-    def __init__(self, arm: ArmClient, reader: TableReader, writer: RowWriter, outbox: AlertOutbox,
+    def __init__(self, arm: ArmClient, reader: SyncStore, writer: RowWriter, outbox: AlertOutbox,
                  clock: Callable[[], datetime], *, records: SyncRecords, deleter: TableDeleter, transactions: bool = True,
                  status: StatusTracker | None = None, budget: float = BUDGET_SECONDS, reads_reserve: int = READS_RESERVE,
                  lease: timedelta = LEASE, timer: Callable[[], float] = time.monotonic,
@@ -173,7 +196,7 @@ class InventorySync:
         """List page after page, reconciling them (a few pages at a time, so that transactions fill up); None when
         every collection is listed, else why it stopped. The checkpoint moves past pages once they are written."""
         cp, service, report = run.held.checkpoint, run.service, run.report
-        units = self._units(service, cp.unit >= len(TOP_LEVEL))
+        units = self._units(service, cp.unit)
         worked = False
         pending: list[_Page] = []
 
@@ -213,16 +236,18 @@ class InventorySync:
             except (ClientAuthenticationError, ArmThrottled):
                 flush()
                 raise  # no token: nothing can be listed; throttled: the next invocation resumes at this page
-            except AzureError as exc:
-                report.incomplete.setdefault(kind, one_line(exc, 300))
+            except AzureError as exc:  # one workspace's collection not listed: no row of its kind is tombstoned
+                where = collection[len(service.resource_id):].strip("/")
+                in_workspace = where.lower().startswith(f"{FACTS[Kind.WORKSPACE].collection}/")
+                report.incomplete.setdefault(kind, f"{where[:200]}: {one_line(exc, 250)}" if in_workspace else one_line(exc, 300))
                 log.error("sync %s: listing %s failed, its rows are not tombstoned: %s", service.name, collection, exc)
                 items, link = [], None
             pairs, parents = self._page_items(service, collection, kind, items, report)
             pending.append(_Page(kind, pairs, parents, link))
             if link is None or sum(len(p.pairs) for p in pending) >= FLUSH_ROWS:
                 flush()
-                if cp.unit == len(TOP_LEVEL) and len(units) == len(TOP_LEVEL):
-                    units = self._units(service, True)
+                if cp.unit == len(units):  # the end of what the units listed so far name: the next stage, if any
+                    units = self._units(service, cp.unit)
         flush()
         if Kind.BACKEND in report.incomplete:  # the rules are read from their backends' configuration
             report.incomplete.setdefault(Kind.CIRCUIT_BREAKER_RULE, "backends not listed completely")
@@ -234,18 +259,35 @@ class InventorySync:
         run.held.commit(self.clock())
         return None
 
-    def _units(self, service: ServiceRef, with_children: bool) -> list[Unit]:
-        """The collections a sync lists, in order: the top-level ones, then those of each API, gateway and product
-        (named by the scratch entities of their listing, so the order holds across invocations)."""
+    def _units(self, service: ServiceRef, reached: int) -> list[Unit]:
+        """The collections a sync lists, in order, as far as the units before `reached` name them: the top-level ones;
+        then those of each API, gateway and product, and each workspace's collections; then those of each workspace's
+        APIs and products (each named by the scratch entities of its parent's listing, so the order holds across
+        invocations)."""
         base = service.resource_id
         units: list[Unit] = [(kind, f"{base}/{FACTS[kind].collection}") for kind in TOP_LEVEL]
-        if with_children:
-            for parent in _PARENTS:
-                pages = self._reader.scan(seen_pages(service.key, TOP_LEVEL.index(parent)))
-                names = sorted({n for page in pages for row in page for n in str(row.entity.get("Parents") or "").split("\n") if n})
-                units += [(kind, f"{base}/{FACTS[parent].collection}/{name}/{FACTS[kind].collection}")
-                          for name in names for kind in _listed_children(parent)]
+        if reached < len(units):
+            return units
+        for parent in _PARENTS:
+            units += [(kind, f"{base}/{FACTS[parent].collection}/{name}/{FACTS[kind].collection}")
+                      for name in self._parents(service, TOP_LEVEL.index(parent)) for kind in _listed_children(parent)]
+        workspaces = self._parents(service, TOP_LEVEL.index(Kind.WORKSPACE))
+        first = len(units)
+        for workspace in workspaces:
+            units += [(kind, f"{base}/{within(workspace, collection_of(kind, True))}") for kind in WORKSPACE_FAMILIES]
+        if reached < len(units):
+            return units
+        for n, workspace in enumerate(workspaces):
+            for parent in _WORKSPACE_PARENTS:
+                at = first + n * len(WORKSPACE_FAMILIES) + WORKSPACE_FAMILIES.index(parent)
+                units += [(kind, f"{base}/{within(workspace, f'{collection_of(parent, True)}/{name}/{collection_of(kind, True)}')}")
+                          for name in self._parents(service, at) for kind in _listed_children(parent)]
         return units
+
+    def _parents(self, service: ServiceRef, unit: int) -> list[str]:
+        """The names of the APIs, gateways, products or workspaces a unit's pages listed, sorted."""
+        pages = self._reader.scan(seen_pages(service.key, unit))
+        return sorted({n for page in pages for row in page for n in str(row.entity.get("Parents") or "").split("\n") if n})
 
     def _pace(self, report: SyncReport) -> SyncStop | None:
         """Slow down as ARM's read allowance runs low (its bucket refills at a documented rate); stop near empty."""
@@ -263,8 +305,9 @@ class InventorySync:
     @staticmethod
     def _page_items(service: ServiceRef, collection: str, kind: Kind, items: list[dict[str, Any]],
                     report: SyncReport) -> tuple[list[tuple[ResourceRef, dict[str, Any]]], list[str]]:
-        """A page's items as (ref, resource), and the names of the APIs and gateways on it (their children are
-        listed later). An item without a usable name marks the kind incomplete."""
+        """A page's items as (ref, resource), and the names of the APIs, gateways, products and workspaces on it
+        (their children, a workspace's collections, are listed later). An item without a usable name marks the kind
+        incomplete."""
         prefix = collection[len(service.resource_id):].strip("/")
         found: list[tuple[ResourceRef, dict[str, Any]]] = []
         parents: list[str] = []
@@ -282,8 +325,8 @@ class InventorySync:
                 parents.append(ref.name)
                 current = resource_properties(resource).get("apiRevision")
                 if current:  # the current revision is listed under the API's plain name
-                    found.append((parse_path(service, f"apis/{ref.name};rev={current}"), resource))
-            if kind in (Kind.GATEWAY, Kind.PRODUCT):
+                    found.append((parse_path(service, within(ref.workspace, f"{ref.segments[0]}/{ref.name};rev={current}")), resource))
+            if kind in (Kind.GATEWAY, Kind.PRODUCT, Kind.WORKSPACE):
                 parents.append(ref.name)
             found.append((ref, resource))
         return found, parents
@@ -312,6 +355,8 @@ class InventorySync:
         run.note("write", 0, len(plans))
         self._write(plans, run.stamp, run.report, run.note, {k: r.entity for k, r in stored.items()},
                     renew=lambda: run.held.ensure(self.clock()))
+        # A workspace deleted (by an event) since its listing: its cascade may have read the rows before these writes.
+        workspace_cascade.inherit(self._reader, self._writer, [p.ref for p in plans if p.ref.workspace is not None])
         return sorted(rk for _, rk in observed)
 
     def _stored(self, keys: set[Key]) -> dict[Key, StoredRow]:
@@ -335,12 +380,19 @@ class InventorySync:
             entities, token = self._reader.page(rows_only(of_family(family, service.key)), SCAN_PAGE, cp.after)
             for entity in entities:
                 at = f"{entity['PartitionKey']}\n{entity['RowKey']}"
-                if entity["RowKey"] in seen[family] or (cp.resume_at is not None and at < cp.resume_at):
+                if cp.resume_at is not None and at < cp.resume_at:
+                    continue
+                if entity["RowKey"] in seen[family]:
+                    if family is Kind.WORKSPACE and workspace_cascade.unfinished(entity):  # deleted by an event since S
+                        self._finish_cascade(run, parse_path(service, entity["Path"]))
                     continue
                 ref = parse_path(service, entity["Path"])
+                # In a workspace the listing did not see (deleted, or the workspaces not listed completely): its
+                # workspace's cascade, not this pass, tombstones it.
+                unlisted = ref.workspace_ref is not None and resource_keys(ref.workspace_ref)[1] not in seen[Kind.WORKSPACE]
                 if not FACTS[ref.kind].listed:  # a gateway instance, say: it only follows its parent
                     plan = _Plan(ref, None, [])
-                elif entity["Kind"] in complete and not entity.get("IsDeleted"):
+                elif entity["Kind"] in complete and not entity.get("IsDeleted") and not unlisted:
                     if asked and (stop := SyncStop.BUDGET if run.out_of_time() else self._pace(report)) is not None:
                         cp.resume_at = at  # saved as the invocation ends
                         return stop
@@ -358,11 +410,15 @@ class InventorySync:
                 else:
                     if written_by(entity, run.stamp):  # tombstoned by this sync before a crash: its feed may be missing
                         self._writer.refeed(ref, run.stamp)
-                    if entity["Kind"] in complete:  # a kind not listed completely was never compared: not "unchanged"
+                    if entity["Kind"] in complete and not unlisted:  # a kind not listed completely was never compared
                         report.count(ref.kind, SyncOutcome.UNCHANGED)
+                    if ref.kind is Kind.WORKSPACE and workspace_cascade.unfinished(entity):  # a cascade cut short
+                        self._finish_cascade(run, ref)
                     continue
                 run.held.ensure(self.clock())
                 self._write_one(plan, run.stamp, report)
+                if ref.kind is Kind.WORKSPACE:
+                    self._finish_cascade(run, ref)
             cp.after, cp.resume_at = token, None
             if token is None:
                 cp.family += 1
@@ -370,6 +426,16 @@ class InventorySync:
         cp.phase = CLEANUP
         run.held.commit(self.clock())
         return None
+
+    def _finish_cascade(self, run: _Invocation, workspace: ResourceRef) -> None:
+        """Give every row in a deleted workspace the workspace's deletion (shared.store.workspace_cascade): idempotent,
+        so a cascade cut short, by a crash here or on the event path, is finished by the next pass that meets the
+        workspace's row unmarked."""
+        run.held.ensure(self.clock())
+        for applied in workspace_cascade.cascade(self._reader, self._reader, self._writer, workspace):
+            if applied.changed and applied.computed is not None:
+                kind = parse_path(run.service, applied.computed["Path"]).kind
+                run.report.count(kind, _outcome(applied.before, applied.computed))
 
     def _seen(self, service: ServiceRef) -> defaultdict[str, set[str]]:
         """The RowKeys every page of the listing saw, by family."""
@@ -385,8 +451,9 @@ class InventorySync:
         longer hold it), False when ARM has it, None when ARM could not be read (the row is kept, unconfirmed)."""
         try:
             if ref.kind is Kind.CIRCUIT_BREAKER_RULE or ref.kind in _LINKS:  # no GET of their own
-                parent = f"{service.resource_id}/{ref.segments[0]}/{ref.segments[1]}"
-                collection = parent if ref.kind is Kind.CIRCUIT_BREAKER_RULE else f"{parent}/{FACTS[ref.kind].collection}"
+                parent = f"{service.resource_id}/{within(ref.workspace, f'{ref.segments[0]}/{ref.segments[1]}')}"
+                links = collection_of(ref.kind, in_workspace=ref.workspace is not None)
+                collection = parent if ref.kind is Kind.CIRCUIT_BREAKER_RULE else f"{parent}/{links}"
                 if collection not in listings:
                     listings[collection] = self._children_names(collection, ref.kind)
                 names = listings[collection]

@@ -1,17 +1,21 @@
 """`apim-inventory migrate`: a layout-1 store (history records in the history table, keyed by event id; no count
-rows) into layout 2 (docs/schema.md), then the layout marker.
+rows) into layout 2 (docs/schema.md), then the layout marker; and every row written before workspaces given its
+`Workspace` column ("" for a service-level row).
 
 Idempotent and resumable: each layout-1 record is copied (upserted under its layout-2 key, with its feed entries)
 before it is deleted, page by page, so a rerun, or a run after a crash, copies only what is left, and copying
 twice writes the same entities. Then every partition is recounted: its count rows are read (their ETags), the
 partition's rows are counted, the count rows are read again, and the flag row is written, under its ETag, as the
 count less what the shards hold. An event that moved a shard meanwhile changed its ETag: the partition is counted
-again; one that moved the flag row fails the write (412), and it is counted again too.
+again; one that moved the flag row fails the write (412), and it is counted again too. A row without `Workspace` is
+written with it under its ETag, a partition's page in one transaction: a write since the row was read wins (412),
+and the row is read again and filled only if it still lacks the column.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +37,18 @@ from shared.store.keys import (
     partition_rows,
     rows_only,
 )
-from shared.store.ports import HistoryLog, Query, StoredRow, Table, TableDeleter, TableReader, TableWriter
+from shared.store.ports import (
+    HistoryLog,
+    InventoryRows,
+    PartitionWrite,
+    Query,
+    RowChange,
+    StoredRow,
+    Table,
+    TableDeleter,
+    TableReader,
+    TableWriter,
+)
 from shared.store.records import from_legacy, layout_marker
 
 log = logging.getLogger("apim_inventory.migration")
@@ -43,7 +58,11 @@ COUNTED = (*KEYS, "Kind", "IsDeleted", "ResourceId", "Path", *FLAG_COLUMNS, *EXP
 Progress = Callable[[str, int, int], None]  # phase, done, total
 
 
-class MigrationStore(TableReader, TableWriter, TableDeleter, HistoryLog, Protocol):
+WORKSPACE = "Workspace"  # the column rows written before workspaces lack (shared.domain.model.new_row)
+BATCH = 99  # rows of one partition per transaction, beside the count row a write may move (it moves none here)
+
+
+class MigrationStore(TableReader, TableWriter, TableDeleter, HistoryLog, InventoryRows, Protocol):
     """The ports a migration uses."""
 
 
@@ -53,6 +72,7 @@ class MigrationReport:
     kept: int = 0  # layout-1 records that name no resource the inventory can key (left where they are)
     partitions: int = 0
     recounts: int = 0  # partitions counted again after a concurrent write
+    workspaces_filled: int = 0  # rows given the Workspace column
 
 
 class Migration:
@@ -70,6 +90,7 @@ class Migration:
         for page in self._store.scan(legacy, PAGE):
             self._copy(page, report)
             note("history", report.copied + report.kept, total)
+        self.fill_workspace(report, note)
         self.recount(report, note)
         marker = self._store.get(Table.STATUS, *LAYOUT_KEYS)
         self._store.put(Table.STATUS, layout_marker(self.clock()), marker.etag if marker else None)
@@ -88,6 +109,52 @@ class Migration:
         self._store.add_feed(copies)
         self._store.delete_rows(Table.HISTORY, done)  # only once its copy and feed entries landed
         report.copied += len(done)
+
+    def fill_workspace(self, report: MigrationReport | None = None, progress: Progress | None = None) -> MigrationReport:
+        """Every inventory row without a `Workspace` column given one (its resource's workspace: "" at the service,
+        which every row written before workspaces is). Rows are read page by page; a rerun finds only what is left."""
+        report = report or MigrationReport()
+        note = progress or (lambda phase, done, total: None)
+        rows = rows_only(Query(Table.INVENTORY))
+        total = sum(len(page) for page in self._store.scan(rows, 1000, select=KEYS))
+        done = 0
+        note("workspace column", 0, total)
+        for page in self._store.scan(rows, PAGE):
+            by_partition: defaultdict[str, list[StoredRow]] = defaultdict(list)
+            for row in page:
+                if row.entity.get(WORKSPACE) is None:
+                    by_partition[str(row.entity["PartitionKey"])].append(row)
+            for lacking in by_partition.values():
+                for at in range(0, len(lacking), BATCH):
+                    report.workspaces_filled += self._fill(lacking[at:at + BATCH])
+            done += len(page)
+            note("workspace column", done, total)
+        return report
+
+    def _fill(self, rows: list[StoredRow]) -> int:
+        """Rows of one partition given `Workspace`, in one transaction under their ETags; on a conflict, row by row,
+        each read again first. How many were written."""
+        try:
+            self._store.commit(PartitionWrite(row_ref(rows[0].entity), tuple(RowChange(_filled(r), r) for r in rows)))
+            return len(rows)
+        except WriteConflict:
+            pass
+        written = 0
+        for row in rows:
+            current: StoredRow | None = row
+            for _ in range(self._retries):
+                current = self._store.get(Table.INVENTORY, row.entity["PartitionKey"], row.entity["RowKey"])
+                if current is None or current.entity.get(WORKSPACE) is not None:
+                    break  # purged, or written since with the column: the other write won
+                try:
+                    self._store.commit(PartitionWrite(row_ref(current.entity), (RowChange(_filled(current), current),)))
+                    written += 1
+                    break
+                except WriteConflict:
+                    continue
+            else:
+                raise WriteConflict(f"row {row.entity['PartitionKey']}/{row.entity['RowKey']}: it kept changing")
+        return written
 
     def recount(self, report: MigrationReport | None = None, progress: Progress | None = None) -> MigrationReport:
         """Every inventory partition's count row from its rows (and every count row whose rows are gone)."""
@@ -130,3 +197,8 @@ class Migration:
             except WriteConflict:
                 continue
         raise WriteConflict(f"partition {pk}: the count row kept changing")
+
+
+def _filled(row: StoredRow) -> dict[str, object]:
+    """The row with its `Workspace` column (from its path: rows written before workspaces are all at the service)."""
+    return {**row.entity, WORKSPACE: row_ref(row.entity).workspace_name}

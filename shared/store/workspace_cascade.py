@@ -7,9 +7,13 @@ alive that a deletion newer than the row's own newest change should have deleted
 - `cascade`: after the workspace's row is deleted, one RowKey range per family is read and each row is given the
   workspace's newest deletion (a transaction per partition). Idempotent; when it completes, the workspace's row
   records it (`CascadedKey`), and a sync finishes any cascade that was cut short (`unfinished`).
-- `inherit`: a write of a row in a workspace reads the workspace's row after it (one point read) and, when the
-  workspace is deleted, gives the row that deletion too. A write racing a cascade is thus caught by one of the two:
-  each side writes before it reads the other's row.
+- `inherit`: a write of a row in a workspace reads the workspace's row after it (one point read, never from the
+  cache: another process may have deleted it) and, when the workspace is deleted, gives the row that deletion too.
+  A write racing a cascade is thus caught by one of the two: each side writes before it reads the other's row.
+  (`deletion_of` also folds the deletion the cache knows of into the write itself, so a late event in a deleted
+  workspace is written once, deleted and stale, as a late event of a deleted API's revision is.)
+Either way a row takes the deletion as `DELETED_TYPE`, whatever the workspace's row says now, so that the rows are
+the same in any order.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from shared.store.ports import Entity, InventoryRows, StoredRow, TableReader
 from shared.store.writer import Applied, RowWriter
 
 CASCADED = "CascadedKey"  # the workspace row's LastDeleteEventKey its cascade has reached every row with
+DELETED_TYPE = "ApimInventory.WorkspaceDeleted"  # the LastEventType a workspace's deletion gives the rows in it
 
 
 def unfinished(workspace_row: Entity | None) -> bool:
@@ -39,7 +44,6 @@ def cascade(reader: TableReader, rows: InventoryRows, writer: RowWriter, workspa
     if loaded is None or not loaded.entity.get("LastDeleteEventKey"):
         return []
     delete_key = loaded.entity["LastDeleteEventKey"]
-    delete_type = str(loaded.entity.get("LastEventType") or "")
     applied: list[Applied] = []
     for family in WORKSPACE_FAMILIES:
         by_partition: defaultdict[str, list[StoredRow]] = defaultdict(list)
@@ -51,7 +55,7 @@ def cascade(reader: TableReader, rows: InventoryRows, writer: RowWriter, workspa
             items: list[tuple[ResourceRef, list[Change], StoredRow | None]] = []
             for row in partition_rows:
                 ref = parse_path(workspace.service, row.entity["Path"])
-                change = cascade_change(loaded.entity, ref, delete_type)
+                change = cascade_change(loaded.entity, ref, DELETED_TYPE)
                 if change is not None:
                     items.append((ref, [change], row))
             applied += writer.apply_batch(items, None)
@@ -66,9 +70,20 @@ def _marked(row: StoredRow | None, delete_key: str) -> Entity | None:
     return {**row.entity, CASCADED: delete_key}
 
 
+def deletion_of(rows: InventoryRows, ref: ResourceRef) -> list[Change]:
+    """The deletion of the workspace `ref` is in, as the store's cache knows it, as a change to `ref` (none at the
+    service level, or when the workspace is not known deleted). A write folds it in; `inherit` makes sure after."""
+    workspace = ref.workspace_ref
+    if workspace is None:
+        return []
+    row, _ = rows.load(workspace)
+    change = cascade_change(row.entity if row else None, ref, DELETED_TYPE)
+    return [change] if change is not None else []
+
+
 def inherit(rows: InventoryRows, writer: RowWriter, refs: list[ResourceRef]) -> list[Applied]:
     """After a write of rows in a workspace: the workspace's newest deletion given to each of them, when the workspace
-    is deleted (one point read of the workspace's row per workspace named)."""
+    is deleted (one fresh point read of the workspace's row per workspace named)."""
     applied: list[Applied] = []
     read: dict[str, Entity | None] = {}
     for ref in refs:
@@ -76,10 +91,9 @@ def inherit(rows: InventoryRows, writer: RowWriter, refs: list[ResourceRef]) -> 
         if workspace is None:
             continue
         if workspace.key not in read:
-            row, _ = rows.load(workspace)
+            row, _ = rows.load(workspace, fresh=True)  # the cache may predate a cascade that missed this write
             read[workspace.key] = row.entity if row else None
-        workspace_row = read[workspace.key]
-        change = cascade_change(workspace_row, ref, str((workspace_row or {}).get("LastEventType") or ""))
+        change = cascade_change(read[workspace.key], ref, DELETED_TYPE)
         if change is not None:
             applied.append(writer.apply(ref, [change]))
     return applied
