@@ -450,3 +450,45 @@ def test_workspace_counts_past_32k_characters_go_on_in_more_columns() -> None:
     undone = {w: Counter({column: -n for column, n in c.items()}) for w, c in moves.items()}
     back = counts.counted(row, where, header, Kind.API, Counter({column: -n for column, n in total.items()}), None, None, workspaces=undone)
     assert back is not None and not any(column.startswith(WORKSPACES) for column in back) and back["Live_api"] == 0
+
+
+def test_after_a_sync_of_workspaces_each_question_keeps_the_workspace_apart(arm_services: bootstrap.Services, arm: Any,
+                                                                           clock: Any) -> None:
+    """A full sync against the stand-in (api-version 2024-05-01 shapes: `apiLinks` with `properties.apiId`, scopes as
+    full ARM ids): workspace shipping's API `orders` beside the service's `orders`, each in a product of its own place
+    with a subscription of alice's. Every answer keeps them apart; the summary of a workspace is what it holds."""
+    from devtools.management_plane import api, workspace_contents
+    from tests.test_sync import syncer
+    from tests.test_workspace_sync import IN_ONE
+
+    arm.put(f"{SERVICE_ID}/products/starter/apis/orders", api("orders", 2, True))
+    for name, api_name in (("billing", "invoices"), ("shipping", "orders")):
+        arm.put_many(workspace_contents(SERVICE_ID, name, api_name))
+    report = syncer(arm_services).sync(SERVICE)
+    assert report.incomplete == {} and report.finished
+    found = arm_services.queries
+
+    def callers(answer: dict[str, Any]) -> set[tuple[str, str, str | None, str]]:
+        return {(g["Subscription"], g["Via"], g["Product"], g["Workspace"]) for g in answer["callers"] + answer["notCallable"]}
+
+    inside = found.access_to_api(f"{SERVICE_ID}/workspaces/shipping/apis/orders")
+    assert callers(inside) == {("shipping-sub", "product", "shipping-product", "shipping")}
+    assert [(p["Product"], p["Workspace"]) for p in inside["products"]] == [("shipping-product", "shipping")]
+    assert inside["membershipAsOf"] is not None
+    assert callers(found.access_to_api("contoso/apis/orders")) == {("sub1", "product", "starter", "")}
+    items = {(i["Subscription"], i["Api"], i["Workspace"]) for i in found.access_of_user("contoso/users/alice")["items"]}
+    assert items == {("sub1", "orders", ""), ("shipping-sub", "orders", "shipping"), ("billing-sub", "invoices", "billing")}
+    assert found.resource("contoso/workspaces/shipping/products/shipping-product")["Apis"] == "orders"
+    for workspace in ("billing", "shipping"):
+        answer = found.summary(workspace)
+        assert {r["kind"]: r["live"] for r in answer["resources"]} == IN_ONE and all(r["deleted"] == 0 for r in answer["resources"])
+        assert len(found.list_kind(Kind.API, service="contoso", workspace=workspace, top=None).rows) == IN_ONE["api"]
+    service_level = {r["kind"]: r["live"] for r in found.summary("-")["resources"]}
+    whole = {r["kind"]: r["live"] for r in found.summary()["resources"]}
+    assert all(whole[k] == service_level.get(k, 0) + sum(IN_ONE.get(k, 0) for _ in range(2)) for k in whole)
+    assert sorted(r["Path"] for r in found.list_kind(Kind.SUBSCRIPTION, scope="contoso/workspaces/shipping/products/shipping-product").rows) \
+        == ["workspaces/shipping/subscriptions/shipping-sub"]
+    clock.advance(hours=1)
+    before = found.summary()
+    assert syncer(arm_services).sync(SERVICE).finished
+    assert found.summary()["workspaces"] == before["workspaces"]  # a second sync changes no count
