@@ -492,3 +492,17 @@ def test_after_a_sync_of_workspaces_each_question_keeps_the_workspace_apart(arm_
     before = found.summary()
     assert syncer(arm_services).sync(SERVICE).finished
     assert found.summary()["workspaces"] == before["workspaces"]  # a second sync changes no count
+
+
+@pytest.mark.unit
+def test_the_documented_list_columns_are_the_commands() -> None:
+    """docs/schema.md's `list KIND` table names every kind's columns as `columns.LIST_COLUMNS` has them (Workspace last)."""
+    import re
+
+    from shared.entrypoints import columns
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "schema.md").read_text(encoding="utf-8")
+    table = text[text.index("| `list KIND` | columns |"):].split("\n\n", 1)[0]
+    documented = {m.group(1): tuple(re.findall(r"`([A-Za-z]+)`", m.group(2)))
+                  for m in re.finditer(r"^\| `(\w+)` \| (.*) \|$", table, re.M)}
+    assert documented == {kind.value: header for kind, header in columns.LIST_COLUMNS.items()}
