@@ -119,7 +119,7 @@ def test_the_questions_of_access_through_the_console_script(synced: bootstrap.Se
     assert {(r["Subscription"], r["Via"], r["SubscriptionState"], r["CanCall"]) for r in grant_rows} == {
         ("master", "all APIs", "active", "true"), ("direct", "api", "active", "true"), ("sub1", "product", "active", "true"),
         ("paused", "product", "suspended", "false")}
-    assert ok(alice_csv).splitlines()[0] == ",".join(columns.USER_COLUMNS)
+    assert ok(alice_csv).splitlines()[0] == ",".join(columns.USER_CSV_COLUMNS)
     assert {(r["Subscription"], r["Api"]) for r in csv.DictReader(io.StringIO(ok(alice_csv)))} == {
         ("sub1", "orders"), ("paused", "orders"), ("bills", "payments")}
     assert sorted(r["Name"] for r in json.loads(ok(owned))) == ["bills", "paused", "sub1"]

@@ -263,7 +263,8 @@ def test_show_by_path_and_by_arm_id(seeded: Seeded) -> None:
         ["show", "contoso/users/naïve-ユーザー"], ["show", SERVICE_ID + "/users/O'Brien", "-o", "json"],
         ["show", "contoso/products/starter", "-o", "json"], ["show", "contoso/gateways/edge/instances/pod-1", "--output", "csv"])
     lines = ok(text).splitlines()
-    fields = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in lines)
+    split = (re.split(r"\s{2,}", line, maxsplit=1) for line in lines)
+    fields = {parts[0]: [*parts, ""][1] for parts in split}  # an empty value: the name alone
     assert lines[0].startswith("PartitionKey ") and fields["Path"] == "users/naïve-ユーザー" and fields["IsDeleted"] == "false"
     assert fields["LastEventType"] == "UserCreated" and fields["ResourceId"] == SERVICE_ID + "/users/naïve-ユーザー"
     row = as_json(by_id)
@@ -340,8 +341,8 @@ def test_summary(seeded: Seeded) -> None:
     assert text.startswith("Inventory at ") and re.search(r"^lastHour\s+16\s+1\s+17\s+2$", text, re.MULTILINE)
     assert re.search(r"^contoso\s+user\s+4\s+1$", text, re.MULTILINE)
     long = as_csv(long_csv)
-    assert {"Metric": "duplicate", "Window": "lastDay", "Service": "", "Kind": "", "Count": "17"} in long
-    assert {"Metric": "deleted", "Window": "", "Service": "contoso", "Kind": "product", "Count": "1"} in long
+    assert {"Metric": "duplicate", "Window": "lastDay", "Service": "", "Kind": "", "Count": "17", "Workspace": ""} in long
+    assert {"Metric": "deleted", "Window": "", "Service": "contoso", "Kind": "product", "Count": "1", "Workspace": ""} in long
 
 
 def test_rejected(seeded: Seeded) -> None:

@@ -27,7 +27,7 @@ from shared.domain.expiry import EXPIRY_FAMILIES, expiry_of
 from shared.domain.flags import FLAGGED_FAMILIES, flag_of
 from shared.integrations.alerts import LoggingAlertPublisher
 from shared.store import expiry_lists
-from shared.store.counts import flagged
+from shared.store.counts import flagged, workspace_counts
 from shared.store.keys import COUNT_ROW
 from shared.store.memory import InMemoryStore
 from shared.store.ports import Store
@@ -37,7 +37,10 @@ from tests.support import T0, ManualClock, count_rows, event, feed_entries, hist
 from tests.test_sync import SERVICE, syncer
 
 RESOURCES = [("User", "/users/u0"), ("User", "/users/u1"), ("API", "/apis/a"), ("APIRelease", "/apis/a/releases/r1"),
-             ("Product", "/products/p"), ("Gateway", "/gateways/edge")]
+             ("Product", "/products/p"), ("Gateway", "/gateways/edge"),
+             # a workspace's resources, under the names of the service's (its count rows keep them apart: `Workspaces`)
+             ("API", "/workspaces/w1/apis/a"), ("APIRelease", "/workspaces/w1/apis/a/releases/r1"), ("Product", "/workspaces/W1/products/p"),
+             ("Subscription", "/workspaces/w2/subscriptions/s")]
 VERBS = ("Created", "Updated", "Deleted")
 RULE = "/backends/payments/circuit-breaker/rules/r5xx"
 # What flags and unflags rows: tokens near expiry and expired (a gateway's deletion tombstones its instances), breakers
@@ -107,19 +110,26 @@ def deliver_all(store_for: Callable[[], Store], clock: ManualClock, deliveries: 
 
 
 def assert_counts_match_a_scan(store: Store) -> None:
-    """Each partition's count rows (its flag row and shards) add up to a scan of its rows; the flag row lists its flagged rows."""
+    """Each partition's count rows (its flag row and shards) add up to a scan of its rows, each workspace's apart too;
+    the flag row lists its flagged rows."""
     expected: dict[str, Counter[str]] = defaultdict(Counter)
+    in_workspaces: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
     flagged_rows: dict[str, dict[str, str]] = defaultdict(dict)
     expiring_rows: dict[str, dict[str, int]] = defaultdict(dict)
     for row in inventory_rows(store):
         if (moment := expiry_of(row)) is not None:
             expiring_rows[row["PartitionKey"]][row["RowKey"]] = math.floor(moment.timestamp())
         expected[row["PartitionKey"]][f"{'Deleted' if row['IsDeleted'] else 'Live'}_{row['Kind']}"] += 1
+        if row.get("Workspace"):
+            in_workspaces[row["PartitionKey"]][(row["Workspace"].lower(), f"{'Deleted' if row['IsDeleted'] else 'Live'}_{row['Kind']}")] += 1
         if flag := flag_of(row):
             flagged_rows[row["PartitionKey"]][row["RowKey"]] = flag
     summed: dict[str, Counter[str]] = defaultdict(Counter)
+    summed_workspaces: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
     for count in count_rows(store):
         summed[count["PartitionKey"]].update({k: v for k, v in count.items() if k.startswith(("Live_", "Deleted_"))})
+        for workspace, columns in workspace_counts(count).items():
+            summed_workspaces[count["PartitionKey"]].update({(workspace, column): n for column, n in columns.items()})
         if count["Family"] in FLAGGED_FAMILIES and count["RowKey"] == COUNT_ROW:  # never past the limit here: test_flags covers that
             assert flagged(count) == flagged_rows.pop(count["PartitionKey"], {}), count["PartitionKey"]
         else:
@@ -130,6 +140,8 @@ def assert_counts_match_a_scan(store: Store) -> None:
             assert "Expiring" not in count and "ExpiringOverflow" not in count
     for pk, columns in summed.items():
         assert {k: v for k, v in columns.items() if v} == dict(expected.pop(pk, Counter())), pk
+    for pk in set(summed_workspaces) | set(in_workspaces):
+        assert {k: v for k, v in summed_workspaces[pk].items() if v} == dict(in_workspaces[pk]), pk
     assert expected == {} and flagged_rows == {} and expiring_rows == {}  # every partition with rows has count rows; with flagged or expiring rows a flag row
 
 

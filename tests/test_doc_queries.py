@@ -34,7 +34,7 @@ from tests.topic_receiver import KEY, TopicReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ("README.md", "docs/schema.md")
-MIN_EXAMPLES = 27  # what the docs give today: a parser that finds fewer has broken, not the docs
+MIN_EXAMPLES = 29  # what the docs give today: a parser that finds fewer has broken, not the docs
 # The docs' own placeholder ids, so that a filter naming an ARM id (OwnerId) runs as written.
 CONTOSO = "/subscriptions/SUB/resourceGroups/RG/providers/Microsoft.ApiManagement/service/contoso"
 FABRIKAM = "/subscriptions/SUB/resourceGroups/RG/providers/Microsoft.ApiManagement/service/fabrikam"
@@ -114,6 +114,8 @@ def rows(*labels: str) -> frozenset[str]:
 
 GATEWAY_FAMILY = frozenset({"gateway", "gatewayApi", "gatewayHostnameConfiguration", "gatewayCertificateAuthority", "gatewayInstance"})
 ALL_CONTOSO_APIS = ("contoso/apis/orders", "contoso/apis/orders;rev=1", "contoso/apis/orders;rev=2")
+WORKSPACE_APIS = ("contoso/workspaces/w1/apis/billing", "contoso/workspaces/w2/apis/search")  # in the API partitions too
+WORKSPACE_TOMBSTONE = "contoso/workspaces/w1/apis/old"
 STUCK = ("contoso/backends/payments/circuit-breaker/rules/r5xx", "fabrikam/backends/orders/circuit-breaker/rules/r5xx")
 STARTER_HISTORY = rows("starter-created", "starter-updated")
 INV, HIST, REJ, ALERTS, STATUS = "ApimInventory", "ApimInventoryHistory", "ApimInventoryRejected", "ApimInventoryAlerts", "ApimInventoryStatus"
@@ -121,7 +123,8 @@ INV, HIST, REJ, ALERTS, STATUS = "ApimInventory", "ApimInventoryHistory", "ApimI
 EXPECTED: dict[str, Expect] = {
     # in running text (docs/schema.md, Keys and Retention; README, Straight from the tables)
     "PartitionKey ge 'api|contoso|00' and PartitionKey le 'api|contoso|15' and RowKey lt '~'": Expect(INV, rows(
-        *ALL_CONTOSO_APIS, "contoso/apis/orders/releases/r1", "contoso/apis/legacy", "contoso/apis/legacy;rev=1")),
+        *ALL_CONTOSO_APIS, "contoso/apis/orders/releases/r1", "contoso/apis/legacy", "contoso/apis/legacy;rev=1", *WORKSPACE_APIS,
+        WORKSPACE_TOMBSTONE)),
     "PartitionKey ge 'gateway|' and PartitionKey lt 'gateway}' and RowKey lt '~'": Expect(INV, lambda r: r.get("Kind") in GATEWAY_FAMILY),
     "PartitionKey ge '~feed|contoso|' and PartitionKey lt '~feed|contoso}'": Expect(HIST, lambda r: r["Service"] == "contoso"),
     "PartitionKey eq '~feed|contoso|20261102'": Expect(HIST, lambda r: r["Service"] == "contoso" and r["RowKey"].startswith(("e|", "r|"))
@@ -131,7 +134,7 @@ EXPECTED: dict[str, Expect] = {
     # README
     "Kind eq 'product' and Name eq 'inventory-check' and IsDeleted eq false": Expect(INV, rows("contoso/products/inventory-check")),
     "PartitionKey ge 'api|contoso|00' and PartitionKey le 'api|contoso|15' and Kind eq 'api' and IsDeleted eq false":
-        Expect(INV, rows(*ALL_CONTOSO_APIS)),
+        Expect(INV, rows(*ALL_CONTOSO_APIS, *WORKSPACE_APIS)),
     "PartitionKey ge 'gateway|' and PartitionKey lt 'gateway}' and Kind eq 'gatewayInstance' and TokenStatus ne 'valid' and IsDeleted eq false":
         Expect(INV, rows("contoso/gateways/edge/instances/pod-1", "contoso/gateways/edge/instances/pod-2",
                          "fabrikam/gateways/hub/instances/pod-a", "fabrikam/gateways/hub/instances/pod-b")),
@@ -146,7 +149,12 @@ EXPECTED: dict[str, Expect] = {
     "PartitionKey eq '20261102' and RowKey lt '~'": Expect(REJ, rows("rejected-nov")),
     # docs/schema.md
     "PartitionKey ge 'api|contoso|00' and PartitionKey le 'api|contoso|15' and Kind eq 'api'":
-        Expect(INV, rows(*ALL_CONTOSO_APIS, "contoso/apis/legacy", "contoso/apis/legacy;rev=1")),
+        Expect(INV, rows(*ALL_CONTOSO_APIS, "contoso/apis/legacy", "contoso/apis/legacy;rev=1", *WORKSPACE_APIS,
+                         WORKSPACE_TOMBSTONE)),
+    "PartitionKey ge 'api|contoso|00' and PartitionKey le 'api|contoso|15' and RowKey ge 'workspaces|w1|' and RowKey lt 'workspaces|w1}' "
+    "and Kind eq 'api' and IsDeleted eq false": Expect(INV, rows("contoso/workspaces/w1/apis/billing")),
+    "PartitionKey ge 'api|contoso|00' and PartitionKey le 'api|contoso|15' and RowKey lt 'workspaces|' and Kind eq 'api' "
+    "and IsDeleted eq false": Expect(INV, rows(*ALL_CONTOSO_APIS)),
     "PartitionKey ge 'gateway|' and PartitionKey lt 'gateway}' and Kind eq 'gatewayInstance' and TokenStatus eq 'expired' and IsDeleted eq false":
         Expect(INV, rows("contoso/gateways/edge/instances/pod-1", "fabrikam/gateways/hub/instances/pod-b")),
     "PartitionKey ge 'backend|' and PartitionKey lt 'backend}' and UpdatedAt ge datetime'2026-11-01T00:00:00Z' and IsDeleted eq false":
@@ -254,6 +262,9 @@ def _build(arm: ArmStandIn, clock: ManualClock, topic: TopicReceiver, services: 
         _opened(FABRIKAM, "orders", "r5xx", T0 + timedelta(seconds=15), "fabrikam-r5xx-opened"),
         _token("GatewayTokenExpired", FABRIKAM, "hub", "pod-b", T0 + timedelta(seconds=16), T0, "pod-b-expired"),
         event("ProductDeleted", "/products/inventory-check", at=17, service=FABRIKAM),
+        event("APICreated", "/workspaces/w1/apis/billing", at=18, service=CONTOSO),  # a workspace's APIs
+        event("APICreated", "/workspaces/w2/apis/search", at=19, service=CONTOSO),
+        event("APIDeleted", "/workspaces/w1/apis/old", at=20, service=CONTOSO),  # a tombstone in w1's range
         _not_apim(now, "rejected-nov"),
     ])
 
@@ -276,6 +287,8 @@ def _management_plane(arm: ArmStandIn) -> None:
     arm.put_many([
         (f"{CONTOSO}/users/dave", user("dave")),
         (f"{CONTOSO}/apis/legacy", api("legacy", 1, True)),
+        (f"{CONTOSO}/workspaces/w1/apis/billing", api("billing", 1, True)),
+        (f"{CONTOSO}/workspaces/w2/apis/search", api("search", 1, True)),
         (f"{CONTOSO}/products/free", product("free", approval_required=False)),
         (f"{CONTOSO}/products/legacy", product("legacy", approval_required=True)),
         (f"{CONTOSO}/subscriptions/sub2", subscription(f"{CONTOSO}/users/alice", f"{CONTOSO}/products/legacy")),
@@ -369,6 +382,6 @@ def test_updated_at_is_on_every_live_row_and_created_at_only_where_a_created_eve
     inventory = [r for r in tables.everything(INV) if "Kind" in r]
     assert [label(INV, r) for r in inventory if not r["IsDeleted"] and "UpdatedAt" not in r] == []
     never_live = sorted(label(INV, r) for r in inventory if "UpdatedAt" not in r)
-    assert never_live == ["contoso/gateways/old", "fabrikam/products/inventory-check"]  # first seen by their deletions
+    assert never_live == ["contoso/gateways/old", WORKSPACE_TOMBSTONE, "fabrikam/products/inventory-check"]  # first seen by their deletions
     created = sorted(label(INV, r) for r in inventory if "CreatedAt" in r)
-    assert created == ["contoso/products/inventory-check", "contoso/products/starter", "contoso/users/carol"]
+    assert created == ["contoso/products/inventory-check", "contoso/products/starter", "contoso/users/carol", *WORKSPACE_APIS]

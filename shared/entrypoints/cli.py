@@ -34,6 +34,7 @@ from shared.logs import summary_line
 from shared.migration.layout import Migration
 from shared.queries.changes import TIME_COLUMN
 from shared.queries.inventory import MAX_TOP, InventoryQueries, parse_kind, parse_top, parse_when, resolve_id, service_name
+from shared.queries.workspaces import parse_workspace
 from shared.store.ports import Entity
 
 PROG = "apim-inventory"
@@ -84,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     def since(sub: argparse.ArgumentParser, flag: str, text: str, required: bool = False) -> None:
         sub.add_argument(flag, metavar="T", type=_moment(flag), help=text, required=required)
 
+    def workspace(sub: argparse.ArgumentParser, what: str, text: str | None = None) -> None:
+        sub.add_argument("--workspace", metavar="W", type=checked(_workspace_text),
+                         help=text or f"only the {what} of workspace W (any case); - for the service-level {what} only")
+
     sub = command("list", "the rows of one kind (live ones, unless told otherwise)", _list)
     sub.add_argument("kind", metavar="KIND", type=checked(parse_kind), help=f"one of: {', '.join(Kind)}")
     sub.add_argument("--service", metavar="S", type=checked(service_name), help="one APIM service, by name or ARM id (default: all)")
@@ -94,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--scope", metavar="ID", help="subscriptions: only those scoped to this API or product, or SERVICE/apis (all APIs)")
     sub.add_argument("--state", metavar="S", help="users, products, subscriptions: only those in state S (active, published, ...)")
     sub.add_argument("--approval-required", choices=("true", "false"), help="products: only those whose subscriptions need approval, or not")
+    workspace(sub, "rows")
     command("show", "one resource, every column", _show).add_argument("id", metavar="ID", type=checked(resolve_id))
     sub = command("history", "a resource's history, newest first", _history)
     sub.add_argument("id", metavar="ID", type=checked(resolve_id))
@@ -109,9 +115,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="order and filter by the time of the event in APIM (default), or by when it was recorded here")
     sub.add_argument("--top", metavar="N", type=checked(parse_top), help="one page of N (default: every change in the window)")
     sub.add_argument("--continuation", metavar="TOKEN", help="the page after the one that printed TOKEN")
-    access_cli.register(command, _queries, _emit)
+    workspace(sub, "changes")
+    workspace(access_cli.register(command, _queries, _emit), "", "--api: the API is workspace W's (an id without one); --user: only "
+              "the user's subscriptions in workspace W; - for the service's own")
     command("flags", "gateway tokens near expiry or expired, circuit breakers open or stuck open", _flags)
-    command("summary", "counts by kind and service; events applied, stale, duplicate, rejected in the last hour and day", _summary)
+    workspace(command("summary", "counts by kind and service (and workspace); events applied, stale, duplicate, rejected in the last "
+                      "hour and day", _summary), "counts")
     since(command("rejected", "the rejected events, with their reasons, newest first", _rejected), "--since", "only those received at or after T")
     sub = command("replay", "apply events from files, or Event Grid's dead letters, through the function's pipeline, with its outcomes",
                   _replay, reads=False)
@@ -223,6 +232,12 @@ def _services(args: argparse.Namespace, with_arm: bool = False) -> bootstrap.Ser
     return bootstrap.services()
 
 
+def _workspace_text(text: str) -> str:
+    """--workspace as typed, once it is a workspace's name or "-" (the query layer lower-cases it)."""
+    parse_workspace(text)
+    return text
+
+
 def _queries(args: argparse.Namespace) -> InventoryQueries:
     return _services(args).queries
 
@@ -258,10 +273,12 @@ def _list(args: argparse.Namespace) -> int:
     page = queries.list_kind(kind, service=_service(args, queries), include_deleted=args.include_deleted, top=None,
                              deleted_since=parse_when(args.deleted_since, "--deleted-since", now),
                              changed_since=parse_when(args.changed_since, "--changed-since", now), owner=args.owner,
-                             scope=args.scope, state=args.state,
+                             scope=args.scope, state=args.state, workspace=args.workspace,
                              approval_required=None if args.approval_required is None else args.approval_required == "true")
     rows = sorted(page.rows, key=by_path)
-    return _listing(args, rows, rows, columns.LIST_COLUMNS[kind])
+    header = columns.LIST_COLUMNS[kind]
+    shown = columns.with_all(columns.for_table(header, rows), rows, getattr(args, "all_columns", False))
+    return _emit(args, rows, rows, lambda: row_table(shown, rows), csv_header=columns.with_all(header, rows, args.all_columns))
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -279,7 +296,8 @@ def _changes(args: argparse.Namespace) -> int:
     queries = _queries(args)
     now = queries.clock()
     window: dict[str, Any] = {"since": parse_when(args.since, "--since", now), "until": parse_when(args.until, "--until", now),
-                              "service": _service(args, queries), "kind": parse_kind(args.kind) if args.kind else None, "by": args.by}
+                              "service": _service(args, queries), "kind": parse_kind(args.kind) if args.kind else None, "by": args.by,
+                              "workspace": args.workspace}
     items: list[Entity] = []
     token = args.continuation
     while True:
@@ -288,7 +306,7 @@ def _changes(args: argparse.Namespace) -> int:
         if token is None or args.top:
             break
     rows = [{**item, "Kind": item.get("ResourceKind")} for item in items]
-    header = columns.with_all((TIME_COLUMN[args.by], *columns.CHANGES_COLUMNS), rows, args.all_columns)
+    header = columns.with_all(columns.for_table((TIME_COLUMN[args.by], *columns.CHANGES_COLUMNS, "Workspace"), rows), rows, args.all_columns)
     _emit(args, {"by": args.by, "count": len(items), "items": items, "continuationToken": token}, items,
           lambda: row_table(header, rows), csv_header=columns.CHANGES_CSV_COLUMNS)
     if token is not None:
@@ -318,17 +336,27 @@ def _flags(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    summary = _queries(args).summary()
-    resources, windows = summary["resources"], summary["events"]
+    summary = _queries(args).summary(args.workspace)
+    resources, windows, workspaces = summary["resources"], summary["events"], summary["workspaces"]
     metrics = (Outcome.APPLIED, Outcome.STALE, Outcome.DUPLICATE, Outcome.REJECTED)
-    long_rows = [{"Metric": m, "Service": r["service"], "Kind": r["kind"], "Count": r[m]} for r in resources for m in ("live", "deleted")]
+    chosen = summary.get("workspace")
+    long_rows = [{"Metric": m, "Service": r["service"], "Kind": r["kind"], "Count": r[m], **({"Workspace": chosen} if chosen else {})}
+                 for r in resources for m in ("live", "deleted")]
+    if chosen is None:
+        long_rows += [{"Metric": m, "Service": r["service"], "Kind": r["kind"], "Count": r[m], "Workspace": r["workspace"]}
+                      for r in workspaces for m in ("live", "deleted")]
     long_rows += [{"Metric": m, "Window": w, "Count": windows[w][m]} for w in windows for m in metrics]
 
     def lines() -> list[str]:
         counts = [[r["service"], r["kind"], str(r["live"]), str(r["deleted"])] for r in resources]
         events = [[w, *(str(windows[w][m]) for m in metrics)] for w in windows]
-        return [f"Inventory at {when(summary['generatedAt'])}", "", *table(("Service", "Kind", "Live", "Deleted"), counts, ""),
-                "", *table(("Events", *(m.capitalize() for m in metrics)), events, "")]
+        title = f"Inventory at {when(summary['generatedAt'])}" + (
+            "" if chosen is None else ", service level only" if chosen == "-" else f", workspace {chosen}")
+        parts = [title, "", *table(("Service", "Kind", "Live", "Deleted"), counts, "")]
+        if chosen is None and workspaces:
+            rows = [[r["service"], r["workspace"], r["kind"], str(r["live"]), str(r["deleted"])] for r in workspaces]
+            parts += ["", "In workspaces (included above):", *table(("Service", "Workspace", "Kind", "Live", "Deleted"), rows, "")]
+        return [*parts, "", *table(("Events", *(m.capitalize() for m in metrics)), events, "")]
 
     return _emit(args, summary, long_rows, lines, csv_header=columns.SUMMARY_CSV_COLUMNS)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from shared.domain.kinds import Kind
+from shared.domain.kinds import IN_WORKSPACE, Kind
 
 _ROW = ("Service", "Kind", "Path", "State")
 _EVENT = ("DeletedAt", "LastEventType", "LastEventTime")
@@ -26,18 +26,28 @@ LIST_COLUMNS: dict[Kind, tuple[str, ...]] = {
     Kind.GATEWAY_INSTANCE: (*_ROW, "TokenStatus", "TokenExpiresAt", *_EVENT),
     Kind.BACKEND: (*_ROW, "Url", *_EVENT),
     Kind.CIRCUIT_BREAKER_RULE: (*_ROW, "BreakerState", "ExpectedCloseAt", "StuckOpen", "ConfiguredTripDuration", *_EVENT),
+    Kind.PRODUCT_API: (*_ROW, "Product", "DisplayName", "ApiPath", "LinkedApiId", *_EVENT),
+    Kind.PRODUCT_GROUP: (*_ROW, "Product", "DisplayName", "LinkedGroupId", *_EVENT),
+    Kind.WORKSPACE: (*_ROW, "DisplayName", "Description", *_EVENT),
 }
+# A workspace's rows: `Workspace` last in the CSV (columns are only appended); the table shows it after `Service`, and
+# only when a row is in a workspace (`for_table`).
+WORKSPACE_COLUMN = "Workspace"
+for _kind in (*IN_WORKSPACE, Kind.WORKSPACE):
+    LIST_COLUMNS[_kind] = (*LIST_COLUMNS[_kind], WORKSPACE_COLUMN)
 HISTORY_COLUMNS = ("EventTime", "Path", "EventType", "Change", "Stale", "Duplicates", "EventId", "Values")
 FLAG_COLUMNS = ("Service", "Kind", "Path", "Flag", "Detail")
 REJECTED_COLUMNS = ("ReceivedAt", "Reason", "EventId", "EventType", "Subject", "Message")
 CHANGES_COLUMNS = ("Service", "Kind", "Path", "Change", "EventType")  # after the time column: EventTime or RecordedAt
-CHANGES_CSV_COLUMNS = ("EventTime", "RecordedAt", "Service", "ResourceKind", "Path", "Change", "EventType", "EventId", "Stale")
-SUMMARY_CSV_COLUMNS = ("Metric", "Window", "Service", "Kind", "Count")
+CHANGES_CSV_COLUMNS = ("EventTime", "RecordedAt", "Service", "ResourceKind", "Path", "Change", "EventType", "EventId", "Stale",
+                       WORKSPACE_COLUMN)
+SUMMARY_CSV_COLUMNS = ("Metric", "Window", "Service", "Kind", "Count", WORKSPACE_COLUMN)  # Workspace: a workspace's counts
 PURGE_COLUMNS = ("What", "Table", "Before")  # then Deleted, or WouldDelete for a dry run
 # `access --api`: the table's two parts (can call, cannot call by state) share these; the CSV is one list, so it adds CanCall.
 GRANT_COLUMNS = ("Subscription", "Owner", "SubscriptionState", "Via", "Product", "ExpirationDate")
-GRANT_CSV_COLUMNS = (*GRANT_COLUMNS, "CanCall")
+GRANT_CSV_COLUMNS = (*GRANT_COLUMNS, "CanCall", WORKSPACE_COLUMN)  # Workspace: the subscription's scope's ("" at the service)
 USER_COLUMNS = ("Subscription", "SubscriptionState", "CanCall", "Via", "Product", "Api")  # `access --user`
+USER_CSV_COLUMNS = (*USER_COLUMNS, WORKSPACE_COLUMN)
 EXPIRING_COLUMNS = ("Service", "Kind", "Path", "ExpiresAt", "Status", "SubscriptionState")
 EXPIRING_CSV_COLUMNS = ("Service", "Kind", "Path", "ExpiresAt", "Expired", "SubscriptionState", "ResourceId")
 ALERT_COLUMNS = ("DetectedAt", "State", "Type", "Service", "Subject", "SentAt")
@@ -45,6 +55,16 @@ ALERT_CSV_COLUMNS = ("id", "type", "state", "detectedAt", "sentAt", "service", "
 SWEEP_COLUMNS = ("Sweep", "Rows", "Changed")  # then AlertsSent, or AlertsLogged when no topic is set, then AlertsPending
 SWEEP_PREVIEW_COLUMNS = ("Sweep", "Rows", "WouldChange", "WouldRaise")  # `sweep --dry-run`: per sweep, then each change:
 SWEEP_CHANGE_COLUMNS = ("Sweep", "Service", "Kind", "Path", "Change", "Alerts")  # the CSV's rows (the table omits Sweep)
+
+
+def for_table(header: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The table's columns: `header` with `Workspace` right after `Service` when a row is in a workspace, else without
+    it (an inventory with no workspaces prints as it always has)."""
+    rest = [column for column in header if column != WORKSPACE_COLUMN]
+    if WORKSPACE_COLUMN not in header or not any(row.get(WORKSPACE_COLUMN) for row in rows):
+        return tuple(rest)
+    at = rest.index("Service") + 1 if "Service" in rest else len(rest)
+    return (*rest[:at], WORKSPACE_COLUMN, *rest[at:])
 
 
 def with_all(header: Sequence[str], rows: Iterable[Mapping[str, Any]], every: bool) -> tuple[str, ...]:

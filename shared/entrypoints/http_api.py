@@ -70,11 +70,11 @@ def answer(work: Callable[[], Any]) -> func.HttpResponse:
 
 def list_inventory(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpResponse:
     """GET /api/inventory/{kind}?service=&includeDeleted=&deletedSince=&changedSince=&top=&continuationToken=
-    &owner=&scope=&state=&approvalRequired="""
+    &owner=&scope=&state=&approvalRequired=&workspace="""
 
     def work() -> dict[str, Any]:
         params = _params(req, {"service", "includeDeleted", "deletedSince", "changedSince", "top", "continuationToken",
-                               "owner", "scope", "state", "approvalRequired"})
+                               "owner", "scope", "state", "approvalRequired", "workspace"})
         approval = params.get("approvalRequired")
         kind = parse_kind(req.route_params.get("kind", ""))
         page = queries.list_kind(
@@ -84,6 +84,7 @@ def list_inventory(req: func.HttpRequest, queries: InventoryQueries) -> func.Htt
             top=parse_top(params.get("top")), continuation=params.get("continuationToken") or None,
             owner=params.get("owner") or None, scope=params.get("scope") or None, state=params.get("state") or None,
             approval_required=parse_bool(approval, "approvalRequired") if approval else None,
+            workspace=params.get("workspace") or None,
         )
         return {"kind": kind, "count": len(page.rows), "items": page.rows, "continuationToken": page.continuation}
 
@@ -108,16 +109,17 @@ def get_history(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpRe
 
 
 def get_changes(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpResponse:
-    """GET /api/changes?since=&until=&service=&kind=&by=&top=&continuationToken="""
+    """GET /api/changes?since=&until=&service=&kind=&by=&top=&continuationToken=&workspace="""
 
     def work() -> dict[str, Any]:
-        params = _params(req, {"since", "until", "service", "kind", "by", "top", "continuationToken"})
+        params = _params(req, {"since", "until", "service", "kind", "by", "top", "continuationToken", "workspace"})
         now = queries.clock()
         by = parse_by(params.get("by"))
         page = queries.changes(
             since=parse_when(_required(params, "since"), "since", now), until=parse_when(params.get("until"), "until", now),
             service=_service(params, queries), kind=parse_kind(params["kind"]) if params.get("kind") else None, by=by,
             top=parse_top(params.get("top")), continuation=params.get("continuationToken") or None,
+            workspace=params.get("workspace") or None,
         )
         return {"by": by, "count": len(page.items), "items": page.items, "continuationToken": page.continuation}
 
@@ -125,14 +127,15 @@ def get_changes(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpRe
 
 
 def get_access(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpResponse:
-    """GET /api/access?api= (who can call an API) or ?user= (what a user's subscriptions give access to)"""
+    """GET /api/access?api= (who can call an API) or ?user= (what a user's subscriptions give access to), &workspace="""
 
     def work() -> dict[str, Any]:
         api, user = Kind.API.value, Kind.USER.value  # the parameters are named after the kinds
-        params = _params(req, {api, user})
+        params = _params(req, {api, user, "workspace"})
         if bool(params.get(api)) == bool(params.get(user)):
             raise InvalidQuery(f"give one of the parameters {api} and {user}")
-        return queries.access_to_api(params[api]) if params.get(api) else queries.access_of_user(params[user])
+        workspace = params.get("workspace") or None
+        return queries.access_to_api(params[api], workspace) if params.get(api) else queries.access_of_user(params[user], workspace)
 
     return answer(work)
 
@@ -143,8 +146,8 @@ def get_flags(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpResp
 
 
 def get_summary(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpResponse:
-    """GET /api/summary"""
-    return answer(lambda: (_params(req, set()), queries.summary())[1])
+    """GET /api/summary?workspace="""
+    return answer(lambda: queries.summary(_params(req, {"workspace"}).get("workspace") or None))
 
 
 def get_health(req: func.HttpRequest, check: Callable[[], dict[str, Any]]) -> func.HttpResponse:

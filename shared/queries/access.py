@@ -12,11 +12,13 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from shared.domain.access import Scope, can_call, open_to_anyone, owner_name, parse_scope
+from shared.domain.access import Scope, api_value, can_call, linked_api, open_to_anyone, owner_name, parse_scope
+from shared.domain.errors import PermanentEventError
 from shared.domain.kinds import Kind
 from shared.domain.model import Stamp
-from shared.domain.resources import ResourceRef, parse_path
+from shared.domain.resources import ResourceRef, parse_path, row_ref, within
 from shared.store.access_index import API, OWNER, SCOPE, children_of, holds, live_row, lookup, status_row
+from shared.store.keys import workspace_of_row_key
 from shared.store.ports import Entity, Table, TableReader
 
 ENRICHED_ID = "arm"  # the event id of an enrichment's stamp (shared.management.enrichment)
@@ -41,7 +43,23 @@ def _grant(subscription: Entity, scope: Scope) -> Entity:
             "Service": subscription.get("Service"),
             "Owner": owner_name(subscription.get("OwnerId")), "SubscriptionState": subscription.get("SubscriptionState"),
             "Via": "all APIs" if scope.kind is None else scope.kind.value, "Product": scope.name if scope.kind is Kind.PRODUCT else None,
-            "DisplayName": subscription.get("DisplayName"), "ExpirationDate": subscription.get("ExpirationDate")}
+            "DisplayName": subscription.get("DisplayName"), "ExpirationDate": subscription.get("ExpirationDate"),
+            "Workspace": scope.workspace or ""}
+
+
+def link_api_name(link: Entity) -> str:
+    """The API a product's API link stands for: a workspace product's link names it by LinkedApiId, a service
+    product's link is named after it."""
+    linked = linked_api(link.get("LinkedApiId")) if workspace_of_row_key(str(link.get("RowKey", ""))) else None
+    return linked.name or "" if linked is not None else str(link.get("Name", "")).lower()
+
+
+def _product_of(link: Entity) -> ResourceRef | None:
+    """The product an API link row belongs to (its workspace's, for a workspace product's link)."""
+    try:
+        return row_ref(link).parent
+    except PermanentEventError:
+        return None
 
 
 def membership_as_of(reader: TableReader, service_key: str, products: list[Entity]) -> datetime | None:
@@ -67,20 +85,27 @@ def api_access(reader: TableReader, ref: ResourceRef) -> dict[str, Any] | None:
     if api is None:
         return None
     service_key, name = api_ref.service.key, api_ref.name.lower()
+    workspace = api_ref.workspace.lower() if api_ref.workspace is not None else None
     products = []
-    for link in indexed_rows(reader, API, service_key, name):
-        product = live_row(reader, parse_path(api_ref.service, f"products/{link['Product']}"))
+    for link in indexed_rows(reader, API, service_key, api_value(workspace, name)):
+        product_ref = _product_of(link)
+        product = live_row(reader, product_ref) if product_ref is not None else None
         if product is not None:
             products.append(product)
     products.sort(key=lambda p: str(p.get("Name", "")).lower())
-    scopes = [Scope(Kind.API, name), *(Scope(Kind.PRODUCT, str(p["Name"]).lower()) for p in products), Scope(None)]
+    # A workspace's API: its own scope, its workspace's products, the workspace's all-APIs scope, and the service's
+    # all-APIs scope too: Microsoft says nothing of whether the service's all-access subscription reaches APIs in
+    # workspaces, so the answer lists it (a caller too many rather than one missed; docs/design.md).
+    product_scopes = [Scope(Kind.PRODUCT, str(p["Name"]).lower(), workspace_of_row_key(str(p["RowKey"])) or None) for p in products]
+    scopes = [Scope(Kind.API, name, workspace), *product_scopes, *([Scope(None, workspace=workspace)] if workspace else []), Scope(None)]
     grants = [_grant(sub, scope) for scope in scopes for sub in indexed_rows(reader, SCOPE, service_key, scope.key)]
     grants.sort(key=lambda g: (str(g["Subscription"]).lower(), str(g["Via"]), str(g["Product"] or "")))
     anyone = (["the API requires no subscription"] if open_to_anyone(api) else []) + [
         f"product {p['Name']} requires no subscription" for p in products if open_to_anyone(p)]
-    return {"name": api.get("Name"), "service": api.get("Service"), "path": api.get("Path"), "openToAnyone": anyone,
+    return {"name": api.get("Name"), "service": api.get("Service"), "path": api.get("Path"), "workspace": api_ref.workspace or "",
+            "openToAnyone": anyone,
             "products": [{"Product": p.get("Name"), "DisplayName": p.get("DisplayName"), "ProductState": p.get("ProductState"),
-                          "SubscriptionRequired": p.get("SubscriptionRequired")} for p in products],
+                          "SubscriptionRequired": p.get("SubscriptionRequired"), "Workspace": p.get("Workspace") or ""} for p in products],
             "membershipAsOf": membership_as_of(reader, service_key, products),
             "callers": [g for g in grants if g["CanCall"]], "notCallable": [g for g in grants if not g["CanCall"]]}
 
@@ -94,18 +119,23 @@ def product_apis(reader: TableReader, product: ResourceRef, kind: Kind = Kind.PR
     return rows
 
 
-def user_access(reader: TableReader, ref: ResourceRef) -> dict[str, Any] | None:
+def user_access(reader: TableReader, ref: ResourceRef, workspace: str | None = None) -> dict[str, Any] | None:
     """What a user's subscriptions give access to, one entry per subscription and API (or all APIs); None when the
-    inventory knows neither the user nor any subscription of theirs."""
+    inventory knows neither the user nor any subscription of theirs. With `workspace` (lower case; "" for the service
+    level) only the subscriptions of that workspace. A user is the service's, whichever workspace a subscription of
+    theirs is in."""
     service_key, name = ref.service.key, ref.name.lower()
     user = live_row(reader, ref)
     subscriptions = sorted(indexed_rows(reader, OWNER, service_key, name), key=lambda s: str(s.get("Name", "")).lower())
     if user is None and not subscriptions:
         return None
+    if workspace is not None:
+        subscriptions = [sub for sub in subscriptions if workspace_of_row_key(str(sub["RowKey"])) == workspace]
     items, products = [], []
     for sub in subscriptions:
         scope = parse_scope(sub.get("Scope"))
-        base = {"Subscription": sub.get("Name"), "Path": sub.get("Path"), "SubscriptionState": sub.get("SubscriptionState"), "CanCall": can_call(sub)}
+        base = {"Subscription": sub.get("Name"), "Path": sub.get("Path"), "SubscriptionState": sub.get("SubscriptionState"),
+                "CanCall": can_call(sub), "Workspace": scope.workspace or "" if scope is not None else ""}
         if scope is None:
             continue
         if scope.kind is None:
@@ -113,12 +143,12 @@ def user_access(reader: TableReader, ref: ResourceRef) -> dict[str, Any] | None:
         elif scope.kind is Kind.API:
             items.append({**base, "Via": Kind.API.value, "Product": None, "Api": scope.name})
         else:
-            product_ref = parse_path(ref.service, f"products/{scope.name}")
+            product_ref = parse_path(ref.service, within(scope.workspace, f"products/{scope.name}"))
             product = live_row(reader, product_ref)
             if product is None:
                 continue
             products.append(product)
-            links = sorted(str(link.get("Name", "")).lower() for link in product_apis(reader, product_ref))
+            links = sorted(link_api_name(link) for link in product_apis(reader, product_ref))
             items += [{**base, "Via": Kind.PRODUCT.value, "Product": scope.name, "Api": api} for api in links]
     return {"name": name, "service": ref.service.name, "membershipAsOf": membership_as_of(reader, service_key, products),
             "items": items}

@@ -13,19 +13,21 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from shared.domain.errors import InvalidQuery
 from shared.domain.kinds import Kind
 from shared.queries.summary import in_parallel, services
-from shared.store.keys import BY_EVENT, BY_RECORDED, feed_range
+from shared.store.keys import BY_EVENT, BY_RECORDED, feed_range, workspace_of_path
 from shared.store.ports import Condition, Entity, Query, TableReader, Token
 
 ORDERS = {"event": BY_EVENT, "recorded": BY_RECORDED}
 TIME_COLUMN = {"event": "EventTime", "recorded": "RecordedAt"}
 KEY_COLUMNS = frozenset({"PartitionKey", "RowKey", "HistoryPartition", "HistoryRow"})  # the store's, not the feed's
 MAX_TOKEN = 4096
+FILTERED_PAGE = 1000  # Table Storage's largest page: a filtered read keeps what it wants of each
 
 
 @dataclass(frozen=True)
@@ -86,10 +88,21 @@ def decode_cursor(text: str | None, by: str) -> Cursor | None:
     return Cursor(cursor["next"], since, until)
 
 
+def entry_workspace(entry: Entity) -> str:
+    """A feed entry's workspace (lower case; "" at the service): its Workspace column, or for an entry written before
+    that column, the workspace its Path names."""
+    value = entry.get("Workspace")
+    return str(value).lower() if isinstance(value, str) else workspace_of_path(str(entry.get("Path") or ""))
+
+
 def feed_page(reader: TableReader, *, since: datetime, until: datetime, service_key: str | None = None,
-              kind: Kind | None = None, by: str = "event", top: int = 100, continuation: str | None = None) -> ChangesPage:
+              kind: Kind | None = None, by: str = "event", top: int = 100, continuation: str | None = None,
+              workspace: str | None = None) -> ChangesPage:
     """One page of changes with since <= time < until (by event or recorded time), newest first. A continuation's
-    window stands instead of `since` and `until`: the one its first page was asked for."""
+    window stands instead of `since` and `until`: the one its first page was asked for. `workspace` (a name in lower
+    case, or "" for the service level) keeps the entries of that workspace: the feed's entries hold few columns and no
+    key of the workspace, so they are read in the window's order and filtered here (`entry_workspace`), at a cost that
+    grows with the window's changes, not with the tables."""
     cursor = decode_cursor(continuation, by)
     if cursor is not None and cursor.since is not None and cursor.until is not None:
         since, until = cursor.since, cursor.until
@@ -98,29 +111,44 @@ def feed_page(reader: TableReader, *, since: datetime, until: datetime, service_
     conditions = (Condition("ResourceKind", "eq", kind.value),) if kind else ()
     keys = [service_key] if service_key is not None else [key for key, _ in services(reader)]
     days = [feed_range(key, ORDERS[by], since, until, conditions, cursor.next if cursor else None) for key in keys]
-    found = sorted((entry for entries in in_parallel(lambda queries: _newest(reader, queries, top + 1), days) for entry in entries),
+    keep = None if workspace is None else (lambda entry: entry_workspace(entry) == workspace)
+    found = sorted((entry for entries in in_parallel(lambda queries: _newest(reader, queries, top + 1, keep), days) for entry in entries),
                    key=lambda entry: str(entry["RowKey"]))
     token = encode_cursor(by, Cursor(found[top]["RowKey"], since, until)) if len(found) > top else None
-    return ChangesPage([{k: v for k, v in entry.items() if k not in KEY_COLUMNS} for entry in found[:top]], token)
+    return ChangesPage([{**{k: v for k, v in entry.items() if k not in KEY_COLUMNS}, "Workspace": entry.get("Workspace", entry_workspace(entry))}
+                        for entry in found[:top]], token)
 
 
-def _newest(reader: TableReader, days: list[Query], wanted: int) -> list[Entity]:
-    """The first `wanted` entries of one service's days, newest day first (a day is read until `wanted` are found;
-    an empty day still costs its request)."""
+def _newest(reader: TableReader, days: list[Query], wanted: int, keep: Callable[[Entity], bool] | None = None) -> list[Entity]:
+    """The first `wanted` entries of one service's days (those `keep` keeps), newest day first (a day is read until
+    `wanted` are found; an empty day still costs its request)."""
     found: list[Entity] = []
     for query in days:
-        found.extend(_first(reader, query, wanted - len(found)))
+        found.extend(first_of(reader, query, wanted - len(found)) if keep is None else _first_kept(reader, query, wanted - len(found), keep))
         if len(found) >= wanted:
             break
     return found
 
 
-def _first(reader: TableReader, query: Query, wanted: int) -> list[Entity]:
-    """The first `wanted` entries of a key range (a page may come back short with a continuation: read on)."""
+def _first_kept(reader: TableReader, query: Query, wanted: int, keep: Callable[[Entity], bool]) -> list[Entity]:
+    """The first `wanted` entries of a key range that `keep` keeps, read in Table Storage's largest pages; the ones
+    past `wanted` are read again by the next page, from its cursor."""
     found: list[Entity] = []
     token: Token | None = None
     while True:
-        page, token = reader.page(query, wanted - len(found), token)
-        found.extend(page)
+        page, token = reader.page(query, FILTERED_PAGE, token)
+        found.extend(entry for entry in page if keep(entry))
         if token is None or len(found) >= wanted:
+            return found[:wanted]
+
+
+def first_of(reader: TableReader, query: Query, wanted: int | None) -> list[Entity]:
+    """The first `wanted` entries of a key range (all of them when None; a page may come back short with a
+    continuation: read on)."""
+    found: list[Entity] = []
+    token: Token | None = None
+    while True:
+        page, token = reader.page(query, None if wanted is None else wanted - len(found), token)
+        found.extend(page)
+        if token is None or (wanted is not None and len(found) >= wanted):
             return found

@@ -17,15 +17,26 @@ from typing import Any
 from shared.domain import booleans
 from shared.domain.access import Scope, parse_scope
 from shared.domain.errors import InvalidQuery, PermanentEventError
-from shared.domain.kinds import Kind, parse_kind_name
-from shared.domain.resources import ResourceRef, ServiceRef, parse_path, parse_resource_id, parse_service_id
+from shared.domain.kinds import IN_WORKSPACE, Kind, parse_kind_name
+from shared.domain.resources import WORKSPACES, ResourceRef, ServiceRef, parse_path, parse_resource_id, parse_service_id, within
 from shared.domain.times import AGO_EXAMPLES, BEFORE_1601, parse_moment
-from shared.queries.access import api_access, indexed_subscriptions, product_apis, user_access
-from shared.queries.changes import ChangesPage, feed_page, parse_by
+from shared.queries.access import api_access, indexed_subscriptions, link_api_name, product_apis, user_access
+from shared.queries.changes import ChangesPage, feed_page, first_of, parse_by
 from shared.queries.flags import flagged_rows
 from shared.queries.summary import services, summarize
-from shared.store.keys import as_continuation, check_keys, continuation_after, encode_part, history_range, of_kind, rejected_from
-from shared.store.ports import Condition, Entity, InventoryRows, TableReader, Token
+from shared.queries.workspaces import parse_workspace
+from shared.store.keys import (
+    as_continuation,
+    check_keys,
+    continuation_after,
+    encode_part,
+    history_range,
+    in_workspace_ranges,
+    of_kind,
+    rejected_from,
+    workspace_of_row_key,
+)
+from shared.store.ports import Condition, Entity, InventoryRows, Query, TableReader, Token
 
 MAX_TOP = 1000
 MAX_INPUT = 1024
@@ -175,20 +186,45 @@ def resolve_of_kind(text: str, kind: Kind, what: str) -> ResourceRef:
 
 
 def resolve_scope(text: str) -> tuple[str, Scope]:
-    """A subscription scope as an id: an API's, a product's, or SERVICE/apis (or an ARM id ending in /apis) for all APIs."""
+    """A subscription scope as an id: an API's, a product's (of the service or of a workspace), or SERVICE/apis (or
+    an ARM id ending in /apis) for all APIs, SERVICE/workspaces/W/apis for all of a workspace's."""
     _limit(text, "scope")
     trimmed = text.strip().rstrip("/")
     if trimmed.lower().endswith("/apis"):
-        head = trimmed[: -len("/apis")]
+        head, workspace = trimmed[: -len("/apis")], None
+        under = head.rsplit("/", 2)
+        if len(under) == 3 and under[1].lower() == WORKSPACES and under[2]:
+            head, workspace = under[0], under[2].lower()
         service = parse_resource_id(f"{head}/apis/x")[0] if head.lower().startswith("/subscriptions/") else ServiceRef("", "", head)
         if not service.name or "/" in service.name:
             raise InvalidQuery(f"scope must be an API's or a product's id, or SERVICE/apis; not {text[:80]!r}")
-        return service.key, Scope(None)
+        return service.key, Scope(None, workspace=workspace)
     ref = resolve_id(trimmed)
     scope = parse_scope(ref.path)
     if ref.kind not in (Kind.API, Kind.PRODUCT) or scope is None:
         raise InvalidQuery(f"scope must be an API's or a product's id, or SERVICE/apis; not {text[:80]!r}")
     return ref.service.key, scope
+
+
+def in_workspace_of(ref: ResourceRef, workspace: str | None) -> ResourceRef:
+    """The resource an id names, placed in `workspace` (None: as the id says; "": the service's) when the id names
+    none; an InvalidQuery when the id names another."""
+    if workspace is None or (ref.workspace or "").lower() == workspace:
+        return ref
+    if ref.workspace is not None:
+        where = f"workspace {workspace!r}" if workspace else "the service"
+        raise InvalidQuery(f"{ref.path[:100]!r} is in workspace {ref.workspace[:80]!r}, not in {where}")
+    try:
+        return parse_path(ref.service, within(workspace, ref.path))
+    except PermanentEventError as exc:
+        raise InvalidQuery(f"bad id: {exc.message}") from None
+
+
+def _linked_name(link: Entity, column: str) -> str:
+    """The name of what a product's link row stands for: the last segment of its Linked… ARM id (a workspace
+    product's link), else its own name."""
+    linked = link.get(column)
+    return linked.rstrip("/").rsplit("/", 1)[-1].lower() if isinstance(linked, str) and linked.strip("/") else str(link.get("Name", "")).lower()
 
 
 def _key_order(row: Entity) -> tuple[str, str]:
@@ -204,6 +240,32 @@ def _page_of(rows: list[Entity], top: int | None, after: Token | None) -> Page:
         return Page(rows, None)
     last = rows[top - 1]
     return Page(rows[:top], encode_token(continuation_after(last)))
+
+
+def _partition_of(query: Query) -> str:
+    return next(str(c.value) for c in query.conditions if c.column == "PartitionKey" and c.op == "eq")
+
+
+def _ranges_page(reader: TableReader, queries: list[Query], top: int | None, after: Token | None) -> Page:
+    """One page of the rows of key ranges read in order (each one partition's, in PartitionKey order): those after the
+    token's keys, `top` at most; each range is read only while the page wants rows, and one row past the page tells
+    whether there is a next one."""
+    rows: list[Entity] = []
+    for partition, query in sorted(((_partition_of(q), q) for q in queries), key=lambda item: item[0]):
+        low = query.low_rk
+        if after is not None:
+            if partition < after["PartitionKey"]:
+                continue
+            if partition == after["PartitionKey"]:
+                low = max(low or "", after["RowKey"] + " ")  # no key holds a character below a space
+        if query.high_rk is not None and low is not None and low >= query.high_rk:
+            continue
+        rows += first_of(reader, replace(query, low_rk=low), None if top is None else top + 1 - len(rows))
+        if top is not None and len(rows) > top:
+            break
+    if top is None or len(rows) <= top:
+        return Page(rows, None)
+    return Page(rows[:top], encode_token(continuation_after(rows[top - 1])))
 
 
 class InventoryQueries:
@@ -229,9 +291,12 @@ class InventoryQueries:
     def list_kind(self, kind: Kind, *, service: str | None = None, include_deleted: bool = False,
              deleted_since: datetime | None = None, changed_since: datetime | None = None,
              top: int | None = 100, continuation: str | None = None, owner: str | None = None, scope: str | None = None,
-             state: str | None = None, approval_required: bool | None = None) -> Page:
+             state: str | None = None, approval_required: bool | None = None, workspace: str | None = None) -> Page:
         """Rows of one kind: one family's key range (in one service, or in all), filtered on Kind and the details
-        asked for; a subscription's `owner` (a user's id) or `scope` reads the access index instead, one page."""
+        asked for; a subscription's `owner` (a user's id) or `scope` reads the access index instead, one page. With
+        `workspace` (a name, or "-" for the service-level rows only), the workspace's RowKey range in each of the
+        family's partitions of the service (of every known service when none is given): `in_workspace_ranges`."""
+        wanted = parse_workspace(workspace)
         conditions: list[Condition] = [*_detail_conditions(kind, state, approval_required)]
         if deleted_since is not None:
             conditions += [Condition("IsDeleted", "eq", True), Condition("DeletedAt", "ge", deleted_since)]
@@ -239,9 +304,17 @@ class InventoryQueries:
             conditions.append(Condition("IsDeleted", "eq", False))
         if changed_since is not None:
             conditions.append(Condition("LastEventTime", "ge", changed_since))
+        if wanted and kind not in IN_WORKSPACE and kind is not Kind.WORKSPACE:
+            raise InvalidQuery(f"a workspace holds no {kind.value}: workspace filters {', '.join(sorted(IN_WORKSPACE | {Kind.WORKSPACE}))}")
         if owner or scope:
             rows = self._indexed(kind, service, owner, scope, conditions, include_deleted or deleted_since is not None)
+            if wanted is not None:
+                rows = [row for row in rows if workspace_of_row_key(str(row["RowKey"])) == wanted]
             return _page_of(rows, top, decode_token(continuation))
+        if wanted is not None and (kind in IN_WORKSPACE or kind is Kind.WORKSPACE):
+            keys = [key] if (key := _service_key(service)) is not None else sorted(k for k, _ in services(self._reader))
+            ranges = [q for k in keys for q in in_workspace_ranges(kind, k, wanted, tuple(conditions))]
+            return _ranges_page(self._reader, ranges, top, decode_token(continuation))
         rows, token = self._reader.page(of_kind(kind, _service_key(service), tuple(conditions)), top, decode_token(continuation))
         return Page(rows, encode_token(token))
 
@@ -250,22 +323,41 @@ class InventoryQueries:
         ref = resolve_id(ident)
         row, _ = self._rows.load(ref, fresh=True)
         if row is None:
-            raise NotFound(f"no resource {ident[:200]!r} in the inventory")
+            raise NotFound(f"no resource {ident[:200]!r} in the inventory{self._workspace_hint(ref)}")
         if ref.kind is Kind.PRODUCT:
-            return {**row.entity, **{column: ",".join(sorted(str(r["Name"]) for r in product_apis(self._reader, ref, kind)))
-                                     for column, kind in (("Apis", Kind.PRODUCT_API), ("Groups", Kind.PRODUCT_GROUP))}}
+            apis = sorted(link_api_name(r) for r in product_apis(self._reader, ref, Kind.PRODUCT_API))
+            groups = sorted(_linked_name(r, "LinkedGroupId") for r in product_apis(self._reader, ref, Kind.PRODUCT_GROUP))
+            return {**row.entity, "Apis": ",".join(apis), "Groups": ",".join(groups)}
         return row.entity
 
-    def access_to_api(self, ident: str) -> dict[str, Any]:
-        """Every subscription that can call the API, and why (`shared.queries.access`)."""
-        found = api_access(self._reader, resolve_of_kind(ident, Kind.API, Kind.API.value))
+    def _workspace_hint(self, ref: ResourceRef) -> str:
+        """For a resource in a workspace the inventory has no row of: the workspaces of the service it knows, the
+        closest first (their family's range in one service: as many rows as workspaces)."""
+        if ref.workspace is None:
+            return ""
+        rows, _ = self._reader.page(of_kind(Kind.WORKSPACE, ref.service.key, (Condition("IsDeleted", "eq", False),)), None)
+        known = {str(r["Name"]).lower(): str(r["Name"]) for r in rows}
+        if ref.workspace.lower() in known:
+            return ""
+        close = difflib.get_close_matches(ref.workspace.lower(), list(known), n=3)
+        hint = f"did you mean {' or '.join(repr(known[key]) for key in close)}? " if close else ""
+        names = ", ".join(sorted(known.values(), key=str.lower)[:20]) or "none"
+        return f": service {ref.service.name[:100]!r} has no workspace {ref.workspace[:80]!r} in it; {hint}its workspaces: {names}"
+
+    def access_to_api(self, ident: str, workspace: str | None = None) -> dict[str, Any]:
+        """Every subscription that can call the API, and why (`shared.queries.access`). `workspace` names the API's
+        workspace when the id does not (`contoso/apis/a` with workspace w is `contoso/workspaces/w/apis/a`); "-" says
+        the API is the service's."""
+        ref = in_workspace_of(resolve_of_kind(ident, Kind.API, Kind.API.value), parse_workspace(workspace))
+        found = api_access(self._reader, ref)
         if found is None:
-            raise NotFound(f"no live API {ident[:200]!r} in the inventory")
+            raise NotFound(f"no live API {ref.service.name[:100]}/{ref.path[:200]} in the inventory{self._workspace_hint(ref)}")
         return found
 
-    def access_of_user(self, ident: str) -> dict[str, Any]:
-        """What a user's subscriptions give access to (`shared.queries.access`)."""
-        found = user_access(self._reader, resolve_of_kind(ident, Kind.USER, Kind.USER.value))
+    def access_of_user(self, ident: str, workspace: str | None = None) -> dict[str, Any]:
+        """What a user's subscriptions give access to (`shared.queries.access`); those of one workspace (or, with "-",
+        the service-level ones) when `workspace` is given."""
+        found = user_access(self._reader, resolve_of_kind(ident, Kind.USER, Kind.USER.value), parse_workspace(workspace))
         if found is None:
             raise NotFound(f"no user {ident[:200]!r} and no subscription of theirs in the inventory")
         return found
@@ -301,13 +393,15 @@ class InventoryQueries:
         return sorted(records, key=lambda r: (r["EventTime"], r["EventId"]), reverse=True)
 
     def changes(self, *, since: datetime | None, until: datetime | None = None, service: str | None = None,
-                kind: Kind | None = None, by: str = "event", top: int = 100, continuation: str | None = None) -> ChangesPage:
-        """One page of the change feed, newest first, merged across services (`shared.queries.changes`)."""
+                kind: Kind | None = None, by: str = "event", top: int = 100, continuation: str | None = None,
+                workspace: str | None = None) -> ChangesPage:
+        """One page of the change feed, newest first, merged across services (`shared.queries.changes`); of one
+        workspace's resources (or, with "-", the service-level ones) when `workspace` is given."""
         if since is None:
             raise InvalidQuery("since is required")
         until = until or self.clock() + timedelta(microseconds=1)  # by default up to now, now included
         return feed_page(self._reader, since=since, until=until, service_key=_service_key(service), kind=kind,
-                         by=parse_by(by), top=top, continuation=continuation)
+                         by=parse_by(by), top=top, continuation=continuation, workspace=parse_workspace(workspace))
 
     def flags(self) -> dict[str, list[Entity]]:
         """Tokens near expiry or expired, breakers open or stuck open; live rows only, read through the count rows'
@@ -319,7 +413,8 @@ class InventoryQueries:
         rows, _ = self._reader.page(rejected_from(since or datetime(2000, 1, 1), None, conditions), None)
         return sorted(rows, key=lambda r: r["ReceivedAt"], reverse=True)
 
-    def summary(self) -> dict[str, Any]:
-        """Counts by kind and service, and the events applied, stale, duplicate and rejected in the last hour and day,
-        from the count rows (`shared.queries.summary`)."""
-        return summarize(self._reader, self.clock())
+    def summary(self, workspace: str | None = None) -> dict[str, Any]:
+        """Counts by kind and service (and workspace), and the events applied, stale, duplicate and rejected in the last
+        hour and day, from the count rows (`shared.queries.summary`); one workspace's counts (or, with "-", the
+        service level's) when `workspace` is given."""
+        return summarize(self._reader, self.clock(), parse_workspace(workspace))

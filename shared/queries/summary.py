@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from shared.domain.kinds import TOP_LEVEL
 from shared.domain.outcomes import Outcome
-from shared.store.counts import EVENT_OUTCOMES, WINDOWS, window_start, window_totals
+from shared.queries.workspaces import shown
+from shared.store.counts import EVENT_OUTCOMES, WINDOWS, window_start, window_totals, workspace_counts
 from shared.store.keys import LAYOUT, LAYOUT_KEYS, count_partitions, count_range, rejected_count_keys, service_of_status, status_rows
 from shared.store.ports import Table, TableReader
 
@@ -48,7 +49,11 @@ def check_layout(reader: TableReader) -> None:
         raise NotMigrated("the inventory is in layout 1: run `apim-inventory migrate`")
 
 
-def summarize(reader: TableReader, now: datetime) -> dict[str, Any]:
+def summarize(reader: TableReader, now: datetime, workspace: str | None = None) -> dict[str, Any]:
+    """The counts and the event windows. `workspaces` counts each workspace's rows (its own row among them) per service
+    and kind, from the count rows' `Workspaces`; with `workspace` (a name in lower case, or "" for the service level:
+    the totals less every workspace's) `resources` holds that workspace's counts alone. The event windows are the
+    services' whole: the count rows do not split them by workspace."""
     check_layout(reader)
     known = services(reader)
     partitions = [(name, pk) for key, name in known for pk in count_partitions(key, TOP_LEVEL)]
@@ -56,21 +61,45 @@ def summarize(reader: TableReader, now: datetime) -> dict[str, Any]:
     rejected = [reader.get(Table.REJECTED, *rejected_count_keys(day)) for day in (now - timedelta(days=1), now)]
     counts: dict[str, Counter[tuple[str, str]]] = {LIVE: Counter(), DELETED: Counter()}
     events = {window: [0] * len(EVENT_OUTCOMES) for window in WINDOWS}
+    in_workspaces: dict[str, Counter[tuple[str, str, str]]] = {LIVE: Counter(), DELETED: Counter()}
     for name, rows in count_rows:
         for row in rows:
             for column, value in row.items():
                 for prefix, counter in counts.items():
                     if column.startswith(prefix) and isinstance(value, int):
                         counter[(name, column[len(prefix):])] += value
+            for ws, columns in workspace_counts(row).items():
+                for column, value in columns.items():
+                    for prefix, counter3 in in_workspaces.items():
+                        if column.startswith(prefix):
+                            counter3[(name, ws, column[len(prefix):])] += value
             _add(events, window_totals(row.get("Events"), now, len(EVENT_OUTCOMES)))
     rejections = {window: [0] for window in WINDOWS}
     for stored in rejected:
         if stored is not None:
             _add(rejections, window_totals(stored.entity.get("Events"), now, 1))
+    triples = sorted(t for t in set(in_workspaces[LIVE]) | set(in_workspaces[DELETED]) if in_workspaces[LIVE][t] or in_workspaces[DELETED][t])
+    per_workspace = [{"service": s, "workspace": w, "kind": k, "live": in_workspaces[LIVE][(s, w, k)],
+                      "deleted": in_workspaces[DELETED][(s, w, k)]} for s, w, k in triples]
+    chosen: dict[str, Any] = {}
+    if workspace is not None:
+        for state, total in counts.items():  # one workspace's, or the service level's: the totals less every workspace's
+            mine: Counter[tuple[str, str]] = Counter()
+            for (s, w, k), n in in_workspaces[state].items():
+                if not workspace or w == workspace:
+                    mine[(s, k)] += n
+            if not workspace:
+                rest = Counter(total)
+                rest.subtract(mine)
+                mine = rest
+            counts[state] = mine
+        per_workspace = [item for item in per_workspace if item["workspace"] == workspace]
+        chosen = {"workspace": shown(workspace)}
     pairs = sorted(pair for pair in set(counts[LIVE]) | set(counts[DELETED]) if counts[LIVE][pair] or counts[DELETED][pair])
     return {
-        "generatedAt": now,
+        "generatedAt": now, **chosen,
         "resources": [{"service": s, "kind": k, "live": counts[LIVE][(s, k)], "deleted": counts[DELETED][(s, k)]} for s, k in pairs],
+        "workspaces": per_workspace,
         "events": {window: {**dict(zip(EVENT_OUTCOMES, events[window], strict=True)), Outcome.REJECTED: rejections[window][0]}
                    for window in WINDOWS},
         "windows": {window: {"from": window_start(now, window)} for window in WINDOWS},

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from shared.domain.access import owner_name, parse_scope
+from shared.domain.access import api_value, linked_api, owner_name, parse_scope
 from shared.domain.kinds import Kind
 from shared.domain.resources import ResourceRef
-from shared.store.keys import bucket, check_key, child_ranges, encode_part, resource_keys, status_keys
+from shared.store.keys import bucket, check_key, child_ranges, encode_part, resource_keys, status_keys, workspace_of_row_key
 from shared.store.ports import Condition, Entity, Query, StoredRow, Table, TableReader, TableWriter
 
 SCOPE, OWNER, API = "scope", "owner", "products"  # subscriptions by Scope, by OwnerId; products (their API links) by API
@@ -37,7 +37,10 @@ def _values(entity: Entity) -> dict[str, str]:
         scope, owner = parse_scope(entity.get("Scope")), owner_name(entity.get("OwnerId"))
         return {**({SCOPE: scope.key} if scope else {}), **({OWNER: owner} if owner else {})}
     if kind == Kind.PRODUCT_API:
-        return {API: str(entity.get("Name", "")).lower()}
+        if not workspace_of_row_key(str(entity.get("RowKey", ""))):
+            return {API: api_value(None, str(entity.get("Name", "")))}  # a service product's link is named after its API
+        linked = linked_api(entity.get("LinkedApiId"))  # a workspace product's link names its API by ARM id
+        return {API: api_value(linked.workspace, linked.name or "")} if linked is not None else {}
     return {}
 
 
@@ -68,7 +71,7 @@ def _entry(index: str, value: str, row: Entity) -> Entity:
             "TargetRow": row["RowKey"]}
 
 
-COLUMNS = ("Kind", "Name", "Scope", "OwnerId")  # the columns the index values follow from (a purge selects them)
+COLUMNS = ("Kind", "Name", "Scope", "OwnerId", "LinkedApiId")  # the columns the index values follow from (a purge selects them)
 
 
 def entries_of_tombstones(reader: TableReader, rows: Iterable[Entity]) -> list[StoredRow]:

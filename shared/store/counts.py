@@ -17,6 +17,12 @@ no other row. Past Table Storage's 32K characters a string holds, `FlaggedOverfl
 `flags` reads that partition's rows, until a recount finds the list short enough again. A count row with neither
 (written before the column) does not know its flagged rows either. The flag rows of subscriptions and gateways keep
 `Expiring` the same way (`shared.store.expiry_lists`), for `expiring`: both are `shared.store.listed_columns`.
+
+`Workspaces` counts the rows in workspaces apart, moved with the columns above: `{"w1": {"Live_api": 2, ...}}` of the
+rows whose RowKey names a workspace (`keys.workspace_of_row_key`: a workspace's rows and its own row), zeros left
+out; the service-level counts are the totals less every workspace's. A shard's numbers may be negative here too. Past
+the 32K characters a string holds, the text goes on in `Workspaces_1`, `Workspaces_2`, … (read back in that order); a
+count row of a partition with no workspace rows has no such column.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from shared.domain.kinds import Kind
 from shared.domain.model import SCHEMA_VERSION
 from shared.domain.outcomes import Outcome
 from shared.store import expiry_lists
-from shared.store.keys import COUNT_ROW
+from shared.store.keys import COUNT_ROW, workspace_of_row_key
 from shared.store.listed_columns import ListedColumn
 from shared.store.ports import Entity
 
@@ -65,6 +71,54 @@ def deltas(changes: Iterable[tuple[Entity | None, Entity | None]]) -> Counter[st
             if new:
                 moved[new] += 1
     return moved
+
+
+WorkspaceCounts = dict[str, Counter[str]]  # workspace -> count column -> n
+WORKSPACES = "Workspaces"
+_WORKSPACE_CHUNK = 16 * 1024  # characters per column: at most 32K UTF-16 units, whatever the characters
+
+
+def workspace_deltas(changes: Iterable[tuple[Entity | None, Entity | None]]) -> WorkspaceCounts:
+    """How each workspace's count columns move (a row keeps its RowKey, so its workspace, from before to after)."""
+    moved: WorkspaceCounts = {}
+    for before, after in changes:
+        keyed = after if after and "RowKey" in after else before
+        workspace = workspace_of_row_key(str(keyed["RowKey"])) if keyed and "RowKey" in keyed else ""
+        if workspace:
+            moved.setdefault(workspace, Counter()).update(deltas([(before, after)]))
+    return {w: c for w, c in moved.items() if any(c.values())}
+
+
+def workspace_counts(row: Entity) -> WorkspaceCounts:
+    """A count row's `Workspaces` (over its continuation columns), as counters."""
+    parts, n = [], 0
+    while isinstance(part := row.get(WORKSPACES if n == 0 else f"{WORKSPACES}_{n}"), str):
+        parts.append(part)
+        n += 1
+    loaded: dict[str, dict[str, int]] = json.loads("".join(parts)) if parts else {}
+    return {w: Counter(c) for w, c in loaded.items()}
+
+
+def _set_workspaces(row: Entity, counted_: WorkspaceCounts) -> None:
+    """`Workspaces` (and its continuation columns) from the counters, zeros and empty workspaces left out."""
+    for column in [c for c in row if c == WORKSPACES or c.startswith(f"{WORKSPACES}_")]:
+        del row[column]
+    kept = {w: {c: n for c, n in sorted(counts.items()) if n} for w, counts in sorted(counted_.items())}
+    kept = {w: c for w, c in kept.items() if c}
+    if not kept:
+        return
+    text = json.dumps(kept, separators=(",", ":"))
+    for n, at in enumerate(range(0, len(text), _WORKSPACE_CHUNK)):
+        row[WORKSPACES if n == 0 else f"{WORKSPACES}_{n}"] = text[at:at + _WORKSPACE_CHUNK]
+
+
+def _move_workspaces(row: Entity, moved: WorkspaceCounts | None) -> None:
+    if not moved:
+        return
+    current = workspace_counts(row)
+    for workspace, counts in moved.items():
+        current.setdefault(workspace, Counter()).update(counts)
+    _set_workspaces(row, current)
 
 
 FlagMoves = dict[str, str | None]  # RowKey -> its flag now (None: no longer flagged)
@@ -112,10 +166,9 @@ def window_totals(events: str | None, now: datetime, slots: int = len(EVENT_OUTC
 
 def counted(current: Entity | None, keys: tuple[str, str], header: dict[str, Any], family: Kind,
             moved: Counter[str], outcome: str | None, at: datetime | None, moves: FlagMoves | None = None,
-            expiries: expiry_lists.ExpiryMoves | None = None) -> Entity | None:
-    """The count row after `moved`, the flag `moves` and the `expiries` (the flag row's alone) and one `outcome` at
-    `at`; None when none
-    changes it."""
+            expiries: expiry_lists.ExpiryMoves | None = None, workspaces: WorkspaceCounts | None = None) -> Entity | None:
+    """The count row after `moved` (and its `workspaces` part), the flag `moves` and the `expiries` (the flag row's
+    alone) and one `outcome` at `at`; None when none changes it."""
     moved = Counter({column: n for column, n in moved.items() if n})
     if not moved and outcome is None and not moves and not expiries:
         return None
@@ -123,6 +176,7 @@ def counted(current: Entity | None, keys: tuple[str, str], header: dict[str, Any
     row.update({"PartitionKey": keys[0], "RowKey": keys[1], "SchemaVersion": SCHEMA_VERSION, **header, "Family": family.value})
     for column, n in moved.items():
         row[column] = int(row.get(column, 0)) + n
+    _move_workspaces(row, workspaces)
     if outcome is not None:
         if at is None:
             raise ValueError("an outcome is counted at a time")
@@ -138,15 +192,17 @@ def uncounted(current: Entity | None, keys: tuple[str, str], removed: list[Entit
     moved = Counter({column: n for column, n in deltas((row, None) for row in removed).items() if n})
     moves = flag_moves((row, None) for row in removed)
     expiries = expiry_lists.expiry_moves((row, None) for row in removed)
+    workspaces = workspace_deltas((row, None) for row in removed)
     if not moved and not moves and not expiries:
         return None
     if current is None:  # a shard no write used yet
         first = next(row for row in removed if "Kind" in row)
         header: dict[str, Any] = {k: first[k] for k in ("Service", "ServiceKey") if k in first}
-        return counted(None, keys, header, Kind(first["Kind"]).family, moved, None, None, moves, expiries)
+        return counted(None, keys, header, Kind(first["Kind"]).family, moved, None, None, moves, expiries, workspaces)
     row = dict(current)
     for column, n in moved.items():
         row[column] = int(row.get(column, 0)) + n
+    _move_workspaces(row, workspaces)
     if keys[1] == COUNT_ROW:
         FLAGGED_LIST.moved(row, moves, False)
         expiry_lists.moved(row, expiries, False)
@@ -170,10 +226,14 @@ def recounted(current: Entity | None, keys: tuple[str, str], header: dict[str, A
     rows = list(rows)
     for column, n in deltas((None, r) for r in rows).items():
         row[column] = int(row.get(column, 0)) + n
+    in_workspaces = workspace_deltas((None, r) for r in rows)
     for shard in shards:
         for column, value in shard.items():
             if column.startswith(("Live_", "Deleted_")) and isinstance(value, int):
                 row[column] = int(row.get(column, 0)) - value
+        for workspace, counts in workspace_counts(shard).items():
+            in_workspaces.setdefault(workspace, Counter()).subtract(counts)
+    _set_workspaces(row, in_workspaces)
     FLAGGED_LIST.recounted(row, rows)
     expiry_lists.recounted(row, rows)
     return row

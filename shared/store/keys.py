@@ -167,6 +167,37 @@ def workspace_prefix(workspace: str) -> str:
 SERVICE_LEVEL_END = f"{WORKSPACES}|"  # every service-level row's RowKey sorts before it
 
 
+def workspace_of_row_key(row_key: str) -> str:
+    """The Workspace a row's RowKey names, lower case as the key holds it: a workspace's rows and the workspace's own
+    row ("workspaces|{w}") give w, a service-level row ""."""
+    if not row_key.startswith(SERVICE_LEVEL_END):
+        return ""
+    return decode_part(row_key.split("|")[1])
+
+
+def workspace_of_path(path: str) -> str:
+    """The same from a Path column (`workspaces/w/apis/a`, `workspaces/w`: "w"; `apis/a`: ""), lower case: for what
+    carries a path and no RowKey, such as the change feed's entries written before their Workspace column."""
+    parts = path.strip("/").split("/")
+    return parts[1].lower() if len(parts) >= 2 and parts[0].lower() == WORKSPACES else ""
+
+
+def in_workspace_ranges(kind: Kind, service_key: str, workspace: str, conditions: tuple[Condition, ...] = ()) -> list[Query]:
+    """Rows of one kind of one service in `workspace` ("" for the service-level rows only), Kind and `conditions`
+    filtered: one RowKey range in each of the family's partitions, in PartitionKey order, so a query of one workspace
+    never reads another's rows. A workspace's own row is "workspaces|{w}": one key in one partition, in no range of ""."""
+    kinds = (Condition("Kind", "eq", kind.value), *conditions)
+    if kind is Kind.WORKSPACE:
+        if not workspace:
+            return []
+        row_key = f"{WORKSPACES}|{encode_part(workspace.lower())}"
+        pk = partition_key(service_key, kind.family, bucket(workspace.lower()))
+        return [Query(Table.INVENTORY, conditions=(Condition("PartitionKey", "eq", pk), *kinds), low_rk=row_key, high_rk=row_key + " ")]
+    low, high = (workspace_prefix(workspace), workspace_prefix(workspace)[:-1] + "}") if workspace else ("", SERVICE_LEVEL_END)
+    return [Query(Table.INVENTORY, conditions=(Condition("PartitionKey", "eq", partition_key(service_key, kind.family, b)), *kinds),
+                  low_rk=low or None, high_rk=high) for b in range(BUCKETS)]
+
+
 def child_ranges(parent_row_key: str, kind: str) -> list[tuple[str, str]]:
     """RowKey ranges [low, high) that hold a parent's children in the parent's partition:
     an API's revisions (`apis|a;rev=N`) and releases (`apis|a|releases|r`), a gateway's children."""

@@ -28,7 +28,7 @@ from shared.store.ports import Entity, HistoryRecord, RejectedRecord
 
 HISTORY = "history"  # RecordType of a history record: the inventory's filters on Kind and IsDeleted never match one
 FEED_COLUMNS = ("HistoryPartition", "HistoryRow", "Service", "EventTime", "RecordedAt", "EventType", "EventId", "ResourceKind",
-                "Path", "Change", "Stale")
+                "Path", "Change", "Stale", "Workspace")
 
 
 def history_entity(record: HistoryRecord) -> Entity:
@@ -39,7 +39,7 @@ def history_entity(record: HistoryRecord) -> Entity:
         "PartitionKey": pk, "RowKey": rk, "SchemaVersion": SCHEMA_VERSION, "RecordType": HISTORY,
         "EventId": record.event_id, "EventType": record.event_type, "EventTime": record.event_time,
         "Source": record.source, "Service": ref.service.name, "ServiceKey": ref.service.key,
-        "Subject": record.subject, "ResourceKind": ref.kind.value, "Path": ref.path, "PathKey": ref.key,
+        "Subject": record.subject, "ResourceKind": ref.kind.value, "Path": ref.path, "PathKey": ref.key, "Workspace": ref.workspace_name,
         "ResourceId": ref.resource_id, "Change": record.change, "Stale": record.stale,
         "Values": record.values, "Schema": record.schema, "RecordedAt": record.recorded_at,
     }

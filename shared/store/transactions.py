@@ -87,7 +87,7 @@ def partition_plan(write: PartitionWrite, count_row: StoredRow | None) -> Plan:
     header = {"Service": write.ref.service.name, "ServiceKey": write.ref.service.key}
     counted = counts.counted(count_row.entity if count_row else None, (pk, count_rk), header, Kind(write.ref.family),
                              counts.deltas(changes), write.outcome, write.at, counts.flag_moves(changes),
-                             expiry_lists.expiry_moves(changes))
+                             expiry_lists.expiry_moves(changes), counts.workspace_deltas(changes))
     if counted is not None:
         plan.count_at = plan.add(_write(counted, count_row))
     if len(plan.ops) > MAX_OPERATIONS:
