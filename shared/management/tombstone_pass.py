@@ -27,7 +27,7 @@ from shared.management.sync_invocation import Invocation, SyncStore
 from shared.store import workspace_cascade
 from shared.store.keys import of_family, resource_keys, rows_only, seen_pages
 from shared.store.records import seen_row_keys
-from shared.store.writer import RowWriter
+from shared.store.writer import Applied, RowWriter
 
 log = logging.getLogger("apim_inventory.sync")
 _LINKS = frozenset({Kind.GATEWAY_API, Kind.PRODUCT_API, Kind.PRODUCT_GROUP})
@@ -60,8 +60,11 @@ class TombstonePass:
                 if cp.resume_at is not None and at < cp.resume_at:
                     continue
                 if entity["RowKey"] in seen[family]:
-                    if family is Kind.WORKSPACE and workspace_cascade.unfinished(entity):  # deleted by an event since S
-                        self._finish_cascade(run, parse_path(service, entity["Path"]))
+                    # Deleted by an event since S: its cascade, run or gone on with (by the next invocation, if cut short).
+                    if (family is Kind.WORKSPACE and workspace_cascade.unfinished(entity)
+                            and not self._finish_cascade(run, parse_path(service, entity["Path"]))):
+                        cp.resume_at = at
+                        return SyncStop.BUDGET
                     continue
                 ref = parse_path(service, entity["Path"])
                 # In a workspace the listing did not see (deleted, or the workspaces not listed completely): its
@@ -85,17 +88,23 @@ class TombstonePass:
                         continue
                     plan = Plan(ref, None, [Change(ref, Op.DELETED, run.stamp, TOMBSTONED_TYPE)])
                 else:
-                    if written_by(entity, run.stamp):  # tombstoned by this sync before a crash: its feed may be missing
+                    ours = written_by(entity, run.stamp)
+                    if ours:  # tombstoned by this sync before a crash (or a stop mid-cascade): its feed may be missing
                         self._writer.refeed(ref, run.stamp)
-                    if entity["Kind"] in complete and not unlisted:  # a kind not listed completely was never compared
+                    cut_short = ref.kind is Kind.WORKSPACE and workspace_cascade.unfinished(entity)
+                    # A kind not listed completely was never compared; a workspace whose cascade this sync goes on with
+                    # was counted as it tombstoned it.
+                    if entity["Kind"] in complete and not unlisted and not (cut_short and ours):
                         report.count(ref.kind, SyncOutcome.UNCHANGED)
-                    if ref.kind is Kind.WORKSPACE and workspace_cascade.unfinished(entity):  # a cascade cut short
-                        self._finish_cascade(run, ref)
+                    if cut_short and not self._finish_cascade(run, ref):
+                        cp.resume_at = at
+                        return SyncStop.BUDGET
                     continue
                 run.renew()
                 self._plans.write_one(plan, run.stamp, report)
-                if ref.kind is Kind.WORKSPACE:
-                    self._finish_cascade(run, ref)
+                if ref.kind is Kind.WORKSPACE and not self._finish_cascade(run, ref):
+                    cp.resume_at = at  # the workspace's row, now deleted: the next invocation finishes its cascade
+                    return SyncStop.BUDGET
             cp.after, cp.resume_at = token, None
             if token is None:
                 cp.family += 1
@@ -104,15 +113,26 @@ class TombstonePass:
         run.commit()
         return None
 
-    def _finish_cascade(self, run: Invocation, workspace: ResourceRef) -> None:
+    def _finish_cascade(self, run: Invocation, workspace: ResourceRef) -> bool:
         """Give every row in a deleted workspace the workspace's deletion (shared.store.workspace_cascade): idempotent,
         so a cascade cut short, by a crash here or on the event path, is finished by the next pass that meets the
-        workspace's row unmarked."""
+        workspace's row unmarked. The lease is renewed before each of its transactions (LeaseLost stops it); False
+        when the invocation's budget ran out first, once at least one transaction of the cascade was written (so
+        that each invocation moves it on): the next invocation goes on with it."""
+        spent = False
+
+        def between(applied: list[Applied]) -> bool:
+            nonlocal spent
+            run.renew()
+            spent = run.out_of_time() and any(a.changed for a in applied)
+            return not spent
+
         run.renew()
-        for applied in workspace_cascade.cascade(self._reader, self._reader, self._writer, workspace):
+        for applied in workspace_cascade.cascade(self._reader, self._reader, self._writer, workspace, between=between):
             if applied.changed and applied.computed is not None:
                 kind = parse_path(run.service, applied.computed["Path"]).kind
                 run.report.count(kind, outcome(applied.before, applied.computed))
+        return not spent
 
     def _seen(self, service: ServiceRef) -> defaultdict[str, set[str]]:
         """The RowKeys every page of the listing saw, by family."""
