@@ -301,7 +301,7 @@ def test_a_pages_stored_rows_cost_what_the_page_holds_in_any_order() -> None:
     that point are read one by one. Names in order cost one range read."""
     from devtools.worker import decode_event
     from shared.domain.resources import parse_path
-    from shared.management.sync import RANGE_SPREAD, stored_rows
+    from shared.management.listing_pass import RANGE_SPREAD, stored_rows
     from shared.store.keys import bucket, resource_keys
     from shared.store.ports import Query, Table
 

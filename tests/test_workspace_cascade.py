@@ -142,6 +142,29 @@ def test_cascade_is_idempotent_and_a_second_writes_nothing(store: Store) -> None
     assert not unfinished(workspace_row(store, "wks1"))
 
 
+def test_a_cascade_asks_before_each_transaction_and_stops_unfinished_when_told(store: Store) -> None:
+    """`between` (the sync's lease and budget) is asked before each partition's transaction with what was applied so
+    far; False stops the cascade there, the workspace's row left `unfinished`, and a later cascade goes on from there."""
+    processor = processor_over(store, CLOCK.now)
+    sync_sees(processor, "workspaces/wks1", 0)
+    doomed = populate(processor, "workspaces/wks1/", 1)
+    sync_sees(processor, "workspaces/wks1", 10, gone=True)
+    asked: list[int] = []  # rows written when asked
+
+    def between(applied: list[Any]) -> bool:
+        asked.append(sum(a.changed for a in applied))
+        return len(asked) < 3
+
+    first = cascade(store, store, processor.writer, workspace("wks1"), between=between)
+    assert len(asked) == 3 and asked[0] == 0 < asked[1] < asked[2] == sum(a.changed for a in first) < len(doomed)
+    rows = rows_by_path(store)
+    assert sum(rows[p]["IsDeleted"] for p in doomed) == asked[2] and unfinished(workspace_row(store, "wks1"))
+
+    rest = cascade(store, store, processor.writer, workspace("wks1"), between=lambda applied: True)
+    assert sum(a.changed for a in rest) == len(doomed) - asked[2]
+    assert all(r["IsDeleted"] for p, r in rows_by_path(store).items() if p in doomed) and not unfinished(workspace_row(store, "wks1"))
+
+
 def test_a_cascade_of_no_deleted_workspace_does_nothing(store: Store) -> None:
     processor = processor_over(store, CLOCK.now)
     assert cascade(store, store, processor.writer, workspace("ghost")) == []

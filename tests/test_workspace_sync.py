@@ -16,6 +16,7 @@ from shared import bootstrap
 from shared.domain.model import Change, Op, Stamp
 from shared.domain.resources import parse_path
 from shared.integrations.arm import ArmNotFound
+from shared.management.checkpoint import Held, acquire
 from shared.management.sync import SyncReport
 from shared.store import workspace_cascade
 from shared.store.table import TableStore
@@ -144,6 +145,95 @@ def test_a_cascade_cut_short_is_finished_by_the_next_sync(arm_services: bootstra
     done = in_workspace(rows_by_path(arm_services), "billing")
     assert all(r["IsDeleted"] for r in done.values()) and not workspace_cascade.unfinished(done["workspaces/billing"])
     assert not any(r["IsDeleted"] for p, r in rows_by_path(arm_services).items() if p.startswith("workspaces/shipping"))
+
+
+def crowd(arm: ArmStandIn, workspace: str, n: int) -> None:
+    """`n` more subscriptions in a workspace: its rows then spread over most of the subscription family's partitions."""
+    ws = f"{SERVICE_ID}/workspaces/{workspace}"
+    arm.put_many((f"{ws}/subscriptions/{workspace}-many-{i:03}",
+                  {"displayName": f"Many {i}", "scope": f"{ws}/products/{workspace}-product", "ownerId": f"{SERVICE_ID}/users/bob",
+                   "state": "active"}) for i in range(n))
+    arm.page_size = 100  # the first sync lists them in a few pages
+
+
+def cascade_writes(writer: Any, monkeypatch: pytest.MonkeyPatch, after: Any) -> None:
+    """`after(applied)` called after each of the cascade's transactions (`apply_batch`), with what it applied."""
+    real = writer.apply_batch
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        applied = real(*args, **kwargs)
+        after(applied)
+        return applied
+
+    monkeypatch.setattr(writer, "apply_batch", watched)
+
+
+def test_a_large_workspace_is_cascaded_over_invocations_that_each_stop_within_their_budget(
+        arm_services: bootstrap.Services, workspaces: ArmStandIn, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each invocation stops once its budget is spent, between two of the cascade's transactions (after one at least,
+    so that each moves it on); the next goes on from the workspace's row, `unfinished`, and the last leaves every row
+    in the workspace tombstoned, each counted once."""
+    many = 48
+    crowd(workspaces, "billing", many)
+    sync = syncer(arm_services)
+    sync.sync(SERVICE)
+    workspaces.delete(f"{SERVICE_ID}/workspaces/billing")
+    clock.advance(hours=6)
+    steps: list[SyncReport] = []
+    written: Counter[int] = Counter()  # the cascade's transactions that wrote rows, by invocation
+    cascade_writes(sync._writer, monkeypatch, lambda applied: written.update([len(steps)] if any(a.changed for a in applied) else []))
+    cut_short = 0
+    while not (steps and steps[-1].finished):
+        steps.append(sync.step(SERVICE, budget=0))
+        cut_short += written[len(steps) - 1] > 0 and workspace_cascade.unfinished(rows_by_path(arm_services)["workspaces/billing"])
+        clock.advance(seconds=1)
+        assert len(steps) < 300
+    report = steps[-1]
+    assert all(s.stopped == "budget" for s in steps[:-1]) and report.incomplete == {}
+    assert len(written) > 5 and set(written.values()) == {1}  # one transaction of the cascade an invocation
+    assert cut_short == len(written) - 1  # the cascade left unfinished by every invocation but its last
+    rows = rows_by_path(arm_services)
+    billing = in_workspace(rows, "billing")
+    assert len(billing) == sum(IN_ONE.values()) + many and all(r["IsDeleted"] for r in billing.values())
+    assert not workspace_cascade.unfinished(billing["workspaces/billing"])
+    assert {r["DeletedAt"] for r in billing.values()} == {report.started_at}
+    assert by_kind(report, "tombstoned") == {**IN_ONE, "subscription": IN_ONE["subscription"] + many}
+    assert report.by_kind["workspace"]["unchanged"] == 1  # shipping's: billing's row, tombstoned, is not counted again
+    assert not any(r["IsDeleted"] for r in in_workspace(rows, "shipping").values())
+
+
+def test_a_lost_lease_stops_a_workspace_cascade_before_its_next_transaction(
+        arm_services: bootstrap.Services, workspaces: ArmStandIn, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    crowd(workspaces, "billing", 48)
+    sync = syncer(arm_services)
+    sync.sync(SERVICE)
+    workspaces.delete(f"{SERVICE_ID}/workspaces/billing")
+    clock.advance(hours=6)
+    taken: list[Held] = []
+    late: list[int] = []  # the cascade's transactions after the lease was taken over
+
+    def take_over(applied: list[Any]) -> None:
+        if taken:
+            late.append(len(applied))
+        elif any(a.changed for a in applied):
+            clock.advance(minutes=3)  # the invocation's lease expires, and another invocation takes the sync over
+            held = acquire(store_of(arm_services), SERVICE, clock.now())
+            assert isinstance(held, Held)
+            taken.append(held)
+
+    cascade_writes(sync._writer, monkeypatch, take_over)
+    report = sync.step(SERVICE)
+    monkeypatch.undo()
+    assert report.stopped == "lease-lost" and not report.finished
+    assert taken and late == []
+    cut = in_workspace(rows_by_path(arm_services), "billing")
+    assert workspace_cascade.unfinished(cut["workspaces/billing"]) and 1 < sum(r["IsDeleted"] for r in cut.values()) < len(cut)
+
+    taken[0].release(clock.now())  # the invocation that took it over ends; the next one finishes the cascade
+    again = sync.sync(SERVICE)
+    assert again.finished
+    done = in_workspace(rows_by_path(arm_services), "billing")
+    assert all(r["IsDeleted"] for r in done.values()) and not workspace_cascade.unfinished(done["workspaces/billing"])
 
 
 def test_a_deleted_workspace_left_uncascaded_is_cascaded_by_a_sync(arm_services: bootstrap.Services, workspaces: ArmStandIn,

@@ -6,7 +6,8 @@ transaction with theirs as an API's reaches its revisions. It is carried in two 
 alive that a deletion newer than the row's own newest change should have deleted, whatever the order:
 - `cascade`: after the workspace's row is deleted, one RowKey range per family is read and each row is given the
   workspace's newest deletion (a transaction per partition). Idempotent; when it completes, the workspace's row
-  records it (`CascadedKey`), and a sync finishes any cascade that was cut short (`unfinished`).
+  records it (`CascadedKey`), and a sync finishes any cascade that was cut short (`unfinished`), whether by a crash
+  or by the sync itself stopping between two transactions (`between`: its lease, its time budget).
 - `inherit`: a write of a row in a workspace reads the workspace's row after it (one point read, never from the
   cache: another process may have deleted it) and, when the workspace is deleted, gives the row that deletion too.
   A write racing a cascade is thus caught by one of the two: each side writes before it reads the other's row.
@@ -19,13 +20,14 @@ the same in any order.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
 from shared.domain.kinds import WORKSPACE_FAMILIES
 from shared.domain.model import Change, cascade_change
 from shared.domain.resources import ResourceRef, parse_path
 from shared.store.keys import in_workspace
 from shared.store.ports import Entity, InventoryRows, StoredRow, TableReader
-from shared.store.writer import Applied, RowWriter
+from shared.store.writer import BATCH_ROWS, Applied, RowWriter
 
 CASCADED = "CascadedKey"  # the workspace row's LastDeleteEventKey its cascade has reached every row with
 DELETED_TYPE = "ApimInventory.WorkspaceDeleted"  # the LastEventType a workspace's deletion gives the rows in it
@@ -37,9 +39,12 @@ def unfinished(workspace_row: Entity | None) -> bool:
                 and workspace_row.get(CASCADED) != workspace_row["LastDeleteEventKey"])
 
 
-def cascade(reader: TableReader, rows: InventoryRows, writer: RowWriter, workspace: ResourceRef) -> list[Applied]:
+def cascade(reader: TableReader, rows: InventoryRows, writer: RowWriter, workspace: ResourceRef, *,
+            between: Callable[[list[Applied]], bool] | None = None) -> list[Applied]:
     """Give every row in `workspace` the workspace's newest deletion, then mark the workspace's row done. Reads one
-    RowKey range per family of `WORKSPACE_FAMILIES`; writes only the rows that change."""
+    RowKey range per family of `WORKSPACE_FAMILIES`; writes only the rows that change. `between` is asked before each
+    partition's transaction (of up to BATCH_ROWS rows), with what the cascade applied so far: it may renew a lease (or
+    raise), and False stops the cascade there, unfinished, returning what it applied; a later run goes on from there."""
     loaded, _ = rows.load(workspace, fresh=True)
     if loaded is None or not loaded.entity.get("LastDeleteEventKey"):
         return []
@@ -58,7 +63,10 @@ def cascade(reader: TableReader, rows: InventoryRows, writer: RowWriter, workspa
                 change = cascade_change(loaded.entity, ref, DELETED_TYPE)
                 if change is not None:
                     items.append((ref, [change], row))
-            applied += writer.apply_batch(items, None)
+            for at in range(0, len(items), BATCH_ROWS):
+                if between is not None and not between(applied):
+                    return applied  # the workspace's row stays `unfinished`
+                applied += writer.apply_batch(items[at:at + BATCH_ROWS], None)
     writer.apply(workspace, lambda row, _: _marked(row, delete_key))
     return applied
 

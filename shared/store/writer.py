@@ -27,6 +27,7 @@ Compute = Callable[[StoredRow | None, StoredRow | None], Entity | None]  # None:
 EventRecord = Callable[[StoredRow | None, StoredRow | None], HistoryRecord]  # the event's record, for the row as read
 Notes = Callable[[Entity | None, Entity], tuple[HistoryRecord, ...]]  # records of what a write did (before, after)
 Index = Callable[[list[tuple[Entity | None, Entity]]], None]  # writes the index entries of rows about to be written
+BATCH_ROWS = 99  # rows of one `apply_batch` transaction, beside the count row (Table Storage's limit is 100)
 
 
 @dataclass(frozen=True)
@@ -136,11 +137,11 @@ class RowWriter:
         return Prepared(new, alerts)
 
     def apply_batch(self, items: list[tuple[ResourceRef, list[Change], StoredRow | None]], parent: StoredRow | None) -> list[Applied]:
-        """Changes to rows of one partition (a cascade's children, as read, under `parent`), in transactions of 99
-        rows and the count row; a transaction that meets a conflict is applied row by row instead."""
+        """Changes to rows of one partition (a cascade's children, as read, under `parent`), in transactions of
+        BATCH_ROWS rows and the count row; a transaction that meets a conflict is applied row by row instead."""
         applied: list[Applied] = []
-        for at in range(0, len(items), 99):
-            chunk = items[at:at + 99]
+        for at in range(0, len(items), BATCH_ROWS):
+            chunk = items[at:at + BATCH_ROWS]
             prepared = [(ref, row, self.prepare(ref, row, apply_changes(row.entity if row else None, changes, parent.entity if parent else None)))
                         for ref, changes, row in chunk]
             writes = [RowChange(p.entity, row) for _, row, p in prepared if p is not None]
