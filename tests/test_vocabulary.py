@@ -25,6 +25,10 @@ ALLOWED = {
     ("store/keys.py", "pending"),
     # GET /api/alerts takes `pending=true` (a query parameter's name, what people type), as the command's --pending.
     ("entrypoints/http_expiry.py", "pending"),
+    # `--workspace W` and the API's `workspace` parameter, and the `workspace` field of summary and access answers:
+    # option, parameter and JSON field names (what people type and read), not the kind.
+    ("entrypoints/access_cli.py", "workspace"), ("entrypoints/cli.py", "workspace"), ("entrypoints/http_api.py", "workspace"),
+    ("queries/access.py", "workspace"), ("queries/summary.py", "workspace"),
 }
 
 

@@ -46,23 +46,26 @@ class _Rows(dict[Key, StoredRow]):
         self._gone = 0
 
     def __setitem__(self, key: Key, row: StoredRow) -> None:
-        if key not in self._listed:
+        back = key in self._listed and key not in self  # listed while deleted: back
+        super().__setitem__(key, row)  # before a fold, which keeps only the keys present
+        if back:
+            self._gone -= 1
+        elif key not in self._listed:
             self._listed.add(key)
             bisect.insort(self._recent, key)
             if len(self._recent) > max(1024, len(self._order) // 64):
                 self._fold()
-        elif key not in self:
-            self._gone -= 1  # listed while deleted: back
-        super().__setitem__(key, row)
 
     def __delitem__(self, key: Key) -> None:
         super().__delitem__(key)
         self._deleted()
 
     def pop(self, key: Key, *default: StoredRow | None) -> StoredRow | None:  # type: ignore[override]
-        if key in self:
-            self._deleted()
-        return super().pop(key, *default)
+        present = key in self
+        row = super().pop(key, *default)
+        if present:
+            self._deleted()  # after the pop, so a fold drops the key
+        return row
 
     def update(self, other: dict[Key, StoredRow]) -> None:  # type: ignore[override]
         for key, row in other.items():
