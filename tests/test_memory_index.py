@@ -15,7 +15,8 @@ from shared.store.ports import Query, StoredRow, Table
 @pytest.mark.parametrize("seed", range(4))
 def test_the_key_index_reads_what_a_dict_holds(seed: int) -> None:
     chance = random.Random(seed)
-    rows, oracle = _Rows(), {}
+    rows = _Rows()
+    oracle: dict[tuple[str, str], StoredRow] = {}
     for step in range(12_000):
         key = (f"p{chance.randrange(4)}", f"r{chance.randrange(3000):05d}")
         if chance.random() < 0.35 and key in oracle:
