@@ -66,6 +66,8 @@ def main() -> None:
                 began = time.perf_counter()
                 report = syncer.step(service)
                 steps.append(time.perf_counter() - began)
+                print(f"  invocation {len(steps)}: {steps[-1]:.1f} s, {len(arm.requests) - before} ARM requests so far, "
+                      f"finished={report.finished}", flush=True)
                 moment[0] += timedelta(minutes=10)  # the next timer firing
                 if report.finished:
                     return report, time.perf_counter() - start, len(arm.requests) - before, steps

@@ -82,7 +82,7 @@ def in_memory(settings: Settings | None = None, clock: Callable[[], datetime] = 
 def table_store(service: TableServiceClient, settings: Settings) -> TableStore:
     """The Table store over the tables the settings name (it sends nothing until used)."""
     names = TableNames(settings.inventory_table, settings.history_table, settings.rejected_table, settings.outbox_table,
-                       settings.status_table)
+                       settings.status_table, settings.usage_table)
     return TableStore(service, names, cache_size=settings.cache_size)
 
 

@@ -16,9 +16,10 @@ from shared.domain.resources import parse_service_id
 from shared.integrations.arm import DEFAULT_ENDPOINT, LOOPBACK
 
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+_CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
 # Settings that hold a URL, checked when the settings are read; the storage ones under each connection prefix.
 URL_SETTINGS = ("ARM_ENDPOINT", "ARM_AUDIENCE", "ALERTS_TOPIC_ENDPOINT")
-STORAGE_PREFIXES = ("INVENTORY_STORAGE", "AzureWebJobsStorage", "DEAD_LETTER_STORAGE")
+STORAGE_PREFIXES = ("INVENTORY_STORAGE", "AzureWebJobsStorage", "DEAD_LETTER_STORAGE", "GATEWAY_LOGS_STORAGE")
 STORAGE_URL_SUFFIXES = ("__tableServiceUri", "__blobServiceUri", "__serviceUri")
 
 
@@ -50,6 +51,11 @@ class Settings:
     sync_time_budget_seconds: float = 480.0
     sync_interval_hours: float = 0.0
     arm_reads_reserve: int = 100
+    usage_table: str = "ApimInventoryUsage"
+    gateway_logs_container: str = "insights-logs-gatewaylogs"
+    gateway_logs_schedule: str = "0 */5 * * * *"
+    usage_hourly_days: float = 7.0
+    usage_retention_days: float = 400.0
 
     def __post_init__(self) -> None:
         tables = (self.inventory_table, self.history_table, self.rejected_table, self.outbox_table)
@@ -62,6 +68,13 @@ class Settings:
             raise InvalidSettings("TOKEN_WARNING_DAYS and CIRCUIT_BREAKER_GRACE_MINUTES must not be negative")
         if not _TABLE_NAME.match(self.status_table) or self.status_table.lower() in {name.lower() for name in tables}:
             raise InvalidSettings(f"INVENTORY_STATUS_TABLE {self.status_table!r} must be a valid table name, different from the others")
+        if not _TABLE_NAME.match(self.usage_table) or self.usage_table.lower() in {n.lower() for n in (*tables, self.status_table)}:
+            raise InvalidSettings(f"INVENTORY_USAGE_TABLE {self.usage_table!r} must be a valid table name, different from the others")
+        if not _CONTAINER_NAME.match(self.gateway_logs_container):
+            raise InvalidSettings(f"GATEWAY_LOGS_CONTAINER {self.gateway_logs_container!r}: Blob Storage wants 3-63 lower-case letters, "
+                                  "digits and single hyphens")
+        if self.usage_hourly_days < 1:
+            raise InvalidSettings("USAGE_HOURLY_DAYS must be at least 1")
         if min(self.retention_days.values()) < 1:
             raise InvalidSettings("the RETENTION_*_DAYS settings must be at least 1")
         if self.sync_time_budget_seconds <= 0 or self.sync_interval_hours < 0 or self.arm_reads_reserve < 0:
@@ -111,13 +124,19 @@ class Settings:
             sync_time_budget_seconds=_number(env, "SYNC_TIME_BUDGET_SECONDS", cls.sync_time_budget_seconds),
             sync_interval_hours=_number(env, "SYNC_INTERVAL_HOURS", cls.sync_interval_hours),
             arm_reads_reserve=_whole(env, "ARM_READS_RESERVE", cls.arm_reads_reserve),
+            usage_table=env.get("INVENTORY_USAGE_TABLE", cls.usage_table),
+            gateway_logs_container=env.get("GATEWAY_LOGS_CONTAINER", cls.gateway_logs_container),
+            gateway_logs_schedule=env.get("GATEWAY_LOGS_SCHEDULE", cls.gateway_logs_schedule),
+            usage_hourly_days=_number(env, "USAGE_HOURLY_DAYS", cls.usage_hourly_days),
+            usage_retention_days=_number(env, "RETENTION_USAGE_DAYS", cls.usage_retention_days),
         )
 
     @property
     def retention_days(self) -> dict[str, float]:
         """Days each kind of record is kept by the purge."""
         return {"tombstones": self.tombstone_retention_days, "history": self.history_retention_days,
-                "rejected": self.rejected_retention_days, "sentAlerts": self.sent_alerts_retention_days}
+                "rejected": self.rejected_retention_days, "sentAlerts": self.sent_alerts_retention_days,
+                "usage": self.usage_retention_days}
 
 
 def _flag(text: str, name: str) -> bool:
@@ -178,4 +197,4 @@ def _example(name: str) -> str:
         return DEFAULT_ENDPOINT
     if name.startswith("ALERTS_"):
         return "https://TOPIC.REGION-1.eventgrid.azure.net/api/events"
-    return f"https://ACCOUNT.{'blob' if 'blob' in name or name.startswith('DEAD_LETTER') else 'table'}.core.windows.net"
+    return f"https://ACCOUNT.{'blob' if 'blob' in name or name.startswith(('DEAD_LETTER', 'GATEWAY_LOGS')) else 'table'}.core.windows.net"

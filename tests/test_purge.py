@@ -225,7 +225,7 @@ def test_bad_retention_settings_are_refused(name: str, value: str, message: str)
 def test_retention_settings_are_read() -> None:
     settings = Settings.from_env({"PURGE_SCHEDULE": "0 30 1 * * *", "RETENTION_SENT_ALERTS_DAYS": "7.5"})
     assert settings.purge_schedule == "0 30 1 * * *" and settings.retention_days["sentAlerts"] == 7.5
-    assert Settings.from_env({}).retention_days == {"tombstones": 90, "history": 365, "rejected": 30, "sentAlerts": 30}
+    assert Settings.from_env({}).retention_days == {"tombstones": 90, "history": 365, "rejected": 30, "sentAlerts": 30, "usage": 400}
 
 
 class RevivingSubscriptions(InMemoryStore):

@@ -51,10 +51,12 @@ def table_service_client(env: Mapping[str, str] | None = None, **client_options:
     return service_client(TableServiceClient, TABLE_PREFIXES, env, **client_options)
 
 
-def blob_service_client(env: Mapping[str, str] | None = None, **client_options: Any) -> BlobServiceClient:
+def blob_service_client(env: Mapping[str, str] | None = None, prefixes: tuple[str, ...] = ("DEAD_LETTER_STORAGE",),
+                        **client_options: Any) -> BlobServiceClient:
+    """The dead-letter storage by default; `prefixes=("GATEWAY_LOGS_STORAGE",)` for the gateway logs' archive."""
     from azure.storage.blob import BlobServiceClient
 
-    return service_client(BlobServiceClient, ("DEAD_LETTER_STORAGE",), env, **client_options)
+    return service_client(BlobServiceClient, prefixes, env, **client_options)
 
 
 def service_client(kind: type[Client], prefixes: tuple[str, ...], env: Mapping[str, str] | None = None,

@@ -62,6 +62,7 @@ class Table(StrEnum):
     REJECTED = "rejected"
     OUTBOX = "alerts"
     STATUS = "status"
+    USAGE = "usage"
 
 
 @dataclass(frozen=True)

@@ -55,13 +55,14 @@ _MISSING = StoredRow({}, "")
 
 @dataclass(frozen=True)
 class TableNames:
-    """The five tables of one inventory (the app settings name them: docs/settings.md)."""
+    """The six tables of one inventory (the app settings name them: docs/settings.md)."""
 
     inventory: str
     history: str
     rejected: str
     outbox: str
     status: str
+    usage: str
 
 
 class TableStore:
@@ -81,7 +82,7 @@ class TableStore:
         self._cache_size = cache_size
 
     def create_tables(self) -> None:
-        """Create the five tables where missing: once, at start-up (a request each). A new inventory (no entity
+        """Create the six tables where missing: once, at start-up (a request each). A new inventory (no entity
         yet) is in the current layout from the start: its layout marker is written (two requests more)."""
         for table in Table:
             with contextlib.suppress(ResourceExistsError):
