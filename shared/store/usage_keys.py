@@ -1,0 +1,130 @@
+"""The keys of the usage table (INVENTORY_USAGE_TABLE): what the gateway logs say about use, and where their reader
+stands. One module names every key, so the reader that writes them and the reports that read them agree.
+
+    hourly contributions  PK  uh|{service}|{kind}|{YYYYMMDDHH}   RK  {id}|{source}
+    daily roll-ups        PK  ud|{service}|{kind}|{YYYYMM}       RK  {YYYYMMDD}|{id}
+    roll-up markers       PK  ur|{service}                       RK  {kind}|{YYYYMMDD}
+    last use              PK  ul|{service}|{kind}                RK  {id}
+    tracking              PK  ut                                 RK  {service}
+    checkpoints           PK  uc|{container}                     RK  {sha256 of the blob's name, 32 hex}
+    bad lines             PK  ub|{container}|{YYYYMMDD}           RK  {source}|{offset, 13 digits}
+
+`{service}` is the service's key (its name, lower case), `{kind}` a counted kind (domain/usage.py), `{id}` the
+resource's id as the domain normalises it (lower case, key-encoded). `{source}` names one read of one blob:
+`{blob}.{generation}.{start}.{end}` (the blob's hash, its creation time as a number, the byte range), so the same
+bytes read again land on the same keys, and a replaced blob (another generation) on others."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from shared.store.keys import encode_part
+from shared.store.ports import Condition, Entity, Query, Table
+
+OFFSET_DIGITS = 13  # byte offsets up to 10 TB: an append blob holds at most 50,000 blocks of 100 MiB (about 4.75 TiB)
+
+
+def keyed(keys: tuple[str, str], columns: Mapping[str, Any]) -> Entity:
+    """An entity of the usage table under `keys` (built by the functions below), the keys first."""
+    return {"PartitionKey": keys[0], "RowKey": keys[1], **columns}
+
+
+def blob_hash(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:32]
+
+
+def source(blob_name: str, generation: int, start: int, end: int) -> str:
+    return f"{blob_hash(blob_name)[:16]}.{generation}.{start:0{OFFSET_DIGITS}d}.{end:0{OFFSET_DIGITS}d}"
+
+
+def source_prefix(blob_name: str, generation: int) -> str:
+    """Every source of one generation of one blob starts so (retiring a replaced blob's contributions)."""
+    return f"{blob_hash(blob_name)[:16]}.{generation}."
+
+
+def hour_text(moment: datetime) -> str:
+    return f"{moment:%Y%m%d%H}"
+
+
+def hourly_partition(service_key: str, kind: str, moment: datetime) -> str:
+    return f"uh|{encode_part(service_key)}|{kind}|{hour_text(moment)}"
+
+
+def hourly_keys(service_key: str, kind: str, moment: datetime, resource_id: str, read: str) -> tuple[str, str]:
+    return hourly_partition(service_key, kind, moment), f"{encode_part(resource_id)}|{read}"
+
+
+def hourly_rows(service_key: str, kind: str, moment: datetime, resource_id: str | None = None) -> Query:
+    """One hour's contributions of one kind (of one resource when given): one partition, one key range."""
+    pk = hourly_partition(service_key, kind, moment)
+    low, high = (None, None) if resource_id is None else (f"{encode_part(resource_id)}|", f"{encode_part(resource_id)}}}")
+    return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", pk),), low_rk=low, high_rk=high)
+
+
+def daily_partition(service_key: str, kind: str, moment: datetime) -> str:
+    return f"ud|{encode_part(service_key)}|{kind}|{moment:%Y%m}"
+
+
+def daily_keys(service_key: str, kind: str, day: datetime, resource_id: str) -> tuple[str, str]:
+    return daily_partition(service_key, kind, day), f"{day:%Y%m%d}|{encode_part(resource_id)}"
+
+
+def daily_rows(service_key: str, kind: str, day: datetime) -> Query:
+    """One day's roll-ups of one kind: a key range of its month's partition."""
+    pk = daily_partition(service_key, kind, day)
+    return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", pk),), low_rk=f"{day:%Y%m%d}|", high_rk=f"{day:%Y%m%d}}}")
+
+
+def rollup_marker_keys(service_key: str, kind: str, day: datetime) -> tuple[str, str]:
+    return f"ur|{encode_part(service_key)}", f"{kind}|{day:%Y%m%d}"
+
+
+def rollup_markers(service_key: str) -> Query:
+    return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", f"ur|{encode_part(service_key)}"),))
+
+
+def last_use_partition(service_key: str, kind: str) -> str:
+    return f"ul|{encode_part(service_key)}|{kind}"
+
+
+def last_use_keys(service_key: str, kind: str, resource_id: str) -> tuple[str, str]:
+    return last_use_partition(service_key, kind), encode_part(resource_id)
+
+
+def last_use_rows(service_key: str, kind: str) -> Query:
+    return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", last_use_partition(service_key, kind)),))
+
+
+TRACKING_PARTITION = "ut"
+
+
+def tracking_keys(service_key: str) -> tuple[str, str]:
+    return TRACKING_PARTITION, encode_part(service_key)
+
+
+def tracking_rows() -> Query:
+    """One row per service whose logs were read: when its records begin (one partition: the services)."""
+    return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", TRACKING_PARTITION),))
+
+
+def checkpoint_keys(container: str, blob_name: str) -> tuple[str, str]:
+    return f"uc|{container}", blob_hash(blob_name)
+
+
+def checkpoint_rows(container: str) -> Query:
+    return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", f"uc|{container}"),))
+
+
+def bad_line_partition(container: str, day: datetime) -> str:
+    return f"ub|{container}|{day:%Y%m%d}"
+
+
+def bad_line_keys(container: str, day: datetime, read: str, offset: int) -> tuple[str, str]:
+    return bad_line_partition(container, day), f"{read}|{offset:0{OFFSET_DIGITS}d}"
+
+
+def bad_line_rows(container: str, day: datetime) -> Query:
+    return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", bad_line_partition(container, day)),))
