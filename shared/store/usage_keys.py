@@ -7,6 +7,7 @@ stands. One module names every key, so the reader that writes them and the repor
     last use              PK  ul|{service}|{kind}                RK  {id}
     tracking              PK  ut                                 RK  {service}
     checkpoints           PK  uc|{container}                     RK  {sha256 of the blob's name, 32 hex}
+    read marks            PK  um|{container}                     RK  {sha256 of the unit folder, 32 hex}
     bad lines             PK  ub|{container}|{YYYYMMDD}           RK  {source}|{offset, 13 digits}
 
 `{service}` is the service's key (its name, lower case), `{kind}` a counted kind (domain/usage.py), `{id}` the
@@ -128,3 +129,8 @@ def bad_line_keys(container: str, day: datetime, read: str, offset: int) -> tupl
 
 def bad_line_rows(container: str, day: datetime) -> Query:
     return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", bad_line_partition(container, day)),))
+
+
+def mark_keys(container: str, unit_prefix: str) -> tuple[str, str]:
+    """How far one unit of a container (a service's folder) is read: PK `um|{container}`, RK the folder's hash."""
+    return f"um|{container}", blob_hash(unit_prefix)
