@@ -22,7 +22,9 @@ def counters_columns(counters: Counters) -> dict[str, Any]:
 
 def counters_of(entity: Entity) -> Counters:
     """A count row's counts (a column that is missing counts as nothing)."""
-    counters = Counters(**{field: int(entity.get(column) or 0) for column, field in _INTS})
+    counters = Counters()
+    for column, field in _INTS:
+        setattr(counters, field, int(entity.get(column) or 0))
     counters.duration_sum_ms = float(entity.get("DurationSumMs") or 0.0)
     counters.duration_max_ms = float(entity.get("DurationMaxMs") or 0.0)
     counters.first_at = str(entity.get("FirstAt") or "")
