@@ -90,3 +90,11 @@ def health_check(req: func.HttpRequest) -> func.HttpResponse:
 @app.timer_trigger(schedule=_settings.purge_schedule, arg_name="timer")
 def purge(timer: func.TimerRequest) -> None:
     bootstrap.services().purger.run()
+
+
+@app.function_name("gateway_logs")
+@app.timer_trigger(schedule=_settings.gateway_logs_schedule, arg_name="timer")
+def gateway_logs(timer: func.TimerRequest) -> None:
+    ingest = bootstrap.process_gateway_logs()  # None when GATEWAY_LOGS_STORAGE is not set: nothing to read
+    if ingest is not None:
+        ingest.ingest()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -17,7 +17,8 @@ from shared.ingest.pipeline import EventProcessor
 from shared.integrations.alerts import LoggingAlertPublisher, publisher_from_env
 from shared.integrations.arm import ArmClient
 from shared.integrations.identity import credential
-from shared.integrations.storage import table_service_client
+from shared.integrations.log_blobs import BlobArchive
+from shared.integrations.storage import blob_service_client, connection_setting, table_service_client
 from shared.management.enrichment import Enricher
 from shared.management.reconcile import Reconciler
 from shared.management.sync import InventorySync
@@ -32,6 +33,7 @@ from shared.store.table import TableNames, TableStore
 from shared.store.writer import RowWriter
 from shared.timers.retention import Purger
 from shared.timers.sweeps import Sweeper
+from shared.usage.ingest import GatewayLogs
 
 
 def system_clock() -> datetime:
@@ -133,6 +135,34 @@ def services() -> Services:
     return _services
 
 
+GATEWAY_LOGS = ("GATEWAY_LOGS_STORAGE",)
+
+
+def gateway_logs(settings: Settings, env: Mapping[str, str] | None = None, *, store: Store | None = None,
+                 clock: Callable[[], datetime] = system_clock) -> GatewayLogs | None:
+    """The gateway logs' ingest over the archive GATEWAY_LOGS_STORAGE names (a connection string or its identity-based
+    forms) and the store (the process-wide one unless given); None when GATEWAY_LOGS_STORAGE is not set."""
+    env = os.environ if env is None else env
+    if connection_setting(GATEWAY_LOGS, "blob", env) is None:
+        return None
+    client = blob_service_client(env, prefixes=GATEWAY_LOGS, retry_total=settings.storage_retry_total)
+    store = store if store is not None else services().store
+    return GatewayLogs(BlobArchive(client.get_container_client(settings.gateway_logs_container)), store, store, store, clock, settings)
+
+
+_gateway_logs: list[GatewayLogs | None] = []  # built once per process: [] until then
+_building_logs = threading.Lock()  # not _building: the build asks services() for the store
+
+
+def process_gateway_logs() -> GatewayLogs | None:
+    """The timer's ingest, built on first use from the process's settings and services, and reused."""
+    if not _gateway_logs:
+        with _building_logs:
+            if not _gateway_logs:
+                _gateway_logs.append(gateway_logs(app_settings()))
+    return _gateway_logs[0]
+
+
 def health_report() -> dict[str, Any]:
     """GET /api/health's document over the process-wide services; raises when they cannot be built or
     the store cannot be read (the HTTP handler answers 503)."""
@@ -144,6 +174,7 @@ def install(replacement: Services | None) -> None:
     global _services, _settings
     with _building:
         _services = replacement
+        _gateway_logs.clear()
         if replacement is None:
             with _reading:
                 _settings = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobPrefix, ContainerClient
 
 from shared.integrations.log_archive import BlobInfo
@@ -19,12 +20,18 @@ class BlobArchive:
         return str(self._client.container_name)
 
     def prefixes(self, prefix: str) -> list[str]:
-        return [item.name for item in self._client.walk_blobs(name_starts_with=prefix or None, delimiter="/")
-                if isinstance(item, BlobPrefix)]
+        try:
+            return [item.name for item in self._client.walk_blobs(name_starts_with=prefix or None, delimiter="/")
+                    if isinstance(item, BlobPrefix)]
+        except ResourceNotFoundError:  # no container yet: a new diagnostic setting takes up to 90 minutes to write
+            return []
 
     def blobs(self, prefix: str) -> Iterator[BlobInfo]:
-        for blob in self._client.list_blobs(name_starts_with=prefix or None):
-            yield BlobInfo(blob.name, blob.creation_time, int(blob.size))
+        try:
+            for blob in self._client.list_blobs(name_starts_with=prefix or None):
+                yield BlobInfo(blob.name, blob.creation_time, int(blob.size))
+        except ResourceNotFoundError:
+            return
 
     def read(self, name: str, offset: int, length: int) -> bytes:
         if length <= 0:

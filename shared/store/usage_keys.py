@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from shared.store.keys import encode_part
@@ -134,3 +134,50 @@ def bad_line_rows(container: str, day: datetime) -> Query:
 def mark_keys(container: str, unit_prefix: str) -> tuple[str, str]:
     """How far one unit of a container (a service's folder) is read: PK `um|{container}`, RK the folder's hash."""
     return f"um|{container}", blob_hash(unit_prefix)
+
+
+def partition_rows(partition_key: str) -> Query:
+    """Every row of one partition the keys above name (retiring a replaced blob's contributions)."""
+    return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", partition_key),))
+
+
+def read_of(row_key: str) -> str:
+    """The source a contribution's or a bad line's RowKey names (the part after the id)."""
+    return row_key.rsplit("|", 1)[-1]
+
+
+def hour_of_partition(partition_key: str) -> datetime:
+    """The hour an hourly partition is of."""
+    text = partition_key.rsplit("|", 1)[-1]
+    return datetime(int(text[:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]), tzinfo=timezone.utc)
+
+
+def hourly_before(service_key: str, kind: str, moment: datetime) -> Query:
+    """Every hourly contribution of one kind of one service in the days before `moment`'s (a range of partitions)."""
+    low = f"uh|{encode_part(service_key)}|{kind}|"
+    return Query(Table.USAGE, low_pk=low, high_pk=f"{low}{moment:%Y%m%d}00")
+
+
+def hourly_day(service_key: str, kind: str, day: datetime) -> Query:
+    """One day's hourly contributions of one kind: its 24 partitions, one range."""
+    low = f"uh|{encode_part(service_key)}|{kind}|{day:%Y%m%d}"
+    return Query(Table.USAGE, low_pk=f"{low}00", high_pk=f"{low}99")
+
+
+def daily_before(service_key: str, kind: str, day: datetime) -> tuple[Query, Query]:
+    """The daily roll-ups of the days before `day`: the months before its own, then its month's earlier days."""
+    low = f"ud|{encode_part(service_key)}|{kind}|"
+    return (Query(Table.USAGE, low_pk=low, high_pk=daily_partition(service_key, kind, day)),
+            Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", daily_partition(service_key, kind, day)),),
+                  high_rk=f"{day:%Y%m%d}|"))
+
+
+def rollup_markers_before(service_key: str, day: datetime, kinds: tuple[str, ...]) -> list[Query]:
+    pk = f"ur|{encode_part(service_key)}"
+    return [Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", pk),), low_rk=f"{kind}|", high_rk=f"{kind}|{day:%Y%m%d}")
+            for kind in kinds]
+
+
+def bad_lines_before(container: str, day: datetime) -> Query:
+    """The bad lines seen in the days before `day`'s: whole partitions."""
+    return Query(Table.USAGE, low_pk=f"ub|{container}|", high_pk=bad_line_partition(container, day))

@@ -10,6 +10,7 @@ the same rows. Each write of the checkpoint is under If-Match, so of two runs at
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -36,7 +37,10 @@ _YEAR = re.compile(r"y=\d{4}/$")
 def hour_of(name: str) -> datetime | None:
     """The hour a blob's name says (`…/y=2026/m=12/d=02/h=13/m=00/PT1H.json`), or None."""
     found = _HOUR.search(name)
-    return datetime(*map(int, found.groups()), tzinfo=timezone.utc) if found else None
+    if found is None:
+        return None
+    year, month, day, hour = map(int, found.groups())
+    return datetime(year, month, day, hour, tzinfo=timezone.utc)
 
 
 def generation(created: datetime) -> int:
@@ -155,10 +159,8 @@ class LineReader:
         read_through = oldest_open - timedelta(hours=1) if oldest_open is not None else newest
         if read_through is not None and (through is None or read_through > through):
             entity = keyed(mark_keys(self.archive.container, unit), {"Unit": unit, "ReadThrough": read_through})
-            try:
+            with contextlib.suppress(WriteConflict):  # another run moved it: the next lists from its LATE margin anyway
                 self._writer.put(Table.USAGE, entity, mark.etag if mark else None)
-            except WriteConflict:
-                pass  # another run moved it: the next run lists from the lower of the two anyway (its LATE margin)
 
     def _listing(self, unit: str, start: datetime | None, now: datetime) -> Iterator[BlobInfo]:
         """The unit's hour blobs from `start` (every one when None) to now, a day folder at a time."""

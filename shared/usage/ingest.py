@@ -1,0 +1,192 @@
+"""The gateway logs' ingest: the reader's chunks (reader.py) tallied (tally.py) and written as usage rows
+(shared/store/usage_keys.py): a contribution row per (service, kind, hour, id) and read range, a row per bad
+line, the last-use rows (maximum and minimum, at most one write an hour per row) and the services' tracking
+rows; then the roll-ups and retention (rollup.py)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from shared.domain.errors import WriteConflict
+from shared.domain.usage import COUNTED_KINDS, TOO_LONG, Counters
+from shared.integrations.log_archive import LogArchive
+from shared.logs import Line
+from shared.store.ports import Entity, Table, TableDeleter, TableReader, TableWriter
+from shared.store.usage_keys import (
+    bad_line_keys,
+    hourly_keys,
+    hourly_partition,
+    keyed,
+    last_use_keys,
+    partition_rows,
+    read_of,
+    tracking_keys,
+)
+from shared.store.usage_rows import counters_columns
+from shared.usage.reader import CHUNK, Chunk, LineReader, Prepared
+from shared.usage.rollup import RollupReport, Rollups, UsageRetention
+from shared.usage.tally import Key, Rejected, tally
+
+log = logging.getLogger("apim_inventory")
+USAGE_RUN = "apim_inventory.usage"
+RETRIES = 10  # a last-use row that others write at the same moment: read again, merge again
+
+
+@functools.lru_cache(maxsize=4096)
+def hour_start(hour: str) -> datetime:
+    """`2026-12-02T13` as the hour's first moment, UTC."""
+    return datetime(int(hour[:4]), int(hour[5:7]), int(hour[8:10]), int(hour[11:13]), tzinfo=timezone.utc)
+
+
+def moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class PreparedChunk:
+    chunk: Chunk
+    counts: dict[Key, Counters]
+    rejected: list[Rejected]
+    records: int
+    touched: frozenset[str]
+
+
+@dataclass
+class IngestReport:
+    blobs: int = 0
+    bytes: int = 0
+    records: int = 0
+    bad_lines: int = 0
+    contributions: int = 0
+    skipped: int = 0
+    replaced: int = 0
+    seconds: float = 0.0
+    rollup: RollupReport = field(default_factory=RollupReport)
+
+
+class UsageSink:
+    """What the reader hands each chunk to: the writes of the gateway logs' rows."""
+
+    def __init__(self, reader: TableReader, writer: TableWriter, deleter: TableDeleter, container: str) -> None:
+        self._reader, self._writer, self._deleter, self.container = reader, writer, deleter, container
+        self._known: dict[tuple[str, str], tuple[str, str]] = {}  # a last-use or tracking row as last read or written
+        self.records = self.bad_lines = self.contributions = 0
+
+    def prepare(self, chunk: Chunk) -> PreparedChunk:
+        if chunk.too_long is not None:
+            excerpt = chunk.too_long.decode("utf-8", "replace")[:200]
+            found = Rejected(chunk.start, TOO_LONG, f"a line of {chunk.end - chunk.start} bytes, longer than a chunk", excerpt)
+            return PreparedChunk(chunk, {}, [found], 0, frozenset())
+        counted = tally(chunk.lines)
+        touched = frozenset(hourly_partition(service, kind, hour_start(hour)) for service, kind, hour, _ in counted.counts)
+        return PreparedChunk(chunk, counted.counts, counted.rejected, counted.records, touched)
+
+    def commit(self, prepared: Prepared) -> None:
+        assert isinstance(prepared, PreparedChunk)
+        chunk, read = prepared.chunk, prepared.chunk.read
+        rows = [keyed(hourly_keys(service, kind, hour_start(hour), resource, read),
+                      {"Service": service, "Kind": kind, "Id": resource, "Hour": hour_start(hour), **counters_columns(counters)})
+                for (service, kind, hour, resource), counters in prepared.counts.items()]
+        for bad in prepared.rejected:
+            log.warning(Line(USAGE_RUN, {"badLine": f"{chunk.blob}@{bad.offset}", "reason": bad.reason, "message": bad.message}))
+            rows.append(keyed(bad_line_keys(self.container, chunk.at, read, bad.offset),
+                              {"Container": self.container, "Blob": chunk.blob, "Offset": bad.offset, "Reason": bad.reason,
+                               "Message": bad.message, "Excerpt": bad.excerpt, "SeenAt": chunk.at}))
+        self._writer.upsert(Table.USAGE, rows)
+        self.records += prepared.records
+        self.bad_lines += len(prepared.rejected)
+        self.contributions += len(prepared.counts)
+        self._last_uses(prepared.counts)
+        self._tracking(prepared.counts, chunk.at)
+
+    def retire(self, touched: list[str], prefix: str) -> int:
+        retired = 0
+        for partition in touched:
+            for page in self._reader.scan(partition_rows(partition), select=("PartitionKey", "RowKey")):
+                gone = [row for row in page if read_of(row.entity["RowKey"]).startswith(prefix)]
+                retired += self._deleter.delete_rows(Table.USAGE, gone) if gone else 0
+        return retired
+
+    # -- maxima and minima ---------------------------------------------------------------------
+    def _last_uses(self, counts: dict[Key, Counters]) -> None:
+        spans: dict[tuple[str, str, str], tuple[str, str]] = {}
+        for (service, kind, _, resource), counters in counts.items():
+            if kind in COUNTED_KINDS:
+                first, last = spans.get((service, kind, resource), (counters.first_at, counters.last_at))
+                spans[(service, kind, resource)] = (min(first, counters.first_at), max(last, counters.last_at))
+        for (service, kind, resource), (first, last) in spans.items():
+            self._merge(last_use_keys(service, kind, resource), first, last, "FirstSeenUsedAt", "LastUsedAt",
+                        {"Service": service, "Kind": kind, "Id": resource})
+
+    def _tracking(self, counts: dict[Key, Counters], read_at: datetime) -> None:
+        firsts: dict[str, str] = {}
+        for (service, _, _, _), counters in counts.items():
+            firsts[service] = min(firsts.get(service, counters.first_at), counters.first_at)
+        for service, first in firsts.items():
+            self._merge(tracking_keys(service), first, None, "FirstRecordAt", None, {"Service": service}, read_at)
+
+    def _merge(self, keys: tuple[str, str], first: str, last: str | None, first_column: str, last_column: str | None,
+               columns: dict[str, Any], read_at: datetime | None = None) -> None:
+        """The row's minimum and maximum, rewritten only when one moves to another hour: any order of reads gives
+        the same row, and a busy resource costs a write an hour, not one a chunk."""
+        known = self._known.get(keys)
+        if known is not None and first[:13] >= known[0][:13] and (last is None or last[:13] <= known[1][:13]):
+            return
+        for _ in range(RETRIES):
+            row = self._reader.get(Table.USAGE, *keys)
+            old = row.entity if row else {}
+            old_first = _text(old.get(first_column)) or first
+            old_last = _text(old.get(last_column)) if last_column else ""
+            new_first, new_last = min(old_first, first), max(old_last or "", last or "")
+            self._known[keys] = (new_first, new_last)
+            if row and new_first[:13] >= old_first[:13] and new_last[:13] <= (old_last or "")[:13]:
+                return
+            entity: Entity = {**old, **columns, first_column: moment(new_first)}
+            if last_column:
+                entity[last_column] = moment(new_last)
+            if read_at is not None:
+                entity.setdefault("FirstReadAt", read_at)
+            try:
+                self._writer.put(Table.USAGE, keyed(keys, entity), row.etag if row else None)
+                return
+            except WriteConflict:
+                continue
+        raise WriteConflict(f"{keys} kept changing: {RETRIES} merges lost")
+
+
+def _text(value: object) -> str:
+    """A stored time as the domain's ISO text (to the second, Z)."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value or "")
+
+
+class GatewayLogs:
+    """`ingest(now)`: one run of the `gateway_logs` timer (and `apim-inventory usage ingest`)."""
+
+    def __init__(self, archive: LogArchive, reader: TableReader, writer: TableWriter, deleter: TableDeleter,
+                 clock: Callable[[], datetime], settings: UsageRetention, *, chunk_size: int = CHUNK,
+                 lease: timedelta | None = None) -> None:
+        self.archive, self._reader, self._writer, self._deleter, self.clock = archive, reader, writer, deleter, clock
+        self.settings, self.chunk_size, self.lease = settings, chunk_size, lease
+
+    def ingest(self, now: datetime | None = None) -> IngestReport:
+        started = time.perf_counter()
+        now = now or self.clock()
+        sink = UsageSink(self._reader, self._writer, self._deleter, self.archive.container)
+        options = {"lease": self.lease} if self.lease is not None else {}
+        reader = LineReader(self.archive, self._reader, self._writer, sink, self.clock, chunk_size=self.chunk_size, **options)
+        read = reader.run(now)
+        rollup = Rollups(self._reader, self._writer, self._deleter, self.settings, self.archive.container).run(now)
+        report = IngestReport(read.blobs, read.bytes, sink.records, sink.bad_lines, sink.contributions, read.skipped, read.replaced,
+                              round(time.perf_counter() - started, 3), rollup)
+        log.info(Line(USAGE_RUN, {"blobs": report.blobs, "bytes": report.bytes, "records": report.records, "badLines": report.bad_lines,
+                                  "contributions": report.contributions, "skipped": report.skipped, "replaced": report.replaced,
+                                  "rolledDays": rollup.days, "purged": rollup.purged, "seconds": report.seconds}))
+        return report

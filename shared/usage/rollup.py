@@ -1,0 +1,146 @@
+"""Daily roll-ups and retention of the usage table, at the end of each ingest, with bounded work per run.
+
+A day of one kind of one service is rolled once all its hours are older than USAGE_HOURLY_DAYS: its hourly
+contributions are summed per id into the day's row, the day's marker is written (a report then reads the daily
+rows of that day), and the hourly rows are deleted. A daily row names the hourly rows it holds (`Folded`, short
+hashes of their keys), so a roll-up that crashed before its deletes, ran twice at once (If-Match), or meets a
+contribution that arrived after the day was rolled, counts every hourly row exactly once. Daily rows and
+markers go after RETENTION_USAGE_DAYS, bad lines after RETENTION_REJECTED_DAYS (whole day partitions)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+from shared.domain.errors import WriteConflict
+from shared.domain.usage import COUNTED_KINDS, SERVICE_TOTAL, Counters
+from shared.store.ports import Query, StoredRow, Table, TableDeleter, TableReader, TableWriter
+from shared.store.usage_keys import (
+    bad_lines_before,
+    daily_before,
+    daily_keys,
+    hour_of_partition,
+    hourly_before,
+    hourly_day,
+    keyed,
+    rollup_marker_keys,
+    rollup_markers_before,
+    tracking_rows,
+)
+from shared.store.usage_rows import counters_columns, counters_of
+
+KINDS = (SERVICE_TOTAL, *COUNTED_KINDS)
+MAX_DAYS = 48  # (service, kind, day) roll-ups per run: a backlog is worked off over the next runs
+MAX_DELETES = 5000  # rows retention deletes per run
+RETRIES = 10
+KEYS = ("PartitionKey", "RowKey")
+
+
+class UsageRetention(Protocol):
+    """What the roll-ups read of the app settings (shared.config.Settings has it)."""
+
+    @property
+    def usage_hourly_days(self) -> float: ...
+    @property
+    def usage_retention_days(self) -> float: ...
+    @property
+    def rejected_retention_days(self) -> float: ...
+
+
+@dataclass
+class RollupReport:
+    days: int = 0  # (service, kind, day) rolled
+    folded: int = 0  # hourly rows folded into daily rows
+    purged: int = 0  # daily rows, markers and bad lines past retention
+
+
+def _tag(row: StoredRow) -> str:
+    return hashlib.sha256(f"{row.entity['PartitionKey']}\n{row.entity['RowKey']}".encode()).hexdigest()[:12]
+
+
+def _day(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+class Rollups:
+    def __init__(self, reader: TableReader, writer: TableWriter, deleter: TableDeleter, settings: UsageRetention, container: str,
+                 *, max_days: int = MAX_DAYS, max_deletes: int = MAX_DELETES) -> None:
+        self._reader, self._writer, self._deleter, self.settings, self.container = reader, writer, deleter, settings, container
+        self.max_days, self.max_deletes = max_days, max_deletes
+
+    def run(self, now: datetime) -> RollupReport:
+        report = RollupReport()
+        services = [str(row.entity["Service"]) for page in self._reader.scan(tracking_rows()) for row in page]
+        roll_before = now - timedelta(days=self.settings.usage_hourly_days)
+        keep_from = _day(now - timedelta(days=self.settings.usage_retention_days))
+        for service in services:
+            for kind in KINDS:
+                for day in self._days(service, kind, roll_before, self.max_days - report.days):
+                    report.folded += self._roll(service, kind, day)
+                    report.days += 1
+        budget = self.max_deletes
+        for service in services:
+            queries: list[Query] = [q for kind in KINDS for q in daily_before(service, kind, keep_from)]
+            for query in [*queries, *rollup_markers_before(service, keep_from, KINDS)]:
+                budget -= self._purge(query, budget)
+        budget -= self._purge(bad_lines_before(self.container, now - timedelta(days=self.settings.rejected_retention_days)), budget)
+        report.purged = self.max_deletes - budget
+        return report
+
+    def _days(self, service: str, kind: str, before: datetime, limit: int) -> list[datetime]:
+        days: list[datetime] = []
+        if limit <= 0:
+            return days
+        for page in self._reader.scan(hourly_before(service, kind, before), select=KEYS):
+            for row in page:
+                day = _day(hour_of_partition(row.entity["PartitionKey"]))
+                if not days or days[-1] != day:
+                    days.append(day)
+                    if len(days) > limit:
+                        return days[:limit]
+        return days
+
+    def _roll(self, service: str, kind: str, day: datetime) -> int:
+        """The day's hourly rows of one kind summed per id into the daily rows, the marker, then the deletes."""
+        by_id: dict[str, list[StoredRow]] = {}
+        for page in self._reader.scan(hourly_day(service, kind, day)):
+            for row in page:
+                by_id.setdefault(str(row.entity["Id"]), []).append(row)
+        for resource, rows in by_id.items():
+            self._fold(service, kind, day, resource, rows)
+        self._writer.upsert(Table.USAGE, [keyed(rollup_marker_keys(service, kind, day), {"Service": service, "Kind": kind, "Day": day})])
+        rows = [row for group in by_id.values() for row in group]
+        self._deleter.delete_rows(Table.USAGE, rows)
+        return len(rows)
+
+    def _fold(self, service: str, kind: str, day: datetime, resource: str, rows: list[StoredRow]) -> None:
+        present = {_tag(row): row for row in rows}
+        for _ in range(RETRIES):
+            daily = self._reader.get(Table.USAGE, *daily_keys(service, kind, day, resource))
+            folded = set(json.loads(daily.entity.get("Folded") or "[]")) if daily else set()
+            new = [row for tag, row in present.items() if tag not in folded]
+            if not new:
+                return
+            counters = counters_of(daily.entity) if daily else Counters()
+            for row in new:
+                counters.merge(counters_of(row.entity))
+            # Every hourly row still present is now in the sum: a crash before they are deleted adds none twice.
+            entity = keyed(daily_keys(service, kind, day, resource), {"Service": service, "Kind": kind, "Id": resource, "Day": day,
+                                                                    **counters_columns(counters), "Folded": json.dumps(sorted(present))})
+            try:
+                self._writer.put(Table.USAGE, entity, daily.etag if daily else None)
+                return
+            except WriteConflict:
+                continue
+        raise WriteConflict(f"the daily row of {service} {kind} {resource} {day:%F} kept changing")
+
+    def _purge(self, query: Query, budget: int) -> int:
+        deleted = 0
+        for page in self._reader.scan(query, page_size=min(1000, max(budget, 1)), select=KEYS):
+            if deleted >= budget:
+                break
+            deleted += self._deleter.delete_rows(Table.USAGE, page[:budget - deleted])
+        return deleted

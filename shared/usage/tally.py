@@ -1,0 +1,78 @@
+"""Gateway-log lines as counts: per (service, kind, hour, id), the Counters of the requests the lines record
+(domain/usage.py says what is counted and what makes a line bad). It knows nothing of where lines come from."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.domain.usage import NOT_JSON, BadLine, Counters, UsageHit, read_record
+
+Key = tuple[str, str, str, str]  # service, kind, hour (YYYY-MM-DDTHH), id
+EXCERPT = 200
+
+
+@dataclass(frozen=True)
+class Rejected:
+    offset: int
+    reason: str
+    message: str
+    excerpt: str
+
+
+@dataclass
+class Tally:
+    counts: dict[Key, Counters] = field(default_factory=dict)
+    rejected: list[Rejected] = field(default_factory=list)
+    records: int = 0
+
+
+def tally(lines: Iterable[tuple[int, bytes]]) -> Tally:
+    """Requests that differ only in duration and time are grouped first (a busy hour repeats a few thousand
+    combinations), then each group is counted for every (kind, id) it names."""
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    result = Tally()
+    for offset, line in lines:
+        for hit in _hits(offset, line, result):
+            result.records += 1
+            group = groups.get(hit[:5])
+            if group is None:
+                groups[hit[:5]] = [1, hit.duration_ms, hit.duration_ms, hit.at, hit.at]
+            else:
+                group[0] += 1
+                group[1] += hit.duration_ms
+                group[2] = max(group[2], hit.duration_ms)
+                group[3] = min(group[3], hit.at)
+                group[4] = max(group[4], hit.at)
+    for (service, hour, names, category, backend), (n, total_ms, max_ms, first, last) in groups.items():
+        part = Counters()
+        part.add(UsageHit(service, hour, names, category, backend, max_ms, first), n)
+        part.duration_sum_ms, part.first_at, part.last_at = total_ms, first, last
+        for kind, resource in names:
+            counters = result.counts.get((service, kind, hour, resource))
+            if counters is None:
+                result.counts[(service, kind, hour, resource)] = counters = Counters()
+            counters.merge(part)
+    return result
+
+
+def _hits(offset: int, line: bytes, result: Tally) -> Iterator[UsageHit]:
+    try:
+        record = json.loads(line)
+    except ValueError as exc:  # not UTF-8 either
+        result.rejected.append(Rejected(offset, NOT_JSON, str(exc)[:EXCERPT], _excerpt(line)))
+        return
+    # Before November 2018 the archive wrapped a blob's records as {"records": [...]}, as Event Hubs still does.
+    records = record["records"] if isinstance(record, dict) and isinstance(record.get("records"), list) and "time" not in record else [record]
+    for one in records:
+        hit = read_record(one)
+        if isinstance(hit, BadLine):
+            result.rejected.append(Rejected(offset, hit.reason, hit.message, _excerpt(line)))
+        else:
+            yield hit
+
+
+def _excerpt(line: bytes) -> str:
+    return line[:EXCERPT * 4].decode("utf-8", "replace")[:EXCERPT]
