@@ -91,7 +91,7 @@ class UsageSink:
         assert isinstance(prepared, PreparedChunk)
         chunk, read = prepared.chunk, prepared.chunk.read
         rows = [keyed(hourly_keys(service, kind, hour_start(hour), resource, read),
-                      {"Service": service, "Kind": kind, "Id": resource, "Hour": hour_start(hour), **counters_columns(counters)})
+                      {"Service": service, "Kind": kind, "Id": resource, "Hour": f"{hour}:00:00Z", **counters_columns(counters)})
                 for (service, kind, hour, resource), counters in prepared.counts.items()]
         for bad in prepared.rejected:
             log.warning(Line(USAGE_RUN, {"badLine": f"{chunk.blob}@{bad.offset}", "reason": bad.reason, "message": bad.message}))

@@ -111,7 +111,7 @@ class Rollups:
                 by_id.setdefault(str(row.entity["Id"]), []).append(row)
         for resource, rows in by_id.items():
             self._fold(service, kind, day, resource, rows)
-        self._writer.upsert(Table.USAGE, [keyed(rollup_marker_keys(service, kind, day), {"Service": service, "Kind": kind, "Day": day})])
+        self._writer.upsert(Table.USAGE, [keyed(rollup_marker_keys(service, kind, day), {"Service": service, "Kind": kind, "Day": day.date().isoformat()})])
         rows = [row for group in by_id.values() for row in group]
         self._deleter.delete_rows(Table.USAGE, rows)
         return len(rows)
@@ -128,7 +128,7 @@ class Rollups:
             for row in new:
                 counters.merge(counters_of(row.entity))
             # Every hourly row still present is now in the sum: a crash before they are deleted adds none twice.
-            entity = keyed(daily_keys(service, kind, day, resource), {"Service": service, "Kind": kind, "Id": resource, "Day": day,
+            entity = keyed(daily_keys(service, kind, day, resource), {"Service": service, "Kind": kind, "Id": resource, "Day": day.date().isoformat(),
                                                                     **counters_columns(counters), "Folded": json.dumps(sorted(present))})
             try:
                 self._writer.put(Table.USAGE, entity, daily.etag if daily else None)

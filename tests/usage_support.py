@@ -1,0 +1,102 @@
+"""What the usage tests share: gateway-log records and blob names as Azure Monitor writes them, an ingest over
+any archive and store, and the two sides every test compares: the counts the usage table holds and a brute-force
+count of the records in the blobs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import astuple
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from shared.domain.usage import BadLine, Counters, read_record
+from shared.integrations.log_archive import LogArchive
+from shared.store.ports import Query, Table, TableDeleter, TableReader, TableWriter
+from shared.store.usage_rows import counters_of
+from shared.usage.ingest import GatewayLogs
+
+SUB = "00000000-0000-0000-0000-000000000001"
+NOW = datetime(2026, 12, 2, 14, 30, tzinfo=timezone.utc)
+H0 = datetime(2026, 12, 2, 10, tzinfo=timezone.utc)
+
+
+class Retention:
+    usage_hourly_days = 7.0
+    usage_retention_days = 400.0
+    rejected_retention_days = 30.0
+
+
+def service_id(name: str = "contoso") -> str:
+    return f"/SUBSCRIPTIONS/{SUB}/RESOURCEGROUPS/RG-APIM/PROVIDERS/MICROSOFT.APIMANAGEMENT/SERVICE/{name.upper()}"
+
+
+def blob_name(hour: datetime, service: str = "contoso") -> str:
+    return f"resourceId={service_id(service)}/y={hour:%Y}/m={hour:%m}/d={hour:%d}/h={hour:%H}/m=00/PT1H.json"
+
+
+def record(at: datetime, service: str = "contoso", code: int = 200, duration: float = 10.0, **properties: Any) -> dict[str, Any]:
+    props = {"method": "GET", "responseCode": code, "backendResponseCode": code, "apiId": "echo-api", "operationId": "get-echo",
+             "apimSubscriptionId": "sub-1", **properties}
+    return {"time": at.strftime("%Y-%m-%dT%H:%M:%S.1234567Z"), "resourceId": service_id(service), "category": "GatewayLogs",
+            "operationName": "Microsoft.ApiManagement/GatewayLogs", "durationMs": duration,
+            "properties": {k: v for k, v in props.items() if v is not None}}
+
+
+def lines(*records: dict[str, Any] | bytes) -> bytes:
+    return b"".join(r if isinstance(r, bytes) else json.dumps(r).encode() + b"\n" for r in records)
+
+
+def ingest_over(archive: LogArchive, store: Any, clock: Any, chunk_size: int = 4 * 1024 * 1024,
+                lease: timedelta | None = None) -> GatewayLogs:
+    reader: TableReader = store
+    writer: TableWriter = store
+    deleter: TableDeleter = store
+    return GatewayLogs(archive, reader, writer, deleter, clock, Retention(), chunk_size=chunk_size, lease=lease)
+
+
+Counts = dict[tuple[str, str, str, str], tuple[Any, ...]]
+
+
+def _frozen(counters: Counters) -> tuple[Any, ...]:
+    values = list(astuple(counters))
+    values[6] = round(values[6], 6)  # a sum of floats in another order
+    return tuple(values)
+
+
+def stored_counts(store: TableReader) -> Counts:
+    """(service, kind, hour `YYYY-MM-DDTHH`, id) -> the counts the usage table holds: every contribution summed."""
+    sums: dict[tuple[str, str, str, str], Counters] = {}
+    for page in store.scan(Query(Table.USAGE, low_pk="uh|", high_pk="uh}")):
+        for row in page:
+            e = row.entity
+            key = (str(e["Service"]), str(e["Kind"]), str(e["Hour"])[:13], str(e["Id"]))
+            sums.setdefault(key, Counters()).merge(counters_of(e))
+    return {key: _frozen(c) for key, c in sums.items()}
+
+
+def complete_lines(data: bytes) -> list[bytes]:
+    return [line for line in data[:data.rfind(b"\n") + 1].split(b"\n") if line.strip()]
+
+
+def brute_force(contents: Iterable[bytes]) -> Counts:
+    """Every record of every complete line, counted one by one for each (kind, id) it names."""
+    sums: dict[tuple[str, str, str, str], Counters] = {}
+    for data in contents:
+        for line in complete_lines(data):
+            try:
+                hit = read_record(json.loads(line))
+            except ValueError:
+                continue
+            if isinstance(hit, BadLine):
+                continue
+            for kind, resource in hit.names:
+                sums.setdefault((hit.service, kind, hit.hour, resource), Counters()).add(hit)
+    return {key: _frozen(c) for key, c in sums.items()}
+
+
+def bad_lines(store: TableReader) -> list[tuple[str, int, str]]:
+    """(blob, offset, reason) of every bad line recorded."""
+    found = [(str(r.entity["Blob"]), int(r.entity["Offset"]), str(r.entity["Reason"]))
+             for page in store.scan(Query(Table.USAGE, low_pk="ub|", high_pk="ub}")) for r in page]
+    return sorted(found)
