@@ -72,7 +72,7 @@ def azurite() -> Iterator[Azurite]:
 def fresh_settings() -> Settings:
     n = next(_tables)
     return Settings(inventory_table=f"Inv{n}", history_table=f"Hist{n}", rejected_table=f"Rej{n}", outbox_table=f"Alerts{n}",
-                    status_table=f"Status{n}")
+                    status_table=f"Status{n}", usage_table=f"Usage{n}")
 
 
 def table_repo(azurite: Azurite, settings: Settings | None = None) -> TableStore:
@@ -122,6 +122,7 @@ def app_settings(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("INVENTORY_REJECTED_TABLE", settings.rejected_table)
     monkeypatch.setenv("INVENTORY_ALERTS_TABLE", settings.outbox_table)
     monkeypatch.setenv("INVENTORY_STATUS_TABLE", settings.status_table)
+    monkeypatch.setenv("INVENTORY_USAGE_TABLE", settings.usage_table)
     return settings
 
 
@@ -149,7 +150,8 @@ def arm_services(arm_settings: Settings, clock: ManualClock) -> Iterator[bootstr
 
 
 APP_SETTING_PREFIXES = ("INVENTORY_", "AzureWebJobsStorage", "ALERTS_", "TOKEN_", "CIRCUIT_BREAKER_", "GATEWAY_TOKEN_",
-                        "ENRICH_", "ARM_", "RECONCILE_", "IDENTITY_", "AZURE_CLIENT_", "DEAD_LETTER_", "RETENTION_", "PURGE_", "SYNC_")
+                        "ENRICH_", "ARM_", "RECONCILE_", "IDENTITY_", "AZURE_CLIENT_", "DEAD_LETTER_", "RETENTION_", "PURGE_", "SYNC_",
+                        "GATEWAY_LOGS_", "USAGE_")
 
 
 @pytest.fixture(autouse=True)

@@ -5,13 +5,17 @@ count of the records in the blobs."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import astuple
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from azure.storage.blob import ContainerClient
+
 from shared.domain.usage import BadLine, Counters, read_record
 from shared.integrations.log_archive import LogArchive
+from shared.integrations.log_blobs import BlobArchive
 from shared.store.ports import Query, Table, TableDeleter, TableReader, TableWriter
 from shared.store.usage_rows import counters_of
 from shared.usage.ingest import GatewayLogs
@@ -100,3 +104,29 @@ def bad_lines(store: TableReader) -> list[tuple[str, int, str]]:
     found = [(str(r.entity["Blob"]), int(r.entity["Offset"]), str(r.entity["Reason"]))
              for page in store.scan(Query(Table.USAGE, low_pk="ub|", high_pk="ub}")) for r in page]
     return sorted(found)
+
+
+class AzuriteBlobs:
+    """Append blobs on Azurite, as the diagnostic setting writes them."""
+
+    def __init__(self, container: ContainerClient) -> None:
+        self.container = container
+        self.archive = BlobArchive(container)
+
+    def append(self, name: str, data: bytes) -> None:
+        blob = self.container.get_blob_client(name)
+        if not blob.exists():
+            blob.create_append_blob()
+        if data:
+            blob.append_block(data)
+
+    def replace(self, name: str, data: bytes) -> None:
+        time.sleep(1.05)  # a creation time is to the second: a blob replaced within the same second is not told apart
+        blob = self.container.get_blob_client(name)
+        blob.delete_blob()
+        blob.create_append_blob()
+        if data:
+            blob.append_block(data)
+
+    def contents(self) -> list[bytes]:
+        return [self.container.download_blob(b.name).readall() for b in self.container.list_blobs()]

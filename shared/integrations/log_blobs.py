@@ -16,6 +16,10 @@ class BlobArchive:
         self._client = client
 
     @property
+    def url(self) -> str:
+        return str(self._client.url)
+
+    @property
     def container(self) -> str:
         return str(self._client.container_name)
 

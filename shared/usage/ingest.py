@@ -96,7 +96,7 @@ class UsageSink:
         for bad in prepared.rejected:
             log.warning(Line(USAGE_RUN, {"badLine": f"{chunk.blob}@{bad.offset}", "reason": bad.reason, "message": bad.message}))
             rows.append(keyed(bad_line_keys(self.container, chunk.at, read, bad.offset),
-                              {"Container": self.container, "Blob": chunk.blob, "Offset": bad.offset, "Reason": bad.reason,
+                              {"Container": self.container, "Blob": chunk.blob, "Offset": float(bad.offset), "Reason": bad.reason,
                                "Message": bad.message, "Excerpt": bad.excerpt, "SeenAt": chunk.at}))
         self._writer.upsert(Table.USAGE, rows)
         self.records += prepared.records

@@ -111,7 +111,9 @@ class _Checkpoint:
 
     def columns(self, claim_by: str, claim_until: datetime) -> dict[str, Any]:
         start, end = self.pending or (-1, -1)
-        return {"Name": self.name, "Generation": self.generation, "Offset": self.offset, "PendingStart": start, "PendingEnd": end,
+        # Table Storage's integers are 32 bits unless typed: a creation time in µs is text, offsets doubles (exact to 2**53).
+        return {"Name": self.name, "Generation": str(self.generation), "Offset": float(self.offset), "PendingStart": float(start),
+                "PendingEnd": float(end),
                 "PendingAt": self.pending_at or EPOCH, "Hours": json.dumps(sorted(self.hours)), "ClaimBy": claim_by,
                 "ClaimUntil": claim_until}
 

@@ -1,0 +1,147 @@
+"""THE property of the usage ingest: for any interleaving of appends (whole lines, or a line in two pieces), reads
+(with any chunk size), crashes (a failure at the k-th write, some rows of it written) and replaced blobs, the
+usage table ends holding exactly a brute-force count of the records in the blobs. Many examples in memory (the
+twin store and the twin archive), a few on Azurite (Table Storage and real append blobs)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from devtools.azurite import Azurite
+from devtools.memory_archive import MemoryArchive
+from shared.integrations.log_archive import LogArchive
+from shared.store.memory import InMemoryStore
+from shared.store.ports import Entity, StoredRow, Table
+from tests.conftest import fresh_settings, table_repo
+from tests.support import ManualClock
+from tests.usage_support import H0, NOW, AzuriteBlobs, blob_name, brute_force, ingest_over, lines, record, stored_counts
+
+BLOBS = [blob_name(H0), blob_name(H0 + timedelta(hours=1)), blob_name(H0 + timedelta(hours=2), "fabrikam")]
+_containers = itertools.count(1)
+
+
+class Killed(Exception):
+    """The process dies at this write."""
+
+
+class Crashing:
+    """The store, dying at its k-th write (an upsert writes some of its rows first, as separate transactions do)."""
+
+    def __init__(self, store: Any, at: int | None) -> None:
+        self._store, self.at, self.writes = store, at, 0
+
+    def _write(self) -> bool:
+        self.writes += 1
+        return self.at is not None and self.writes == self.at
+
+    def get(self, table: Table, pk: str, rk: str) -> StoredRow | None:
+        return self._store.get(table, pk, rk)  # type: ignore[no-any-return]
+
+    def scan(self, *args: Any, **kwargs: Any) -> Iterator[list[StoredRow]]:
+        return self._store.scan(*args, **kwargs)  # type: ignore[no-any-return]
+
+    def put(self, table: Table, entity: Entity, etag: str | None) -> StoredRow:
+        if self._write():
+            raise Killed()
+        return self._store.put(table, entity, etag)  # type: ignore[no-any-return]
+
+    def upsert(self, table: Table, entities: list[Entity]) -> None:
+        if self._write():
+            self._store.upsert(table, entities[: len(entities) // 2])
+            raise Killed()
+        self._store.upsert(table, entities)
+
+    def delete_rows(self, table: Table, rows: list[StoredRow], **kwargs: Any) -> int:
+        if self._write():
+            self._store.delete_rows(table, rows[: len(rows) // 2], **kwargs)
+            raise Killed()
+        return self._store.delete_rows(table, rows, **kwargs)  # type: ignore[no-any-return]
+
+
+class MemoryBlobs:
+    def __init__(self) -> None:
+        self.archive = MemoryArchive()
+
+    def append(self, name: str, data: bytes) -> None:
+        self.archive.append(name, data)
+
+    def replace(self, name: str, data: bytes) -> None:
+        self.archive.create(name, data)
+
+    def contents(self) -> list[bytes]:
+        return [self.archive.content(name) for name in self.archive.names()]
+
+
+def _records(draw: Any) -> bytes:
+    count = draw(st.integers(0, 6))
+    made = [record(H0 + timedelta(minutes=draw(st.integers(0, 200))), draw(st.sampled_from(["contoso", "fabrikam"])),
+                   draw(st.sampled_from([200, 301, 302, 401, 404, 429, 500, 503])), float(draw(st.integers(0, 900))),
+                   apiId=draw(st.sampled_from(["echo-api", "/apis/echo-api;rev=2", "Orders"])),
+                   apimSubscriptionId=draw(st.sampled_from(["sub-1", "master", None])))
+            for _ in range(count)]
+    data = lines(*made)
+    return data + b"not json\n" if draw(st.booleans()) and draw(st.booleans()) else data
+
+
+@st.composite
+def steps(draw: Any) -> list[tuple[str, Any, Any]]:
+    found: list[tuple[str, Any, Any]] = []
+    for _ in range(draw(st.integers(1, 12))):
+        what = draw(st.sampled_from(["append", "append", "append", "split", "read", "read", "crash", "replace"]))
+        if what in ("append", "split", "replace"):
+            found.append((what, draw(st.sampled_from(BLOBS)), _records(draw)))
+        elif what == "read":
+            found.append((what, draw(st.sampled_from([700, 1100, 4096])), None))
+        else:
+            found.append((what, draw(st.sampled_from([700, 1100, 4096])), draw(st.integers(1, 12))))
+    return found
+
+
+def play(blobs: MemoryBlobs | AzuriteBlobs, store: Any, script: list[tuple[str, Any, Any]]) -> None:
+    clock = ManualClock(NOW)
+    held: dict[str, bytes] = {}  # the second halves of lines appended in two pieces
+    archive: LogArchive = blobs.archive
+    for what, first, second in script:
+        if what in ("append", "split"):
+            blobs.append(first, held.pop(first, b""))
+            cut = len(second) // 2 if what == "split" else len(second)
+            blobs.append(first, second[:cut])
+            held[first] = second[cut:]
+        elif what == "replace":
+            held.pop(first, None)
+            blobs.replace(first, second)
+        else:
+            crashing = Crashing(store, second)
+            try:
+                ingest_over(archive, crashing, clock.now, chunk_size=first).ingest()
+            except Killed:
+                clock.advance(minutes=3)  # the host restarts; the dead run's claims lapse
+    for name, rest in held.items():
+        blobs.append(name, rest)
+    clock.advance(minutes=3)
+    ingest_over(archive, store, clock.now, chunk_size=1024).ingest()
+    assert stored_counts(store) == brute_force(blobs.contents())
+
+
+@pytest.mark.unit
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(script=steps())
+def test_any_interleaving_counts_every_record_once_in_memory(script: list[tuple[str, Any, Any]]) -> None:
+    play(MemoryBlobs(), InMemoryStore(), script)
+
+
+@pytest.mark.slow
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(script=steps())
+def test_any_interleaving_counts_every_record_once_on_azurite(azurite: Azurite, script: list[tuple[str, Any, Any]]) -> None:
+    service = BlobServiceClient.from_connection_string(azurite.blob_connection_string)
+    container = service.create_container(f"gatewaylogs{next(_containers)}")
+    play(AzuriteBlobs(container), table_repo(azurite, fresh_settings()), script)
