@@ -123,10 +123,40 @@ class AzuriteBlobs:
     def replace(self, name: str, data: bytes) -> None:
         time.sleep(1.05)  # a creation time is to the second: a blob replaced within the same second is not told apart
         blob = self.container.get_blob_client(name)
-        blob.delete_blob()
+        if blob.exists():
+            blob.delete_blob()
         blob.create_append_blob()
         if data:
             blob.append_block(data)
 
     def contents(self) -> list[bytes]:
         return [self.container.download_blob(b.name).readall() for b in self.container.list_blobs()]
+
+
+def _summed(parts: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    ints = [sum(p[i] for p in parts) for i in range(6)]
+    return (*ints, round(sum(p[6] for p in parts), 6), max(p[7] for p in parts), min(p[8] for p in parts), max(p[9] for p in parts))
+
+
+def by_day(counts: Counts) -> Counts:
+    """Hourly counts summed per day (`YYYY-MM-DD`)."""
+    days: dict[tuple[str, str, str, str], list[tuple[Any, ...]]] = {}
+    for (service, kind, hour, resource), values in counts.items():
+        days.setdefault((service, kind, hour[:10], resource), []).append(values)
+    return {key: _summed(parts) for key, parts in days.items()}
+
+
+def stored_by_day(store: TableReader) -> Counts:
+    """Daily roll-ups and hourly contributions, summed per day (after a run, a rolled day has no hourly rows left)."""
+    parts: dict[tuple[str, str, str, str], list[tuple[Any, ...]]] = {}
+    for key, values in by_day(stored_counts(store)).items():
+        parts.setdefault(key, []).append(values)
+    for page in store.scan(Query(Table.USAGE, low_pk="ud|", high_pk="ud}")):
+        for row in page:
+            e = row.entity
+            parts.setdefault((str(e["Service"]), str(e["Kind"]), str(e["Day"]), str(e["Id"])), []).append(_frozen(counters_of(e)))
+    return {key: _summed(values) for key, values in parts.items()}
+
+
+def rows_under(store: TableReader, prefix: str) -> int:
+    return sum(len(page) for page in store.scan(Query(Table.USAGE, low_pk=prefix, high_pk=prefix[:-1] + chr(ord(prefix[-1]) + 1))))

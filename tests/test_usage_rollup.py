@@ -1,0 +1,81 @@
+"""Daily roll-ups and retention of the usage table: a rolled day holds what its hours held, once, after a crash
+between the roll-up's writes, a second roll-up, or a contribution that arrives after the day was rolled; daily
+rows and bad lines go after their retention."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from devtools.memory_archive import MemoryArchive
+from shared.store.memory import InMemoryStore
+from shared.store.ports import Table
+from shared.usage.ingest import UsageSink
+from shared.usage.reader import LineReader
+from shared.usage.rollup import Rollups
+from tests.support import ManualClock
+from tests.test_usage_property import Crashing, Killed
+from tests.usage_support import NOW, Retention, blob_name, brute_force, by_day, ingest_over, lines, record, rows_under, stored_by_day
+
+pytestmark = pytest.mark.unit
+OLD = NOW.replace(minute=0) - timedelta(days=10)
+
+
+def old_records(n: int, start: int = 0) -> bytes:
+    return lines(*(record(OLD + timedelta(hours=i % 3, minutes=i), code=(200, 500)[i % 2], duration=float(i)) for i in range(start, start + n)))
+
+
+def test_old_hours_are_rolled_into_days_once(memory_store: InMemoryStore) -> None:
+    archive, clock = MemoryArchive(), ManualClock(NOW)
+    for hour in range(3):
+        archive.append(blob_name(OLD + timedelta(hours=hour)), old_records(20, hour * 20))
+    report = ingest_over(archive, memory_store, clock.now, chunk_size=2048).ingest()
+    assert report.rollup.days == 4  # the service total, the API, the operation and the subscription, of one day
+    assert stored_by_day(memory_store) == by_day(brute_force(archive.content(n) for n in archive.names()))
+    assert rows_under(memory_store, f"uh|contoso|api|{OLD:%Y%m%d}") == 0
+    assert memory_store.get(Table.USAGE, "ur|contoso", f"api|{OLD:%Y%m%d}") is not None
+    assert ingest_over(archive, memory_store, clock.now).ingest().rollup.days == 0
+    # A contribution that arrives after its day was rolled (an old blob appended to) is folded in, once.
+    archive.append(blob_name(OLD), old_records(5, 100))
+    assert ingest_over(archive, memory_store, clock.now).ingest().rollup.days == 4
+    assert stored_by_day(memory_store) == by_day(brute_force(archive.content(n) for n in archive.names()))
+    archive.append(blob_name(NOW.replace(minute=0)), lines(record(NOW.replace(minute=5))))  # recent: stays hourly
+    ingest_over(archive, memory_store, clock.now).ingest()
+    assert rows_under(memory_store, f"uh|contoso|api|{NOW:%Y%m%d}") == 1
+    assert stored_by_day(memory_store) == by_day(brute_force(archive.content(n) for n in archive.names()))
+
+
+@pytest.mark.parametrize("crash_at", range(1, 12))
+def test_a_roll_up_that_dies_between_writes_leaves_nothing_counted_twice(memory_store: InMemoryStore, crash_at: int) -> None:
+    archive, clock = MemoryArchive(), ManualClock(NOW)
+    archive.append(blob_name(OLD), old_records(30))
+    ingest_over(archive, memory_store, clock.now).ingest()
+    archive.append(blob_name(OLD), old_records(7, 50))  # read below, rolled by the roll-ups that crash
+    sink = UsageSink(memory_store, memory_store, memory_store, archive.container)
+    LineReader(archive, memory_store, memory_store, sink, clock.now).run(NOW)
+    crashing = Crashing(memory_store, crash_at)
+    with pytest.raises(Killed):
+        Rollups(crashing, crashing, crashing, Retention(), archive.container).run(NOW)  # type: ignore[arg-type]
+    Rollups(memory_store, memory_store, memory_store, Retention(), archive.container).run(NOW)
+    assert stored_by_day(memory_store) == by_day(brute_force(archive.content(n) for n in archive.names()))
+
+
+def test_retention_of_daily_rows_and_bad_lines(memory_store: InMemoryStore) -> None:
+    archive = MemoryArchive()
+    ancient = NOW.replace(minute=0) - timedelta(days=402)
+    archive.append(blob_name(ancient), lines(record(ancient)) + b"junk\n")
+    ingest_over(archive, memory_store, ManualClock(NOW - timedelta(days=31)).now).ingest(NOW - timedelta(days=31))
+    assert rows_under(memory_store, "ub|") == 1
+    assert rows_under(memory_store, "ud|") > 0
+    report = ingest_over(archive, memory_store, ManualClock(NOW).now).ingest(NOW)
+    assert report.rollup.purged > 0
+    assert rows_under(memory_store, "ub|") == 0 and rows_under(memory_store, "ud|") == 0 and rows_under(memory_store, "ur|") == 0
+
+
+def test_roll_ups_are_bounded_per_run(memory_store: InMemoryStore) -> None:
+    archive, clock = MemoryArchive(), ManualClock(NOW)
+    for day in range(3):
+        archive.append(blob_name(OLD - timedelta(days=day)), lines(record(OLD - timedelta(days=day))))
+    ingest_over(archive, memory_store, clock.now).ingest()  # reads, and rolls all 3 days
+    assert rows_under(memory_store, "ur|") == 3 * 4  # service, api, operation, subscription, of 3 days
