@@ -15,6 +15,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
@@ -52,7 +53,7 @@ def clock() -> ManualClock:
     return ManualClock(NOW)
 
 
-def many(hour_offset: int, n: int, **properties: object) -> bytes:
+def many(hour_offset: int, n: int, **properties: Any) -> bytes:
     return lines(*(record(H0 + timedelta(hours=hour_offset, seconds=i), code=(200, 404, 500, 401)[i % 4],
                           duration=float(i % 97), **properties) for i in range(n)))
 

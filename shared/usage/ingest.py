@@ -17,7 +17,7 @@ from shared.domain.errors import WriteConflict
 from shared.domain.usage import COUNTED_KINDS, TOO_LONG, Counters
 from shared.integrations.log_archive import LogArchive
 from shared.logs import Line
-from shared.store.ports import Entity, Table, TableDeleter, TableReader, TableWriter
+from shared.store.ports import Entity, StoredRow, Table, TableDeleter, TableReader, TableWriter
 from shared.store.usage_keys import (
     bad_line_keys,
     hourly_keys,
@@ -36,6 +36,7 @@ from shared.usage.tally import Key, Rejected, tally
 log = logging.getLogger("apim_inventory")
 USAGE_RUN = "apim_inventory.usage"
 RETRIES = 10  # a last-use row that others write at the same moment: read again, merge again
+KNOWN_ROWS = 100_000  # last-use and tracking rows remembered between runs of one process
 
 
 @functools.lru_cache(maxsize=4096)
@@ -46,6 +47,13 @@ def hour_start(hour: str) -> datetime:
 
 def moment(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class Known:
+    """A last-use or tracking row as this process last read or wrote it (times as ISO text), with its ETag."""
+
+    row: StoredRow
 
 
 @dataclass(frozen=True)
@@ -73,9 +81,10 @@ class IngestReport:
 class UsageSink:
     """What the reader hands each chunk to: the writes of the gateway logs' rows."""
 
-    def __init__(self, reader: TableReader, writer: TableWriter, deleter: TableDeleter, container: str) -> None:
+    def __init__(self, reader: TableReader, writer: TableWriter, deleter: TableDeleter, container: str,
+                 known: dict[tuple[str, str], Known] | None = None) -> None:
         self._reader, self._writer, self._deleter, self.container = reader, writer, deleter, container
-        self._known: dict[tuple[str, str], tuple[str, str]] = {}  # a last-use or tracking row as last read or written
+        self._known = {} if known is None else known
         self.records = self.bad_lines = self.contributions = 0
 
     def prepare(self, chunk: Chunk) -> PreparedChunk:
@@ -136,16 +145,19 @@ class UsageSink:
         """The row's minimum and maximum, rewritten only when one moves to another hour: any order of reads gives
         the same row, and a busy resource costs a write an hour, not one a chunk."""
         known = self._known.get(keys)
-        if known is not None and first[:13] >= known[0][:13] and (last is None or last[:13] <= known[1][:13]):
+        if known is not None and first[:13] >= known.row.entity[first_column][:13] and (
+                last_column is None or (last or "")[:13] <= known.row.entity[last_column][:13]):
             return
-        for _ in range(RETRIES):
-            row = self._reader.get(Table.USAGE, *keys)
+        row = known.row if known is not None else None  # this process's own last write: tried first, read only on a conflict
+        for attempt in range(RETRIES):
+            if attempt or known is None:
+                row = self._stored(self._reader.get(Table.USAGE, *keys), first_column, last_column)
             old = row.entity if row else {}
-            old_first = _text(old.get(first_column)) or first
-            old_last = _text(old.get(last_column)) if last_column else ""
-            new_first, new_last = min(old_first, first), max(old_last or "", last or "")
-            self._known[keys] = (new_first, new_last)
-            if row and new_first[:13] >= old_first[:13] and new_last[:13] <= (old_last or "")[:13]:
+            old_first = old.get(first_column) or first
+            old_last = old.get(last_column) or "" if last_column else ""
+            new_first, new_last = min(old_first, first), max(old_last, last or "")
+            if row and new_first[:13] >= old_first[:13] and new_last[:13] <= old_last[:13]:
+                self._remember(keys, row)
                 return
             entity: Entity = {**old, **columns, first_column: moment(new_first)}
             if last_column:
@@ -153,11 +165,29 @@ class UsageSink:
             if read_at is not None:
                 entity.setdefault("FirstReadAt", read_at)
             try:
-                self._writer.put(Table.USAGE, keyed(keys, entity), row.etag if row else None)
-                return
+                stored = self._writer.put(Table.USAGE, keyed(keys, entity), row.etag if row else None)
             except WriteConflict:
                 continue
+            self._remember(keys, self._stored(stored, first_column, last_column))
+            return
         raise WriteConflict(f"{keys} kept changing: {RETRIES} merges lost")
+
+    @staticmethod
+    def _stored(row: StoredRow | None, first_column: str, last_column: str | None) -> StoredRow | None:
+        """The row with its times as the domain's ISO text, to compare with the records' times."""
+        if row is None:
+            return None
+        entity = {**row.entity, first_column: _text(row.entity.get(first_column))}
+        if last_column:
+            entity[last_column] = _text(row.entity.get(last_column))
+        return StoredRow(entity, row.etag)
+
+    def _remember(self, keys: tuple[str, str], row: StoredRow | None) -> None:
+        if row is None:
+            return
+        if len(self._known) >= KNOWN_ROWS:
+            self._known.clear()  # bounded memory: a busy archive names more resources than this only rarely
+        self._known[keys] = Known(row)
 
 
 def _text(value: object) -> str:
@@ -175,11 +205,12 @@ class GatewayLogs:
                  lease: timedelta | None = None) -> None:
         self.archive, self._reader, self._writer, self._deleter, self.clock = archive, reader, writer, deleter, clock
         self.settings, self.chunk_size, self.lease = settings, chunk_size, lease
+        self._known: dict[tuple[str, str], Known] = {}  # shared by the runs of this process (the timer's, one at a time or not)
 
     def ingest(self, now: datetime | None = None) -> IngestReport:
         started = time.perf_counter()
         now = now or self.clock()
-        sink = UsageSink(self._reader, self._writer, self._deleter, self.archive.container)
+        sink = UsageSink(self._reader, self._writer, self._deleter, self.archive.container, self._known)
         options = {"lease": self.lease} if self.lease is not None else {}
         reader = LineReader(self.archive, self._reader, self._writer, sink, self.clock, chunk_size=self.chunk_size, **options)
         read = reader.run(now)
