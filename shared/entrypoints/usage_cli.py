@@ -14,7 +14,7 @@ from shared.usage.ingest import GatewayLogs, IngestReport
 
 Maker = Callable[[argparse.Namespace], GatewayLogs | None]
 Emit = Callable[..., int]
-COLUMNS = ("Blobs", "Bytes", "Records", "BadLines", "Contributions", "Skipped", "Replaced", "RolledDays", "Purged", "Seconds")
+COLUMNS = ("Blobs", "Bytes", "Records", "BadLines", "Contributions", "ClaimedElsewhere", "Replaced", "RolledDays", "Purged", "Seconds")
 
 
 def add_ingest_parser(subcommands: Any, make: Maker, emit: Emit) -> argparse.ArgumentParser:

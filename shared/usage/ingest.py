@@ -218,6 +218,6 @@ class GatewayLogs:
         report = IngestReport(read.blobs, read.bytes, sink.records, sink.bad_lines, sink.contributions, read.skipped, read.replaced,
                               round(time.perf_counter() - started, 3), rollup)
         log.info(Line(USAGE_RUN, {"blobs": report.blobs, "bytes": report.bytes, "records": report.records, "badLines": report.bad_lines,
-                                  "contributions": report.contributions, "skipped": report.skipped, "replaced": report.replaced,
+                                  "contributions": report.contributions, "claimedElsewhere": report.skipped, "replaced": report.replaced,
                                   "rolledDays": rollup.days, "purged": rollup.purged, "seconds": report.seconds}))
         return report
