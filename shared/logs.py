@@ -3,7 +3,7 @@
 The Functions Python worker forwards each record's message text (not its `extra` fields) to the
 `traces` table, so everything a query needs is in the message: `apim_inventory.event {...}` per event,
 `apim_inventory.summary {...}` once per invocation or command run, `apim_inventory.purge {...}` per purge,
-`apim_inventory.sync {...}` per full sync.
+`apim_inventory.sync {...}` per full sync, `apim_inventory.usage {...}` per usage ingest run and per bad log line.
 Lines are built lazily: the JSON is written only when a handler emits the record.
 """
 
@@ -27,6 +27,7 @@ EVENT = "apim_inventory.event"
 SUMMARY = "apim_inventory.summary"
 PURGE = "apim_inventory.purge"
 SYNC = "apim_inventory.sync"
+USAGE = "apim_inventory.usage"  # each usage ingest run, and each bad log line it meets
 
 log = logging.getLogger("apim_inventory")
 

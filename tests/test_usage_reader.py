@@ -183,3 +183,17 @@ def test_a_lapsed_claim_is_taken_over_and_its_pending_range_redone(archive: Memo
 def test_hour_of_a_blob(name: str, hour: str | None) -> None:
     found = hour_of(name)
     assert (found.strftime("%Y-%m-%dT%H") if found else None) == hour
+
+
+def test_a_run_and_each_bad_line_are_logged(archive: MemoryArchive, store: InMemoryStore, clock: ManualClock,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    name = blob_name(H0)
+    archive.append(name, lines(record(H0)) + b"oops\n")
+    with caplog.at_level("INFO", logger="apim_inventory"):
+        ingest_over(archive, store, clock.now).ingest()
+    found = [json.loads(r.getMessage().removeprefix("apim_inventory.usage ")) for r in caplog.records
+             if r.getMessage().startswith("apim_inventory.usage ")]
+    offset = len(lines(record(H0)))
+    assert found[0] == {"badLine": f"{name}@{offset}", "reason": "not-json", "message": found[0]["message"]}
+    assert {k: found[1][k] for k in ("blobs", "records", "badLines", "claimedElsewhere")} == {"blobs": 1, "records": 1, "badLines": 1,
+                                                                                           "claimedElsewhere": 0}

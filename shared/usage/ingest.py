@@ -16,6 +16,7 @@ from typing import Any
 from shared.domain.errors import WriteConflict
 from shared.domain.usage import COUNTED_KINDS, TOO_LONG, Counters
 from shared.integrations.log_archive import LogArchive
+from shared.logs import USAGE as USAGE_RUN
 from shared.logs import Line
 from shared.store.ports import Entity, StoredRow, Table, TableDeleter, TableReader, TableWriter
 from shared.store.usage_keys import (
@@ -34,7 +35,6 @@ from shared.usage.rollup import RollupReport, Rollups, UsageRetention
 from shared.usage.tally import Key, Rejected, tally
 
 log = logging.getLogger("apim_inventory")
-USAGE_RUN = "apim_inventory.usage"
 RETRIES = 10  # a last-use row that others write at the same moment: read again, merge again
 KNOWN_ROWS = 100_000  # last-use and tracking rows remembered between runs of one process
 
