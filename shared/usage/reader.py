@@ -68,7 +68,7 @@ class Chunk:
 class Prepared(Protocol):
     @property
     def touched(self) -> frozenset[str]:
-        """What the writes will touch (partitions), for retiring this generation if the blob is replaced."""
+        """Where the writes will land (the sink's own tokens), for retiring this generation if the blob is replaced."""
 
 
 class ChunkSink(Protocol):
