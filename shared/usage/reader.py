@@ -102,19 +102,21 @@ class _Checkpoint:
     pending: tuple[int, int] | None = None
     pending_at: datetime | None = None
     hours: list[str] = field(default_factory=list)
+    pending_too_long: bool = False  # the pending range is one line longer than a chunk (whatever the chunk size is now)
 
     @staticmethod
     def of(row: StoredRow) -> _Checkpoint:
         e = row.entity
         pending = (int(e["PendingStart"]), int(e["PendingEnd"])) if int(e.get("PendingEnd", -1)) >= 0 else None
-        return _Checkpoint(str(e["Name"]), int(e["Generation"]), int(e["Offset"]), pending, e.get("PendingAt"), json.loads(e.get("Hours") or "[]"))
+        return _Checkpoint(str(e["Name"]), int(e["Generation"]), int(e["Offset"]), pending, e.get("PendingAt"), json.loads(e.get("Hours") or "[]"),
+                           bool(e.get("PendingTooLong")))
 
     def columns(self, claim_by: str, claim_until: datetime) -> dict[str, Any]:
         start, end = self.pending or (-1, -1)
         # Table Storage's integers are 32 bits unless typed: a creation time in µs is text, offsets doubles (exact to 2**53).
         return {"Name": self.name, "Generation": str(self.generation), "Offset": float(self.offset), "PendingStart": float(start),
                 "PendingEnd": float(end),
-                "PendingAt": self.pending_at or EPOCH, "Hours": json.dumps(sorted(self.hours)), "ClaimBy": claim_by,
+                "PendingAt": self.pending_at or EPOCH, "PendingTooLong": self.pending_too_long, "Hours": json.dumps(sorted(self.hours)), "ClaimBy": claim_by,
                 "ClaimUntil": claim_until}
 
 
@@ -206,7 +208,7 @@ class LineReader:
                     break  # a line being appended: the next read takes it
                 stored = self._take(keys, state, stored, chunk, report)
             self._put(keys, state, stored.etag, release=True)
-        except (WriteConflict, _Lost):
+        except _Lost:  # a conflict of the sink's own rows is no lost claim: it raises
             log.info("usage: another run took %s over", info.name)
             return False
         return True
@@ -226,11 +228,11 @@ class LineReader:
         """Pending and the places touched first, then the sink's writes, then the offset: a crash anywhere between
         leaves a pending range that the next run reads again, exactly, onto the same rows."""
         prepared = self._sink.prepare(chunk)
-        state.pending, state.pending_at = (chunk.start, chunk.end), chunk.at
+        state.pending, state.pending_at, state.pending_too_long = (chunk.start, chunk.end), chunk.at, chunk.too_long is not None
         state.hours = sorted(set(state.hours) | prepared.touched)
         stored = self._put(keys, state, stored.etag)
         self._sink.commit(prepared)
-        state.offset, state.pending, state.pending_at = chunk.end, None, None
+        state.offset, state.pending, state.pending_at, state.pending_too_long = chunk.end, None, None, False
         stored = self._put(keys, state, stored.etag)
         report.chunks += 1
         report.bytes += chunk.end - chunk.start
@@ -239,11 +241,12 @@ class LineReader:
         return stored
 
     def _again(self, state: _Checkpoint) -> Chunk:
-        """The pending range as it was first read (an append blob's bytes never change within a generation)."""
+        """The pending range as it was first read (an append blob's bytes never change within a generation): whole lines of
+        at most one chunk of the run that wrote it, read at once, or the head of one line longer than that chunk."""
         assert state.pending is not None
         start, end = state.pending
         at = state.pending_at or self._clock()
-        if end - start > self.chunk_size:  # only a line longer than a chunk spans more
+        if state.pending_too_long:
             head = self.archive.read(state.name, start, min(200, end - start))
             return Chunk(state.name, state.generation, start, end, [], at, too_long=head)
         return _whole_lines(state.name, state.generation, start, self.archive.read(state.name, start, end - start), at)
