@@ -32,8 +32,18 @@ class Killed(Exception):
     """The process dies at this write."""
 
 
+def typed(entity: Entity) -> Entity:
+    """What Table Storage takes, which the twin does not check: integers of 32 bits (the SDK types a plain int so), strings
+    of at most 32K characters."""
+    for name, value in entity.items():
+        assert not (isinstance(value, int) and not isinstance(value, bool) and not -2**31 <= value < 2**31), (name, value)
+        assert not (isinstance(value, str) and len(value) > 32_000), name
+    return entity
+
+
 class Crashing:
-    """The store, dying at its k-th write (an upsert writes some of its rows first, as separate transactions do)."""
+    """The store, dying at its k-th write (an upsert writes some of its rows first, as separate transactions do); every
+    entity checked as Table Storage would (`typed`)."""
 
     def __init__(self, store: Any, at: int | None) -> None:
         self._store, self.at, self.writes = store, at, 0
@@ -49,11 +59,14 @@ class Crashing:
         return self._store.scan(*args, **kwargs)  # type: ignore[no-any-return]
 
     def put(self, table: Table, entity: Entity, etag: str | None) -> StoredRow:
+        typed(entity)
         if self._write():
             raise Killed()
         return self._store.put(table, entity, etag)  # type: ignore[no-any-return]
 
     def upsert(self, table: Table, entities: list[Entity]) -> None:
+        for entity in entities:
+            typed(entity)
         if self._write():
             self._store.upsert(table, entities[: len(entities) // 2])
             raise Killed()
@@ -127,7 +140,7 @@ def play(blobs: MemoryBlobs | AzuriteBlobs, store: Any, script: list[tuple[str, 
     for name, rest in held.items():
         blobs.append(name, rest)
     clock.advance(minutes=3)
-    ingest_over(archive, store, clock.now, chunk_size=1024).ingest()
+    ingest_over(archive, Crashing(store, None), clock.now, chunk_size=1024).ingest()
     assert stored_counts(store) == brute_force(blobs.contents())
 
 
