@@ -6,6 +6,7 @@ twin store and the twin archive), a few on Azurite (Table Storage and real appen
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -108,14 +109,36 @@ def _records(draw: Any) -> bytes:
 def steps(draw: Any) -> list[tuple[str, Any, Any]]:
     found: list[tuple[str, Any, Any]] = []
     for _ in range(draw(st.integers(1, 12))):
-        what = draw(st.sampled_from(["append", "append", "append", "split", "read", "read", "crash", "replace"]))
+        what = draw(st.sampled_from(["append", "append", "append", "split", "read", "read", "crash", "replace", "race"]))
         if what in ("append", "split", "replace"):
             found.append((what, draw(st.sampled_from(BLOBS)), _records(draw)))
         elif what == "read":
             found.append((what, draw(st.sampled_from([700, 1100, 4096])), None))
+        elif what == "race":
+            found.append((what, draw(st.sampled_from([700, 1100, 4096])), draw(st.one_of(st.none(), st.integers(1, 12)))))
         else:
             found.append((what, draw(st.sampled_from([700, 1100, 4096])), draw(st.integers(1, 12))))
     return found
+
+
+def race(archive: LogArchive, store: Any, clock: ManualClock, chunk: int, crash_at: int | None) -> None:
+    failures: list[BaseException] = []
+
+    def run(at: int | None) -> None:
+        try:
+            ingest_over(archive, Crashing(store, at), clock.now, chunk_size=chunk).ingest()
+        except Killed:
+            pass
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(at,)) for at in (crash_at, None)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    clock.advance(minutes=3)
 
 
 def play(blobs: MemoryBlobs | AzuriteBlobs, store: Any, script: list[tuple[str, Any, Any]]) -> None:
@@ -131,6 +154,8 @@ def play(blobs: MemoryBlobs | AzuriteBlobs, store: Any, script: list[tuple[str, 
         elif what == "replace":
             held.pop(first, None)
             blobs.replace(first, second)
+        elif what == "race":  # two runs at once, one of them dying at its k-th write
+            race(archive, store, clock, first, second)
         else:
             crashing = Crashing(store, second)
             try:
