@@ -186,8 +186,8 @@ class LineReader:
         row = self._reader.get(Table.USAGE, *keys)
         state = _Checkpoint.of(row) if row else _Checkpoint(info.name, generation(info.created))
         replaced = state.generation != generation(info.created) or info.size < state.offset
-        if row and not replaced and state.pending is None and not self._has_news(state, info):
-            return True
+        if row and not replaced and state.pending is None and info.size == state.offset:
+            return True  # read through: one point read, no write (a half-written line past the offset is claimed and looked at)
         if row and row.entity.get("ClaimBy") not in ("", self.owner) and row.entity["ClaimUntil"] > self._clock():
             report.skipped += 1
             return False
@@ -212,10 +212,6 @@ class LineReader:
             log.info("usage: another run took %s over", info.name)
             return False
         return True
-
-    def _has_news(self, state: _Checkpoint, info: BlobInfo) -> bool:
-        """Bytes past the checkpoint: after a first read, only those that end a line are worth a claim."""
-        return info.size > state.offset
 
     def _put(self, keys: tuple[str, str], state: _Checkpoint, etag: str | None, *, release: bool = False) -> StoredRow:
         until = self._clock() if release else self._clock() + self.lease
