@@ -224,7 +224,9 @@ def test_pages_and_sums_equal_a_brute_force_count(drawn: list[tuple[str, int, in
             break
     assert {item["path"]: [item["total"], item["failed"]] for item in seen} == wanted
     assert len(seen) == len(wanted)
-    metric = {"total": lambda s: s[0], "failed": lambda s: s[1], "failure-rate": lambda s: round(s[1] / s[0], 4)}[sort]
+    def metric(sums: list[int]) -> float:
+        return {"total": sums[0], "failed": sums[1], "failure-rate": sums[1] / sums[0]}[sort]
+
     assert [item["path"] for item in seen] == sorted(wanted, key=lambda p: (-metric(wanted[p]), p))
 
 
