@@ -22,7 +22,7 @@ from shared.domain.errors import InvalidArgument, PermanentEventError, one_line
 from shared.domain.kinds import FACTS, TOP_LEVEL, Kind
 from shared.domain.outcomes import Outcome, SyncOutcome, SyncStop
 from shared.domain.resources import ServiceRef, parse_resource_id, parse_service_id
-from shared.entrypoints import access_cli, cli_expiry, columns
+from shared.entrypoints import access_cli, cli_expiry, columns, usage_cli
 from shared.entrypoints.failures import EXIT_CODES, FAILED, OK, STORE_ERRORS, USAGE, Failure, checked, explain, store_error, then
 from shared.entrypoints.output import by_path, fit_tables, progress, record_lines, row_table, table, to_csv, to_json, when
 from shared.ingest import dead_letter
@@ -147,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
                      "or the name of a service the inventory knows (or RECONCILE_SERVICES names)")
     sub.add_argument("--once", action="store_true", help="one invocation within the budget, as the reconcile timer runs it")
     cli_expiry.register(cli_expiry.Lent(command, since, _services, _emit))  # expiring, alerts, sweep
+    usage_cli.register(cli_expiry.Lent(command, since, _services, _emit))  # usage (its group: rejected, ingest), unused
     return parser
 
 
