@@ -347,6 +347,7 @@ def _summary(args: argparse.Namespace) -> int:
         long_rows += [{"Metric": m, "Service": r["service"], "Kind": r["kind"], "Count": r[m], "Workspace": r["workspace"]}
                       for r in workspaces for m in ("live", "deleted")]
     long_rows += [{"Metric": m, "Window": w, "Count": windows[w][m]} for w in windows for m in metrics]
+    long_rows += usage_cli.request_rows(summary)
 
     def lines() -> list[str]:
         counts = [[r["service"], r["kind"], str(r["live"]), str(r["deleted"])] for r in resources]
@@ -357,7 +358,7 @@ def _summary(args: argparse.Namespace) -> int:
         if chosen is None and workspaces:
             rows = [[r["service"], r["workspace"], r["kind"], str(r["live"]), str(r["deleted"])] for r in workspaces]
             parts += ["", "In workspaces (included above):", *table(("Service", "Workspace", "Kind", "Live", "Deleted"), rows, "")]
-        return [*parts, "", *table(("Events", *(m.capitalize() for m in metrics)), events, "")]
+        return [*parts, "", *table(("Events", *(m.capitalize() for m in metrics)), events, ""), *usage_cli.request_lines(summary)]
 
     return _emit(args, summary, long_rows, lines, csv_header=columns.SUMMARY_CSV_COLUMNS)
 

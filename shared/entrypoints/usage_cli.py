@@ -5,6 +5,7 @@ with no request in N days). Registered by shared.entrypoints.cli, which lends th
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from shared.domain.usage import COUNTED_KINDS
 from shared.entrypoints import columns
@@ -92,6 +93,23 @@ def _unused(lent: Lent, args: argparse.Namespace) -> int:
         return [*head, *table(tuple(_title(c) for c in columns.UNUSED_COLUMNS), cells, "")] if cells else [*head, "(none)"]
 
     return lent.emit(args, answer, answer["items"], lines, csv_header=columns.UNUSED_CSV_COLUMNS)
+
+
+def request_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """`summary -o csv`: each service's requests in each window, a row per count (`requests.total`, `requests.failed`, ...)."""
+    return [{"Metric": f"requests.{name}", "Window": window, "Service": item["service"], "Count": count}
+            for item in summary.get("requests", []) for window in summary["requestWindows"] for name, count in item[window].items()]
+
+
+def request_lines(summary: dict[str, Any]) -> list[str]:
+    """`summary`'s table of requests, when some service's gateway logs were read."""
+    if not summary.get("requests"):
+        return []
+    windows = summary["requestWindows"]
+    names = tuple(summary["requests"][0][next(iter(windows))])
+    cells = [[window, item["service"], *(str(item[window][n]) for n in names)] for window in windows for item in summary["requests"]]
+    starts = ", ".join(f"{window} from {when(span['from'])}" for window, span in windows.items())
+    return ["", f"Requests in whole clock hours: {starts}", *table(("Window", "Service", *(_title(n) for n in names)), cells, "")]
 
 
 def _title(column: str) -> str:
