@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from devtools.worker import decode_event
 from shared.domain.errors import InvalidQuery
 from shared.domain.kinds import TOP_LEVEL, Kind
-from shared.domain.resources import ServiceRef, parse_path
+from shared.domain.resources import ResourceRef, ServiceRef, parse_path
 from shared.domain.usage import COUNTED_KINDS, SERVICE_TOTAL, SERVICE_TOTAL_ID
 from shared.queries.inventory import NotFound
 from shared.queries.summary import summarize
@@ -24,7 +24,7 @@ from shared.queries.unused import bad_lines, parse_unused_kind, unused, unused_n
 from shared.queries.usage import hours_between, parse_sort, path_of, usage
 from shared.store import keys
 from shared.store.memory import InMemoryStore
-from shared.store.ports import Table
+from shared.store.ports import Loaded, Table
 from tests.layout2 import marker, put, status_row
 from tests.support import SERVICE_ID, ManualClock, event, processor_over
 from tests.test_changes import CountingReader
@@ -61,9 +61,17 @@ def seeded() -> InMemoryStore:
     return store
 
 
-def run(store: InMemoryStore, **asked: Any) -> tuple[dict[str, Any], CountingReader]:
-    reader = CountingReader(store)
-    return usage(reader, NOW, **asked), reader
+class Counting(CountingReader):
+    """The read side and the inventory rows' point reads (a revision's reads its API's row too), counted."""
+
+    def load(self, ref: ResourceRef, *, fresh: bool = False) -> Loaded:
+        self.requests += 1 + (ref.parent is not None)
+        return self.store.load(ref, fresh=fresh)
+
+
+def run(store: InMemoryStore, **asked: Any) -> tuple[dict[str, Any], Counting]:
+    reader = Counting(store)
+    return usage(reader, reader, NOW, **asked), reader
 
 
 def totals(answer: dict[str, Any]) -> dict[str, int]:

@@ -28,7 +28,7 @@ ALLOWED = {
     # `--workspace W` and the API's `workspace` parameter, and the `workspace` field of summary and access answers:
     # option, parameter and JSON field names (what people type and read), not the kind.
     ("entrypoints/access_cli.py", "workspace"), ("entrypoints/cli.py", "workspace"), ("entrypoints/http_api.py", "workspace"),
-    ("queries/access.py", "workspace"), ("queries/summary.py", "workspace"),
+    ("queries/access.py", "workspace"), ("queries/summary.py", "workspace"), ("queries/unused.py", "workspace"),
 }
 
 

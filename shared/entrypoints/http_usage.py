@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import azure.functions as func
 
@@ -11,19 +11,23 @@ from shared.entrypoints.http_api import _params, _required, answer
 from shared.queries.inventory import InventoryQueries, parse_bool, parse_when, service_name
 from shared.queries.unused import parse_days, parse_unused_kind, unused
 from shared.queries.usage import DEFAULT_TOP, MAX_TOP, parse_count, usage
-from shared.store.ports import TableReader
+from shared.store.ports import InventoryRows, TableReader
+
+
+class Reads(TableReader, InventoryRows, Protocol):
+    """The store's read side and its inventory rows: what the usage report reads."""
 
 UNUSED_TOP = 100
 
 
-def get_usage(req: func.HttpRequest, queries: InventoryQueries, reader: TableReader) -> func.HttpResponse:
+def get_usage(req: func.HttpRequest, queries: InventoryQueries, store: Reads) -> func.HttpResponse:
     """GET /api/usage?service=&kind=&since=&until=&top=&sort=&unknown=&continuationToken=: one page of the resources'
     requests in the window (default: the last 24 hours), `top` (1-1000, default 50) at most."""
 
     def work() -> dict[str, Any]:
         params = _params(req, {"service", "kind", "since", "until", "top", "sort", "unknown", "continuationToken"})
         now = queries.clock()
-        return usage(reader, now, service=service_name(params["service"]) if params.get("service") else None,
+        return usage(store, store, now, service=service_name(params["service"]) if params.get("service") else None,
                      kind=params.get("kind") or None, since=parse_when(params.get("since"), "since", now),
                      until=parse_when(params.get("until"), "until", now), top=parse_count(params.get("top"), "top", DEFAULT_TOP, MAX_TOP),
                      sort=params.get("sort") or "total", unknown=parse_bool(params.get("unknown"), "unknown"),

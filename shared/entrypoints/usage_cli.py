@@ -54,7 +54,7 @@ def register(lent: Lent) -> argparse._SubParsersAction[argparse.ArgumentParser]:
 def _usage(lent: Lent, args: argparse.Namespace) -> int:
     services = lent.services(args)
     now = services.clock()
-    answer = usage(services.store, now, service=service_name(args.service) if args.service else None, kind=args.kind,
+    answer = usage(services.store, services.store, now, service=service_name(args.service) if args.service else None, kind=args.kind,
                    since=parse_when(args.since, "--since", now), until=parse_when(args.until, "--until", now), top=int(args.top),
                    sort=args.sort, unknown=args.unknown)
 

@@ -21,18 +21,18 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from shared.domain.errors import InvalidQuery, PermanentEventError
 from shared.domain.kinds import FACTS, IN_WORKSPACE, Kind
-from shared.domain.resources import ServiceRef, parse_path, within
+from shared.domain.resources import ResourceRef, ServiceRef, parse_path, within
 from shared.domain.usage import ALL_ACCESS_SUBSCRIPTION, COUNTED_KINDS, NO_SUBSCRIPTION, OPERATION, Counters
 from shared.queries.changes import first_of
 from shared.queries.inventory import NotFound
 from shared.queries.summary import in_parallel, services
 from shared.store import usage_keys
-from shared.store.keys import decode_part, of_family, resource_keys
-from shared.store.ports import Entity, Query, Table, TableReader
+from shared.store.keys import decode_part, of_family
+from shared.store.ports import Entity, Loaded, Query, Table, TableReader
 from shared.store.usage_rows import counters_of
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -181,13 +181,20 @@ def decode_cursor(text: str | None, fields: dict[str, Any]) -> UsageCursor | Non
     return UsageCursor(since, until, after)
 
 
+class RowLoader(Protocol):
+    """The part of the InventoryRows port the report uses: a resource's row by its ref."""
+
+    def load(self, ref: ResourceRef, *, fresh: bool = False) -> Loaded: ...
+
+
 class InventoryLookup:
     """Whether the inventory has a row of a resource the logs name (live or a tombstone): a point read of the service's
     row, then, for a kind workspaces hold, of the row in each of the service's workspaces (read once per service), since
     a service's resource names are unique across its workspaces and the logs name no workspace."""
 
-    def __init__(self, reader: TableReader) -> None:
+    def __init__(self, reader: TableReader, rows: RowLoader) -> None:
         self._reader = reader
+        self._rows = rows
         self._workspaces: dict[str, list[str]] = {}
 
     def known(self, service: str, kind: str, resource_id: str) -> bool | None:
@@ -199,7 +206,7 @@ class InventoryLookup:
         for workspace in places:
             try:
                 ref = parse_path(ServiceRef("", "", service), within(workspace, path))
-                if self._reader.get(Table.INVENTORY, *resource_keys(ref)) is not None:
+                if self._rows.load(ref, fresh=True)[0] is not None:  # as `show` reads a row: a revision reads its API's too
                     return True
             except PermanentEventError:  # an id no inventory row can have
                 return False
@@ -232,7 +239,7 @@ def entry(service: str, kind: str, resource_id: str, counts: Counters) -> Entity
             "averageMs": round(counts.average_ms, 1), "maxMs": counts.duration_max_ms}
 
 
-def usage(reader: TableReader, now: datetime, *, service: str | None = None, kind: str | None = None,
+def usage(reader: TableReader, rows: RowLoader, now: datetime, *, service: str | None = None, kind: str | None = None,
           since: datetime | None = None, until: datetime | None = None, top: int = DEFAULT_TOP, sort: str = "total",
           unknown: bool = False, continuation: str | None = None) -> dict[str, Any]:
     """One page of the resources' requests in the window (default: the last 24 hours), sorted by `sort` (descending),
@@ -260,7 +267,7 @@ def usage(reader: TableReader, now: datetime, *, service: str | None = None, kin
     order = sorted(((-float(metric(c)), path_of(k, i), s, k, i) for (s, k, i), c in counts.items() if c.total))
     if cursor is not None:
         order = [o for o in order if o[:4] > cursor.after]
-    lookup = InventoryLookup(reader)
+    lookup = InventoryLookup(reader, rows)
     items: list[Entity] = []
     more = False
     for negated, path, s, k, i in order:
