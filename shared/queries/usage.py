@@ -247,7 +247,7 @@ def usage(reader: TableReader, rows: RowLoader, now: datetime, *, service: str |
     sort, kind = parse_sort(sort), parse_usage_kind(kind)
     fields = {"service": (service or "").lower(), "kind": kind or "", "sort": sort, "unknown": unknown}
     cursor = decode_cursor(continuation, fields)
-    since, until = (cursor.since, cursor.until) if cursor else (since or now - DEFAULT_SINCE, until or now + timedelta(microseconds=1))
+    since, until = (cursor.since, cursor.until) if cursor else (since or now - DEFAULT_SINCE, until or now)
     if until <= since:
         raise InvalidQuery("until must be after since")
     hours = hours_between(since, until)
