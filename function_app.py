@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from shared import bootstrap, logs
-from shared.entrypoints import http_api, http_expiry
+from shared.entrypoints import http_api, http_expiry, http_usage
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)  # never anonymous
 _settings = bootstrap.app_settings()  # schedules are read when the worker indexes the app; the services reuse this reading
@@ -78,6 +78,16 @@ def expiring(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="alerts", methods=["GET"])
 def alerts(req: func.HttpRequest) -> func.HttpResponse:
     return http_expiry.get_alerts(req, bootstrap.services().store, bootstrap.services().clock)
+
+
+@app.route(route="usage", methods=["GET"])
+def usage(req: func.HttpRequest) -> func.HttpResponse:
+    return http_usage.get_usage(req, bootstrap.services().queries, bootstrap.services().store)
+
+
+@app.route(route="unused", methods=["GET"])
+def unused(req: func.HttpRequest) -> func.HttpResponse:
+    return http_usage.get_unused(req, bootstrap.services().queries, bootstrap.services().store)
 
 
 @app.function_name("health")

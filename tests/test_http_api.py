@@ -22,7 +22,7 @@ from shared.store.keys import LAYOUT_KEYS, with_keys
 from tests.support import SERVICE_ID, T0, ManualClock, event, iso
 
 HTTP_FUNCTIONS = {"inventory": "inventory/{kind}", "resource": "resource", "access": "access", "history": "history", "changes": "changes", "flags": "flags",
-                  "summary": "summary", "expiring": "expiring", "alerts": "alerts"}
+                  "summary": "summary", "expiring": "expiring", "alerts": "alerts", "usage": "usage", "unused": "unused"}
 OTHER = SERVICE_ID.replace("contoso", "fabrikam")
 
 

@@ -31,7 +31,7 @@ from shared.store.table import TableStore
 from shared.store.usage_keys import checkpoint_keys
 from tests.conftest import fresh_settings, table_repo
 from tests.support import ManualClock
-from tests.usage_support import H0, NOW, AzuriteBlobs, bad_lines, blob_name, brute_force, ingest_over, lines, record, stored_counts
+from tests.usage_ingest_support import H0, NOW, AzuriteBlobs, bad_lines, blob_name, brute_force, ingest_over, lines, record, stored_counts
 
 ROOT = Path(__file__).resolve().parent.parent
 _containers = itertools.count(1)
@@ -136,7 +136,7 @@ from azure.storage.blob import ContainerClient
 from shared import bootstrap
 from shared.config import Settings
 from shared.integrations.log_blobs import BlobArchive
-from tests.usage_support import ingest_over
+from tests.usage_ingest_support import ingest_over
 tables, blobs, container, usage = sys.argv[1:5]
 store = bootstrap.table_store(TableServiceClient.from_connection_string(tables), Settings(usage_table=usage))
 archive = BlobArchive(ContainerClient.from_connection_string(blobs, container))

@@ -23,7 +23,7 @@ from shared.store.memory import InMemoryStore
 from shared.store.ports import Entity, StoredRow, Table
 from tests.conftest import fresh_settings, table_repo
 from tests.support import ManualClock
-from tests.usage_support import H0, NOW, AzuriteBlobs, blob_name, brute_force, ingest_over, lines, record, stored_counts
+from tests.usage_ingest_support import H0, NOW, AzuriteBlobs, blob_name, brute_force, ingest_over, lines, record, stored_counts
 
 BLOBS = [blob_name(H0), blob_name(H0 + timedelta(hours=1)), blob_name(H0 + timedelta(hours=2), "fabrikam")]
 _containers = itertools.count(1)

@@ -16,7 +16,7 @@ from shared.usage.reader import LineReader
 from shared.usage.rollup import Rollups
 from tests.support import ManualClock
 from tests.test_usage_property import Crashing, Killed
-from tests.usage_support import NOW, Retention, blob_name, brute_force, by_day, ingest_over, lines, record, rows_under, stored_by_day
+from tests.usage_ingest_support import NOW, Retention, blob_name, brute_force, by_day, ingest_over, lines, record, rows_under, stored_by_day
 
 pytestmark = pytest.mark.unit
 OLD = NOW.replace(minute=0) - timedelta(days=10)

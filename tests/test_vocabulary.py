@@ -20,7 +20,7 @@ ALLOWED = {
     # The rejected events' retention setting and what the purge reports are named "rejected", after the table.
     ("timers/retention.py", "rejected"), ("config.py", "rejected"),
     # The command's subcommand is called `rejected` (argparse's name for it, what people type).
-    ("entrypoints/cli.py", "rejected"),
+    ("entrypoints/cli.py", "rejected"), ("entrypoints/usage_cli.py", "rejected"),
     # The alert outbox's partition of unsent alerts is a store key rule, not an enrichment outcome.
     ("store/keys.py", "pending"),
     # GET /api/alerts takes `pending=true` (a query parameter's name, what people type), as the command's --pending.
@@ -28,7 +28,7 @@ ALLOWED = {
     # `--workspace W` and the API's `workspace` parameter, and the `workspace` field of summary and access answers:
     # option, parameter and JSON field names (what people type and read), not the kind.
     ("entrypoints/access_cli.py", "workspace"), ("entrypoints/cli.py", "workspace"), ("entrypoints/http_api.py", "workspace"),
-    ("queries/access.py", "workspace"), ("queries/summary.py", "workspace"),
+    ("queries/access.py", "workspace"), ("queries/summary.py", "workspace"), ("queries/unused.py", "workspace"),
 }
 
 

@@ -22,7 +22,7 @@ from shared.domain.errors import InvalidArgument, PermanentEventError, one_line
 from shared.domain.kinds import FACTS, TOP_LEVEL, Kind
 from shared.domain.outcomes import Outcome, SyncOutcome, SyncStop
 from shared.domain.resources import ServiceRef, parse_resource_id, parse_service_id
-from shared.entrypoints import access_cli, cli_expiry, columns, usage_cli
+from shared.entrypoints import access_cli, cli_expiry, columns, usage_cli, usage_ingest_cli
 from shared.entrypoints.failures import EXIT_CODES, FAILED, OK, STORE_ERRORS, USAGE, Failure, checked, explain, store_error, then
 from shared.entrypoints.output import by_path, fit_tables, progress, record_lines, row_table, table, to_csv, to_json, when
 from shared.ingest import dead_letter
@@ -147,9 +147,8 @@ def _parser() -> argparse.ArgumentParser:
                      "or the name of a service the inventory knows (or RECONCILE_SERVICES names)")
     sub.add_argument("--once", action="store_true", help="one invocation within the budget, as the reconcile timer runs it")
     cli_expiry.register(cli_expiry.Lent(command, since, _services, _emit))  # expiring, alerts, sweep
-    usage = command("usage", "requests by category from the gateway logs; `usage ingest` reads them now", _usage)
-    usage_cli.add_ingest_parser(usage.add_subparsers(dest="usage_command", metavar="SUBCOMMAND"),
-                                lambda args: bootstrap.gateway_logs((s := _services(args)).settings, store=s.store, clock=s.clock), _emit)
+    usage_ingest_cli.add_ingest_parser(usage_cli.register(cli_expiry.Lent(command, since, _services, _emit)),  # usage, unused
+                                       lambda args: bootstrap.gateway_logs((s := _services(args)).settings, store=s.store, clock=s.clock), _emit)
     return parser
 
 
@@ -349,6 +348,7 @@ def _summary(args: argparse.Namespace) -> int:
         long_rows += [{"Metric": m, "Service": r["service"], "Kind": r["kind"], "Count": r[m], "Workspace": r["workspace"]}
                       for r in workspaces for m in ("live", "deleted")]
     long_rows += [{"Metric": m, "Window": w, "Count": windows[w][m]} for w in windows for m in metrics]
+    long_rows += usage_cli.request_rows(summary)
 
     def lines() -> list[str]:
         counts = [[r["service"], r["kind"], str(r["live"]), str(r["deleted"])] for r in resources]
@@ -359,7 +359,7 @@ def _summary(args: argparse.Namespace) -> int:
         if chosen is None and workspaces:
             rows = [[r["service"], r["workspace"], r["kind"], str(r["live"]), str(r["deleted"])] for r in workspaces]
             parts += ["", "In workspaces (included above):", *table(("Service", "Workspace", "Kind", "Live", "Deleted"), rows, "")]
-        return [*parts, "", *table(("Events", *(m.capitalize() for m in metrics)), events, "")]
+        return [*parts, "", *table(("Events", *(m.capitalize() for m in metrics)), events, ""), *usage_cli.request_lines(summary)]
 
     return _emit(args, summary, long_rows, lines, csv_header=columns.SUMMARY_CSV_COLUMNS)
 
@@ -473,10 +473,6 @@ def _purge(args: argparse.Namespace) -> int:
     total = sum(r.deleted for r in results)
     note = [f"dry run: would delete {total} rows; nothing was deleted"] if args.dry_run else []
     return _emit(args, document, rows, lambda: [*table(header, cells, ""), *note], csv_header=header)
-
-
-def _usage(args: argparse.Namespace) -> int:
-    return _fail("choose a subcommand: usage ingest", USAGE)
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -55,6 +55,13 @@ ALERT_CSV_COLUMNS = ("id", "type", "state", "detectedAt", "sentAt", "service", "
 SWEEP_COLUMNS = ("Sweep", "Rows", "Changed")  # then AlertsSent, or AlertsLogged when no topic is set, then AlertsPending
 SWEEP_PREVIEW_COLUMNS = ("Sweep", "Rows", "WouldChange", "WouldRaise")  # `sweep --dry-run`: per sweep, then each change:
 SWEEP_CHANGE_COLUMNS = ("Sweep", "Service", "Kind", "Path", "Change", "Alerts")  # the CSV's rows (the table omits Sweep)
+# The usage reports (`usage`, `unused`, `usage rejected`): the JSON answer's field names, in the table (as titles) and the CSV.
+USAGE_COLUMNS = ("service", "kind", "path", "total", "successful", "failed", "unauthorized", "other", "backendFailed", "failureRate",
+                 "averageMs", "maxMs", "lastUsedAt")
+USAGE_CSV_COLUMNS = (*USAGE_COLUMNS, "known")  # known: true, false, or empty where the inventory keeps no row (operations)
+UNUSED_COLUMNS = ("service", "kind", "path", "displayName", "createdAt", "lastUsedAt", "trackedSince")
+UNUSED_CSV_COLUMNS = (*UNUSED_COLUMNS, WORKSPACE_COLUMN.lower())
+BAD_LINE_CSV_COLUMNS = ("seenAt", "blob", "offset", "reason", "excerpt")
 
 
 def for_table(header: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:

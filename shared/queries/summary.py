@@ -4,7 +4,9 @@ read of the rows or the history.
 
 Requests: the layout marker, the status rows (the services), services x families x buckets range reads of count rows
 (96 per service, each returning at most 1 + COUNT_SHARDS entities), and the rejected counter rows of today and
-yesterday: a number that grows with the services, never with the rows or the events."""
+yesterday: a number that grows with the services, never with the rows or the events. The request totals add the
+tracking rows of the usage table (one partition: the services whose gateway logs were read) and, per such service, the
+25 hourly partitions of its `service` pseudo-kind that the last day's window overlaps (`request_totals`)."""
 
 from __future__ import annotations
 
@@ -16,10 +18,13 @@ from typing import Any, TypeVar
 
 from shared.domain.kinds import TOP_LEVEL
 from shared.domain.outcomes import Outcome
+from shared.domain.usage import SERVICE_TOTAL, SERVICE_TOTAL_ID, Counters
 from shared.queries.workspaces import shown
 from shared.store.counts import EVENT_OUTCOMES, WINDOWS, window_start, window_totals, workspace_counts
-from shared.store.keys import LAYOUT, LAYOUT_KEYS, count_partitions, count_range, rejected_count_keys, service_of_status, status_rows
+from shared.store.keys import LAYOUT, LAYOUT_KEYS, count_partitions, count_range, decode_part, rejected_count_keys, service_of_status, status_rows
 from shared.store.ports import Table, TableReader
+from shared.store.usage_keys import hourly_rows, tracking_rows
+from shared.store.usage_rows import counters_of
 
 READERS = 8  # concurrent point reads: within the Table client's connection pool (10)
 LIVE, DELETED = "Live_", "Deleted_"
@@ -103,7 +108,43 @@ def summarize(reader: TableReader, now: datetime, workspace: str | None = None) 
         "events": {window: {**dict(zip(EVENT_OUTCOMES, events[window], strict=True)), Outcome.REJECTED: rejections[window][0]}
                    for window in WINDOWS},
         "windows": {window: {"from": window_start(now, window)} for window in WINDOWS},
+        **request_totals(reader, now, dict(known)),
     }
+
+
+# The request windows are whole clock hours (the usage table counts by hour): those that overlap the last 60 minutes
+# (two: the current hour and the one before), and those that overlap the last 24 hours (25).
+REQUEST_WINDOWS = {"lastHour": timedelta(minutes=60), "lastDay": timedelta(hours=24)}
+REQUEST_COUNTS = ("total", "successful", "failed", "unauthorized", "other", "backendFailed")
+
+
+def request_totals(reader: TableReader, now: datetime, names: dict[str, str]) -> dict[str, Any]:
+    """Each service's requests in the clock hours overlapping the last hour and the last day, from its `service`
+    pseudo-kind's hourly contributions: the tracking rows, then 25 key ranges per tracked service."""
+    tracking, _ = reader.page(tracking_rows(), None)
+    keys = sorted(decode_part(str(row["RowKey"])) for row in tracking)
+    shown = {decode_part(str(row["RowKey"])): str(row.get("Service") or decode_part(str(row["RowKey"]))) for row in tracking}
+    current = now.replace(minute=0, second=0, microsecond=0)
+    starts = {window: (now - span).replace(minute=0, second=0, microsecond=0) for window, span in REQUEST_WINDOWS.items()}
+    hours = [starts["lastDay"] + timedelta(hours=n) for n in range(int((current - starts["lastDay"]) / timedelta(hours=1)) + 1)]
+    reads = [(key, hour) for key in keys for hour in hours]
+    found = in_parallel(lambda read: reader.page(hourly_rows(read[0], SERVICE_TOTAL, read[1], SERVICE_TOTAL_ID), None)[0], reads)
+    totals = {key: {window: Counters() for window in REQUEST_WINDOWS} for key in keys}
+    for (key, hour), rows in zip(reads, found, strict=True):
+        for row in rows:
+            for window, start in starts.items():
+                if hour >= start:
+                    totals[key][window].merge(counters_of(row))
+    return {
+        "requests": [{"service": names.get(key, shown[key]), **{window: _counts(totals[key][window]) for window in REQUEST_WINDOWS}}
+                     for key in keys],
+        "requestWindows": {window: {"from": start, "until": current + timedelta(hours=1)} for window, start in starts.items()},
+    }
+
+
+def _counts(counters: Counters) -> dict[str, int]:
+    return dict(zip(REQUEST_COUNTS, (counters.total, counters.successful, counters.failed, counters.unauthorized, counters.other,
+                                     counters.backend_failed), strict=True))
 
 
 def _add(totals: dict[str, list[int]], more: dict[str, list[int]]) -> None:

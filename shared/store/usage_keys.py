@@ -87,6 +87,13 @@ def rollup_markers(service_key: str) -> Query:
     return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", f"ur|{encode_part(service_key)}"),))
 
 
+def rollup_marker_range(service_key: str, kind: str, first_day: datetime, last_day: datetime) -> Query:
+    """The roll-up markers of one kind from `first_day` to `last_day` (both included): a report's window, one key range."""
+    pk, low = rollup_marker_keys(service_key, kind, first_day)
+    return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", pk),), low_rk=low,
+                 high_rk=rollup_marker_keys(service_key, kind, last_day)[1] + " ")  # no key holds a character below a space
+
+
 def last_use_partition(service_key: str, kind: str) -> str:
     return f"ul|{encode_part(service_key)}|{kind}"
 
