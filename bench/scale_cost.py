@@ -202,31 +202,51 @@ def questions(queries: Any, reader: TableReader, times: list[str], user: str) ->
     }
 
 
-def timed(run: Callable[[], Any], counter: Callable[[], tuple[int, int]]) -> tuple[float, int, int]:
-    """The requests and entities of one run, and its time in ms: the best of REPEATS rounds, each of enough runs to
-    last about 50 ms (as timeit's autorange), so a question that takes tens of microseconds is not timed by the clock's
-    noise."""
+def _one_run(run: Callable[[], Any], counter: Callable[[], tuple[int, int]]) -> tuple[float, int, int]:
+    """The seconds, requests and entities of one run."""
     before = counter()
     started = time.perf_counter()
     run()
     once = time.perf_counter() - started
     after = counter()
-    requests, entities = after[0] - before[0], after[1] - before[1]
-    runs = max(1, min(1000, int(0.05 / max(once, 1e-6))))
-    best = math.inf
+    return once, after[0] - before[0], after[1] - before[1]
+
+
+def _round_ms(run: Callable[[], Any], runs: int) -> float:
+    started = time.perf_counter()
+    for _ in range(runs):
+        run()
+    return (time.perf_counter() - started) * 1000 / runs
+
+
+def timed(runs: list[tuple[Callable[[], Any], Callable[[], tuple[int, int]]]]) -> list[tuple[float, int, int]]:
+    """For each (run, counter): the requests and entities of one run, and its time in ms, the best of REPEATS
+    rounds of enough runs to last about 50 ms (as timeit's autorange), so a question of tens of microseconds is not
+    timed by the clock's noise. The sizes' rounds alternate, so a change in the machine's load meets them alike."""
+    firsts = [_one_run(run, counter) for run, counter in runs]
+    counts = [max(1, min(1000, int(0.05 / max(once, 1e-6)))) for once, _, _ in firsts]
+    best = [math.inf] * len(runs)
     for _ in range(REPEATS):
-        started = time.perf_counter()
-        for _ in range(runs):
-            run()
-        best = min(best, (time.perf_counter() - started) * 1000 / runs)
-    return best, requests, entities
+        for at, ((run, _), count) in enumerate(zip(runs, counts, strict=True)):
+            best[at] = min(best[at], _round_ms(run, count))
+    return [(ms, requests, entities) for ms, (_, requests, entities) in zip(best, firsts, strict=True)]
 
 
-def on_twin(store: InMemoryStore, times: list[str], user: str) -> dict[str, tuple[float, int, int]]:
-    counting = CountingReads(store)
-    services = bootstrap.wire(counting, Settings(), QuietPublisher(), lambda: NOW)  # type: ignore[arg-type]
-    return {name: timed(run, lambda: (counting.requests, counting.entities))
-            for name, run in questions(services.queries, counting, times, user).items()}  # type: ignore[arg-type]
+def measured(readers: list[tuple[Any, Callable[[], tuple[int, int]]]], inputs: list[tuple[list[str], str]]
+             ) -> list[dict[str, tuple[float, int, int]]]:
+    """Every question on each (reader, counter) of `readers`, the sizes side by side."""
+    asked = [questions(bootstrap.wire(reader, Settings(), QuietPublisher(), lambda: NOW).queries, reader, times, user)
+             for (reader, _), (times, user) in zip(readers, inputs, strict=True)]
+    figures: list[dict[str, tuple[float, int, int]]] = [{} for _ in readers]
+    for name in asked[0]:
+        for at, figure in enumerate(timed([(ask[name], counter) for ask, (_, counter) in zip(asked, readers, strict=True)])):
+            figures[at][name] = figure
+    return figures
+
+
+def on_twins(stores: list[InMemoryStore], inputs: list[tuple[list[str], str]]) -> list[dict[str, tuple[float, int, int]]]:
+    counting = [CountingReads(store) for store in stores]
+    return measured([(c, lambda c=c: (c.requests, c.entities)) for c in counting], inputs)  # type: ignore[misc]
 
 
 def copy_to_azurite(store: InMemoryStore, client: TableServiceClient, settings: Settings) -> int:
@@ -250,21 +270,22 @@ def copy_to_azurite(store: InMemoryStore, client: TableServiceClient, settings: 
     return written
 
 
-def on_azurite(store: InMemoryStore, times: list[str], user: str) -> tuple[dict[str, tuple[float, int, int]], float, int]:
-    settings = Settings(inventory_table="ScaleInventory", history_table="ScaleHistory", rejected_table="ScaleRejected",
-                        outbox_table="ScaleAlerts", status_table="ScaleStatus")
+def on_azurite(stores: list[InMemoryStore], inputs: list[tuple[list[str], str]]) -> tuple[list[dict[str, tuple[float, int, int]]], list[float], list[int]]:
+    """Each twin copied into its own tables of one Azurite, then every question on both, side by side."""
+    readers, loads, counts = [], [], []
     with Azurite() as azurite:
-        transport = EntityCountingTransport()
-        client = TableServiceClient.from_connection_string(azurite.connection_string, transport=transport)
-        repo = bootstrap.table_store(client, settings)
-        repo.create_tables()
-        started = time.perf_counter()
-        written = copy_to_azurite(store, client, settings)
-        load_s = time.perf_counter() - started
-        services = bootstrap.wire(repo, settings, QuietPublisher(), lambda: NOW)
-        figures = {name: timed(run, lambda: (transport.sent, transport.entities))
-                   for name, run in questions(services.queries, repo, times, user).items()}
-    return figures, load_s, written
+        for n, store in enumerate(stores):
+            settings = Settings(inventory_table=f"ScaleInventory{n}", history_table=f"ScaleHistory{n}", rejected_table=f"ScaleRejected{n}",
+                                outbox_table=f"ScaleAlerts{n}", status_table=f"ScaleStatus{n}", usage_table=f"ScaleUsage{n}")
+            transport = EntityCountingTransport()
+            client = TableServiceClient.from_connection_string(azurite.connection_string, transport=transport)
+            repo = bootstrap.table_store(client, settings)
+            repo.create_tables()
+            started = time.perf_counter()
+            counts.append(copy_to_azurite(store, client, settings))
+            loads.append(time.perf_counter() - started)
+            readers.append((repo, lambda t=transport: (t.sent, t.entities)))
+        return measured(readers, inputs), loads, counts  # type: ignore[arg-type]
 
 
 def table(title: str, small: dict[str, tuple[float, int, int]], large: dict[str, tuple[float, int, int]],
@@ -280,13 +301,13 @@ def table(title: str, small: dict[str, tuple[float, int, int]], large: dict[str,
 
 def main() -> None:
     logging.getLogger("apim_inventory").setLevel(logging.WARNING)
-    print(f"apim-inventory scale benchmark   BENCH_SCALE={SCALE:g}   best of {REPEATS} rounds of about 50 ms each")
-    twin: dict[int, dict[str, tuple[float, int, int]]] = {}
-    azurite: dict[int, dict[str, tuple[float, int, int]]] = {}
+    print(f"apim-inventory scale benchmark   BENCH_SCALE={SCALE:g}   best of {REPEATS} rounds of about 50 ms each, "
+          "the sizes' rounds alternating")
+    filled: dict[int, tuple[InMemoryStore, list[str], str]] = {}
     sizes = {SMALL, LARGE} | ({AZURITE_LARGE} if AZURITE_LARGE > SMALL else set())  # BENCH_AZURITE_ROWS=0: twin only
     for rows in sorted(sizes):
         started = time.perf_counter()
-        store, times, user = fill(rows)
+        store, times, _ = filled[rows] = fill(rows)
         records = sum(len(p) for p in store.scan(Query(Table.INVENTORY)))
         lists = [len(r.entity.get(EXPIRING) or "") for p in store.scan(Query(Table.INVENTORY, low_rk=COUNT_ROW, high_rk=COUNT_ROW + "\0"))
                  for r in p if r.entity.get("Family") == Kind.SUBSCRIPTION]
@@ -294,15 +315,14 @@ def main() -> None:
               f"{time.perf_counter() - started:.0f} s; "
               f"{records:,} entities in the inventory table; the subscription count rows' Expiring lists hold "
               f"{min(lists, default=0):,} to {max(lists, default=0):,} characters (the limit: 32,768)")
-        if rows in (SMALL, LARGE):
-            twin[rows] = on_twin(store, times, user)
-        if AZURITE_LARGE > SMALL and rows in (SMALL, AZURITE_LARGE):
-            azurite[rows], load_s, written = on_azurite(store, times, user)
-            print(f"    copied to Azurite: {written:,} entities in {load_s:.0f} s ({written / load_s:,.0f}/s)")
-    table("in-memory twin (reads through a sorted key index)", twin[SMALL], twin[LARGE], (SMALL, LARGE))
-    if azurite:
-        table("Azurite (every query scans its whole table)", azurite[SMALL], azurite[AZURITE_LARGE], (SMALL, AZURITE_LARGE))
-
+    twin = on_twins([filled[SMALL][0], filled[LARGE][0]], [filled[SMALL][1:], filled[LARGE][1:]])
+    table("in-memory twin (reads through a sorted key index)", twin[0], twin[1], (SMALL, LARGE))
+    if AZURITE_LARGE > SMALL:
+        pair = [filled[SMALL], filled[AZURITE_LARGE]]
+        azurite, loads, written = on_azurite([p[0] for p in pair], [p[1:] for p in pair])
+        for n, s in enumerate(loads):
+            print(f"  copied to Azurite: {written[n]:,} entities in {s:.0f} s ({written[n] / s:,.0f}/s)")
+        table("Azurite (every query scans its whole table)", azurite[0], azurite[1], (SMALL, AZURITE_LARGE))
 
 if __name__ == "__main__":
     main()
