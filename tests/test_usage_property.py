@@ -65,6 +65,13 @@ class Crashing:
             raise Killed()
         return self._store.put(table, entity, etag)  # type: ignore[no-any-return]
 
+    def put_all(self, table: Table, writes: list[tuple[Entity, str | None]]) -> list[StoredRow]:
+        for entity, _ in writes:
+            typed(entity)
+        if self._write():
+            raise Killed()  # one transaction: all or none
+        return self._store.put_all(table, writes)  # type: ignore[no-any-return]
+
     def upsert(self, table: Table, entities: list[Entity]) -> None:
         for entity in entities:
             typed(entity)

@@ -266,6 +266,14 @@ class InMemoryStore:
         assert stored is not None
         return stored
 
+    def put_all(self, table: Table, writes: list[tuple[Entity, str | None]]) -> list[StoredRow]:
+        plan = Plan([Op(CREATE, entity) if etag is None else Op(REPLACE, entity, etag) for entity, etag in writes])
+        try:
+            stored = self._apply(table, plan)
+        except _Failed as exc:
+            raise WriteConflict(f"transaction of {len(writes)} puts: {exc.status}") from None
+        return [row for row in stored if row is not None]
+
     def upsert(self, table: Table, entities: list[Entity]) -> None:
         with self._lock:
             for entity in entities:

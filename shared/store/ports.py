@@ -219,6 +219,10 @@ class TableWriter(Protocol):
     def upsert(self, table: Table, entities: list[Entity]) -> None:
         """Upsert entities, a transaction per partition and 100 (a migration's copies)."""
 
+    def put_all(self, table: Table, writes: list[tuple[Entity, str | None]]) -> list[StoredRow]:
+        """`put` of up to 100 entities of one partition as one transaction, each inserted (etag None) or replaced
+        if unchanged since read: all or none (WriteConflict when one condition fails)."""
+
 
 class Store(InventoryRows, HistoryLog, RejectedLog, AlertQueue, StatusRows, TableReader, TableDeleter, TableWriter, SyncRecords, Protocol):
     """Every port at once: what an adapter of the whole store offers. Only the composition root, tests and

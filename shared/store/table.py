@@ -48,7 +48,7 @@ from shared.store.records import (
     sent_entity,
     status_entity,
 )
-from shared.store.transactions import Plan, count_row_of, partition_plan, tombstone_count_row, tombstone_plan
+from shared.store.transactions import CREATE, REPLACE, Op, Plan, count_row_of, partition_plan, tombstone_count_row, tombstone_plan
 
 _MISSING = StoredRow({}, "")
 
@@ -151,6 +151,11 @@ class TableStore:
         if plan.count_at is not None:
             self._remember(count, StoredRow(dict(plan.ops[plan.count_at].entity), results[plan.count_at]["etag"]))
         return stored
+
+    def put_all(self, table: Table, writes: list[tuple[Entity, str | None]]) -> list[StoredRow]:
+        plan = Plan([Op(CREATE, entity) if etag is None else Op(REPLACE, entity, etag) for entity, etag in writes])
+        results = self._submit(self._clients[table], plan, [])
+        return [StoredRow(dict(entity), result["etag"]) for (entity, _), result in zip(writes, results, strict=True)]
 
     def submit(self, table: Table, plan: Plan) -> list[Any]:
         """One plan as a transaction on `table` (the shared retried plans' port): WriteConflict when a condition fails."""
