@@ -37,9 +37,10 @@ MASTER = "master"  # the built-in all-access subscription: its name in the logs
 class Api:
     name: str
     operations: tuple[str, ...]
-    revisions: tuple[int, ...] = (1,)  # the highest is current: the others are called as `name;rev=N`
+    revisions: tuple[int, ...] = (1,)  # the others than the current are called as `name;rev=N`
     backend: str | None = None  # a backend entity the API's policy routes to (`backendId`), else its service URL
     open: bool = False  # subscriptionRequired false: called without a key
+    current: int | None = None  # the current revision: the highest when None
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class Traffic:
     unknown_every: int = 200
     bad_every: int = 5000
     late_share: float = 0.002  # records arriving 1-47 hours after their time (the archive allows 48)
+    until: datetime | None = None  # the archive as read at this moment: no line arrives later
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,7 @@ class Generator:
             moment = t.start + timedelta(seconds=min(span - 1e-6, (n + self.rng.random()) * step))
             late = self.rng.random() < t.late_share
             delay = timedelta(hours=self.rng.uniform(1, 47)) if late else timedelta(seconds=self.rng.uniform(0, 600))
-            arrival = moment + delay
+            arrival = moment + delay if t.until is None else max(moment, min(moment + delay, t.until))
             bad = period and n % period == period - 1
             for i, line in enumerate(self._bad(moment, arrival) if bad else [self._good(moment, arrival)]):
                 heapq.heappush(waiting, (line.arrival, n, i, line))
@@ -248,8 +250,10 @@ class Generator:
         if matched:
             op = rng.choice(api.operations) if api.operations else None
             method = _method(op or "get")
-            revision = api.revisions[-1] if len(api.revisions) == 1 or rng.random() < 0.9 else rng.choice(api.revisions[:-1])
-            current = revision == max(api.revisions)
+            head = api.current or max(api.revisions)
+            others = [r for r in api.revisions if r != head]
+            revision = rng.choice(others) if others and rng.random() < 0.1 else head
+            current = revision == head
             raw_api = api.name if current else f"{api.name};rev={revision}"
             props["apiId"] = self._form("apis", raw_api)
             named.append(("api", raw_api.lower()))
