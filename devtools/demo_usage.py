@@ -35,6 +35,7 @@ SHOWN: tuple[tuple[str, ...], ...] = ()
 class DemoLogs:
     services: tuple[Service, ...]
     idle: tuple[str, ...]  # live subscriptions (service/name) no record names
+    live: tuple[tuple[str, str], ...]  # every live subscription, as (service key, name lower case)
     truth: Truth
     written: Written
     start: datetime
@@ -89,7 +90,8 @@ def demo_logs(rows: list[dict[str, Any]], service_ids: Iterable[str], now: datet
     used = {(service, rid) for (service, kind, rid, _) in generator.truth.requests if kind == "subscription"}
     live_subscriptions = [(str(r["Service"]), str(r["Name"])) for r in rows if r.get("Kind") == "subscription" and not r.get("IsDeleted")]
     idle = tuple(f"{s}/{n}" for s, n in live_subscriptions if (s.lower(), n.lower()) not in used)
-    return DemoLogs(services, idle, generator.truth, written, start)
+    live = tuple((s.lower(), n.lower()) for s, n in live_subscriptions)
+    return DemoLogs(services, idle, live, generator.truth, written, start)
 
 
 def logs_lines(logs: DemoLogs, container: str) -> list[str]:
@@ -102,31 +104,32 @@ def logs_lines(logs: DemoLogs, container: str) -> list[str]:
 
 
 def usage_problems(logs: DemoLogs, command: Path, now: str) -> list[str]:
-    """Where `usage --kind subscription -o json` disagrees with the records written, and `unused` with the idle ones."""
-    expected: dict[tuple[str, str], int] = {}
+    """Where `usage --kind subscription -o json` disagrees with the records written about the live subscriptions, and
+    `unused` with the idle ones."""
+    expected = dict.fromkeys(logs.live, 0)
     for (service, kind, rid, _), n in logs.truth.requests.items():
-        if kind == "subscription":
-            expected[(service, rid)] = expected.get((service, rid), 0) + n
+        if kind == "subscription" and (service, rid) in expected:
+            expected[(service, rid)] += n
     run: Callable[..., subprocess.CompletedProcess[str]] = lambda *a: subprocess.run(  # noqa: E731
         [str(command), "--now", now, *a, "-o", "json"], capture_output=True, encoding="utf-8", check=False)
     usage = run("usage", "--kind", "subscription", "--since", f"{logs.start:%Y-%m-%dT%H:%M:%SZ}")
     if usage.returncode != 0:
         return [f"apim-inventory usage -o json failed: {usage.stderr.strip()}"]
-    found = {(str(e["service"]).lower(), _last(e["path"]).lower()): int(e["total"]) for e in _entries(json.loads(usage.stdout))}
+    found = {(_last(e["service"]).lower(), _last(e["path"]).lower()): int(e["total"]) for e in _entries(json.loads(usage.stdout))}
     problems = [f"usage counts {found.get(key, 0)} requests of subscription {key[1]} in {key[0]}, the logs hold {n}"
                 for key, n in expected.items() if found.get(key, 0) != n]
     unused = run("unused", "--kind", "subscription")
     if unused.returncode != 0:
         return [*problems, f"apim-inventory unused -o json failed: {unused.stderr.strip()}"]
-    listed = {(str(e.get("service", "")).lower(), _last(e.get("path")).lower()) for e in _entries(json.loads(unused.stdout))}
+    listed = {(_last(e.get("service")).lower(), _last(e.get("path")).lower()) for e in _entries(json.loads(unused.stdout))}
     idle = {(path.split("/")[0].lower(), path.split("/")[-1].lower()) for path in logs.idle}
     problems += [f"unused does not list {s}/{n}, which no record names" for s, n in sorted(idle - listed)]
-    problems += [f"unused lists {s}/{n}, which the logs call" for s, n in sorted(listed & set(expected))]
+    problems += [f"unused lists {s}/{n}, which the logs call" for s, n in sorted(listed) if expected.get((s, n))]
     return problems
 
 
 def _entries(document: Any) -> list[dict[str, Any]]:
-    """The entries of a report: the document itself when a list, else its list under `items` or `entries`."""
+    """The entries of a report: the document itself when a list, else its first list (a page's `items`)."""
     if isinstance(document, dict):
-        document = document.get("items", document.get("entries", []))
+        document = document.get("items", next((v for v in document.values() if isinstance(v, list)), []))
     return [e for e in document if isinstance(e, dict)]
