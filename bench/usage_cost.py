@@ -202,7 +202,9 @@ def counting_requests(counts: dict[str, int], ports: Mapping[int, str]) -> Itera
 
 
 def ingest_alone(env: dict[str, str], ports: dict[int, str], result: Any) -> None:
-    """Child process: the app's ingest, timed, its requests counted."""
+    """Child process: the app's ingest, timed, its requests counted. The settings are this process's environment, as
+    the Functions host gives them (the ingest's store is the process-wide one)."""
+    os.environ.update(env)
     base = rss_mb()
     counts: dict[str, int] = {}
     assert INGEST is not None
