@@ -84,7 +84,8 @@ def traffic(records: int = RECORDS) -> Traffic:
 
 def blob_lines(container: ContainerClient, ahead: bool = False) -> Iterator[list[bytes]]:
     """Each blob in ranges of CHUNK bytes, cut at the last newline: the complete lines of each range (4 MiB in memory;
-    8 with `ahead`, which downloads the next range on a thread while the caller works on this one)."""
+    up to three ranges with `ahead`, which downloads the next range on a thread while the caller works on this one)."""
+
     def ranges() -> Iterator[tuple[Any, int, int, bool]]:
         for blob in container.list_blobs():
             client, size = container.get_blob_client(blob.name), int(blob.size)
@@ -95,15 +96,28 @@ def blob_lines(container: ContainerClient, ahead: bool = False) -> Iterator[list
         client, offset, length, last = item
         return client.download_blob(offset=offset, length=length).readall(), last
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending: Iterator[Any] = pool.map(download, ranges()) if ahead else map(download, ranges())
-        rest = b""
-        for data, last in pending:
-            data, rest = rest + data, b""
-            end = data.rfind(b"\n") + 1
-            rest = b"" if last else data[end:]
-            if end:
-                yield data[: end - 1].split(b"\n")
+    def downloads() -> Iterator[tuple[bytes, bool]]:
+        """The ranges' bytes in order; with `ahead`, exactly one more range in flight (Executor.map would submit them all)."""
+        items = ranges()
+        if not ahead:
+            yield from map(download, items)
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            first = next(items, None)
+            future = pool.submit(download, first) if first else None
+            while future is not None:
+                item = next(items, None)
+                following = pool.submit(download, item) if item else None
+                yield future.result()
+                future = following
+
+    rest = b""
+    for data, last in downloads():
+        data = rest + data
+        end = data.rfind(b"\n") + 1
+        rest = b"" if last else data[end:]
+        if end:
+            yield data[: end - 1].split(b"\n")
 
 
 def parsers() -> dict[str, Callable[[bytes], Any]]:
