@@ -37,7 +37,7 @@ from devtools.gateway_logs import Api, Generator, Product, Service, Subscription
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 RECORDS = max(1000, round(1_000_000 * SCALE))
-HOURS = 24
+HOURS = int(os.environ.get("BENCH_USAGE_HOURS", "24"))  # 1: each service's records in one blob (about 500 MB for the busiest)
 START = datetime(2026, 11, 30, tzinfo=UTC)
 NOW = START + timedelta(hours=HOURS + 1)  # the ingest runs an hour after the last record's hour
 CONTAINER = "insights-logs-gatewaylogs"
