@@ -59,6 +59,8 @@ bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m bench.import_cost
 	$(PY) -m bench.ops_cost
 	$(PY) -m bench.contention_cost
+	$(PY) -m pip install --quiet orjson==3.13.0 msgspec==0.23.0  # candidate JSON parsers, measured by bench.usage_cost only: not runtime dependencies
+	$(PY) -m bench.usage_cost
 
 lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -19,6 +19,7 @@ from typing import Any
 
 from devtools.arm_standin import ArmStandIn
 from devtools.azurite import ROOT, Azurite
+from devtools.demo_usage import REPORTS, demo_logs, logs_lines, usage_problems
 from devtools.management_plane import SECRET, DemoPlane, busiest_service, demo_plane, replayed
 from devtools.store_reads import history_records, inventory_rows, pending_entities, rejected_records
 from devtools.worker import decode_event, fire_timer, indexed_function, split_delivery
@@ -246,12 +247,12 @@ def run(stream: Path) -> int:
     payloads = [payload for delivery in deliveries for payload in split_delivery(delivery)]
     plane = demo_plane(busiest_service(payloads), replayed(payloads))
     with ExitStack() as stack:
-        azurite = stack.enter_context(Azurite())
+        azurite = stack.enter_context(Azurite(blob=True))  # Blob holds the gateway logs' archive
         arm = stack.enter_context(ArmStandIn())  # enrichment from ARM is on only while it runs
         stack.callback(bootstrap.install, None)
         arm.put_many(plane.resources)
         os.environ.update({"INVENTORY_STORAGE": azurite.connection_string, "ENRICH_FROM_ARM": "true", "ARM_ENDPOINT": arm.endpoint,
-                           **arm.identity_env()})
+                           "GATEWAY_LOGS_STORAGE": azurite.blob_connection_string, **arm.identity_env()})
         problems = show(stream, deliveries, plane, arm)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
@@ -302,6 +303,11 @@ def show(stream: Path, deliveries: list[Any], plane: DemoPlane, arm: ArmStandIn)
     if not leaks:
         print(f"\nNo secret of the stand-in (subscription keys, backend credentials) is in any of the {checked} inventory, "
               "history, rejected and alert rows.")
+    rows = list(inventory_rows(repo))
+    logs = demo_logs(rows, sorted({service_id(r) for r in rows}), clock[0], os.environ["GATEWAY_LOGS_STORAGE"], settings.gateway_logs_container)
+    print("\n".join(logs_lines(logs, settings.gateway_logs_container)), flush=True)
+    failed += [" ".join(args) for args in REPORTS if run_command("--now", now, *args) != 0]
+    problems += usage_problems(logs, COMMAND, now)
     problems += leaks + [f"apim-inventory {name} failed" for name in failed]
     if sum(outcomes.values()) != delivered:
         problems.append(f"{delivered} events delivered, {sum(outcomes.values())} outcomes logged")
