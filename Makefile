@@ -59,7 +59,7 @@ bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m bench.import_cost
 	$(PY) -m bench.ops_cost
 	$(PY) -m bench.contention_cost
-	$(PY) -m pip install --quiet orjson==3.13.0 msgspec==0.23.0  # candidate JSON parsers, measured by bench.usage_cost only: not runtime dependencies
+	$(PY) -m pip install --quiet --upgrade --target .bench-packages orjson==3.13.0 msgspec==0.23.0  # candidate JSON parsers, for bench.usage_cost only: kept out of the virtualenv (azure-functions would decode events with orjson)
 	$(PY) -m bench.usage_cost
 
 lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed
@@ -69,4 +69,4 @@ lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yml
 
 clean:
-	rm -rf .venv .venv-* node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf .venv .venv-* node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info .bench-packages

@@ -122,8 +122,16 @@ def blob_lines(container: ContainerClient, ahead: bool = False) -> Iterator[list
 
 
 def parsers() -> dict[str, Callable[[bytes], Any]]:
-    """json.loads, and the candidates that are installed (make bench installs them; they are not runtime packages)."""
+    """json.loads, and the candidates that are installed. make bench installs them into `.bench-packages`, never into the
+    virtualenv: azure-functions decodes Event Grid payloads with orjson whenever it can import it, and orjson refuses
+    a lone surrogate that the standard library's json reads, so their presence would change what the app does."""
     import json
+    import sys
+    from pathlib import Path
+
+    apart = str(Path(__file__).resolve().parent.parent / ".bench-packages")
+    if apart not in sys.path:
+        sys.path.append(apart)
 
     found: dict[str, Callable[[bytes], Any]] = {"json.loads": json.loads}
     try:

@@ -145,7 +145,7 @@ def race(archive: LogArchive, store: Any, clock: ManualClock, chunk: int, crash_
     for thread in threads:
         thread.join()
     assert failures == []
-    clock.advance(minutes=3)
+    clock.advance(minutes=32)
 
 
 def play(blobs: MemoryBlobs | AzuriteBlobs, store: Any, script: list[tuple[str, Any, Any]]) -> None:
@@ -168,10 +168,10 @@ def play(blobs: MemoryBlobs | AzuriteBlobs, store: Any, script: list[tuple[str, 
             try:
                 ingest_over(archive, crashing, clock.now, chunk_size=first).ingest()
             except Killed:
-                clock.advance(minutes=3)  # the host restarts; the dead run's claims lapse
+                clock.advance(minutes=32)  # the host restarts; the dead run's claims lapse
     for name, rest in held.items():
         blobs.append(name, rest)
-    clock.advance(minutes=3)
+    clock.advance(minutes=32)
     ingest_over(archive, Crashing(store, None), clock.now, chunk_size=1024).ingest()
     assert stored_counts(store) == brute_force(blobs.contents())
 

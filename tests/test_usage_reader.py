@@ -175,7 +175,7 @@ def test_a_lapsed_claim_is_taken_over_and_its_pending_range_redone(archive: Memo
         crashing.ingest()
     store.upsert = real  # type: ignore[method-assign]
     assert ingest_over(archive, store, clock.now).ingest().skipped == 1  # the claim holds until it lapses
-    clock.advance(minutes=3)
+    clock.advance(minutes=32)
     ingest_over(archive, store, clock.now, chunk_size=redo_chunk).ingest()  # another chunk size: the pending range is redone as it was
     assert stored_counts(store) == expected(archive)
 
@@ -199,3 +199,25 @@ def test_a_run_and_each_bad_line_are_logged(archive: MemoryArchive, store: InMem
     assert found[0] == {"badLine": f"{name}@{offset}", "reason": "not-json", "message": found[0]["message"]}
     assert {k: found[1][k] for k in ("blobs", "records", "badLines", "claimedElsewhere")} == {"blobs": 1, "records": 1, "badLines": 1,
                                                                                            "claimedElsewhere": 0}
+
+
+def test_a_quiet_service_is_listed_from_two_days_before_now_not_from_its_last_blob(archive: MemoryArchive, store: InMemoryStore,
+                                                                                   clock: ManualClock) -> None:
+    archive.append(blob_name(H0), lines(record(H0)))
+    listed: list[str] = []
+    real = archive.blobs
+
+    def counting(prefix: str):  # type: ignore[no-untyped-def]
+        listed.append(prefix)
+        return real(prefix)
+
+    archive.blobs = counting  # type: ignore[method-assign]
+    ingest = ingest_over(archive, store, clock.now)
+    ingest.ingest()
+    assert stored_counts(store) == expected(archive)
+    for days in (1, 30, 365):
+        clock.moment = NOW + timedelta(days=days)
+        ingest.ingest()  # lists the days since the last run
+        listed.clear()
+        ingest.ingest()  # the mark moved with it, although no blob was new: only LATE (48 h) before now is listed again
+        assert 3 <= len(listed) <= 4, (days, listed)

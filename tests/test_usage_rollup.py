@@ -36,8 +36,9 @@ def test_old_hours_are_rolled_into_days_once(memory_store: InMemoryStore) -> Non
     assert rows_under(memory_store, f"uh|contoso|api|{OLD:%Y%m%d}") == 0
     assert memory_store.get(Table.USAGE, "ur|contoso", f"api|{OLD:%Y%m%d}") is not None
     assert ingest_over(archive, memory_store, clock.now).ingest().rollup.days == 0
-    # A contribution that arrives after its day was rolled (an old blob appended to) is folded in, once.
-    archive.append(blob_name(OLD), old_records(5, 100))
+    # A contribution that arrives after its day was rolled (old records in the current hour's blob: late records go
+    # to the blob of the hour they arrive in; an old blob no longer grows, and is no longer listed) is folded in, once.
+    archive.append(blob_name(NOW.replace(minute=0)), old_records(5, 100))
     assert ingest_over(archive, memory_store, clock.now).ingest().rollup.days == 4
     assert stored_by_day(memory_store) == by_day(brute_force(archive.content(n) for n in archive.names()))
     archive.append(blob_name(NOW.replace(minute=0)), lines(record(NOW.replace(minute=5))))  # recent: stays hourly
@@ -51,7 +52,7 @@ def test_a_roll_up_that_dies_between_writes_leaves_nothing_counted_twice(memory_
     archive, clock = MemoryArchive(), ManualClock(NOW)
     archive.append(blob_name(OLD), old_records(30))
     ingest_over(archive, memory_store, clock.now).ingest()
-    archive.append(blob_name(OLD), old_records(7, 50))  # read below, rolled by the roll-ups that crash
+    archive.append(blob_name(NOW.replace(minute=0)), old_records(7, 50))  # late records, read below, rolled by the roll-ups that crash
     sink = UsageSink(memory_store, memory_store, memory_store, archive.container)
     LineReader(archive, memory_store, memory_store, sink, clock.now).run(NOW)
     crashing = Crashing(memory_store, crash_at)

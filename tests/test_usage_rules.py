@@ -24,6 +24,7 @@ from shared.domain.usage import (
     read_record,
     resource_id,
 )
+from shared.usage.tally import tally
 
 pytestmark = pytest.mark.unit
 SERVICE = "/SUBSCRIPTIONS/6F0C3C1E-0000-4000-8000-000000000001/RESOURCEGROUPS/RG-APIM/PROVIDERS/MICROSOFT.APIMANAGEMENT/SERVICE/APIM-HELLO-WORLD"
@@ -133,3 +134,33 @@ def test_counters_merged_in_any_split_equal_one_pass(requests: list[tuple[int, b
     assert whole.backend_failed == sum(bad for _, bad, *_ in requests)
     assert whole.duration_max_ms == max(ms for *_, ms, _ in requests)
     assert whole.first_at == min(h.at for h in hits if isinstance(h, UsageHit))
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    (b"[" * 100_000, "not-json"),  # deeper than the parser goes: RecursionError, not ValueError
+    (json.dumps({"time": "2026-99-99T99:99:99Z", "resourceId": SERVICE}).encode(), "no-time"),  # digits, but no moment
+    (b"\xff\xfe not utf-8", "not-json"),
+])
+def test_lines_that_break_a_parser_are_bad_lines_and_the_rest_is_counted(line: bytes, reason: str) -> None:
+    good = json.dumps(_record(apiId="echo-api")).encode()
+    counted = tally([(0, good), (len(good) + 1, line), (len(good) + len(line) + 2, good)])
+    assert [(bad.offset, bad.reason) for bad in counted.rejected] == [(len(good) + 1, reason)]
+    assert counted.counts[("apim-hello-world", "api", "2020-10-14T17", "echo-api")].total == 2
+
+
+@pytest.mark.parametrize("value", [["a"], {"name": "a"}, 7, True])
+def test_an_id_that_is_not_text_counts_as_absent(value: object) -> None:
+    hit = read_record(_record(apiId=value, userId=value, apimSubscriptionId=value))
+    assert isinstance(hit, UsageHit) and hit.names == (("service", "-"), ("subscription", "(none)"))
+
+
+@pytest.mark.parametrize("duration", [float("nan"), float("inf"), -5, "152", None])
+def test_a_duration_that_is_not_a_finite_number_counts_as_zero(duration: object) -> None:
+    hit = read_record({**_record(), "durationMs": duration})
+    assert isinstance(hit, UsageHit) and hit.duration_ms == 0.0
+
+
+def test_a_bad_lines_excerpt_hides_keys_and_signatures() -> None:
+    line = b'{"time": "x", "properties": {"url": "https://a.azure-api.net/x?subscription-key=0123456789abcdef&sig=SeCrEt%3D&b=1"}}'
+    (bad,) = tally([(0, line)]).rejected
+    assert "0123456789abcdef" not in bad.excerpt and "SeCrEt" not in bad.excerpt and "b=1" in bad.excerpt

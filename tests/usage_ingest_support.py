@@ -90,7 +90,7 @@ def brute_force(contents: Iterable[bytes]) -> Counts:
         for line in complete_lines(data):
             try:
                 hit = read_record(json.loads(line))
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(hit, BadLine):
                 continue

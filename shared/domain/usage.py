@@ -9,8 +9,10 @@ that page would leave 301 out of the successful requests and 500 out of the fail
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final, NamedTuple
 
 from shared.domain.errors import PermanentEventError
@@ -170,20 +172,20 @@ def read_record(record: object) -> UsageHit | BadLine:
     properties = record.get("properties")
     props: dict[str, Any] = properties if isinstance(properties, dict) else {}
     duration = record.get("durationMs")
+    ms = float(duration) if isinstance(duration, (int, float)) and not isinstance(duration, bool) else 0.0
     return UsageHit(service, at[:13], names_of(props), category(props.get("responseCode")), backend_failed(props),
-                    float(duration) if isinstance(duration, (int, float)) and not isinstance(duration, bool) else 0.0, at)
+                    ms if math.isfinite(ms) and ms >= 0 else 0.0, at)
 
 
 def names_of(props: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """Every (kind, id) a record's properties name, the service total first; empty fields are omitted by APIM."""
-    get = props.get
-    return _names(get("apiId"), get("operationId"), get("apimSubscriptionId"), get("productId"), get("userId"),
-                  get("backendId"))
+    fields = (props.get(name) for name in ("apiId", "operationId", "apimSubscriptionId", "productId", "userId", "backendId"))
+    return _names(*(value if isinstance(value, str) else None for value in fields))  # a list or dict is no id (and unhashable)
 
 
 @functools.lru_cache(maxsize=65536)  # a busy hour repeats the same few thousand combinations: read each once
-def _names(api: object, operation: object, subscription: object, product: object, user: object,
-           backend: object) -> tuple[tuple[str, str], ...]:
+def _names(api: str | None, operation: str | None, subscription: str | None, product: str | None, user: str | None,
+           backend: str | None) -> tuple[tuple[str, str], ...]:
     names: list[tuple[str, str]] = [(SERVICE_TOTAL, SERVICE_TOTAL_ID)]
     if isinstance(api, str) and api.strip():
         apis = api_ids(api)
@@ -211,7 +213,14 @@ def _utc_second(value: object) -> str | None:
 
 @functools.lru_cache(maxsize=4096)  # records of one second share their first 19 characters
 def _is_second(text: str) -> bool:
-    return bool(_SECOND.match(text))
+    """Digits where APIM writes them, and a moment that exists (not `2026-99-99T99:99:99`)."""
+    if not _SECOND.match(text):
+        return False
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_utc(tail: str) -> bool:

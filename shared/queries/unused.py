@@ -88,7 +88,9 @@ def unused(reader: TableReader, now: datetime, kind: Kind, days: int = DEFAULT_D
     for key in keys:
         for row in by_service[key]:
             used = last_use[key].get(resource_id(str(row.get("Path") or row.get("Name") or "")))
-            if used is not None and used >= cutoff:
+            # LastUsedAt moves once an hour (the first write of the hour): a later use in that hour is possible, so a
+            # resource is unused only when the whole hour of its last use is before the window.
+            if used is not None and used.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1) > cutoff:
                 continue
             items.append({"service": str(row.get("Service") or key), "kind": kind.value, "path": str(row.get("Path") or ""),
                           "displayName": row.get("DisplayName"), "createdAt": row.get("CreatedDate") or row.get("CreatedAt"),

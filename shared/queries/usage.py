@@ -278,7 +278,7 @@ def usage(reader: TableReader, rows: RowLoader, now: datetime, *, service: str |
         if unknown and (known is not False or never_unknown(k, i)):
             continue
         c = counts[(s, k, i)]
-        items.append({**entry(names.get(s, s), k, i, c), "lastUsedAt": last_used(reader, s, k, i) or as_time(c.last_at),
+        items.append({**entry(names.get(s, s), k, i, c), "lastUsedAt": _latest(last_used(reader, s, k, i), as_time(c.last_at)),
                       "known": known, "_after": (negated, path, s, k)})
     token = encode_cursor(UsageCursor(since, until, items[-1]["_after"]), fields) if more and items else None
     window_from = min([hours[0], *days])
@@ -286,3 +286,9 @@ def usage(reader: TableReader, rows: RowLoader, now: datetime, *, service: str |
     return {"since": since, "until": until, "window": {"from": window_from, "until": window_until, "rolledDays": days},
             "sort": sort, "count": len(items), "items": [{k: v for k, v in item.items() if k != "_after"} for item in items],
             "continuationToken": token}
+
+
+def _latest(*moments: datetime | None) -> datetime | None:
+    """The last-use row moves once an hour, the window's own rows know the last request in it: the later of both."""
+    known = [moment for moment in moments if moment is not None]
+    return max(known) if known else None

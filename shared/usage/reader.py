@@ -27,7 +27,9 @@ from shared.store.usage_keys import checkpoint_keys, keyed, mark_keys, source, s
 
 log = logging.getLogger("apim_inventory")
 CHUNK = 4 * 1024 * 1024  # bytes read at once: memory stays bounded whatever the blob's size
-LEASE = timedelta(minutes=2)  # renewed with every chunk; a run that died leaves a claim that lapses
+# A claim outlives the longest invocation (host.json's functionTimeout, 30 minutes), so a run is dead, killed by the
+# host, before another takes its blob over; renewed with every chunk. A run that died leaves a claim that lapses.
+LEASE = timedelta(minutes=31)
 LATE = timedelta(hours=48)  # a blob of hour H can hold records up to 48 h older, and grows a little after H
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _HOUR = re.compile(r"y=(\d{4})/m=(\d\d)/d=(\d\d)/h=(\d\d)/")
@@ -160,7 +162,10 @@ class LineReader:
             newest = hour if newest is None else max(newest, hour)
             if not self._blob(info, report) and (oldest_open is None or hour < oldest_open):
                 oldest_open = hour
-        read_through = oldest_open - timedelta(hours=1) if oldest_open is not None else newest
+        # Every blob read through: the mark moves to the hour before now even when no blob is new (a quiet or deleted
+        # service), so the next listing still starts LATE before now, not LATE before the service's last blob.
+        quiet = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+        read_through = oldest_open - timedelta(hours=1) if oldest_open is not None else max(filter(None, (newest, quiet, through)))
         if read_through is not None and (through is None or read_through > through):
             entity = keyed(mark_keys(self.archive.container, unit), {"Unit": unit, "ReadThrough": read_through})
             with contextlib.suppress(WriteConflict):  # another run moved it: the next lists from its LATE margin anyway

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,7 +62,7 @@ def tally(lines: Iterable[tuple[int, bytes]]) -> Tally:
 def _hits(offset: int, line: bytes, result: Tally) -> Iterator[UsageHit]:
     try:
         record = json.loads(line)
-    except ValueError as exc:  # not UTF-8 either
+    except (ValueError, RecursionError) as exc:  # not UTF-8 either; nested deeper than the parser goes
         result.rejected.append(Rejected(offset, NOT_JSON, str(exc)[:EXCERPT], _excerpt(line)))
         return
     # Before November 2018 the archive wrapped a blob's records as {"records": [...]}, as Event Hubs still does.
@@ -74,5 +75,9 @@ def _hits(offset: int, line: bytes, result: Tally) -> Iterator[UsageHit]:
             yield hit
 
 
+# A request URL's key or SAS signature is a secret: never kept in a bad line's excerpt (docs/schema.md).
+_SECRET = re.compile(r"((?:subscription-key|sig|code|access_token)=)[^&\"\s]*", re.IGNORECASE)
+
+
 def _excerpt(line: bytes) -> str:
-    return line[:EXCERPT * 4].decode("utf-8", "replace")[:EXCERPT]
+    return _SECRET.sub(r"\1***", line[:EXCERPT * 4].decode("utf-8", "replace"))[:EXCERPT]
