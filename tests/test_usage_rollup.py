@@ -4,13 +4,18 @@ rows and bad lines go after their retention."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 
 from devtools.memory_archive import MemoryArchive
+from shared.domain.usage import Counters
+from shared.store.long_text import read_long
 from shared.store.memory import InMemoryStore
 from shared.store.ports import Table
+from shared.store.usage_keys import daily_keys, hourly_keys, keyed, source, tracking_keys
+from shared.store.usage_rows import counters_columns
 from shared.usage.ingest import UsageSink
 from shared.usage.reader import LineReader
 from shared.usage.rollup import Rollups
@@ -80,3 +85,19 @@ def test_roll_ups_are_bounded_per_run(memory_store: InMemoryStore) -> None:
         archive.append(blob_name(OLD - timedelta(days=day)), lines(record(OLD - timedelta(days=day))))
     ingest_over(archive, memory_store, clock.now).ingest()  # reads, and rolls all 3 days
     assert rows_under(memory_store, "ur|") == 3 * 4  # service, api, operation, subscription, of 3 days
+
+
+def test_a_busy_ids_day_of_thousands_of_hourly_rows_rolls_into_columns_table_storage_holds(memory_store: InMemoryStore) -> None:
+    """A 1 GB hour blob is read in 4 MiB chunks: the service total then has about 6,000 hourly rows a day, whose tags
+    outgrow one string property (32K characters); they go on in continuation columns."""
+    counters = Counters(total=1, successful=1, duration_sum_ms=2.0, duration_max_ms=2.0, first_at="2026-11-22T10:00:00Z",
+                        last_at="2026-11-22T10:00:00Z")
+    rows = [keyed(hourly_keys("contoso", "service", OLD, "-", source("blob", 1, n, n + 1)),
+                  {"Service": "contoso", "Kind": "service", "Id": "-", "Hour": f"{OLD:%Y-%m-%dT%H}:00:00Z", **counters_columns(counters)})
+            for n in range(3000)]
+    memory_store.upsert(Table.USAGE, [*rows, keyed(tracking_keys("contoso"), {"Service": "contoso"})])
+    Rollups(memory_store, memory_store, memory_store, Retention(), "insights-logs-gatewaylogs").run(NOW)
+    daily = memory_store.get(Table.USAGE, *daily_keys("contoso", "service", OLD, "-"))
+    assert daily is not None and daily.entity["Total"] == 3000 and rows_under(memory_store, "uh|") == 0
+    assert all(len(v) <= 32_000 for v in daily.entity.values() if isinstance(v, str)) and "Folded_1" in daily.entity
+    assert len(json.loads(read_long(daily.entity, "Folded"))) == 3000

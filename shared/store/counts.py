@@ -40,6 +40,7 @@ from shared.domain.outcomes import Outcome
 from shared.store import expiry_lists
 from shared.store.keys import COUNT_ROW, workspace_of_row_key
 from shared.store.listed_columns import ListedColumn
+from shared.store.long_text import read_long, write_long
 from shared.store.ports import Entity
 
 EVENT_OUTCOMES = (Outcome.APPLIED, Outcome.STALE, Outcome.DUPLICATE)  # the slots of an event bucket
@@ -75,7 +76,6 @@ def deltas(changes: Iterable[tuple[Entity | None, Entity | None]]) -> Counter[st
 
 WorkspaceCounts = dict[str, Counter[str]]  # workspace -> count column -> n
 WORKSPACES = "Workspaces"
-_WORKSPACE_CHUNK = 16 * 1024  # characters per column: at most 32K UTF-16 units, whatever the characters
 
 
 def workspace_deltas(changes: Iterable[tuple[Entity | None, Entity | None]]) -> WorkspaceCounts:
@@ -91,25 +91,16 @@ def workspace_deltas(changes: Iterable[tuple[Entity | None, Entity | None]]) -> 
 
 def workspace_counts(row: Entity) -> WorkspaceCounts:
     """A count row's `Workspaces` (over its continuation columns), as counters."""
-    parts, n = [], 0
-    while isinstance(part := row.get(WORKSPACES if n == 0 else f"{WORKSPACES}_{n}"), str):
-        parts.append(part)
-        n += 1
-    loaded: dict[str, dict[str, int]] = json.loads("".join(parts)) if parts else {}
+    text = read_long(row, WORKSPACES)
+    loaded: dict[str, dict[str, int]] = json.loads(text) if text else {}
     return {w: Counter(c) for w, c in loaded.items()}
 
 
 def _set_workspaces(row: Entity, counted_: WorkspaceCounts) -> None:
     """`Workspaces` (and its continuation columns) from the counters, zeros and empty workspaces left out."""
-    for column in [c for c in row if c == WORKSPACES or c.startswith(f"{WORKSPACES}_")]:
-        del row[column]
     kept = {w: {c: n for c, n in sorted(counts.items()) if n} for w, counts in sorted(counted_.items())}
     kept = {w: c for w, c in kept.items() if c}
-    if not kept:
-        return
-    text = json.dumps(kept, separators=(",", ":"))
-    for n, at in enumerate(range(0, len(text), _WORKSPACE_CHUNK)):
-        row[WORKSPACES if n == 0 else f"{WORKSPACES}_{n}"] = text[at:at + _WORKSPACE_CHUNK]
+    write_long(row, WORKSPACES, json.dumps(kept, separators=(",", ":")) if kept else "")
 
 
 def _move_workspaces(row: Entity, moved: WorkspaceCounts | None) -> None:

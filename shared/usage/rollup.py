@@ -17,6 +17,7 @@ from typing import Protocol
 
 from shared.domain.errors import WriteConflict
 from shared.domain.usage import COUNTED_KINDS, SERVICE_TOTAL, Counters
+from shared.store.long_text import read_long, write_long
 from shared.store.ports import Query, StoredRow, Table, TableDeleter, TableReader, TableWriter
 from shared.store.usage_keys import (
     bad_lines_before,
@@ -120,7 +121,7 @@ class Rollups:
         present = {_tag(row): row for row in rows}
         for _ in range(RETRIES):
             daily = self._reader.get(Table.USAGE, *daily_keys(service, kind, day, resource))
-            folded = set(json.loads(daily.entity.get("Folded") or "[]")) if daily else set()
+            folded = set(json.loads(read_long(daily.entity, "Folded") or "[]")) if daily else set()
             new = [row for tag, row in present.items() if tag not in folded]
             if not new:
                 return
@@ -129,7 +130,8 @@ class Rollups:
                 counters.merge(counters_of(row.entity))
             # Every hourly row still present is now in the sum: a crash before they are deleted adds none twice.
             entity = keyed(daily_keys(service, kind, day, resource), {"Service": service, "Kind": kind, "Id": resource, "Day": day.date().isoformat(),
-                                                                    **counters_columns(counters), "Folded": json.dumps(sorted(present))})
+                                                                    **counters_columns(counters)})
+            write_long(entity, "Folded", json.dumps(sorted(present)))  # a busy id's day: thousands of hourly rows
             try:
                 self._writer.put(Table.USAGE, entity, daily.etag if daily else None)
                 return
