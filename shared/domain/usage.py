@@ -25,6 +25,7 @@ OPERATION: Final = "operation"  # not an inventory kind: counted as {api}/{opera
 COUNTED_KINDS: Final = (Kind.API.value, OPERATION, Kind.PRODUCT.value, Kind.SUBSCRIPTION.value, Kind.USER.value, Kind.BACKEND.value)
 SERVICE_TOTAL: Final = "service"
 SERVICE_TOTAL_ID: Final = "-"
+ROW_KINDS: Final = (SERVICE_TOTAL, *COUNTED_KINDS)  # every kind a usage row is kept for
 NO_SUBSCRIPTION: Final = "(none)"  # a request that named no subscription (an open product, or rejected before)
 ALL_ACCESS_SUBSCRIPTION: Final = "master"  # the built-in all-access subscription's name: counted as itself
 

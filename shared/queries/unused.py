@@ -8,9 +8,6 @@ partition per day of the window."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +17,7 @@ from shared.domain.kinds import Kind
 from shared.domain.usage import resource_id
 from shared.queries.changes import first_of
 from shared.queries.summary import in_parallel
-from shared.queries.usage import as_time, tracked
+from shared.queries.usage import as_time, issue_token, read_token, tracked
 from shared.store import usage_keys
 from shared.store.keys import decode_part, of_kind
 from shared.store.ports import Condition, Entity, TableReader
@@ -29,7 +26,6 @@ UNUSED_KINDS = (Kind.SUBSCRIPTION, Kind.API, Kind.PRODUCT, Kind.USER)
 DEFAULT_DAYS, MAX_DAYS = 90, 3650
 DEFAULT_REJECTED_SINCE = timedelta(days=7)
 MAX_REJECTED_DAYS = 400
-MAX_TOKEN = 4096
 
 
 def parse_unused_kind(text: str | None) -> Kind:
@@ -49,21 +45,16 @@ def parse_days(text: str | None) -> int:
 
 
 def _token(after: tuple[str, str], fields: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": list(after), **fields}, sort_keys=True).encode("utf-8")).decode("ascii")
+    return issue_token({"after": list(after)}, fields)
 
 
 def _after(text: str | None, fields: dict[str, Any]) -> tuple[str, str] | None:
     if not text:
         return None
-    if len(text) > MAX_TOKEN:
-        raise InvalidQuery(f"continuationToken is longer than {MAX_TOKEN} characters")
     try:
-        body = json.loads(base64.urlsafe_b64decode(text.encode("ascii")))
-        service, path = body["after"]
-    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeEncodeError):
+        service, path = read_token(text, fields, ("after",))["after"]
+    except (ValueError, TypeError, KeyError):
         raise InvalidQuery("continuationToken is not one this API issued") from None
-    if any(body.get(name) != value for name, value in fields.items()):
-        raise InvalidQuery("continuationToken was issued for other parameters: ask again without it")
     return str(service), str(path)
 
 

@@ -155,29 +155,44 @@ class UsageCursor:
     after: tuple[float, str, str, str]  # the last entry returned: -metric, path, service, kind
 
 
+def issue_token(body: dict[str, Any], fields: dict[str, Any]) -> str:
+    """A continuation token of the usage reports: where a page ended, and the question it answers (`fields`)."""
+    return base64.urlsafe_b64encode(json.dumps({**body, **fields}, sort_keys=True).encode("utf-8")).decode("ascii")
+
+
+def read_token(text: str, fields: dict[str, Any], required: tuple[str, ...]) -> dict[str, Any]:
+    """The body of a token `issue_token` made (with the `required` entries) for the same question, or InvalidQuery."""
+    if len(text) > MAX_TOKEN:
+        raise InvalidQuery(f"continuationToken is longer than {MAX_TOKEN} characters")
+    try:
+        body = json.loads(base64.urlsafe_b64decode(text.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeEncodeError):
+        body = None
+    if not isinstance(body, dict) or any(name not in body for name in required):
+        raise InvalidQuery("continuationToken is not one this API issued")
+    if any(body.get(name) != value for name, value in fields.items()):
+        raise InvalidQuery("continuationToken was issued for other parameters: ask again without it")
+    return body
+
+
 def encode_cursor(cursor: UsageCursor, fields: dict[str, Any]) -> str:
-    body = {"since": cursor.since.isoformat(), "until": cursor.until.isoformat(), "after": list(cursor.after), **fields}
-    return base64.urlsafe_b64encode(json.dumps(body, sort_keys=True).encode("utf-8")).decode("ascii")
+    return issue_token({"since": cursor.since.isoformat(), "until": cursor.until.isoformat(), "after": list(cursor.after)}, fields)
 
 
 def decode_cursor(text: str | None, fields: dict[str, Any]) -> UsageCursor | None:
     """A token this API issued, for the same question (`fields`: the filters and order it was issued for)."""
     if not text:
         return None
-    if len(text) > MAX_TOKEN:
-        raise InvalidQuery(f"continuationToken is longer than {MAX_TOKEN} characters")
+    body = read_token(text, fields, ("since", "until", "after"))
     not_ours = InvalidQuery("continuationToken is not one this API issued")
     try:
-        body = json.loads(base64.urlsafe_b64decode(text.encode("ascii")))
         since, until = datetime.fromisoformat(body["since"]), datetime.fromisoformat(body["until"])
         metric, path, service, kind = body["after"]
         after = (float(metric), str(path), str(service), str(kind))
-    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeEncodeError):
+    except (ValueError, TypeError, KeyError):
         raise not_ours from None
     if since.tzinfo is None or until.tzinfo is None:
         raise not_ours
-    if any(body.get(name) != value for name, value in fields.items()):
-        raise InvalidQuery("continuationToken was issued for other parameters: ask again without it")
     return UsageCursor(since, until, after)
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shared.domain.errors import WriteConflict
-from shared.domain.usage import COUNTED_KINDS, SERVICE_TOTAL, TOO_LONG, Counters
+from shared.domain.usage import COUNTED_KINDS, ROW_KINDS, TOO_LONG, Counters
 from shared.integrations.log_archive import LogArchive
 from shared.logs import USAGE as USAGE_RUN
 from shared.logs import Line
@@ -31,12 +31,10 @@ from shared.store.usage_keys import (
 )
 from shared.store.usage_rows import counters_columns
 from shared.usage.reader import CHUNK, Chunk, LineReader, Prepared
-from shared.usage.rollup import RollupReport, Rollups, UsageRetention
+from shared.usage.rollup import RETRIES, RollupReport, Rollups, UsageRetention
 from shared.usage.tally import Key, Rejected, tally
 
 log = logging.getLogger("apim_inventory")
-RETRIES = 10  # a last-use row that others write at the same moment: read again, merge again
-KINDS = (SERVICE_TOTAL, *COUNTED_KINDS)
 LAST_USE = ("FirstSeenUsedAt", "LastUsedAt")
 KNOWN_ROWS = 100_000  # last-use and tracking rows remembered between runs of one process
 
@@ -120,7 +118,7 @@ class UsageSink:
     def retire(self, touched: list[str], prefix: str) -> int:
         retired = 0
         pairs = [place.split("/", 1) for place in touched]
-        for partition in (hourly_partition(service, kind, hour_start(hour)) for hour, service in pairs for kind in KINDS):
+        for partition in (hourly_partition(service, kind, hour_start(hour)) for hour, service in pairs for kind in ROW_KINDS):
             for page in self._reader.scan(partition_rows(partition), select=("PartitionKey", "RowKey")):
                 gone = [row for row in page if read_of(row.entity["RowKey"]).startswith(prefix)]
                 retired += self._deleter.delete_rows(Table.USAGE, gone) if gone else 0

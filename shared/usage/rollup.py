@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
 from shared.domain.errors import WriteConflict
-from shared.domain.usage import COUNTED_KINDS, SERVICE_TOTAL, Counters
+from shared.domain.usage import ROW_KINDS, Counters
 from shared.store.long_text import read_long, write_long
 from shared.store.ports import Query, StoredRow, Table, TableDeleter, TableReader, TableWriter
 from shared.store.usage_keys import (
@@ -33,10 +33,9 @@ from shared.store.usage_keys import (
 )
 from shared.store.usage_rows import counters_columns, counters_of
 
-KINDS = (SERVICE_TOTAL, *COUNTED_KINDS)
 MAX_DAYS = 48  # (service, kind, day) roll-ups per run: a backlog is worked off over the next runs
 MAX_DELETES = 5000  # rows retention deletes per run
-RETRIES = 10
+RETRIES = 10  # a row that others write at the same moment (a daily row, a last-use row): read again, merge again
 KEYS = ("PartitionKey", "RowKey")
 
 
@@ -78,14 +77,14 @@ class Rollups:
         roll_before = now - timedelta(days=self.settings.usage_hourly_days)
         keep_from = _day(now - timedelta(days=self.settings.usage_retention_days))
         for service in services:
-            for kind in KINDS:
+            for kind in ROW_KINDS:
                 for day in self._days(service, kind, roll_before, self.max_days - report.days):
                     report.folded += self._roll(service, kind, day)
                     report.days += 1
         budget = self.max_deletes
         for service in services:
-            queries: list[Query] = [q for kind in KINDS for q in daily_before(service, kind, keep_from)]
-            for query in [*queries, *rollup_markers_before(service, keep_from, KINDS)]:
+            queries: list[Query] = [q for kind in ROW_KINDS for q in daily_before(service, kind, keep_from)]
+            for query in [*queries, *rollup_markers_before(service, keep_from, ROW_KINDS)]:
                 budget -= self._purge(query, budget)
         budget -= self._purge(bad_lines_before(self.container, now - timedelta(days=self.settings.rejected_retention_days)), budget)
         report.purged = self.max_deletes - budget
