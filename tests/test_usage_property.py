@@ -18,12 +18,13 @@ from hypothesis import strategies as st
 
 from devtools.azurite import Azurite
 from devtools.memory_archive import MemoryArchive
+from shared.domain.usage import COUNTED_KINDS
 from shared.integrations.log_archive import LogArchive
 from shared.store.memory import InMemoryStore
 from shared.store.ports import Entity, StoredRow, Table
 from tests.conftest import fresh_settings, table_repo
 from tests.support import ManualClock
-from tests.usage_ingest_support import H0, NOW, AzuriteBlobs, blob_name, brute_force, ingest_over, lines, record, stored_counts
+from tests.usage_ingest_support import H0, NOW, AzuriteBlobs, blob_name, brute_force, ingest_over, lines, record, stored_counts, stored_last_uses
 
 BLOBS = [blob_name(H0), blob_name(H0 + timedelta(hours=1)), blob_name(H0 + timedelta(hours=2), "fabrikam")]
 _containers = itertools.count(1)
@@ -173,7 +174,21 @@ def play(blobs: MemoryBlobs | AzuriteBlobs, store: Any, script: list[tuple[str, 
         blobs.append(name, rest)
     clock.advance(minutes=32)
     ingest_over(archive, Crashing(store, None), clock.now, chunk_size=1024).ingest()
-    assert stored_counts(store) == brute_force(blobs.contents())
+    expected = brute_force(blobs.contents())
+    assert stored_counts(store) == expected
+    # Last use: a maximum and a minimum, to the hour, whatever crashed or raced. A replaced blob's old records may
+    # have moved them further (they are not retired), never less far.
+    bounds: dict[tuple[str, str, str], tuple[str, str]] = {}
+    for (service, kind, _, resource), counted in expected.items():
+        if kind in COUNTED_KINDS:
+            first, last = bounds.get((service, kind, resource), (counted[8], counted[9]))
+            bounds[(service, kind, resource)] = (min(first, counted[8]), max(last, counted[9]))
+    uses = stored_last_uses(store)
+    assert set(uses) == set(bounds) or any(what == "replace" for what, _, _ in script)
+    for key, (first, last) in bounds.items():
+        assert uses[key][0][:13] <= first[:13] and uses[key][1][:13] >= last[:13], key
+        if not any(what == "replace" for what, _, _ in script):
+            assert (uses[key][0][:13], uses[key][1][:13]) == (first[:13], last[:13]), key
 
 
 @pytest.mark.unit

@@ -79,6 +79,15 @@ def stored_counts(store: TableReader) -> Counts:
     return {key: _frozen(c) for key, c in sums.items()}
 
 
+def stored_last_uses(store: TableReader) -> dict[tuple[str, str, str], tuple[str, str]]:
+    """(service, kind, id) -> the last-use row's FirstSeenUsedAt and LastUsedAt, as ISO text to the second."""
+    def text(value: Any) -> str:
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(value, datetime) else str(value)
+    return {(str(row.entity["Service"]), str(row.entity["Kind"]), str(row.entity["Id"])):
+            (text(row.entity["FirstSeenUsedAt"]), text(row.entity["LastUsedAt"]))
+            for page in store.scan(Query(Table.USAGE, low_pk="ul|", high_pk="ul}")) for row in page}
+
+
 def complete_lines(data: bytes) -> list[bytes]:
     return [line for line in data[:data.rfind(b"\n") + 1].split(b"\n") if line.strip()]
 
