@@ -149,7 +149,7 @@ def partition_rows(partition_key: str) -> Query:
 
 
 def read_of(row_key: str) -> str:
-    """The source a contribution's or a bad line's RowKey names (the part after the id)."""
+    """The source a contribution's RowKey names (the part after the id)."""
     return row_key.rsplit("|", 1)[-1]
 
 

@@ -1,5 +1,5 @@
-"""The columns of the usage table's count rows (hourly contributions and daily roll-ups) and of its last-use rows:
-written by the log reader, read by the reports. One module, so both sides name a column the same way."""
+"""The count columns of the usage table's hourly contributions and daily roll-ups: written by the log reader, read
+by the reports. One module, so both sides name a column the same way."""
 
 from __future__ import annotations
 
