@@ -60,6 +60,9 @@ class Crashing:
     def scan(self, *args: Any, **kwargs: Any) -> Iterator[list[StoredRow]]:
         return self._store.scan(*args, **kwargs)  # type: ignore[no-any-return]
 
+    def page(self, *args: Any, **kwargs: Any) -> Any:
+        return self._store.page(*args, **kwargs)
+
     def put(self, table: Table, entity: Entity, etag: str | None) -> StoredRow:
         typed(entity)
         if self._write():

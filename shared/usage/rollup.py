@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
@@ -26,6 +26,7 @@ from shared.store.usage_keys import (
     hour_of_partition,
     hourly_before,
     hourly_day,
+    hourly_partition,
     keyed,
     rollup_marker_keys,
     rollup_markers_before,
@@ -91,16 +92,16 @@ class Rollups:
         return report
 
     def _days(self, service: str, kind: str, before: datetime, limit: int) -> list[datetime]:
+        """The days before `before` that still have hourly rows: one row read per day found (the first row from the
+        day after the last one found), not every row of every day, so a backlog costs what it finds."""
         days: list[datetime] = []
-        if limit <= 0:
-            return days
-        for page in self._reader.scan(hourly_before(service, kind, before), select=KEYS):
-            for row in page:
-                day = _day(hour_of_partition(row.entity["PartitionKey"]))
-                if not days or days[-1] != day:
-                    days.append(day)
-                    if len(days) > limit:
-                        return days[:limit]
+        query = hourly_before(service, kind, before)
+        while len(days) < limit:
+            first, _ = self._reader.page(query, 1)
+            if not first:
+                break
+            days.append(_day(hour_of_partition(str(first[0]["PartitionKey"]))))
+            query = replace(query, low_pk=hourly_partition(service, kind, days[-1] + timedelta(days=1)))
         return days
 
     def _roll(self, service: str, kind: str, day: datetime) -> int:
