@@ -73,8 +73,8 @@ class Settings:
         if not _CONTAINER_NAME.match(self.gateway_logs_container):
             raise InvalidSettings(f"GATEWAY_LOGS_CONTAINER {self.gateway_logs_container!r}: Blob Storage wants 3-63 lower-case letters, "
                                   "digits and single hyphens")
-        if self.usage_hourly_days < 1:
-            raise InvalidSettings("USAGE_HOURLY_DAYS must be at least 1")
+        if self.usage_hourly_days < 2:  # the summary's last day reads 25 hourly partitions: none of them may be rolled
+            raise InvalidSettings("USAGE_HOURLY_DAYS must be at least 2")
         if min(self.retention_days.values()) < 1:
             raise InvalidSettings("the RETENTION_*_DAYS settings must be at least 1")
         if self.sync_time_budget_seconds <= 0 or self.sync_interval_hours < 0 or self.arm_reads_reserve < 0:

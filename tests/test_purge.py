@@ -215,6 +215,8 @@ def test_the_purge_timer_uses_the_retention_settings(app_services: bootstrap.Ser
 @pytest.mark.parametrize(("name", "value", "message"), [
     ("RETENTION_HISTORY_DAYS", "0", "at least 1"), ("RETENTION_REJECTED_DAYS", "-3", "at least 1"),
     ("INVENTORY_STATUS_TABLE", "ApimInventory", "different from the others"), ("INVENTORY_STATUS_TABLE", "a-b", "valid table name"),
+    ("USAGE_HOURLY_DAYS", "1", "at least 2"), ("RETENTION_USAGE_DAYS", "0", "at least 1"),
+    ("INVENTORY_USAGE_TABLE", "ApimInventoryStatus", "different from the others"), ("GATEWAY_LOGS_CONTAINER", "Logs_1", "lower-case"),
 ])
 def test_bad_retention_settings_are_refused(name: str, value: str, message: str) -> None:
     with pytest.raises(InvalidSettings, match=message):
