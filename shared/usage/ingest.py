@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shared.domain.errors import WriteConflict
+from shared.domain.times import parse_time
 from shared.domain.usage import COUNTED_KINDS, ROW_KINDS, TOO_LONG, Counters
 from shared.integrations.log_archive import LogArchive
 from shared.logs import USAGE as USAGE_RUN
@@ -46,7 +47,18 @@ def hour_start(hour: str) -> datetime:
 
 
 def moment(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parse_time(text, "time")
+
+
+def widened(old: Entity | None, first: str, last: str, first_column: str, last_column: str | None) -> tuple[str, str] | None:
+    """A last-use or tracking row's minimum and maximum with `first` and `last` taken in, or None when neither moves
+    to another hour (then the row is not rewritten: any order of reads gives the same row, a write an hour)."""
+    if old is None:
+        return first, last
+    old_first = old.get(first_column) or first
+    old_last = (old.get(last_column) or "") if last_column else ""
+    new_first, new_last = min(old_first, first), max(old_last, last)
+    return None if new_first[:13] >= old_first[:13] and new_last[:13] <= old_last[:13] else (new_first, new_last)
 
 
 @dataclass(frozen=True)
@@ -139,12 +151,11 @@ class UsageSink:
         for (service, kind, resource), (first, last) in spans.items():
             keys, columns = last_use_keys(service, kind, resource), {"Service": service, "Kind": kind, "Id": resource}
             known = self._known.get(keys)
-            old = known.row.entity if known is not None else {}
-            old_first, old_last = old.get(LAST_USE[0]) or first, old.get(LAST_USE[1]) or ""
-            new_first, new_last = min(old_first, first), max(old_last, last)
-            if known is not None and new_first[:13] >= old_first[:13] and new_last[:13] <= old_last[:13]:
+            moved = widened(known.row.entity if known else None, first, last, *LAST_USE)
+            if moved is None:
                 continue
-            entity = keyed(keys, {**old, **columns, LAST_USE[0]: moment(new_first), LAST_USE[1]: moment(new_last)})
+            old = known.row.entity if known else {}
+            entity = keyed(keys, {**old, **columns, LAST_USE[0]: moment(moved[0]), LAST_USE[1]: moment(moved[1])})
             batches.setdefault(keys[0], []).append((keys, entity, known.row.etag if known else None, (first, last), columns))
         for batch in (group[at:at + 100] for group in batches.values() for at in range(0, len(group), 100)):
             try:
@@ -168,23 +179,20 @@ class UsageSink:
         """The row's minimum and maximum, rewritten only when one moves to another hour: any order of reads gives
         the same row, and a busy resource costs a write an hour, not one a chunk."""
         known = self._known.get(keys)
-        if known is not None and first[:13] >= known.row.entity[first_column][:13] and (
-                last_column is None or (last or "")[:13] <= known.row.entity[last_column][:13]):
+        if known is not None and widened(known.row.entity, first, last or "", first_column, last_column) is None:
             return
         row = known.row if known is not None else None  # this process's own last write: tried first, read only on a conflict
         for attempt in range(RETRIES):
             if attempt or known is None:
                 row = self._stored(self._reader.get(Table.USAGE, *keys), first_column, last_column)
-            old = row.entity if row else {}
-            old_first = old.get(first_column) or first
-            old_last = old.get(last_column) or "" if last_column else ""
-            new_first, new_last = min(old_first, first), max(old_last, last or "")
-            if row and new_first[:13] >= old_first[:13] and new_last[:13] <= old_last[:13]:
+            moved = widened(row.entity if row else None, first, last or "", first_column, last_column)
+            if row and moved is None:
                 self._remember(keys, row)
                 return
-            entity: Entity = {**old, **columns, first_column: moment(new_first)}
+            assert moved is not None
+            entity: Entity = {**(row.entity if row else {}), **columns, first_column: moment(moved[0])}
             if last_column:
-                entity[last_column] = moment(new_last)
+                entity[last_column] = moment(moved[1])
             if read_at is not None:
                 entity.setdefault("FirstReadAt", read_at)
             try:
