@@ -14,8 +14,13 @@ import azure.functions as func
 
 from shared.domain.kinds import Kind
 from shared.domain.personal import PERSONAL_KEYS, Role
+from shared.domain.usage import COUNTED_KINDS
 from shared.entrypoints.http_api import answer
+from shared.entrypoints.http_expiry import PENDING
 from shared.entrypoints.signin import ROLE_HEADER
+from shared.queries.changes import ORDERS
+from shared.queries.unused import MAX_DAYS, UNUSED_KINDS
+from shared.queries.usage import SORTS
 
 KEY_LEVEL = "FUNCTION"  # every JSON route needs a function key (the host checks it)
 PAGES = {"ui_whoami": "ui/whoami"}  # HTML, anonymous at the host, guarded by the app: not part of the JSON description
@@ -60,7 +65,7 @@ def _top(default: int) -> Param:
 
 CONTINUATION = Param("continuationToken", "the previous page's continuationToken: the next page")
 SERVICE = Param("service", "a service's name or ARM id (404 names the known ones)")
-WORKSPACE = Param("workspace", "one workspace's rows; `-` the service level's")
+WORKSPACE = Param(Kind.WORKSPACE.value, "one workspace's rows; `-` the service level's")
 
 ROUTES: dict[str, Route] = {
     "inventory": Route("api/inventory/{kind}", "One kind's rows, a page at a time", (
@@ -79,11 +84,11 @@ ROUTES: dict[str, Route] = {
     ), _obj({"count": COUNT, "items": ROWS}), personal=True),
     "changes": Route("api/changes", "The change feed, newest first across services", (
         Param("since", "changes since: " + WHEN, required=True), Param("until", "changes before (default now): " + WHEN), SERVICE,
-        Param("kind", "one kind", KINDS), Param("by", "event time or recorded time", {"type": "string", "enum": ["event", "recorded"]}),
+        Param("kind", "one kind", KINDS), Param("by", "event time or recorded time", {"type": "string", "enum": list(ORDERS)}),
         _top(100), CONTINUATION, WORKSPACE,
     ), _obj({"by": {"type": "string"}, "count": COUNT, "items": ROWS, "continuationToken": TOKEN}), personal=True),
     "access": Route("api/access", "Who can call an API (api=), or what a user's subscriptions reach (user=): one of the two", (
-        Param("api", "an API's id"), Param("user", "a user's id"), WORKSPACE,
+        Param(Kind.API.value, "an API's id"), Param(Kind.USER.value, "a user's id"), WORKSPACE,
     ), _obj({"name": {"type": "string"}, "service": {"type": "string"}, "membershipAsOf": NULLABLE_TIME})),
     "flags": Route("api/flags", "Gateway tokens near expiry or expired, breakers open", (),
                    _obj({"tokens": ROWS, "breakers": ROWS}), errors=(400, 503)),
@@ -94,18 +99,18 @@ ROUTES: dict[str, Route] = {
         Param("within", "a window ahead: 30d (default), 24h, 2w, 90m"),
     ), _obj({"now": TIME, "until": TIME, "count": COUNT, "items": ROWS}), errors=(400, 503)),
     "alerts": Route("api/alerts", "The alerts raised, newest first", (
-        Param("pending", "only those not yet published", BOOL), Param("since", "raised since: " + WHEN),
+        Param(PENDING, "only those not yet published", BOOL), Param("since", "raised since: " + WHEN),
     ), _obj({"count": COUNT, "items": ROWS}), errors=(400, 503)),
     "usage": Route("api/usage", "Requests per resource in a window (default: the last 24 hours)", (
-        SERVICE, Param("kind", "one kind of resource counted"), Param("since", "from: " + WHEN), Param("until", "until: " + WHEN),
-        _top(50), Param("sort", "the order", {"type": "string", "enum": ["total", "failed", "failure-rate"]}),
+        SERVICE, Param("kind", "one kind of resource counted", {"type": "string", "enum": sorted(COUNTED_KINDS)}),
+        Param("since", "from: " + WHEN), Param("until", "until: " + WHEN),
+        _top(50), Param("sort", "the order", {"type": "string", "enum": list(SORTS)}),
         Param("unknown", "only the ids the inventory has no row of", BOOL), CONTINUATION,
     ), _obj({"since": TIME, "until": TIME, "window": {"type": "object"}, "sort": {"type": "string"}, "count": COUNT, "items": ROWS,
              "continuationToken": TOKEN})),
     "unused": Route("api/unused", "Live resources with no request in the last days", (
-        Param("kind", "subscription, api, product or user", {"type": "string", "enum": ["subscription", "api", "product", "user"]},
-              required=True),
-        Param("days", "no request since now − days (default 90)", {"type": "integer", "minimum": 1, "maximum": 3650}), SERVICE,
+        Param("kind", "the kind of resource", {"type": "string", "enum": [k.value for k in UNUSED_KINDS]}, required=True),
+        Param("days", "no request since now − days (default 90)", {"type": "integer", "minimum": 1, "maximum": MAX_DAYS}), SERVICE,
         _top(100), CONTINUATION,
     ), _obj({"kind": {"type": "string"}, "days": COUNT, "since": TIME, "services": ROWS, "count": COUNT, "items": ROWS,
              "continuationToken": TOKEN})),
