@@ -81,12 +81,12 @@ ROUTES: dict[str, Route] = {
     "history": Route("api/history", "A resource's history, newest first", (
         Param("id", "an ARM id or SERVICE/PATH", required=True), Param("since", "records since: " + WHEN),
         Param("withChildren", "the children's history too", BOOL),
-    ), _obj({"count": COUNT, "items": ROWS}), personal=True),
+    ), _obj({"count": COUNT, "items": ROWS})),  # history keeps "changed" for personal columns, never their values
     "changes": Route("api/changes", "The change feed, newest first across services", (
         Param("since", "changes since: " + WHEN, required=True), Param("until", "changes before (default now): " + WHEN), SERVICE,
         Param("kind", "one kind", KINDS), Param("by", "event time or recorded time", {"type": "string", "enum": list(ORDERS)}),
         _top(100), CONTINUATION, WORKSPACE,
-    ), _obj({"by": {"type": "string"}, "count": COUNT, "items": ROWS, "continuationToken": TOKEN}), personal=True),
+    ), _obj({"by": {"type": "string"}, "count": COUNT, "items": ROWS, "continuationToken": TOKEN})),
     "access": Route("api/access", "Who can call an API (api=), or what a user's subscriptions reach (user=): one of the two", (
         Param(Kind.API.value, "an API's id"), Param(Kind.USER.value, "a user's id"), WORKSPACE,
     ), _obj({"name": {"type": "string"}, "service": {"type": "string"}, "membershipAsOf": NULLABLE_TIME})),
