@@ -120,7 +120,7 @@ def banner(host: FunctionsHost, env: dict[str, str], loaded: dict[str, Any], dat
         f"  curl -s -H 'x-functions-key: {key}' {url}/api/openapi.json",
         f"  {url}/ui/whoami  (a page: served only with sign-in)",
         "", "The command and the Azure CLI against the same store and stand-in (in another shell):", exports,
-        "  apim-inventory summary",
+        "  .venv/bin/apim-inventory summary  # or: . .venv/bin/activate",
         f"  az storage entity query --connection-string \"$INVENTORY_STORAGE\" --table-name {Settings().inventory_table} "
         "--filter \"IsDeleted eq false\" --num-results 5",
     ]
