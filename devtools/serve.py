@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -135,9 +136,20 @@ def serve(port: int, data: Path, sign_in_as: Role | None, reload: bool, verbose:
     payloads = [payload for delivery in deliveries for payload in split_delivery(delivery)]
     plane = demo_plane(busiest_service(payloads), replayed(payloads))
     data.mkdir(parents=True, exist_ok=True)
+    fresh = reload or not (data / LOADED).exists()
+    if fresh:  # a load starts from an empty store: a load cut short, or loaded again, never counts the logs twice
+        (data / LOADED).unlink(missing_ok=True)
+        shutil.rmtree(data / "azurite", ignore_errors=True)
     stopping = threading.Event()
+
+    def stop(signum: int, frame: object) -> None:
+        if not serving:
+            raise KeyboardInterrupt  # while loading: stop at once (the next start loads again, from empty)
+        stopping.set()
+
+    serving = False
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopping.set())
+        signal.signal(sig, stop)
     azurite = start_azurite(data)
     arm = ArmStandIn().start()
     try:
@@ -146,7 +158,7 @@ def serve(port: int, data: Path, sign_in_as: Role | None, reload: bool, verbose:
         os.environ.update(env)
         if sign_in_as is not None:
             os.environ[AUTH_SETTING] = "true"  # what the platform injects when authentication is on
-        if reload or not (data / LOADED).exists():
+        if fresh:
             print(f"Loading the demo's data into {data} (once; --reload loads it again)...", flush=True)
             loaded = load(plane, deliveries, data)
         else:
@@ -156,6 +168,7 @@ def serve(port: int, data: Path, sign_in_as: Role | None, reload: bool, verbose:
         with FunctionsHost(port=port, keys=Keys.kept_in(data / "keys.json"), sign_in_as=sign_in_as) as host:
             print(banner(host, env, loaded, data), flush=True)
             print("\nready", flush=True)
+            serving = True
             stopping.wait()
             print("\nstopping: the server, the ARM stand-in, then Azurite (pid %d)" % (azurite.process.pid if azurite.process else 0), flush=True)
     finally:
@@ -178,7 +191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         role = parse_role(args.sign_in_as, "--sign-in-as") if args.sign_in_as else None
     except ValueError as exc:
         parser.error(str(exc))
-    return serve(args.port, args.data.resolve(), role, args.reload, args.verbose)
+    try:
+        return serve(args.port, args.data.resolve(), role, args.reload, args.verbose)
+    except KeyboardInterrupt:
+        print("stopped while loading: the next start loads the demo's data again", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
