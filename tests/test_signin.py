@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.request
 from typing import Any
 from urllib.parse import urlencode
 
@@ -211,3 +212,49 @@ def test_every_route_of_the_description_masks_personal_data(served: Served, monk
             elif role is Role.PERSONAL_DATA and personal and not shown:
                 problems.append(f"{name} is marked x-personal-data but shows none of {PERSONAL_VALUES} to {role}")
     assert problems == []
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("role", "email"), [("Inventory.Read", MASKED), ("Inventory.PersonalData.Read", "ada@example.org")])
+def test_a_pages_json_is_masked_for_its_principal(role: str, email: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.entrypoints.http_pages import page_json
+
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "true")
+    monkeypatch.setenv("FUNCTION_KEY_ROLE", "Inventory.PersonalData.Read")  # a page's JSON never takes the key's role
+    request = func.HttpRequest("GET", "http://localhost/ui/data", headers={"X-MS-CLIENT-PRINCIPAL": principal(role)}, body=b"")
+    response = page_json(request, lambda p: {"items": [{"Email": "ada@example.org", "Path": "users/ada"}], "servedFor": p.name})
+    assert response.status_code == 200 and response.headers["X-Inventory-Role"] == role
+    assert json.loads(response.get_body()) == {"items": [{"Email": email, "Path": "users/ada"}], "servedFor": "Ada"}
+    monkeypatch.delenv("WEBSITE_AUTH_ENABLED")
+    assert page_json(request, lambda p: {}).status_code == 401
+
+
+def _levels_app() -> func.FunctionApp:
+    """A small app with a route of each auth level, a POST-only one and an optional route parameter."""
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+    def echo(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse(json.dumps({"route": dict(req.route_params), "params": dict(req.params), "method": req.method}),
+                                 mimetype="application/json")
+
+    app.route(route="things/{id}/{part?}", methods=["GET"])(app.function_name("things")(echo))
+    app.route(route="admin-only", methods=["GET"], auth_level=func.AuthLevel.ADMIN)(app.function_name("admin_only")(echo))
+    app.route(route="open", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)(app.function_name("open")(echo))
+    return app
+
+
+@pytest.mark.standin
+def test_the_host_checks_each_auth_level_and_routes_by_template() -> None:
+    with FunctionsHost(app=_levels_app(), prefix="api") as host:
+        served = Served(host, None)  # type: ignore[arg-type]
+        assert served.get("/api/admin-only")[0] == 401  # a function key is below the admin level
+        assert served.get("/api/admin-only", {"x-functions-key": host.keys.master}, key=False)[0] == 200
+        assert served.get("/api/things/7", key=False)[0] == 401
+        status, _, body = served.get("/api/things/7/a%20b?x=1&x=2")
+        assert status == 200 and json.loads(body) == {"route": {"id": "7", "part": "a b"}, "params": {"x": "1"}, "method": "GET"}
+        assert json.loads(served.get("/api/things/7")[2])["route"] == {"id": "7"}
+        assert served.get("/api/open", key=False)[0] == 404  # GET on a POST-only route: no route matches
+        request = urllib.request.Request(host.url + "/api/open", data=b"{}", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:  # anonymous: no key needed
+            assert response.status == 200 and json.loads(response.read())["method"] == "POST"
+        assert served.get("/things/7")[0] == 404  # the prefix is part of every route

@@ -6,10 +6,12 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import azure.functions as func
 
 from shared.domain.personal import Role
+from shared.entrypoints.http_api import answer
 from shared.entrypoints.signin import ROLE_HEADER, Principal, Refused, page_principal, refused
 
 log = logging.getLogger("apim_inventory.pages")
@@ -27,6 +29,17 @@ def page(req: func.HttpRequest, render: Callable[[Principal], str]) -> func.Http
         return refused(str(exc))
     return func.HttpResponse(render(principal), status_code=200, mimetype="text/html", charset="utf-8",
                              headers={**SECURITY_HEADERS, ROLE_HEADER: principal.role.value})
+
+
+def page_json(req: func.HttpRequest, work: Callable[[Principal], Any]) -> func.HttpResponse:
+    """JSON for a page's script, under ui/ (a browser holds no function key): the same guard as `page`, then answered
+    as the JSON API answers (errors, X-Inventory-Role), masked for the principal's role."""
+    try:
+        principal = page_principal(req)
+    except Refused as exc:
+        log.warning("page data %s refused: %s", req.url.split("?", 1)[0][-200:], exc)
+        return refused(str(exc))
+    return answer(lambda: work(principal), principal.role)
 
 
 def whoami(req: func.HttpRequest) -> func.HttpResponse:
