@@ -18,7 +18,9 @@ PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 CHECKOV_PYTHON = $(word 1,$(shell devtools/find-python python3))
 
-.PHONY: demo test test-fast bench lint clean
+.PHONY: demo serve test test-fast bench lint clean
+PORT ?= 7071
+SIGN_IN_AS ?=
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@[ "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$(PYTHON_VERSION)" ] || rm -rf $(VENV)
@@ -40,6 +42,9 @@ node_modules/.installed: package.json package-lock.json
 
 demo: $(VENV)/.installed node_modules/.installed
 	$(PY) -m devtools.demo
+
+serve: $(VENV)/.installed node_modules/.installed  # the HTTP API on 127.0.0.1:$(PORT) over the demo's data, until Ctrl-C
+	$(PY) -m devtools.serve --port $(PORT) $(if $(SIGN_IN_AS),--sign-in-as $(SIGN_IN_AS))
 
 test: $(VENV)/.installed node_modules/.installed
 	$(PY) -m pytest
@@ -69,4 +74,4 @@ lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yml
 
 clean:
-	rm -rf .venv .venv-* node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info .bench-packages
+	rm -rf .venv .venv-* node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info .bench-packages .serve

@@ -3,9 +3,10 @@
 import azure.functions as func
 
 from shared import bootstrap, logs
-from shared.entrypoints import http_api, http_expiry, http_usage
+from shared.entrypoints import http_api, http_expiry, http_pages, http_usage, openapi
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)  # never anonymous
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)  # key-protected unless a page (guarded by the app itself)
+# host.json sets routePrefix "": the JSON API lives under api/, the pages under ui/ (App Service Authentication tells them apart)
 _settings = bootstrap.app_settings()  # schedules are read when the worker indexes the app; the services reuse this reading
 
 
@@ -35,63 +36,63 @@ def reconcile(timer: func.TimerRequest) -> None:
     bootstrap.services().reconciler.run()
 
 
-@app.route(route="inventory/{kind}", methods=["GET"])
+@app.route(route="api/inventory/{kind}", methods=["GET"])
 def inventory(req: func.HttpRequest) -> func.HttpResponse:
     return http_api.list_inventory(req, bootstrap.services().queries)
 
 
-@app.route(route="resource", methods=["GET"])
+@app.route(route="api/resource", methods=["GET"])
 def resource(req: func.HttpRequest) -> func.HttpResponse:
     return http_api.get_resource(req, bootstrap.services().queries)
 
 
-@app.route(route="history", methods=["GET"])
+@app.route(route="api/history", methods=["GET"])
 def history(req: func.HttpRequest) -> func.HttpResponse:
     return http_api.get_history(req, bootstrap.services().queries)
 
 
-@app.route(route="changes", methods=["GET"])
+@app.route(route="api/changes", methods=["GET"])
 def changes(req: func.HttpRequest) -> func.HttpResponse:
     return http_api.get_changes(req, bootstrap.services().queries)
 
 
-@app.route(route="access", methods=["GET"])
+@app.route(route="api/access", methods=["GET"])
 def access(req: func.HttpRequest) -> func.HttpResponse:
     return http_api.get_access(req, bootstrap.services().queries)
 
 
-@app.route(route="flags", methods=["GET"])
+@app.route(route="api/flags", methods=["GET"])
 def flags(req: func.HttpRequest) -> func.HttpResponse:
     return http_api.get_flags(req, bootstrap.services().queries)
 
 
-@app.route(route="summary", methods=["GET"])
+@app.route(route="api/summary", methods=["GET"])
 def summary(req: func.HttpRequest) -> func.HttpResponse:
     return http_api.get_summary(req, bootstrap.services().queries)
 
 
-@app.route(route="expiring", methods=["GET"])
+@app.route(route="api/expiring", methods=["GET"])
 def expiring(req: func.HttpRequest) -> func.HttpResponse:
     return http_expiry.get_expiring(req, bootstrap.services().store, bootstrap.services().clock)
 
 
-@app.route(route="alerts", methods=["GET"])
+@app.route(route="api/alerts", methods=["GET"])
 def alerts(req: func.HttpRequest) -> func.HttpResponse:
     return http_expiry.get_alerts(req, bootstrap.services().store, bootstrap.services().clock)
 
 
-@app.route(route="usage", methods=["GET"])
+@app.route(route="api/usage", methods=["GET"])
 def usage(req: func.HttpRequest) -> func.HttpResponse:
     return http_usage.get_usage(req, bootstrap.services().queries, bootstrap.services().store)
 
 
-@app.route(route="unused", methods=["GET"])
+@app.route(route="api/unused", methods=["GET"])
 def unused(req: func.HttpRequest) -> func.HttpResponse:
     return http_usage.get_unused(req, bootstrap.services().queries, bootstrap.services().store)
 
 
 @app.function_name("health")
-@app.route(route="health", methods=["GET"])
+@app.route(route="api/health", methods=["GET"])
 def health_check(req: func.HttpRequest) -> func.HttpResponse:
     return http_api.get_health(req, bootstrap.health_report)
 
@@ -108,3 +109,15 @@ def gateway_logs(timer: func.TimerRequest) -> None:
     ingest = bootstrap.process_gateway_logs()  # None when GATEWAY_LOGS_STORAGE is not set: nothing to read
     if ingest is not None:
         ingest.ingest()
+
+
+@app.function_name("openapi")
+@app.route(route="api/openapi.json", methods=["GET"])
+def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    return openapi.get_openapi(req)
+
+
+@app.function_name("ui_whoami")
+@app.route(route="ui/whoami", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)  # the app refuses it without sign-in
+def ui_whoami(req: func.HttpRequest) -> func.HttpResponse:
+    return http_pages.whoami(req)

@@ -15,7 +15,7 @@ from azure.functions import meta
 from shared.integrations.delivery import split_delivery
 from shared.integrations.trigger import decode_event
 
-__all__ = ["decode_event", "deliver", "fire_timer", "function_json", "indexed_function", "split_delivery"]
+__all__ = ["decode_event", "deliver", "fire_timer", "function_json", "http_functions", "indexed_function", "split_delivery"]
 
 # The converter builds the request on both library lines: 1.x cannot construct func.TimerRequest (an abstract
 # class there), 2.x can; the converter's own class takes the same arguments in both.
@@ -37,13 +37,17 @@ def function_json(name: str, app: Any = None) -> dict[str, Any]:
     return bindings
 
 
+def _index(app: Any) -> None:
+    if id(app) not in _INDEX:
+        _INDEX[id(app)] = {f.get_function_name(): f for f in app.get_functions()}
+
+
 def _indexed(name: str, app: Any) -> Any:
     if app is None:
         import function_app
 
         app = function_app.app
-    if id(app) not in _INDEX:
-        _INDEX[id(app)] = {f.get_function_name(): f for f in app.get_functions()}
+    _index(app)
     try:
         return _INDEX[id(app)][name]
     except KeyError:
@@ -66,3 +70,18 @@ def fire_timer(name: str, past_due: bool = False) -> None:
     payload = {"Schedule": {"AdjustForDST": True}, "ScheduleStatus": None, "IsPastDue": past_due}
     request: func.TimerRequest = _TIMER_CONVERTER.decode(meta.Datum(json.dumps(payload), "json"), trigger_metadata={})
     indexed_function(name)(request)
+
+
+def http_functions(app: Any = None) -> list[tuple[str, dict[str, Any], Callable[..., Any]]]:
+    """Each indexed HTTP function: (name, its httpTrigger binding as reported to the host, the user function)."""
+    if app is None:
+        import function_app
+
+        app = function_app.app
+    _index(app)
+    found = []
+    for name, function in _INDEX[id(app)].items():
+        triggers = [b for b in json.loads(function.get_function_json())["bindings"] if b["type"] == "httpTrigger"]
+        if triggers:
+            found.append((name, triggers[0], function.get_user_function()))
+    return found

@@ -30,7 +30,7 @@ from tests.support import SERVICE_ID, ManualClock, processor_over
 
 _tables = itertools.count(1)
 NEEDS = ("unit", "azurite", "standin", "slow")
-_BY_FIXTURE = {"azurite": "azurite", "arm": "standin"}
+_BY_FIXTURE = {"azurite": "azurite", "arm": "standin", "served": "standin"}  # served: tests/served_support.py
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by mark

@@ -40,7 +40,7 @@ def deliver(*payloads: dict[str, Any]) -> None:
 @pytest.mark.unit
 def test_health_needs_a_function_key() -> None:
     (trigger,) = [b for b in function_json("health")["bindings"] if b["type"] == "httpTrigger"]
-    assert trigger["authLevel"] == "FUNCTION" and trigger["route"] == "health" and trigger["methods"] == ["GET"]
+    assert trigger["authLevel"] == "FUNCTION" and trigger["route"] == "api/health" and trigger["methods"] == ["GET"]
 
 
 def test_healthy_with_the_last_event_of_each_service(app_services: bootstrap.Services, clock: ManualClock) -> None:

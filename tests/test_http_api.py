@@ -21,8 +21,9 @@ from shared.domain.resources import parse_path, parse_service_id
 from shared.store.keys import LAYOUT_KEYS, with_keys
 from tests.support import SERVICE_ID, T0, ManualClock, event, iso
 
-HTTP_FUNCTIONS = {"inventory": "inventory/{kind}", "resource": "resource", "access": "access", "history": "history", "changes": "changes", "flags": "flags",
-                  "summary": "summary", "expiring": "expiring", "alerts": "alerts", "usage": "usage", "unused": "unused"}
+HTTP_FUNCTIONS = {name: f"api/{route}" for name, route in {  # host.json's routePrefix is "": the JSON API's routes say api/
+    "inventory": "inventory/{kind}", "resource": "resource", "access": "access", "history": "history", "changes": "changes", "flags": "flags",
+    "summary": "summary", "expiring": "expiring", "alerts": "alerts", "usage": "usage", "unused": "unused"}.items()}
 OTHER = SERVICE_ID.replace("contoso", "fabrikam")
 
 

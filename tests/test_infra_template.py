@@ -1002,3 +1002,73 @@ def test_every_app_setting_is_one_the_app_documents(template: Json) -> None:
     documented = set(re.findall(r"^\| `([^`]+)`", (ROOT / "docs" / "settings.md").read_text(encoding="utf-8"), re.M))
     forms = {"AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential"}  # the host's own, in the AzureWebJobsStorage row
     assert set(_app_settings(template)) - documented - forms == set()
+
+
+# --- sign-in for the pages (App Service Authentication, authsettingsV2): kept in one block ---
+
+from shared.entrypoints.openapi import PAGES, ROUTES  # noqa: E402  (the routes the exclusions must cover, and must not)
+
+EXPECTED_API_VERSIONS["Microsoft.Web/sites/config"] = "2024-04-01"
+NAME_RULES["Microsoft.Web/sites/config"] = (14, 14, r"authsettingsV2")
+CLIENT_ID, TENANT_ID = "33333333-3333-3333-3333-333333333333", "44444444-4444-4444-4444-444444444444"
+WEBHOOK = "/runtime/webhooks/EventGrid"
+
+
+def _auth_settings(template: Json, **overrides: Any) -> list[tuple[Environment, Json]]:
+    return [(environment, resource) for environment, resource in _deployment(template, **overrides)
+            if resource["type"] == "Microsoft.Web/sites/config" and environment.value(resource.get("condition", True))]
+
+
+def _excluded(path: str, patterns: list[str]) -> bool:
+    """Whether App Service Authentication lets `path` through unauthenticated: an exact path, or a prefix ending in /*."""
+    return any(path.lower() == p.lower() or (p.endswith("/*") and path.lower().startswith(p[:-1].lower())) for p in patterns)
+
+
+def check_sign_in(template: Json) -> None:
+    """Off unless a client id is given; then sign-in with Entra ID for everything but the key-protected JSON API, the
+    host's admin API and the Event Grid webhook, which stay reachable with their keys."""
+    assert template["parameters"]["authClientId"]["defaultValue"] == ""
+    assert _auth_settings(template) == [], "no client id: no App Service Authentication"
+    ((environment, resource),) = _auth_settings(template, authClientId=CLIENT_ID, authTenantId=TENANT_ID)
+    properties = environment.value(resource["properties"])
+    assert environment.value(resource["name"]).endswith("/authsettingsV2") and properties["platform"]["enabled"] is True
+    validation = properties["globalValidation"]
+    assert validation["requireAuthentication"] is True and validation["unauthenticatedClientAction"] == "RedirectToLoginPage"
+    excluded = validation["excludedPaths"]
+    assert all(_excluded("/" + route.path.replace("{kind}", "user"), excluded) for route in ROUTES.values()), excluded
+    assert _excluded(WEBHOOK, excluded) and _excluded("/admin/functions/reconcile", excluded)
+    assert not any(_excluded("/" + page, excluded) for page in PAGES.values()), "a page is let through without sign-in"
+    entra = properties["identityProviders"]["azureActiveDirectory"]
+    assert entra["enabled"] is True and entra["registration"]["clientId"] == CLIENT_ID
+    assert entra["registration"]["openIdIssuer"] == f"https://login.microsoftonline.com/{TENANT_ID}/v2.0"
+    assert f"api://{CLIENT_ID}" in entra["validation"]["allowedAudiences"] and properties["httpSettings"]["requireHttps"] is True
+
+
+def _auth(template: Json) -> Json:
+    return _resource(template, "Microsoft.Web/sites/config")
+
+
+SIGN_IN_MUTATIONS: list[tuple[str, Callable[[Json], None]]] = [
+    ("always on", _edit(_auth, "condition", ...)),
+    ("anonymous callers let in", _edit(lambda t: _auth(t)["properties"]["globalValidation"], "unauthenticatedClientAction", "AllowAnonymous")),
+    ("pages let through", _edit(lambda t: _auth(t)["properties"]["globalValidation"], "excludedPaths", ["/*"])),
+    ("the webhook sent to sign-in", _edit(lambda t: _auth(t)["properties"]["globalValidation"], "excludedPaths", ["/api/*", "/admin/*"])),
+    ("the API sent to sign-in", _edit(lambda t: _auth(t)["properties"]["globalValidation"], "excludedPaths", ["/api/health", WEBHOOK, "/admin/*"])),
+    ("another tenant", _edit(lambda t: _auth(t)["properties"]["identityProviders"]["azureActiveDirectory"]["registration"], "openIdIssuer",
+                             "https://login.microsoftonline.com/common/v2.0")),
+]
+HARDENING_CHECKS.append(check_sign_in)
+MUTATIONS.extend((name, mutate, check_sign_in) for name, mutate in SIGN_IN_MUTATIONS)
+
+
+def test_the_template_keeps_sign_in_as_described(template: Json) -> None:
+    check_sign_in(template)
+
+
+@pytest.mark.parametrize("mutate", [pytest.param(mutate, id=name) for name, mutate in SIGN_IN_MUTATIONS])
+def test_the_sign_in_rule_catches_a_broken_copy(template: Json, mutate: Callable[[Json], None]) -> None:
+    broken = copy.deepcopy(template)
+    mutate(broken)
+    assert broken != template
+    with pytest.raises(AssertionError):
+        check_sign_in(broken)

@@ -2,7 +2,9 @@
 
 Bad parameters get 400 with a message, a missing resource 404, an unreachable store 503, and so does a summary of tables
 still in layout 1 (with the message to run `apim-inventory migrate`).
-GET /api/health answers 200 with the health report, or 503 when the store cannot be used."""
+GET /api/health answers 200 with the health report, or 503 when the store cannot be used.
+Every answer is masked for the role it is served under (shared.domain.personal.mask) and says which in the header
+X-Inventory-Role: a function key's caller gets FUNCTION_KEY_ROLE (shared.entrypoints.signin)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from azure.core.exceptions import AzureError
 
 from shared.domain.errors import InvalidQuery, one_line
 from shared.domain.kinds import Kind
+from shared.domain.personal import Role, mask
 from shared.entrypoints.output import to_json
+from shared.entrypoints.signin import ROLE_HEADER, SettingRefused, key_role
 from shared.queries.changes import parse_by
 from shared.queries.inventory import InventoryQueries, NotFound, parse_bool, parse_kind, parse_top, parse_when
 from shared.queries.summary import NotMigrated
@@ -29,8 +33,9 @@ RUNTIME = {"python": platform.python_version(), "azureFunctions": func.__version
 health_log = logging.getLogger("apim_inventory.health")
 
 
-def _answer(status: int, body: Any) -> func.HttpResponse:
-    return func.HttpResponse(to_json(body), status_code=status, mimetype="application/json", charset="utf-8")
+def _answer(status: int, body: Any, role: Role) -> func.HttpResponse:
+    return func.HttpResponse(to_json(mask(body, role)), status_code=status, mimetype="application/json", charset="utf-8",
+                             headers={ROLE_HEADER: role.value})
 
 
 def _params(req: func.HttpRequest, allowed: set[str]) -> Mapping[str, str]:
@@ -54,18 +59,24 @@ def _service(params: Mapping[str, str], queries: InventoryQueries) -> str | None
     return queries.known_service(service) if service else None
 
 
-def answer(work: Callable[[], Any]) -> func.HttpResponse:
+def answer(work: Callable[[], Any], role: Role | None = None) -> func.HttpResponse:
+    """`work`'s document as JSON, masked for `role` (a signed-in person's); None: a function key's caller's."""
     try:
-        return _answer(200, work())
+        role = role or key_role()
+    except SettingRefused as exc:
+        log.error("%s", exc)
+        return _answer(503, {"error": str(exc)}, Role.READ)
+    try:
+        return _answer(200, work(), role)
     except InvalidQuery as exc:
-        return _answer(400, {"error": str(exc)})
+        return _answer(400, {"error": str(exc)}, role)
     except NotFound as exc:
-        return _answer(404, {"error": str(exc)})
+        return _answer(404, {"error": str(exc)}, role)
     except NotMigrated as exc:
-        return _answer(503, {"error": str(exc)})
+        return _answer(503, {"error": str(exc)}, role)
     except AzureError as exc:
         log.error("inventory store unavailable: %s", exc)
-        return _answer(503, {"error": "the inventory store is unavailable; try again"})
+        return _answer(503, {"error": "the inventory store is unavailable; try again"}, role)
 
 
 def list_inventory(req: func.HttpRequest, queries: InventoryQueries) -> func.HttpResponse:
@@ -160,4 +171,8 @@ def get_health(req: func.HttpRequest, check: Callable[[], dict[str, Any]]) -> fu
         status, body = 503, {"status": "unavailable", "checkedAt": datetime.now(timezone.utc),
                              "storage": {"reachable": False, "error": f"{type(exc).__name__}: {one_line(exc, 300)}"}}
     body["runtime"] = RUNTIME
-    return _answer(status, body)
+    try:
+        role = key_role()
+    except SettingRefused:
+        role = Role.READ  # the health report still answers: it holds no personal data, and the setting's error is its own
+    return _answer(status, body, role)
