@@ -33,9 +33,16 @@ class EventPages(Protocol):
 
 
 class WriteReportLike(Protocol):
-    written: int
-    ignored: int
-    bad: Sequence[Any]
+    """What the writer reports of one write (shared.audit.records.WriteReport)."""
+
+    @property
+    def written(self) -> int: ...
+
+    @property
+    def ignored(self) -> int: ...  # records of other resource providers
+
+    @property
+    def bad(self) -> Sequence[Any]: ...  # BadRecord each
 
 
 class RecordWriter(Protocol):

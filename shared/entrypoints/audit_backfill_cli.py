@@ -78,7 +78,7 @@ def document(report: BackfillReport) -> dict[str, Any]:
     return {"since": iso_z(report.span.since), "until": iso_z(report.span.until), "subscriptions": list(report.subscriptions),
             "warnings": list(report.span.warnings),
             **{name: report.total(name) for name in ("pages", "read", "written", "ignored", "bad")},
-            "windows": [{"subscription": w.subscription, "since": iso_z(w.since), "until": iso_z(w.until), "pages": w.pages,
+            "windows": [{"azureSubscription": w.subscription, "since": iso_z(w.since), "until": iso_z(w.until), "pages": w.pages,
                          "read": w.read, "written": w.written, "ignored": w.ignored, "bad": w.bad} for w in report.windows]}
 
 
