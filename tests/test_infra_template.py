@@ -36,6 +36,8 @@ BUILTIN_ROLES: dict[str, str] = {
     "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
     "API Management Service Reader Role": "71522526-b88f-4d52-b57f-d31fc3546d0d",
     "EventGrid Data Sender": "d5a91429-5739-47e2-a06b-3470a27159e7",
+    "Azure Event Hubs Data Receiver": "a638d3c7-ab3a-418d-83e6-5f17a39d4fde",
+    "Monitoring Reader": "43d0d8ad-25c7-4714-9337-8ba259a9fe05",
 }
 ROLE_BY_GUID: dict[str, str] = {guid: name for name, guid in BUILTIN_ROLES.items()}
 
@@ -55,6 +57,12 @@ EXPECTED_API_VERSIONS: dict[str, str] = {
     "Microsoft.Authorization/roleAssignments": "2022-04-01",
     "Microsoft.Resources/deployments": "2022-09-01",
     "Microsoft.Insights/metricAlerts": "2018-03-01",
+    "Microsoft.Insights/diagnosticSettings": "2021-05-01-preview",  # the newest the template reference lists; there is no GA version
+    "Microsoft.Storage/storageAccounts/managementPolicies": "2023-05-01",
+    "Microsoft.EventHub/namespaces": "2024-01-01",
+    "Microsoft.EventHub/namespaces/eventhubs": "2024-01-01",
+    "Microsoft.EventHub/namespaces/eventhubs/consumergroups": "2024-01-01",
+    "Microsoft.EventHub/namespaces/authorizationRules": "2024-01-01",
 }
 
 FORBIDDEN_IN_SETTING_VALUES = ("AccountKey=", "SharedAccessSignature", "listKeys(", "listkeys", "SharedAccessKey", "DefaultEndpointsProtocol")
@@ -171,7 +179,9 @@ def _role_assignments(template: Json) -> list[tuple[Scope, Json, str]]:
 
 def test_schema_and_content_version(template: Json, example_parameters: Json) -> None:
     for scope in _scopes(template):
-        assert scope.template["$schema"].endswith("/deploymentTemplate.json#")
+        at_subscription = scope.holder is not None and "resourceGroup" not in scope.holder and "location" in scope.holder
+        schema = "/subscriptionDeploymentTemplate.json#" if at_subscription else "/deploymentTemplate.json#"
+        assert scope.template["$schema"].endswith(schema)
         assert scope.template["contentVersion"] == "1.0.0.0"
     assert example_parameters["$schema"].endswith("/deploymentParameters.json#")
     assert example_parameters["contentVersion"] == "1.0.0.0"
@@ -190,7 +200,7 @@ def test_example_apim_instances(template: Json, example_parameters: Json) -> Non
     instances = example_parameters["parameters"]["apimInstances"]["value"]
     assert len(instances) >= 2
     for instance in instances:
-        assert set(instance) <= {"resourceId", "location", "existingSystemTopicName"}
+        assert set(instance) <= {"resourceId", "location", "existingSystemTopicName", "gatewayLogs"}
         assert APIM_ID.match(instance["resourceId"]), instance["resourceId"]
     groups = {instance["resourceId"].split("/")[4] for instance in instances}
     assert len(groups) >= 2, "the example should show an APIM instance in another resource group"
@@ -279,8 +289,10 @@ def test_event_subscription_only_on_request(template: Json) -> None:
 def test_one_nested_deployment_per_apim_instance(template: Json) -> None:
     deployments = [resource for resource in template["resources"] if resource["type"] == "Microsoft.Resources/deployments"]
     per_instance = {deployment["copy"]["name"]: deployment for deployment in deployments if "copy" in deployment}
-    assert set(per_instance) == {"apimSetup", "deadLetterWriters", "apimEventSubscriptions"}
-    assert len(deployments) == 4, "and one for the function app's roles"
+    assert set(per_instance) == {"apimSetup", "deadLetterWriters", "apimEventSubscriptions", "activityLogReaders"}
+    assert len(deployments) == 5, "and one for the function app's roles"
+    readers = per_instance.pop("activityLogReaders")  # one per subscription, not per instance
+    assert readers["copy"]["count"] == "[length(variables('activityLogSubscriptions'))]"
     for name, deployment in per_instance.items():
         assert deployment["copy"]["count"] == "[length(variables('instances'))]"
         if name == "deadLetterWriters":  # the dead-letter container is in this resource group
@@ -505,6 +517,12 @@ NAME_RULES: dict[str, tuple[int, int, str]] = {
     "Microsoft.Web/sites/basicPublishingCredentialsPolicies": (3, 3, r"scm|ftp"),
     "Microsoft.Authorization/roleAssignments": (36, 36, GUID.pattern),
     "Microsoft.Resources/deployments": (1, 64, r"[A-Za-z0-9_().-]+"),
+    "Microsoft.Insights/diagnosticSettings": (1, 260, r"[^*#&+:<>?@%{}\\/|\x00-\x1f]+"),
+    "Microsoft.Storage/storageAccounts/managementPolicies": (7, 7, r"default"),
+    "Microsoft.EventHub/namespaces": (6, 50, r"[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]"),
+    "Microsoft.EventHub/namespaces/eventhubs": (1, 256, r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"),
+    "Microsoft.EventHub/namespaces/eventhubs/consumergroups": (1, 50, r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"),
+    "Microsoft.EventHub/namespaces/authorizationRules": (1, 256, r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"),
 }
 # Parameters that are resource names as given: their declared lengths must fit the type's rule.
 NAME_PARAMETERS = {
@@ -513,6 +531,11 @@ NAME_PARAMETERS = {
     "alertsTopicName": "Microsoft.EventGrid/topics",
     "eventSubscriptionName": "Microsoft.EventGrid/systemTopics/eventSubscriptions",
     "deadLetterContainerName": "Microsoft.Storage/storageAccounts/blobServices/containers",
+    "gatewayLogsDiagnosticSettingName": "Microsoft.Insights/diagnosticSettings",
+    "eventHubNamespaceName": "Microsoft.EventHub/namespaces",
+    "gatewayLogsEventHubName": "Microsoft.EventHub/namespaces/eventhubs",
+    "activityLogsEventHubName": "Microsoft.EventHub/namespaces/eventhubs",
+    "logsConsumerGroup": "Microsoft.EventHub/namespaces/eventhubs/consumergroups",
 }
 TEST_SUBSCRIPTION = "11111111-1111-1111-1111-111111111111"
 OPERATOR = "22222222-2222-2222-2222-222222222222"
@@ -592,7 +615,8 @@ def _role_instances(template: Json) -> list[tuple[Environment, Json, str, str, s
         if resource["type"] != "Microsoft.Authorization/roleAssignments":
             continue
         role = ROLE_BY_GUID[environment.value(resource["properties"]["roleDefinitionId"]).rsplit("/", 1)[-1]]
-        found.append((environment, resource, _principal(environment, resource), role, environment.value(resource["scope"])))
+        scope = environment.value(resource["scope"]) if "scope" in resource else environment.group["id"]  # none: the deployment's own
+        found.append((environment, resource, _principal(environment, resource), role, scope))
     return found
 
 
