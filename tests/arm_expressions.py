@@ -267,16 +267,19 @@ class Environment:
         }
 
 
-def deployed_resources(environment: Environment) -> Iterator[tuple[Environment, Json]]:
-    """Every resource instance (copies expanded), nested templates included, each with the environment it is evaluated in."""
+def deployed_resources(environment: Environment, *, only_deployed: bool = False) -> Iterator[tuple[Environment, Json]]:
+    """Every resource instance (copies expanded), nested templates included, each with the environment it is evaluated in;
+    with `only_deployed`, only those whose condition (and whose nested deployment's) holds."""
     for resource in environment.template.get("resources", []):
         loop = resource.get("copy")
         indexes = range(environment.value(loop["count"])) if loop else [None]
         for index in indexes:
             here = environment if index is None else environment.looping(None, index).looping(loop["name"], index)
+            if only_deployed and not here.value(resource.get("condition", True)):
+                continue
             yield here, resource
             if resource["type"] == "Microsoft.Resources/deployments":
-                yield from deployed_resources(nested(here, resource))
+                yield from deployed_resources(nested(here, resource), only_deployed=only_deployed)
 
 
 def nested(environment: Environment, deployment: Json) -> Environment:
