@@ -25,7 +25,7 @@ from shared.audit.backfill import Backfill, BackfillFailed, Span, WindowReport, 
 from shared.config import Settings
 from shared.domain.errors import InvalidArgument, InvalidQuery
 from shared.entrypoints import audit_backfill_cli
-from shared.entrypoints.cli import _emit
+from shared.entrypoints.cli import _emit, main
 from shared.integrations.activity_log_api import API_VERSION, ActivityLogApi, activity_filter, events_path, odata_time, to_exported
 from shared.integrations.arm import ArmClient, ArmError
 
@@ -329,3 +329,18 @@ def test_the_command_clamps_warns_and_reports_each_window(arm: ArmStandIn, clien
     assert any("more than 90 days ago" in w for w in warnings) and any("--until 2026-11-21T00:00:00Z is in the future" in w for w in warnings)
     progress = [line for line in err.splitlines() if line.startswith("apim-inventory: backfill: ")]
     assert len(progress) == 90 and progress[-1].endswith("1 read, 1 written, 0 ignored, 0 bad")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--since", "2026-11-20T12:00:00Z", "--until", "2026-11-19T00:00:00Z"], "nothing to read: --since 2026-11-20T12:00:00Z is not before"),
+    (["--since", "1d", "--subscription", "contoso"], "--subscription wants an Azure subscription id (a GUID), not 'contoso'"),
+    (["--since", "yesterday"], "--since must be an ISO 8601 time"),
+    (["--until", "1d"], "the following arguments are required: --since"),
+])
+def test_the_command_refuses_bad_arguments_in_one_line(arguments: list[str], message: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)  # no local.settings.json
+    assert main(["--now", "2026-11-20T12:00:00Z", "audit", "backfill", *arguments]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("apim-inventory: error: ") and message in err, err
