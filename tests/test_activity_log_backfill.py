@@ -344,3 +344,45 @@ def test_the_command_refuses_bad_arguments_in_one_line(arguments: list[str], mes
     assert main(["--now", "2026-11-20T12:00:00Z", "audit", "backfill", *arguments]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("apim-inventory: error: ") and message in err, err
+
+
+@pytest.mark.standin
+@settings(max_examples=25, deadline=None)
+@given(offsets=st.lists(st.integers(min_value=0, max_value=6 * 24 * 60), max_size=40),
+       others=st.lists(st.integers(min_value=0, max_value=6 * 24 * 60), max_size=10),
+       start=st.integers(min_value=0, max_value=3 * 24 * 60), length=st.integers(min_value=1, max_value=4 * 24 * 60),
+       window_hours=st.integers(min_value=1, max_value=48), page_size=st.integers(min_value=1, max_value=7),
+       on_edges=st.lists(st.integers(min_value=-1, max_value=1), max_size=6))
+def test_any_events_span_windows_and_pages_read_exactly_the_span(offsets: list[int], others: list[int], start: int, length: int,
+                                                                  window_hours: int, page_size: int, on_edges: list[int]) -> None:
+    """Against brute force: every APIM event whose time is in [since, until] is written, nothing else is, and only an
+    event on a window boundary more than once (at most twice). Some events fall on the span's and the windows' edges, or a
+    minute either side of one, where an off-by-one would show."""
+    origin = NOW - timedelta(days=7)
+    minute = timedelta(minutes=1)
+    edges = [start, start + length, *range(start + 60 * window_hours, start + length, 60 * window_hours)]
+    offsets = [*offsets, *(edges[n % len(edges)] + shift for n, shift in enumerate(on_edges))]
+    apim = [event(n, 0) | {"eventTimestamp": odata_time(origin + minute * offset)} for n, offset in enumerate(offsets)]
+    web = [event(1000 + n, 0, resource="/subscriptions/x/providers/Microsoft.Web/sites/a", operation="Microsoft.Web/sites/write")
+           | {"eventTimestamp": odata_time(origin + minute * offset)} for n, offset in enumerate(others)]
+    span = Span(origin + minute * start, origin + minute * (start + length))
+    window = timedelta(hours=window_hours)
+    with ArmStandIn() as arm, pytest.MonkeyPatch.context() as monkeypatch:
+        arm.activity_page_size = page_size
+        arm.add_activity(SUB, [*apim, *web])
+        for name in OTHER_IDENTITY_SETTINGS:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in arm.identity_env().items():
+            monkeypatch.setenv(name, value)
+        client = bootstrap.arm_client(Settings(arm_endpoint=arm.endpoint))
+        writer = RecordingWriter()
+        Backfill(ActivityLogApi(client), writer, window=window).run(span, [SUB])
+        client.close()
+    seen: dict[str, int] = {}
+    for record in writer.records:
+        seen[record["correlationId"]] = seen.get(record["correlationId"], 0) + 1
+    inside = {f"c-{n}": origin + minute * offset for n, offset in enumerate(offsets) if span.since <= origin + minute * offset <= span.until}
+    assert set(seen) == set(inside)
+    boundaries = {cut for pair in windows(span, window) for cut in pair}
+    for key, count in seen.items():
+        assert count == (2 if inside[key] in boundaries - {span.since, span.until} else 1), (key, count)
