@@ -64,6 +64,7 @@ bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m bench.import_cost
 	$(PY) -m bench.ops_cost
 	$(PY) -m bench.contention_cost
+	$(PY) -m bench.backfill_cost
 	$(PY) -m pip install --quiet --upgrade --target .bench-packages orjson==3.13.0 msgspec==0.23.0  # candidate JSON parsers, for bench.usage_cost only: kept out of the virtualenv (azure-functions would decode events with orjson)
 	$(PY) -m bench.usage_cost
 

@@ -20,6 +20,10 @@ For syncs of large instances it also simulates what ARM does to a busy caller an
   (the later items then move one offset back, and the next page skips one, as offset paging does).
 * `generate(...)`: a collection of `count` items made on demand from their index, so 250,000 users need no
   250,000 stored documents.
+
+It also serves the Activity Log's REST API (devtools/activity_log_route.py): `add_activity(subscription, events)` stores
+EventData items, which `GET /subscriptions/{sub}/providers/Microsoft.Insights/eventtypes/management/values` serves by
+its documented $filter, `activity_page_size` a page. `fail(...)` and `throttle(...)` apply to it as to every read.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+from devtools import activity_log_route
 
 API_VERSION = "2024-05-01"
 IDENTITY_API_VERSION = "2019-08-01"
@@ -188,6 +194,8 @@ class ArmStandIn:
         self._children: dict[str, dict[str, dict[str, Any]]] = {}  # collection key -> {key: ARM document}
         self._sorted: dict[str, list[dict[str, Any]]] = {}  # collection key -> children sorted by key (a cache)
         self._faults: list[_Fault] = []
+        self._activity: dict[str, list[dict[str, Any]]] = {}  # subscription id (lower-cased) -> its EventData items
+        self.activity_page_size = 200
         self._generated: dict[str, _Generated] = {}  # collection key -> its generated items
         self._buckets: tuple[_Bucket, _Bucket] | None = None  # the principal's and the subscription's (global) reads
         self.retry_afters: list[tuple[float, str]] = []  # every Retry-After sent: when (time.monotonic()) and its value
@@ -301,6 +309,11 @@ class ArmStandIn:
         with self._lock:
             self._faults.append(fault)
 
+    def add_activity(self, subscription: str, events: Iterable[dict[str, Any]]) -> None:
+        """Activity Log events (EventData items, see activity_log_route.event_data) of a subscription."""
+        with self._lock:
+            self._activity.setdefault(subscription.lower(), []).extend(events)
+
     def hits(self, path_contains: str) -> list[RecordedRequest]:
         needle = path_contains.lower()
         with self._lock:
@@ -351,6 +364,11 @@ class ArmStandIn:
                          f'error_description="The access token is {reason}."')
             return 401, arm_error("AuthenticationFailed", f"Authentication failed. The access token is {reason}."), \
                 {"WWW-Authenticate": challenge}
+        activity = activity_log_route.PATH.match(request.path)
+        if activity is not None:
+            with self._lock:
+                events = list(self._activity.get(activity.group("sub").lower(), []))
+            return activity_log_route.answer(events, request.path, request.query, self.endpoint, self.activity_page_size)
         api_version = request.query.get("api-version")
         if api_version is None:
             return 400, arm_error("MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests."), {}

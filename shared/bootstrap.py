@@ -11,9 +11,11 @@ from typing import Any
 
 from azure.data.tables import TableServiceClient
 
+from shared.audit.backfill import Backfill, RecordWriter, WindowReport
 from shared.config import Settings
 from shared.domain.resources import parse_service_id
 from shared.ingest.pipeline import EventProcessor
+from shared.integrations.activity_log_api import ActivityLogApi
 from shared.integrations.alerts import LoggingAlertPublisher, publisher_from_env
 from shared.integrations.arm import ArmClient
 from shared.integrations.identity import credential
@@ -91,6 +93,12 @@ def table_store(service: TableServiceClient, settings: Settings) -> TableStore:
 def arm_client(settings: Settings) -> ArmClient:
     return ArmClient(credential(os.environ, "ARM"), settings.arm_endpoint,
                      audience=settings.arm_audience, retry_after_limit=settings.arm_retry_after_limit)
+
+
+def audit_backfill(settings: Settings, writer: RecordWriter, progress: Callable[[WindowReport], None] | None = None) -> Backfill:
+    """The Activity Log backfill: its REST API through the lean ARM client (ARM_ENDPOINT, the ARM identity), into `writer`
+    (the audit-record writer)."""
+    return Backfill(ActivityLogApi(arm_client(settings)), writer, progress=progress)
 
 
 def build_services(settings: Settings | None = None, clock: Callable[[], datetime] = system_clock, *,

@@ -147,6 +147,25 @@ def _resource_id(group: Json, *values: Any) -> str:
     return f"/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/{namespace}/{path}"
 
 
+_STRING_FUNCTIONS = frozenset({"replace"})
+
+
+def _union(*values: Any) -> Any:
+    """union() of objects (later keys win) or of arrays (each value once, in first-seen order: "duplicate values are included once")."""
+    if all(isinstance(value, list) for value in values):
+        merged: list[Any] = []
+        for item in (item for value in values for item in value):
+            if item not in merged:
+                merged.append(item)
+        return merged
+    return {key: item for value in values for key, item in value.items()}
+
+
+def subscription_scope(subscription_id: str) -> Json:
+    """The scope of a subscription-level (nested) deployment: no resource group."""
+    return {"id": f"/subscriptions/{subscription_id}", "name": None, "subscriptionId": subscription_id}
+
+
 def resource_group(subscription_id: str, name: str, location: str = "westeurope") -> Json:
     return {"id": f"/subscriptions/{subscription_id}/resourceGroups/{name}", "name": name, "location": location,
             "subscriptionId": subscription_id}
@@ -188,6 +207,8 @@ class Environment:
         values = [self.evaluate(argument) for argument in node.arguments]
         if node.function == "reference" or node.function.startswith("list"):
             return Runtime(f"{node.function}({', '.join(map(_string, values))})")
+        if node.function in _STRING_FUNCTIONS and any(isinstance(value, Runtime) for value in values):
+            return Runtime(f"{node.function}({', '.join(map(_string, values))})")  # a string made from a deployment-time value
         return self._functions()[node.function](*values)
 
     def _parameter(self, name: str) -> Any:
@@ -234,20 +255,31 @@ class Environment:
             "and": lambda *values: all(values),
             "string": _string,
             "createobject": lambda *values: dict(zip(values[::2], values[1::2], strict=True)),
-            "union": lambda *values: {key: item for value in values for key, item in value.items()},
+            "union": _union,
+            "subscription": lambda: {"id": f"/subscriptions/{self.group['subscriptionId']}", "subscriptionId": self.group["subscriptionId"]},
+            "equals": lambda left, right: left == right,
+            "or": lambda *values: any(values),
+            "true": lambda: True,
+            "false": lambda: False,
+            "bool": lambda value: value if isinstance(value, bool) else str(value).lower() == "true",
+            "null": lambda: None,
+            "replace": lambda value, old, new: value.replace(old, new),
         }
 
 
-def deployed_resources(environment: Environment) -> Iterator[tuple[Environment, Json]]:
-    """Every resource instance (copies expanded), nested templates included, each with the environment it is evaluated in."""
+def deployed_resources(environment: Environment, *, only_deployed: bool = False) -> Iterator[tuple[Environment, Json]]:
+    """Every resource instance (copies expanded), nested templates included, each with the environment it is evaluated in;
+    with `only_deployed`, only those whose condition (and whose nested deployment's) holds."""
     for resource in environment.template.get("resources", []):
         loop = resource.get("copy")
         indexes = range(environment.value(loop["count"])) if loop else [None]
         for index in indexes:
             here = environment if index is None else environment.looping(None, index).looping(loop["name"], index)
+            if only_deployed and not here.value(resource.get("condition", True)):
+                continue
             yield here, resource
             if resource["type"] == "Microsoft.Resources/deployments":
-                yield from deployed_resources(nested(here, resource))
+                yield from deployed_resources(nested(here, resource), only_deployed=only_deployed)
 
 
 def nested(environment: Environment, deployment: Json) -> Environment:
@@ -255,5 +287,7 @@ def nested(environment: Environment, deployment: Json) -> Environment:
     properties = deployment["properties"]
     values = {name: environment.value(entry["value"]) for name, entry in properties["parameters"].items()}
     subscription = environment.value(deployment.get("subscriptionId", environment.group["subscriptionId"]))
+    if "resourceGroup" not in deployment and properties["template"]["$schema"].endswith("/subscriptionDeploymentTemplate.json#"):
+        return Environment(properties["template"], values, subscription_scope(subscription))
     group_name = environment.value(deployment.get("resourceGroup", environment.group["name"]))
     return Environment(properties["template"], values, resource_group(subscription, group_name))

@@ -36,6 +36,8 @@ BUILTIN_ROLES: dict[str, str] = {
     "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
     "API Management Service Reader Role": "71522526-b88f-4d52-b57f-d31fc3546d0d",
     "EventGrid Data Sender": "d5a91429-5739-47e2-a06b-3470a27159e7",
+    "Azure Event Hubs Data Receiver": "a638d3c7-ab3a-418d-83e6-5f17a39d4fde",
+    "Monitoring Reader": "43d0d8ad-25c7-4714-9337-8ba259a9fe05",
 }
 ROLE_BY_GUID: dict[str, str] = {guid: name for name, guid in BUILTIN_ROLES.items()}
 
@@ -55,6 +57,12 @@ EXPECTED_API_VERSIONS: dict[str, str] = {
     "Microsoft.Authorization/roleAssignments": "2022-04-01",
     "Microsoft.Resources/deployments": "2022-09-01",
     "Microsoft.Insights/metricAlerts": "2018-03-01",
+    "Microsoft.Insights/diagnosticSettings": "2021-05-01-preview",  # the newest the template reference lists; there is no GA version
+    "Microsoft.Storage/storageAccounts/managementPolicies": "2023-05-01",
+    "Microsoft.EventHub/namespaces": "2024-01-01",
+    "Microsoft.EventHub/namespaces/eventhubs": "2024-01-01",
+    "Microsoft.EventHub/namespaces/eventhubs/consumergroups": "2024-01-01",
+    "Microsoft.EventHub/namespaces/authorizationRules": "2024-01-01",
 }
 
 FORBIDDEN_IN_SETTING_VALUES = ("AccountKey=", "SharedAccessSignature", "listKeys(", "listkeys", "SharedAccessKey", "DefaultEndpointsProtocol")
@@ -171,7 +179,9 @@ def _role_assignments(template: Json) -> list[tuple[Scope, Json, str]]:
 
 def test_schema_and_content_version(template: Json, example_parameters: Json) -> None:
     for scope in _scopes(template):
-        assert scope.template["$schema"].endswith("/deploymentTemplate.json#")
+        at_subscription = scope.holder is not None and "resourceGroup" not in scope.holder and "location" in scope.holder
+        schema = "/subscriptionDeploymentTemplate.json#" if at_subscription else "/deploymentTemplate.json#"
+        assert scope.template["$schema"].endswith(schema)
         assert scope.template["contentVersion"] == "1.0.0.0"
     assert example_parameters["$schema"].endswith("/deploymentParameters.json#")
     assert example_parameters["contentVersion"] == "1.0.0.0"
@@ -190,7 +200,7 @@ def test_example_apim_instances(template: Json, example_parameters: Json) -> Non
     instances = example_parameters["parameters"]["apimInstances"]["value"]
     assert len(instances) >= 2
     for instance in instances:
-        assert set(instance) <= {"resourceId", "location", "existingSystemTopicName"}
+        assert set(instance) <= {"resourceId", "location", "existingSystemTopicName", "gatewayLogs"}
         assert APIM_ID.match(instance["resourceId"]), instance["resourceId"]
     groups = {instance["resourceId"].split("/")[4] for instance in instances}
     assert len(groups) >= 2, "the example should show an APIM instance in another resource group"
@@ -279,8 +289,10 @@ def test_event_subscription_only_on_request(template: Json) -> None:
 def test_one_nested_deployment_per_apim_instance(template: Json) -> None:
     deployments = [resource for resource in template["resources"] if resource["type"] == "Microsoft.Resources/deployments"]
     per_instance = {deployment["copy"]["name"]: deployment for deployment in deployments if "copy" in deployment}
-    assert set(per_instance) == {"apimSetup", "deadLetterWriters", "apimEventSubscriptions"}
-    assert len(deployments) == 4, "and one for the function app's roles"
+    assert set(per_instance) == {"apimSetup", "deadLetterWriters", "apimEventSubscriptions", "activityLogReaders"}
+    assert len(deployments) == 5, "and one for the function app's roles"
+    readers = per_instance.pop("activityLogReaders")  # one per subscription, not per instance
+    assert readers["copy"]["count"] == "[length(variables('activityLogSubscriptions'))]"
     for name, deployment in per_instance.items():
         assert deployment["copy"]["count"] == "[length(variables('instances'))]"
         if name == "deadLetterWriters":  # the dead-letter container is in this resource group
@@ -505,6 +517,12 @@ NAME_RULES: dict[str, tuple[int, int, str]] = {
     "Microsoft.Web/sites/basicPublishingCredentialsPolicies": (3, 3, r"scm|ftp"),
     "Microsoft.Authorization/roleAssignments": (36, 36, GUID.pattern),
     "Microsoft.Resources/deployments": (1, 64, r"[A-Za-z0-9_().-]+"),
+    "Microsoft.Insights/diagnosticSettings": (1, 260, r"[^*#&+:<>?@%{}\\/|\x00-\x1f]+"),
+    "Microsoft.Storage/storageAccounts/managementPolicies": (7, 7, r"default"),
+    "Microsoft.EventHub/namespaces": (6, 50, r"[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]"),
+    "Microsoft.EventHub/namespaces/eventhubs": (1, 256, r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"),
+    "Microsoft.EventHub/namespaces/eventhubs/consumergroups": (1, 50, r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"),
+    "Microsoft.EventHub/namespaces/authorizationRules": (1, 256, r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"),
 }
 # Parameters that are resource names as given: their declared lengths must fit the type's rule.
 NAME_PARAMETERS = {
@@ -513,6 +531,11 @@ NAME_PARAMETERS = {
     "alertsTopicName": "Microsoft.EventGrid/topics",
     "eventSubscriptionName": "Microsoft.EventGrid/systemTopics/eventSubscriptions",
     "deadLetterContainerName": "Microsoft.Storage/storageAccounts/blobServices/containers",
+    "gatewayLogsDiagnosticSettingName": "Microsoft.Insights/diagnosticSettings",
+    "eventHubNamespaceName": "Microsoft.EventHub/namespaces",
+    "gatewayLogsEventHubName": "Microsoft.EventHub/namespaces/eventhubs",
+    "activityLogsEventHubName": "Microsoft.EventHub/namespaces/eventhubs",
+    "logsConsumerGroup": "Microsoft.EventHub/namespaces/eventhubs/consumergroups",
 }
 TEST_SUBSCRIPTION = "11111111-1111-1111-1111-111111111111"
 OPERATOR = "22222222-2222-2222-2222-222222222222"
@@ -592,7 +615,8 @@ def _role_instances(template: Json) -> list[tuple[Environment, Json, str, str, s
         if resource["type"] != "Microsoft.Authorization/roleAssignments":
             continue
         role = ROLE_BY_GUID[environment.value(resource["properties"]["roleDefinitionId"]).rsplit("/", 1)[-1]]
-        found.append((environment, resource, _principal(environment, resource), role, environment.value(resource["scope"])))
+        scope = environment.value(resource["scope"]) if "scope" in resource else environment.group["id"]  # none: the deployment's own
+        found.append((environment, resource, _principal(environment, resource), role, scope))
     return found
 
 
@@ -729,9 +753,158 @@ def check_delivery_alerts(template: Json) -> None:
     assert all(metrics == DELIVERY_METRICS for metrics in watched.values()), watched
 
 
+# --- the logs: the diagnostic settings, the Event Hubs route, the lifecycle rule, their roles and settings ---
+
+GATEWAY_LOGS_CATEGORY = [{"category": "GatewayLogs", "enabled": True}]
+LOG_PREFIXES = ["insights-logs-gatewaylogs/", "insights-activity-logs/"]  # the containers Azure Monitor archives to
+OTHER_SUBSCRIPTION = "33333333-3333-3333-3333-333333333333"
+GIVEN_NAMESPACE = "/subscriptions/x/resourceGroups/r/providers/Microsoft.EventHub/namespaces/n"
+
+
+def _diagnostic_settings(template: Json, **overrides: Any) -> list[tuple[Environment, Json, bool]]:
+    return [(environment, resource, bool(environment.value(resource.get("condition", True))))
+            for environment, resource in _deployment(template, **overrides) if resource["type"] == "Microsoft.Insights/diagnosticSettings"]
+
+
+def check_gateway_logs_setting(template: Json) -> None:
+    """Per APIM instance with gatewayLogs, one diagnostic setting on the instance: GatewayLogs only, to the account or the hub."""
+    main = _main(template)
+    account = main.value("[resourceId('Microsoft.Storage/storageAccounts', parameters('storageAccountName'))]")
+    instances = _example_values()["apimInstances"]
+    wanted = [instance.get("gatewayLogs", True) for instance in instances]
+    assert True in wanted and False in wanted, "the example shows an instance left out"
+    for destination in ("storage", "eventHub", "none"):
+        found = _diagnostic_settings(template, gatewayLogsDestination=destination)
+        assert [deployed for _, _, deployed in found] == [want and destination != "none" for want in wanted], destination
+        for (environment, resource, _), instance in zip(found, instances, strict=True):
+            assert environment.value(resource["scope"]) == f"Microsoft.ApiManagement/service/{instance['resourceId'].rsplit('/', 1)[-1]}"
+            assert environment.group["id"] == instance["resourceId"].split("/providers/")[0], "deployed beside the instance"
+            properties = environment.value(resource["properties"])
+            assert properties["logs"] == GATEWAY_LOGS_CATEGORY, "GatewayLogs only"
+            assert set(properties) == {"storageAccountId", "eventHubAuthorizationRuleId", "eventHubName", "logs"}, "no metrics, no retention policy"
+            if destination == "storage":
+                assert (properties["storageAccountId"], properties["eventHubAuthorizationRuleId"], properties["eventHubName"]) == (account, None, None)
+            elif destination == "eventHub":
+                assert properties["storageAccountId"] is None and properties["eventHubName"] == "insights-logs-gatewaylogs"
+                assert properties["eventHubAuthorizationRuleId"].endswith("/authorizationRules/apim-inventory-diagnostics")
+    for environment, resource, _ in _diagnostic_settings(template, gatewayLogsDestination="eventHub", existingEventHubNamespaceId=GIVEN_NAMESPACE):
+        assert environment.value(resource["properties"])["eventHubAuthorizationRuleId"] == f"{GIVEN_NAMESPACE}/authorizationRules/RootManageSharedAccessKey"
+
+
+def check_log_lifecycle(template: Json) -> None:
+    """One lifecycle rule: delete (the only action append blobs allow) the archived logs, and nothing else, after the retention."""
+    (environment, policy), = [(e, r) for e, r in _deployment(template) if r["type"] == "Microsoft.Storage/storageAccounts/managementPolicies"]
+    assert "condition" not in policy
+    assert environment.value(policy["name"]) == f"{environment.value('[parameters(' + chr(39) + 'storageAccountName' + chr(39) + ')]')}/default"
+    (rule,) = environment.value(policy["properties"])["policy"]["rules"]
+    assert rule["enabled"] is True and rule["type"] == "Lifecycle"
+    assert rule["definition"]["filters"] == {"blobTypes": ["appendBlob", "blockBlob"], "prefixMatch": LOG_PREFIXES}
+    assert rule["definition"]["actions"] == {"baseBlob": {"delete": {"daysAfterModificationGreaterThan": 30}}}
+    changed = [e.value(r["properties"]) for e, r in _deployment(template, logArchiveRetentionDays=400)
+               if r["type"] == "Microsoft.Storage/storageAccounts/managementPolicies"]
+    assert changed[0]["policy"]["rules"][0]["definition"]["actions"]["baseBlob"]["delete"]["daysAfterModificationGreaterThan"] == 400
+    spec = template["parameters"]["logArchiveRetentionDays"]
+    assert spec["defaultValue"] == 30 and spec["minValue"] >= 1
+
+
+def _deployed_roles(template: Json, **overrides: Any) -> list[tuple[str, str, str]]:
+    """(whose, role, scope) of each role assignment deployed with these parameters (an operator given)."""
+    found = []
+    for environment, resource in deployed_resources(_main(template, operatorPrincipalId=OPERATOR, **overrides), only_deployed=True):
+        if resource["type"] != "Microsoft.Authorization/roleAssignments":
+            continue
+        guid = environment.value(resource["properties"]["roleDefinitionId"]).rsplit("/", 1)[-1]
+        assert guid in ROLE_BY_GUID, f"{guid} is not one of the published built-in roles used here"
+        scope = environment.value(resource["scope"]) if "scope" in resource else environment.group["id"]
+        found.append((_principal(environment, resource), ROLE_BY_GUID[guid], scope))
+    return found
+
+
+def check_log_roles(template: Json) -> None:
+    """The app reads the archive with its account-wide blob role, the hubs with Data Receiver on the namespace it created, and
+    the Activity Log with Monitoring Reader on each subscription, given only on request."""
+    main = _main(template)
+    account = main.value("[format('Microsoft.Storage/storageAccounts/{0}', parameters('storageAccountName'))]")
+    namespace = main.value("[format('Microsoft.EventHub/namespaces/{0}', parameters('eventHubNamespaceName'))]")
+    storage = _deployed_roles(template)
+    assert ("app", "Storage Blob Data Owner", account) in storage, "reading insights-* containers is covered by the app's account-wide role"
+    assert not [r for r in storage if r[1] in ("Azure Event Hubs Data Receiver", "Monitoring Reader")], "nothing asked for"
+    hub = _deployed_roles(template, gatewayLogsDestination="eventHub")
+    assert [r for r in hub if r[1] == "Azure Event Hubs Data Receiver"] == [("app", "Azure Event Hubs Data Receiver", namespace)]
+    given = _deployed_roles(template, gatewayLogsDestination="eventHub", existingEventHubNamespaceId=GIVEN_NAMESPACE)
+    assert not [r for r in given if r[1] == "Azure Event Hubs Data Receiver"], "a given namespace's owner grants it"
+    spec = template["parameters"]["grantActivityLogReader"]
+    assert spec["type"] == "bool" and spec["defaultValue"] is False
+    one = [r for r in _deployed_roles(template, grantActivityLogReader=True) if r[1] == "Monitoring Reader"]
+    subscription = _example_values()["apimInstances"][0]["resourceId"].split("/")[2]
+    assert one == [("app", "Monitoring Reader", f"/subscriptions/{subscription}")], "once per subscription, at its scope"
+    two_subscriptions = [_apim("contoso"), {**_apim("fabrikam"), "resourceId": _apim("fabrikam")["resourceId"].replace(TEST_SUBSCRIPTION, OTHER_SUBSCRIPTION)},
+                         _apim("northwind")]
+    both = [r for r in _deployed_roles(template, grantActivityLogReader=True, apimInstances=two_subscriptions) if r[1] == "Monitoring Reader"]
+    assert sorted(scope for _, _, scope in both) == [f"/subscriptions/{TEST_SUBSCRIPTION}", f"/subscriptions/{OTHER_SUBSCRIPTION}"]
+
+
+def check_event_hub(template: Json) -> None:
+    """The namespace, its hubs, consumer groups and rule exist only for an eventHub destination without a given namespace."""
+    kinds = ("Microsoft.EventHub/namespaces", "Microsoft.EventHub/namespaces/eventhubs", "Microsoft.EventHub/namespaces/eventhubs/consumergroups",
+             "Microsoft.EventHub/namespaces/authorizationRules")
+
+    def made(**overrides: Any) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {kind: [] for kind in kinds}
+        for environment, resource in _deployment(template, **overrides):
+            if resource["type"] in kinds and environment.value(resource.get("condition", True)):
+                found[resource["type"]].append(environment.value(resource["name"]))
+        return found
+
+    assert made() == {kind: [] for kind in kinds}, "the default (storage) creates no namespace"
+    namespace = _main(template).value("[parameters('eventHubNamespaceName')]")
+    gateway = made(gatewayLogsDestination="eventHub")
+    assert gateway == {kinds[0]: [namespace], kinds[1]: [f"{namespace}/insights-logs-gatewaylogs"],
+                       kinds[2]: [f"{namespace}/insights-logs-gatewaylogs/apim-inventory"], kinds[3]: [f"{namespace}/apim-inventory-diagnostics"]}
+    both = made(gatewayLogsDestination="eventHub", activityLogsDestination="eventHub")
+    assert both[kinds[1]] == [f"{namespace}/insights-logs-gatewaylogs", f"{namespace}/insights-activity-logs"]
+    assert made(gatewayLogsDestination="eventHub", existingEventHubNamespaceId=GIVEN_NAMESPACE) == \
+        {kind: [] for kind in kinds}
+    _, namespace_resource = _only(template, kinds[0])
+    assert namespace_resource["properties"]["minimumTlsVersion"] == "1.2"
+    assert namespace_resource["sku"]["name"] == "Standard", "Basic has no consumer group but $Default"
+    _, rule = _only(template, kinds[3])
+    assert sorted(rule["properties"]["rights"]) == ["Listen", "Manage", "Send"], "what a diagnostic setting's rule needs"
+
+
+LOG_SETTINGS = ("GATEWAY_LOGS_STORAGE__blobServiceUri", "GATEWAY_LOGS_STORAGE__credential", "ACTIVITY_LOGS_STORAGE__blobServiceUri",
+                "ACTIVITY_LOGS_STORAGE__credential", "GATEWAY_LOGS_EVENTHUB", "GATEWAY_LOGS_EVENTHUB_CONNECTION__fullyQualifiedNamespace",
+                "GATEWAY_LOGS_EVENTHUB_CONNECTION__credential", "ACTIVITY_LOGS_EVENTHUB", "ACTIVITY_LOGS_EVENTHUB_CONNECTION__fullyQualifiedNamespace",
+                "ACTIVITY_LOGS_EVENTHUB_CONNECTION__credential", "LOGS_EVENTHUB_CONSUMER_GROUP")
+
+
+def _log_settings(template: Json, **overrides: Any) -> dict[str, Any]:
+    environment = _main(template, **overrides)
+    return {name: environment.value(value) for name, value in _app_settings(template).items() if name in LOG_SETTINGS}
+
+
+def check_log_settings(template: Json) -> None:
+    """The chosen route's settings are set, identity-based; the other route's are empty (off)."""
+    assert set(LOG_SETTINGS) <= set(_app_settings(template))
+    stored = _log_settings(template)
+    for name in ("GATEWAY_LOGS_STORAGE__blobServiceUri", "ACTIVITY_LOGS_STORAGE__blobServiceUri"):
+        assert isinstance(stored[name], Runtime) and stored[name].origin.endswith("primaryEndpoints.blob"), name
+    assert all(stored[name] == "managedidentity" for name in LOG_SETTINGS if name.endswith("__credential"))
+    assert [stored[name] for name in ("GATEWAY_LOGS_EVENTHUB", "GATEWAY_LOGS_EVENTHUB_CONNECTION__fullyQualifiedNamespace",
+                                      "ACTIVITY_LOGS_EVENTHUB", "ACTIVITY_LOGS_EVENTHUB_CONNECTION__fullyQualifiedNamespace")] == ["", "", "", ""]
+    assert stored["LOGS_EVENTHUB_CONSUMER_GROUP"] == "apim-inventory"
+    streamed = _log_settings(template, gatewayLogsDestination="eventHub", activityLogsDestination="eventHub", gatewayLogsEventHubName="gw")
+    assert streamed["GATEWAY_LOGS_STORAGE__blobServiceUri"] == "" and streamed["ACTIVITY_LOGS_STORAGE__blobServiceUri"] == ""
+    assert (streamed["GATEWAY_LOGS_EVENTHUB"], streamed["ACTIVITY_LOGS_EVENTHUB"]) == ("gw", "insights-activity-logs")
+    for name in ("GATEWAY_LOGS_EVENTHUB_CONNECTION__fullyQualifiedNamespace", "ACTIVITY_LOGS_EVENTHUB_CONNECTION__fullyQualifiedNamespace"):
+        value = streamed[name]
+        assert isinstance(value, Runtime) and value.origin.startswith("replace(<replace(<reference(") and "serviceBusEndpoint" in value.origin, name
+        assert "Microsoft.EventHub/namespaces" in value.origin, name
+
+
 HARDENING_CHECKS = [check_site_hardening, check_basic_publishing_off, check_role_scopes, check_role_names,
                     check_no_runtime_values_in_names, check_names_fit, check_storage_sku, check_python_version,
-                    check_delivery_alerts]
+                    check_delivery_alerts, check_gateway_logs_setting, check_log_lifecycle, check_log_roles, check_event_hub, check_log_settings]
 
 
 @pytest.mark.parametrize("check", HARDENING_CHECKS, ids=lambda c: c.__name__)
@@ -810,6 +983,34 @@ def _metric_alert(template: Json) -> Json:
     return _resource(template, "Microsoft.Insights/metricAlerts")
 
 
+def _diagnostic_setting(template: Json) -> Json:
+    return _resource(template, "Microsoft.Insights/diagnosticSettings")
+
+
+def _lifecycle_rule(template: Json) -> Json:
+    rule: Json = _resource(template, "Microsoft.Storage/storageAccounts/managementPolicies")["properties"]["policy"]["rules"][0]
+    return rule
+
+
+def _receiver_role(template: Json) -> Json:
+    return next(resource for _, resource in _all_resources(template) if resource["type"] == "Microsoft.Authorization/roleAssignments"
+                and "a638d3c7-ab3a-418d-83e6-5f17a39d4fde" in resource["properties"]["roleDefinitionId"])
+
+
+def _monitoring_readers(template: Json) -> Json:
+    return next(resource for resource in template["resources"] if resource.get("copy", {}).get("name") == "activityLogReaders")
+
+
+def _monitoring_reader(template: Json) -> Json:
+    role: Json = _monitoring_readers(template)["properties"]["template"]["resources"][0]
+    return role
+
+
+def _setting(template: Json, name: str) -> Json:
+    setting: Json = next(entry for entry in _site_config(template)["appSettings"] if entry["name"] == name)
+    return setting
+
+
 ACCOUNT_SCOPE = "[format('Microsoft.Storage/storageAccounts/{0}', parameters('storageAccountName'))]"
 ACCOUNT_ID = "resourceId('Microsoft.Storage/storageAccounts', parameters('storageAccountName'))"
 
@@ -863,6 +1064,32 @@ MUTATIONS: list[tuple[str, Callable[[Json], None], Callable[[Json], None]]] = [
     ("alerts notify no one", _edit(lambda t: _metric_alert(t)["properties"], "actions", []), check_delivery_alerts),
     ("alert on the average", _edit(lambda t: _metric_alert(t)["properties"]["criteria"]["allOf"][0], "timeAggregation", "Average"),
      check_delivery_alerts),
+    ("another log category", _edit(lambda t: _diagnostic_setting(t)["properties"], "logs", [{"category": "WebSocketConnectionLogs", "enabled": True}]),
+     check_gateway_logs_setting),
+    ("a setting on every instance", _edit(_diagnostic_setting, "condition", ...), check_gateway_logs_setting),
+    ("the hub named with storage too", _edit(lambda t: _diagnostic_setting(t)["properties"], "eventHubName", "[parameters('gatewayLogsEventHubName')]"),
+     check_gateway_logs_setting),
+    ("metrics too", _edit(lambda t: _diagnostic_setting(t)["properties"], "metrics", [{"category": "AllMetrics", "enabled": True}]),
+     check_gateway_logs_setting),
+    ("lifecycle deletes every blob", _edit(lambda t: _lifecycle_rule(t)["definition"]["filters"], "prefixMatch", ...), check_log_lifecycle),
+    ("lifecycle days hard-coded", _edit(lambda t: _lifecycle_rule(t)["definition"]["actions"]["baseBlob"]["delete"],
+                                        "daysAfterModificationGreaterThan", 7), check_log_lifecycle),
+    ("block blobs only", _edit(lambda t: _lifecycle_rule(t)["definition"]["filters"], "blobTypes", ["blockBlob"]), check_log_lifecycle),
+    ("receiver whatever the route", _edit(_receiver_role, "condition", ...), check_log_roles),
+    ("Reader instead of Monitoring Reader", _edit(lambda t: _monitoring_reader(t)["properties"], "roleDefinitionId",
+        "[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'acdd72a7-3385-48ef-bd42-f606fba81ae7')]"), check_log_roles),
+    ("Monitoring Reader always", _edit(_monitoring_readers, "condition", ...), check_log_roles),
+    ("a reader per instance", _set("variables/activityLogSubscriptions", "[variables('instanceSubscriptions')]"), check_log_roles),
+    ("namespace whatever the route", _edit(lambda t: _resource(t, "Microsoft.EventHub/namespaces"), "condition", ...), check_event_hub),
+    ("namespace TLS 1.0", _edit(lambda t: _resource(t, "Microsoft.EventHub/namespaces")["properties"], "minimumTlsVersion", "1.0"), check_event_hub),
+    ("rule without Manage", _edit(lambda t: _resource(t, "Microsoft.EventHub/namespaces/authorizationRules")["properties"], "rights", ["Send", "Listen"]),
+     check_event_hub),
+    ("hub setting hard-coded", _edit(lambda t: _setting(t, "GATEWAY_LOGS_EVENTHUB"), "value", "insights-logs-gatewaylogs"), check_log_settings),
+    ("archive setting whatever the route", _edit(lambda t: _setting(t, "GATEWAY_LOGS_STORAGE__blobServiceUri"), "value",
+        "[reference(resourceId('Microsoft.Storage/storageAccounts', parameters('storageAccountName')), '2023-05-01').primaryEndpoints.blob]"),
+     check_log_settings),
+    ("a route's credential left out", lambda t: _site_config(t)["appSettings"].remove(_setting(t, "ACTIVITY_LOGS_EVENTHUB_CONNECTION__credential")),
+     check_log_settings),
 ]
 
 

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from shared import bootstrap
+from shared.audit.backfill import Backfill, RecordWriter, WindowReport
 from shared.config import Settings
 from shared.domain.errors import InvalidArgument, PermanentEventError, one_line
 from shared.domain.kinds import FACTS, TOP_LEVEL, Kind
 from shared.domain.outcomes import Outcome, SyncOutcome, SyncStop
 from shared.domain.resources import ServiceRef, parse_resource_id, parse_service_id
-from shared.entrypoints import access_cli, cli_expiry, columns, usage_cli, usage_ingest_cli
+from shared.entrypoints import access_cli, audit_backfill_cli, cli_expiry, columns, usage_cli, usage_ingest_cli
 from shared.entrypoints.failures import EXIT_CODES, FAILED, OK, STORE_ERRORS, USAGE, Failure, checked, explain, store_error, then
 from shared.entrypoints.output import by_path, fit_tables, progress, record_lines, row_table, table, to_csv, to_json, when
 from shared.ingest import dead_letter
@@ -149,7 +150,22 @@ def _parser() -> argparse.ArgumentParser:
     cli_expiry.register(cli_expiry.Lent(command, since, _services, _emit))  # expiring, alerts, sweep
     usage_ingest_cli.add_ingest_parser(usage_cli.register(cli_expiry.Lent(command, since, _services, _emit)),  # usage, unused
                                        lambda args: bootstrap.gateway_logs((s := _services(args)).settings, store=s.store, clock=s.clock), _emit)
+    audit = commands.add_parser("audit", help="the Activity Log's audit records: who changed what", description="the Activity "
+                                "Log's audit records: who changed what (see docs/design.md)")
+    audit_backfill_cli.add_backfill_parser(audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True),
+                                           _audit_backfill, lambda: Settings.from_env().reconcile_services, _emit)
     return parser
+
+
+def _audit_backfill(args: argparse.Namespace, progress: Callable[[WindowReport], None]) -> Backfill:
+    settings = Settings.from_env()
+    return bootstrap.audit_backfill(settings, _audit_writer(args), progress)
+
+
+def _audit_writer(args: argparse.Namespace) -> RecordWriter:
+    """The audit-record writer over the store (shared.audit.records.AuditWriter): wired where the audit records are built."""
+    raise Failure(FAILED, then("audit backfill: this build has no audit-record writer (shared.audit.records)",
+                               "use a build that has the audit records"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,10 +10,10 @@ import builtins
 import email.utils
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from azure.core import PipelineClient
 from azure.core.exceptions import AzureError, ClientAuthenticationError
@@ -148,9 +148,12 @@ class ArmClient:
             base_url=self.endpoint, policies=policies, transport=transport)
         self.remaining_reads: int | None = None  # the lower of REMAINING_READS_HEADERS on the last answer that had one
 
-    def url(self, resource_id: str) -> str:
+    def url(self, resource_id: str, *, api_version: str = API_VERSION, query: Mapping[str, str] | None = None) -> str:
+        """The URL of a resource or collection: API Management's api-version unless another provider's is given
+        (the Activity Log's), with further query parameters percent-encoded (an OData $filter)."""
         path = quote("/" + resource_id.strip("/"), safe="/;=@:,-._~!$&'()*+")
-        return f"{self.endpoint}{path}?api-version={API_VERSION}"
+        extra = f"&{urlencode(query, quote_via=quote, safe='$')}" if query else ""
+        return f"{self.endpoint}{path}?api-version={quote(api_version, safe='')}{extra}"
 
     def get(self, resource_id: str) -> dict[str, Any]:
         """One resource's JSON. Raises ArmNotFound, ArmThrottled or ArmError."""

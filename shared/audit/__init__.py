@@ -1,0 +1,1 @@
+"""The Activity Log: who changed what in API Management, joined into the inventory's history."""
