@@ -11,13 +11,13 @@ import pytest
 
 from devtools.memory_archive import MemoryArchive
 from shared.domain.usage import Counters
+from shared.logread.reader import LineReader
 from shared.store.long_text import read_long
 from shared.store.memory import InMemoryStore
 from shared.store.ports import Table
 from shared.store.usage_keys import daily_keys, hourly_keys, keyed, source, tracking_keys
 from shared.store.usage_rows import counters_columns
 from shared.usage.ingest import UsageSink
-from shared.logread.reader import LineReader
 from shared.usage.rollup import Rollups
 from tests.support import ManualClock
 from tests.test_usage_property import Crashing, Killed

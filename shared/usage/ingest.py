@@ -17,6 +17,7 @@ from shared.domain.errors import WriteConflict
 from shared.domain.times import parse_time
 from shared.domain.usage import COUNTED_KINDS, ROW_KINDS, TOO_LONG, Counters
 from shared.integrations.log_archive import LogArchive
+from shared.logread.reader import CHUNK, Chunk, LineReader, Prepared
 from shared.logs import USAGE as USAGE_RUN
 from shared.logs import Line
 from shared.store.ports import Entity, StoredRow, Table, TableDeleter, TableReader, TableWriter
@@ -31,7 +32,6 @@ from shared.store.usage_keys import (
     tracking_keys,
 )
 from shared.store.usage_rows import counters_columns
-from shared.logread.reader import CHUNK, Chunk, LineReader, Prepared
 from shared.usage.rollup import RETRIES, RollupReport, Rollups, UsageRetention
 from shared.usage.tally import Key, Rejected, tally
 
