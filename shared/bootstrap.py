@@ -11,6 +11,8 @@ from typing import Any
 
 from azure.data.tables import TableServiceClient
 
+from shared.audit.ingest import ActivityLogs
+from shared.audit.records import AuditWriter
 from shared.config import Settings
 from shared.domain.resources import parse_service_id
 from shared.ingest.pipeline import EventProcessor
@@ -150,6 +152,43 @@ def gateway_logs(settings: Settings, env: Mapping[str, str] | None = None, *, st
     return GatewayLogs(BlobArchive(client.get_container_client(settings.gateway_logs_container)), store, store, store, clock, settings)
 
 
+ACTIVITY_LOGS = ("ACTIVITY_LOGS_STORAGE",)
+
+
+def audit_writer(services: Services) -> AuditWriter:
+    """The one writer of audit records (the archive's sink and the backfill), over the services' store and row writer."""
+    s = services.settings
+    rows = RowWriter(services.store, AlertOutbox(services.store, LoggingAlertPublisher()), s.flag_policy, services.clock, s.conflict_retries,
+                     services.status, index=AccessIndex(services.store))
+    return AuditWriter(services.store, services.store, services.store, rows, services.clock, ids_only=s.audit_caller_details == "object-id",
+                       bad_container=s.activity_logs_container)
+
+
+def activity_logs(settings: Settings, env: Mapping[str, str] | None = None, *, services_: Services | None = None,
+                  clock: Callable[[], datetime] | None = None) -> ActivityLogs | None:
+    """The Activity Log archive's ingest over ACTIVITY_LOGS_STORAGE (a connection string or its identity-based forms)
+    and the services (the process-wide ones unless given); None when ACTIVITY_LOGS_STORAGE is not set."""
+    env = os.environ if env is None else env
+    if connection_setting(ACTIVITY_LOGS, "blob", env) is None:
+        return None
+    client = blob_service_client(env, prefixes=ACTIVITY_LOGS, retry_total=settings.storage_retry_total)
+    wired = services_ if services_ is not None else services()
+    archive = BlobArchive(client.get_container_client(settings.activity_logs_container))
+    return ActivityLogs(archive, wired.store, wired.store, audit_writer(wired), clock or wired.clock)
+
+
+_activity_logs: list[ActivityLogs | None] = []
+
+
+def process_activity_logs() -> ActivityLogs | None:
+    """The timer's ingest, built on first use and reused (as process_gateway_logs)."""
+    if not _activity_logs:
+        with _building_logs:
+            if not _activity_logs:
+                _activity_logs.append(activity_logs(app_settings()))
+    return _activity_logs[0]
+
+
 _gateway_logs: list[GatewayLogs | None] = []  # built once per process: [] until then
 _building_logs = threading.Lock()  # not _building: the build asks services() for the store
 
@@ -175,6 +214,7 @@ def install(replacement: Services | None) -> None:
     with _building:
         _services = replacement
         _gateway_logs.clear()
+        _activity_logs.clear()
         if replacement is None:
             with _reading:
                 _settings = None

@@ -193,7 +193,7 @@ def read_record(record: object) -> AuditRecord | BadRecord | Ignored:
     correlation = record.get("correlationId")
     if not isinstance(correlation, str) or not correlation.strip():
         return BadRecord(NO_CORRELATION, "the record has no correlationId")
-    identity = record.get("identity") if isinstance(record.get("identity"), dict) else {}
+    identity = _object(record.get("identity"))
     name = operation_name.strip().upper()
     done = result != STARTED
     return AuditRecord(target, name, operation_of(name), correlation.strip(), result, None if done else moment, moment if done else None,
@@ -242,9 +242,8 @@ def _anchor(service: ServiceRef, parts: list[str]) -> ResourceRef | None:
 def caller_of(identity: dict[str, Any], caller: object = None) -> Caller:
     """Who made the call, from `identity.claims` (and `identity.authorization.evidence`), with the REST API's `caller`
     (a UPN or an app id) as the name when no claim gives one."""
-    claims = identity.get("claims") if isinstance(identity.get("claims"), dict) else {}
-    authorization = identity.get("authorization") if isinstance(identity.get("authorization"), dict) else {}
-    evidence = authorization.get("evidence") if isinstance(authorization.get("evidence"), dict) else {}
+    claims = _object(identity.get("claims"))
+    evidence = _object(_object(identity.get("authorization")).get("evidence"))
     upn, name, app_id = _text(claims.get(UPN_CLAIM)), _text(claims.get(NAME_CLAIM)), _text(claims.get(APP_ID_CLAIM))
     object_id = _text(claims.get(OBJECT_ID_CLAIM)) or _text(claims.get("oid"))
     principal_type = _text(evidence.get("principalType")).lower()
@@ -273,6 +272,10 @@ def key_regenerations(record: AuditRecord) -> tuple[str, datetime] | None:
         return None
     column = {REGENERATE_PRIMARY: "PrimaryKeyRegeneratedAt", REGENERATE_SECONDARY: "SecondaryKeyRegeneratedAt"}.get(record.operation)
     return (column, record.completed_at) if column else None
+
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _text(value: object) -> str:

@@ -22,7 +22,7 @@ from shared.domain.errors import InvalidArgument, PermanentEventError, one_line
 from shared.domain.kinds import FACTS, TOP_LEVEL, Kind
 from shared.domain.outcomes import Outcome, SyncOutcome, SyncStop
 from shared.domain.resources import ServiceRef, parse_resource_id, parse_service_id
-from shared.entrypoints import access_cli, cli_expiry, columns, usage_cli, usage_ingest_cli
+from shared.entrypoints import access_cli, audit_cli, cli_expiry, columns, usage_cli, usage_ingest_cli
 from shared.entrypoints.failures import EXIT_CODES, FAILED, OK, STORE_ERRORS, USAGE, Failure, checked, explain, store_error, then
 from shared.entrypoints.output import by_path, fit_tables, progress, record_lines, row_table, table, to_csv, to_json, when
 from shared.ingest import dead_letter
@@ -149,6 +149,8 @@ def _parser() -> argparse.ArgumentParser:
     cli_expiry.register(cli_expiry.Lent(command, since, _services, _emit))  # expiring, alerts, sweep
     usage_ingest_cli.add_ingest_parser(usage_cli.register(cli_expiry.Lent(command, since, _services, _emit)),  # usage, unused
                                        lambda args: bootstrap.gateway_logs((s := _services(args)).settings, store=s.store, clock=s.clock), _emit)
+    audit_cli.register(cli_expiry.Lent(command, since, _services, _emit),  # audit ingest, audit rejected
+                       lambda args: bootstrap.activity_logs((s := _services(args)).settings, services_=s))
     return parser
 
 
