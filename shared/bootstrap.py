@@ -70,7 +70,7 @@ def wire(store: Store, settings: Settings, publisher: AlertPublisher, clock: Cal
                            budget=settings.sync_time_budget_seconds, reads_reserve=settings.arm_reads_reserve) if arm is not None else None
     return Services(
         settings, clock, store, status, processor, Sweeper(store, writer, outbox, clock),
-        InventoryQueries(store, store, clock),
+        InventoryQueries(store, store, clock, audit_window=timedelta(minutes=settings.audit_join_window_minutes)),
         Reconciler(syncer, enricher, tuple(parse_service_id(s) for s in settings.reconcile_services),
                    timedelta(hours=settings.sync_interval_hours)),
         Purger(store, store, settings, clock), HealthReporter(store, clock),

@@ -10,7 +10,7 @@ import shutil
 import sys
 import traceback
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -293,7 +293,16 @@ def _show(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     queries = _queries(args)
     records = queries.history(args.id, parse_when(args.since, "--since", queries.clock()), with_children=args.with_children)
-    return _listing(args, records, records, columns.HISTORY_COLUMNS)
+    rows = [{**r, "Caller": caller_text(r)} for r in records]
+    return _listing(args, records, rows, columns.HISTORY_COLUMNS)
+
+
+def caller_text(entry: Mapping[str, Any]) -> str:
+    """Who, in one cell: `user alice@contoso.com`, `servicePrincipal app-id`, with `(failed)` for a failed attempt."""
+    if not entry.get("callerKind"):
+        return ""
+    who = entry.get("callerUpn") or entry.get("callerName") or entry.get("callerAppId") or entry.get("callerObjectId") or "?"
+    return f"{entry['callerKind']} {who}" + (f" ({entry['result']})" if entry.get("result") not in (None, "", "succeeded") else "")
 
 
 def _changes(args: argparse.Namespace) -> int:
@@ -309,7 +318,7 @@ def _changes(args: argparse.Namespace) -> int:
         items, token = items + page.items, page.continuation
         if token is None or args.top:
             break
-    rows = [{**item, "Kind": item.get("ResourceKind")} for item in items]
+    rows = [{**item, "Kind": item.get("ResourceKind"), "Caller": caller_text(item)} for item in items]
     header = columns.with_all(columns.for_table((TIME_COLUMN[args.by], *columns.CHANGES_COLUMNS, "Workspace"), rows), rows, args.all_columns)
     _emit(args, {"by": args.by, "count": len(items), "items": items, "continuationToken": token}, items,
           lambda: row_table(header, rows), csv_header=columns.CHANGES_CSV_COLUMNS)

@@ -35,7 +35,8 @@ LIST_COLUMNS: dict[Kind, tuple[str, ...]] = {
 WORKSPACE_COLUMN = "Workspace"
 for _kind in (*IN_WORKSPACE, Kind.WORKSPACE):
     LIST_COLUMNS[_kind] = (*LIST_COLUMNS[_kind], WORKSPACE_COLUMN)
-HISTORY_COLUMNS = ("EventTime", "Path", "EventType", "Change", "Stale", "Duplicates", "EventId", "Values")
+# Caller: who made the change, from the audit record joined with the event (or the audit record's own entry).
+HISTORY_COLUMNS = ("EventTime", "Path", "EventType", "Change", "Stale", "Duplicates", "EventId", "Values", "Caller")
 FLAG_COLUMNS = ("Service", "Kind", "Path", "Flag", "Detail")
 REJECTED_COLUMNS = ("ReceivedAt", "Reason", "EventId", "EventType", "Subject", "Message")
 CHANGES_COLUMNS = ("Service", "Kind", "Path", "Change", "EventType")  # after the time column: EventTime or RecordedAt

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from shared.domain.audit_join import EVENT_TYPE, KEYS, audit_fields
 from shared.domain.errors import InvalidQuery
 from shared.domain.kinds import Kind
 from shared.queries.summary import in_parallel, services
@@ -115,8 +116,16 @@ def feed_page(reader: TableReader, *, since: datetime, until: datetime, service_
     found = sorted((entry for entries in in_parallel(lambda queries: _newest(reader, queries, top + 1, keep), days) for entry in entries),
                    key=lambda entry: str(entry["RowKey"]))
     token = encode_cursor(by, Cursor(found[top]["RowKey"], since, until)) if len(found) > top else None
-    return ChangesPage([{**{k: v for k, v in entry.items() if k not in KEY_COLUMNS}, "Workspace": entry.get("Workspace", entry_workspace(entry))}
-                        for entry in found[:top]], token)
+    return ChangesPage([_item(entry) for entry in found[:top]], token)
+
+
+def _item(entry: Entity) -> Entity:
+    """A feed entry as a change: an audit record's (kinds with no events, failed attempts, every Activity Log record)
+    with the audit keys of history's entries (`operation`, `result`, `callerKind`, …) instead of its row's columns."""
+    item = {k: v for k, v in entry.items() if k not in KEY_COLUMNS}
+    if entry.get("EventType") == EVENT_TYPE:
+        item = {**{k: v for k, v in item.items() if k not in KEYS}, **audit_fields({**entry, "AuditTime": entry["EventTime"]})}
+    return {**item, "Workspace": entry.get("Workspace", entry_workspace(entry))}
 
 
 def _newest(reader: TableReader, days: list[Query], wanted: int, keep: Callable[[Entity], bool] | None = None) -> list[Entity]:

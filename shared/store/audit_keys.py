@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.domain.audit import AuditRecord, Caller, Target, parse_target
+from shared.domain.audit_join import EVENT_TYPE
 from shared.domain.resources import ResourceRef
 from shared.store.keys import (
     BY_EVENT,
@@ -39,7 +40,6 @@ from shared.store.ports import Condition, Entity, Query, StoredRow, Table
 AUDIT_PREFIX = "~a|"  # before the count rows ("~c") and the history records ("~h|"): after every row
 AUDIT_PARTITION = "~audit|"  # after every family's partitions
 BY_AUDIT = "ar"  # the feed's purge order for audit records (history's are e and r)
-EVENT_TYPE = "activityLog"  # what a feed entry and a history entry of an audit record say in EventType
 COLUMNS = ("AuditOperation", "AuditResult", "StartedAt", "CompletedAt", "CorrelationId", "CallerKind", "CallerName", "CallerUpn",
            "CallerAppId", "CallerObjectId", "ClientIp", "OperationName", "StatusCode")
 PERSONAL = ("CallerName", "CallerUpn", "ClientIp")  # docs/schema.md, "Personal data"
@@ -153,3 +153,9 @@ def purge_of(entries: list[StoredRow]) -> tuple[list[StoredRow], list[StoredRow]
         feed += [StoredRow({"PartitionKey": e.entity["PartitionKey"], "RowKey": e.entity["RowKey"]}, ""),
                  StoredRow({"PartitionKey": e.entity["PartitionKey"], "RowKey": event_rk}, "")]
     return records, feed
+
+
+def target_range(target: Target) -> Query:
+    """The audit records of one path the inventory has no kind for (a named value, an API's policy), and below it."""
+    prefix = subtree_prefix(target)
+    return Query(Table.INVENTORY, conditions=(Condition("PartitionKey", "eq", partition_of(target)),), low_rk=prefix, high_rk=prefix[:-1] + "}")
