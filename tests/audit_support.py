@@ -4,12 +4,12 @@ tests/data/activity-log/sample.jsonl), and the archive's blob names (one blob pe
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
-SUB = "00000000-0000-0000-0000-000000000001"
-SERVICE_ID = f"/subscriptions/{SUB}/resourceGroups/rg-apim/providers/Microsoft.ApiManagement/service/contoso"
-T0 = datetime(2026, 12, 2, 10, 0, tzinfo=timezone.utc)
+from tests.support import SERVICE_ID, T0
+
+SUB = SERVICE_ID.split("/")[2]
 UPN = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
 OID = "http://schemas.microsoft.com/identity/claims/objectidentifier"
 ALICE = {UPN: "alice@contoso.com", "name": "Alice Smith", "appid": "c44b4083-3bb0-49c1-b47d-974e53cbdf3c", OID: "oid-alice"}

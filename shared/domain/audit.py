@@ -137,8 +137,9 @@ class AuditRecord:
         ends = [(r.completed_at, r.result, r.status_code) for r in (self, other) if r.completed_at is not None]
         end = max(ends, key=lambda e: (e[0], e[1] == FAILED, e[2])) if ends else None
         status = end[2] if end else max(self.status_code, other.status_code)
-        first = min((self, other), key=lambda r: (r.target.path, r.operation_name))  # the same key in other case: one spelling
-        return AuditRecord(first.target, first.operation_name, self.operation, self.correlation_id, end[1] if end else STARTED,
+        # the same key spelt in other case: one spelling, whichever record comes first
+        first = min((self, other), key=lambda r: (r.target.path, r.operation_name, r.correlation_id))
+        return AuditRecord(first.target, first.operation_name, first.operation, first.correlation_id, end[1] if end else STARTED,
                            min(starts) if starts else None, end[0] if end else None, self.caller.merged(other.caller),
                            max(self.client_ip, other.client_ip), status)
 
