@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from tests.support import SERVICE_ID, T0
+from tests.support import SERVICE_ID
 
 SUB = SERVICE_ID.split("/")[2]
 UPN = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from shared.domain.errors import PermanentEventError
-from shared.domain.kinds import Kind
+from shared.domain.kinds import FACTS, Kind
 from shared.domain.resources import ResourceRef, ServiceRef, parse_path, parse_service_id
 from shared.domain.times import parse_time
 
@@ -38,6 +38,14 @@ REGENERATE_PRIMARY, REGENERATE_SECONDARY = "regeneratePrimaryKey", "regenerateSe
 _ACTIONS: Final = {a.lower(): a for a in (REGENERATE_PRIMARY, REGENERATE_SECONDARY, "listSecrets", "listValue", "refreshSecret",
                                            "listKeys", "regenerateKey", "backup", "restore", "applyNetworkConfigurationUpdates",
                                            "deploy", "save", "validate", "syncState", "generateSsoUrl", "listDelegationSettingSecrets")}
+
+# Collections as APIM's REST reference spells them: the inventory's, and those it keeps no rows of.
+_COLLECTIONS: Final = {c.lower(): c for c in (*(f.collection for f in FACTS.values()), *(f.in_workspace for f in FACTS.values() if f.in_workspace),
+                                               "namedValues", "policies", "certificates", "loggers", "diagnostics", "policyFragments",
+                                               "tags", "apiVersionSets", "authorizationServers", "identityProviders", "operations", "schemas",
+                                               "openidConnectProviders", "portalsettings", "templates", "notifications", "contentTypes",
+                                               "portalRevisions", "authorizationProviders", "documentations", "tagDescriptions",
+                                               "issues", "wikis", "caches", "groups", "releases", "apiLinks", "groupLinks")}
 
 # Caller kinds, and the claims they come from.
 USER, SERVICE_PRINCIPAL, MANAGED_IDENTITY, UNKNOWN = "user", "servicePrincipal", "managedIdentity", "unknown"
@@ -228,6 +236,8 @@ def parse_target(resource_id: str) -> Target | None:
     parts = [p for p in path.split("/") if p]
     if len(parts) % 2:  # a collection without a name is no resource
         return None
+    # The archive writes ids in upper case, the REST API as created: one spelling for both (APIM's names ignore case).
+    parts = [_COLLECTIONS.get(p.lower(), p.lower()) if n % 2 == 0 else p.lower() for n, p in enumerate(parts)]
     return Target(service, "/".join(parts), _anchor(service, parts))
 
 
