@@ -14,7 +14,8 @@ UPN = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
 OID = "http://schemas.microsoft.com/identity/claims/objectidentifier"
 ALICE = {UPN: "alice@contoso.com", "name": "Alice Smith", "appid": "c44b4083-3bb0-49c1-b47d-974e53cbdf3c", OID: "oid-alice"}
 PIPELINE = {"appid": "app-pipeline", OID: "oid-pipeline"}  # a service principal: no UPN
-IDENTITY = {"appid": "app-mi", OID: "oid-mi", "xms_mirid": f"/subscriptions/{SUB}/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/ops"}
+MI_ID = f"/subscriptions/{SUB}/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/ops"
+IDENTITY = {"appid": "app-mi", OID: "oid-mi", "xms_mirid": MI_ID}  # a managed identity's token names its resource
 
 
 def iso(moment: datetime) -> str:

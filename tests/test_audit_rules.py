@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from shared.domain import audit
 from shared.domain.audit_join import joined, matches
 from shared.domain.kinds import Kind
-from tests.audit_support import ALICE, IDENTITY, PIPELINE, SERVICE_ID, T0, iso, operation, record
+from tests.audit_support import ALICE, IDENTITY, PIPELINE, iso, operation, record
+from tests.support import SERVICE_ID, T0
 
 pytestmark = pytest.mark.unit
 SAMPLE = Path(__file__).parent / "data" / "activity-log" / "sample.jsonl"

@@ -21,9 +21,9 @@ from shared.integrations.alerts import LoggingAlertPublisher
 from shared.queries.inventory import NotFound
 from shared.store.memory import InMemoryStore
 from shared.store.ports import Query, Table
-from tests.audit_support import ALICE, PIPELINE, T0, operation, record
+from tests.audit_support import ALICE, PIPELINE, operation, record
 from tests.conftest import fresh_settings, table_repo
-from tests.support import ManualClock, event
+from tests.support import T0, ManualClock, event
 
 _n = itertools.count(1)
 
