@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from shared import bootstrap, logs
-from shared.entrypoints import http_api, http_expiry, http_usage
+from shared.entrypoints import http_api, http_expiry, http_keys, http_usage
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)  # never anonymous
 _settings = bootstrap.app_settings()  # schedules are read when the worker indexes the app; the services reuse this reading
@@ -88,6 +88,11 @@ def usage(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="unused", methods=["GET"])
 def unused(req: func.HttpRequest) -> func.HttpResponse:
     return http_usage.get_unused(req, bootstrap.services().queries, bootstrap.services().store)
+
+
+@app.route(route="keys", methods=["GET"])
+def keys(req: func.HttpRequest) -> func.HttpResponse:
+    return http_keys.get_keys(req, bootstrap.services().queries, bootstrap.services().store)
 
 
 @app.function_name("health")

@@ -17,13 +17,15 @@ from devtools.worker import decode_event
 from shared import bootstrap
 from shared.audit.records import AuditWriter
 from shared.config import Settings
+from shared.domain.resources import parse_path, parse_service_id
 from shared.integrations.alerts import LoggingAlertPublisher
 from shared.queries.inventory import NotFound
+from shared.queries.keys import old_keys
 from shared.store.memory import InMemoryStore
 from shared.store.ports import Query, Table
 from tests.audit_support import ALICE, PIPELINE, operation, record
 from tests.conftest import fresh_settings, table_repo
-from tests.support import T0, ManualClock, event
+from tests.support import SERVICE_ID, T0, ManualClock, event
 
 _n = itertools.count(1)
 
@@ -135,3 +137,28 @@ def test_the_purge_takes_old_audit_records_and_their_entries(services: bootstrap
     entries = [e for page in services.store.scan(Query(Table.HISTORY, low_pk="~feed|", high_pk="~feed}")) for e in page
                if e.entity.get("EventType") == "activityLog"]
     assert {e.entity["Path"] for e in entries} == {"backends/new"}
+
+
+def test_the_key_age_report_is_right_for_regenerated_never_regenerated_and_unknown_keys(services: bootstrap.Services,
+                                                                                        clock: ManualClock) -> None:
+    for name in ("rotated", "old", "unknown", "new", "gone"):
+        deliver(services, "SubscriptionCreated", f"/subscriptions/{name}", timedelta(0))
+    deliver(services, "SubscriptionDeleted", "/subscriptions/gone", timedelta(seconds=5))
+    clock.moment = now = T0 + timedelta(days=200)
+    created = {"rotated": T0 - timedelta(days=400), "old": T0 - timedelta(days=400), "new": now - timedelta(days=3)}
+    rows = bootstrap.audit_writer(services)._rows
+    assert rows is not None
+    for name, at in created.items():  # what an enrichment or a sync reads from ARM
+        ref = parse_path(parse_service_id(SERVICE_ID), f"subscriptions/{name}")
+        rows.apply(ref, lambda row, parent, at=at: {**row.entity, "CreatedDate": at, "OwnerId": "/users/alice"} if row else None)
+    write(services, record("subscriptions/rotated", "SUBSCRIPTIONS/REGENERATEPRIMARYKEY/ACTION", "Success", now - timedelta(days=10), "k1"),
+          record("subscriptions/rotated", "SUBSCRIPTIONS/REGENERATESECONDARYKEY/ACTION", "Success", now - timedelta(days=20), "k2"),
+          record("subscriptions/old", "SUBSCRIPTIONS/REGENERATEPRIMARYKEY/ACTION", "Success", now - timedelta(days=100), "k3"))
+    answer = old_keys(services.store, now, timedelta(days=90))
+    assert [(i["path"], i["status"], i["primaryKey"], i["secondaryKey"], i["owner"]) for i in answer["items"]] == [
+        ("subscriptions/old", "stale", "stale", "stale", "/users/alice"), ("subscriptions/unknown", "unknown", "unknown", "unknown", "")]
+    assert answer["lowerBound"] is True and "developer portal" in answer["note"]
+    first = old_keys(services.store, now, timedelta(days=90), top=1)
+    assert first["count"] == 1 and first["continuationToken"]
+    rest = old_keys(services.store, now, timedelta(days=90), top=1, continuation=first["continuationToken"])
+    assert [i["path"] for i in rest["items"]] == ["subscriptions/unknown"] and rest["continuationToken"] is None

@@ -13,7 +13,8 @@ from shared.entrypoints import columns
 from shared.entrypoints.cli_expiry import Lent
 from shared.entrypoints.failures import USAGE, Failure, checked, then
 from shared.entrypoints.output import cell, table, when
-from shared.queries.inventory import parse_when
+from shared.queries.inventory import parse_when, service_name
+from shared.queries.keys import old_keys, parse_older_than
 from shared.queries.unused import bad_lines
 
 Maker = Callable[[argparse.Namespace], ActivityLogs | None]
@@ -37,6 +38,10 @@ def register(lent: Lent, make: Maker) -> argparse._SubParsersAction[argparse.Arg
                      help="records seen at or after T (default: 7d)")
     bad.add_argument("-o", "--output", choices=("table", "wide", "json", "csv"), default=argparse.SUPPRESS, help="as for audit")
     bad.set_defaults(run=lambda args: _rejected(lent, args))
+    keys = lent.command("keys", "live subscriptions whose keys were not regenerated through Resource Manager within a window, with "
+                        "owner (a lower bound: the Activity Log's records only)", lambda args: _keys(lent, args))
+    keys.add_argument("--older-than", metavar="D", default="90d", type=checked(parse_older_than), help="a duration: 90d (default), 12w")
+    keys.add_argument("--service", metavar="S", type=checked(service_name), help="one APIM service, by name or ARM id (default: all)")
     return subcommands
 
 
@@ -54,6 +59,19 @@ def _ingest(lent: Lent, args: argparse.Namespace, make: Maker) -> int:
     row: dict[str, Any] = dict(zip(INGEST_COLUMNS, (r.blobs, r.bytes, r.records, r.written, r.ignored, r.bad, r.skipped, r.seconds), strict=True))
     document = {name[0].lower() + name[1:]: value for name, value in row.items()}
     return int(lent.emit(args, document, [row], lambda: table(INGEST_COLUMNS, [[str(v) for v in row.values()]], "")))
+
+
+def _keys(lent: Lent, args: argparse.Namespace) -> int:
+    services = lent.services(args)
+    service = services.queries.known_service(args.service) if args.service else None
+    answer = old_keys(services.store, services.clock(), parse_older_than(args.older_than), service)
+
+    def lines() -> list[str]:
+        cells = [[cell(i[c]) if i[c] is not None else ("unknown" if c.endswith("At") else "") for c in columns.KEYS_COLUMNS] for i in answer["items"]]
+        head = [f"subscriptions with a key not regenerated since {when(answer['since'])}: {answer['count']}", answer["note"], ""]
+        return [*head, *table(tuple(c[0].upper() + c[1:] for c in columns.KEYS_COLUMNS), cells, "")] if cells else [*head, "(none)"]
+
+    return int(lent.emit(args, answer, answer["items"], lines, csv_header=columns.KEYS_CSV_COLUMNS))
 
 
 def _rejected(lent: Lent, args: argparse.Namespace) -> int:

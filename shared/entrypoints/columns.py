@@ -63,6 +63,9 @@ USAGE_CSV_COLUMNS = (*USAGE_COLUMNS, "known")  # known: true, false, or empty wh
 UNUSED_COLUMNS = ("service", "kind", "path", "displayName", "createdAt", "lastUsedAt", "trackedSince")
 UNUSED_CSV_COLUMNS = (*UNUSED_COLUMNS, WORKSPACE_COLUMN.lower())
 BAD_LINE_CSV_COLUMNS = ("seenAt", "blob", "offset", "reason", "excerpt")
+# `keys --older-than`: the JSON answer's field names.
+KEYS_COLUMNS = ("service", "path", "owner", "status", "createdAt", "primaryKeyRegeneratedAt", "secondaryKeyRegeneratedAt")
+KEYS_CSV_COLUMNS = (*KEYS_COLUMNS, "primaryKey", "secondaryKey", "displayName", "workspace")
 
 
 def for_table(header: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
