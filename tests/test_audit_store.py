@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,7 +22,7 @@ from shared.integrations.alerts import LoggingAlertPublisher
 from shared.queries.inventory import NotFound
 from shared.queries.keys import old_keys
 from shared.store.memory import InMemoryStore
-from shared.store.ports import Query, Table
+from shared.store.ports import Query, StoredRow, Table
 from tests.audit_support import ALICE, PIPELINE, operation, record
 from tests.conftest import fresh_settings, table_repo
 from tests.support import SERVICE_ID, T0, ManualClock, event
@@ -150,7 +150,10 @@ def test_the_key_age_report_is_right_for_regenerated_never_regenerated_and_unkno
     assert rows is not None
     for name, at in created.items():  # what an enrichment or a sync reads from ARM
         ref = parse_path(parse_service_id(SERVICE_ID), f"subscriptions/{name}")
-        rows.apply(ref, lambda row, parent, at=at: {**row.entity, "CreatedDate": at, "OwnerId": "/users/alice"} if row else None)
+
+        def details(row: StoredRow | None, parent: StoredRow | None, at: datetime = at) -> dict[str, Any] | None:
+            return {**row.entity, "CreatedDate": at, "OwnerId": "/users/alice"} if row else None
+        rows.apply(ref, details)
     write(services, record("subscriptions/rotated", "SUBSCRIPTIONS/REGENERATEPRIMARYKEY/ACTION", "Success", now - timedelta(days=10), "k1"),
           record("subscriptions/rotated", "SUBSCRIPTIONS/REGENERATESECONDARYKEY/ACTION", "Success", now - timedelta(days=20), "k2"),
           record("subscriptions/old", "SUBSCRIPTIONS/REGENERATEPRIMARYKEY/ACTION", "Success", now - timedelta(days=100), "k3"))
