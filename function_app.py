@@ -110,14 +110,10 @@ def purge(timer: func.TimerRequest) -> None:
 @app.function_name("gateway_logs")
 @app.timer_trigger(schedule=_settings.gateway_logs_schedule, arg_name="timer")
 def gateway_logs(timer: func.TimerRequest) -> None:
-    ingest = bootstrap.process_gateway_logs()  # None when GATEWAY_LOGS_STORAGE is not set: nothing to read
-    if ingest is not None:
-        ingest.ingest()
+    bootstrap.ingest(bootstrap.process_gateway_logs())  # None when GATEWAY_LOGS_STORAGE is not set: nothing to read
 
 
 @app.function_name("activity_logs")
 @app.timer_trigger(schedule=_settings.activity_logs_schedule, arg_name="timer")
 def activity_logs(timer: func.TimerRequest) -> None:
-    ingest = bootstrap.process_activity_logs()  # None when ACTIVITY_LOGS_STORAGE is not set: nothing to read
-    if ingest is not None:
-        ingest.ingest()
+    bootstrap.ingest(bootstrap.process_activity_logs())  # None when ACTIVITY_LOGS_STORAGE is not set: nothing to read

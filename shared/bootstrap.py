@@ -178,28 +178,35 @@ def activity_logs(settings: Settings, env: Mapping[str, str] | None = None, *, s
 
 
 _activity_logs: list[ActivityLogs | None] = []
-
-
-def process_activity_logs() -> ActivityLogs | None:
-    """The timer's ingest, built on first use and reused (as process_gateway_logs)."""
-    if not _activity_logs:
-        with _building_logs:
-            if not _activity_logs:
-                _activity_logs.append(activity_logs(app_settings()))
-    return _activity_logs[0]
-
-
 _gateway_logs: list[GatewayLogs | None] = []  # built once per process: [] until then
 _building_logs = threading.Lock()  # not _building: the build asks services() for the store
 
 
+def _once(cache: list[Any], build: Callable[[], Any]) -> Any:
+    """What `build` gives, built on first use and kept in `cache` for the process's later runs."""
+    if not cache:
+        with _building_logs:
+            if not cache:
+                cache.append(build())
+    return cache[0]
+
+
+def process_activity_logs() -> ActivityLogs | None:
+    """The activity_logs timer's ingest, built on first use from the process's settings and services, and reused."""
+    built: ActivityLogs | None = _once(_activity_logs, lambda: activity_logs(app_settings()))
+    return built
+
+
 def process_gateway_logs() -> GatewayLogs | None:
     """The timer's ingest, built on first use from the process's settings and services, and reused."""
-    if not _gateway_logs:
-        with _building_logs:
-            if not _gateway_logs:
-                _gateway_logs.append(gateway_logs(app_settings()))
-    return _gateway_logs[0]
+    built: GatewayLogs | None = _once(_gateway_logs, lambda: gateway_logs(app_settings()))
+    return built
+
+
+def ingest(logs: GatewayLogs | ActivityLogs | None) -> None:
+    """One run of a log timer: nothing when its storage setting is not set."""
+    if logs is not None:
+        logs.ingest()
 
 
 def health_report() -> dict[str, Any]:

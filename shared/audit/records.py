@@ -18,7 +18,7 @@ from typing import Any
 
 from shared.domain import audit
 from shared.domain.errors import ConflictRetriesExhausted, WriteConflict
-from shared.store.audit_keys import audit_entity, audit_keys, feed_entities, record_of, same_record, stale_feed_keys
+from shared.store.audit_keys import audit_entity, audit_keys, feed_entities, record_of, same_record, stale_feed_entries
 from shared.store.ports import StoredRow, Table, TableDeleter, TableReader, TableWriter
 from shared.store.usage_keys import bad_line_partition, keyed
 from shared.store.writer import RowWriter
@@ -120,9 +120,9 @@ class AuditWriter:
             raise ConflictRetriesExhausted(f"audit record {pk}/{rk}: {RETRIES} write conflicts in a row")
         # Always, also for a row left unchanged: a crash after the row's write left these undone.
         self._writer.upsert(Table.HISTORY, feed_entities(entity))
-        stale = stale_feed_keys(entity)
+        stale = stale_feed_entries(entity)
         if stale:
-            self._deleter.delete_rows(Table.HISTORY, [StoredRow({"PartitionKey": p, "RowKey": r}, "") for p, r in stale])
+            self._deleter.delete_rows(Table.HISTORY, stale)
         report.key_ages += self._key_age(merged)
 
     def _key_age(self, record: audit.AuditRecord) -> int:

@@ -15,13 +15,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.domain.audit import DELETE, SUCCEEDED, WRITE
+from shared.domain.model import Op
 
 EVENT_TYPE = "activityLog"  # an audit record's own entry, in history and changes
 # The audit row's columns as history, changes, `-o json` and the API name them.
 KEYS = {"AuditOperation": "operation", "AuditResult": "result", "AuditTime": "time", "CorrelationId": "correlationId",
         "CallerKind": "callerKind", "CallerName": "callerName", "CallerUpn": "callerUpn", "CallerAppId": "callerAppId",
         "CallerObjectId": "callerObjectId", "ClientIp": "clientIp"}
-_EXPLAINED = {"created": WRITE, "updated": WRITE, "deleted": DELETE}
+_EXPLAINED = {Op.CREATED.value: WRITE, Op.UPDATED.value: WRITE, Op.DELETED.value: DELETE}
 
 
 def audit_fields(audit: Mapping[str, Any]) -> dict[str, Any]:

@@ -65,7 +65,7 @@ UNUSED_CSV_COLUMNS = (*UNUSED_COLUMNS, WORKSPACE_COLUMN.lower())
 BAD_LINE_CSV_COLUMNS = ("seenAt", "blob", "offset", "reason", "excerpt")
 # `keys --older-than`: the JSON answer's field names.
 KEYS_COLUMNS = ("service", "path", "owner", "status", "createdAt", "primaryKeyRegeneratedAt", "secondaryKeyRegeneratedAt")
-KEYS_CSV_COLUMNS = (*KEYS_COLUMNS, "primaryKey", "secondaryKey", "displayName", "workspace")
+KEYS_CSV_COLUMNS = (*KEYS_COLUMNS, "primaryKey", "secondaryKey", "displayName", WORKSPACE_COLUMN.lower())
 
 
 def for_table(header: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:

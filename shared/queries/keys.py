@@ -22,7 +22,7 @@ from shared.store.keys import of_kind
 from shared.store.ports import Condition, Entity, TableReader
 
 DEFAULT_OLDER_THAN = timedelta(days=90)
-STALE, UNKNOWN = "stale", "unknown"
+STALE, UNKNOWN = "old", "unknown"  # a key regenerated and created before the window; neither known
 LOWER_BOUND = ("A lower bound: only regenerations through Azure Resource Manager are recorded (the Activity Log); a key "
                "regenerated in the developer portal or set by a PUT leaves no record, and records older than the archive or "
                "the backfill (90 days) are not known. A subscription created within the window counts as fresh; one with "

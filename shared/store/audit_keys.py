@@ -125,12 +125,13 @@ def feed_entities(entity: Entity) -> list[Entity]:
     return out
 
 
-def stale_feed_keys(entity: Entity) -> list[tuple[str, str]]:
+def stale_feed_entries(entity: Entity) -> list[StoredRow]:
     """The feed entries a record left at its start once it completed later (its time moved): to delete."""
     start, time = entity.get("StartedAt"), entity["AuditTime"]
     if start is None or start == time:
         return []
-    return [feed_keys(str(entity["ServiceKey"]), order, start, entity["PartitionKey"], entity["RowKey"]) for order in (BY_EVENT, BY_AUDIT)]
+    keys = [feed_keys(str(entity["ServiceKey"]), order, start, entity["PartitionKey"], entity["RowKey"]) for order in (BY_EVENT, BY_AUDIT)]
+    return [StoredRow({"PartitionKey": pk, "RowKey": rk}, "") for pk, rk in keys]
 
 
 def purge_ranges(service_key: str, cutoff: datetime) -> list[Query]:
