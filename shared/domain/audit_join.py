@@ -65,12 +65,12 @@ def matches(events: Sequence[Mapping[str, Any]], audits: Sequence[Mapping[str, A
 
 
 def joined(events: Sequence[Mapping[str, Any]], audits: Sequence[Mapping[str, Any]], window: timedelta) -> list[dict[str, Any]]:
-    """The events, each with its audit record's keys (and `auditJoined`), and the unmatched records as entries of their
+    """The events, each explained one with its audit record's keys and `auditJoined` true, and the unmatched records as entries of their
     own, newest first (ties by id). Duplicate audit rows (one operation read twice) are one row already: natural keys."""
     unique = list({_audit_id(a): a for a in sorted(audits, key=_audit_id)}.values())
     found = matches(events, unique, window)
-    out = [{**event, **audit_fields(unique[found[i]]), "auditJoined": True} if i in found else {**event, "auditJoined": False}
-           for i, event in enumerate(events)]
+    # An event no record explains stays as it was (no audit keys): history without an Activity Log reads as before.
+    out = [{**event, **audit_fields(unique[found[i]]), "auditJoined": True} if i in found else dict(event) for i, event in enumerate(events)]
     used = set(found.values())
     out += [own_entry(a) for j, a in enumerate(unique) if j not in used]
     return sorted(out, key=lambda e: (e["EventTime"], str(e.get("EventId", ""))), reverse=True)

@@ -33,7 +33,7 @@ from shared.integrations.storage import connection_setting
 from shared.logs import summary_line
 from shared.migration.layout import Migration
 from shared.queries.changes import TIME_COLUMN
-from shared.queries.inventory import MAX_TOP, InventoryQueries, parse_kind, parse_top, parse_when, resolve_id, service_name
+from shared.queries.inventory import MAX_TOP, InventoryQueries, history_id, parse_kind, parse_top, parse_when, resolve_id, service_name
 from shared.queries.workspaces import parse_workspace
 from shared.store.ports import Entity
 
@@ -101,8 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--approval-required", choices=("true", "false"), help="products: only those whose subscriptions need approval, or not")
     workspace(sub, "rows")
     command("show", "one resource, every column", _show).add_argument("id", metavar="ID", type=checked(resolve_id))
-    sub = command("history", "a resource's history, newest first", _history)
-    sub.add_argument("id", metavar="ID", type=checked(resolve_id))
+    sub = command("history", "a resource's history, newest first, with who made each change (the Activity Log's records)", _history)
+    sub.add_argument("id", metavar="ID", type=checked(history_id), help="an ARM id or SERVICE/PATH; a path the inventory keeps no "
+                     "rows of (SERVICE/namedValues/N, SERVICE/apis/A/policies/policy) gives its Activity Log records")
     since(sub, "--since", "only events at or after T")
     sub.add_argument("--with-children", action="store_true", help="with the history of its children (an API's revisions and "
                      "releases, a gateway's API links, hostname configurations, certificate authorities and instances)")
@@ -294,7 +295,7 @@ def _history(args: argparse.Namespace) -> int:
     queries = _queries(args)
     records = queries.history(args.id, parse_when(args.since, "--since", queries.clock()), with_children=args.with_children)
     rows = [{**r, "Caller": caller_text(r)} for r in records]
-    return _listing(args, records, rows, columns.HISTORY_COLUMNS)
+    return _listing(args, records, rows, columns.HISTORY_COLUMNS if args.output == "csv" else columns.with_caller(columns.HISTORY_COLUMNS, rows))
 
 
 def caller_text(entry: Mapping[str, Any]) -> str:
@@ -319,8 +320,9 @@ def _changes(args: argparse.Namespace) -> int:
         if token is None or args.top:
             break
     rows = [{**item, "Kind": item.get("ResourceKind"), "Caller": caller_text(item)} for item in items]
-    header = columns.with_all(columns.for_table((TIME_COLUMN[args.by], *columns.CHANGES_COLUMNS, "Workspace"), rows), rows, args.all_columns)
-    _emit(args, {"by": args.by, "count": len(items), "items": items, "continuationToken": token}, items,
+    header = columns.with_all(columns.with_caller(columns.for_table((TIME_COLUMN[args.by], *columns.CHANGES_COLUMNS, "Workspace"), rows), rows),
+                              rows, args.all_columns)
+    _emit(args, {"by": args.by, "count": len(items), "items": items, "continuationToken": token}, rows,
           lambda: row_table(header, rows), csv_header=columns.CHANGES_CSV_COLUMNS)
     if token is not None:
         print(f"{PROG}: more changes: add --continuation {token}", file=sys.stderr)

@@ -140,6 +140,16 @@ def audit_target(text: str) -> Target | None:
     return parse_target(f"{ServiceRef('-', '-', service).resource_id}/{path}")
 
 
+def history_id(text: str) -> str:
+    """`history`'s id: one `resolve_id` takes, or a path only the audit records name."""
+    try:
+        resolve_id(text)
+    except InvalidQuery:
+        if audit_target(text) is None:
+            raise
+    return text
+
+
 def service_name(text: str) -> str:
     """A service as a person names it: its name, or its ARM id (`/subscriptions/.../service/NAME`), as its name."""
     _limit(text, "service")
@@ -427,7 +437,8 @@ class InventoryQueries:
             raise InvalidQuery("since is required")
         until = until or self.clock() + timedelta(microseconds=1)  # by default up to now, now included
         return feed_page(self._reader, since=since, until=until, service_key=_service_key(service), kind=kind,
-                         by=parse_by(by), top=top, continuation=continuation, workspace=parse_workspace(workspace))
+                         by=parse_by(by), top=top, continuation=continuation, workspace=parse_workspace(workspace),
+                         audit_window=self.audit_window)
 
     def flags(self) -> dict[str, list[Entity]]:
         """Tokens near expiry or expired, breakers open or stuck open; live rows only, read through the count rows'
