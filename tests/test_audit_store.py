@@ -165,3 +165,8 @@ def test_the_key_age_report_is_right_for_regenerated_never_regenerated_and_unkno
     assert first["count"] == 1 and first["continuationToken"]
     rest = old_keys(services.store, now, timedelta(days=90), top=1, continuation=first["continuationToken"])
     assert [i["path"] for i in rest["items"]] == ["subscriptions/unknown"] and rest["continuationToken"] is None
+
+
+def test_an_id_past_the_key_limits_is_a_bad_record(services: bootstrap.Services) -> None:
+    report = bootstrap.audit_writer(services).write(operation("namedValues/" + "n" * 600, "NAMEDVALUES/WRITE", T0, "c-long"), "backfill:s1")
+    assert [b.reason for b in report.bad] == ["key-too-large", "key-too-large"] and report.written == 0

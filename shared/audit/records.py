@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain import audit
-from shared.domain.errors import ConflictRetriesExhausted, WriteConflict
-from shared.store.audit_keys import audit_entity, audit_keys, feed_entities, record_of, same_record, stale_feed_entries
+from shared.domain.errors import ConflictRetriesExhausted, PermanentEventError, WriteConflict
+from shared.store.audit_keys import audit_entity, audit_keys, check_keys, feed_entities, record_of, same_record, stale_feed_entries
 from shared.store.ports import StoredRow, Table, TableDeleter, TableReader, TableWriter
 from shared.store.usage_keys import bad_line_partition, keyed
 from shared.store.writer import RowWriter
@@ -77,6 +77,8 @@ class AuditWriter:
                 report.ignored += 1
             elif isinstance(read, audit.BadRecord):
                 report.bad.append(BadRecord(origin, read.reason, read.message, excerpt(raw)))
+            elif (too_long := _keys_refused(read)) is not None:  # an id past Table Storage's key limits: recorded, not raised
+                report.bad.append(BadRecord(origin, too_long.code, too_long.message, excerpt(raw)))
             else:
                 report.records += 1
                 key = read.natural_key
@@ -139,6 +141,14 @@ class AuditWriter:
                 return None
             return {**row.entity, column: at}
         return int(self._rows.apply(ref, compute).changed)
+
+
+def _keys_refused(record: audit.AuditRecord) -> PermanentEventError | None:
+    try:
+        check_keys(record.target)
+    except PermanentEventError as exc:
+        return exc
+    return None
 
 
 def excerpt(raw: object) -> str:

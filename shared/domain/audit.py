@@ -47,6 +47,9 @@ _COLLECTIONS: Final = {c.lower(): c for c in (*(f.collection for f in FACTS.valu
                                                "portalRevisions", "authorizationProviders", "documentations", "tagDescriptions",
                                                "issues", "wikis", "caches", "groups", "releases", "apiLinks", "groupLinks")}
 
+KNOWN_COLLECTIONS: Final = frozenset(_COLLECTIONS)  # lower case
+
+
 # Caller kinds, and the claims they come from.
 USER, SERVICE_PRINCIPAL, MANAGED_IDENTITY, UNKNOWN = "user", "servicePrincipal", "managedIdentity", "unknown"
 CALLER_KINDS: Final = (USER, SERVICE_PRINCIPAL, MANAGED_IDENTITY, UNKNOWN)

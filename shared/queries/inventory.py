@@ -16,7 +16,7 @@ from typing import Any
 
 from shared.domain import booleans
 from shared.domain.access import Scope, parse_scope
-from shared.domain.audit import Target, parse_target
+from shared.domain.audit import KNOWN_COLLECTIONS, Target, parse_target
 from shared.domain.errors import InvalidQuery, PermanentEventError
 from shared.domain.kinds import IN_WORKSPACE, Kind, parse_kind_name
 from shared.domain.resources import WORKSPACES, ResourceRef, ServiceRef, parse_path, parse_resource_id, parse_service_id, within
@@ -27,6 +27,7 @@ from shared.queries.changes import ChangesPage, feed_page, first_of, parse_by
 from shared.queries.flags import flagged_rows
 from shared.queries.summary import services, summarize
 from shared.queries.workspaces import parse_workspace
+from shared.store.audit_keys import check_keys as check_audit_keys
 from shared.store.keys import (
     as_continuation,
     check_keys,
@@ -131,13 +132,21 @@ def resolve_id(text: str) -> ResourceRef:
 
 
 def audit_target(text: str) -> Target | None:
-    """A path the inventory has no kind for, in either form `resolve_id` takes, as the audit records name it."""
+    """A path the inventory has no kind for, in either form `resolve_id` takes, as the audit records name it: only
+    APIM's collections (`namedValues`, `policies`, …), within Table Storage's key limits."""
+    _limit(text, "id")
     if text.lower().startswith("/subscriptions/"):
-        return parse_target(text)
-    service, _, path = text.strip().partition("/")
-    if not service or not path:
+        target = parse_target(text)
+    else:
+        service, _, path = text.strip().partition("/")
+        target = parse_target(f"{ServiceRef('-', '-', service).resource_id}/{path}") if service and path else None
+    if target is None or not target.path or any(c.lower() not in KNOWN_COLLECTIONS for c in target.path.split("/")[::2]):
         return None
-    return parse_target(f"{ServiceRef('-', '-', service).resource_id}/{path}")
+    try:
+        check_audit_keys(target)
+    except PermanentEventError as exc:
+        raise InvalidQuery(f"bad id: {exc.message}") from None
+    return target
 
 
 def history_id(text: str) -> str:

@@ -78,6 +78,12 @@ def audit_keys(record: AuditRecord) -> tuple[str, str]:
     return pk, rk
 
 
+def check_keys(target: Target) -> None:
+    """PermanentEventError when a target's audit keys would break Table Storage's limits."""
+    check_key(partition_of(target), "PartitionKey")
+    check_key(own_prefix(target) + "0" * 32, "RowKey")
+
+
 def audit_range(ref: ResourceRef) -> Query:
     """One inventory resource's audit records with those of every path below it (its policies, operations, children):
     one key range in its partition. The reader keeps what it wants of them (by ResourceKind)."""
