@@ -67,7 +67,7 @@ def _keys(lent: Lent, args: argparse.Namespace) -> int:
     answer = old_keys(services.store, services.clock(), parse_older_than(args.older_than), service)
 
     def lines() -> list[str]:
-        cells = [[cell(i[c]) if i[c] is not None else ("unknown" if c.endswith("At") else "") for c in columns.KEYS_COLUMNS] for i in answer["items"]]
+        cells = [[cell(i[c]) if i[c] is not None else ("-" if c.endswith("At") else "") for c in columns.KEYS_COLUMNS] for i in answer["items"]]
         head = [f"subscriptions with a key not regenerated since {when(answer['since'])}: {answer['count']}", answer["note"], ""]
         return [*head, *table(tuple(c[0].upper() + c[1:] for c in columns.KEYS_COLUMNS), cells, "")] if cells else [*head, "(none)"]
 

@@ -70,6 +70,12 @@ def old_keys(reader: TableReader, now: datetime, older_than: timedelta = DEFAULT
             "continuationToken": token}
 
 
+def _path(owner_id: str) -> str:
+    """An owner's id as the inventory's paths spell it (`users/alice`): ARM gives the user's whole id."""
+    at = owner_id.lower().find("/service/")
+    return owner_id[at + len("/service/"):].split("/", 1)[-1] if at >= 0 else owner_id.lstrip("/")
+
+
 def _item(row: Entity, cutoff: datetime) -> dict[str, Any] | None:
     created = as_time(row.get("CreatedDate"))
     primary, secondary = as_time(row.get("PrimaryKeyRegeneratedAt")), as_time(row.get("SecondaryKeyRegeneratedAt"))
@@ -78,6 +84,6 @@ def _item(row: Entity, cutoff: datetime) -> dict[str, Any] | None:
         return None
     status = UNKNOWN if UNKNOWN in statuses.values() and STALE not in statuses.values() else STALE
     return {"service": str(row.get("Service") or ""), "path": str(row.get("Path") or ""), "displayName": row.get("DisplayName"),
-            "owner": row.get("OwnerId") or "", "createdAt": created, "primaryKeyRegeneratedAt": primary,
+            "owner": _path(str(row.get("OwnerId") or "")), "createdAt": created, "primaryKeyRegeneratedAt": primary,
             "secondaryKeyRegeneratedAt": secondary, "primaryKey": statuses["primaryKey"] or "fresh",
             "secondaryKey": statuses["secondaryKey"] or "fresh", "status": status, "workspace": str(row.get("Workspace") or "")}
