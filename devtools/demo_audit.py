@@ -5,6 +5,7 @@ half after it; the app reads them (`audit ingest`), and `history` names the call
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 from datetime import datetime, timedelta
@@ -43,10 +44,8 @@ def records(service_id: str, now: datetime) -> tuple[list[dict[str, Any]], list[
 def append(blob_connection: str, container: str, subscription: str, found: list[dict[str, Any]]) -> int:
     """Append the records to their hour blobs (created where missing), as the diagnostic setting does."""
     client = BlobServiceClient.from_connection_string(blob_connection).get_container_client(container)
-    try:
+    with contextlib.suppress(ResourceExistsError):  # the second part goes into the container of the first
         client.create_container()
-    except ResourceExistsError:
-        pass
     by_blob: dict[str, list[dict[str, Any]]] = {}
     for r in found:
         by_blob.setdefault(blob_name(subscription, _at(r["time"]).replace(minute=0, second=0, microsecond=0)), []).append(r)
