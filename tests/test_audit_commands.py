@@ -5,17 +5,14 @@
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
-import azure.functions as func
 import pytest
 from azure.storage.blob import BlobServiceClient
 
 from devtools.azurite import Azurite
-from devtools.worker import decode_event, indexed_function
+from devtools.worker import decode_event
 from shared import bootstrap
 from shared.config import Settings
 from shared.integrations.alerts import LoggingAlertPublisher
@@ -23,6 +20,7 @@ from tests.audit_support import PIPELINE, blob_name, lines, operation, record
 from tests.conftest import fresh_settings, table_repo
 from tests.support import T0, ManualClock, event, processor_over
 from tests.test_cli import Cli, as_csv, as_json, failed, ok, store_env
+from tests.test_usage_commands import call
 
 pytestmark = pytest.mark.azurite
 NOW = T0 + timedelta(days=100)
@@ -94,21 +92,13 @@ def test_audit_rejected_and_ingest(cli: Cli, azurite: Azurite) -> None:
     assert entry["operation"] == "write"
 
 
-def call(name: str, params: dict[str, str] | None = None) -> tuple[int, Any]:
-    req = func.HttpRequest("GET", f"http://localhost/api/{name}", params=params or {}, route_params={}, body=b"")
-    response = indexed_function(name)(req)
-    return response.status_code, json.loads(response.get_body())
-
-
 @pytest.fixture(scope="module")
 def api(azurite: Azurite) -> Iterator[None]:
     settings = fresh_settings()
     seed(azurite, settings)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("INVENTORY_STORAGE", azurite.connection_string)
-        bootstrap.install(bootstrap.build_services(settings, clock=lambda: NOW))
-        yield
-        bootstrap.install(None)
+    bootstrap.install(bootstrap.wire(table_repo(azurite, settings), settings, LoggingAlertPublisher(), lambda: NOW))  # what the functions use
+    yield
+    bootstrap.install(None)
 
 
 def test_the_api_pages_the_keys_and_names_callers(api: None) -> None:
