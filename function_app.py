@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from shared import bootstrap, logs
-from shared.entrypoints import http_api, http_expiry, http_pages, http_usage, openapi
+from shared.entrypoints import http_api, http_expiry, http_keys, http_pages, http_usage, openapi
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)  # key-protected unless a page (guarded by the app itself)
 # host.json sets routePrefix "": the JSON API lives under api/, the pages under ui/ (App Service Authentication tells them apart)
@@ -91,6 +91,11 @@ def unused(req: func.HttpRequest) -> func.HttpResponse:
     return http_usage.get_unused(req, bootstrap.services().queries, bootstrap.services().store)
 
 
+@app.route(route="api/keys", methods=["GET"])
+def keys(req: func.HttpRequest) -> func.HttpResponse:
+    return http_keys.get_keys(req, bootstrap.services().queries, bootstrap.services().store)
+
+
 @app.function_name("health")
 @app.route(route="api/health", methods=["GET"])
 def health_check(req: func.HttpRequest) -> func.HttpResponse:
@@ -106,9 +111,13 @@ def purge(timer: func.TimerRequest) -> None:
 @app.function_name("gateway_logs")
 @app.timer_trigger(schedule=_settings.gateway_logs_schedule, arg_name="timer")
 def gateway_logs(timer: func.TimerRequest) -> None:
-    ingest = bootstrap.process_gateway_logs()  # None when GATEWAY_LOGS_STORAGE is not set: nothing to read
-    if ingest is not None:
-        ingest.ingest()
+    bootstrap.ingest(bootstrap.process_gateway_logs())  # None when GATEWAY_LOGS_STORAGE is not set: nothing to read
+
+
+@app.function_name("activity_logs")
+@app.timer_trigger(schedule=_settings.activity_logs_schedule, arg_name="timer")
+def activity_logs(timer: func.TimerRequest) -> None:
+    bootstrap.ingest(bootstrap.process_activity_logs())  # None when ACTIVITY_LOGS_STORAGE is not set: nothing to read
 
 
 @app.function_name("openapi")

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from devtools import demo_audit
 from devtools.arm_standin import ArmStandIn
 from devtools.azurite import ROOT, Azurite
 from devtools.demo_usage import REPORTS, demo_logs, logs_lines, usage_problems
@@ -252,7 +253,8 @@ def run(stream: Path) -> int:
         stack.callback(bootstrap.install, None)
         arm.put_many(plane.resources)
         os.environ.update({"INVENTORY_STORAGE": azurite.connection_string, "ENRICH_FROM_ARM": "true", "ARM_ENDPOINT": arm.endpoint,
-                           "GATEWAY_LOGS_STORAGE": azurite.blob_connection_string, **arm.identity_env()})
+                           "GATEWAY_LOGS_STORAGE": azurite.blob_connection_string,
+                           "ACTIVITY_LOGS_STORAGE": azurite.blob_connection_string, **arm.identity_env()})
         problems = show(stream, deliveries, plane, arm)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
@@ -267,6 +269,10 @@ def show(stream: Path, deliveries: list[Any], plane: DemoPlane, arm: ArmStandIn)
     repo = bootstrap.table_store(table_service_client(), settings)
     repo.create_tables()
     bootstrap.install(bootstrap.wire(repo, settings, publisher, lambda: clock[0], bootstrap.arm_client(settings)))
+    early, late = demo_audit.records(plane.service_id, max(latest_time(d) for d in deliveries) + timedelta(minutes=15))
+    subscription = plane.service_id.split("/")[2]
+    demo_audit.append(os.environ["ACTIVITY_LOGS_STORAGE"], settings.activity_logs_container, subscription, early)
+    bootstrap.ingest(bootstrap.activity_logs(settings, services_=bootstrap.services()))  # read before their events come
     recorded = deliver_stream(deliveries, clock)
     delivered = len(recorded)
     processor = bootstrap.services().processor
@@ -308,6 +314,10 @@ def show(stream: Path, deliveries: list[Any], plane: DemoPlane, arm: ArmStandIn)
     print("\n".join(logs_lines(logs, settings.gateway_logs_container)), flush=True)
     failed += [" ".join(args) for args in REPORTS if run_command("--now", now, *args) != 0]
     problems += usage_problems(logs, COMMAND, now)
+    demo_audit.append(os.environ["ACTIVITY_LOGS_STORAGE"], settings.activity_logs_container, subscription, late)
+    print("\n".join(demo_audit.audit_lines(len(early), len(late), settings.activity_logs_container)), flush=True)
+    failed += [" ".join(args) for args in demo_audit.COMMANDS if run_command("--now", now, *args) != 0]
+    problems += demo_audit.audit_problems(COMMAND, now)
     problems += leaks + [f"apim-inventory {name} failed" for name in failed]
     if sum(outcomes.values()) != delivered:
         problems.append(f"{delivered} events delivered, {sum(outcomes.values())} outcomes logged")

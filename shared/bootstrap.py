@@ -12,6 +12,8 @@ from typing import Any
 from azure.data.tables import TableServiceClient
 
 from shared.audit.backfill import Backfill, RecordWriter, WindowReport
+from shared.audit.ingest import ActivityLogs
+from shared.audit.records import AuditWriter
 from shared.config import Settings
 from shared.domain.resources import parse_service_id
 from shared.ingest.pipeline import EventProcessor
@@ -70,7 +72,7 @@ def wire(store: Store, settings: Settings, publisher: AlertPublisher, clock: Cal
                            budget=settings.sync_time_budget_seconds, reads_reserve=settings.arm_reads_reserve) if arm is not None else None
     return Services(
         settings, clock, store, status, processor, Sweeper(store, writer, outbox, clock),
-        InventoryQueries(store, store, clock),
+        InventoryQueries(store, store, clock, audit_window=timedelta(minutes=settings.audit_join_window_minutes)),
         Reconciler(syncer, enricher, tuple(parse_service_id(s) for s in settings.reconcile_services),
                    timedelta(hours=settings.sync_interval_hours)),
         Purger(store, store, settings, clock), HealthReporter(store, clock),
@@ -158,17 +160,61 @@ def gateway_logs(settings: Settings, env: Mapping[str, str] | None = None, *, st
     return GatewayLogs(BlobArchive(client.get_container_client(settings.gateway_logs_container)), store, store, store, clock, settings)
 
 
+ACTIVITY_LOGS = ("ACTIVITY_LOGS_STORAGE",)
+
+
+def audit_writer(services: Services) -> AuditWriter:
+    """The one writer of audit records (the archive's sink and the backfill), over the services' store and row writer."""
+    s = services.settings
+    rows = RowWriter(services.store, AlertOutbox(services.store, LoggingAlertPublisher()), s.flag_policy, services.clock, s.conflict_retries,
+                     services.status, index=AccessIndex(services.store))
+    return AuditWriter(services.store, services.store, services.store, rows, services.clock, ids_only=s.audit_caller_details == "object-id",
+                       bad_container=s.activity_logs_container)
+
+
+def activity_logs(settings: Settings, env: Mapping[str, str] | None = None, *, services_: Services | None = None,
+                  clock: Callable[[], datetime] | None = None) -> ActivityLogs | None:
+    """The Activity Log archive's ingest over ACTIVITY_LOGS_STORAGE (a connection string or its identity-based forms)
+    and the services (the process-wide ones unless given); None when ACTIVITY_LOGS_STORAGE is not set."""
+    env = os.environ if env is None else env
+    if connection_setting(ACTIVITY_LOGS, "blob", env) is None:
+        return None
+    client = blob_service_client(env, prefixes=ACTIVITY_LOGS, retry_total=settings.storage_retry_total)
+    wired = services_ if services_ is not None else services()
+    archive = BlobArchive(client.get_container_client(settings.activity_logs_container))
+    return ActivityLogs(archive, wired.store, wired.store, audit_writer(wired), clock or wired.clock)
+
+
+_activity_logs: list[ActivityLogs | None] = []
 _gateway_logs: list[GatewayLogs | None] = []  # built once per process: [] until then
 _building_logs = threading.Lock()  # not _building: the build asks services() for the store
 
 
+def _once(cache: list[Any], build: Callable[[], Any]) -> Any:
+    """What `build` gives, built on first use and kept in `cache` for the process's later runs."""
+    if not cache:
+        with _building_logs:
+            if not cache:
+                cache.append(build())
+    return cache[0]
+
+
+def process_activity_logs() -> ActivityLogs | None:
+    """The activity_logs timer's ingest, built on first use from the process's settings and services, and reused."""
+    built: ActivityLogs | None = _once(_activity_logs, lambda: activity_logs(app_settings()))
+    return built
+
+
 def process_gateway_logs() -> GatewayLogs | None:
     """The timer's ingest, built on first use from the process's settings and services, and reused."""
-    if not _gateway_logs:
-        with _building_logs:
-            if not _gateway_logs:
-                _gateway_logs.append(gateway_logs(app_settings()))
-    return _gateway_logs[0]
+    built: GatewayLogs | None = _once(_gateway_logs, lambda: gateway_logs(app_settings()))
+    return built
+
+
+def ingest(logs: GatewayLogs | ActivityLogs | None) -> None:
+    """One run of a log timer: nothing when its storage setting is not set."""
+    if logs is not None:
+        logs.ingest()
 
 
 def health_report() -> dict[str, Any]:
@@ -183,6 +229,7 @@ def install(replacement: Services | None) -> None:
     with _building:
         _services = replacement
         _gateway_logs.clear()
+        _activity_logs.clear()
         if replacement is None:
             with _reading:
                 _settings = None

@@ -56,6 +56,11 @@ class Settings:
     gateway_logs_schedule: str = "0 */5 * * * *"
     usage_hourly_days: float = 7.0
     usage_retention_days: float = 400.0
+    activity_logs_container: str = "insights-activity-logs"
+    activity_logs_schedule: str = "0 */10 * * * *"
+    audit_join_window_minutes: float = 5.0
+    audit_retention_days: float = 365.0
+    audit_caller_details: str = "full"  # full | object-id (only the caller's kind and ids: no name, UPN or IP)
 
     def __post_init__(self) -> None:
         tables = (self.inventory_table, self.history_table, self.rejected_table, self.outbox_table)
@@ -75,6 +80,13 @@ class Settings:
                                   "digits and single hyphens")
         if self.usage_hourly_days < 2:  # the summary's last day reads 25 hourly partitions: none of them may be rolled
             raise InvalidSettings("USAGE_HOURLY_DAYS must be at least 2")
+        if not _CONTAINER_NAME.match(self.activity_logs_container):
+            raise InvalidSettings(f"ACTIVITY_LOGS_CONTAINER {self.activity_logs_container!r}: Blob Storage wants 3-63 lower-case letters, digits "
+                                  "and hyphens")
+        if self.audit_caller_details not in ("full", "object-id"):
+            raise InvalidSettings(f"AUDIT_CALLER_DETAILS must be full or object-id, not {self.audit_caller_details[:40]!r}")
+        if self.audit_join_window_minutes <= 0:
+            raise InvalidSettings("AUDIT_JOIN_WINDOW_MINUTES must be positive")
         if min(self.retention_days.values()) < 1:
             raise InvalidSettings("the RETENTION_*_DAYS settings must be at least 1")
         if self.sync_time_budget_seconds <= 0 or self.sync_interval_hours < 0 or self.arm_reads_reserve < 0:
@@ -129,6 +141,11 @@ class Settings:
             gateway_logs_schedule=env.get("GATEWAY_LOGS_SCHEDULE", cls.gateway_logs_schedule),
             usage_hourly_days=_number(env, "USAGE_HOURLY_DAYS", cls.usage_hourly_days),
             usage_retention_days=_number(env, "RETENTION_USAGE_DAYS", cls.usage_retention_days),
+            activity_logs_container=env.get("ACTIVITY_LOGS_CONTAINER", cls.activity_logs_container),
+            activity_logs_schedule=env.get("ACTIVITY_LOGS_SCHEDULE", cls.activity_logs_schedule),
+            audit_join_window_minutes=_number(env, "AUDIT_JOIN_WINDOW_MINUTES", cls.audit_join_window_minutes),
+            audit_retention_days=_number(env, "RETENTION_AUDIT_DAYS", cls.audit_retention_days),
+            audit_caller_details=env.get("AUDIT_CALLER_DETAILS", cls.audit_caller_details).strip().lower(),
         )
 
     @property
@@ -136,7 +153,7 @@ class Settings:
         """Days each kind of record is kept by the purge."""
         return {"tombstones": self.tombstone_retention_days, "history": self.history_retention_days,
                 "rejected": self.rejected_retention_days, "sentAlerts": self.sent_alerts_retention_days,
-                "usage": self.usage_retention_days}
+                "usage": self.usage_retention_days, "audit": self.audit_retention_days}
 
 
 def _flag(text: str, name: str) -> bool:

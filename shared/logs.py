@@ -28,6 +28,7 @@ SUMMARY = "apim_inventory.summary"
 PURGE = "apim_inventory.purge"
 SYNC = "apim_inventory.sync"
 USAGE = "apim_inventory.usage"  # each usage ingest run, and each bad log line it meets
+AUDIT = "apim_inventory.audit"  # each Activity Log ingest run
 
 log = logging.getLogger("apim_inventory")
 

@@ -50,6 +50,16 @@ class Served:
         return status, answer.get("X-Inventory-Role", ""), json.loads(body)
 
 
+def _audit_record(at: int) -> dict[str, Any]:
+    """An exported Activity Log record of a write to user alice, made by alice herself (the caller is personal data)."""
+    return {"time": (T0 + timedelta(seconds=at)).strftime("%Y-%m-%dT%H:%M:%S.0000000Z"), "resourceId": f"{SERVICE_ID}/users/alice",
+            "operationName": "MICROSOFT.APIMANAGEMENT/SERVICE/USERS/WRITE", "category": "Write", "resultType": "Success",
+            "correlationId": "c0ffee00-0000-4000-8000-000000000001", "callerIpAddress": "203.0.113.7",
+            "identity": {"claims": {"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn": PERSONAL_VALUES[0],
+                                    "name": f"{PERSONAL_VALUES[1]} {PERSONAL_VALUES[2]}",
+                                    "http://schemas.microsoft.com/identity/claims/objectidentifier": "00000000-0000-4000-8000-0000000000a1"}}}
+
+
 def principal(*roles: str, role_typ: str | None = None, name: str = "Ada") -> str:
     claims = [{"typ": "name", "val": name}, *({"typ": role_typ or "roles", "val": r} for r in roles)]
     document: dict[str, Any] = {"auth_typ": "aad", "claims": claims, "name_typ": "name"}
@@ -79,6 +89,9 @@ def served(azurite: Azurite) -> Iterator[Served]:
             apim_events = indexed_function("apim_events")
             for payload in (event("UserUpdated", "/users/alice", at=30), event("APIUpdated", "/apis/orders", at=40)):
                 apim_events(decode_event(payload))
+            # Who made alice's change, as the Activity Log says: a caller's name and UPN are personal data too.
+            written = bootstrap.audit_writer(services).write([_audit_record(at=30)], "test")
+            assert written.written == 1, written
             with FunctionsHost() as host:
                 yield Served(host, services)
         finally:

@@ -11,9 +11,9 @@ import pytest
 
 from devtools.memory_archive import MemoryArchive
 from shared.domain.usage import NO_SUBSCRIPTION
+from shared.logread.reader import hour_of
 from shared.store.memory import InMemoryStore
 from shared.store.ports import Query, Table
-from shared.usage.reader import hour_of
 from tests.support import ManualClock
 from tests.usage_ingest_support import H0, NOW, bad_lines, blob_name, brute_force, ingest_over, lines, record, stored_counts
 

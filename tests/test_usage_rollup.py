@@ -11,13 +11,13 @@ import pytest
 
 from devtools.memory_archive import MemoryArchive
 from shared.domain.usage import Counters
+from shared.logread.reader import LineReader
 from shared.store.long_text import read_long
 from shared.store.memory import InMemoryStore
 from shared.store.ports import Table
 from shared.store.usage_keys import daily_keys, hourly_keys, keyed, source, tracking_keys
 from shared.store.usage_rows import counters_columns
 from shared.usage.ingest import UsageSink
-from shared.usage.reader import LineReader
 from shared.usage.rollup import Rollups
 from tests.support import ManualClock
 from tests.test_usage_property import Crashing, Killed
@@ -59,7 +59,7 @@ def test_a_roll_up_that_dies_between_writes_leaves_nothing_counted_twice(memory_
     ingest_over(archive, memory_store, clock.now).ingest()
     archive.append(blob_name(NOW.replace(minute=0)), old_records(7, 50))  # late records, read below, rolled by the roll-ups that crash
     sink = UsageSink(memory_store, memory_store, memory_store, archive.container)
-    LineReader(archive, memory_store, memory_store, sink, clock.now).run(NOW)
+    LineReader(archive, memory_store, memory_store, sink, clock.now, table=Table.USAGE, name="usage").run(NOW)
     crashing = Crashing(memory_store, crash_at)
     with pytest.raises(Killed):
         Rollups(crashing, crashing, crashing, Retention(), archive.container).run(NOW)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ ALLOWED = {
     # The rejected events' retention setting and what the purge reports are named "rejected", after the table.
     ("timers/retention.py", "rejected"), ("config.py", "rejected"),
     # The command's subcommand is called `rejected` (argparse's name for it, what people type).
-    ("entrypoints/cli.py", "rejected"), ("entrypoints/usage_cli.py", "rejected"),
+    ("entrypoints/cli.py", "rejected"), ("entrypoints/usage_cli.py", "rejected"), ("entrypoints/audit_cli.py", "rejected"),
     # The alert outbox's partition of unsent alerts is a store key rule, not an enrichment outcome.
     ("store/keys.py", "pending"),
     # GET /api/alerts takes `pending=true` (a query parameter's name, what people type), as the command's --pending.
@@ -29,6 +29,11 @@ ALLOWED = {
     # option, parameter and JSON field names (what people type and read), not the kind.
     ("entrypoints/access_cli.py", "workspace"), ("entrypoints/cli.py", "workspace"), ("entrypoints/http_api.py", "workspace"),
     ("queries/access.py", "workspace"), ("queries/summary.py", "workspace"), ("queries/unused.py", "workspace"),
+    # An audit record's caller kind `user` (a person, beside servicePrincipal and managedIdentity): a JSON value of
+    # the Activity Log's records, not the inventory kind.
+    ("domain/audit.py", "user"),
+    # The `workspace` field of the key-age answer, as in unused's.
+    ("queries/keys.py", "workspace"),
 }
 
 

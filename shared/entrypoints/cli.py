@@ -10,20 +10,20 @@ import shutil
 import sys
 import traceback
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 from shared import bootstrap
-from shared.audit.backfill import Backfill, RecordWriter, WindowReport
+from shared.audit.backfill import Backfill, WindowReport
 from shared.config import Settings
 from shared.domain.errors import InvalidArgument, PermanentEventError, one_line
 from shared.domain.kinds import FACTS, TOP_LEVEL, Kind
 from shared.domain.outcomes import Outcome, SyncOutcome, SyncStop
 from shared.domain.resources import ServiceRef, parse_resource_id, parse_service_id
-from shared.entrypoints import access_cli, audit_backfill_cli, cli_expiry, columns, usage_cli, usage_ingest_cli
+from shared.entrypoints import access_cli, audit_backfill_cli, audit_cli, cli_expiry, columns, usage_cli, usage_ingest_cli
 from shared.entrypoints.failures import EXIT_CODES, FAILED, OK, STORE_ERRORS, USAGE, Failure, checked, explain, store_error, then
 from shared.entrypoints.output import by_path, fit_tables, progress, record_lines, row_table, table, to_csv, to_json, when
 from shared.ingest import dead_letter
@@ -34,7 +34,7 @@ from shared.integrations.storage import connection_setting
 from shared.logs import summary_line
 from shared.migration.layout import Migration
 from shared.queries.changes import TIME_COLUMN
-from shared.queries.inventory import MAX_TOP, InventoryQueries, parse_kind, parse_top, parse_when, resolve_id, service_name
+from shared.queries.inventory import MAX_TOP, InventoryQueries, history_id, parse_kind, parse_top, parse_when, resolve_id, service_name
 from shared.queries.workspaces import parse_workspace
 from shared.store.ports import Entity
 
@@ -102,8 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--approval-required", choices=("true", "false"), help="products: only those whose subscriptions need approval, or not")
     workspace(sub, "rows")
     command("show", "one resource, every column", _show).add_argument("id", metavar="ID", type=checked(resolve_id))
-    sub = command("history", "a resource's history, newest first", _history)
-    sub.add_argument("id", metavar="ID", type=checked(resolve_id))
+    sub = command("history", "a resource's history, newest first, with who made each change (the Activity Log's records)", _history)
+    sub.add_argument("id", metavar="ID", type=checked(history_id), help="an ARM id or SERVICE/PATH; a path the inventory keeps no "
+                     "rows of (SERVICE/namedValues/N, SERVICE/apis/A/policies/policy) gives its Activity Log records")
     since(sub, "--since", "only events at or after T")
     sub.add_argument("--with-children", action="store_true", help="with the history of its children (an API's revisions and "
                      "releases, a gateway's API links, hostname configurations, certificate authorities and instances)")
@@ -150,22 +151,15 @@ def _parser() -> argparse.ArgumentParser:
     cli_expiry.register(cli_expiry.Lent(command, since, _services, _emit))  # expiring, alerts, sweep
     usage_ingest_cli.add_ingest_parser(usage_cli.register(cli_expiry.Lent(command, since, _services, _emit)),  # usage, unused
                                        lambda args: bootstrap.gateway_logs((s := _services(args)).settings, store=s.store, clock=s.clock), _emit)
-    audit = commands.add_parser("audit", help="the Activity Log's audit records: who changed what", description="the Activity "
-                                "Log's audit records: who changed what (see docs/design.md)")
-    audit_backfill_cli.add_backfill_parser(audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True),
-                                           _audit_backfill, lambda: Settings.from_env().reconcile_services, _emit)
+    audit = audit_cli.register(cli_expiry.Lent(command, since, _services, _emit),  # audit ingest, audit rejected
+                               lambda args: bootstrap.activity_logs((s := _services(args)).settings, services_=s))
+    audit_backfill_cli.add_backfill_parser(audit, _audit_backfill, lambda: Settings.from_env().reconcile_services, _emit)
     return parser
 
 
 def _audit_backfill(args: argparse.Namespace, progress: Callable[[WindowReport], None]) -> Backfill:
-    settings = Settings.from_env()
-    return bootstrap.audit_backfill(settings, _audit_writer(args), progress)
-
-
-def _audit_writer(args: argparse.Namespace) -> RecordWriter:
-    """The audit-record writer over the store (shared.audit.records.AuditWriter): wired where the audit records are built."""
-    raise Failure(FAILED, then("audit backfill: this build has no audit-record writer (shared.audit.records)",
-                               "use a build that has the audit records"))
+    services = _services(args)
+    return bootstrap.audit_backfill(services.settings, bootstrap.audit_writer(services), progress)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -307,7 +301,16 @@ def _show(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     queries = _queries(args)
     records = queries.history(args.id, parse_when(args.since, "--since", queries.clock()), with_children=args.with_children)
-    return _listing(args, records, records, columns.HISTORY_COLUMNS)
+    rows = [{**r, "Caller": caller_text(r)} for r in records]
+    return _listing(args, records, rows, columns.HISTORY_COLUMNS if args.output == "csv" else columns.with_caller(columns.HISTORY_COLUMNS, rows))
+
+
+def caller_text(entry: Mapping[str, Any]) -> str:
+    """Who, in one cell: `user alice@contoso.com`, `servicePrincipal app-id`, with `(failed)` for a failed attempt."""
+    if not entry.get("callerKind"):
+        return ""
+    who = entry.get("callerUpn") or entry.get("callerName") or entry.get("callerAppId") or entry.get("callerObjectId") or "?"
+    return f"{entry['callerKind']} {who}" + (f" ({entry['result']})" if entry.get("result") not in (None, "", "succeeded") else "")
 
 
 def _changes(args: argparse.Namespace) -> int:
@@ -323,9 +326,10 @@ def _changes(args: argparse.Namespace) -> int:
         items, token = items + page.items, page.continuation
         if token is None or args.top:
             break
-    rows = [{**item, "Kind": item.get("ResourceKind")} for item in items]
-    header = columns.with_all(columns.for_table((TIME_COLUMN[args.by], *columns.CHANGES_COLUMNS, "Workspace"), rows), rows, args.all_columns)
-    _emit(args, {"by": args.by, "count": len(items), "items": items, "continuationToken": token}, items,
+    rows = [{**item, "Kind": item.get("ResourceKind"), "Caller": caller_text(item)} for item in items]
+    header = columns.with_all(columns.with_caller(columns.for_table((TIME_COLUMN[args.by], *columns.CHANGES_COLUMNS, "Workspace"), rows), rows),
+                              rows, args.all_columns)
+    _emit(args, {"by": args.by, "count": len(items), "items": items, "continuationToken": token}, rows,
           lambda: row_table(header, rows), csv_header=columns.CHANGES_CSV_COLUMNS)
     if token is not None:
         print(f"{PROG}: more changes: add --continuation {token}", file=sys.stderr)

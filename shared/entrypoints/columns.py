@@ -35,12 +35,13 @@ LIST_COLUMNS: dict[Kind, tuple[str, ...]] = {
 WORKSPACE_COLUMN = "Workspace"
 for _kind in (*IN_WORKSPACE, Kind.WORKSPACE):
     LIST_COLUMNS[_kind] = (*LIST_COLUMNS[_kind], WORKSPACE_COLUMN)
-HISTORY_COLUMNS = ("EventTime", "Path", "EventType", "Change", "Stale", "Duplicates", "EventId", "Values")
+# Caller: who made the change, from the audit record joined with the event (or the audit record's own entry).
+HISTORY_COLUMNS = ("EventTime", "Path", "EventType", "Change", "Stale", "Duplicates", "EventId", "Values", "Caller")
 FLAG_COLUMNS = ("Service", "Kind", "Path", "Flag", "Detail")
 REJECTED_COLUMNS = ("ReceivedAt", "Reason", "EventId", "EventType", "Subject", "Message")
-CHANGES_COLUMNS = ("Service", "Kind", "Path", "Change", "EventType")  # after the time column: EventTime or RecordedAt
+CHANGES_COLUMNS = ("Service", "Kind", "Path", "Change", "EventType", "Caller")  # after the time column: EventTime or RecordedAt
 CHANGES_CSV_COLUMNS = ("EventTime", "RecordedAt", "Service", "ResourceKind", "Path", "Change", "EventType", "EventId", "Stale",
-                       WORKSPACE_COLUMN)
+                       WORKSPACE_COLUMN, "Caller")
 SUMMARY_CSV_COLUMNS = ("Metric", "Window", "Service", "Kind", "Count", WORKSPACE_COLUMN)  # Workspace: a workspace's counts
 PURGE_COLUMNS = ("What", "Table", "Before")  # then Deleted, or WouldDelete for a dry run
 # `access --api`: the table's two parts (can call, cannot call by state) share these; the CSV is one list, so it adds CanCall.
@@ -62,6 +63,9 @@ USAGE_CSV_COLUMNS = (*USAGE_COLUMNS, "known")  # known: true, false, or empty wh
 UNUSED_COLUMNS = ("service", "kind", "path", "displayName", "createdAt", "lastUsedAt", "trackedSince")
 UNUSED_CSV_COLUMNS = (*UNUSED_COLUMNS, WORKSPACE_COLUMN.lower())
 BAD_LINE_CSV_COLUMNS = ("seenAt", "blob", "offset", "reason", "excerpt")
+# `keys --older-than`: the JSON answer's field names.
+KEYS_COLUMNS = ("service", "path", "owner", "status", "createdAt", "primaryKeyRegeneratedAt", "secondaryKeyRegeneratedAt")
+KEYS_CSV_COLUMNS = (*KEYS_COLUMNS, "primaryKey", "secondaryKey", "displayName", WORKSPACE_COLUMN.lower())
 
 
 def for_table(header: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
@@ -72,6 +76,14 @@ def for_table(header: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> tuple
         return tuple(rest)
     at = rest.index("Service") + 1 if "Service" in rest else len(rest)
     return (*rest[:at], WORKSPACE_COLUMN, *rest[at:])
+
+
+CALLER_COLUMN = "Caller"
+
+
+def with_caller(header: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The table's columns: `Caller` only when a row names one (an inventory with no Activity Log prints as it did)."""
+    return tuple(header) if any(row.get(CALLER_COLUMN) for row in rows) else tuple(c for c in header if c != CALLER_COLUMN)
 
 
 def with_all(header: Sequence[str], rows: Iterable[Mapping[str, Any]], every: bool) -> tuple[str, ...]:

@@ -81,12 +81,12 @@ ROUTES: dict[str, Route] = {
     "history": Route("api/history", "A resource's history, newest first", (
         Param("id", "an ARM id or SERVICE/PATH", required=True), Param("since", "records since: " + WHEN),
         Param("withChildren", "the children's history too", BOOL),
-    ), _obj({"count": COUNT, "items": ROWS})),  # history keeps "changed" for personal columns, never their values
+    ), _obj({"count": COUNT, "items": ROWS}), personal=True),  # the callers (audit records); "changed" for personal columns, never values
     "changes": Route("api/changes", "The change feed, newest first across services", (
         Param("since", "changes since: " + WHEN, required=True), Param("until", "changes before (default now): " + WHEN), SERVICE,
         Param("kind", "one kind", KINDS), Param("by", "event time or recorded time", {"type": "string", "enum": list(ORDERS)}),
         _top(100), CONTINUATION, WORKSPACE,
-    ), _obj({"by": {"type": "string"}, "count": COUNT, "items": ROWS, "continuationToken": TOKEN})),
+    ), _obj({"by": {"type": "string"}, "count": COUNT, "items": ROWS, "continuationToken": TOKEN}), personal=True),
     "access": Route("api/access", "Who can call an API (api=), or what a user's subscriptions reach (user=): one of the two", (
         Param(Kind.API.value, "an API's id"), Param(Kind.USER.value, "a user's id"), WORKSPACE,
     ), _obj({"name": {"type": "string"}, "service": {"type": "string"}, "membershipAsOf": NULLABLE_TIME})),
@@ -114,6 +114,10 @@ ROUTES: dict[str, Route] = {
         _top(100), CONTINUATION,
     ), _obj({"kind": {"type": "string"}, "days": COUNT, "since": TIME, "services": ROWS, "count": COUNT, "items": ROWS,
              "continuationToken": TOKEN})),
+    "keys": Route("api/keys", "Live subscriptions whose keys were not regenerated through Resource Manager in a window (a lower bound)", (
+        Param("olderThan", "the window: 90d (default), 24h, 2w"), SERVICE, _top(100), CONTINUATION,
+    ), _obj({"olderThanDays": {"type": "number"}, "since": TIME, "lowerBound": {"type": "boolean"}, "note": {"type": "string"},
+             "count": COUNT, "items": ROWS, "continuationToken": TOKEN})),
     "health": Route("api/health", "Whether the store answers, and how fresh each service's data is", (),
                     _obj({"status": {"type": "string"}, "checkedAt": TIME, "storage": {"type": "object"}, "runtime": {"type": "object"}}),
                     errors=(503,)),

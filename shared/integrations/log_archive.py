@@ -1,4 +1,4 @@
-"""The log archive as the usage reader sees it: a container of append blobs, one per source and hour, named
+"""The log archive as the log reader (shared.logread) sees it: a container of append blobs, one per source and hour, named
 `{unit}y=YYYY/m=MM/d=DD/h=HH/m=00/PT1H.json` as Azure Monitor archives every log (the gateway logs' unit is a
 service's `resourceId=/SUBSCRIPTIONS/…/SERVICE/{NAME}/`, the Activity Log's a subscription's). A Protocol only:
 the capability reads through it, the composition root gives it `log_blobs.BlobArchive` (or a twin in tests)."""

@@ -15,8 +15,9 @@ import binascii
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from shared.domain.audit_join import EVENT_TYPE, KEYS, audit_fields, matches
 from shared.domain.errors import InvalidQuery
 from shared.domain.kinds import Kind
 from shared.queries.summary import in_parallel, services
@@ -97,7 +98,7 @@ def entry_workspace(entry: Entity) -> str:
 
 def feed_page(reader: TableReader, *, since: datetime, until: datetime, service_key: str | None = None,
               kind: Kind | None = None, by: str = "event", top: int = 100, continuation: str | None = None,
-              workspace: str | None = None) -> ChangesPage:
+              workspace: str | None = None, audit_window: timedelta = timedelta(minutes=5)) -> ChangesPage:
     """One page of changes with since <= time < until (by event or recorded time), newest first. A continuation's
     window stands instead of `since` and `until`: the one its first page was asked for. `workspace` (a name in lower
     case, or "" for the service level) keeps the entries of that workspace: the feed's entries hold few columns and no
@@ -115,8 +116,31 @@ def feed_page(reader: TableReader, *, since: datetime, until: datetime, service_
     found = sorted((entry for entries in in_parallel(lambda queries: _newest(reader, queries, top + 1, keep), days) for entry in entries),
                    key=lambda entry: str(entry["RowKey"]))
     token = encode_cursor(by, Cursor(found[top]["RowKey"], since, until)) if len(found) > top else None
-    return ChangesPage([{**{k: v for k, v in entry.items() if k not in KEY_COLUMNS}, "Workspace": entry.get("Workspace", entry_workspace(entry))}
-                        for entry in found[:top]], token)
+    return ChangesPage(with_callers([_item(entry) for entry in found[:top]], audit_window), token)
+
+
+def with_callers(items: list[Entity], window: timedelta) -> list[Entity]:
+    """The page's events joined with the page's audit records as history joins them (domain/audit_join.py): an event
+    gets its caller and the record that explains it leaves the page; a record whose event is on another page (a
+    minute or so from the page's edge) stays an entry of its own, and that event is shown without its caller."""
+    audits = [i for i in items if i.get("EventType") == EVENT_TYPE]
+    if not audits:
+        return items
+    events = [i for i in items if i.get("EventType") != EVENT_TYPE]
+    records = [{**a, **{column: a.get(key) for column, key in KEYS.items()}} for a in audits]
+    found = matches(events, records, window)
+    joined_events = {id(events[i]): {**events[i], **audit_fields(records[j]), "auditJoined": True} for i, j in found.items()}
+    explained = {id(audits[j]) for j in found.values()}
+    return [joined_events.get(id(i), i) for i in items if id(i) not in explained]
+
+
+def _item(entry: Entity) -> Entity:
+    """A feed entry as a change: an audit record's (kinds with no events, failed attempts, every Activity Log record)
+    with the audit keys of history's entries (`operation`, `result`, `callerKind`, …) instead of its row's columns."""
+    item = {k: v for k, v in entry.items() if k not in KEY_COLUMNS}
+    if entry.get("EventType") == EVENT_TYPE:
+        item = {**{k: v for k, v in item.items() if k not in KEYS}, **audit_fields({**entry, "AuditTime": entry["EventTime"]})}
+    return {**item, "Workspace": entry.get("Workspace", entry_workspace(entry))}
 
 
 def _newest(reader: TableReader, days: list[Query], wanted: int, keep: Callable[[Entity], bool] | None = None) -> list[Entity]:

@@ -16,15 +16,18 @@ from typing import Any
 
 from shared.domain import booleans
 from shared.domain.access import Scope, parse_scope
+from shared.domain.audit import KNOWN_COLLECTIONS, Target, parse_target
 from shared.domain.errors import InvalidQuery, PermanentEventError
 from shared.domain.kinds import IN_WORKSPACE, Kind, parse_kind_name
 from shared.domain.resources import WORKSPACES, ResourceRef, ServiceRef, parse_path, parse_resource_id, parse_service_id, within
 from shared.domain.times import AGO_EXAMPLES, BEFORE_1601, parse_moment
 from shared.queries.access import api_access, indexed_subscriptions, link_api_name, product_apis, user_access
+from shared.queries.audit_history import of_target, with_callers
 from shared.queries.changes import ChangesPage, feed_page, first_of, parse_by
 from shared.queries.flags import flagged_rows
 from shared.queries.summary import services, summarize
 from shared.queries.workspaces import parse_workspace
+from shared.store.audit_keys import check_keys as check_audit_keys
 from shared.store.keys import (
     as_continuation,
     check_keys,
@@ -126,6 +129,34 @@ def resolve_id(text: str) -> ResourceRef:
         return ref
     except PermanentEventError as exc:
         raise InvalidQuery(f"bad id: {exc.message}") from None
+
+
+def audit_target(text: str) -> Target | None:
+    """A path the inventory has no kind for, in either form `resolve_id` takes, as the audit records name it: only
+    APIM's collections (`namedValues`, `policies`, …), within Table Storage's key limits."""
+    _limit(text, "id")
+    if text.lower().startswith("/subscriptions/"):
+        target = parse_target(text)
+    else:
+        service, _, path = text.strip().partition("/")
+        target = parse_target(f"{ServiceRef('-', '-', service).resource_id}/{path}") if service and path else None
+    if target is None or not target.path or any(c.lower() not in KNOWN_COLLECTIONS for c in target.path.split("/")[::2]):
+        return None
+    try:
+        check_audit_keys(target)
+    except PermanentEventError as exc:
+        raise InvalidQuery(f"bad id: {exc.message}") from None
+    return target
+
+
+def history_id(text: str) -> str:
+    """`history`'s id: one `resolve_id` takes, or a path only the audit records name."""
+    try:
+        resolve_id(text)
+    except InvalidQuery:
+        if audit_target(text) is None:
+            raise
+    return text
 
 
 def service_name(text: str) -> str:
@@ -269,10 +300,12 @@ def _ranges_page(reader: TableReader, queries: list[Query], top: int | None, aft
 
 
 class InventoryQueries:
-    def __init__(self, rows: InventoryRows, reader: TableReader, clock: Callable[[], datetime]) -> None:
+    def __init__(self, rows: InventoryRows, reader: TableReader, clock: Callable[[], datetime], *,
+                 audit_window: timedelta = timedelta(minutes=5)) -> None:
         self._rows = rows
         self._reader = reader
         self.clock = clock
+        self.audit_window = audit_window  # AUDIT_JOIN_WINDOW_MINUTES
 
     def known_service(self, text: str) -> str:
         """The name of a service the inventory has seen (a status row: it sent an event or was synced), given its name
@@ -382,15 +415,27 @@ class InventoryQueries:
 
     def history(self, ident: str, since: datetime | None = None, with_children: bool = False) -> list[Entity]:
         """One resource's history (with its children's, for a top-level resource), newest first: one key range in the
-        resource's partition. Tombstoned resources keep theirs."""
-        ref = resolve_id(ident)
+        resource's partition, joined with its audit records (another key range beside it) so each event names who made
+        it (`shared.queries.audit_history`). Tombstoned resources keep theirs. A path the inventory has no kind for
+        (`contoso/namedValues/n`) gives its audit records."""
+        try:
+            ref = resolve_id(ident)
+        except InvalidQuery:
+            target = audit_target(ident)
+            if target is None:
+                raise
+            entries = of_target(self._reader, target, since, self.audit_window)
+            if not entries:
+                raise NotFound(f"no audit record of {ident[:200]}") from None
+            return entries
         query = history_range(ref, with_children)
         if since is not None:
             query = replace(query, conditions=(*query.conditions, Condition("EventTime", "ge", since)))
         records, _ = self._reader.page(query, None)
-        if not records:
+        entries = with_callers(self._reader, ref, records, since, with_children, self.audit_window)
+        if not entries:
             self.resource(ident)  # NotFound when the resource is unknown too
-        return sorted(records, key=lambda r: (r["EventTime"], r["EventId"]), reverse=True)
+        return entries
 
     def changes(self, *, since: datetime | None, until: datetime | None = None, service: str | None = None,
                 kind: Kind | None = None, by: str = "event", top: int = 100, continuation: str | None = None,
@@ -401,7 +446,8 @@ class InventoryQueries:
             raise InvalidQuery("since is required")
         until = until or self.clock() + timedelta(microseconds=1)  # by default up to now, now included
         return feed_page(self._reader, since=since, until=until, service_key=_service_key(service), kind=kind,
-                         by=parse_by(by), top=top, continuation=continuation, workspace=parse_workspace(workspace))
+                         by=parse_by(by), top=top, continuation=continuation, workspace=parse_workspace(workspace),
+                         audit_window=self.audit_window)
 
     def flags(self) -> dict[str, list[Entity]]:
         """Tokens near expiry or expired, breakers open or stuck open; live rows only, read through the count rows'

@@ -234,6 +234,9 @@ def _top_and_rest(ref: ResourceRef) -> tuple[str, str]:
     return top, rk[len(top):].removeprefix("|")
 
 
+top_and_rest = _top_and_rest  # the audit records' keys (audit_keys.py) spell a resource's path the same way
+
+
 def _own_prefix(ref: ResourceRef) -> str:
     top, rest = _top_and_rest(ref)
     return f"{HISTORY_PREFIX}{top}|{rest}||"  # no segment is empty, so "||" ends this resource's part

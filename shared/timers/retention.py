@@ -8,6 +8,8 @@
   (the `r|` entries of its day partitions before the cutoff's, then of the cutoff's own day up to the cutoff: the
   cost is what is purged), the record first, then both feed entries, each in its own day (a crash in between
   leaves entries the next purge deletes);
+- audit records (the Activity Log's, beside each resource's history) whose time is older than RETENTION_AUDIT_DAYS,
+  found through each service's `ar|` feed entries the same way: the caller's name, UPN and IP go with them;
 - rejected records of the days before now - RETENTION_REJECTED_DAYS: whole partitions (the UTC day);
 - sent alerts (`sent|YYYYMMDD` partitions) of the days before now - RETENTION_SENT_ALERTS_DAYS; pending ones
   never.
@@ -26,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from shared.logs import PURGE, Line
-from shared.store import access_index
+from shared.store import access_index, audit_keys
 from shared.store.keys import (
     feed_purge,
     feed_recorded_before,
@@ -45,6 +47,7 @@ KEYS = ("PartitionKey", "RowKey")
 TOMBSTONE_COLUMNS = (*KEYS, "IsDeleted", *access_index.COLUMNS)  # the count row's move, the index entries' keys
 FEED_COLUMNS = (*KEYS, "HistoryPartition", "HistoryRow", "EventTime", "RecordedAt")
 HISTORY = "history"
+AUDIT = "audit"
 
 
 @dataclass(frozen=True)
@@ -89,11 +92,13 @@ class Purger:
             # whole days: a partition goes once all of its day is before the cutoff
             ("rejected", s.rejected_table, cut["rejected"], rejected_from(None, cut["rejected"])),
             ("sentAlerts", s.outbox_table, cut["sentAlerts"], sent_alerts_before(cut["sentAlerts"])),
+            ("audit", s.inventory_table, cut["audit"], Query(Table.HISTORY)),  # per service, through the feed: `_purge_feed`
         ]
 
     def run(self, dry_run: bool = False) -> list[PurgeResult]:
         started, now = time.perf_counter(), self.clock()
-        results = [PurgeResult(what, table, cutoff, self._purge_history(cutoff, dry_run) if what == HISTORY else self._purge(query, dry_run))
+        feeds = {HISTORY: (feed_recorded_before, feed_purge), AUDIT: (audit_keys.purge_ranges, audit_keys.purge_of)}
+        results = [PurgeResult(what, table, cutoff, self._purge_feed(cutoff, dry_run, *feeds[what]) if what in feeds else self._purge(query, dry_run))
                    for what, table, cutoff, query in self.plan(now)]
         if not dry_run:  # the purged days' counter rows go too (not counted: they are no records)
             self._purge(rejected_counters(None, next(r.before for r in results if r.table == self.settings.rejected_table)), dry_run)
@@ -126,16 +131,18 @@ class Purger:
             self._deleter.delete_rows(Table.STATUS, entries, if_match=True)
         return deleted
 
-    def _purge_history(self, cutoff: datetime, dry_run: bool) -> int:
-        """Each service's feed entries recorded before the cutoff: their records, then the entries."""
+    def _purge_feed(self, cutoff: datetime, dry_run: bool, ranges: Callable[[str, datetime], list[Query]],
+                    purged: Callable[[list[StoredRow]], tuple[list[StoredRow], list[StoredRow]]]) -> int:
+        """Each service's feed entries of records before the cutoff (history: recorded before it, `r|`; audit records:
+        whose time is before it, `ar|`): their records, then the entries."""
         count = 0
         for status in self._reader.scan(status_rows(), PAGE, select=KEYS):
             for row in status:
-                for feed in feed_recorded_before(service_of_status(row.entity["RowKey"]), cutoff):
+                for feed in ranges(service_of_status(row.entity["RowKey"]), cutoff):
                     for page in self._reader.scan(feed, PAGE // 2, select=FEED_COLUMNS):
                         count += len(page)
                         if not dry_run:
-                            records, entries = feed_purge(page)
+                            records, entries = purged(page)
                             self._deleter.delete_rows(Table.INVENTORY, records)
                             self._deleter.delete_rows(Table.HISTORY, entries)
         return count

@@ -17,6 +17,7 @@ from shared.domain.errors import WriteConflict
 from shared.domain.times import parse_time
 from shared.domain.usage import COUNTED_KINDS, ROW_KINDS, TOO_LONG, Counters
 from shared.integrations.log_archive import LogArchive
+from shared.logread.reader import CHUNK, Chunk, LineReader, Prepared
 from shared.logs import USAGE as USAGE_RUN
 from shared.logs import Line
 from shared.store.ports import Entity, StoredRow, Table, TableDeleter, TableReader, TableWriter
@@ -31,7 +32,6 @@ from shared.store.usage_keys import (
     tracking_keys,
 )
 from shared.store.usage_rows import counters_columns
-from shared.usage.reader import CHUNK, Chunk, LineReader, Prepared
 from shared.usage.rollup import RETRIES, RollupReport, Rollups, UsageRetention
 from shared.usage.tally import Key, Rejected, tally
 
@@ -243,7 +243,8 @@ class GatewayLogs:
         now = now or self.clock()
         sink = UsageSink(self._reader, self._writer, self._deleter, self.archive.container, self._known)
         options = {"lease": self.lease} if self.lease is not None else {}
-        reader = LineReader(self.archive, self._reader, self._writer, sink, self.clock, chunk_size=self.chunk_size, **options)
+        reader = LineReader(self.archive, self._reader, self._writer, sink, self.clock, table=Table.USAGE, name="usage",
+                            chunk_size=self.chunk_size, **options)
         read = reader.run(now)
         rollup = Rollups(self._reader, self._writer, self._deleter, self.settings, self.archive.container).run(now)
         report = IngestReport(read.blobs, read.bytes, sink.records, sink.bad_lines, sink.contributions, read.skipped, read.replaced,

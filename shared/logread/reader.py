@@ -1,12 +1,14 @@
 """A reader of positions and lines over a log archive (shared.integrations.log_archive): it lists the hour blobs
-of each unit (a service's folder) since its read mark, takes each blob from its checkpoint to its last complete
-line, in chunks, and hands each chunk to a sink. It knows nothing of what the lines say, so every Azure Monitor
-archive (gateway logs, the Activity Log) plugs into it.
+of each unit (a service's or a subscription's folder) since its read mark, takes each blob from its checkpoint to its
+last complete line, in chunks, and hands each chunk to a sink. It knows nothing of what the lines say, so every Azure
+Monitor archive (gateway logs, the Activity Log) plugs into it. Each log gives the table its checkpoints and marks
+live in and a name for its log lines (both keep them in Table.USAGE: the gateway logs as "usage", the Activity Log as
+"audit"); the keys hold the container, so two logs never share a checkpoint.
 
 Exactly once, although no transaction spans the checkpoint and what the sink writes: a chunk's range is written
 into the checkpoint (Pending) before the sink writes, and the sink keys everything it writes by that range
-(`usage_keys.source`), so a range read again (after a crash, or by a run that took over a lapsed claim) lands on
-the same rows. Each write of the checkpoint is under If-Match, so of two runs at once only one goes on."""
+(`Chunk.read`), so a range read again (after a crash, or by a run that took over a lapsed claim) lands on the same
+rows. Each write of the checkpoint is under If-Match, so of two runs at once only one goes on."""
 
 from __future__ import annotations
 
@@ -128,8 +130,9 @@ class _Lost(Exception):
 
 class LineReader:
     def __init__(self, archive: LogArchive, reader: TableReader, writer: TableWriter, sink: ChunkSink, clock: Callable[[], datetime],
-                 *, chunk_size: int = CHUNK, lease: timedelta = LEASE) -> None:
+                 *, table: Table, name: str, chunk_size: int = CHUNK, lease: timedelta = LEASE) -> None:
         self.archive, self._reader, self._writer, self._sink, self._clock = archive, reader, writer, sink, clock
+        self.table, self.name = table, name  # where the checkpoints and read marks live; the log lines' prefix
         self.chunk_size, self.lease = chunk_size, lease
         self.owner = uuid.uuid4().hex  # this run's name in the claims it holds
 
@@ -151,7 +154,7 @@ class LineReader:
 
     # -- one unit ---------------------------------------------------------------------------
     def _unit(self, unit: str, now: datetime, report: ReadReport) -> None:
-        mark = self._reader.get(Table.USAGE, *mark_keys(self.archive.container, unit))
+        mark = self._reader.get(self.table, *mark_keys(self.archive.container, unit))
         through = mark.entity["ReadThrough"] if mark else None
         start = through - LATE if through is not None else None
         oldest_open: datetime | None = None
@@ -169,7 +172,7 @@ class LineReader:
         if read_through is not None and (through is None or read_through > through):
             entity = keyed(mark_keys(self.archive.container, unit), {"Unit": unit, "ReadThrough": read_through})
             with contextlib.suppress(WriteConflict):  # another run moved it: the next lists from its LATE margin anyway
-                self._writer.put(Table.USAGE, entity, mark.etag if mark else None)
+                self._writer.put(self.table, entity, mark.etag if mark else None)
 
     def _listing(self, unit: str, start: datetime | None, now: datetime) -> Iterator[BlobInfo]:
         """The unit's hour blobs from `start` (every one when None) to now, a day folder at a time."""
@@ -188,7 +191,7 @@ class LineReader:
     def _blob(self, info: BlobInfo, report: ReadReport) -> bool:
         """Read what is new in the blob. False when another run holds it (or took it over): not read through."""
         keys = checkpoint_keys(self.archive.container, info.name)
-        row = self._reader.get(Table.USAGE, *keys)
+        row = self._reader.get(self.table, *keys)
         state = _Checkpoint.of(row) if row else _Checkpoint(info.name, generation(info.created))
         replaced = state.generation != generation(info.created) or info.size < state.offset
         if row and not replaced and state.pending is None and info.size == state.offset:
@@ -200,7 +203,7 @@ class LineReader:
             stored = self._put(keys, state, row.etag if row else None)
             report.blobs += 1
             if replaced:
-                log.info("usage: %s was replaced (created %s, %d bytes): reading it again from the start", info.name, info.created, info.size)
+                log.info("%s: %s was replaced (created %s, %d bytes): reading it again from the start", self.name, info.name, info.created, info.size)
                 self._sink.retire(state.hours, source_prefix(state.name, state.generation))
                 report.replaced += 1
                 state = _Checkpoint(info.name, generation(info.created))
@@ -214,14 +217,14 @@ class LineReader:
                 stored = self._take(keys, state, stored, chunk, report)
             self._put(keys, state, stored.etag, release=True)
         except _Lost:  # a conflict of the sink's own rows is no lost claim: it raises
-            log.info("usage: another run took %s over", info.name)
+            log.info("%s: another run took %s over", self.name, info.name)
             return False
         return True
 
     def _put(self, keys: tuple[str, str], state: _Checkpoint, etag: str | None, *, release: bool = False) -> StoredRow:
         until = self._clock() if release else self._clock() + self.lease
         try:
-            return self._writer.put(Table.USAGE, keyed(keys, state.columns("" if release else self.owner, until)), etag)
+            return self._writer.put(self.table, keyed(keys, state.columns("" if release else self.owner, until)), etag)
         except WriteConflict:
             raise _Lost() from None
 

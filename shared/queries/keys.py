@@ -1,0 +1,89 @@
+"""`keys --older-than 90d` and GET /api/keys: the live subscriptions whose keys were not regenerated through
+Resource Manager within the window, with owner — a lower bound. The regeneration times come from the Activity Log
+(`PrimaryKeyRegeneratedAt`/`SecondaryKeyRegeneratedAt` on each subscription row: shared/audit/records.py); a key
+regenerated in the developer portal or set by a PUT leaves no such record, and only records read since the archive
+(or the backfill, 90 days back at most) began are known. A key is fresh when regenerated or created (`CreatedDate`)
+within the window, stale when the newer of the two is older, unknown when neither is known.
+
+Cost: the subscription family's partitions only (16 a service, or of one service with `service`), live rows, with
+the columns the answer needs: every subscription row, none of any other family, no history, no audit record."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.domain.errors import InvalidQuery
+from shared.domain.kinds import Kind
+from shared.domain.times import parse_ago
+from shared.queries.changes import first_of
+from shared.queries.usage import as_time, issue_token, read_token
+from shared.store.keys import of_kind
+from shared.store.ports import Condition, Entity, TableReader
+
+DEFAULT_OLDER_THAN = timedelta(days=90)
+STALE, UNKNOWN = "old", "unknown"  # a key regenerated and created before the window; neither known
+LOWER_BOUND = ("A lower bound: only regenerations through Azure Resource Manager are recorded (the Activity Log); a key "
+               "regenerated in the developer portal or set by a PUT leaves no record, and records older than the archive or "
+               "the backfill (90 days) are not known. A subscription created within the window counts as fresh; one with "
+               "neither a known creation nor a regeneration is unknown.")
+
+
+def parse_older_than(text: str | None) -> timedelta:
+    if text is None or text == "":
+        return DEFAULT_OLDER_THAN
+    found = parse_ago(text)
+    if found is None or found <= timedelta(0) or found > timedelta(days=3650):
+        raise InvalidQuery(f"older-than must be a duration such as 90d or 12w (at most 3650 days), not {text[:40]!r}")
+    return found
+
+
+def _key_status(created: datetime | None, regenerated: datetime | None, cutoff: datetime) -> str | None:
+    """None when fresh (regenerated or created within the window), else stale or unknown."""
+    known = max((t for t in (created, regenerated) if t is not None), default=None)
+    if known is None:
+        return UNKNOWN
+    return None if known >= cutoff else STALE
+
+
+def old_keys(reader: TableReader, now: datetime, older_than: timedelta = DEFAULT_OLDER_THAN, service: str | None = None,
+             top: int | None = None, continuation: str | None = None) -> dict[str, Any]:
+    cutoff = now - older_than
+    fields = {"olderThanSeconds": int(older_than.total_seconds()), "service": (service or "").lower()}
+    after = None
+    if continuation:
+        try:
+            after = tuple(read_token(continuation, fields, ("after",))["after"])
+        except (ValueError, TypeError, KeyError):
+            raise InvalidQuery("continuationToken is not one this API issued") from None
+    query = of_kind(Kind.SUBSCRIPTION, service.lower() if service else None, (Condition("IsDeleted", "eq", False),))
+    items = [item for row in first_of(reader, query, None) if (item := _item(row, cutoff)) is not None]
+    items.sort(key=lambda i: (i["service"].lower(), i["path"].lower()))
+    if after is not None:
+        items = [i for i in items if (i["service"].lower(), i["path"].lower()) > after]
+    token = None
+    if top is not None and len(items) > top:
+        items = items[:top]
+        token = issue_token({"after": [items[-1]["service"].lower(), items[-1]["path"].lower()]}, fields)
+    return {"olderThanDays": round(older_than / timedelta(days=1), 3), "since": cutoff, "lowerBound": True, "note": LOWER_BOUND,
+            "reads": "the subscription rows (live) of the subscription family's partitions", "count": len(items), "items": items,
+            "continuationToken": token}
+
+
+def _path(owner_id: str) -> str:
+    """An owner's id as the inventory's paths spell it (`users/alice`): ARM gives the user's whole id."""
+    at = owner_id.lower().find("/service/")
+    return owner_id[at + len("/service/"):].split("/", 1)[-1] if at >= 0 else owner_id.lstrip("/")
+
+
+def _item(row: Entity, cutoff: datetime) -> dict[str, Any] | None:
+    created = as_time(row.get("CreatedDate"))
+    primary, secondary = as_time(row.get("PrimaryKeyRegeneratedAt")), as_time(row.get("SecondaryKeyRegeneratedAt"))
+    statuses = {"primaryKey": _key_status(created, primary, cutoff), "secondaryKey": _key_status(created, secondary, cutoff)}
+    if not any(statuses.values()):
+        return None
+    status = UNKNOWN if UNKNOWN in statuses.values() and STALE not in statuses.values() else STALE
+    return {"service": str(row.get("Service") or ""), "path": str(row.get("Path") or ""), "displayName": row.get("DisplayName"),
+            "owner": _path(str(row.get("OwnerId") or "")), "createdAt": created, "primaryKeyRegeneratedAt": primary,
+            "secondaryKeyRegeneratedAt": secondary, "primaryKey": statuses["primaryKey"] or "fresh",
+            "secondaryKey": statuses["secondaryKey"] or "fresh", "status": status, "workspace": str(row.get("Workspace") or "")}
