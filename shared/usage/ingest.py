@@ -1,6 +1,6 @@
 """The gateway logs' ingest: the reader's chunks (reader.py) tallied (tally.py) and written as usage rows
-(shared/store/usage_keys.py): a contribution row per (service, kind, hour, id) and read range, a row per bad
-line, the last-use rows (maximum and minimum, at most one write an hour per row) and the services' tracking
+(shared/store/usage_keys.py): per read range and (service, kind, hour), its ids' counts packed into a few entities
+(usage_rows.packs), a row per bad line, the last-use rows (maximum and minimum, at most one write an hour per row) and the services' tracking
 rows; then the roll-ups and retention (rollup.py)."""
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shared.domain.errors import WriteConflict
 from shared.domain.times import parse_time
-from shared.domain.usage import COUNTED_KINDS, ROW_KINDS, TOO_LONG, Counters
+from shared.domain.usage import COUNTED_KINDS, TOO_LONG, Counters
 from shared.integrations.log_archive import LogArchive
 from shared.logs import USAGE as USAGE_RUN
 from shared.logs import Line
@@ -30,7 +30,7 @@ from shared.store.usage_keys import (
     read_of,
     tracking_keys,
 )
-from shared.store.usage_rows import counters_columns
+from shared.store.usage_rows import TRANSACTION_CHARS, packed_columns, packs
 from shared.usage.reader import CHUNK, Chunk, LineReader, Prepared
 from shared.usage.rollup import RETRIES, RollupReport, Rollups, UsageRetention
 from shared.usage.tally import Key, Rejected, tally
@@ -97,7 +97,7 @@ class UsageSink:
                  known: dict[tuple[str, str], Known] | None = None) -> None:
         self._reader, self._writer, self._deleter, self.container = reader, writer, deleter, container
         self._known = {} if known is None else known
-        self.records = self.bad_lines = self.contributions = 0
+        self.records = self.bad_lines = self.contributions = self.entities = 0
 
     def prepare(self, chunk: Chunk) -> PreparedChunk:
         if chunk.too_long is not None:
@@ -111,27 +111,28 @@ class UsageSink:
 
     def commit(self, prepared: Prepared) -> None:
         assert isinstance(prepared, PreparedChunk)
-        chunk, read = prepared.chunk, prepared.chunk.read
-        rows = [keyed(hourly_keys(service, kind, hour_start(hour), resource, read),
-                      {"Service": service, "Kind": kind, "Id": resource, "Hour": f"{hour}:00:00Z", **counters_columns(counters)})
-                for (service, kind, hour, resource), counters in prepared.counts.items()]
+        chunk = prepared.chunk
+        rows = packed_rows(prepared.counts, chunk.read)
         for bad in prepared.rejected:
             log.warning(Line(USAGE_RUN, {"badLine": f"{chunk.blob}@{bad.offset}", "reason": bad.reason, "message": bad.message}))
-            rows.append(keyed(bad_line_keys(self.container, chunk.at, read, bad.offset),
+            rows.append(keyed(bad_line_keys(self.container, chunk.at, chunk.read, bad.offset),
                               {"Container": self.container, "Blob": chunk.blob, "Offset": float(bad.offset), "Reason": bad.reason,
                                "Message": bad.message, "Excerpt": bad.excerpt, "SeenAt": chunk.at}))
-        self._writer.upsert(Table.USAGE, rows)
+        for group in _transactions(rows):
+            self._writer.upsert(Table.USAGE, group)
         self.records += prepared.records
         self.bad_lines += len(prepared.rejected)
         self.contributions += len(prepared.counts)
+        self.entities += len(rows)
         self._last_uses(prepared.counts)
         self._tracking(prepared.counts, chunk.at)
 
     def retire(self, touched: list[str], prefix: str) -> int:
         retired = 0
-        pairs = [place.split("/", 1) for place in touched]
-        for partition in (hourly_partition(service, kind, hour_start(hour)) for hour, service in pairs for kind in ROW_KINDS):
-            for page in self._reader.scan(partition_rows(partition), select=("PartitionKey", "RowKey")):
+        days = sorted({(service, hour[:10]) for hour, service in (place.split("/", 1) for place in touched)})
+        for service, day in days:
+            query = partition_rows(hourly_partition(service, hour_start(f"{day}T00")))
+            for page in self._reader.scan(query, select=("PartitionKey", "RowKey")):
                 gone = [row for row in page if read_of(row.entity["RowKey"]).startswith(prefix)]
                 retired += self._deleter.delete_rows(Table.USAGE, gone) if gone else 0
         return retired
@@ -219,6 +220,35 @@ class UsageSink:
         if len(self._known) >= KNOWN_ROWS:
             self._known.clear()  # bounded memory: a busy archive names more resources than this only rarely
         self._known[keys] = Known(row)
+
+
+def packed_rows(counts: dict[Key, Counters], read: str) -> list[Entity]:
+    """One read's counts as packed contributions: per (service, kind, hour), its ids in as few entities as hold them
+    (usage_rows.packs), keyed by the read, so the same range read again lands on the same entities."""
+    by_place: dict[tuple[str, str, str], dict[str, Counters]] = {}
+    for (service, kind, hour, resource), counters in counts.items():
+        by_place.setdefault((service, kind, hour), {})[resource] = counters
+    rows = []
+    for (service, kind, hour), ids in by_place.items():
+        for pack, (text, held) in enumerate(packs(ids)):
+            columns = {"Service": service, "Kind": kind, "Hour": f"{hour}:00:00Z", "Ids": held, **packed_columns(text)}
+            rows.append(keyed(hourly_keys(service, kind, hour_start(hour), read, pack), columns))
+    return rows
+
+
+def _transactions(rows: list[Entity]) -> Iterator[list[Entity]]:
+    """The rows in groups of at most TRANSACTION_CHARS of packed text (a transaction holds 4 MiB), by partition."""
+    group: list[Entity] = []
+    size = 0
+    for row in sorted(rows, key=lambda r: (r["PartitionKey"], r["RowKey"])):
+        chars = sum(len(v) for k, v in row.items() if k.startswith("Counts") and isinstance(v, str))
+        if group and size + chars > TRANSACTION_CHARS:
+            yield group
+            group, size = [], 0
+        group.append(row)
+        size += chars
+    if group:
+        yield group
 
 
 def _text(value: object) -> str:
