@@ -6,6 +6,7 @@ stands. One module names every key, so the reader that writes them and the repor
     roll-up markers       PK  ur|{service}                       RK  {kind}|{YYYYMMDD}
     last use              PK  ul|{service}|{kind}                RK  {id}
     tracking              PK  ut                                 RK  {service}
+    a run's pending uses  PK  uw                                 RK  {the run's id, 32 hex}
     checkpoints           PK  uc|{container}                     RK  {sha256 of the blob's name, 32 hex}
     read marks            PK  um|{container}                     RK  {sha256 of the unit folder, 32 hex}
     bad lines             PK  ub|{container}|{YYYYMMDD}           RK  {source}|{offset, 13 digits}
@@ -126,6 +127,18 @@ def tracking_keys(service_key: str) -> tuple[str, str]:
 def tracking_rows() -> Query:
     """One row per service whose logs were read: when its records begin (one partition: the services)."""
     return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", TRACKING_PARTITION),))
+
+
+PENDING_USES_PARTITION = "uw"
+
+
+def pending_use_keys(run: str) -> tuple[str, str]:
+    """A run's hours whose last uses it has not written yet (they are written once a run)."""
+    return PENDING_USES_PARTITION, run
+
+
+def pending_use_rows() -> Query:
+    return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", PENDING_USES_PARTITION),))
 
 
 def checkpoint_keys(container: str, blob_name: str) -> tuple[str, str]:

@@ -30,14 +30,16 @@ from shared.store.usage_keys import (
     read_of,
     tracking_keys,
 )
-from shared.store.usage_rows import TRANSACTION_CHARS, packed_columns, packs
-from shared.usage.reader import CHUNK, Chunk, LineReader, Prepared
+from shared.store.usage_rows import TRANSACTION_CHARS, counters_of, packed_columns, packs, unpack
+from shared.usage.pending_uses import PendingUses
+from shared.usage.reader import CHUNK, LEASE, Chunk, LineReader, Prepared
 from shared.usage.rollup import RETRIES, RollupReport, Rollups, UsageRetention
 from shared.usage.tally import Key, Rejected, tally
 
 log = logging.getLogger("apim_inventory")
 LAST_USE = ("FirstSeenUsedAt", "LastUsedAt")
 KNOWN_ROWS = 100_000  # last-use and tracking rows remembered between runs of one process
+MAX_SPANS = 50_000  # last uses held before a flush: bounded memory on an archive that names more resources
 
 
 @functools.lru_cache(maxsize=4096)
@@ -94,10 +96,18 @@ class UsageSink:
     """What the reader hands each chunk to: the writes of the gateway logs' rows."""
 
     def __init__(self, reader: TableReader, writer: TableWriter, deleter: TableDeleter, container: str,
-                 known: dict[tuple[str, str], Known] | None = None) -> None:
+                 known: dict[tuple[str, str], Known] | None = None, *, clock: Callable[[], datetime] | None = None,
+                 lease: timedelta = LEASE) -> None:
         self._reader, self._writer, self._deleter, self.container = reader, writer, deleter, container
         self._known = {} if known is None else known
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self.lease = lease
         self.records = self.bad_lines = self.contributions = self.entities = 0
+        # Last uses are written once a run (flush), not once a chunk: a backlog of many hours moves a busy resource's
+        # row once, not once an hour. A crash before the flush would lose them, so the hours this run counted are
+        # first named in its pending row (`uw`), and a later run re-merges a dead run's hours (recover).
+        self._spans: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self._pending = PendingUses(reader, writer, deleter, self._clock, lease)
 
     def prepare(self, chunk: Chunk) -> PreparedChunk:
         if chunk.too_long is not None:
@@ -118,14 +128,41 @@ class UsageSink:
             rows.append(keyed(bad_line_keys(self.container, chunk.at, chunk.read, bad.offset),
                               {"Container": self.container, "Blob": chunk.blob, "Offset": float(bad.offset), "Reason": bad.reason,
                                "Message": bad.message, "Excerpt": bad.excerpt, "SeenAt": chunk.at}))
+        self._pending.name(prepared.touched)  # before the counts: a crash after them leaves their hours named
         for group in _transactions(rows):
             self._writer.upsert(Table.USAGE, group)
         self.records += prepared.records
         self.bad_lines += len(prepared.rejected)
         self.contributions += len(prepared.counts)
         self.entities += len(rows)
-        self._last_uses(prepared.counts)
+        self._span(prepared.counts)
+        if len(self._spans) >= MAX_SPANS:
+            self.flush()
         self._tracking(prepared.counts, chunk.at)
+
+    def flush(self) -> None:
+        """The last uses counted since the last flush, written; then this run's pending row is let go."""
+        spans, self._spans = self._spans, {}
+        self._last_uses(spans)
+        self._pending.release()
+
+    def recover(self) -> int:
+        """The last uses of runs that died before their flush, merged again from the counts of the hours they named."""
+        recovered = 0
+        for hours, row in self._pending.dead():
+            spans: dict[tuple[str, str, str], tuple[str, str]] = {}
+            for entity in self._pending.counted(hours):
+                for resource, counters in unpack(entity) if "Counts" in entity else [(str(entity["Id"]), counters_of(entity))]:
+                    _widen(spans, (str(entity["Service"]), str(entity["Kind"]), resource), counters.first_at, counters.last_at)
+            self._last_uses(spans)
+            self._pending.forget(row)
+            recovered += 1
+        return recovered
+
+    def _span(self, counts: dict[Key, Counters]) -> None:
+        for (service, kind, _, resource), counters in counts.items():
+            if kind in COUNTED_KINDS:
+                _widen(self._spans, (service, kind, resource), counters.first_at, counters.last_at)
 
     def retire(self, touched: list[str], prefix: str) -> int:
         retired = 0
@@ -138,16 +175,11 @@ class UsageSink:
         return retired
 
     # -- maxima and minima ---------------------------------------------------------------------
-    def _last_uses(self, counts: dict[Key, Counters]) -> None:
-        """The chunk's last-use rows that move, written in transactions of up to 100 per partition: a row this
-        process knows under its ETag, a row it has never seen as an insert. A transaction whose condition fails (a
-        row another process wrote, or one this process has not read) falls back to a read and a merge per row, so
-        a busy archive costs a request per 100 resources an hour, not one or two per resource."""
-        spans: dict[tuple[str, str, str], tuple[str, str]] = {}
-        for (service, kind, _, resource), counters in counts.items():
-            if kind in COUNTED_KINDS:
-                first, last = spans.get((service, kind, resource), (counters.first_at, counters.last_at))
-                spans[(service, kind, resource)] = (min(first, counters.first_at), max(last, counters.last_at))
+    def _last_uses(self, spans: dict[tuple[str, str, str], tuple[str, str]]) -> None:
+        """The last-use rows that move, written in transactions of up to 100 per partition: a row this process knows
+        under its ETag, a row it has never seen as an insert. A transaction whose condition fails (a row another
+        process wrote, or one this process has not read) falls back to a read and a merge per row, so a busy archive
+        costs a request per 100 resources a run, not one or two per resource."""
         batches: dict[str, list[tuple[tuple[str, str], Entity, str | None, tuple[str, str], dict[str, Any]]]] = {}
         for (service, kind, resource), (first, last) in spans.items():
             keys, columns = last_use_keys(service, kind, resource), {"Service": service, "Kind": kind, "Id": resource}
@@ -222,6 +254,11 @@ class UsageSink:
         self._known[keys] = Known(row)
 
 
+def _widen(spans: dict[tuple[str, str, str], tuple[str, str]], key: tuple[str, str, str], first: str, last: str) -> None:
+    old = spans.get(key)
+    spans[key] = (first, last) if old is None else (min(old[0], first), max(old[1], last))
+
+
 def packed_rows(counts: dict[Key, Counters], read: str) -> list[Entity]:
     """One read's counts as packed contributions: per (service, kind, hour), its ids in as few entities as hold them
     (usage_rows.packs), keyed by the read, so the same range read again lands on the same entities."""
@@ -271,10 +308,12 @@ class GatewayLogs:
     def ingest(self, now: datetime | None = None) -> IngestReport:
         started = time.perf_counter()
         now = now or self.clock()
-        sink = UsageSink(self._reader, self._writer, self._deleter, self.archive.container, self._known)
         options = {"lease": self.lease} if self.lease is not None else {}
+        sink = UsageSink(self._reader, self._writer, self._deleter, self.archive.container, self._known, clock=self.clock, **options)
+        sink.recover()
         reader = LineReader(self.archive, self._reader, self._writer, sink, self.clock, chunk_size=self.chunk_size, **options)
         read = reader.run(now)
+        sink.flush()  # not on a failure: what the run counted is named in its pending row, for the next run to merge
         rollup = Rollups(self._reader, self._writer, self._deleter, self.settings, self.archive.container).run(now)
         report = IngestReport(read.blobs, read.bytes, sink.records, sink.bad_lines, sink.contributions, read.skipped, read.replaced,
                               round(time.perf_counter() - started, 3), rollup)
