@@ -32,6 +32,7 @@ from shared.store.usage_keys import (
 )
 from shared.store.usage_rows import TRANSACTION_CHARS, counters_of, packed_columns, packs, unpack
 from shared.usage.pending_uses import PendingUses
+from shared.usage.read_ahead import ReadAhead
 from shared.usage.reader import LEASE, Chunk, LineReader, Prepared
 from shared.usage.rollup import RETRIES, RollupReport, Rollups, UsageRetention
 from shared.usage.tally import Key, Rejected, tally
@@ -315,8 +316,12 @@ class GatewayLogs:
         options = {"lease": self.lease} if self.lease is not None else {}
         sink = UsageSink(self._reader, self._writer, self._deleter, self.archive.container, self._known, clock=self.clock, **options)
         sink.recover()
-        reader = LineReader(self.archive, self._reader, self._writer, sink, self.clock, chunk_size=self.chunk_size, **options)
-        read = reader.run(now)
+        archive = ReadAhead(self.archive)  # the next range of a blob downloaded while this one is counted and written
+        try:
+            reader = LineReader(archive, self._reader, self._writer, sink, self.clock, chunk_size=self.chunk_size, **options)
+            read = reader.run(now)
+        finally:
+            archive.close()
         sink.flush()  # not on a failure: what the run counted is named in its pending row, for the next run to merge
         rollup = Rollups(self._reader, self._writer, self._deleter, self.settings, self.archive.container).run(now)
         report = IngestReport(read.blobs, read.bytes, sink.records, sink.bad_lines, sink.contributions, read.skipped, read.replaced,
