@@ -154,9 +154,9 @@ class UsageSink:
     def recover(self) -> int:
         """The last uses of runs that died before their flush, merged again from the counts of the hours they named."""
         recovered = 0
-        for hours, row in self._pending.dead():
+        for days, row in self._pending.dead():
             spans: dict[tuple[str, str, str], tuple[str, str]] = {}
-            for entity in self._pending.counted(hours):
+            for entity in self._pending.counted(days):
                 for resource, counters in unpack(entity) if "Counts" in entity else [(str(entity["Id"]), counters_of(entity))]:
                     _widen(spans, (str(entity["Service"]), str(entity["Kind"]), resource), counters.first_at, counters.last_at)
             self._last_uses(spans)

@@ -22,7 +22,7 @@ class PendingUses:
                  lease: timedelta) -> None:
         self._reader, self._writer, self._deleter, self._clock, self.lease = reader, writer, deleter, clock, lease
         self.run = uuid.uuid4().hex
-        self._hours: set[str] = set()
+        self._days: set[str] = set()
         self._until: datetime | None = None
 
     def name(self, places: frozenset[str]) -> None:
@@ -31,27 +31,27 @@ class PendingUses:
         half a lease."""
         now = self._clock()
         places = frozenset(f"{place[:10]}/{place.split('/', 1)[1]}" for place in places)
-        if places <= self._hours and self._until is not None and self._until - now > self.lease / 2:
+        if places <= self._days and self._until is not None and self._until - now > self.lease / 2:
             return
-        self._hours |= places
+        self._days |= places
         self._until = now + self.lease
         entity = keyed(pending_use_keys(self.run), {"Until": self._until})
-        write_long(entity, "Hours", json.dumps(sorted(self._hours)))
+        write_long(entity, "Days", json.dumps(sorted(self._days)))
         self._writer.upsert(Table.USAGE, [entity])
 
     def release(self) -> None:
         if self._until is not None:
             self._deleter.delete_rows(Table.USAGE, [StoredRow(keyed(pending_use_keys(self.run), {}), "*")])
-        self._hours, self._until = set(), None
+        self._days, self._until = set(), None
 
     def dead(self) -> Iterator[tuple[list[str], StoredRow]]:
-        """The pending rows of runs whose lease has passed, with the hours each names."""
+        """The pending rows of runs whose lease has passed, with the days each names."""
         now = self._clock()
         for page in self._reader.scan(pending_use_rows()):
             for row in page:
                 until = row.entity.get("Until")
                 if isinstance(until, datetime) and until < now:
-                    yield json.loads(read_long(row.entity, "Hours") or "[]"), row
+                    yield json.loads(read_long(row.entity, "Days") or "[]"), row
 
     def forget(self, row: StoredRow) -> None:
         self._deleter.delete_rows(Table.USAGE, [row])
