@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -22,6 +22,7 @@ from shared.domain.usage import COUNTED_KINDS
 from shared.integrations.log_archive import LogArchive
 from shared.store.memory import InMemoryStore
 from shared.store.ports import Entity, StoredRow, Table
+from shared.store.usage_keys import tracking_rows
 from tests.conftest import fresh_settings, table_repo
 from tests.support import ManualClock
 from tests.usage_ingest_support import H0, NOW, AzuriteBlobs, blob_name, brute_force, ingest_over, lines, record, stored_counts, stored_last_uses
@@ -152,6 +153,11 @@ def race(archive: LogArchive, store: Any, clock: ManualClock, chunk: int, crash_
     clock.advance(minutes=32)
 
 
+def _hour(value: Any) -> str:
+    """A stored time (a datetime, or ISO text) to the hour, `YYYY-MM-DDTHH`."""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H") if isinstance(value, datetime) else str(value)[:13]
+
+
 def play(blobs: MemoryBlobs | AzuriteBlobs, store: Any, script: list[tuple[str, Any, Any]]) -> None:
     clock = ManualClock(NOW)
     held: dict[str, bytes] = {}  # the second halves of lines appended in two pieces
@@ -192,6 +198,16 @@ def play(blobs: MemoryBlobs | AzuriteBlobs, store: Any, script: list[tuple[str, 
         assert uses[key][0][:13] <= first[:13] and uses[key][1][:13] >= last[:13], key
         if not any(what == "replace" for what, _, _ in script):
             assert (uses[key][0][:13], uses[key][1][:13]) == (first[:13], last[:13]), key
+    # Tracking: each service's earliest record, to the hour (a replaced blob's old records may have moved it earlier).
+    earliest: dict[str, str] = {}
+    for (service, _, _, _), counted in expected.items():
+        earliest[service] = min(earliest.get(service, counted[8]), counted[8])
+    tracked = {str(row.entity["Service"]): _hour(row.entity["FirstRecordAt"]) for page in store.scan(tracking_rows()) for row in page}
+    assert set(tracked) == set(earliest) or any(what == "replace" for what, _, _ in script)
+    for service, first in earliest.items():
+        assert tracked[service] <= first[:13], service
+        if not any(what == "replace" for what, _, _ in script):
+            assert tracked[service] == first[:13], service
 
 
 @pytest.mark.unit

@@ -5,6 +5,7 @@ rows and bad lines go after their retention."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -15,13 +16,13 @@ from shared.logread.reader import LineReader
 from shared.store.long_text import read_long
 from shared.store.memory import InMemoryStore
 from shared.store.ports import Table
-from shared.store.usage_keys import daily_keys, hourly_keys, keyed, source, tracking_keys
-from shared.store.usage_rows import counters_columns
+from shared.store.usage_keys import daily_keys, keyed, source, tracking_keys
 from shared.usage.ingest import UsageSink
 from shared.usage.rollup import Rollups
 from tests.support import ManualClock
 from tests.test_usage_property import Crashing, Killed
 from tests.usage_ingest_support import NOW, Retention, blob_name, brute_force, by_day, ingest_over, lines, record, rows_under, stored_by_day
+from tests.usage_support import packed
 
 pytestmark = pytest.mark.unit
 OLD = NOW.replace(minute=0) - timedelta(days=10)
@@ -38,7 +39,7 @@ def test_old_hours_are_rolled_into_days_once(memory_store: InMemoryStore) -> Non
     report = ingest_over(archive, memory_store, clock.now, chunk_size=2048).ingest()
     assert report.rollup.days == 4  # the service total, the API, the operation and the subscription, of one day
     assert stored_by_day(memory_store) == by_day(brute_force(archive.content(n) for n in archive.names()))
-    assert rows_under(memory_store, f"uh|contoso|api|{OLD:%Y%m%d}") == 0
+    assert rows_under(memory_store, f"uh|contoso|{OLD:%Y%m%d}") == 0
     assert memory_store.get(Table.USAGE, "ur|contoso", f"api|{OLD:%Y%m%d}") is not None
     assert ingest_over(archive, memory_store, clock.now).ingest().rollup.days == 0
     # A contribution that arrives after its day was rolled (old records in the current hour's blob: late records go
@@ -48,7 +49,7 @@ def test_old_hours_are_rolled_into_days_once(memory_store: InMemoryStore) -> Non
     assert stored_by_day(memory_store) == by_day(brute_force(archive.content(n) for n in archive.names()))
     archive.append(blob_name(NOW.replace(minute=0)), lines(record(NOW.replace(minute=5))))  # recent: stays hourly
     ingest_over(archive, memory_store, clock.now).ingest()
-    assert rows_under(memory_store, f"uh|contoso|api|{NOW:%Y%m%d}") == 1
+    assert rows_under(memory_store, f"uh|contoso|{NOW:%Y%m%d}") == 4  # one packed row of each kind the record names
     assert stored_by_day(memory_store) == by_day(brute_force(archive.content(n) for n in archive.names()))
 
 
@@ -92,9 +93,7 @@ def test_a_busy_ids_day_of_thousands_of_hourly_rows_rolls_into_columns_table_sto
     outgrow one string property (32K characters); they go on in continuation columns."""
     counters = Counters(total=1, successful=1, duration_sum_ms=2.0, duration_max_ms=2.0, first_at="2026-11-22T10:00:00Z",
                         last_at="2026-11-22T10:00:00Z")
-    rows = [keyed(hourly_keys("contoso", "service", OLD, "-", source("blob", 1, n, n + 1)),
-                  {"Service": "contoso", "Kind": "service", "Id": "-", "Hour": f"{OLD:%Y-%m-%dT%H}:00:00Z", **counters_columns(counters)})
-            for n in range(3000)]
+    rows = [packed("contoso", "service", OLD, {"-": replace(counters)}, source("blob", 1, n, n + 1)) for n in range(3000)]
     memory_store.upsert(Table.USAGE, [*rows, keyed(tracking_keys("contoso"), {"Service": "contoso"})])
     Rollups(memory_store, memory_store, memory_store, Retention(), "insights-logs-gatewaylogs").run(NOW)
     daily = memory_store.get(Table.USAGE, *daily_keys("contoso", "service", OLD, "-"))

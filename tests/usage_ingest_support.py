@@ -17,7 +17,7 @@ from shared.domain.usage import BadLine, Counters, read_record
 from shared.integrations.log_archive import LogArchive
 from shared.integrations.log_blobs import BlobArchive
 from shared.store.ports import Query, Table, TableDeleter, TableReader, TableWriter
-from shared.store.usage_rows import counters_of
+from shared.store.usage_rows import counters_of, unpack
 from shared.usage.ingest import GatewayLogs
 
 SUB = "00000000-0000-0000-0000-000000000001"
@@ -74,8 +74,9 @@ def stored_counts(store: TableReader) -> Counts:
     for page in store.scan(Query(Table.USAGE, low_pk="uh|", high_pk="uh}")):
         for row in page:
             e = row.entity
-            key = (str(e["Service"]), str(e["Kind"]), str(e["Hour"])[:13], str(e["Id"]))
-            sums.setdefault(key, Counters()).merge(counters_of(e))
+            for resource, counters in unpack(e):
+                key = (str(e["Service"]), str(e["Kind"]), str(e["Hour"])[:13], resource)
+                sums.setdefault(key, Counters()).merge(counters)
     return {key: _frozen(c) for key, c in sums.items()}
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from shared.domain.usage import Counters
 from shared.store import usage_keys
 from shared.store.ports import Entity, Store, Table
-from shared.store.usage_rows import counters_columns
+from shared.store.usage_rows import counters_columns, counters_of, packed_columns, packs, unpack
 
 _reads = itertools.count()
 
@@ -30,12 +30,19 @@ def z(moment: datetime) -> str:
 
 
 def contribution(service: str, kind: str, resource_id: str, hour: datetime, c: Counters, read: str | None = None) -> Entity:
-    """One hourly contribution: what one read of one blob range counted for one resource in one hour."""
+    """One hourly contribution: what one read of one blob range counted for one resource in one hour (a pack of one id)."""
+    return packed(service, kind, hour, {resource_id: c}, read)
+
+
+def packed(service: str, kind: str, hour: datetime, ids: dict[str, Counters], read: str | None = None, pack: int = 0) -> Entity:
+    """One packed hourly contribution: what one read of one blob range counted for these ids in one hour."""
     source = read or usage_keys.source(f"blob-{next(_reads)}", 1, 0, 100)
-    columns = {**counters_columns(c), "Service": service, "Kind": kind, "Id": resource_id, "Hour": hour.strftime("%Y-%m-%dT%H")}
-    if not columns["FirstAt"]:
-        columns.update(FirstAt=z(hour), LastAt=z(hour))
-    return usage_keys.keyed(usage_keys.hourly_keys(service, kind, hour, resource_id, source), columns)
+    for c in ids.values():
+        if not c.first_at:
+            c.first_at, c.last_at = z(hour), z(hour)
+    text, held = packs(ids)[0]
+    columns = {"Service": service, "Kind": kind, "Hour": hour.strftime("%Y-%m-%dT%H:00:00Z"), "Ids": held, **packed_columns(text)}
+    return usage_keys.keyed(usage_keys.hourly_keys(service, kind, hour, source, pack), columns)
 
 
 def daily(service: str, kind: str, resource_id: str, day: datetime, c: Counters) -> Entity:
@@ -68,9 +75,10 @@ def put_usage(store: Store, rows: list[Entity]) -> None:
 
 
 def oracle(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
-    """Totals by (service, kind, id) of a list of contributions and roll-ups: the brute-force sum."""
+    """Totals by (service, kind, id) of a list of contributions (packed) and roll-ups: the brute-force sum."""
     found: dict[tuple[str, str, str], int] = {}
     for row in rows:
-        key = (row["Service"], row["Kind"], row["Id"])
-        found[key] = found.get(key, 0) + row["Total"]
+        for resource, c in unpack(row) if "Counts" in row else [(row["Id"], counters_of(row))]:
+            key = (row["Service"], row["Kind"], resource)
+            found[key] = found.get(key, 0) + c.total
     return found

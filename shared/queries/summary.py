@@ -6,7 +6,8 @@ Requests: the layout marker, the status rows (the services), services x families
 (96 per service, each returning at most 1 + COUNT_SHARDS entities), and the rejected counter rows of today and
 yesterday: a number that grows with the services, never with the rows or the events. The request totals add the
 tracking rows of the usage table (one partition: the services whose gateway logs were read) and, per such service, the
-25 hourly partitions of its `service` pseudo-kind that the last day's window overlaps (`request_totals`)."""
+`service` pseudo-kind's hourly contributions of the 25 hours the last day's window overlaps, a key range per day
+(`request_totals`)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ from typing import Any, TypeVar
 
 from shared.domain.kinds import TOP_LEVEL
 from shared.domain.outcomes import Outcome
-from shared.domain.usage import SERVICE_TOTAL, SERVICE_TOTAL_ID, Counters
+from shared.domain.usage import SERVICE_TOTAL, Counters
 from shared.queries.workspaces import shown
 from shared.store.counts import EVENT_OUTCOMES, WINDOWS, window_start, window_totals, workspace_counts
 from shared.store.keys import LAYOUT, LAYOUT_KEYS, count_partitions, count_range, decode_part, rejected_count_keys, service_of_status, status_rows
-from shared.store.ports import Table, TableReader
-from shared.store.usage_keys import hourly_rows, tracking_rows
-from shared.store.usage_rows import counters_of
+from shared.store.ports import Entity, Query, Table, TableReader
+from shared.store.usage_keys import hour_of_row, hourly_rows, tracking_rows
+from shared.store.usage_rows import unpack
 
 READERS = 8  # concurrent point reads: within the Table client's connection pool (10)
 LIVE, DELETED = "Live_", "Deleted_"
@@ -120,26 +121,41 @@ REQUEST_COUNTS = ("total", "successful", "failed", "unauthorized", "other", "bac
 
 def request_totals(reader: TableReader, now: datetime, names: dict[str, str]) -> dict[str, Any]:
     """Each service's requests in the clock hours overlapping the last hour and the last day, from its `service`
-    pseudo-kind's hourly contributions: the tracking rows, then 25 key ranges per tracked service."""
+    pseudo-kind's hourly contributions: the tracking rows, then a key range per day the 25 hours span (2) per tracked
+    service."""
     tracking, _ = reader.page(tracking_rows(), None)
     keys = sorted(decode_part(str(row["RowKey"])) for row in tracking)
     shown = {decode_part(str(row["RowKey"])): str(row.get("Service") or decode_part(str(row["RowKey"]))) for row in tracking}
     current = now.replace(minute=0, second=0, microsecond=0)
     starts = {window: (now - span).replace(minute=0, second=0, microsecond=0) for window, span in REQUEST_WINDOWS.items()}
     hours = [starts["lastDay"] + timedelta(hours=n) for n in range(int((current - starts["lastDay"]) / timedelta(hours=1)) + 1)]
-    reads = [(key, hour) for key in keys for hour in hours]
-    found = in_parallel(lambda read: reader.page(hourly_rows(read[0], SERVICE_TOTAL, read[1], SERVICE_TOTAL_ID), None)[0], reads)
+    by_day: dict[datetime, list[datetime]] = {}
+    for hour in hours:
+        by_day.setdefault(hour.replace(hour=0), []).append(hour)
+    reads = [(key, day_hours[0], day_hours[-1]) for key in keys for day_hours in by_day.values()]
+    found = in_parallel(lambda read: _all(reader, hourly_rows(read[0], SERVICE_TOTAL, read[1], read[2])), reads)
     totals = {key: {window: Counters() for window in REQUEST_WINDOWS} for key in keys}
-    for (key, hour), rows in zip(reads, found, strict=True):
+    for (key, _, _), rows in zip(reads, found, strict=True):
         for row in rows:
-            for window, start in starts.items():
-                if hour >= start:
-                    totals[key][window].merge(counters_of(row))
+            hour = hour_of_row(str(row["PartitionKey"]), str(row["RowKey"]))
+            for _, counters in unpack(row):
+                for window, start in starts.items():
+                    if hour >= start:
+                        totals[key][window].merge(counters)
     return {
         "requests": [{"service": names.get(key, shown[key]), **{window: _counts(totals[key][window]) for window in REQUEST_WINDOWS}}
                      for key in keys],
         "requestWindows": {window: {"from": start, "until": current + timedelta(hours=1)} for window, start in starts.items()},
     }
+
+
+def _all(reader: TableReader, query: Query) -> list[Entity]:
+    """Every row of a key range, page after page (a page of packed rows may come back short)."""
+    found, token = reader.page(query, None)
+    while token is not None:
+        more, token = reader.page(query, None, token)
+        found += more
+    return found
 
 
 def _counts(counters: Counters) -> dict[str, int]:

@@ -3,13 +3,13 @@
 
 A window is read in whole clock hours: an hour counts when it overlaps [since, until). For a day a roll-up marker marks
 (its hourly rows were folded into one daily row per resource and retired), the day's daily rows are read instead, so
-the window widens to that whole day; the answer's `window` says what was read. Each hourly contribution is one read
-of one blob's byte range (several per hour and resource): the sums add them all.
+the window widens to that whole day; the answer's `window` says what was read. Each hourly contribution is what one
+read of one blob's byte range counted, its ids packed (several per hour and resource): the sums add them all.
 
 Requests: the status rows and the tracking rows (the services whose logs were read), then per service and kind one
-key range of roll-up markers and one key range per hour of the window (a rolled day: one key range of its month's
-daily partition instead of its 24 hours), then point reads for the entries returned (their last-use row and their
-inventory row). It grows with the window's hours x kinds and the rows they hold, never with the inventory or the
+key range of roll-up markers and one key range per day of the window (its hours of the kind in the service's day
+partition; a rolled day: one key range of its month's daily partition), then point reads for the entries returned
+(their last-use row and their inventory row). It grows with the window's days x kinds and the rows they hold, never with the inventory or the
 rest of the usage table. `unknown` checks entries in order until a page is full: its point reads grow with the
 entries passed over too."""
 
@@ -33,7 +33,7 @@ from shared.queries.summary import in_parallel, services
 from shared.store import usage_keys
 from shared.store.keys import decode_part, of_family
 from shared.store.ports import Entity, Loaded, Query, Table, TableReader
-from shared.store.usage_rows import counters_of
+from shared.store.usage_rows import counters_of, unpack
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 DEFAULT_SINCE = timedelta(hours=24)
@@ -124,28 +124,30 @@ def sums(reader: TableReader, pairs: list[tuple[str, str]], hours: list[datetime
     def rolled(pair: tuple[str, str]) -> set[str]:
         return {str(r["RowKey"]) for r in first_of(reader, usage_keys.rollup_marker_range(*pair, hours[0], hours[-1]), None)}
 
+    by_day: dict[datetime, list[datetime]] = {}
+    for hour in hours:
+        by_day.setdefault(hour.replace(hour=0), []).append(hour)
     reads: dict[tuple[str, str, Query], bool] = {}  # (service, kind, query) -> whether it reads daily rows
     days: set[datetime] = set()
     for (service, kind), marked in zip(pairs, in_parallel(rolled, pairs), strict=True):
-        for hour in hours:
-            day = hour.replace(hour=0)
+        for day, day_hours in by_day.items():
             if usage_keys.rollup_marker_keys(service, kind, day)[1] in marked:
                 days.add(day)
                 reads[(service, kind, usage_keys.daily_rows(service, kind, day))] = True
             else:
-                reads[(service, kind, usage_keys.hourly_rows(service, kind, hour))] = False
+                reads[(service, kind, usage_keys.hourly_rows(service, kind, day_hours[0], day_hours[-1]))] = False
     counts: dict[Key, Counters] = {}
     found = in_parallel(lambda read: first_of(reader, read[2], None), list(reads))
     for (service, kind, _), daily, rows in zip(reads, reads.values(), found, strict=True):
         for row in rows:
-            key = (service, kind, str(row.get("Id") or _id_of(str(row["RowKey"]), daily)))
-            counts.setdefault(key, Counters()).merge(counters_of(row))
+            for resource, counters in ([(str(row.get("Id") or _id_of(str(row["RowKey"]))), counters_of(row))] if daily else unpack(row)):
+                counts.setdefault((service, kind, resource), Counters()).merge(counters)
     return counts, sorted(days)
 
 
-def _id_of(row_key: str, daily: bool) -> str:
-    """A count row's id from its RowKey, for a row without the Id column (`{id}|{source}`, or a roll-up's `{day}|{id}`)."""
-    return decode_part(row_key.split("|", 1)[1] if daily else row_key.split("|", 1)[0])
+def _id_of(row_key: str) -> str:
+    """A daily row's id from its RowKey (`{day}|{id}`), for a row without the Id column."""
+    return decode_part(row_key.split("|", 1)[1])
 
 
 @dataclass(frozen=True)

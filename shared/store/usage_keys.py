@@ -1,17 +1,21 @@
 """The keys of the usage table (INVENTORY_USAGE_TABLE): what the gateway logs say about use, and where their reader
 stands. One module names every key, so the reader that writes them and the reports that read them agree.
 
-    hourly contributions  PK  uh|{service}|{kind}|{YYYYMMDDHH}   RK  {id}|{source}
+    hourly contributions  PK  uh|{service}|{YYYYMMDD}            RK  {kind}|{HH}|{source}|{pack, 4 digits}
     daily roll-ups        PK  ud|{service}|{kind}|{YYYYMM}       RK  {YYYYMMDD}|{id}
     roll-up markers       PK  ur|{service}                       RK  {kind}|{YYYYMMDD}
     last use              PK  ul|{service}|{kind}                RK  {id}
     tracking              PK  ut                                 RK  {service}
+    a run's pending uses  PK  uw                                 RK  {the run's id, 32 hex}
     checkpoints           PK  uc|{container}                     RK  {sha256 of the blob's name, 32 hex}
     read marks            PK  um|{container}                     RK  {sha256 of the unit folder, 32 hex}
     bad lines             PK  ub|{container}|{YYYYMMDD}           RK  {source}|{offset, 13 digits}
 
 `{service}` is the service's key (its name, lower case), `{kind}` a counted kind (domain/usage.py), `{id}` the
-resource's id as the domain normalises it (lower case, key-encoded). `{source}` names one read of one blob:
+resource's id as the domain normalises it (lower case, key-encoded). An hourly contribution packs every id one read
+counted for one (kind, hour) into a few entities (shared/store/usage_rows.py, `packed_rows`), so a busy chunk writes a
+handful of entities, not one per id; a service's day is one partition, so a chunk's hours of one day are one
+transaction, and a report reads a (kind, day) of the window as one key range. `{source}` names one read of one blob:
 `{blob}.{generation}.{start}.{end}` (the blob's hash, its creation time as a number, the byte range), so the same
 bytes read again land on the same keys, and a replaced blob (another generation) on others."""
 
@@ -50,19 +54,26 @@ def hour_text(moment: datetime) -> str:
     return f"{moment:%Y%m%d%H}"
 
 
-def hourly_partition(service_key: str, kind: str, moment: datetime) -> str:
-    return f"uh|{encode_part(service_key)}|{kind}|{hour_text(moment)}"
+PACK_DIGITS = 4
 
 
-def hourly_keys(service_key: str, kind: str, moment: datetime, resource_id: str, read: str) -> tuple[str, str]:
-    return hourly_partition(service_key, kind, moment), f"{encode_part(resource_id)}|{read}"
+def hourly_partition(service_key: str, moment: datetime) -> str:
+    """One service's hourly contributions of one day (every kind, every hour): `uh|{service}|{YYYYMMDD}`."""
+    return f"uh|{encode_part(service_key)}|{moment:%Y%m%d}"
 
 
-def hourly_rows(service_key: str, kind: str, moment: datetime, resource_id: str | None = None) -> Query:
-    """One hour's contributions of one kind (of one resource when given): one partition, one key range."""
-    pk = hourly_partition(service_key, kind, moment)
-    low, high = (None, None) if resource_id is None else (f"{encode_part(resource_id)}|", f"{encode_part(resource_id)}}}")
-    return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", pk),), low_rk=low, high_rk=high)
+def hourly_keys(service_key: str, kind: str, moment: datetime, read: str, pack: int) -> tuple[str, str]:
+    """The `pack`-th entity of what one read counted for one (kind, hour) of one service."""
+    return hourly_partition(service_key, moment), f"{kind}|{moment:%H}|{read}|{pack:0{PACK_DIGITS}d}"
+
+
+def hourly_rows(service_key: str, kind: str, first: datetime, last: datetime | None = None) -> Query:
+    """One kind's contributions of the hours `first` to `last` (both included; the same day): one partition, one key
+    range. `last` defaults to `first`: one hour."""
+    last = first if last is None else last
+    assert f"{first:%Y%m%d}" == f"{last:%Y%m%d}", "one day's hours: one partition"
+    return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", hourly_partition(service_key, first)),),
+                 low_rk=f"{kind}|{first:%H}|", high_rk=f"{kind}|{last:%H}}}")
 
 
 def daily_partition(service_key: str, kind: str, moment: datetime) -> str:
@@ -118,6 +129,18 @@ def tracking_rows() -> Query:
     return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", TRACKING_PARTITION),))
 
 
+PENDING_USES_PARTITION = "uw"
+
+
+def pending_use_keys(run: str) -> tuple[str, str]:
+    """A run's hours whose last uses it has not written yet (they are written once a run)."""
+    return PENDING_USES_PARTITION, run
+
+
+def pending_use_rows() -> Query:
+    return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", PENDING_USES_PARTITION),))
+
+
 def checkpoint_keys(container: str, blob_name: str) -> tuple[str, str]:
     return f"uc|{container}", blob_hash(blob_name)
 
@@ -149,26 +172,31 @@ def partition_rows(partition_key: str) -> Query:
 
 
 def read_of(row_key: str) -> str:
-    """The source a contribution's RowKey names (the part after the id)."""
-    return row_key.rsplit("|", 1)[-1]
+    """The source a contribution's RowKey names (`{kind}|{HH}|{source}|{pack}`)."""
+    return row_key.split("|")[2]
 
 
-def hour_of_partition(partition_key: str) -> datetime:
-    """The hour an hourly partition is of."""
+def day_of_partition(partition_key: str) -> datetime:
+    """The day an hourly partition is of."""
     text = partition_key.rsplit("|", 1)[-1]
-    return datetime(int(text[:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]), tzinfo=timezone.utc)
+    return datetime(int(text[:4]), int(text[4:6]), int(text[6:8]), tzinfo=timezone.utc)
 
 
-def hourly_before(service_key: str, kind: str, moment: datetime) -> Query:
-    """Every hourly contribution of one kind of one service in the days before `moment`'s (a range of partitions)."""
-    low = f"uh|{encode_part(service_key)}|{kind}|"
-    return Query(Table.USAGE, low_pk=low, high_pk=f"{low}{moment:%Y%m%d}00")
+def hour_of_row(partition_key: str, row_key: str) -> datetime:
+    """The hour an hourly contribution counts: its partition's day, its RowKey's hour."""
+    return day_of_partition(partition_key).replace(hour=int(row_key.split("|")[1]))
+
+
+def hourly_before(service_key: str, moment: datetime) -> Query:
+    """Every hourly contribution of one service in the days before `moment`'s (a range of partitions)."""
+    low = f"uh|{encode_part(service_key)}|"
+    return Query(Table.USAGE, low_pk=low, high_pk=f"{low}{moment:%Y%m%d}")
 
 
 def hourly_day(service_key: str, kind: str, day: datetime) -> Query:
-    """One day's hourly contributions of one kind: its 24 partitions, one range."""
-    low = f"uh|{encode_part(service_key)}|{kind}|{day:%Y%m%d}"
-    return Query(Table.USAGE, low_pk=f"{low}00", high_pk=f"{low}99")
+    """One day's hourly contributions of one kind: one key range of the day's partition."""
+    return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", hourly_partition(service_key, day)),),
+                 low_rk=f"{kind}|", high_rk=f"{kind}}}")
 
 
 def daily_before(service_key: str, kind: str, day: datetime) -> tuple[Query, Query]:

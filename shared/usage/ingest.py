@@ -1,6 +1,6 @@
 """The gateway logs' ingest: the reader's chunks (reader.py) tallied (tally.py) and written as usage rows
-(shared/store/usage_keys.py): a contribution row per (service, kind, hour, id) and read range, a row per bad
-line, the last-use rows (maximum and minimum, at most one write an hour per row) and the services' tracking
+(shared/store/usage_keys.py): per read range and (service, kind, hour), its ids' counts packed into a few entities
+(usage_rows.packs), a row per bad line, the last-use rows (maximum and minimum, at most one write an hour per row) and the services' tracking
 rows; then the roll-ups and retention (rollup.py)."""
 
 from __future__ import annotations
@@ -8,16 +8,16 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shared.domain.errors import WriteConflict
 from shared.domain.times import parse_time
-from shared.domain.usage import COUNTED_KINDS, ROW_KINDS, TOO_LONG, Counters
+from shared.domain.usage import COUNTED_KINDS, TOO_LONG, Counters
 from shared.integrations.log_archive import LogArchive
-from shared.logread.reader import CHUNK, Chunk, LineReader, Prepared
+from shared.logread.reader import LEASE, Chunk, LineReader, Prepared
 from shared.logs import USAGE as USAGE_RUN
 from shared.logs import Line
 from shared.store.ports import Entity, StoredRow, Table, TableDeleter, TableReader, TableWriter
@@ -31,13 +31,20 @@ from shared.store.usage_keys import (
     read_of,
     tracking_keys,
 )
-from shared.store.usage_rows import counters_columns
+from shared.store.usage_rows import TRANSACTION_CHARS, counters_of, packed_columns, packs, unpack
+from shared.usage.pending_uses import PendingUses
+from shared.usage.read_ahead import ReadAhead
 from shared.usage.rollup import RETRIES, RollupReport, Rollups, UsageRetention
 from shared.usage.tally import Key, Rejected, tally
 
 log = logging.getLogger("apim_inventory")
 LAST_USE = ("FirstSeenUsedAt", "LastUsedAt")
 KNOWN_ROWS = 100_000  # last-use and tracking rows remembered between runs of one process
+# Bytes read at once (the reader's CHUNK is 4 MiB): every chunk costs its checkpoint's two writes and a transaction per
+# day partition it counts, so a busy hour's blob (20 MB) read in 16 MiB chunks costs 2 of them, not 5. Memory stays
+# bounded: a chunk and its lines, about 40 MB, whatever the blob's size.
+INGEST_CHUNK = 16 * 1024 * 1024
+MAX_SPANS = 50_000  # last uses held before a flush: bounded memory on an archive that names more resources
 
 
 @functools.lru_cache(maxsize=4096)
@@ -94,10 +101,18 @@ class UsageSink:
     """What the reader hands each chunk to: the writes of the gateway logs' rows."""
 
     def __init__(self, reader: TableReader, writer: TableWriter, deleter: TableDeleter, container: str,
-                 known: dict[tuple[str, str], Known] | None = None) -> None:
+                 known: dict[tuple[str, str], Known] | None = None, *, clock: Callable[[], datetime] | None = None,
+                 lease: timedelta = LEASE) -> None:
         self._reader, self._writer, self._deleter, self.container = reader, writer, deleter, container
         self._known = {} if known is None else known
-        self.records = self.bad_lines = self.contributions = 0
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self.lease = lease
+        self.records = self.bad_lines = self.contributions = self.entities = 0
+        # Last uses are written once a run (flush), not once a chunk: a backlog of many hours moves a busy resource's
+        # row once, not once an hour. A crash before the flush would lose them, so the hours this run counted are
+        # first named in its pending row (`uw`), and a later run re-merges a dead run's hours (recover).
+        self._spans: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self._pending = PendingUses(reader, writer, deleter, self._clock, lease)
 
     def prepare(self, chunk: Chunk) -> PreparedChunk:
         if chunk.too_long is not None:
@@ -111,42 +126,65 @@ class UsageSink:
 
     def commit(self, prepared: Prepared) -> None:
         assert isinstance(prepared, PreparedChunk)
-        chunk, read = prepared.chunk, prepared.chunk.read
-        rows = [keyed(hourly_keys(service, kind, hour_start(hour), resource, read),
-                      {"Service": service, "Kind": kind, "Id": resource, "Hour": f"{hour}:00:00Z", **counters_columns(counters)})
-                for (service, kind, hour, resource), counters in prepared.counts.items()]
+        chunk = prepared.chunk
+        rows = packed_rows(prepared.counts, chunk.read)
         for bad in prepared.rejected:
             log.warning(Line(USAGE_RUN, {"badLine": f"{chunk.blob}@{bad.offset}", "reason": bad.reason, "message": bad.message}))
-            rows.append(keyed(bad_line_keys(self.container, chunk.at, read, bad.offset),
+            rows.append(keyed(bad_line_keys(self.container, chunk.at, chunk.read, bad.offset),
                               {"Container": self.container, "Blob": chunk.blob, "Offset": float(bad.offset), "Reason": bad.reason,
                                "Message": bad.message, "Excerpt": bad.excerpt, "SeenAt": chunk.at}))
-        self._writer.upsert(Table.USAGE, rows)
+        self._pending.name(prepared.touched)  # before the counts: a crash after them leaves their hours named
+        for group in _transactions(rows):
+            self._writer.upsert(Table.USAGE, group)
         self.records += prepared.records
         self.bad_lines += len(prepared.rejected)
         self.contributions += len(prepared.counts)
-        self._last_uses(prepared.counts)
+        self.entities += len(rows)
+        self._span(prepared.counts)
+        if len(self._spans) >= MAX_SPANS:
+            self.flush()
         self._tracking(prepared.counts, chunk.at)
+
+    def flush(self) -> None:
+        """The last uses counted since the last flush, written; then this run's pending row is let go."""
+        spans, self._spans = self._spans, {}
+        self._last_uses(spans)
+        self._pending.release()
+
+    def recover(self) -> int:
+        """The last uses of runs that died before their flush, merged again from the counts of the hours they named."""
+        recovered = 0
+        for days, row in self._pending.dead():
+            spans: dict[tuple[str, str, str], tuple[str, str]] = {}
+            for entity in self._pending.counted(days):
+                for resource, counters in unpack(entity) if "Counts" in entity else [(str(entity["Id"]), counters_of(entity))]:
+                    _widen(spans, (str(entity["Service"]), str(entity["Kind"]), resource), counters.first_at, counters.last_at)
+            self._last_uses(spans)
+            self._pending.forget(row)
+            recovered += 1
+        return recovered
+
+    def _span(self, counts: dict[Key, Counters]) -> None:
+        for (service, kind, _, resource), counters in counts.items():
+            if kind in COUNTED_KINDS:
+                _widen(self._spans, (service, kind, resource), counters.first_at, counters.last_at)
 
     def retire(self, touched: list[str], prefix: str) -> int:
         retired = 0
-        pairs = [place.split("/", 1) for place in touched]
-        for partition in (hourly_partition(service, kind, hour_start(hour)) for hour, service in pairs for kind in ROW_KINDS):
-            for page in self._reader.scan(partition_rows(partition), select=("PartitionKey", "RowKey")):
+        days = sorted({(service, hour[:10]) for hour, service in (place.split("/", 1) for place in touched)})
+        for service, day in days:
+            query = partition_rows(hourly_partition(service, hour_start(f"{day}T00")))
+            for page in self._reader.scan(query, select=("PartitionKey", "RowKey")):
                 gone = [row for row in page if read_of(row.entity["RowKey"]).startswith(prefix)]
                 retired += self._deleter.delete_rows(Table.USAGE, gone) if gone else 0
         return retired
 
     # -- maxima and minima ---------------------------------------------------------------------
-    def _last_uses(self, counts: dict[Key, Counters]) -> None:
-        """The chunk's last-use rows that move, written in transactions of up to 100 per partition: a row this
-        process knows under its ETag, a row it has never seen as an insert. A transaction whose condition fails (a
-        row another process wrote, or one this process has not read) falls back to a read and a merge per row, so
-        a busy archive costs a request per 100 resources an hour, not one or two per resource."""
-        spans: dict[tuple[str, str, str], tuple[str, str]] = {}
-        for (service, kind, _, resource), counters in counts.items():
-            if kind in COUNTED_KINDS:
-                first, last = spans.get((service, kind, resource), (counters.first_at, counters.last_at))
-                spans[(service, kind, resource)] = (min(first, counters.first_at), max(last, counters.last_at))
+    def _last_uses(self, spans: dict[tuple[str, str, str], tuple[str, str]]) -> None:
+        """The last-use rows that move, written in transactions of up to 100 per partition: a row this process knows
+        under its ETag, a row it has never seen as an insert. A transaction whose condition fails (a row another
+        process wrote, or one this process has not read) falls back to a read and a merge per row, so a busy archive
+        costs a request per 100 resources a run, not one or two per resource."""
         batches: dict[str, list[tuple[tuple[str, str], Entity, str | None, tuple[str, str], dict[str, Any]]]] = {}
         for (service, kind, resource), (first, last) in spans.items():
             keys, columns = last_use_keys(service, kind, resource), {"Service": service, "Kind": kind, "Id": resource}
@@ -221,6 +259,40 @@ class UsageSink:
         self._known[keys] = Known(row)
 
 
+def _widen(spans: dict[tuple[str, str, str], tuple[str, str]], key: tuple[str, str, str], first: str, last: str) -> None:
+    old = spans.get(key)
+    spans[key] = (first, last) if old is None else (min(old[0], first), max(old[1], last))
+
+
+def packed_rows(counts: dict[Key, Counters], read: str) -> list[Entity]:
+    """One read's counts as packed contributions: per (service, kind, hour), its ids in as few entities as hold them
+    (usage_rows.packs), keyed by the read, so the same range read again lands on the same entities."""
+    by_place: dict[tuple[str, str, str], dict[str, Counters]] = {}
+    for (service, kind, hour, resource), counters in counts.items():
+        by_place.setdefault((service, kind, hour), {})[resource] = counters
+    rows = []
+    for (service, kind, hour), ids in by_place.items():
+        for pack, (text, held) in enumerate(packs(ids)):
+            columns = {"Service": service, "Kind": kind, "Hour": f"{hour}:00:00Z", "Ids": held, **packed_columns(text)}
+            rows.append(keyed(hourly_keys(service, kind, hour_start(hour), read, pack), columns))
+    return rows
+
+
+def _transactions(rows: list[Entity]) -> Iterator[list[Entity]]:
+    """The rows in groups of at most TRANSACTION_CHARS of packed text (a transaction holds 4 MiB), by partition."""
+    group: list[Entity] = []
+    size = 0
+    for row in sorted(rows, key=lambda r: (r["PartitionKey"], r["RowKey"])):
+        chars = sum(len(v) for k, v in row.items() if k.startswith("Counts") and isinstance(v, str))
+        if group and size + chars > TRANSACTION_CHARS:
+            yield group
+            group, size = [], 0
+        group.append(row)
+        size += chars
+    if group:
+        yield group
+
+
 def _text(value: object) -> str:
     """A stored time as the domain's ISO text (to the second, Z)."""
     if isinstance(value, datetime):
@@ -232,7 +304,7 @@ class GatewayLogs:
     """`ingest(now)`: one run of the `gateway_logs` timer (and `apim-inventory usage ingest`)."""
 
     def __init__(self, archive: LogArchive, reader: TableReader, writer: TableWriter, deleter: TableDeleter,
-                 clock: Callable[[], datetime], settings: UsageRetention, *, chunk_size: int = CHUNK,
+                 clock: Callable[[], datetime], settings: UsageRetention, *, chunk_size: int = INGEST_CHUNK,
                  lease: timedelta | None = None) -> None:
         self.archive, self._reader, self._writer, self._deleter, self.clock = archive, reader, writer, deleter, clock
         self.settings, self.chunk_size, self.lease = settings, chunk_size, lease
@@ -241,11 +313,17 @@ class GatewayLogs:
     def ingest(self, now: datetime | None = None) -> IngestReport:
         started = time.perf_counter()
         now = now or self.clock()
-        sink = UsageSink(self._reader, self._writer, self._deleter, self.archive.container, self._known)
         options = {"lease": self.lease} if self.lease is not None else {}
-        reader = LineReader(self.archive, self._reader, self._writer, sink, self.clock, table=Table.USAGE, name="usage",
-                            chunk_size=self.chunk_size, **options)
-        read = reader.run(now)
+        sink = UsageSink(self._reader, self._writer, self._deleter, self.archive.container, self._known, clock=self.clock, **options)
+        sink.recover()
+        archive = ReadAhead(self.archive)  # the next range of a blob downloaded while this one is counted and written
+        try:
+            reader = LineReader(archive, self._reader, self._writer, sink, self.clock, table=Table.USAGE, name="usage",
+                                chunk_size=self.chunk_size, **options)
+            read = reader.run(now)
+        finally:
+            archive.close()
+        sink.flush()  # not on a failure: what the run counted is named in its pending row, for the next run to merge
         rollup = Rollups(self._reader, self._writer, self._deleter, self.settings, self.archive.container).run(now)
         report = IngestReport(read.blobs, read.bytes, sink.records, sink.bad_lines, sink.contributions, read.skipped, read.replaced,
                               round(time.perf_counter() - started, 3), rollup)

@@ -1,7 +1,7 @@
 """Daily roll-ups and retention of the usage table, at the end of each ingest, with bounded work per run.
 
-A day of one kind of one service is rolled once all its hours are older than USAGE_HOURLY_DAYS: its hourly
-contributions are summed per id into the day's row, the day's marker is written (a report then reads the daily
+A day of one service (one partition of every kind) is rolled, kind by kind, once all its hours are older than
+USAGE_HOURLY_DAYS: its packed hourly contributions are summed per id into the day's row, the day's marker is written (a report then reads the daily
 rows of that day), and the hourly rows are deleted. A daily row names the hourly rows it holds (`Folded`, short
 hashes of their keys), so a roll-up that crashed before its deletes, ran twice at once (If-Match), or meets a
 contribution that arrived after the day was rolled, counts every hourly row exactly once. Daily rows and
@@ -23,7 +23,7 @@ from shared.store.usage_keys import (
     bad_lines_before,
     daily_before,
     daily_keys,
-    hour_of_partition,
+    day_of_partition,
     hourly_before,
     hourly_day,
     hourly_partition,
@@ -32,7 +32,7 @@ from shared.store.usage_keys import (
     rollup_markers_before,
     tracking_rows,
 )
-from shared.store.usage_rows import counters_columns, counters_of
+from shared.store.usage_rows import counters_columns, counters_of, unpack
 
 MAX_DAYS = 48  # (service, kind, day) roll-ups per run: a backlog is worked off over the next runs
 MAX_DELETES = 5000  # rows retention deletes per run
@@ -78,10 +78,11 @@ class Rollups:
         roll_before = now - timedelta(days=self.settings.usage_hourly_days)
         keep_from = _day(now - timedelta(days=self.settings.usage_retention_days))
         for service in services:
-            for kind in ROW_KINDS:
-                for day in self._days(service, kind, roll_before, self.max_days - report.days):
-                    report.folded += self._roll(service, kind, day)
-                    report.days += 1
+            for day in self._days(service, roll_before, self.max_days - report.days):
+                for kind in ROW_KINDS:  # a (service, kind, day) with hourly rows counts toward the run's MAX_DAYS
+                    folded = self._roll(service, kind, day)
+                    report.folded += folded
+                    report.days += folded > 0
         budget = self.max_deletes
         for service in services:
             queries: list[Query] = [q for kind in ROW_KINDS for q in daily_before(service, kind, keep_from)]
@@ -91,43 +92,47 @@ class Rollups:
         report.purged = self.max_deletes - budget
         return report
 
-    def _days(self, service: str, kind: str, before: datetime, limit: int) -> list[datetime]:
-        """The days before `before` that still have hourly rows: one row read per day found (the first row from the
-        day after the last one found), not every row of every day, so a backlog costs what it finds."""
+    def _days(self, service: str, before: datetime, limit: int) -> list[datetime]:
+        """The days before `before` that still have hourly rows (a day is one partition of every kind): one row read
+        per day found (the first row from the day after the last one found), so a backlog costs what it finds."""
         days: list[datetime] = []
-        query = hourly_before(service, kind, before)
+        query = hourly_before(service, before)
         while len(days) < limit:
             first, _ = self._reader.page(query, 1)
             if not first:
                 break
-            days.append(_day(hour_of_partition(str(first[0]["PartitionKey"]))))
-            query = replace(query, low_pk=hourly_partition(service, kind, days[-1] + timedelta(days=1)))
+            days.append(day_of_partition(str(first[0]["PartitionKey"])))
+            query = replace(query, low_pk=hourly_partition(service, days[-1] + timedelta(days=1)))
         return days
 
     def _roll(self, service: str, kind: str, day: datetime) -> int:
-        """The day's hourly rows of one kind summed per id into the daily rows, the marker, then the deletes."""
-        by_id: dict[str, list[StoredRow]] = {}
-        for page in self._reader.scan(hourly_day(service, kind, day)):
-            for row in page:
-                by_id.setdefault(str(row.entity["Id"]), []).append(row)
-        for resource, rows in by_id.items():
-            self._fold(service, kind, day, resource, rows)
+        """The day's packed hourly rows of one kind summed per id into the daily rows, the marker, then the deletes.
+        Each daily row names the packed rows it holds: a packed row holds many ids, each folded once."""
+        rows = [row for page in self._reader.scan(hourly_day(service, kind, day)) for row in page]
+        if not rows:
+            return 0
+        by_id: dict[str, list[tuple[str, Counters]]] = {}
+        for row in rows:
+            tag = _tag(row)
+            for resource, counters in unpack(row.entity):
+                by_id.setdefault(resource, []).append((tag, counters))
+        for resource, parts in by_id.items():
+            self._fold(service, kind, day, resource, parts)
         self._writer.upsert(Table.USAGE, [keyed(rollup_marker_keys(service, kind, day), {"Service": service, "Kind": kind, "Day": day.date().isoformat()})])
-        rows = [row for group in by_id.values() for row in group]
         self._deleter.delete_rows(Table.USAGE, rows)
         return len(rows)
 
-    def _fold(self, service: str, kind: str, day: datetime, resource: str, rows: list[StoredRow]) -> None:
-        present = {_tag(row): row for row in rows}
+    def _fold(self, service: str, kind: str, day: datetime, resource: str, parts: list[tuple[str, Counters]]) -> None:
+        present = dict(parts)
         for _ in range(RETRIES):
             daily = self._reader.get(Table.USAGE, *daily_keys(service, kind, day, resource))
             folded = set(json.loads(read_long(daily.entity, "Folded") or "[]")) if daily else set()
-            new = [row for tag, row in present.items() if tag not in folded]
+            new = [counters for tag, counters in present.items() if tag not in folded]
             if not new:
                 return
             counters = counters_of(daily.entity) if daily else Counters()
-            for row in new:
-                counters.merge(counters_of(row.entity))
+            for part in new:
+                counters.merge(part)
             # Every hourly row still present is now in the sum: a crash before they are deleted adds none twice.
             entity = keyed(daily_keys(service, kind, day, resource), {"Service": service, "Kind": kind, "Id": resource, "Day": day.date().isoformat(),
                                                                     **counters_columns(counters)})
