@@ -9,6 +9,7 @@ or starts a process fails."""
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import socket
 import subprocess
@@ -61,6 +62,17 @@ def _unit_tests_do_no_io(request: pytest.FixtureRequest, monkeypatch: pytest.Mon
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """The command configures logging for its process (`basicConfig`); a test that runs it in-process must not leave
+    the root logger at ERROR for the tests after it, whose log lines caplog reads."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers
 
 
 @pytest.fixture(scope="session")
