@@ -67,11 +67,12 @@ def _unit_tests_do_no_io(request: pytest.FixtureRequest, monkeypatch: pytest.Mon
 @pytest.fixture(autouse=True)
 def _root_logger_restored() -> Iterator[None]:
     """The command configures logging for its process (`basicConfig`); a test that runs it in-process must not leave
-    the root logger at ERROR for the tests after it, whose log lines caplog reads."""
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
+    the root logger at ERROR (nor the app's at CRITICAL) for the tests after it, whose log lines caplog reads."""
+    root, app = logging.getLogger(), logging.getLogger("apim_inventory")
+    levels, handlers = (root.level, app.level), list(root.handlers)
     yield
-    root.setLevel(level)
+    root.setLevel(levels[0])
+    app.setLevel(levels[1])
     root.handlers[:] = handlers
 
 
