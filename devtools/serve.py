@@ -2,8 +2,9 @@
 the ARM stand-in, until Ctrl-C (SIGINT) or SIGTERM; then everything it started is stopped, Azurite by its PID.
 
 The first start (or `--reload`) loads the demo's data: demo/stream.json through the indexed function at the stream's
-clock, the sweeps, a full sync of the busiest service from the stand-in, and two days of generated gateway logs up to
-now, ingested by `apim-inventory usage ingest`. Later starts find it in the data folder (`make clean` removes it) and
+clock, the sweeps, a full sync of the busiest service from the stand-in, two days of generated gateway logs up to now,
+ingested by `apim-inventory usage ingest`, and the demo's Activity Log records of that service (devtools.demo_audit),
+read by the `activity_logs` timer itself. Later starts find it in the data folder (`make clean` removes it) and
 load nothing. `--sign-in-as ROLE` plays App Service Authentication for the pages under ui/ (devtools.http_host)."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from devtools import demo_audit
 from devtools.arm_standin import ArmStandIn
 from devtools.azurite import ROOT, Azurite, free_port
 from devtools.demo import COMMAND, STREAM, CollectingPublisher, deliver_stream, latest_time, service_id
@@ -30,7 +32,7 @@ from devtools.demo_usage import demo_logs
 from devtools.http_host import FunctionsHost, Keys, host_logging
 from devtools.management_plane import DemoPlane, busiest_service, demo_plane, replayed
 from devtools.store_reads import inventory_rows
-from devtools.worker import split_delivery
+from devtools.worker import fire_timer, split_delivery
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.personal import Role, parse_role
@@ -66,7 +68,7 @@ def start_azurite(data: Path) -> Azurite:
 
 def settings_env(azurite: Azurite, arm: ArmStandIn) -> dict[str, str]:
     return {"INVENTORY_STORAGE": azurite.connection_string, "GATEWAY_LOGS_STORAGE": azurite.blob_connection_string,
-            "ENRICH_FROM_ARM": "true", "ARM_ENDPOINT": arm.endpoint, **arm.identity_env()}
+            "ACTIVITY_LOGS_STORAGE": azurite.blob_connection_string, "ENRICH_FROM_ARM": "true", "ARM_ENDPOINT": arm.endpoint, **arm.identity_env()}
 
 
 def load(plane: DemoPlane, deliveries: list[Any], data: Path) -> dict[str, Any]:
@@ -85,17 +87,24 @@ def load(plane: DemoPlane, deliveries: list[Any], data: Path) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     logs = demo_logs(rows, sorted({service_id(r) for r in rows}), now, os.environ["GATEWAY_LOGS_STORAGE"], settings.gateway_logs_container)
     run("usage", "ingest")
-    activity = load_activity_logs(rows, now)
+    activity = load_activity_logs(plane.service_id, now, settings.activity_logs_container)
     loaded = {"events": events, "syncedService": plane.service_id, "gatewayLogRecords": logs.truth.records, "activityLogRecords": activity,
               "at": now.isoformat()}
     (data / LOADED).write_text(json.dumps(loaded, indent=2))
     return loaded
 
 
-def load_activity_logs(rows: list[dict[str, Any]], now: datetime) -> int | None:
-    """The hook for the Activity Log's demo records (issue 17): write them into the archive container and run
-    `apim-inventory audit ingest` here, as the gateway logs are above; the number of records written. None until then."""
-    return None
+def load_activity_logs(service_id: str, now: datetime, container: str) -> int:
+    """The demo's Activity Log records of the service (a user, a service principal, a managed identity, a failed attempt,
+    a key regeneration an hour before `now`, a backend change no event announces) appended to the archive's hour blobs,
+    all at once: after the stream and the sync, so the regeneration finds its subscription row. Then the indexed
+    `activity_logs` timer reads them, as it would in Azure; the number of records written."""
+    before, after = demo_audit.records(service_id, now)
+    written = [*before, *after]
+    demo_audit.append(os.environ["ACTIVITY_LOGS_STORAGE"], container, service_id.split("/")[2], written)
+    print(f"$ (the activity_logs timer, over the {len(written)} Activity Log records of {service_id.rsplit('/', 1)[-1]} in {container})", flush=True)
+    fire_timer("activity_logs")
+    return len(written)
 
 
 def run(*args: str) -> None:
@@ -107,11 +116,12 @@ def run(*args: str) -> None:
 
 def banner(host: FunctionsHost, env: dict[str, str], loaded: dict[str, Any], data: Path) -> str:
     key, url = host.keys.default, host.url
+    service = str(loaded.get("syncedService", "?")).rsplit("/", 1)[-1]
     exports = "\n".join(f"  export {name}='{value}'" for name, value in env.items())
     lines = [
         "", f"apim-inventory served at {url} (Ctrl-C stops it, and Azurite and the ARM stand-in with it)",
-        f"  data: {data} (loaded {loaded.get('at', '?')}: {loaded.get('events')} events, a sync of {loaded.get('syncedService', '?').rsplit('/', 1)[-1]}, "
-        f"{loaded.get('gatewayLogRecords')} gateway-log records; `make clean` removes it)",
+        f"  data: {data} (loaded {loaded.get('at', '?')}: {loaded.get('events')} events, a sync of {service}, "
+        f"{loaded.get('gatewayLogRecords')} gateway-log records, {loaded.get('activityLogRecords')} Activity Log records; `make clean` removes it)",
         f"  function key (x-functions-key header or ?code=): {key}",
         f"  master key (admin level):                       {host.keys.master}",
         f"  a function-key caller is served as {os.environ.get(KEY_ROLE_SETTING) or Role.READ.value} ({KEY_ROLE_SETTING})",
@@ -119,6 +129,8 @@ def banner(host: FunctionsHost, env: dict[str, str], loaded: dict[str, Any], dat
         f"  curl -s -H 'x-functions-key: {key}' {url}/api/summary",
         f"  curl -s '{url}/api/inventory/user?code={key}'",
         f"  curl -s -H 'x-functions-key: {key}' {url}/api/openapi.json",
+        f"  curl -s -H 'x-functions-key: {key}' '{url}/api/history?id={service}/apis/orders'  (who made each change: the Activity Log)",
+        f"  curl -s -H 'x-functions-key: {key}' '{url}/api/keys?olderThan=1d'",
         f"  {url}/ui/whoami  (a page: served only with sign-in)",
         "", "The command and the Azure CLI against the same store and stand-in (in another shell):", exports,
         "  .venv/bin/apim-inventory summary  # or: . .venv/bin/activate",
