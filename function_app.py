@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from shared import bootstrap, logs
-from shared.entrypoints import http_api, http_expiry, http_keys, http_pages, http_usage, openapi
+from shared.entrypoints import http_api, http_expiry, http_keys, http_pages, http_usage, openapi, streams
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)  # key-protected unless a page (guarded by the app itself)
 # host.json sets routePrefix "": the JSON API lives under api/, the pages under ui/ (App Service Authentication tells them apart)
@@ -118,6 +118,23 @@ def gateway_logs(timer: func.TimerRequest) -> None:
 @app.timer_trigger(schedule=_settings.activity_logs_schedule, arg_name="timer")
 def activity_logs(timer: func.TimerRequest) -> None:
     bootstrap.ingest(bootstrap.process_activity_logs())  # None when ACTIVITY_LOGS_STORAGE is not set: nothing to read
+
+# Event Hubs moves a partition's checkpoint on whatever the function does; a retry policy holds it until the call
+# succeeds (Microsoft: "Event Hubs checkpoints aren't written until after the retry policy ... has completed").
+@app.function_name("gateway_logs_stream")
+@app.retry(strategy="exponential_backoff", max_retry_count="-1", minimum_interval="00:00:05", maximum_interval="00:05:00")
+@app.event_hub_message_trigger(arg_name="events", connection="GATEWAY_LOGS_EVENTHUB_CONNECTION", event_hub_name="%GATEWAY_LOGS_EVENTHUB%",
+                               cardinality=func.Cardinality.MANY, consumer_group="%LOGS_EVENTHUB_CONSUMER_GROUP%")
+def gateway_logs_stream(events: list[func.EventHubEvent]) -> None:
+    streams.take_gateway_logs(events, bootstrap.process_gateway_log_stream(), _settings.logs_eventhub_namespace)
+
+
+@app.function_name("activity_logs_stream")
+@app.retry(strategy="exponential_backoff", max_retry_count="-1", minimum_interval="00:00:05", maximum_interval="00:05:00")
+@app.event_hub_message_trigger(arg_name="events", connection="ACTIVITY_LOGS_EVENTHUB_CONNECTION", event_hub_name="%ACTIVITY_LOGS_EVENTHUB%",
+                               cardinality=func.Cardinality.MANY, consumer_group="%LOGS_EVENTHUB_CONSUMER_GROUP%")
+def activity_logs_stream(events: list[func.EventHubEvent]) -> None:
+    streams.take_activity_logs(events, bootstrap.process_activity_log_stream(), _settings.logs_eventhub_namespace)
 
 
 @app.function_name("openapi")

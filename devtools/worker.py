@@ -15,7 +15,7 @@ from azure.functions import meta
 from shared.integrations.delivery import split_delivery
 from shared.integrations.trigger import decode_event
 
-__all__ = ["decode_event", "deliver", "fire_timer", "function_json", "http_functions", "indexed_function", "split_delivery"]
+__all__ = ["decode_event", "deliver", "fire_timer", "function_json", "http_functions", "indexed_function", "retry_policy", "split_delivery"]
 
 # The converter builds the request on both library lines: 1.x cannot construct func.TimerRequest (an abstract
 # class there), 2.x can; the converter's own class takes the same arguments in both.
@@ -40,6 +40,12 @@ def function_json(name: str, app: Any = None) -> dict[str, Any]:
 def _index(app: Any) -> None:
     if id(app) not in _INDEX:
         _INDEX[id(app)] = {f.get_function_name(): f for f in app.get_functions()}
+
+
+def retry_policy(name: str, app: Any = None) -> dict[str, Any] | None:
+    """The retry policy the worker reports to the host for one function (apart from its bindings), or None."""
+    policy: dict[str, Any] | None = _indexed(name, app).get_settings_dict("retry_policy")
+    return policy
 
 
 def _indexed(name: str, app: Any) -> Any:

@@ -14,8 +14,10 @@ from azure.data.tables import TableServiceClient
 from shared.audit.backfill import Backfill, RecordWriter, WindowReport
 from shared.audit.ingest import ActivityLogs
 from shared.audit.records import AuditWriter
+from shared.audit.stream import ActivityLogStream
 from shared.config import Settings
 from shared.domain.resources import parse_service_id
+from shared.domain.usage import streamed
 from shared.ingest.pipeline import EventProcessor
 from shared.integrations.activity_log_api import ActivityLogApi
 from shared.integrations.alerts import LoggingAlertPublisher, publisher_from_env
@@ -38,6 +40,7 @@ from shared.store.writer import RowWriter
 from shared.timers.retention import Purger
 from shared.timers.sweeps import Sweeper
 from shared.usage.ingest import GatewayLogs
+from shared.usage.stream import GatewayLogStream
 
 
 def system_clock() -> datetime:
@@ -153,11 +156,28 @@ def gateway_logs(settings: Settings, env: Mapping[str, str] | None = None, *, st
     """The gateway logs' ingest over the archive GATEWAY_LOGS_STORAGE names (a connection string or its identity-based
     forms) and the store (the process-wide one unless given); None when GATEWAY_LOGS_STORAGE is not set."""
     env = os.environ if env is None else env
-    if connection_setting(GATEWAY_LOGS, "blob", env) is None:
+    archived = connection_setting(GATEWAY_LOGS, "blob", env) is not None
+    if not archived and not settings.gateway_logs_eventhub:
         return None
-    client = blob_service_client(env, prefixes=GATEWAY_LOGS, retry_total=settings.storage_retry_total)
     store = store if store is not None else services().store
-    return GatewayLogs(BlobArchive(client.get_container_client(settings.gateway_logs_container)), store, store, store, clock, settings)
+    archive = None
+    if archived:  # without it the stream route brings every record, and a run only rolls up and applies retention
+        client = blob_service_client(env, prefixes=GATEWAY_LOGS, retry_total=settings.storage_retry_total)
+        archive = BlobArchive(client.get_container_client(settings.gateway_logs_container))
+    covered, streaming = settings.streamed_services, bool(settings.gateway_logs_eventhub)
+    return GatewayLogs(archive, store, store, store, clock, settings, container=settings.gateway_logs_container,
+                       streamed=lambda service: streaming and streamed(service, covered))
+
+
+def gateway_log_stream(settings: Settings, *, store: Store | None = None, clock: Callable[[], datetime] = system_clock) -> GatewayLogStream:
+    """The stream route's counter over the store (the process-wide one unless given)."""
+    store = store if store is not None else services().store
+    return GatewayLogStream(store, store, store, clock, settings.gateway_logs_container, settings.streamed_services)
+
+
+def activity_log_stream(services_: Services | None = None) -> ActivityLogStream:
+    wired = services_ if services_ is not None else services()
+    return ActivityLogStream(wired.store, wired.store, audit_writer(wired), wired.clock)
 
 
 ACTIVITY_LOGS = ("ACTIVITY_LOGS_STORAGE",)
@@ -211,6 +231,20 @@ def process_gateway_logs() -> GatewayLogs | None:
     return built
 
 
+_gateway_log_stream: list[GatewayLogStream] = []
+_activity_log_stream: list[ActivityLogStream] = []
+
+
+def process_gateway_log_stream() -> GatewayLogStream:
+    built: GatewayLogStream = _once(_gateway_log_stream, lambda: gateway_log_stream((wired := services()).settings, clock=wired.clock))
+    return built
+
+
+def process_activity_log_stream() -> ActivityLogStream:
+    built: ActivityLogStream = _once(_activity_log_stream, activity_log_stream)
+    return built
+
+
 def ingest(logs: GatewayLogs | ActivityLogs | None) -> None:
     """One run of a log timer: nothing when its storage setting is not set."""
     if logs is not None:
@@ -230,6 +264,8 @@ def install(replacement: Services | None) -> None:
         _services = replacement
         _gateway_logs.clear()
         _activity_logs.clear()
+        _gateway_log_stream.clear()
+        _activity_log_stream.clear()
         if replacement is None:
             with _reading:
                 _settings = None

@@ -61,6 +61,16 @@ class Settings:
     audit_join_window_minutes: float = 5.0
     audit_retention_days: float = 365.0
     audit_caller_details: str = "full"  # full | object-id (only the caller's kind and ids: no name, UPN or IP)
+    gateway_logs_eventhub: str = ""  # the hub the stream route reads; empty: no stream route
+    gateway_logs_streamed_services: tuple[str, ...] = ("*",)  # whose gateway logs the stream route counts (the archive the rest)
+    logs_eventhub_namespace: str = ""  # names the stream checkpoints' hub, with the hub's name and the consumer group
+
+    @property
+    def streamed_services(self) -> frozenset[str] | None:
+        """The services whose gateway logs the stream route counts (lower case), None for every service (`*`). The
+        archive route leaves them out while GATEWAY_LOGS_EVENTHUB is set."""
+        names = {name.lower() for name in self.gateway_logs_streamed_services}
+        return None if "*" in names else frozenset(names)
 
     def __post_init__(self) -> None:
         tables = (self.inventory_table, self.history_table, self.rejected_table, self.outbox_table)
@@ -146,6 +156,11 @@ class Settings:
             audit_join_window_minutes=_number(env, "AUDIT_JOIN_WINDOW_MINUTES", cls.audit_join_window_minutes),
             audit_retention_days=_number(env, "RETENTION_AUDIT_DAYS", cls.audit_retention_days),
             audit_caller_details=env.get("AUDIT_CALLER_DETAILS", cls.audit_caller_details).strip().lower(),
+            gateway_logs_eventhub=env.get("GATEWAY_LOGS_EVENTHUB", "").strip(),
+            gateway_logs_streamed_services=tuple(s for s in re.split(r"[\s,;]+", env.get("GATEWAY_LOGS_STREAMED_SERVICES", "*")) if s)
+            or cls.gateway_logs_streamed_services,
+            logs_eventhub_namespace=(env.get("GATEWAY_LOGS_EVENTHUB_CONNECTION__fullyQualifiedNamespace")
+                                     or env.get("ACTIVITY_LOGS_EVENTHUB_CONNECTION__fullyQualifiedNamespace") or "").strip().lower(),
         )
 
     @property

@@ -232,6 +232,17 @@ def _is_utc(tail: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1024)
+def service_of_folder(folder: str) -> str | None:
+    """The service key of an archive's unit folder (`resourceId=/SUBSCRIPTIONS/…/SERVICE/NAME/`), or None."""
+    return _service_key(folder.removeprefix("resourceId=").rstrip("/"))
+
+
+def streamed(service: str, services: frozenset[str] | None) -> bool:
+    """Whether the stream route counts a service's gateway logs (GATEWAY_LOGS_STREAMED_SERVICES): None is every service.
+    The archive route counts the others, so a service whose logs go both ways is counted once."""
+    return services is None or service in services
+
+
 def _service_key(value: str) -> str | None:
     try:
         return parse_service_id(value).key

@@ -136,11 +136,13 @@ class LineReader:
         self.chunk_size, self.lease = chunk_size, lease
         self.owner = uuid.uuid4().hex  # this run's name in the claims it holds
 
-    def run(self, now: datetime) -> ReadReport:
+    def run(self, now: datetime, keep: Callable[[str], bool] = lambda unit: True) -> ReadReport:
+        """Read every unit `keep` accepts (a log whose units another route reads leaves them out)."""
         report = ReadReport()
         for unit in self.units():
-            report.units += 1
-            self._unit(unit, now, report)
+            if keep(unit):
+                report.units += 1
+                self._unit(unit, now, report)
         return report
 
     def units(self, prefix: str = "") -> Iterator[str]:

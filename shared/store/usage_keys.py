@@ -9,6 +9,7 @@ stands. One module names every key, so the reader that writes them and the repor
     a run's pending uses  PK  uw                                 RK  {the run's id, 32 hex}
     checkpoints           PK  uc|{container}                     RK  {sha256 of the blob's name, 32 hex}
     read marks            PK  um|{container}                     RK  {sha256 of the unit folder, 32 hex}
+    stream checkpoints    PK  us|{hub}                           RK  {partition id}
     bad lines             PK  ub|{container}|{YYYYMMDD}           RK  {source}|{offset, 13 digits}
 
 `{service}` is the service's key (its name, lower case), `{kind}` a counted kind (domain/usage.py), `{id}` the
@@ -159,6 +160,11 @@ def bad_line_keys(container: str, day: datetime, read: str, offset: int) -> tupl
 
 def bad_line_rows(container: str, day: datetime) -> Query:
     return Query(Table.USAGE, conditions=(Condition("PartitionKey", "eq", bad_line_partition(container, day)),))
+
+
+def stream_checkpoint_keys(hub: str, partition: str) -> tuple[str, str]:
+    """How far an Event Hubs partition is read (`hub` names the namespace, the hub and the consumer group)."""
+    return f"us|{encode_part(hub)}", encode_part(partition)
 
 
 def mark_keys(container: str, unit_prefix: str) -> tuple[str, str]:

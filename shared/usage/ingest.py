@@ -15,9 +15,9 @@ from typing import Any
 
 from shared.domain.errors import WriteConflict
 from shared.domain.times import parse_time
-from shared.domain.usage import COUNTED_KINDS, TOO_LONG, Counters
+from shared.domain.usage import COUNTED_KINDS, SERVICE_TOTAL, TOO_LONG, Counters, service_of_folder
 from shared.integrations.log_archive import LogArchive
-from shared.logread.reader import LEASE, Chunk, LineReader, Prepared
+from shared.logread.reader import LEASE, Chunk, LineReader, Prepared, ReadReport
 from shared.logs import USAGE as USAGE_RUN
 from shared.logs import Line
 from shared.store.ports import Entity, StoredRow, Table, TableDeleter, TableReader, TableWriter
@@ -102,8 +102,10 @@ class UsageSink:
 
     def __init__(self, reader: TableReader, writer: TableWriter, deleter: TableDeleter, container: str,
                  known: dict[tuple[str, str], Known] | None = None, *, clock: Callable[[], datetime] | None = None,
-                 lease: timedelta = LEASE) -> None:
+                 lease: timedelta = LEASE, counts: Callable[[str], bool] = lambda service: True) -> None:
         self._reader, self._writer, self._deleter, self.container = reader, writer, deleter, container
+        self._counts = counts  # the services this route counts: another route counts the others (GATEWAY_LOGS_STREAMED_SERVICES)
+        self.not_counted = 0  # records of services another route counts
         self._known = {} if known is None else known
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self.lease = lease
@@ -120,6 +122,11 @@ class UsageSink:
             found = Rejected(chunk.start, TOO_LONG, f"a line of {chunk.end - chunk.start} bytes, longer than a chunk", excerpt)
             return PreparedChunk(chunk, {}, [found], 0, frozenset())
         counted = tally(chunk.lines)
+        others = {key for key in counted.counts if not self._counts(key[0])}
+        if others:
+            self.not_counted += sum(counted.counts[key].total for key in others if key[1] == SERVICE_TOTAL)
+            counted.records -= sum(counted.counts[key].total for key in others if key[1] == SERVICE_TOTAL)
+            counted.counts = {key: value for key, value in counted.counts.items() if key not in others}
         # (hour, service) pairs, not partitions: 49 hours of late records stay a few kilobytes in the checkpoint
         touched = frozenset(f"{hour}/{service}" for service, _, hour, _ in counted.counts)
         return PreparedChunk(chunk, counted.counts, counted.rejected, counted.records, touched)
@@ -303,28 +310,35 @@ def _text(value: object) -> str:
 class GatewayLogs:
     """`ingest(now)`: one run of the `gateway_logs` timer (and `apim-inventory usage ingest`)."""
 
-    def __init__(self, archive: LogArchive, reader: TableReader, writer: TableWriter, deleter: TableDeleter,
+    def __init__(self, archive: LogArchive | None, reader: TableReader, writer: TableWriter, deleter: TableDeleter,
                  clock: Callable[[], datetime], settings: UsageRetention, *, chunk_size: int = INGEST_CHUNK,
-                 lease: timedelta | None = None) -> None:
+                 lease: timedelta | None = None, container: str | None = None,
+                 streamed: Callable[[str], bool] = lambda service: False) -> None:
+        """`archive` None: the logs come only through the stream route, and a run only rolls up and applies retention.
+        `streamed` says which services the stream route counts: their archive folders are not read."""
         self.archive, self._reader, self._writer, self._deleter, self.clock = archive, reader, writer, deleter, clock
-        self.settings, self.chunk_size, self.lease = settings, chunk_size, lease
+        self.settings, self.chunk_size, self.lease, self.streamed = settings, chunk_size, lease, streamed
+        self.container = container or (archive.container if archive is not None else "")
         self._known: dict[tuple[str, str], Known] = {}  # shared by the runs of this process (the timer's, one at a time or not)
 
     def ingest(self, now: datetime | None = None) -> IngestReport:
         started = time.perf_counter()
         now = now or self.clock()
         options = {"lease": self.lease} if self.lease is not None else {}
-        sink = UsageSink(self._reader, self._writer, self._deleter, self.archive.container, self._known, clock=self.clock, **options)
+        sink = UsageSink(self._reader, self._writer, self._deleter, self.container, self._known, clock=self.clock,
+                         lease=self.lease or LEASE)
         sink.recover()
-        archive = ReadAhead(self.archive)  # the next range of a blob downloaded while this one is counted and written
-        try:
-            reader = LineReader(archive, self._reader, self._writer, sink, self.clock, table=Table.USAGE, name="usage",
-                                chunk_size=self.chunk_size, **options)
-            read = reader.run(now)
-        finally:
-            archive.close()
+        read = ReadReport()
+        if self.archive is not None:
+            archive = ReadAhead(self.archive)  # the next range of a blob downloaded while this one is counted and written
+            try:
+                reader = LineReader(archive, self._reader, self._writer, sink, self.clock, table=Table.USAGE, name="usage",
+                                    chunk_size=self.chunk_size, **options)
+                read = reader.run(now, keep=lambda unit: not self.streamed(service_of_folder(unit) or ""))
+            finally:
+                archive.close()
         sink.flush()  # not on a failure: what the run counted is named in its pending row, for the next run to merge
-        rollup = Rollups(self._reader, self._writer, self._deleter, self.settings, self.archive.container).run(now)
+        rollup = Rollups(self._reader, self._writer, self._deleter, self.settings, self.container).run(now)
         report = IngestReport(read.blobs, read.bytes, sink.records, sink.bad_lines, sink.contributions, read.skipped, read.replaced,
                               round(time.perf_counter() - started, 3), rollup)
         log.info(Line(USAGE_RUN, {"blobs": report.blobs, "bytes": report.bytes, "records": report.records, "badLines": report.bad_lines,
