@@ -24,7 +24,7 @@ from shared.config import Settings
 from shared.domain.resources import parse_service_id
 from tests.support import SERVICE_ID, T0, ManualClock, event
 
-PERSONAL_VALUES = ("alice@contoso.example", "Firstalice", "Lastalice")  # what small_service holds of user alice
+PERSONAL_VALUES = ("alice@contoso.example", "Firstalice", "Lastalice", "203.0.113.7")  # user alice in small_service, and her IP
 
 
 @dataclass
