@@ -128,16 +128,24 @@ def deliveries(draw: Any) -> tuple[list[Sent], list[tuple[int, int, int | None]]
     return sent, plan
 
 def play(store: Any, sent: list[Sent], plan: list[tuple[int, int, int | None]]) -> None:
+    """One process's stream takes the deliveries (its sinks kept across calls, last uses written a minute apart); a
+    crash kills the process, and the next delivery comes to a new one after the dead one's pending uses lapsed."""
     clock = ManualClock(NOW)
-    done = 0
+    crashing = Crashing(store, None)
+    stream, done = _stream(crashing, clock), 0
     for start, length, crash in plan:
+        crashing.at, crashing.writes = crash, 0
         try:
-            _take(_stream(Crashing(store, crash), clock), sent[start:start + length])
+            _take(stream, sent[start:start + length])
             done = max(done, min(len(sent), start + length))
         except Killed:
-            clock.advance(minutes=32)  # the retry comes after the dead call's pending uses lapsed
-    clock.advance(minutes=32)
-    _take(_stream(Crashing(store, None), clock), sent[done:])  # the host goes on from its checkpoint
+            clock.advance(minutes=32)
+            crashing = Crashing(store, None)
+            stream = _stream(crashing, clock)
+        clock.advance(seconds=35)  # every other call writes its thread's last uses
+    crashing.at = None
+    _take(stream, sent[done:])  # the host goes on from its checkpoint
+    stream.flush()  # what the process's next call a minute later would do
     expected = _expected(sent)
     assert stored_counts(store) == expected
     bounds: dict[tuple[str, str, str], tuple[str, str]] = {}
