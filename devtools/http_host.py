@@ -156,7 +156,9 @@ class FunctionsHost:
             if match is None or method.upper() not in route.methods:
                 continue
             sent = list(headers)
-            key = next((v for k, v in sent if k.lower() == KEY_HEADER), None) or next((v for k, v in query if k == KEY_PARAM), None)
+            # The host takes the header when it is there (even empty), else the `code` parameter (any case, as ASP.NET reads it).
+            header = next((v for k, v in sent if k.lower() == KEY_HEADER), None)
+            key = header if header is not None else next((v for k, v in query if k.lower() == KEY_PARAM), None)
             if self.keys.level(key) < route.level:
                 return 401, {}, b""
             if self.sign_in_as is not None:  # the platform's part: its own principal, never one from outside

@@ -111,7 +111,8 @@ def run(*args: str) -> None:
     print(f"$ apim-inventory {' '.join(args)}", flush=True)
     result = subprocess.run([str(COMMAND), *args], capture_output=True, encoding="utf-8", check=False)
     if result.returncode != 0:
-        raise SystemExit(f"apim-inventory {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
+        last = (result.stderr.strip().splitlines() or ["no message"])[-1][:500]  # the command's own one-line error
+        raise SystemExit(f"apim-inventory {' '.join(args)} failed ({result.returncode}): {last}")
 
 
 def banner(host: FunctionsHost, env: dict[str, str], loaded: dict[str, Any], data: Path) -> str:
