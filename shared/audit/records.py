@@ -128,8 +128,9 @@ class AuditWriter:
         report.key_ages += self._key_age(merged)
 
     def _key_age(self, record: audit.AuditRecord) -> int:
-        """A succeeded regeneration sets the subscription row's column to its maximum (no row yet: nothing to set; the
-        row's sync or event comes later and `keys` reads the audit records' column then: docs/design.md)."""
+        """A succeeded regeneration sets the subscription row's column to its maximum, for those who read the table (no
+        row yet: nothing to set; `keys` reads the audit record itself beside the row, so its answer does not depend on
+        which came first: shared/queries/keys.py)."""
         regenerated = audit.key_regenerations(record)
         if regenerated is None or self._rows is None or record.target.anchor is None:
             return 0
