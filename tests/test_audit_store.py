@@ -139,6 +139,17 @@ def test_the_purge_takes_old_audit_records_and_their_entries(services: bootstrap
     assert {e.entity["Path"] for e in entries} == {"backends/new"}
 
 
+def test_the_purge_takes_the_audit_records_of_a_service_with_nothing_else(services: bootstrap.Services, clock: ManualClock) -> None:
+    write(services, *operation("backends/old", "BACKENDS/WRITE", T0, "c-old"))  # no event, no sync: only the record
+    assert services.queries.history("contoso/backends/old")
+    clock.moment = T0 + timedelta(days=370)
+    results = {r.what: r.deleted for r in services.purger.run()}
+    assert results["audit"] == 1
+    with pytest.raises(NotFound):
+        services.queries.history("contoso/backends/old")
+    assert not [e for page in services.store.scan(Query(Table.HISTORY, low_pk="~feed|", high_pk="~feed}")) for e in page]
+
+
 def test_the_key_age_report_is_right_for_regenerated_never_regenerated_and_unknown_keys(services: bootstrap.Services,
                                                                                         clock: ManualClock) -> None:
     for name in ("rotated", "old", "unknown", "new", "gone"):

@@ -20,6 +20,7 @@ from shared.domain import audit
 from shared.domain.errors import ConflictRetriesExhausted, PermanentEventError, WriteConflict
 from shared.store.audit_keys import audit_entity, audit_keys, check_keys, feed_entities, record_of, same_record, stale_feed_entries
 from shared.store.ports import StoredRow, Table, TableDeleter, TableReader, TableWriter
+from shared.store.status import StatusTracker
 from shared.store.usage_keys import bad_line_partition, keyed
 from shared.store.writer import RowWriter
 
@@ -60,8 +61,10 @@ class AuditWriter:
     """`write(records, origin)`: the one way audit records reach the store, from the archive's sink and the backfill."""
 
     def __init__(self, reader: TableReader, writer: TableWriter, deleter: TableDeleter, rows: RowWriter | None,
-                 clock: Callable[[], datetime], *, ids_only: bool = False, bad_container: str = "insights-activity-logs") -> None:
+                 clock: Callable[[], datetime], *, ids_only: bool = False, bad_container: str = "insights-activity-logs",
+                 status: StatusTracker | None = None) -> None:
         self._reader, self._writer, self._deleter, self._rows, self._clock = reader, writer, deleter, rows, clock
+        self._status = status  # the service's status row before its first record: the purge and `changes` find services by it
         self.ids_only, self.bad_container = ids_only, bad_container
 
     def write(self, records: Iterable[Mapping[str, Any]], origin: str, *, seen_at: datetime | None = None) -> WriteReport:
@@ -105,6 +108,8 @@ class AuditWriter:
 
     def _merge(self, record: audit.AuditRecord, report: WriteReport) -> None:
         pk, rk = audit_keys(record)
+        if self._status is not None:  # a service with audit records and no event or sync yet has none otherwise
+            self._status.ensure(record.target.service.key, record.target.service.name)
         for _ in range(RETRIES):
             row = self._reader.get(Table.INVENTORY, pk, rk)
             merged = record_of(row.entity).merged(record) if row else record

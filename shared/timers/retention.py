@@ -9,7 +9,9 @@
   cost is what is purged), the record first, then both feed entries, each in its own day (a crash in between
   leaves entries the next purge deletes);
 - audit records (the Activity Log's, beside each resource's history) whose time is older than RETENTION_AUDIT_DAYS,
-  found through each service's `ar|` feed entries the same way: the caller's name, UPN and IP go with them;
+  found through each service's `ar|` feed entries the same way (the audit writer writes a service's status row before
+  its first record, so a service known only from the Activity Log is in the list): the caller's name, UPN and IP go
+  with them;
 - rejected records of the days before now - RETENTION_REJECTED_DAYS: whole partitions (the UTC day);
 - sent alerts (`sent|YYYYMMDD` partitions) of the days before now - RETENTION_SENT_ALERTS_DAYS; pending ones
   never.
