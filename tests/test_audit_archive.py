@@ -121,3 +121,18 @@ def test_a_run_that_dies_mid_chunk_then_a_rerun_equals_a_clean_pass(azurite: Azu
     run(crashed, blobs.archive, clock)
     assert audit_rows(crashed) == audit_rows(clean)
     assert len([r for r in audit_rows(clean) if str(r["RowKey"]).startswith("~a|")]) == 13
+
+
+def test_bad_records_go_after_the_rejected_retention(app: bootstrap.Services, blobs: AzuriteBlobs, clock: ManualClock) -> None:
+    blobs.append(blob_name(HOUR), b"not json: alice@contoso.com from 203.0.113.7\n")  # an excerpt may name a person
+    function_app.activity_logs(None)  # type: ignore[arg-type]
+
+    def bad_rows() -> list[Entity]:
+        return [r.entity for page in app.store.scan(Query(Table.USAGE, low_pk="ub|", high_pk="ub}")) for r in page]
+    assert [r["Reason"] for r in bad_rows()] == ["not-json"]
+    clock.advance(days=app.settings.rejected_retention_days - 1)
+    function_app.activity_logs(None)  # type: ignore[arg-type]
+    assert len(bad_rows()) == 1  # kept within the retention
+    clock.advance(days=2)
+    function_app.activity_logs(None)  # type: ignore[arg-type]
+    assert bad_rows() == []
