@@ -117,6 +117,10 @@ def test_bad_records_are_recorded_and_an_id_only_setting_keeps_no_name(services:
     assert [b.reason for b in report.bad] == ["no-time"]
     rows = [r for page in services.store.scan(Query(Table.USAGE, low_pk="ub|", high_pk="ub}")) for r in page]
     assert [(r.entity["Blob"], r.entity["Reason"]) for r in rows] == [("backfill:s1", "no-time")]
+    twice = writer.write([{"time": "y", "operationName": "MICROSOFT.APIMANAGEMENT/SERVICE/APIS/WRITE"}] * 2, "backfill:s2@page-1")
+    assert len(twice.bad) == 2  # two records of one page alike: two rows, each at its place
+    rows = [r for page in services.store.scan(Query(Table.USAGE, low_pk="ub|", high_pk="ub}")) for r in page if r.entity["Blob"] == "backfill:s2"]
+    assert sorted(r.entity["Origin"] for r in rows) == ["backfill:s2@page-1#0", "backfill:s2@page-1#1"]
     ids_only = AuditWriter(services.store, services.store, services.store, None, clock.now, ids_only=True)
     ids_only.write(operation("certificates/c1", "CERTIFICATES/WRITE", T0, "c-c"), "backfill:s1")
     (entry,) = services.queries.history("contoso/certificates/c1")

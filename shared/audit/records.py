@@ -33,7 +33,7 @@ EXCERPT = 200
 class BadRecord:
     """A record not kept, and why (`audit rejected` lists them: never dropped)."""
 
-    origin: str  # "archive:{blob}@{offset}" or "backfill:{sub}"
+    origin: str  # "archive:{blob}@{offset}" or "backfill:{sub}@{window}/page {n}", then "#{n}" for one of several records
     reason: str
     message: str
     excerpt: str
@@ -68,7 +68,11 @@ class AuditWriter:
         self.ids_only, self.bad_container = ids_only, bad_container
 
     def write(self, records: Iterable[Mapping[str, Any]], origin: str, *, seen_at: datetime | None = None) -> WriteReport:
-        return self.write_read([(origin, audit.read_record(dict(r) if isinstance(r, Mapping) else r), r) for r in records], seen_at)
+        """Records of one place (`origin`): each is told apart by its index (`{origin}#{n}`) when there are several,
+        so two bad records alike are two rows."""
+        given = list(records)
+        return self.write_read([(f"{origin}#{n}" if len(given) > 1 else origin, audit.read_record(dict(r) if isinstance(r, Mapping) else r), r)
+                                for n, r in enumerate(given)], seen_at)
 
     def write_read(self, items: list[tuple[str, audit.AuditRecord | audit.BadRecord | audit.Ignored, object]],
                    seen_at: datetime | None = None) -> WriteReport:
@@ -96,10 +100,10 @@ class AuditWriter:
         beside the gateway logs' bad lines under the Activity Log container's name (`audit rejected` lists them)."""
         entities = []
         for b in bad:
-            blob, _, offset = b.origin.removeprefix("archive:").rpartition("@") if b.origin.startswith("archive:") else (b.origin, "", "0")
+            blob, offset = where(b.origin)
             key = hashlib.sha256(f"{b.origin}\n{b.excerpt}".encode("utf-8", errors="surrogatepass")).hexdigest()[:40]
             entities.append(keyed((bad_line_partition(self.bad_container, seen_at), key),
-                                  {"SeenAt": seen_at, "Container": self.bad_container, "Blob": blob, "Offset": int(offset or 0), "Origin": b.origin,
+                                  {"SeenAt": seen_at, "Container": self.bad_container, "Blob": blob, "Offset": offset, "Origin": b.origin,
                                    "Reason": b.reason, "Message": b.message[:1000], "Excerpt": b.excerpt}))
         for entity in entities:
             log.warning("audit: bad record at %s: %s: %s", entity["Origin"], entity["Reason"], entity["Message"][:200])
@@ -155,6 +159,17 @@ def _keys_refused(record: audit.AuditRecord) -> PermanentEventError | None:
     except PermanentEventError as exc:
         return exc
     return None
+
+
+def where(origin: str) -> tuple[str, int]:
+    """The blob and line offset an origin names (`archive:{blob}@{offset}[#{n}]`), or, for the backfill's
+    (`backfill:{sub}@{window and page}[#{n}]`), `backfill:{sub}` and 0."""
+    head, _, tail = origin.rpartition("#")
+    place = head if head and tail.isdigit() else origin
+    if place.startswith("archive:"):
+        blob, _, offset = place.removeprefix("archive:").rpartition("@")
+        return blob, int(offset) if offset.isdigit() else 0
+    return place.partition("@")[0], 0
 
 
 def excerpt(raw: object) -> str:
