@@ -23,8 +23,8 @@ from shared.domain.kinds import Kind
 from shared.domain.times import parse_ago
 from shared.queries.changes import first_of
 from shared.queries.usage import as_time, issue_token, read_token
-from shared.store.audit_keys import family_audit_rows, record_of
-from shared.store.keys import of_kind, resource_keys, rows_only
+from shared.store.audit_keys import anchor_row, family_audit_rows, record_of
+from shared.store.keys import of_kind, rows_only
 from shared.store.ports import Condition, Entity, TableReader
 
 DEFAULT_OLDER_THAN = timedelta(days=90)
@@ -85,10 +85,11 @@ def _regenerations(reader: TableReader, service_key: str | None) -> dict[tuple[s
     for entity in first_of(reader, family_audit_rows(Kind.SUBSCRIPTION.family, service_key), None):
         record = record_of(entity)
         regenerated = key_regenerations(record)
-        if regenerated is None or record.target.anchor is None:
+        row = anchor_row(record)
+        if regenerated is None or row is None:
             continue
         column, at = regenerated
-        columns = found.setdefault(resource_keys(record.target.anchor), {})
+        columns = found.setdefault(row, {})
         columns[column] = max(at, columns.get(column, at))
     return found
 

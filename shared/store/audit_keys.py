@@ -163,6 +163,11 @@ def purge_of(entries: list[StoredRow]) -> tuple[list[StoredRow], list[StoredRow]
     return records, feed
 
 
+def anchor_row(record: AuditRecord) -> tuple[str, str] | None:
+    """The keys of the inventory row a record's anchor is (its subscription's, say), or None when it has none."""
+    return resource_keys(record.target.anchor) if record.target.anchor is not None else None
+
+
 def family_audit_rows(family: str, service_key: str | None = None) -> Query:
     """The audit records in one family's partitions (of one service, or of all): the `~a|` RowKey range of each, so
     neither the rows, the count rows nor the history records (`~h|`) beside them."""
