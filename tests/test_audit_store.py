@@ -154,6 +154,17 @@ def test_the_purge_takes_the_audit_records_of_a_service_with_nothing_else(servic
     assert not [e for page in services.store.scan(Query(Table.HISTORY, low_pk="~feed|", high_pk="~feed}")) for e in page]
 
 
+def test_history_since_joins_an_event_just_before_it_with_its_record_just_after(services: bootstrap.Services) -> None:
+    deliver(services, "APICreated", "/apis/orders", timedelta(seconds=10))
+    deliver(services, "APIUpdated", "/apis/orders", timedelta(minutes=10))
+    write(services, *operation("apis/orders", "APIS/WRITE", T0 + timedelta(seconds=40), "c-1"),  # the Created's, 30 s late
+          *operation("apis/orders", "APIS/WRITE", T0 + timedelta(minutes=10), "c-2"))
+    since = T0 + timedelta(seconds=30)
+    whole = services.queries.history("contoso/apis/orders")
+    assert len(whole) == 2 and all(e["auditJoined"] for e in whole)
+    assert services.queries.history("contoso/apis/orders", since=since) == [e for e in whole if e["EventTime"] >= since]
+
+
 def test_the_key_age_report_is_right_for_regenerated_never_regenerated_and_unknown_keys(services: bootstrap.Services,
                                                                                         clock: ManualClock) -> None:
     for name in ("rotated", "old", "unknown", "new", "gone"):
