@@ -202,8 +202,7 @@ def activity_logs(settings: Settings, env: Mapping[str, str] | None = None, *, s
     client = blob_service_client(env, prefixes=ACTIVITY_LOGS, retry_total=settings.storage_retry_total)
     wired = services_ if services_ is not None else services()
     archive = BlobArchive(client.get_container_client(settings.activity_logs_container))
-    return ActivityLogs(archive, wired.store, wired.store, audit_writer(wired), clock or wired.clock, deleter=wired.store,
-                        rejected_days=settings.rejected_retention_days)
+    return ActivityLogs(archive, wired.store, wired.store, audit_writer(wired), clock or wired.clock)
 
 
 _activity_logs: list[ActivityLogs | None] = []

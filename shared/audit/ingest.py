@@ -1,8 +1,6 @@
 """The Activity Log's archive read (the `activity_logs` timer and `apim-inventory audit ingest`): the generic
 LineReader (shared/logread/reader.py) over `insights-activity-logs`, its checkpoints in the usage table under the
-container's name, with a sink that hands each chunk's records to the AuditWriter (records.py). Each run then deletes
-the bad-record rows (`ub|{container}|{day}`: their excerpt may hold a UPN or an IP) of the days before
-now - RETENTION_REJECTED_DAYS, whole day partitions, as the usage roll-up does for the gateway's bad lines."""
+container's name, with a sink that hands each chunk's records to the AuditWriter (records.py)."""
 
 from __future__ import annotations
 
@@ -10,15 +8,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from shared.audit.records import AuditWriter, WriteReport
 from shared.domain import audit
 from shared.integrations.log_archive import LogArchive
 from shared.logread.reader import CHUNK, Chunk, LineReader, Prepared
 from shared.logs import AUDIT, Line
-from shared.store.ports import Table, TableDeleter, TableReader, TableWriter
-from shared.store.usage_keys import bad_lines_before
+from shared.store.ports import Table, TableReader, TableWriter
 
 log = logging.getLogger("apim_inventory")
 READER_NAME = "audit"  # the reader's log lines
@@ -71,37 +68,24 @@ class AuditIngestReport:
     bad: int
     skipped: int
     seconds: float
-    purged: int = 0  # bad-record rows past the retention, deleted
 
 
 class ActivityLogs:
     """`ingest(now)`: one run of the `activity_logs` timer."""
 
     def __init__(self, archive: LogArchive, reader: TableReader, writer: TableWriter, audit_writer: AuditWriter,
-                 clock: Callable[[], datetime], *, chunk_size: int = CHUNK, deleter: TableDeleter | None = None,
-                 rejected_days: float | None = None) -> None:
+                 clock: Callable[[], datetime], *, chunk_size: int = CHUNK) -> None:
         self.archive, self._reader, self._writer, self.audit_writer, self.clock = archive, reader, writer, audit_writer, clock
         self.chunk_size = chunk_size
-        self._deleter, self.rejected_days = deleter, rejected_days  # both given: bad-record rows are purged after the run
 
     def ingest(self, now: datetime | None = None) -> AuditIngestReport:
         started = time.perf_counter()
         sink = AuditSink(self.audit_writer)
-        now = now or self.clock()
         read = LineReader(self.archive, self._reader, self._writer, sink, self.clock, table=Table.USAGE, name=READER_NAME,
-                          chunk_size=self.chunk_size).run(now)
-        purged = self._purge_bad(now)
+                          chunk_size=self.chunk_size).run(now or self.clock())
         done = sink.report
         report = AuditIngestReport(read.blobs, read.bytes, done.records, done.written, done.ignored, len(done.bad), read.skipped,
-                                   round(time.perf_counter() - started, 3), purged)
+                                   round(time.perf_counter() - started, 3))
         log.info(Line(AUDIT, {"blobs": report.blobs, "bytes": report.bytes, "records": report.records, "written": report.written,
-                              "ignored": report.ignored, "badRecords": report.bad, "claimedElsewhere": report.skipped, "badRecordsPurged": report.purged,
-                              "seconds": report.seconds}))
+                              "ignored": report.ignored, "badRecords": report.bad, "claimedElsewhere": report.skipped, "seconds": report.seconds}))
         return report
-
-    def _purge_bad(self, now: datetime) -> int:
-        """The bad-record rows of the whole days before now - rejected_days: what is past the retention, no more."""
-        if self._deleter is None or self.rejected_days is None:
-            return 0
-        query = bad_lines_before(self.audit_writer.bad_container, now - timedelta(days=self.rejected_days))
-        return sum(self._deleter.delete_rows(Table.USAGE, page) for page in self._reader.scan(query, 1000, select=("PartitionKey", "RowKey")))
