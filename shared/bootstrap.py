@@ -189,7 +189,7 @@ def audit_writer(services: Services) -> AuditWriter:
     rows = RowWriter(services.store, AlertOutbox(services.store, LoggingAlertPublisher()), s.flag_policy, services.clock, s.conflict_retries,
                      services.status, index=AccessIndex(services.store))
     return AuditWriter(services.store, services.store, services.store, rows, services.clock, ids_only=s.audit_caller_details == "object-id",
-                       bad_container=s.activity_logs_container)
+                       bad_container=s.activity_logs_container, status=services.status)
 
 
 def activity_logs(settings: Settings, env: Mapping[str, str] | None = None, *, services_: Services | None = None,

@@ -5,6 +5,7 @@ history; a re-read, a line being appended, a bad line and a run that dies mid-ch
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -121,3 +122,27 @@ def test_a_run_that_dies_mid_chunk_then_a_rerun_equals_a_clean_pass(azurite: Azu
     run(crashed, blobs.archive, clock)
     assert audit_rows(crashed) == audit_rows(clean)
     assert len([r for r in audit_rows(clean) if str(r["RowKey"]).startswith("~a|")]) == 13
+
+
+def test_bad_records_go_after_the_rejected_retention(app: bootstrap.Services, blobs: AzuriteBlobs, clock: ManualClock) -> None:
+    blobs.append(blob_name(HOUR), b"not json: alice@contoso.com from 203.0.113.7\n")  # an excerpt may name a person
+    function_app.activity_logs(None)  # type: ignore[arg-type]
+
+    def bad_rows() -> list[Entity]:
+        return [r.entity for page in app.store.scan(Query(Table.USAGE, low_pk="ub|", high_pk="ub}")) for r in page]
+    assert [r["Reason"] for r in bad_rows()] == ["not-json"]
+    clock.advance(days=app.settings.rejected_retention_days - 1)
+    assert {r.what: r.deleted for r in app.purger.run()}["auditRejected"] == 0 and len(bad_rows()) == 1  # within the retention
+    clock.advance(days=2)
+    assert {r.what: r.deleted for r in app.purger.run()}["auditRejected"] == 1
+    assert bad_rows() == []
+
+
+def test_each_bad_record_of_a_wrapped_line_is_a_row_of_its_own(app: bootstrap.Services, blobs: AzuriteBlobs) -> None:
+    bad = {"time": "later", "operationName": "MICROSOFT.APIMANAGEMENT/SERVICE/APIS/WRITE"}
+    blobs.append(blob_name(HOUR), json.dumps({"records": [bad, bad, {**bad, "time": "soon"}]}).encode() + b"\n")
+    function_app.activity_logs(None)  # type: ignore[arg-type]
+    rows = [r.entity for page in app.store.scan(Query(Table.USAGE, low_pk="ub|", high_pk="ub}")) for r in page]
+    assert sorted((r["Origin"].rsplit("#", 1)[1], r["Offset"], r["Excerpt"]) for r in rows) == [
+        (str(n), 0, json.dumps(b)) for n, b in enumerate([bad, bad, {**bad, "time": "soon"}])]
+    assert {r["Blob"] for r in rows} == {blob_name(HOUR)}

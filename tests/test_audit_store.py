@@ -117,6 +117,10 @@ def test_bad_records_are_recorded_and_an_id_only_setting_keeps_no_name(services:
     assert [b.reason for b in report.bad] == ["no-time"]
     rows = [r for page in services.store.scan(Query(Table.USAGE, low_pk="ub|", high_pk="ub}")) for r in page]
     assert [(r.entity["Blob"], r.entity["Reason"]) for r in rows] == [("backfill:s1", "no-time")]
+    twice = writer.write([{"time": "y", "operationName": "MICROSOFT.APIMANAGEMENT/SERVICE/APIS/WRITE"}] * 2, "backfill:s2@page-1")
+    assert len(twice.bad) == 2  # two records of one page alike: two rows, each at its place
+    rows = [r for page in services.store.scan(Query(Table.USAGE, low_pk="ub|", high_pk="ub}")) for r in page if r.entity["Blob"] == "backfill:s2"]
+    assert sorted(r.entity["Origin"] for r in rows) == ["backfill:s2@page-1#0", "backfill:s2@page-1#1"]
     ids_only = AuditWriter(services.store, services.store, services.store, None, clock.now, ids_only=True)
     ids_only.write(operation("certificates/c1", "CERTIFICATES/WRITE", T0, "c-c"), "backfill:s1")
     (entry,) = services.queries.history("contoso/certificates/c1")
@@ -137,6 +141,28 @@ def test_the_purge_takes_old_audit_records_and_their_entries(services: bootstrap
     entries = [e for page in services.store.scan(Query(Table.HISTORY, low_pk="~feed|", high_pk="~feed}")) for e in page
                if e.entity.get("EventType") == "activityLog"]
     assert {e.entity["Path"] for e in entries} == {"backends/new"}
+
+
+def test_the_purge_takes_the_audit_records_of_a_service_with_nothing_else(services: bootstrap.Services, clock: ManualClock) -> None:
+    write(services, *operation("backends/old", "BACKENDS/WRITE", T0, "c-old"))  # no event, no sync: only the record
+    assert services.queries.history("contoso/backends/old")
+    clock.moment = T0 + timedelta(days=370)
+    results = {r.what: r.deleted for r in services.purger.run()}
+    assert results["audit"] == 1
+    with pytest.raises(NotFound):
+        services.queries.history("contoso/backends/old")
+    assert not [e for page in services.store.scan(Query(Table.HISTORY, low_pk="~feed|", high_pk="~feed}")) for e in page]
+
+
+def test_history_since_joins_an_event_just_before_it_with_its_record_just_after(services: bootstrap.Services) -> None:
+    deliver(services, "APICreated", "/apis/orders", timedelta(seconds=10))
+    deliver(services, "APIUpdated", "/apis/orders", timedelta(minutes=10))
+    write(services, *operation("apis/orders", "APIS/WRITE", T0 + timedelta(seconds=40), "c-1"),  # the Created's, 30 s late
+          *operation("apis/orders", "APIS/WRITE", T0 + timedelta(minutes=10), "c-2"))
+    since = T0 + timedelta(seconds=30)
+    whole = services.queries.history("contoso/apis/orders")
+    assert len(whole) == 2 and all(e["auditJoined"] for e in whole)
+    assert services.queries.history("contoso/apis/orders", since=since) == [e for e in whole if e["EventTime"] >= since]
 
 
 def test_the_key_age_report_is_right_for_regenerated_never_regenerated_and_unknown_keys(services: bootstrap.Services,

@@ -86,7 +86,7 @@ def seed(azurite: Azurite, settings: Settings) -> dict[str, int]:
     alerts += [{"PartitionKey": f"sent|{NOW - 5 * DAY:%Y%m%d}", "RowKey": "young"},
                {"PartitionKey": "pending", "RowKey": "waiting", "DetectedAt": NOW - 400 * DAY}]
     bulk(azurite, settings.outbox_table, alerts)
-    return {"tombstones": 1 + 151, "history": 1 + 150 + 1, "rejected": 1 + 150, "sentAlerts": 150, "audit": 0}
+    return {"tombstones": 1 + 151, "history": 1 + 150 + 1, "rejected": 1 + 150, "sentAlerts": 150, "audit": 0, "auditRejected": 0}
 
 
 def counts(repo: Store) -> dict[str, int]:
@@ -125,7 +125,7 @@ def test_purge_deletes_what_is_past_each_cutoff_page_by_page(azurite: Azurite, a
     assert {r["what"]: r["wouldDelete"] for r in document["results"]} == expected and "deleted" not in document["results"][0]
     assert {r["what"]: r["before"] for r in document["results"]} == {
         "tombstones": "2026-08-04T09:00:00Z", "history": "2025-11-02T09:00:00Z", "rejected": "2026-10-03T09:00:00Z",
-        "sentAlerts": "2026-10-03T09:00:00Z", "audit": "2025-11-02T09:00:00Z"}
+        "sentAlerts": "2026-10-03T09:00:00Z", "audit": "2025-11-02T09:00:00Z", "auditRejected": "2026-10-03T09:00:00Z"}
     assert counts(repo) == before  # a dry run deletes nothing
     code, out = in_process("--now", NOW.isoformat(), "purge")
     assert code == 0 and out.splitlines()[0].split() == ["What", "Table", "Before", "Deleted"]
@@ -185,7 +185,7 @@ def test_the_in_memory_repository_purges_the_same_way() -> None:
     repo.revive = event("UserUpdated", "/users/a", at=-DAY.total_seconds())
     clock.moment = NOW
     results = {r.what: r.deleted for r in Purger(repo, repo, Settings(history_retention_days=150), clock.now).run()}
-    assert results == {"tombstones": 1, "history": 2, "rejected": 1, "sentAlerts": 0, "audit": 0}
+    assert results == {"tombstones": 1, "history": 2, "rejected": 1, "sentAlerts": 0, "audit": 0, "auditRejected": 0}
     assert sorted((r["Path"], r["IsDeleted"]) for r in inventory_rows(repo)) == [("users/a", False), ("users/c", True)]
     assert rejected_records(repo) == []
 

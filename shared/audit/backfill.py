@@ -164,7 +164,9 @@ class Backfill:
             window.pages += 1
             window.read += len(items)
             try:
-                written = self._writer.write([to_exported(item) for item in items], f"backfill:{subscription}")
+                # the window and the page in the origin: bad records of other pages are rows of their own
+                written = self._writer.write([to_exported(item) for item in items],
+                                             f"backfill:{subscription}@{iso_z(since)}/{iso_z(until)}/page {window.pages}")
             except Exception as exc:  # a storage failure: named as the writer's, never as ARM's
                 raise BackfillFailed(f"writing the audit records of {where} failed: {one_line(exc, 300)}; {resume}", since) from exc
             window.written += written.written

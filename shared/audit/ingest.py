@@ -44,7 +44,10 @@ class AuditSink:
             return PreparedChunk(chunk, [(f"archive:{chunk.blob}@{chunk.start}", audit.BadRecord(audit.TOO_LONG, message), chunk.too_long)])
         items: list[tuple[str, audit.AuditRecord | audit.BadRecord | audit.Ignored, object]] = []
         for offset, line in chunk.lines:
-            items.extend((f"archive:{chunk.blob}@{offset}", read, line) for read in audit.read_line(line))
+            reads = audit.read_line_records(line)
+            # A wrapped line's records are told apart by their place in it (a bad row is keyed by its origin).
+            items.extend((f"archive:{chunk.blob}@{offset}" + (f"#{n}" if len(reads) > 1 else ""), read, raw)
+                         for n, (read, raw) in enumerate(reads))
         return PreparedChunk(chunk, items)
 
     def commit(self, prepared: Prepared) -> None:

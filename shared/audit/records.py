@@ -20,6 +20,7 @@ from shared.domain import audit
 from shared.domain.errors import ConflictRetriesExhausted, PermanentEventError, WriteConflict
 from shared.store.audit_keys import audit_entity, audit_keys, check_keys, feed_entities, record_of, same_record, stale_feed_entries
 from shared.store.ports import StoredRow, Table, TableDeleter, TableReader, TableWriter
+from shared.store.status import StatusTracker
 from shared.store.usage_keys import bad_line_partition, keyed
 from shared.store.writer import RowWriter
 
@@ -32,7 +33,7 @@ EXCERPT = 200
 class BadRecord:
     """A record not kept, and why (`audit rejected` lists them: never dropped)."""
 
-    origin: str  # "archive:{blob}@{offset}" or "backfill:{sub}"
+    origin: str  # "archive:{blob}@{offset}" or "backfill:{sub}@{window}/page {n}", then "#{n}" for one of several records
     reason: str
     message: str
     excerpt: str
@@ -60,12 +61,18 @@ class AuditWriter:
     """`write(records, origin)`: the one way audit records reach the store, from the archive's sink and the backfill."""
 
     def __init__(self, reader: TableReader, writer: TableWriter, deleter: TableDeleter, rows: RowWriter | None,
-                 clock: Callable[[], datetime], *, ids_only: bool = False, bad_container: str = "insights-activity-logs") -> None:
+                 clock: Callable[[], datetime], *, ids_only: bool = False, bad_container: str = "insights-activity-logs",
+                 status: StatusTracker | None = None) -> None:
         self._reader, self._writer, self._deleter, self._rows, self._clock = reader, writer, deleter, rows, clock
+        self._status = status  # the service's status row before its first record: the purge and `changes` find services by it
         self.ids_only, self.bad_container = ids_only, bad_container
 
     def write(self, records: Iterable[Mapping[str, Any]], origin: str, *, seen_at: datetime | None = None) -> WriteReport:
-        return self.write_read([(origin, audit.read_record(dict(r) if isinstance(r, Mapping) else r), r) for r in records], seen_at)
+        """Records of one place (`origin`): each is told apart by its index (`{origin}#{n}`) when there are several,
+        so two bad records alike are two rows."""
+        given = list(records)
+        return self.write_read([(f"{origin}#{n}" if len(given) > 1 else origin, audit.read_record(dict(r) if isinstance(r, Mapping) else r), r)
+                                for n, r in enumerate(given)], seen_at)
 
     def write_read(self, items: list[tuple[str, audit.AuditRecord | audit.BadRecord | audit.Ignored, object]],
                    seen_at: datetime | None = None) -> WriteReport:
@@ -93,10 +100,10 @@ class AuditWriter:
         beside the gateway logs' bad lines under the Activity Log container's name (`audit rejected` lists them)."""
         entities = []
         for b in bad:
-            blob, _, offset = b.origin.removeprefix("archive:").rpartition("@") if b.origin.startswith("archive:") else (b.origin, "", "0")
+            blob, offset = where(b.origin)
             key = hashlib.sha256(f"{b.origin}\n{b.excerpt}".encode("utf-8", errors="surrogatepass")).hexdigest()[:40]
             entities.append(keyed((bad_line_partition(self.bad_container, seen_at), key),
-                                  {"SeenAt": seen_at, "Container": self.bad_container, "Blob": blob, "Offset": int(offset or 0), "Origin": b.origin,
+                                  {"SeenAt": seen_at, "Container": self.bad_container, "Blob": blob, "Offset": offset, "Origin": b.origin,
                                    "Reason": b.reason, "Message": b.message[:1000], "Excerpt": b.excerpt}))
         for entity in entities:
             log.warning("audit: bad record at %s: %s: %s", entity["Origin"], entity["Reason"], entity["Message"][:200])
@@ -105,6 +112,8 @@ class AuditWriter:
 
     def _merge(self, record: audit.AuditRecord, report: WriteReport) -> None:
         pk, rk = audit_keys(record)
+        if self._status is not None:  # a service with audit records and no event or sync yet has none otherwise
+            self._status.ensure(record.target.service.key, record.target.service.name)
         for _ in range(RETRIES):
             row = self._reader.get(Table.INVENTORY, pk, rk)
             merged = record_of(row.entity).merged(record) if row else record
@@ -128,8 +137,9 @@ class AuditWriter:
         report.key_ages += self._key_age(merged)
 
     def _key_age(self, record: audit.AuditRecord) -> int:
-        """A succeeded regeneration sets the subscription row's column to its maximum (no row yet: nothing to set; the
-        row's sync or event comes later and `keys` reads the audit records' column then: docs/design.md)."""
+        """A succeeded regeneration sets the subscription row's column to its maximum, for those who read the table (no
+        row yet: nothing to set; `keys` reads the audit record itself beside the row, so its answer does not depend on
+        which came first: shared/queries/keys.py)."""
         regenerated = audit.key_regenerations(record)
         if regenerated is None or self._rows is None or record.target.anchor is None:
             return 0
@@ -149,6 +159,17 @@ def _keys_refused(record: audit.AuditRecord) -> PermanentEventError | None:
     except PermanentEventError as exc:
         return exc
     return None
+
+
+def where(origin: str) -> tuple[str, int]:
+    """The blob and line offset an origin names (`archive:{blob}@{offset}[#{n}]`), or, for the backfill's
+    (`backfill:{sub}@{window and page}[#{n}]`), `backfill:{sub}` and 0."""
+    head, _, tail = origin.rpartition("#")
+    place = head if head and tail.isdigit() else origin
+    if place.startswith("archive:"):
+        blob, _, offset = place.removeprefix("archive:").rpartition("@")
+        return blob, int(offset) if offset.isdigit() else 0
+    return place.partition("@")[0], 0
 
 
 def excerpt(raw: object) -> str:

@@ -170,13 +170,18 @@ class Ignored:
 
 def read_line(line: bytes) -> list[AuditRecord | BadRecord | Ignored]:
     """One archive line: a record, or the `{"records": [...]}` wrapping Event Hubs (and archives before 2018) use."""
+    return [read for read, _ in read_line_records(line)]
+
+
+def read_line_records(line: bytes) -> list[tuple[AuditRecord | BadRecord | Ignored, object]]:
+    """The same, each with what it was read from: the line, or its record of a wrapped line (a bad one's excerpt)."""
     try:
         record = json.loads(line)
     except (ValueError, RecursionError) as exc:
-        return [BadRecord(NOT_JSON, str(exc)[:200])]
+        return [(BadRecord(NOT_JSON, str(exc)[:200]), line)]
     if isinstance(record, dict) and isinstance(record.get("records"), list) and "time" not in record:
-        return [read_record(one) for one in record["records"]]
-    return [read_record(record)]
+        return [(read_record(one), one) for one in record["records"]]
+    return [(read_record(record), line)]
 
 
 def read_record(record: object) -> AuditRecord | BadRecord | Ignored:

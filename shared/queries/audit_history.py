@@ -1,7 +1,8 @@
 """`history` with who made each change: a resource's history records and its audit records (one key range each, in
 its partition: shared/store/keys.py and audit_keys.py), joined when reading (domain/audit_join.py). A path the
 inventory has no kind for (a named value, a certificate, an API's policy) has only audit records: its history is
-those."""
+those. With `since`, both are read from `since` less the join window, joined, and only then kept from `since`
+on: what the whole history shows from `since` on."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def audit_rows(reader: TableReader, query: Query, since: datetime | None, window
 
 def with_callers(reader: TableReader, ref: ResourceRef, records: list[Entity], since: datetime | None, with_children: bool,
                  window: timedelta) -> list[dict[str, Any]]:
-    """The records joined with the resource's audit records: its own and those of the paths below it that the
+    """The records (read from `since` less the window) joined with the resource's audit records: its own and those of the paths below it that the
     inventory has no kind for (its policies, operations); with `with_children`, its children's too."""
     audits = [a for a in audit_rows(reader, audit_range(ref), since, window)
               if with_children or str(a.get("Path", "")).lower() == ref.path.lower() or a.get("ResourceKind") not in INVENTORY_KINDS]

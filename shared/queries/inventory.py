@@ -429,8 +429,9 @@ class InventoryQueries:
                 raise NotFound(f"no audit record of {ident[:200]}") from None
             return entries
         query = history_range(ref, with_children)
-        if since is not None:
-            query = replace(query, conditions=(*query.conditions, Condition("EventTime", "ge", since)))
+        if since is not None:  # events from a window before `since` too, as the audit records: an event just before
+            # it is joined with its record just after, and both left out by the filter, not the record shown alone
+            query = replace(query, conditions=(*query.conditions, Condition("EventTime", "ge", since - self.audit_window)))
         records, _ = self._reader.page(query, None)
         entries = with_callers(self._reader, ref, records, since, with_children, self.audit_window)
         if not entries:

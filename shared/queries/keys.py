@@ -1,24 +1,30 @@
 """`keys --older-than 90d` and GET /api/keys: the live subscriptions whose keys were not regenerated through
-Resource Manager within the window, with owner — a lower bound. The regeneration times come from the Activity Log
-(`PrimaryKeyRegeneratedAt`/`SecondaryKeyRegeneratedAt` on each subscription row: shared/audit/records.py); a key
+Resource Manager within the window, with owner — a lower bound. The regeneration times come from the Activity Log:
+the newer of a subscription row's `PrimaryKeyRegeneratedAt`/`SecondaryKeyRegeneratedAt` (shared/audit/records.py sets
+them when the row exists) and its succeeded regeneration audit records (beside the row, in its partition), so a
+regeneration read before its subscription's row counts as one read after it; a key
 regenerated in the developer portal or set by a PUT leaves no such record, and only records read since the archive
 (or the backfill, 90 days back at most) began are known. A key is fresh when regenerated or created (`CreatedDate`)
 within the window, stale when the newer of the two is older, unknown when neither is known.
 
-Cost: the subscription family's partitions only (16 a service, or of one service with `service`), live rows, with
-the columns the answer needs: every subscription row, none of any other family, no history, no audit record."""
+Cost: two key ranges of the subscription family's partitions (16 a service, or of one service with `service`): their
+rows (RowKey below `~`: live subscription rows, not the count rows or history records beside them) and their audit
+records (`~a|`: every audit record of a subscription, of any operation). Nothing of another family, no history
+record, no feed. A page reads them all again: the answer is ordered by service and path, which is not key order."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.domain.audit import key_regenerations
 from shared.domain.errors import InvalidQuery
 from shared.domain.kinds import Kind
 from shared.domain.times import parse_ago
 from shared.queries.changes import first_of
 from shared.queries.usage import as_time, issue_token, read_token
-from shared.store.keys import of_kind
+from shared.store.audit_keys import anchor_row, family_audit_rows, record_of
+from shared.store.keys import of_kind, rows_only
 from shared.store.ports import Condition, Entity, TableReader
 
 DEFAULT_OLDER_THAN = timedelta(days=90)
@@ -56,8 +62,11 @@ def old_keys(reader: TableReader, now: datetime, older_than: timedelta = DEFAULT
             after = tuple(read_token(continuation, fields, ("after",))["after"])
         except (ValueError, TypeError, KeyError):
             raise InvalidQuery("continuationToken is not one this API issued") from None
-    query = of_kind(Kind.SUBSCRIPTION, service.lower() if service else None, (Condition("IsDeleted", "eq", False),))
-    items = [item for row in first_of(reader, query, None) if (item := _item(row, cutoff)) is not None]
+    service_key = service.lower() if service else None
+    query = rows_only(of_kind(Kind.SUBSCRIPTION, service_key, (Condition("IsDeleted", "eq", False),)))
+    regenerated = _regenerations(reader, service_key)
+    items = [item for row in first_of(reader, query, None)
+             if (item := _item(row, regenerated.get((row["PartitionKey"], row["RowKey"]), {}), cutoff)) is not None]
     items.sort(key=lambda i: (i["service"].lower(), i["path"].lower()))
     if after is not None:
         items = [i for i in items if (i["service"].lower(), i["path"].lower()) > after]
@@ -66,8 +75,28 @@ def old_keys(reader: TableReader, now: datetime, older_than: timedelta = DEFAULT
         items = items[:top]
         token = issue_token({"after": [items[-1]["service"].lower(), items[-1]["path"].lower()]}, fields)
     return {"olderThanDays": round(older_than / timedelta(days=1), 3), "since": cutoff, "lowerBound": True, "note": LOWER_BOUND,
-            "reads": "the subscription rows (live) of the subscription family's partitions", "count": len(items), "items": items,
+            "reads": "the subscription rows (live) and the audit records of the subscription family's partitions", "count": len(items), "items": items,
             "continuationToken": token}
+
+
+def _regenerations(reader: TableReader, service_key: str | None) -> dict[tuple[str, str], dict[str, datetime]]:
+    """Each subscription row's (keys) latest succeeded regenerations, by column, as its audit records hold them."""
+    found: dict[tuple[str, str], dict[str, datetime]] = {}
+    for entity in first_of(reader, family_audit_rows(Kind.SUBSCRIPTION.family, service_key), None):
+        record = record_of(entity)
+        regenerated = key_regenerations(record)
+        row = anchor_row(record)
+        if regenerated is None or row is None:
+            continue
+        column, at = regenerated
+        columns = found.setdefault(row, {})
+        columns[column] = max(at, columns.get(column, at))
+    return found
+
+
+def _latest(row: Entity, recorded: dict[str, datetime], column: str) -> datetime | None:
+    """The newer of the row's column and its audit records' regeneration (either may be missing)."""
+    return max((t for t in (as_time(row.get(column)), recorded.get(column)) if t is not None), default=None)
 
 
 def _path(owner_id: str) -> str:
@@ -76,9 +105,9 @@ def _path(owner_id: str) -> str:
     return owner_id[at + len("/service/"):].split("/", 1)[-1] if at >= 0 else owner_id.lstrip("/")
 
 
-def _item(row: Entity, cutoff: datetime) -> dict[str, Any] | None:
+def _item(row: Entity, recorded: dict[str, datetime], cutoff: datetime) -> dict[str, Any] | None:
     created = as_time(row.get("CreatedDate"))
-    primary, secondary = as_time(row.get("PrimaryKeyRegeneratedAt")), as_time(row.get("SecondaryKeyRegeneratedAt"))
+    primary, secondary = _latest(row, recorded, "PrimaryKeyRegeneratedAt"), _latest(row, recorded, "SecondaryKeyRegeneratedAt")
     statuses = {"primaryKey": _key_status(created, primary, cutoff), "secondaryKey": _key_status(created, secondary, cutoff)}
     if not any(statuses.values()):
         return None

@@ -28,6 +28,7 @@ from shared.store.keys import (
     FEED_PREFIX,
     check_key,
     encode_part,
+    family_range,
     feed_keys,
     feed_partition,
     inverted_time,
@@ -160,6 +161,17 @@ def purge_of(entries: list[StoredRow]) -> tuple[list[StoredRow], list[StoredRow]
         feed += [StoredRow({"PartitionKey": e.entity["PartitionKey"], "RowKey": e.entity["RowKey"]}, ""),
                  StoredRow({"PartitionKey": e.entity["PartitionKey"], "RowKey": event_rk}, "")]
     return records, feed
+
+
+def anchor_row(record: AuditRecord) -> tuple[str, str] | None:
+    """The keys of the inventory row a record's anchor is (its subscription's, say), or None when it has none."""
+    return resource_keys(record.target.anchor) if record.target.anchor is not None else None
+
+
+def family_audit_rows(family: str, service_key: str | None = None) -> Query:
+    """The audit records in one family's partitions (of one service, or of all): the `~a|` RowKey range of each, so
+    neither the rows, the count rows nor the history records (`~h|`) beside them."""
+    return Query(Table.INVENTORY, *family_range(family, service_key), (), AUDIT_PREFIX, AUDIT_PREFIX[:-1] + "}")
 
 
 def target_range(target: Target) -> Query:

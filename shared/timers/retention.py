@@ -9,8 +9,12 @@
   cost is what is purged), the record first, then both feed entries, each in its own day (a crash in between
   leaves entries the next purge deletes);
 - audit records (the Activity Log's, beside each resource's history) whose time is older than RETENTION_AUDIT_DAYS,
-  found through each service's `ar|` feed entries the same way: the caller's name, UPN and IP go with them;
-- rejected records of the days before now - RETENTION_REJECTED_DAYS: whole partitions (the UTC day);
+  found through each service's `ar|` feed entries the same way (the audit writer writes a service's status row before
+  its first record, so a service known only from the Activity Log is in the list): the caller's name, UPN and IP go
+  with them;
+- rejected records of the days before now - RETENTION_REJECTED_DAYS: whole partitions (the UTC day); so too the
+  Activity Log's bad-record rows (`ub|{ACTIVITY_LOGS_CONTAINER}|{day}`, usage table: an excerpt may hold a UPN or an IP),
+  whichever route wrote them (the archive, the stream, the backfill);
 - sent alerts (`sent|YYYYMMDD` partitions) of the days before now - RETENTION_SENT_ALERTS_DAYS; pending ones
   never.
 
@@ -40,6 +44,7 @@ from shared.store.keys import (
     status_rows,
 )
 from shared.store.ports import Condition, Query, StoredRow, Table, TableDeleter, TableReader
+from shared.store.usage_keys import bad_lines_before
 
 log = logging.getLogger("apim_inventory")
 PAGE = 1000
@@ -52,7 +57,7 @@ AUDIT = "audit"
 
 @dataclass(frozen=True)
 class PurgeResult:
-    what: str  # tombstones, history, rejected, sentAlerts
+    what: str  # tombstones, history, rejected, sentAlerts, audit, auditRejected
     table: str
     before: datetime  # the cutoff
     deleted: int  # or, in a dry run, how many would be
@@ -69,6 +74,10 @@ class RetentionSettings(Protocol):
     def rejected_table(self) -> str: ...
     @property
     def outbox_table(self) -> str: ...
+    @property
+    def usage_table(self) -> str: ...
+    @property
+    def activity_logs_container(self) -> str: ...
     @property
     def retention_days(self) -> dict[str, float]:
         """Days kept per kind of record: tombstones, history, rejected, sentAlerts."""
@@ -93,6 +102,7 @@ class Purger:
             ("rejected", s.rejected_table, cut["rejected"], rejected_from(None, cut["rejected"])),
             ("sentAlerts", s.outbox_table, cut["sentAlerts"], sent_alerts_before(cut["sentAlerts"])),
             ("audit", s.inventory_table, cut["audit"], Query(Table.HISTORY)),  # per service, through the feed: `_purge_feed`
+            ("auditRejected", s.usage_table, cut["rejected"], bad_lines_before(s.activity_logs_container, cut["rejected"])),
         ]
 
     def run(self, dry_run: bool = False) -> list[PurgeResult]:
