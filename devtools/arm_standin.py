@@ -44,6 +44,7 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from devtools import activity_log_route
+from devtools.local_server import ServedInThread
 
 API_VERSION = "2024-05-01"
 IDENTITY_API_VERSION = "2019-08-01"
@@ -177,11 +178,12 @@ def _document(resource_id: str, properties: dict[str, Any], type_: str | None) -
             "properties": properties}
 
 
-class ArmStandIn:
+class ArmStandIn(ServedInThread):
     """Context manager: `with ArmStandIn() as arm:`; start()/stop() also available.
 
     The port is bound when the object is made, so `endpoint` is known before `start()`.
     """
+    _thread_name, _poll = "arm-standin", 0.05
 
     def __init__(self, page_size: int = 100) -> None:
         self.page_size = page_size
@@ -203,28 +205,8 @@ class ArmStandIn:
         self._server = _Server(self)
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
         self.identity_endpoint = self.endpoint + IDENTITY_PATH
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
-
-    def start(self) -> ArmStandIn:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="arm-standin", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> ArmStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def identity_env(self) -> dict[str, str]:
         return {"IDENTITY_ENDPOINT": self.identity_endpoint, "IDENTITY_HEADER": self.identity_header}

@@ -20,7 +20,6 @@ import json
 import logging
 import re
 import secrets
-import threading
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import azure.functions as func
 
 from devtools.azurite import ROOT
+from devtools.local_server import ServedInThread
 from devtools.worker import http_functions
 from shared.domain.personal import Role
 from shared.entrypoints.signin import PRINCIPAL_HEADER
@@ -115,8 +115,9 @@ def local_principal(role: Role) -> str:
     return base64.b64encode(json.dumps(document).encode("utf-8")).decode("ascii")
 
 
-class FunctionsHost:
+class FunctionsHost(ServedInThread):
     """`with FunctionsHost(port=0) as host:` serves until the block ends; `host.url` and `host.keys` say where and how."""
+    _thread_name, _poll = "functions-host", 0.1
 
     def __init__(self, *, port: int = 0, keys: Keys | None = None, sign_in_as: Role | None = None, app: Any = None,
                  prefix: str | None = None) -> None:
@@ -126,25 +127,6 @@ class FunctionsHost:
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> FunctionsHost:
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,), name="functions-host", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> FunctionsHost:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def handle(self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes) -> tuple[int, dict[str, str], bytes]:
         """One request, as the host would answer it: (status, headers, body)."""
