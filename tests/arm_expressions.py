@@ -8,6 +8,7 @@ not Azure's hash.
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import re
 import uuid
@@ -291,3 +292,16 @@ def nested(environment: Environment, deployment: Json) -> Environment:
         return Environment(properties["template"], values, subscription_scope(subscription))
     group_name = environment.value(deployment.get("resourceGroup", environment.group["name"]))
     return Environment(properties["template"], values, resource_group(subscription, group_name))
+
+
+def assert_mutation_caught(template: Json, mutate: Callable[[Json], None], check: Callable[[Json], None]) -> None:
+    """A template test's rule holds on the template and fails on a copy the mutation broke (the rule can fail)."""
+    check(template)
+    broken = copy.deepcopy(template)
+    mutate(broken)
+    assert broken != template, "the mutation changed nothing"
+    try:
+        check(broken)
+    except AssertionError:
+        return
+    raise AssertionError(f"{getattr(check, '__name__', check)} still holds on the broken copy")

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.domain.event_types import ALIASES, CANONICAL_TYPES
-from tests.arm_expressions import Call, Environment, Runtime, deployed_resources, parse, resource_group
+from tests.arm_expressions import Call, Environment, Runtime, assert_mutation_caught, deployed_resources, parse, resource_group
 
 pytestmark = pytest.mark.unit  # reads files and builds clients; connects nowhere
 
@@ -1095,12 +1095,7 @@ MUTATIONS: list[tuple[str, Callable[[Json], None], Callable[[Json], None]]] = [
 
 @pytest.mark.parametrize(("mutate", "check"), [pytest.param(mutate, check, id=name) for name, mutate, check in MUTATIONS])
 def test_each_rule_catches_a_broken_copy(template: Json, mutate: Callable[[Json], None], check: Callable[[Json], None]) -> None:
-    check(template)
-    broken = copy.deepcopy(template)
-    mutate(broken)
-    assert broken != template, "the mutation changed nothing"
-    with pytest.raises(AssertionError):
-        check(broken)
+    assert_mutation_caught(template, mutate, check)
 
 
 def test_every_hardening_rule_has_a_mutation() -> None:
