@@ -126,7 +126,7 @@ def activity_logs(timer: func.TimerRequest) -> None:
 @app.event_hub_message_trigger(arg_name="events", connection="GATEWAY_LOGS_EVENTHUB_CONNECTION", event_hub_name="%GATEWAY_LOGS_EVENTHUB%",
                                cardinality=func.Cardinality.MANY, consumer_group="%LOGS_EVENTHUB_CONSUMER_GROUP%")
 def gateway_logs_stream(events: list[func.EventHubEvent]) -> None:
-    streams.take_gateway_logs(events, bootstrap.process_gateway_log_stream(), _settings.logs_eventhub_namespace)
+    streams.take(events, bootstrap.process_gateway_log_stream(), _settings.logs_eventhub_namespace)
 
 
 @app.function_name("activity_logs_stream")
@@ -134,7 +134,7 @@ def gateway_logs_stream(events: list[func.EventHubEvent]) -> None:
 @app.event_hub_message_trigger(arg_name="events", connection="ACTIVITY_LOGS_EVENTHUB_CONNECTION", event_hub_name="%ACTIVITY_LOGS_EVENTHUB%",
                                cardinality=func.Cardinality.MANY, consumer_group="%LOGS_EVENTHUB_CONSUMER_GROUP%")
 def activity_logs_stream(events: list[func.EventHubEvent]) -> None:
-    streams.take_activity_logs(events, bootstrap.process_activity_log_stream(), _settings.logs_eventhub_namespace)
+    streams.take(events, bootstrap.process_activity_log_stream(), _settings.logs_eventhub_namespace)
 
 
 @app.function_name("openapi")

@@ -305,3 +305,14 @@ def assert_mutation_caught(template: Json, mutate: Callable[[Json], None], check
     except AssertionError:
         return
     raise AssertionError(f"{getattr(check, '__name__', check)} still holds on the broken copy")
+
+
+def edit(select: Callable[[Json], Json], key: str, value: Any) -> Callable[[Json], None]:
+    """A mutation: set `key` of the node `select` finds to `value`, or delete it when `value` is `...`."""
+    def mutate(template: Json) -> None:
+        node = select(template)
+        if value is ...:
+            del node[key]
+        else:
+            node[key] = value
+    return mutate

@@ -114,3 +114,14 @@ from devtools.store_reads import (  # noqa: E402  (the read helpers live with th
 )
 
 __all__ = ["count_rows", "feed_entries", "history_records", "inventory_rows", "pending_entities", "processor_over", "rejected_records", "stored_row"]
+
+
+OTHER_IDENTITY_SETTINGS = ("IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT", "AZURE_CLIENT_ID")
+
+
+def use_standin_identity(arm: Any, monkeypatch: Any) -> None:
+    """The managed identity the SDK finds in the environment is the ARM stand-in's, and only that one."""
+    for name in OTHER_IDENTITY_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in arm.identity_env().items():
+        monkeypatch.setenv(name, value)

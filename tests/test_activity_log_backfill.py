@@ -28,6 +28,7 @@ from shared.entrypoints import audit_backfill_cli
 from shared.entrypoints.cli import _emit, main
 from shared.integrations.activity_log_api import API_VERSION, ActivityLogApi, activity_filter, events_path, odata_time, to_exported
 from shared.integrations.arm import ArmClient, ArmError
+from tests.support import OTHER_IDENTITY_SETTINGS, use_standin_identity
 
 EXAMPLE = Path(__file__).resolve().parent / "data" / "activity-log" / "GetActivityLogsFiltered.json"
 SUB = "00000000-0000-0000-0000-0000000000a1"
@@ -36,7 +37,6 @@ SERVICE = f"/subscriptions/{SUB}/resourceGroups/rg-apim/providers/Microsoft.ApiM
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 USER = {"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn": "alice@contoso.com", "name": "Alice",
         "http://schemas.microsoft.com/identity/claims/objectidentifier": "0000aaaa-0000-0000-0000-000000000001", "appid": "c44b4083"}
-OTHER_IDENTITY_SETTINGS = ("IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT", "AZURE_CLIENT_ID")
 
 
 @dataclass
@@ -195,10 +195,7 @@ def arm() -> Iterator[ArmStandIn]:
 
 @pytest.fixture
 def client(arm: ArmStandIn, monkeypatch: pytest.MonkeyPatch) -> Iterator[ArmClient]:
-    for name in OTHER_IDENTITY_SETTINGS:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in arm.identity_env().items():
-        monkeypatch.setenv(name, value)
+    use_standin_identity(arm, monkeypatch)
     arm_client = bootstrap.arm_client(Settings(arm_endpoint=arm.endpoint, arm_retry_after_limit=5.0))
     yield arm_client
     arm_client.close()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.arm_expressions import Environment, assert_mutation_caught, deployed_resources, nested, subscription_scope
+from tests.arm_expressions import Environment, assert_mutation_caught, deployed_resources, edit, nested, subscription_scope
 from tests.test_infra_template import BUILTIN_ROLES, EXPECTED_API_VERSIONS, GUID, ROLE_BY_GUID, Json, _load, _main, _set
 
 pytestmark = pytest.mark.unit
@@ -120,28 +120,20 @@ def _role(template: Json) -> Json:
     return found
 
 
-def _edit(select: Callable[[Json], Json], key: str, value: Any) -> Callable[[Json], None]:
-    def mutate(template: Json) -> None:
-        node = select(template)
-        if value is ...:
-            del node[key]
-        else:
-            node[key] = value
-    return mutate
 
 
 READER = "[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'acdd72a7-3385-48ef-bd42-f606fba81ae7')]"
 MUTATIONS: list[tuple[str, Callable[[Json], None], Callable[[Json], None]]] = [
-    ("every category", _edit(lambda t: _setting(t)["properties"], "logs", [{"categoryGroup": "allLogs", "enabled": True}]), check_administrative_only),
-    ("Policy too", _edit(lambda t: _setting(t)["properties"], "logs",
+    ("every category", edit(lambda t: _setting(t)["properties"], "logs", [{"categoryGroup": "allLogs", "enabled": True}]), check_administrative_only),
+    ("Policy too", edit(lambda t: _setting(t)["properties"], "logs",
                          [{"category": "Administrative", "enabled": True}, {"category": "Policy", "enabled": True}]), check_administrative_only),
-    ("both destinations", _edit(lambda t: _setting(t)["properties"], "eventHubAuthorizationRuleId", "[parameters('eventHubAuthorizationRuleId')]"),
+    ("both destinations", edit(lambda t: _setting(t)["properties"], "eventHubAuthorizationRuleId", "[parameters('eventHubAuthorizationRuleId')]"),
      check_administrative_only),
-    ("the hub's name hard-coded", _edit(lambda t: _setting(t)["properties"], "eventHubName", "[if(variables('toStorage'), null(), 'activity')]"),
+    ("the hub's name hard-coded", edit(lambda t: _setting(t)["properties"], "eventHubName", "[if(variables('toStorage'), null(), 'activity')]"),
      check_administrative_only),
-    ("a role without a principal", _edit(_role, "condition", ...), check_monitoring_reader),
-    ("Reader instead", _edit(lambda t: _role(t)["properties"], "roleDefinitionId", READER), check_monitoring_reader),
-    ("named otherwise than the main template", _edit(_role, "name",
+    ("a role without a principal", edit(_role, "condition", ...), check_monitoring_reader),
+    ("Reader instead", edit(lambda t: _role(t)["properties"], "roleDefinitionId", READER), check_monitoring_reader),
+    ("named otherwise than the main template", edit(_role, "name",
         "[guid(subscription().id, parameters('readerPrincipalId'), '43d0d8ad-25c7-4714-9337-8ba259a9fe05')]"), check_monitoring_reader),
     ("the destinations swapped", _set("variables/toStorage", "[equals(parameters('destination'), 'eventHub')]"), check_administrative_only),
 ]

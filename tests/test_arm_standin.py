@@ -14,11 +14,11 @@ from azure.core.rest import HttpRequest, HttpResponse
 from azure.identity import ManagedIdentityCredential
 
 from devtools.arm_standin import API_VERSION, ArmStandIn
+from tests.support import use_standin_identity
 
 ARM_SCOPE = "https://management.azure.com/.default"
 RG = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-APIM/providers/Microsoft.ApiManagement/service"
 SERVICE = f"{RG}/Contoso"
-OTHER_IDENTITY_SETTINGS = ("IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT", "AZURE_CLIENT_ID")
 
 
 @pytest.fixture
@@ -29,10 +29,7 @@ def arm() -> Iterator[ArmStandIn]:
 
 @pytest.fixture
 def credential(arm: ArmStandIn, monkeypatch: pytest.MonkeyPatch) -> Iterator[ManagedIdentityCredential]:
-    for name in OTHER_IDENTITY_SETTINGS:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in arm.identity_env().items():
-        monkeypatch.setenv(name, value)
+    use_standin_identity(arm, monkeypatch)
     with ManagedIdentityCredential() as managed_identity:
         yield managed_identity
 

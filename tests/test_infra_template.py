@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.domain.event_types import ALIASES, CANONICAL_TYPES
-from tests.arm_expressions import Call, Environment, Runtime, assert_mutation_caught, deployed_resources, parse, resource_group
+from tests.arm_expressions import Call, Environment, Runtime, assert_mutation_caught, deployed_resources, edit, parse, resource_group
 
 pytestmark = pytest.mark.unit  # reads files and builds clients; connects nowhere
 
@@ -946,14 +946,6 @@ def _resource(template: Json, resource_type: str, index: int = 0) -> Json:
     return found[index]
 
 
-def _edit(select: Callable[[Json], Json], key: str, value: Any) -> Callable[[Json], None]:
-    def mutate(template: Json) -> None:
-        node = select(template)
-        if value is ...:
-            del node[key]
-        else:
-            node[key] = value
-    return mutate
 
 
 def _site_config(template: Json) -> Json:
@@ -1015,30 +1007,30 @@ ACCOUNT_SCOPE = "[format('Microsoft.Storage/storageAccounts/{0}', parameters('st
 ACCOUNT_ID = "resourceId('Microsoft.Storage/storageAccounts', parameters('storageAccountName'))"
 
 MUTATIONS: list[tuple[str, Callable[[Json], None], Callable[[Json], None]]] = [
-    ("TLS 1.0", _edit(_site_config, "minTlsVersion", "1.0"), check_site_hardening),
-    ("no SCM TLS minimum", _edit(_site_config, "scmMinTlsVersion", ...), check_site_hardening),
-    ("HTTP/2 off", _edit(_site_config, "http20Enabled", False), check_site_hardening),
-    ("ftpsState set on Flex", _edit(_site_config, "ftpsState", "Disabled"), check_site_hardening),
-    ("alwaysOn set on Flex", _edit(_site_config, "alwaysOn", False), check_site_hardening),
-    ("SCM basic auth on", _edit(lambda t: _resource(t, "Microsoft.Web/sites/basicPublishingCredentialsPolicies")["properties"],
+    ("TLS 1.0", edit(_site_config, "minTlsVersion", "1.0"), check_site_hardening),
+    ("no SCM TLS minimum", edit(_site_config, "scmMinTlsVersion", ...), check_site_hardening),
+    ("HTTP/2 off", edit(_site_config, "http20Enabled", False), check_site_hardening),
+    ("ftpsState set on Flex", edit(_site_config, "ftpsState", "Disabled"), check_site_hardening),
+    ("alwaysOn set on Flex", edit(_site_config, "alwaysOn", False), check_site_hardening),
+    ("SCM basic auth on", edit(lambda t: _resource(t, "Microsoft.Web/sites/basicPublishingCredentialsPolicies")["properties"],
                                 "allow", True), check_basic_publishing_off),
     ("FTP policy left out", _set("variables/publishingCredentialKinds", ["scm"]), check_basic_publishing_off),
-    ("topic writes the whole account", _edit(_dead_letter_role, "scope", ACCOUNT_SCOPE), check_role_scopes),
-    ("operator reads the whole account", _edit(_operator_blob_role, "scope", ACCOUNT_SCOPE), check_role_scopes),
+    ("topic writes the whole account", edit(_dead_letter_role, "scope", ACCOUNT_SCOPE), check_role_scopes),
+    ("operator reads the whole account", edit(_operator_blob_role, "scope", ACCOUNT_SCOPE), check_role_scopes),
     ("operator gets no dead-letter access", lambda t: t["resources"].remove(_operator_blob_role(t)), check_role_scopes),
-    ("named from the site's resource id", _edit(_app_role(0), "name",
+    ("named from the site's resource id", edit(_app_role(0), "name",
         f"[guid({ACCOUNT_ID}, resourceId('Microsoft.Web/sites', parameters('storageAccountName')), '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3')]"),
      check_role_names),
-    ("named from another scope", _edit(_app_role(2), "name",
+    ("named from another scope", edit(_app_role(2), "name",
         "[guid(resourceId('Microsoft.Web/sites', 'x'), '974c5e8b-45b9-4653-ba55-5f855dd0fb88', parameters('functionPrincipalId'))]"),
      check_role_names),
-    ("role and principal swapped", _edit(_app_role(1), "name",
+    ("role and principal swapped", edit(_app_role(1), "name",
         f"[guid({ACCOUNT_ID}, parameters('functionPrincipalId'), 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b')]"), check_role_names),
-    ("named without the principal", _edit(_dead_letter_role, "name",
+    ("named without the principal", edit(_dead_letter_role, "name",
         "[guid(resourceId('Microsoft.Storage/storageAccounts/blobServices/containers', parameters('storageAccountName'), 'default', "
         "parameters('deadLetterContainerName')), 'ba92f5b4-2d11-453d-a403-e96b0029c9fe', parameters('storageAccountName'))]"),
      check_role_names),
-    ("reference() in a nested name", _edit(_dead_letter_role, "name",
+    ("reference() in a nested name", edit(_dead_letter_role, "name",
         "[guid(reference(resourceId('Microsoft.Web/sites', 'x'), '2024-04-01', 'Full').identity.principalId)]"),
      check_no_runtime_values_in_names),
     ("listKeys() in a variable a name uses", _set("variables/appRolesDeploymentName",
@@ -1052,40 +1044,40 @@ MUTATIONS: list[tuple[str, Callable[[Json], None], Callable[[Json], None]]] = [
     ("no maximum on the app name", _set("parameters/functionAppName/maxLength", ...), check_names_fit),
     ("storage account name up to 30", _set("parameters/storageAccountName/maxLength", 30), check_names_fit),
     ("LRS by default", _set("parameters/storageSku/defaultValue", "Standard_LRS"), check_storage_sku),
-    ("SKU ignores the parameter", _edit(lambda t: _resource(t, "Microsoft.Storage/storageAccounts"), "sku", {"name": "Standard_ZRS"}),
+    ("SKU ignores the parameter", edit(lambda t: _resource(t, "Microsoft.Storage/storageAccounts"), "sku", {"name": "Standard_ZRS"}),
      check_storage_sku),
     ("Python 3.11 by default", _set("parameters/pythonVersion/defaultValue", "3.11"), check_python_version),
-    ("Python version hard-coded", _edit(lambda t: _site_properties(t)["functionAppConfig"]["runtime"], "version", "3.13"),
+    ("Python version hard-coded", edit(lambda t: _site_properties(t)["functionAppConfig"]["runtime"], "version", "3.13"),
      check_python_version),
     ("Python 3.10 allowed", _set("parameters/pythonVersion/allowedValues", ["3.10", *PYTHON_VERSIONS]), check_python_version),
-    ("a misspelt metric", _edit(lambda t: _nested_template(t, "apimSetup")["variables"]["deliveryMetrics"][0], "metricName",
+    ("a misspelt metric", edit(lambda t: _nested_template(t, "apimSetup")["variables"]["deliveryMetrics"][0], "metricName",
                                 "DeadLetterCount"), check_delivery_alerts),
-    ("alerts without an action group", _edit(_metric_alert, "condition", ...), check_delivery_alerts),
-    ("alerts notify no one", _edit(lambda t: _metric_alert(t)["properties"], "actions", []), check_delivery_alerts),
-    ("alert on the average", _edit(lambda t: _metric_alert(t)["properties"]["criteria"]["allOf"][0], "timeAggregation", "Average"),
+    ("alerts without an action group", edit(_metric_alert, "condition", ...), check_delivery_alerts),
+    ("alerts notify no one", edit(lambda t: _metric_alert(t)["properties"], "actions", []), check_delivery_alerts),
+    ("alert on the average", edit(lambda t: _metric_alert(t)["properties"]["criteria"]["allOf"][0], "timeAggregation", "Average"),
      check_delivery_alerts),
-    ("another log category", _edit(lambda t: _diagnostic_setting(t)["properties"], "logs", [{"category": "WebSocketConnectionLogs", "enabled": True}]),
+    ("another log category", edit(lambda t: _diagnostic_setting(t)["properties"], "logs", [{"category": "WebSocketConnectionLogs", "enabled": True}]),
      check_gateway_logs_setting),
-    ("a setting on every instance", _edit(_diagnostic_setting, "condition", ...), check_gateway_logs_setting),
-    ("the hub named with storage too", _edit(lambda t: _diagnostic_setting(t)["properties"], "eventHubName", "[parameters('gatewayLogsEventHubName')]"),
+    ("a setting on every instance", edit(_diagnostic_setting, "condition", ...), check_gateway_logs_setting),
+    ("the hub named with storage too", edit(lambda t: _diagnostic_setting(t)["properties"], "eventHubName", "[parameters('gatewayLogsEventHubName')]"),
      check_gateway_logs_setting),
-    ("metrics too", _edit(lambda t: _diagnostic_setting(t)["properties"], "metrics", [{"category": "AllMetrics", "enabled": True}]),
+    ("metrics too", edit(lambda t: _diagnostic_setting(t)["properties"], "metrics", [{"category": "AllMetrics", "enabled": True}]),
      check_gateway_logs_setting),
-    ("lifecycle deletes every blob", _edit(lambda t: _lifecycle_rule(t)["definition"]["filters"], "prefixMatch", ...), check_log_lifecycle),
-    ("lifecycle days hard-coded", _edit(lambda t: _lifecycle_rule(t)["definition"]["actions"]["baseBlob"]["delete"],
+    ("lifecycle deletes every blob", edit(lambda t: _lifecycle_rule(t)["definition"]["filters"], "prefixMatch", ...), check_log_lifecycle),
+    ("lifecycle days hard-coded", edit(lambda t: _lifecycle_rule(t)["definition"]["actions"]["baseBlob"]["delete"],
                                         "daysAfterModificationGreaterThan", 7), check_log_lifecycle),
-    ("block blobs only", _edit(lambda t: _lifecycle_rule(t)["definition"]["filters"], "blobTypes", ["blockBlob"]), check_log_lifecycle),
-    ("receiver whatever the route", _edit(_receiver_role, "condition", ...), check_log_roles),
-    ("Reader instead of Monitoring Reader", _edit(lambda t: _monitoring_reader(t)["properties"], "roleDefinitionId",
+    ("block blobs only", edit(lambda t: _lifecycle_rule(t)["definition"]["filters"], "blobTypes", ["blockBlob"]), check_log_lifecycle),
+    ("receiver whatever the route", edit(_receiver_role, "condition", ...), check_log_roles),
+    ("Reader instead of Monitoring Reader", edit(lambda t: _monitoring_reader(t)["properties"], "roleDefinitionId",
         "[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'acdd72a7-3385-48ef-bd42-f606fba81ae7')]"), check_log_roles),
-    ("Monitoring Reader always", _edit(_monitoring_readers, "condition", ...), check_log_roles),
+    ("Monitoring Reader always", edit(_monitoring_readers, "condition", ...), check_log_roles),
     ("a reader per instance", _set("variables/activityLogSubscriptions", "[variables('instanceSubscriptions')]"), check_log_roles),
-    ("namespace whatever the route", _edit(lambda t: _resource(t, "Microsoft.EventHub/namespaces"), "condition", ...), check_event_hub),
-    ("namespace TLS 1.0", _edit(lambda t: _resource(t, "Microsoft.EventHub/namespaces")["properties"], "minimumTlsVersion", "1.0"), check_event_hub),
-    ("rule without Manage", _edit(lambda t: _resource(t, "Microsoft.EventHub/namespaces/authorizationRules")["properties"], "rights", ["Send", "Listen"]),
+    ("namespace whatever the route", edit(lambda t: _resource(t, "Microsoft.EventHub/namespaces"), "condition", ...), check_event_hub),
+    ("namespace TLS 1.0", edit(lambda t: _resource(t, "Microsoft.EventHub/namespaces")["properties"], "minimumTlsVersion", "1.0"), check_event_hub),
+    ("rule without Manage", edit(lambda t: _resource(t, "Microsoft.EventHub/namespaces/authorizationRules")["properties"], "rights", ["Send", "Listen"]),
      check_event_hub),
-    ("hub setting hard-coded", _edit(lambda t: _setting(t, "GATEWAY_LOGS_EVENTHUB"), "value", "insights-logs-gatewaylogs"), check_log_settings),
-    ("archive setting whatever the route", _edit(lambda t: _setting(t, "GATEWAY_LOGS_STORAGE__blobServiceUri"), "value",
+    ("hub setting hard-coded", edit(lambda t: _setting(t, "GATEWAY_LOGS_EVENTHUB"), "value", "insights-logs-gatewaylogs"), check_log_settings),
+    ("archive setting whatever the route", edit(lambda t: _setting(t, "GATEWAY_LOGS_STORAGE__blobServiceUri"), "value",
         "[reference(resourceId('Microsoft.Storage/storageAccounts', parameters('storageAccountName')), '2023-05-01').primaryEndpoints.blob]"),
      check_log_settings),
     ("a route's credential left out", lambda t: _site_config(t)["appSettings"].remove(_setting(t, "ACTIVITY_LOGS_EVENTHUB_CONNECTION__credential")),
@@ -1271,12 +1263,12 @@ def _auth(template: Json) -> Json:
 
 
 SIGN_IN_MUTATIONS: list[tuple[str, Callable[[Json], None]]] = [
-    ("always on", _edit(_auth, "condition", ...)),
-    ("anonymous callers let in", _edit(lambda t: _auth(t)["properties"]["globalValidation"], "unauthenticatedClientAction", "AllowAnonymous")),
-    ("pages let through", _edit(lambda t: _auth(t)["properties"]["globalValidation"], "excludedPaths", ["/*"])),
-    ("the webhook sent to sign-in", _edit(lambda t: _auth(t)["properties"]["globalValidation"], "excludedPaths", ["/api/*", "/admin/*"])),
-    ("the API sent to sign-in", _edit(lambda t: _auth(t)["properties"]["globalValidation"], "excludedPaths", ["/api/health", WEBHOOK, "/admin/*"])),
-    ("another tenant", _edit(lambda t: _auth(t)["properties"]["identityProviders"]["azureActiveDirectory"]["registration"], "openIdIssuer",
+    ("always on", edit(_auth, "condition", ...)),
+    ("anonymous callers let in", edit(lambda t: _auth(t)["properties"]["globalValidation"], "unauthenticatedClientAction", "AllowAnonymous")),
+    ("pages let through", edit(lambda t: _auth(t)["properties"]["globalValidation"], "excludedPaths", ["/*"])),
+    ("the webhook sent to sign-in", edit(lambda t: _auth(t)["properties"]["globalValidation"], "excludedPaths", ["/api/*", "/admin/*"])),
+    ("the API sent to sign-in", edit(lambda t: _auth(t)["properties"]["globalValidation"], "excludedPaths", ["/api/health", WEBHOOK, "/admin/*"])),
+    ("another tenant", edit(lambda t: _auth(t)["properties"]["identityProviders"]["azureActiveDirectory"]["registration"], "openIdIssuer",
                              "https://login.microsoftonline.com/common/v2.0")),
 ]
 HARDENING_CHECKS.append(check_sign_in)

@@ -4,14 +4,12 @@ event's sequence number and body (`func.EventHubEvent` as the library's converte
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import azure.functions as func
 
-from shared.audit.stream import ActivityLogStream
 from shared.domain.errors import PermanentEventError
 from shared.logread.partitions import StreamEvent
-from shared.usage.stream import GatewayLogStream
 
 
 def partition_of(events: Sequence[func.EventHubEvent], namespace: str = "") -> tuple[str, str]:
@@ -33,12 +31,11 @@ def stream_events(events: Sequence[func.EventHubEvent]) -> list[StreamEvent]:
     return taken
 
 
-def take_gateway_logs(events: Sequence[func.EventHubEvent], stream: GatewayLogStream, namespace: str) -> None:
-    """One call of `gateway_logs_stream`: raises on a storage failure, so the retry policy delivers the batch again."""
-    if events:
-        stream.take(*partition_of(events, namespace), stream_events(events))
+class PartitionTaker(Protocol):
+    def take(self, hub: str, partition: str, events: Sequence[StreamEvent]) -> object: ...
 
 
-def take_activity_logs(events: Sequence[func.EventHubEvent], stream: ActivityLogStream, namespace: str) -> None:
+def take(events: Sequence[func.EventHubEvent], stream: PartitionTaker, namespace: str) -> None:
+    """One call of a stream function (either log): raises on a storage failure, so the retry policy delivers it again."""
     if events:
         stream.take(*partition_of(events, namespace), stream_events(events))

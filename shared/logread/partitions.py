@@ -19,7 +19,7 @@ from typing import Any
 
 from shared.logread.reader import Chunk, ChunkSink
 from shared.store.ports import StoredRow, Table, TableReader, TableWriter
-from shared.store.usage_keys import keyed, stream_checkpoint_keys
+from shared.store.usage_keys import keyed, source, stream_checkpoint_keys
 
 log = logging.getLogger("apim_inventory")
 STREAM_GENERATION = 0  # a partition's sequence numbers never start again: one generation
@@ -101,4 +101,4 @@ class PartitionReader:
         return f"eventhub/{hub}/{partition}"
 
     def _name(self, hub: str, partition: str, start: int, end: int) -> str:
-        return Chunk(self._blob(hub, partition), STREAM_GENERATION, start, end, [], self._clock()).read
+        return source(self._blob(hub, partition), STREAM_GENERATION, start, end)  # what Chunk.read names the range

@@ -124,8 +124,9 @@ class UsageSink:
         counted = tally(chunk.lines)
         others = {key for key in counted.counts if not self._counts(key[0])}
         if others:
-            self.not_counted += sum(counted.counts[key].total for key in others if key[1] == SERVICE_TOTAL)
-            counted.records -= sum(counted.counts[key].total for key in others if key[1] == SERVICE_TOTAL)
+            left = sum(counted.counts[key].total for key in others if key[1] == SERVICE_TOTAL)  # a record's one service total
+            self.not_counted += left
+            counted.records -= left
             counted.counts = {key: value for key, value in counted.counts.items() if key not in others}
         # (hour, service) pairs, not partitions: 49 hours of late records stay a few kilobytes in the checkpoint
         touched = frozenset(f"{hour}/{service}" for service, _, hour, _ in counted.counts)
