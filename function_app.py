@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from shared import bootstrap, logs
-from shared.entrypoints import http_api, http_expiry, http_keys, http_pages, http_usage, openapi, streams
+from shared.entrypoints import http_api, http_expiry, http_keys, http_pages, http_usage, openapi, page_overview, page_resource, streams
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)  # key-protected unless a page (guarded by the app itself)
 # host.json sets routePrefix "": the JSON API lives under api/, the pages under ui/ (App Service Authentication tells them apart)
@@ -91,6 +91,11 @@ def unused(req: func.HttpRequest) -> func.HttpResponse:
     return http_usage.get_unused(req, bootstrap.services().queries, bootstrap.services().store)
 
 
+@app.route(route="api/requests", methods=["GET"])
+def requests(req: func.HttpRequest) -> func.HttpResponse:
+    return http_usage.get_requests(req, bootstrap.services().queries, bootstrap.services().store)
+
+
 @app.route(route="api/keys", methods=["GET"])
 def keys(req: func.HttpRequest) -> func.HttpResponse:
     return http_keys.get_keys(req, bootstrap.services().queries, bootstrap.services().store)
@@ -147,3 +152,27 @@ def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="ui/whoami", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)  # the app refuses it without sign-in
 def ui_whoami(req: func.HttpRequest) -> func.HttpResponse:
     return http_pages.whoami(req)
+
+
+@app.function_name("ui_overview")
+@app.route(route="ui/overview", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)  # the app refuses it without sign-in
+def ui_overview(req: func.HttpRequest) -> func.HttpResponse:
+    return page_overview.overview(req, bootstrap.services().queries, bootstrap.services().store, bootstrap.health_report)
+
+
+@app.function_name("ui_report")
+@app.route(route="ui/report", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def ui_report(req: func.HttpRequest) -> func.HttpResponse:
+    return page_overview.report(req, bootstrap.services().queries, bootstrap.services().store)
+
+
+@app.function_name("ui_resource")
+@app.route(route="ui/resource", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def ui_resource(req: func.HttpRequest) -> func.HttpResponse:
+    return page_resource.resource(req, bootstrap.services().queries, bootstrap.services().store)
+
+
+@app.function_name("ui_static")
+@app.route(route="ui/static/{name}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)  # the stylesheet and the script
+def ui_static(req: func.HttpRequest) -> func.HttpResponse:
+    return http_pages.static(req)

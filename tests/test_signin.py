@@ -191,7 +191,7 @@ QUERIES = {  # each route asked so that it answers 200 from the module's data, t
     "access": ("/api/access", {"user": "contoso/users/alice"}), "flags": ("/api/flags", {}), "summary": ("/api/summary", {}),
     "expiring": ("/api/expiring", {}), "alerts": ("/api/alerts", {}), "usage": ("/api/usage", {"since": "30d"}),
     "unused": ("/api/unused", {"kind": "user"}), "health": ("/api/health", {}), "openapi": ("/api/openapi.json", {}),
-    "keys": ("/api/keys", {"olderThan": "1d"}),
+    "keys": ("/api/keys", {"olderThan": "1d"}), "requests": ("/api/requests", {"service": "contoso"}),
 }
 
 

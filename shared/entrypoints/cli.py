@@ -10,9 +10,8 @@ import shutil
 import sys
 import traceback
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -301,16 +300,8 @@ def _show(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     queries = _queries(args)
     records = queries.history(args.id, parse_when(args.since, "--since", queries.clock()), with_children=args.with_children)
-    rows = [{**r, "Caller": caller_text(r)} for r in records]
+    rows = [{**r, "Caller": columns.caller_text(r)} for r in records]
     return _listing(args, records, rows, columns.HISTORY_COLUMNS if args.output == "csv" else columns.with_caller(columns.HISTORY_COLUMNS, rows))
-
-
-def caller_text(entry: Mapping[str, Any]) -> str:
-    """Who, in one cell: `user alice@contoso.com`, `servicePrincipal app-id`, with `(failed)` for a failed attempt."""
-    if not entry.get("callerKind"):
-        return ""
-    who = entry.get("callerUpn") or entry.get("callerName") or entry.get("callerAppId") or entry.get("callerObjectId") or "?"
-    return f"{entry['callerKind']} {who}" + (f" ({entry['result']})" if entry.get("result") not in (None, "", "succeeded") else "")
 
 
 def _changes(args: argparse.Namespace) -> int:
@@ -326,7 +317,7 @@ def _changes(args: argparse.Namespace) -> int:
         items, token = items + page.items, page.continuation
         if token is None or args.top:
             break
-    rows = [{**item, "Kind": item.get("ResourceKind"), "Caller": caller_text(item)} for item in items]
+    rows = [{**item, "Kind": item.get("ResourceKind"), "Caller": columns.caller_text(item)} for item in items]
     header = columns.with_all(columns.with_caller(columns.for_table((TIME_COLUMN[args.by], *columns.CHANGES_COLUMNS, "Workspace"), rows), rows),
                               rows, args.all_columns)
     _emit(args, {"by": args.by, "count": len(items), "items": items, "continuationToken": token}, rows,
@@ -336,23 +327,11 @@ def _changes(args: argparse.Namespace) -> int:
     return OK
 
 
-def _flag(row: Entity, now: datetime) -> Entity:
-    """A flagged row with its Flag and Detail, as the table and the CSV show them."""
-    if row.get("Kind") == Kind.GATEWAY_INSTANCE:
-        expires = row.get("TokenExpiresAt")
-        gone = row.get("TokenStatus") == "expired" or (isinstance(expires, datetime) and expires <= now)
-        flag, detail = f"token {row.get('TokenStatus')}", f"{'expired' if gone else 'expires'} {when(expires)}"
-    else:
-        flag = "breaker stuck open" if row.get("StuckOpen") else "breaker open"
-        detail = f"opened {when(row.get('OpenedAt'))}, expected to close {when(row.get('ExpectedCloseAt'))}"
-    return {**row, "Flag": flag, "Detail": detail}
-
-
 def _flags(args: argparse.Namespace) -> int:
     queries = _queries(args)
     found = queries.flags()
     rows = sorted(found["tokens"], key=by_path) + sorted(found["breakers"], key=by_path)
-    shown = [_flag(row, queries.clock()) for row in rows]
+    shown = [columns.flag_row(row, queries.clock()) for row in rows]
     header = columns.with_all(columns.FLAG_COLUMNS, rows, args.all_columns)
     return _emit(args, rows, shown, lambda: row_table(header, shown), csv_header=header)
 

@@ -6,9 +6,12 @@ them by position too): docs/schema.md, "The command's columns", lists them."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from shared.domain.kinds import IN_WORKSPACE, Kind
+from shared.entrypoints.output import when
+from shared.store.ports import Entity
 
 _ROW = ("Service", "Kind", "Path", "State")
 _EVENT = ("DeletedAt", "LastEventType", "LastEventTime")
@@ -93,3 +96,23 @@ def with_all(header: Sequence[str], rows: Iterable[Mapping[str, Any]], every: bo
         return tuple(header)
     seen = {column for row in rows for column in row}
     return (*header, *sorted(seen.difference(header)))
+
+
+def caller_text(entry: Mapping[str, Any]) -> str:
+    """Who, in one cell: `user alice@contoso.com`, `servicePrincipal app-id`, with `(failed)` for a failed attempt."""
+    if not entry.get("callerKind"):
+        return ""
+    who = entry.get("callerUpn") or entry.get("callerName") or entry.get("callerAppId") or entry.get("callerObjectId") or "?"
+    return f"{entry['callerKind']} {who}" + (f" ({entry['result']})" if entry.get("result") not in (None, "", "succeeded") else "")
+
+
+def flag_row(row: Entity, now: datetime) -> Entity:
+    """A flagged row with its Flag and Detail, as the table and the CSV show them."""
+    if row.get("Kind") == Kind.GATEWAY_INSTANCE:
+        expires = row.get("TokenExpiresAt")
+        gone = row.get("TokenStatus") == "expired" or (isinstance(expires, datetime) and expires <= now)
+        flag, detail = f"token {row.get('TokenStatus')}", f"{'expired' if gone else 'expires'} {when(expires)}"
+    else:
+        flag = "breaker stuck open" if row.get("StuckOpen") else "breaker open"
+        detail = f"opened {when(row.get('OpenedAt'))}, expected to close {when(row.get('ExpectedCloseAt'))}"
+    return {**row, "Flag": flag, "Detail": detail}

@@ -6,12 +6,14 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 
 from shared.domain.personal import Role
 from shared.entrypoints.http_api import answer
+from shared.entrypoints.page_html import STATIC
 from shared.entrypoints.signin import ROLE_HEADER, Principal, Refused, page_principal, refused
 
 log = logging.getLogger("apim_inventory.pages")
@@ -40,6 +42,19 @@ def page_json(req: func.HttpRequest, work: Callable[[Principal], Any]) -> func.H
         log.warning("page data %s refused: %s", req.url.split("?", 1)[0][-200:], exc)
         return refused(str(exc))
     return answer(lambda: work(principal), principal.role)
+
+
+STATIC_FILES = Path(__file__).with_name("static")
+
+
+def static(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /ui/static/{name}: the pages' stylesheet and script (STATIC), the app's own files; any other name is 404.
+    Served to anyone: they hold no data, and the host's sign-in already guards ui/ in Azure."""
+    name = req.route_params.get("name", "")
+    if name not in STATIC:
+        return func.HttpResponse("not found", status_code=404, mimetype="text/plain", headers=SECURITY_HEADERS)
+    return func.HttpResponse((STATIC_FILES / name).read_bytes(), status_code=200, mimetype=STATIC[name], charset="utf-8",
+                             headers={**SECURITY_HEADERS, "Cache-Control": "max-age=300"})
 
 
 def whoami(req: func.HttpRequest) -> func.HttpResponse:

@@ -11,6 +11,7 @@ from shared.entrypoints.http_api import _params, _required, answer
 from shared.queries.inventory import InventoryQueries, parse_bool, parse_when, service_name
 from shared.queries.unused import parse_days, parse_unused_kind, unused
 from shared.queries.usage import DEFAULT_TOP, MAX_TOP, parse_count, usage
+from shared.queries.usage_series import requests_of
 from shared.store.ports import InventoryRows, TableReader
 
 
@@ -46,5 +47,16 @@ def get_unused(req: func.HttpRequest, queries: InventoryQueries, reader: TableRe
         service = queries.known_service(params["service"]) if params.get("service") else None
         return unused(reader, queries.clock(), parse_unused_kind(_required(params, "kind")), parse_days(params.get("days")), service,
                       top=parse_count(params.get("top"), "top", UNUSED_TOP, MAX_TOP), continuation=params.get("continuationToken") or None)
+
+    return answer(work)
+
+
+def get_requests(req: func.HttpRequest, queries: InventoryQueries, reader: TableReader) -> func.HttpResponse:
+    """GET /api/requests?service=&span=24h|30d&kind=&id=: what the pages' charts draw."""
+
+    def work() -> dict[str, Any]:
+        params = _params(req, {"service", "span", "kind", "id"})
+        return requests_of(reader, queries.clock(), _required(params, "service"), params.get("span") or "24h",
+                           params.get("kind") or None, params.get("id") or None, queries.known_service)
 
     return answer(work)

@@ -21,9 +21,11 @@ from shared.entrypoints.signin import ROLE_HEADER
 from shared.queries.changes import ORDERS
 from shared.queries.unused import MAX_DAYS, UNUSED_KINDS
 from shared.queries.usage import SORTS
+from shared.queries.usage_series import SPANS
 
 KEY_LEVEL = "FUNCTION"  # every JSON route needs a function key (the host checks it)
-PAGES = {"ui_whoami": "ui/whoami"}  # HTML, anonymous at the host, guarded by the app: not part of the JSON description
+PAGES = {"ui_whoami": "ui/whoami", "ui_overview": "ui/overview", "ui_report": "ui/report", "ui_resource": "ui/resource",
+         "ui_static": "ui/static/{name}"}  # HTML, anonymous at the host, guarded by the app: not part of the JSON description
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,13 @@ ROUTES: dict[str, Route] = {
         Param("olderThan", "the window: 90d (default), 24h, 2w"), SERVICE, _top(100), CONTINUATION,
     ), _obj({"olderThanDays": {"type": "number"}, "since": TIME, "lowerBound": {"type": "boolean"}, "note": {"type": "string"},
              "count": COUNT, "items": ROWS, "continuationToken": TOKEN})),
+    "requests": Route("api/requests", "A service's or one resource's requests by category, per hour of the last 24 hours or per day of the last 30 days", (
+        Param("service", "a service's name (404 names the known ones; logsRead false: its logs were never read)", required=True),
+        Param("span", "24h (per hour, default) or 30d (per day)", {"type": "string", "enum": list(SPANS)}),
+        Param("kind", "with id: one resource of this counted kind", {"type": "string", "enum": list(COUNTED_KINDS)}),
+        Param("id", "with kind: the resource's id as the logs name it (echo-api, a subscription's name)"),
+    ), _obj({"service": {"type": "string"}, "logsRead": {"type": "boolean"}, "span": {"type": "string"}, "step": {"type": "string"},
+             "buckets": ROWS})),
     "health": Route("api/health", "Whether the store answers, and how fresh each service's data is", (),
                     _obj({"status": {"type": "string"}, "checkedAt": TIME, "storage": {"type": "object"}, "runtime": {"type": "object"}}),
                     errors=(503,)),

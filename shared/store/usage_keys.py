@@ -188,6 +188,11 @@ def day_of_partition(partition_key: str) -> datetime:
     return datetime(int(text[:4]), int(text[4:6]), int(text[6:8]), tzinfo=timezone.utc)
 
 
+def day_of_row(row_key: str) -> datetime:
+    """The day a daily roll-up counts: its RowKey's (`{YYYYMMDD}|{id}`)."""
+    return day_of_partition(row_key.split("|", 1)[0])
+
+
 def hour_of_row(partition_key: str, row_key: str) -> datetime:
     """The hour an hourly contribution counts: its partition's day, its RowKey's hour."""
     return day_of_partition(partition_key).replace(hour=int(row_key.split("|")[1]))
