@@ -20,7 +20,7 @@ from shared.entrypoints.http_pages import SECURITY_HEADERS, page
 from shared.entrypoints.output import to_csv
 from shared.entrypoints.page_charts import stacked_bars
 from shared.entrypoints.page_html import definitions, esc, href, layout, link, table, text
-from shared.entrypoints.signin import Principal
+from shared.entrypoints.signin import ROLE_HEADER, Principal
 from shared.queries.expiring import expiring
 from shared.queries.inventory import InventoryQueries, parse_kind
 from shared.queries.keys import old_keys
@@ -184,8 +184,7 @@ REPORTS: dict[str, tuple[str, Sequence[str], Callable[[InventoryQueries, PageRea
     "rejected": ("Rejected events of 24 hours: apim-inventory rejected --since 24h", columns.REJECTED_COLUMNS,
                  lambda q, s, now, svc: q.rejected(now - timedelta(hours=24))),
     "changes": ("Changes of 7 days: apim-inventory changes --since 7d", columns.CHANGES_CSV_COLUMNS,
-                lambda q, s, now, svc: [{**i, "Caller": columns.caller_text(i)}
-                                        for i in q.changes(since=now - timedelta(days=7), service=svc, top=1000).items]),
+                lambda q, s, now, svc: q.changes(since=now - timedelta(days=7), service=svc, top=1000).items),
 }
 
 
@@ -199,7 +198,7 @@ def report(req: func.HttpRequest, queries: InventoryQueries, store: PageReads) -
     if name == "inventory":
         kind = parse_kind(req.params.get("kind", ""))
         title, header = f"{kind.value}: apim-inventory list {kind.value} (the first {LIST_TOP})", columns.LIST_COLUMNS[kind]
-    rendered: list[str] = []
+    rendered: list[tuple[str, str]] = []  # the CSV and the role it was masked for
 
     def render(principal: Principal) -> str:
         service = req.params.get("service") or None
@@ -210,8 +209,10 @@ def report(req: func.HttpRequest, queries: InventoryQueries, store: PageReads) -
         else:
             rows = rows_of(queries, store, queries.clock(), service)
         rows = mask(rows, principal.role)
+        if name == "changes":  # who, after the masking: the text is made of the personal values it masks
+            rows = [{**r, "Caller": columns.caller_text(r)} for r in rows]
         if wants_csv:
-            rendered.append(to_csv(rows, header))
+            rendered.append((to_csv(rows, header), principal.role.value))
             return ""
         csv = href("report", name=name, format="csv", service=service, kind=req.params.get("kind"))
         body = (f'<p><a href="{csv}" download>Download as CSV</a> (the command&#39;s columns)</p>'
@@ -220,6 +221,6 @@ def report(req: func.HttpRequest, queries: InventoryQueries, store: PageReads) -
 
     answer = page(req, guarded(render))
     if wants_csv and rendered and answer.status_code == 200:
-        return func.HttpResponse(rendered[0], status_code=200, mimetype="text/csv", charset="utf-8",
-                                 headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}.csv"'})
+        return func.HttpResponse(rendered[0][0], status_code=200, mimetype="text/csv", charset="utf-8",
+                                 headers={**SECURITY_HEADERS, ROLE_HEADER: rendered[0][1], "Content-Disposition": f'attachment; filename="{name}.csv"'})
     return answer

@@ -18,7 +18,7 @@ from shared.entrypoints.output import to_csv
 from shared.entrypoints.page_charts import stacked_bars
 from shared.entrypoints.page_html import definitions, esc, href, layout, link, table, text
 from shared.entrypoints.page_overview import PageReads, guarded
-from shared.entrypoints.signin import Principal
+from shared.entrypoints.signin import ROLE_HEADER, Principal
 from shared.queries.inventory import InventoryQueries, resolve_id
 from shared.queries.usage_series import request_series
 
@@ -42,14 +42,14 @@ def parts(queries: InventoryQueries, store: PageReads, ident: str, principal: Pr
     if ref.kind is Kind.API:
         access = queries.access_to_api(ident)
         found["access"] = (tuple(columns.GRANT_CSV_COLUMNS), [*access["callers"], *access["notCallable"]])
-    history = [{**r, "Caller": columns.caller_text(r)} for r in queries.history(ident)]
-    found["history"] = (tuple(columns.HISTORY_COLUMNS), history)
+    # Caller after the masking: its text is made of personal values that the masking names by their keys
+    found["history"] = (tuple(columns.HISTORY_COLUMNS), [{**r, "Caller": columns.caller_text(r)} for r in mask(queries.history(ident), principal.role)])
     return {name: (header, mask(rows, principal.role)) for name, (header, rows) in found.items()}
 
 
 def resource(req: func.HttpRequest, queries: InventoryQueries, store: PageReads) -> func.HttpResponse:
     ident, part, wants_csv = req.params.get("id", ""), req.params.get("part", ""), req.params.get("format") == "csv"
-    rendered: list[str] = []
+    rendered: list[tuple[str, str]] = []  # the CSV and the role it was masked for
 
     def render(principal: Principal) -> str:
         row = mask(queries.resource(ident), principal.role)
@@ -58,7 +58,7 @@ def resource(req: func.HttpRequest, queries: InventoryQueries, store: PageReads)
             header, rows = lists.get(part) or ((), [])
             if not header:
                 raise LookupError(f"no list {part[:40]!r} on this page; one of: {', '.join(lists)}")
-            rendered.append(to_csv(rows, header))
+            rendered.append((to_csv(rows, header), principal.role.value))
             return ""
         shown = {k: esc(text(v)) for k, v in sorted(row.items()) if k not in BOOKKEEPING and v not in (None, "")}
         body = [f"<section aria-labelledby=\"details\"><h2 id=\"details\">Details</h2>{definitions(shown)}</section>"]
@@ -89,6 +89,6 @@ def resource(req: func.HttpRequest, queries: InventoryQueries, store: PageReads)
 
     answer = page(req, guarded(render))
     if wants_csv and rendered and answer.status_code == 200:
-        return func.HttpResponse(rendered[0], status_code=200, mimetype="text/csv", charset="utf-8",
-                                 headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{part}.csv"'})
+        return func.HttpResponse(rendered[0][0], status_code=200, mimetype="text/csv", charset="utf-8",
+                                 headers={**SECURITY_HEADERS, ROLE_HEADER: rendered[0][1], "Content-Disposition": f'attachment; filename="{part}.csv"'})
     return answer
