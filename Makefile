@@ -20,7 +20,8 @@ CHECKOV_PYTHON = $(word 1,$(shell devtools/find-python python3))
 
 .PHONY: demo serve test test-fast bench lint clean
 PORT ?= 7071
-SIGN_IN_AS ?=
+# The pages play sign-in locally with this role; SIGN_IN_AS= refuses them, as Azure does without App Service Authentication.
+SIGN_IN_AS ?= Inventory.Read
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@[ "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$(PYTHON_VERSION)" ] || rm -rf $(VENV)

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from shared.entrypoints.signin import Principal
 
-STATIC = {"app.css": "text/css", "app.js": "text/javascript"}  # the only files ui/static/ serves
+STATIC = {"app.css": "text/css", "app.js": "text/javascript", "icon.svg": "image/svg+xml"}  # the only files ui/static/ serves
 
 
 def esc(value: Any) -> str:
@@ -67,7 +67,7 @@ def layout(title: str, principal: Principal, body: str, *, services: Sequence[st
             f'<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}: apim-inventory</title>'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             '<meta name="color-scheme" content="light dark">'
-            '<link rel="stylesheet" href="static/app.css"><script src="static/app.js" defer></script></head><body>'
+            '<link rel="icon" href="static/icon.svg" type="image/svg+xml"><link rel="stylesheet" href="static/app.css"><script src="static/app.js" defer></script></head><body>'
             '<header><nav aria-label="Pages"><a href="overview">Overview</a> <a href="whoami">Signed in as '
             f"{esc(principal.name or principal.role.value)}</a></nav>{switch}</header>"
             f'<main id="main"><h1>{html.escape(title)}</h1>{body}</main>'
