@@ -49,7 +49,8 @@ def table(caption: str, header: Sequence[str], rows: Iterable[Sequence[str]], *,
         return f'<p class="empty"><strong>{html.escape(caption)}:</strong> {html.escape(empty)}</p>'
     number = ' class="num" data-sort="num"'
     heads = "".join(f'<th scope="col"{number if i in right else ""}>{html.escape(h)}</th>' for i, h in enumerate(header))
-    return (f'<div class="scroll"><table class="sortable"><caption>{html.escape(caption)}</caption>'
+    # A table wider than the screen scrolls in its own region, which the keyboard can reach (tabindex) to scroll it.
+    return (f'<div class="scroll" role="region" tabindex="0" aria-label="{html.escape(caption)}"><table class="sortable"><caption>{html.escape(caption)}</caption>'
             f"<thead><tr>{heads}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
