@@ -50,7 +50,8 @@ def table(caption: str, header: Sequence[str], rows: Iterable[Sequence[str]], *,
     number = ' class="num" data-sort="num"'
     heads = "".join(f'<th scope="col"{number if i in right else ""}>{html.escape(h)}</th>' for i, h in enumerate(header))
     # A table wider than the screen scrolls in its own region, which the keyboard can reach (tabindex) to scroll it.
-    return (f'<div class="scroll" role="region" tabindex="0" aria-label="{html.escape(caption)}"><table class="sortable"><caption>{html.escape(caption)}</caption>'
+    return (f'<div class="scroll" role="region" tabindex="0" aria-label="{html.escape(caption)}">'
+            f'<table class="sortable"><caption>{html.escape(caption)}</caption>'
             f"<thead><tr>{heads}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
@@ -68,7 +69,8 @@ def layout(title: str, principal: Principal, body: str, *, services: Sequence[st
             f'<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}: apim-inventory</title>'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             '<meta name="color-scheme" content="light dark">'
-            '<link rel="icon" href="static/icon.svg" type="image/svg+xml"><link rel="stylesheet" href="static/app.css"><script src="static/app.js" defer></script></head><body>'
+            '<link rel="icon" href="static/icon.svg" type="image/svg+xml"><link rel="stylesheet" href="static/app.css">'
+            '<script src="static/app.js" defer></script></head><body>'
             '<header><nav aria-label="Pages"><a href="overview">Overview</a> <a href="whoami">Signed in as '
             f"{esc(principal.name or principal.role.value)}</a></nav>{switch}</header>"
             f'<main id="main"><h1>{html.escape(title)}</h1>{body}</main>'

@@ -93,7 +93,8 @@ def attention(found: Mapping[str, Any], flags: Mapping[str, Sequence[Mapping[str
     ]
     body = [[link("report", what, name=report), str(n)] for what, n, report in rows]
     body += [[link("report", what, name=report), "list"] for what, report in (
-        ("Subscriptions whose keys were not regenerated in 90 days", "keys"), ("Unused subscriptions (90 days)", "unused-subscriptions"),
+        ("Subscriptions whose keys were not regenerated in 90 days", "keys"), ("Subscriptions to all APIs", "all-apis"),
+        ("Unused subscriptions (90 days)", "unused-subscriptions"),
         ("Unused APIs (90 days)", "unused-apis"))]
     stuck = table("Open circuit breakers, since when", ("Path", "Service", "State", "Opened", "Expected to close", "Stuck open"),
                   ([link("resource", b.get("Path"), id=f"{b.get('Service')}/{b.get('Path')}"),
@@ -166,6 +167,11 @@ def guarded(render: Callable[[Principal], str]) -> Callable[[Principal], str]:
     return guarded
 
 
+def _service_names(queries: InventoryQueries) -> list[str]:
+    """Every service's name (the summary's services): a report of a service-level question asks each of them."""
+    return sorted({str(item["service"]) for item in queries.summary()["resources"]})
+
+
 # name -> (title, the command's CSV columns, the rows: reads, now, service -> list of rows)
 REPORTS: dict[str, tuple[str, Sequence[str], Callable[[InventoryQueries, PageReads, datetime, str | None], list[dict[str, Any]]]]] = {
     "inventory": ("", (), lambda q, s, now, svc: []),  # one kind's first rows: built per request (`kind`)
@@ -179,6 +185,9 @@ REPORTS: dict[str, tuple[str, Sequence[str], Callable[[InventoryQueries, PageRea
                     lambda q, s, now, svc: list(unused(s, now, Kind.API, 90, svc, top=1000)["items"])),
     "usage": ("Usage of the last 24 hours: apim-inventory usage", columns.USAGE_CSV_COLUMNS,
               lambda q, s, now, svc: list(usage(s, s, now, service=svc, top=1000)["items"])),
+    "all-apis": ("Subscriptions to all APIs: apim-inventory list subscription --scope SERVICE/apis", columns.LIST_COLUMNS[Kind.SUBSCRIPTION],
+                 lambda q, s, now, svc: [row for name in ([svc] if svc else _service_names(q)) for row in
+                                         q.list_kind(Kind.SUBSCRIPTION, scope=f"{name}/apis", top=LIST_TOP).rows]),
     "flags": ("Flagged: apim-inventory flags", columns.FLAG_COLUMNS,
               lambda q, s, now, svc: [columns.flag_row(r, now) for rows in q.flags().values() for r in rows if svc is None or r.get("Service") == svc]),
     "rejected": ("Rejected events of 24 hours: apim-inventory rejected --since 24h", columns.REJECTED_COLUMNS,
