@@ -83,6 +83,7 @@ def test_every_page_is_guarded_and_masked_for_its_role(served: Served, path: str
     assert status == 200, body[:300]
     assert "default-src 'self'" in headers["Content-Security-Policy"] and headers["X-Inventory-Role"] == Role.READ.value
     assert [v for v in PERSONAL_VALUES if v.encode() in body] == []
+    assert b'role="alert"' not in body, body[:300]  # a page, not the short page of a refused parameter
     assert served.get(f"/ui/{path}?{urlencode(params)}", key=False)[0] == 401  # no sign-in: refused
 
 
