@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from shared import bootstrap, logs
-from shared.entrypoints import http_api, http_expiry, http_keys, http_pages, http_usage, openapi, page_overview, page_resource, streams
+from shared.entrypoints import http_api, http_expiry, http_keys, http_pages, http_usage, openapi, page_overview, page_reports, page_resource, streams
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)  # key-protected unless a page (guarded by the app itself)
 # host.json sets routePrefix "": the JSON API lives under api/, the pages under ui/ (App Service Authentication tells them apart)
@@ -163,7 +163,7 @@ def ui_overview(req: func.HttpRequest) -> func.HttpResponse:
 @app.function_name("ui_report")
 @app.route(route="ui/report", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def ui_report(req: func.HttpRequest) -> func.HttpResponse:
-    return page_overview.report(req, bootstrap.services().queries, bootstrap.services().store)
+    return page_reports.report(req, bootstrap.services().queries, bootstrap.services().store)
 
 
 @app.function_name("ui_resource")

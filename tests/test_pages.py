@@ -14,7 +14,7 @@ import pytest
 
 from shared.domain.personal import Role
 from shared.entrypoints import columns
-from shared.entrypoints.page_overview import REPORTS
+from shared.entrypoints.page_reports import REPORTS
 from tests.served_support import PERSONAL_VALUES, Served, principal, served
 
 __all__ = ["served"]  # the module's fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +23,28 @@ SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; frame-ancest
                     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 
 
-def page(req: func.HttpRequest, render: Callable[[Principal], str]) -> func.HttpResponse:
-    """`render`'s HTML for the signed-in person, or the 401 line that says why not (logged as a warning, no traceback)."""
+@dataclass(frozen=True)
+class Csv:
+    """A page's list as a download: the command's columns, masked for the role the page is served under."""
+
+    text: str
+    filename: str
+
+
+def page(req: func.HttpRequest, render: Callable[[Principal], str | Csv]) -> func.HttpResponse:
+    """`render`'s HTML (or CSV) for the signed-in person, or the 401 line that says why not (logged as a warning, no
+    traceback)."""
     try:
         principal = page_principal(req)
     except Refused as exc:
         log.warning("page %s refused: %s", req.url.split("?", 1)[0][-200:], exc)
         return refused(str(exc))
-    return func.HttpResponse(render(principal), status_code=200, mimetype="text/html", charset="utf-8",
-                             headers={**SECURITY_HEADERS, ROLE_HEADER: principal.role.value})
+    headers = {**SECURITY_HEADERS, ROLE_HEADER: principal.role.value}
+    made = render(principal)
+    if isinstance(made, Csv):
+        return func.HttpResponse(made.text, status_code=200, mimetype="text/csv", charset="utf-8",
+                                 headers={**headers, "Content-Disposition": f'attachment; filename="{made.filename}"'})
+    return func.HttpResponse(made, status_code=200, mimetype="text/html", charset="utf-8", headers=headers)
 
 
 def page_json(req: func.HttpRequest, work: Callable[[Principal], Any]) -> func.HttpResponse:

@@ -5,13 +5,16 @@ Content-Security-Policy (`default-src 'self'`) would refuse anyway."""
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
+from shared.domain.errors import InvalidQuery
 from shared.entrypoints.signin import Principal
+from shared.store.ports import InventoryRows, TableReader
 
+_Made = TypeVar("_Made")
 STATIC = {"app.css": "text/css", "app.js": "text/javascript", "icon.svg": "image/svg+xml"}  # the only files ui/static/ serves
 
 
@@ -55,6 +58,13 @@ def table(caption: str, header: Sequence[str], rows: Iterable[Sequence[str]], *,
             f"<thead><tr>{heads}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
+def cell(row: Mapping[str, Any], column: str) -> str:
+    """A list's cell: a resource's path links to its page."""
+    if column in ("Path", "path") and row.get(column) and (row.get("Service") or row.get("service")) and row.get("known", True) is not False:
+        return link("resource", row[column], id=f"{row.get('Service') or row.get('service')}/{row[column]}")
+    return esc(text(row.get(column)))
+
+
 def definitions(items: Mapping[str, Any]) -> str:
     return "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{v}</dd>" for k, v in items.items()) + "</dl>"
 
@@ -76,3 +86,17 @@ def layout(title: str, principal: Principal, body: str, *, services: Sequence[st
             f'<main id="main"><h1>{html.escape(title)}</h1>{body}</main>'
             f'<footer><p>Served under the role {esc(principal.role.value)}. The same figures: the JSON API under /api '
             "and the <code>apim-inventory</code> command.</p></footer></body></html>")
+
+
+class PageReads(TableReader, InventoryRows, Protocol):
+    """The store's read side and its inventory rows (the app's store is both)."""
+
+
+def guarded(render: Callable[[Principal], _Made]) -> Callable[[Principal], _Made | str]:
+    """A page's bad parameter shown as its own short page (the same message the JSON API gives with 400/404)."""
+    def guarded(principal: Principal) -> _Made | str:
+        try:
+            return render(principal)
+        except (InvalidQuery, LookupError) as exc:
+            return layout("Not shown", principal, f"<p role=\"alert\">{esc(exc)}</p>")
+    return guarded

@@ -13,12 +13,11 @@ from shared.domain.kinds import Kind
 from shared.domain.personal import mask
 from shared.domain.usage import COUNTED_KINDS, resource_id
 from shared.entrypoints import columns
-from shared.entrypoints.http_pages import SECURITY_HEADERS, page
+from shared.entrypoints.http_pages import Csv, page
 from shared.entrypoints.output import to_csv
 from shared.entrypoints.page_charts import stacked_bars
-from shared.entrypoints.page_html import definitions, esc, href, layout, link, table, text
-from shared.entrypoints.page_overview import PageReads, guarded
-from shared.entrypoints.signin import ROLE_HEADER, Principal
+from shared.entrypoints.page_html import PageReads, definitions, esc, guarded, href, layout, link, table, text
+from shared.entrypoints.signin import Principal
 from shared.queries.inventory import InventoryQueries, resolve_id
 from shared.queries.usage_series import request_series
 
@@ -49,17 +48,14 @@ def parts(queries: InventoryQueries, store: PageReads, ident: str, principal: Pr
 
 def resource(req: func.HttpRequest, queries: InventoryQueries, store: PageReads) -> func.HttpResponse:
     ident, part, wants_csv = req.params.get("id", ""), req.params.get("part", ""), req.params.get("format") == "csv"
-    rendered: list[tuple[str, str]] = []  # the CSV and the role it was masked for
-
-    def render(principal: Principal) -> str:
+    def render(principal: Principal) -> str | Csv:
         row = mask(queries.resource(ident), principal.role)
         lists = parts(queries, store, ident, principal)
         if wants_csv:
             header, rows = lists.get(part) or ((), [])
             if not header:
                 raise LookupError(f"no list {part[:40]!r} on this page; one of: {', '.join(lists)}")
-            rendered.append((to_csv(rows, header), principal.role.value))
-            return ""
+            return Csv(to_csv(rows, header), f"{part}.csv")
         shown = {k: esc(text(v)) for k, v in sorted(row.items()) if k not in BOOKKEEPING and v not in (None, "")}
         body = [f"<section aria-labelledby=\"details\"><h2 id=\"details\">Details</h2>{definitions(shown)}</section>"]
         header, kids = lists["children"]
@@ -87,8 +83,4 @@ def resource(req: func.HttpRequest, queries: InventoryQueries, store: PageReads)
                     + _csv_link(ident, "history") + "</section>")
         return layout(f"{row.get('Kind')} {row.get('Path')} ({row.get('Service')})", principal, "".join(body))
 
-    answer = page(req, guarded(render))
-    if wants_csv and rendered and answer.status_code == 200:
-        return func.HttpResponse(rendered[0][0], status_code=200, mimetype="text/csv", charset="utf-8",
-                                 headers={**SECURITY_HEADERS, ROLE_HEADER: rendered[0][1], "Content-Disposition": f'attachment; filename="{part}.csv"'})
-    return answer
+    return page(req, guarded(render))
