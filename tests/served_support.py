@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,8 +21,11 @@ from devtools.management_plane import small_service
 from devtools.worker import decode_event, indexed_function
 from shared import bootstrap
 from shared.config import Settings
+from shared.domain.kinds import Kind
 from shared.domain.resources import parse_service_id
+from shared.domain.usage import SERVICE_TOTAL, SERVICE_TOTAL_ID
 from tests.support import SERVICE_ID, T0, ManualClock, event
+from tests.usage_support import contribution, counts, put_usage, tracking
 
 PERSONAL_VALUES = ("alice@contoso.example", "Firstalice", "Lastalice", "203.0.113.7")  # user alice in small_service, and her IP
 
@@ -60,6 +63,17 @@ def _audit_record(at: int) -> dict[str, Any]:
                                     "http://schemas.microsoft.com/identity/claims/objectidentifier": "00000000-0000-4000-8000-0000000000a1"}}}
 
 
+def usage_rows(now: datetime) -> list[dict[str, Any]]:
+    """Gateway-log counts in the usage table's format: the service's and API orders' requests in three hours of the
+    last day and one of 20 days ago (what the pages' charts draw)."""
+    rows: list[dict[str, Any]] = [tracking("contoso", now - timedelta(days=25))]
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    for back, total, failed in ((0, 7, 1), (3, 11, 2), (20, 5, 0), (20 * 24, 13, 4)):
+        for kind, ident in ((SERVICE_TOTAL, SERVICE_TOTAL_ID), (Kind.API.value, "orders")):
+            rows.append(contribution("contoso", kind, ident, hour - timedelta(hours=back), counts(total, failed=failed, unauthorized=1)))
+    return rows
+
+
 def principal(*roles: str, role_typ: str | None = None, name: str = "Ada") -> str:
     claims = [{"typ": "name", "val": name}, *({"typ": role_typ or "roles", "val": r} for r in roles)]
     document: dict[str, Any] = {"auth_typ": "aad", "claims": claims, "name_typ": "name"}
@@ -92,6 +106,7 @@ def served(azurite: Azurite) -> Iterator[Served]:
             # Who made alice's change, as the Activity Log says: a caller's name and UPN are personal data too.
             written = bootstrap.audit_writer(services).write([_audit_record(at=30)], "test")
             assert written.written == 1, written
+            put_usage(services.store, usage_rows(clock.now()))
             with FunctionsHost() as host:
                 yield Served(host, services)
         finally:

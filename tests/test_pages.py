@@ -131,3 +131,17 @@ def test_static_serves_only_its_own_files(served: Served) -> None:
     assert status == 200 and headers["Content-Type"].startswith("text/css") and b"prefers-color-scheme: dark" in body
     assert served.get("/ui/static/..%2Fpage_html.py", key=False)[0] == 404
     assert served.get("/ui/static/other.js", key=False)[0] == 404
+
+
+@pytest.mark.usefixtures("signed_in")
+@pytest.mark.parametrize(("path", "params", "query"), [
+    ("overview", {}, {"service": "contoso"}), ("resource", {"id": "contoso/apis/orders"}, {"service": "contoso", "kind": "api", "id": "orders"})])
+def test_a_charts_figures_are_the_requests_route(served: Served, path: str, params: dict[str, str], query: dict[str, str]) -> None:
+    _, _, body = page(served, path, Role.READ, **params)
+    shown = {caption: t for caption, t in tables_of(body).items() if "requests per" in caption}
+    assert len(shown) == 2, list(tables_of(body))
+    for span, (caption, figures) in zip(("24h", "30d"), sorted(shown.items(), key=lambda item: "day" in item[0]), strict=True):
+        api = served.json("/api/requests?" + urlencode({**query, "span": span}))[2]
+        assert [[int(n) for n in row[1:]] for row in figures["rows"]] == [[b[k] for k in ("total", "successful", "failed", "unauthorized", "other")]
+                                                                           for b in api["buckets"]], caption
+        assert sum(b["total"] for b in api["buckets"]) > 0
