@@ -107,6 +107,11 @@ def health_check(req: func.HttpRequest) -> func.HttpResponse:
     return http_api.get_health(req, bootstrap.health_report)
 
 
+@app.timer_trigger(schedule=_settings.count_snapshot_schedule, arg_name="timer")
+def count_snapshots(timer: func.TimerRequest) -> None:
+    bootstrap.take_count_snapshots()
+
+
 @app.function_name("purge")
 @app.timer_trigger(schedule=_settings.purge_schedule, arg_name="timer")
 def purge(timer: func.TimerRequest) -> None:

@@ -88,6 +88,8 @@ def load(plane: DemoPlane, deliveries: list[Any], data: Path) -> dict[str, Any]:
     logs = demo_logs(rows, sorted({service_id(r) for r in rows}), now, os.environ["GATEWAY_LOGS_STORAGE"], settings.gateway_logs_container)
     run("usage", "ingest")
     activity = load_activity_logs(plane.service_id, now, settings.activity_logs_container)
+    print("$ (the count_snapshots timer: today's counts, the first of the daily snapshots)", flush=True)
+    fire_timer("count_snapshots")
     loaded = {"events": events, "syncedService": plane.service_id, "gatewayLogRecords": logs.truth.records, "activityLogRecords": activity,
               "at": now.isoformat()}
     (data / LOADED).write_text(json.dumps(loaded, indent=2))

@@ -38,6 +38,7 @@ from shared.store.status import StatusTracker
 from shared.store.table import TableNames, TableStore
 from shared.store.writer import RowWriter
 from shared.timers.retention import Purger
+from shared.timers.snapshots import take_snapshots
 from shared.timers.sweeps import Sweeper
 from shared.usage.ingest import GatewayLogs
 from shared.usage.stream import GatewayLogStream
@@ -255,6 +256,12 @@ def health_report() -> dict[str, Any]:
     """GET /api/health's document over the process-wide services; raises when they cannot be built or
     the store cannot be read (the HTTP handler answers 503)."""
     return services().health.report()
+
+
+def take_count_snapshots() -> int:
+    """The `count_snapshots` timer's work: today's counts of every service (the summary) into its snapshot row."""
+    built = services()
+    return take_snapshots(built.queries.summary(), built.store, built.clock())
 
 
 def install(replacement: Services | None) -> None:

@@ -44,6 +44,7 @@ class Settings:
     reconcile_services: tuple[str, ...] = ()
     status_table: str = "ApimInventoryStatus"
     purge_schedule: str = "0 0 3 * * *"
+    count_snapshot_schedule: str = "0 55 23 * * *"  # near the day's end: a day's snapshot holds its last counts
     tombstone_retention_days: float = 90.0
     history_retention_days: float = 365.0
     rejected_retention_days: float = 30.0
@@ -139,6 +140,7 @@ class Settings:
             reconcile_services=tuple(s for s in re.split(r"[\s,;]+", env.get("RECONCILE_SERVICES", "")) if s),
             status_table=env.get("INVENTORY_STATUS_TABLE", cls.status_table),
             purge_schedule=env.get("PURGE_SCHEDULE", cls.purge_schedule),
+            count_snapshot_schedule=env.get("COUNT_SNAPSHOT_SCHEDULE", cls.count_snapshot_schedule),
             tombstone_retention_days=_number(env, "RETENTION_TOMBSTONE_DAYS", cls.tombstone_retention_days),
             history_retention_days=_number(env, "RETENTION_HISTORY_DAYS", cls.history_retention_days),
             rejected_retention_days=_number(env, "RETENTION_REJECTED_DAYS", cls.rejected_retention_days),

@@ -264,7 +264,7 @@ def test_summary_adds_the_count_rows_and_their_buckets_in_sliding_windows() -> N
     assert summary["windows"]["lastHour"]["from"] == (NOW - timedelta(minutes=59)).replace(second=0)
     assert summary["windows"]["lastDay"]["from"] == (NOW - timedelta(hours=23)).replace(minute=0, second=0)
     # the usage table's tracking rows come last (one partition: no service's gateway logs were read here, so no more)
-    assert reader.requests == 1 + 1 + len(SERVICES) * len(TOP_LEVEL) * keys.BUCKETS + 2 + 1
+    assert reader.requests == 1 + 1 + len(SERVICES) * len(TOP_LEVEL) * keys.BUCKETS + 2 + 1 + len(SERVICES)  # and a key range of snapshots per service
 
 
 def test_summary_requests_do_not_grow_with_rows_or_events() -> None:

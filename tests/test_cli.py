@@ -339,7 +339,7 @@ def test_summary(seeded: Seeded) -> None:
     assert summary["events"] == {"lastHour": expected, "lastDay": expected} and ISO_Z.match(summary["generatedAt"])
     text = ok(table)
     assert text.startswith("Inventory at ") and re.search(r"^lastHour\s+16\s+1\s+17\s+2$", text, re.MULTILINE)
-    assert re.search(r"^contoso\s+user\s+4\s+1$", text, re.MULTILINE)
+    assert re.search(r"^contoso\s+user\s+4\s+1\s+-\s+-$", text, re.MULTILINE), "no snapshot yet: no change over 7 or 30 days"
     long = as_csv(long_csv)
     assert {"Metric": "duplicate", "Window": "lastDay", "Service": "", "Kind": "", "Count": "17", "Workspace": ""} in long
     assert {"Metric": "deleted", "Window": "", "Service": "contoso", "Kind": "product", "Count": "1", "Workspace": ""} in long

@@ -83,5 +83,5 @@ def test_a_non_editable_install_runs_the_command_and_indexes_the_function_app(tm
                                 "resource", "history", "changes", "access", "flags", "summary", "health", "purge", "expiring",
                                 "alerts", "usage", "unused", "gateway_logs", "openapi", "ui_whoami", "activity_logs", "keys",
                                 "gateway_logs_stream", "activity_logs_stream", "requests", "ui_overview", "ui_report", "ui_resource",
-                                "ui_static"])
+                                "ui_static", "count_snapshots"])
     assert (Path(package).parent / "entrypoints" / "static" / "app.css").is_file(), "the pages' stylesheet is installed with the package"

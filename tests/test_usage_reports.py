@@ -343,4 +343,4 @@ def test_summary_adds_each_services_requests_in_the_last_hour_and_day() -> None:
         {"service": "fabrikam", "lastHour": dict.fromkeys(("total", "successful", "failed", "unauthorized", "other", "backendFailed"), 0),
          "lastDay": dict.fromkeys(("total", "successful", "failed", "unauthorized", "other", "backendFailed"), 0)}]
     assert answer["requestWindows"] == {"lastHour": {"from": HOUR - H, "until": HOUR + H}, "lastDay": {"from": HOUR - 24 * H, "until": HOUR + H}}
-    assert reader.requests == 1 + 1 + len(TOP_LEVEL) * keys.BUCKETS + 2 + 1 + 2 * 2  # per service, a key range of each day of 25 hours
+    assert reader.requests == 1 + 1 + len(TOP_LEVEL) * keys.BUCKETS + 2 + 1 + 2 * 2 + 1  # per service, a key range of each day of 25 hours; its snapshots

@@ -343,6 +343,9 @@ def _summary(args: argparse.Namespace) -> int:
     chosen = summary.get("workspace")
     long_rows = [{"Metric": m, "Service": r["service"], "Kind": r["kind"], "Count": r[m], **({"Workspace": chosen} if chosen else {})}
                  for r in resources for m in ("live", "deleted")]
+    trends = summary["trends"]  # each resources item's change over 7 and 30 days (the daily snapshots), in the same order
+    long_rows += [{"Metric": m, "Service": r["service"], "Kind": r["kind"], "Count": r[m], **({"Workspace": chosen} if chosen else {})}
+                  for r in trends for m in TREND_METRICS if r.get(m) is not None]
     if chosen is None:
         long_rows += [{"Metric": m, "Service": r["service"], "Kind": r["kind"], "Count": r[m], "Workspace": r["workspace"]}
                       for r in workspaces for m in ("live", "deleted")]
@@ -350,17 +353,26 @@ def _summary(args: argparse.Namespace) -> int:
     long_rows += usage_cli.request_rows(summary)
 
     def lines() -> list[str]:
-        counts = [[r["service"], r["kind"], str(r["live"]), str(r["deleted"])] for r in resources]
+        counts = [[r["service"], r["kind"], str(r["live"]), str(r["deleted"]), *(_signed(t.get(m)) for m in TREND_METRICS[:2])]
+                  for r, t in zip(resources, trends, strict=True)]
         events = [[w, *(str(windows[w][m]) for m in metrics)] for w in windows]
         title = f"Inventory at {when(summary['generatedAt'])}" + (
             "" if chosen is None else ", service level only" if chosen == "-" else f", workspace {chosen}")
-        parts = [title, "", *table(("Service", "Kind", "Live", "Deleted"), counts, "")]
+        parts = [title, "", *table(("Service", "Kind", "Live", "Deleted", "Live 7d", "Live 30d"), counts, "")]
         if chosen is None and workspaces:
             rows = [[r["service"], r["workspace"], r["kind"], str(r["live"]), str(r["deleted"])] for r in workspaces]
             parts += ["", "In workspaces (included above):", *table(("Service", "Workspace", "Kind", "Live", "Deleted"), rows, "")]
         return [*parts, "", *table(("Events", *(m.capitalize() for m in metrics)), events, ""), *usage_cli.request_lines(summary)]
 
     return _emit(args, summary, long_rows, lines, csv_header=columns.SUMMARY_CSV_COLUMNS)
+
+
+TREND_METRICS = ("liveChange7d", "liveChange30d", "deletedChange7d", "deletedChange30d")
+
+
+def _signed(value: object) -> str:
+    """A change as the table shows it: +3, -1, 0, or `-` when no snapshot is old enough."""
+    return f"{value:+d}" if isinstance(value, int) and value else "0" if value == 0 else "-"
 
 
 def _rejected(args: argparse.Namespace) -> int:

@@ -96,7 +96,8 @@ ROUTES: dict[str, Route] = {
                    _obj({"tokens": ROWS, "breakers": ROWS}), errors=(400, 503)),
     "summary": Route("api/summary", "Counts by service and kind, events and requests in the last hour and day", (WORKSPACE,),
                      _obj({"generatedAt": TIME, "resources": ROWS, "workspaces": ROWS, "events": {"type": "object"},
-                           "windows": {"type": "object"}, "requests": ROWS, "requestWindows": {"type": "object"}})),
+                           "windows": {"type": "object"}, "requests": ROWS, "requestWindows": {"type": "object"},
+                           "trends": ROWS, "snapshots": ROWS})),
     "expiring": Route("api/expiring", "Gateway tokens and subscriptions expiring soon, the expired first", (
         Param("within", "a window ahead: 30d (default), 24h, 2w, 90m"),
     ), _obj({"now": TIME, "until": TIME, "count": COUNT, "items": ROWS}), errors=(400, 503)),

@@ -53,7 +53,7 @@ def counts(summary: Mapping[str, Any], service: str | None) -> str:
         value = item.get(key)
         return "" if value is None else f"{value:+d}"
 
-    items = [i for i in summary["resources"] if service is None or i["service"] == service]
+    items = [{**i, **t} for i, t in zip(summary["resources"], summary["trends"], strict=True) if service is None or i["service"] == service]
     rows = [[esc(i["service"]), link("report", i["kind"], name="inventory", kind=i["kind"], service=i["service"]), _num(i["live"]),
              _num(i["deleted"]), change(i, "liveChange7d"), change(i, "liveChange30d")] for i in items]
     parts = [table("Live and deleted rows per kind, and the change of the live count over 7 and 30 days (daily snapshots)",

@@ -4,25 +4,40 @@ read of the rows or the history.
 
 Requests: the layout marker, the status rows (the services), services x families x buckets range reads of count rows
 (96 per service, each returning at most 1 + COUNT_SHARDS entities), and the rejected counter rows of today and
-yesterday: a number that grows with the services, never with the rows or the events. The request totals add the
+yesterday, and one key range of each service's daily count snapshots (at most 31 rows: the change over 7 and 30
+days): a number that grows with the services, never with the rows or the events. The request totals add the
 tracking rows of the usage table (one partition: the services whose gateway logs were read) and, per such service, the
 `service` pseudo-kind's hourly contributions of the 25 hours the last day's window overlaps, a key range per day
 (`request_totals`)."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from shared.domain.kinds import TOP_LEVEL
 from shared.domain.outcomes import Outcome
+from shared.domain.trends import READ_DAYS, SPANS, change
 from shared.domain.usage import SERVICE_TOTAL, Counters
 from shared.queries.workspaces import shown
 from shared.store.counts import EVENT_OUTCOMES, WINDOWS, window_start, window_totals, workspace_counts
-from shared.store.keys import LAYOUT, LAYOUT_KEYS, count_partitions, count_range, decode_part, rejected_count_keys, service_of_status, status_rows
+from shared.store.keys import (
+    LAYOUT,
+    LAYOUT_KEYS,
+    count_partitions,
+    count_range,
+    day_of_snapshot,
+    decode_part,
+    rejected_count_keys,
+    service_of_status,
+    snapshot_range,
+    status_rows,
+)
+from shared.store.long_text import read_long
 from shared.store.ports import Entity, Query, Table, TableReader
 from shared.store.usage_keys import hour_of_row, hourly_rows, tracking_rows
 from shared.store.usage_rows import unpack
@@ -102,15 +117,57 @@ def summarize(reader: TableReader, now: datetime, workspace: str | None = None) 
         per_workspace = [item for item in per_workspace if item["workspace"] == workspace]
         chosen = {"workspace": shown(workspace)}
     pairs = sorted(pair for pair in set(counts[LIVE]) | set(counts[DELETED]) if counts[LIVE][pair] or counts[DELETED][pair])
+    taken = in_parallel(lambda item: (item[1], snapshot_counts(reader, item[0], now, workspace)), known)
+    past = dict(taken)
     return {
         "generatedAt": now, **chosen,
         "resources": [{"service": s, "kind": k, "live": counts[LIVE][(s, k)], "deleted": counts[DELETED][(s, k)]} for s, k in pairs],
+        "trends": [{"service": s, "kind": k, **changes_of(past.get(s, {}), k, counts[LIVE][(s, k)], counts[DELETED][(s, k)], now)}
+                   for s, k in pairs],
+        "snapshots": [{"service": name, "first": min(days, default=None), "last": max(days, default=None),
+                       "daily": [{"day": day, "live": sum(n for (_, state), n in days[day].items() if state == LIVE),
+                                  "deleted": sum(n for (_, state), n in days[day].items() if state == DELETED)} for day in sorted(days)]}
+                      for name, days in taken],
         "workspaces": per_workspace,
         "events": {window: {**dict(zip(EVENT_OUTCOMES, events[window], strict=True)), Outcome.REJECTED: rejections[window][0]}
                    for window in WINDOWS},
         "windows": {window: {"from": window_start(now, window)} for window in WINDOWS},
         **request_totals(reader, now, dict(known)),
     }
+
+
+def snapshot_counts(reader: TableReader, service_key: str, now: datetime, workspace: str | None) -> dict[date, Counter[tuple[str, str]]]:
+    """The service's daily snapshots of the last READ_DAYS days (one key range): per day, (kind, LIVE or DELETED) ->
+    count, of the whole service, of one workspace, or ("") of the service level alone, as `summarize` counts."""
+    rows = reader.page(snapshot_range(service_key, now - timedelta(days=READ_DAYS), now), None)[0]
+    found: dict[date, Counter[tuple[str, str]]] = {}
+    for row in rows:
+        day = found.setdefault(day_of_snapshot(str(row["RowKey"])).date(), Counter())
+        for column, value in row.items():
+            for state in (LIVE, DELETED):
+                if column.startswith(state) and isinstance(value, int):
+                    day[(column[len(state):], state)] += value
+        if workspace is not None:
+            mine: Counter[tuple[str, str]] = Counter()
+            for item in json.loads(read_long(row, "Workspaces") or "[]"):
+                if not workspace or item["workspace"] == workspace:
+                    mine[(item["kind"], LIVE)] += int(item["live"])
+                    mine[(item["kind"], DELETED)] += int(item["deleted"])
+            if not workspace:
+                day.subtract(mine)
+            else:
+                day.clear()
+                day.update(mine)
+    return found
+
+
+def changes_of(days: dict[date, Counter[tuple[str, str]]], kind: str, live: int, deleted: int, now: datetime) -> dict[str, int | None]:
+    """liveChange7d, liveChange30d, deletedChange7d, deletedChange30d (None: no snapshot that old)."""
+    found: dict[str, int | None] = {}
+    for state, count, name in ((LIVE, live, "live"), (DELETED, deleted, "deleted")):
+        for span in SPANS:
+            found[f"{name}Change{span}d"] = change(count, {day: c[(kind, state)] for day, c in days.items()}, now.date(), span)
+    return found
 
 
 # The request windows are whole clock hours (the usage table counts by hour): those that overlap the last 60 minutes

@@ -521,3 +521,27 @@ def seen_pages(service_key: str, unit: int | None = None) -> Query:
 def rows_between(partition: str, low_rk: str, high_rk: str) -> Query:
     """The rows of one partition from low_rk to high_rk, both included (keys hold no character below a space)."""
     return Query(Table.INVENTORY, conditions=(Condition("PartitionKey", "eq", partition),), low_rk=low_rk, high_rk=high_rk + " ")
+
+
+# -- daily count snapshots (status table) ------------------------------------------------------
+SNAPSHOT_PREFIX = "snap|"
+
+
+def snapshot_keys(service_key: str, day: datetime) -> tuple[str, str]:
+    """A service's counts as the snapshot timer found them on a UTC day: one row per service and day."""
+    return f"{SNAPSHOT_PREFIX}{encode_part(service_key)}", day_partition(day)
+
+
+def snapshot_range(service_key: str, first_day: datetime, last_day: datetime) -> Query:
+    """A service's snapshots from `first_day` to `last_day` (both included): one key range of its partition."""
+    pk, low = snapshot_keys(service_key, first_day)
+    return Query(Table.STATUS, conditions=(Condition("PartitionKey", "eq", pk),), low_rk=low, high_rk=day_partition(last_day) + "~")
+
+
+def day_of_snapshot(row_key: str) -> datetime:
+    return datetime(int(row_key[:4]), int(row_key[4:6]), int(row_key[6:8]), tzinfo=timezone.utc)
+
+
+def snapshot_entity(service_key: str, day: datetime, columns: dict[str, Any]) -> dict[str, Any]:
+    pk, rk = snapshot_keys(service_key, day)
+    return {"PartitionKey": pk, "RowKey": rk, **columns}
