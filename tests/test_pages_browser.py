@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 
 from devtools.azurite import node_available
+from devtools.http_host import local_principal
+from shared.domain.personal import Role
 from shared.entrypoints.openapi import PAGES
+from shared.entrypoints.signin import PRINCIPAL_HEADER, ROLE_HEADER
 from tests.browser_support import SCREENSHOTS, Serving, browser, served_pages
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.skipif(not node_available(), reason="make serve needs node")]
@@ -57,7 +60,7 @@ def _serious(results: Any) -> list[str]:
 
 
 @pytest.mark.parametrize("route", ROUTES)
-def test_the_page_loads_alone_light_and_weighs_little(served_pages: Serving, browser: Any, route: str) -> None:
+def test_the_page_loads_alone_light_and_weighs_little(browser: Any, served_pages: Serving, route: str) -> None:
     from axe_playwright_python.sync_playwright import Axe
 
     url = _url(served_pages, route)
@@ -89,7 +92,7 @@ def test_the_page_loads_alone_light_and_weighs_little(served_pages: Serving, bro
 
 
 @pytest.mark.parametrize("route", ROUTES)
-def test_tab_reaches_every_control(served_pages: Serving, browser: Any, route: str) -> None:
+def test_tab_reaches_every_control(browser: Any, served_pages: Serving, route: str) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     try:
@@ -106,7 +109,7 @@ def test_tab_reaches_every_control(served_pages: Serving, browser: Any, route: s
 
 
 @pytest.mark.parametrize("route", ROUTES)
-def test_the_page_in_dark_mode_has_no_serious_accessibility_problem(served_pages: Serving, browser: Any, route: str) -> None:
+def test_the_page_in_dark_mode_has_no_serious_accessibility_problem(browser: Any, served_pages: Serving, route: str) -> None:
     from axe_playwright_python.sync_playwright import Axe
 
     context = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="dark")
@@ -118,3 +121,13 @@ def test_the_page_in_dark_mode_has_no_serious_accessibility_problem(served_pages
         page.screenshot(path=str(SCREENSHOTS / f"{route.replace('/', '_')}-1280-dark.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_the_server_signs_in_every_page_caller_itself_and_trusts_no_principal_sent_from_outside(served_pages: Serving) -> None:
+    """--sign-in-as plays App Service Authentication: a plain GET (no sign-in header) is served as Inventory.Read, and a
+    principal a caller forges for a higher role is dropped. Without --sign-in-as a page is a 401 (tests/test_pages.py)."""
+    forged = {PRINCIPAL_HEADER: local_principal(Role.PERSONAL_DATA)}
+    for headers in ({}, forged):
+        request = urllib.request.Request(served_pages.url + "ui/whoami", headers=headers)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200 and response.headers[ROLE_HEADER] == Role.READ.value, headers
