@@ -31,7 +31,8 @@ from tests.support import SERVICE_ID, ManualClock, processor_over
 
 _tables = itertools.count(1)
 NEEDS = ("unit", "azurite", "standin", "slow")
-_BY_FIXTURE = {"azurite": "azurite", "arm": "standin", "served": "standin"}  # served: tests/served_support.py
+_BY_FIXTURE = {"azurite": "azurite", "arm": "standin", "served": "standin",  # served: tests/served_support.py
+               "browser": "browser"}  # browser: tests/browser_support.py
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by mark
@@ -49,6 +50,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             problems.append(f"{item.nodeid}: marked unit, but it uses {', '.join(sorted(marks & {'azurite', 'standin'}))}")
     if problems:
         raise pytest.UsageError("\n".join(problems))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """One loud line when the browser tests could not run, and where their screenshots went when they did."""
+    from tests.browser_support import CHROMIUM, MISSING, SCREENSHOTS
+
+    ran = any(report.nodeid.startswith("tests/test_pages_browser.py") for key in ("passed", "failed", "skipped")
+              for report in terminalreporter.stats.get(key, []))
+    if not ran:
+        return
+    if not CHROMIUM.exists():
+        terminalreporter.write_line(MISSING, red=True, bold=True)
+    elif SCREENSHOTS.exists():
+        terminalreporter.write_line(f"browser screenshots: {SCREENSHOTS}", bold=True)
 
 
 @pytest.fixture(autouse=True)

@@ -79,6 +79,7 @@ def whoami(req: func.HttpRequest) -> func.HttpResponse:
                 else "everything but personal data (users' emails and names, audit callers and their addresses), which is masked")
         roles = "".join(f"<li>{html.escape(r)}</li>" for r in principal.roles)
         return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signed in: apim-inventory</title>"
+                "<link rel=\"icon\" href=\"static/icon.svg\" type=\"image/svg+xml\">"  # else the browser asks /favicon.ico: a 404
                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head><body><main>"
                 f"<h1>Signed in as {html.escape(principal.name or '(no name claim)')}</h1>"
                 f"<p>Served under the role <strong>{html.escape(principal.role.value)}</strong>: you see {sees}.</p>"
