@@ -30,6 +30,7 @@ class Serving:
     url: str  # the base URL, ending in "/"
     key: str  # the function key its banner printed, for the JSON routes
     process: subprocess.Popen[str]
+    env: dict[str, str]  # the settings its banner printed (export NAME='value'): the command against the same store
 
 
 def start_serve(port: int, data: Path, *extra: str) -> tuple[subprocess.Popen[str], list[str]]:
@@ -72,7 +73,8 @@ def served_pages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serving]:
     process, lines = start_serve(port := free_port(), tmp_path_factory.mktemp("serve"), "--sign-in-as", "Inventory.Read")
     key = next((line.rsplit(" ", 1)[-1] for line in lines if "function key" in line), "")
     try:
-        yield Serving(f"http://127.0.0.1:{port}/", key, process)
+        exports = dict(line.strip()[len("export "):].split("=", 1) for line in lines if line.strip().startswith("export "))
+        yield Serving(f"http://127.0.0.1:{port}/", key, process, {name: value.strip("'") for name, value in exports.items()})
     finally:
         stop(process)
 

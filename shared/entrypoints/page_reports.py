@@ -13,7 +13,7 @@ from shared.domain.kinds import Kind
 from shared.domain.personal import mask
 from shared.entrypoints import columns
 from shared.entrypoints.http_pages import SECURITY_HEADERS, Csv, page
-from shared.entrypoints.output import to_csv
+from shared.entrypoints.output import by_path, to_csv
 from shared.entrypoints.page_html import PageReads, cell, guarded, href, layout, table
 from shared.entrypoints.signin import Principal
 from shared.queries.expiring import expiring
@@ -70,7 +70,7 @@ def report(req: func.HttpRequest, queries: InventoryQueries, store: PageReads) -
         if service:
             service = queries.known_service(service)
         if name == "inventory":
-            rows = queries.list_kind(parse_kind(req.params.get("kind", "")), service=service, top=LIST_TOP).rows
+            rows = sorted(queries.list_kind(parse_kind(req.params.get("kind", "")), service=service, top=LIST_TOP).rows, key=by_path)  # as `list` prints
         else:
             rows = rows_of(queries, store, queries.clock(), service)
         rows = mask(rows, principal.role)
