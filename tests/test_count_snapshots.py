@@ -4,6 +4,7 @@ over 7 and 30 days from them, with one key range per service. The rule against a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from devtools.worker import decode_event, fire_timer
 from shared import bootstrap
 from shared.domain.trends import READ_DAYS, change
+from shared.entrypoints.output import to_json
 from shared.queries.summary import summarize
 from shared.store.keys import snapshot_range
 from shared.store.memory import InMemoryStore
@@ -73,6 +75,7 @@ def test_the_summary_shows_the_change_since_the_snapshots(app: tuple[bootstrap.S
     assert [r["Live_user"] for r in rows] == [3, 8], "one row per day, the day's last counts"
     daily = services.queries.summary()["snapshots"]
     assert [d["live"] for d in daily[0]["daily"]] == [8], "the last 31 days' snapshots"
+    assert json.loads(to_json(daily))[0]["first"] == (START + timedelta(days=10)).date().isoformat(), "the answer is JSON"
 
 
 def test_a_workspaces_change_comes_from_its_own_counts(app: tuple[bootstrap.Services, ManualClock, InMemoryStore]) -> None:

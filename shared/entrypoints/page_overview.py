@@ -13,6 +13,7 @@ from typing import Any
 import azure.functions as func
 
 from shared.domain.kinds import Kind
+from shared.domain.outcomes import Outcome
 from shared.domain.personal import mask
 from shared.entrypoints import columns
 from shared.entrypoints.http_pages import page
@@ -42,8 +43,8 @@ def freshness(health: Mapping[str, Any], summary: Mapping[str, Any], service: st
     return ("<section aria-labelledby=\"fresh\"><h2 id=\"fresh\">Freshness</h2>"
             + table("Per service: the last event, the last full sync, how long since an event arrived",
                     ("Service", "Last event", "Last received", "Last full sync", "Idle (s)", "Syncing"), rows, numeric=(4,))
-            + definitions({"Events in the last 24 hours (every service)": esc(sum(v for k, v in events.items() if k != "rejected")),
-                           "Rejected in the last 24 hours (every service)": esc(events.get("rejected", 0)),
+            + definitions({"Events in the last 24 hours (every service)": esc(sum(v for k, v in events.items() if k != Outcome.REJECTED)),
+                           "Rejected in the last 24 hours (every service)": esc(events.get(Outcome.REJECTED, 0)),
                            "Inventory last changed": esc(health.get("lastAppliedAt"))})
             + "</section>")
 
@@ -61,7 +62,7 @@ def counts(summary: Mapping[str, Any], service: str | None) -> str:
     spaces = [w for w in summary.get("workspaces", []) if service is None or w["service"] == service]
     if spaces:
         parts.append(table("Per workspace", ("Service", "Workspace", "Kind", "Live", "Deleted"),
-                           ([esc(w["service"]), esc(w["workspace"]), esc(w["kind"]), _num(w["live"]), _num(w["deleted"])] for w in spaces),
+                           ([esc(w["service"]), esc(w[Kind.WORKSPACE.value]), esc(w["kind"]), _num(w["live"]), _num(w["deleted"])] for w in spaces),
                            numeric=(3, 4)))
     return "<section aria-labelledby=\"counts\"><h2 id=\"counts\">Inventory</h2>" + "".join(parts) + "</section>"
 
@@ -80,7 +81,7 @@ def attention(found: Mapping[str, Any], flags: Mapping[str, Sequence[Mapping[str
         *((f"Subscriptions expiring within {d} days", soon(Kind.SUBSCRIPTION, d), "expiring") for d in SOON),
         ("Circuit breakers open", sum(1 for b in breakers if not b.get("StuckOpen")), "flags"),
         ("Circuit breakers stuck open", sum(1 for b in breakers if b.get("StuckOpen")), "flags"),
-        ("Events rejected in the last 24 hours", summary["events"]["lastDay"].get("rejected", 0), "rejected"),
+        ("Events rejected in the last 24 hours", summary["events"]["lastDay"].get(Outcome.REJECTED, 0), Outcome.REJECTED.value),
     ]
     body = [[link("report", what, name=report), str(n)] for what, n, report in rows]
     body += [[link("report", what, name=report), "list"] for what, report in (

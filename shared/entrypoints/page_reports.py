@@ -10,6 +10,7 @@ from typing import Any
 import azure.functions as func
 
 from shared.domain.kinds import Kind
+from shared.domain.outcomes import Outcome
 from shared.domain.personal import mask
 from shared.entrypoints import columns
 from shared.entrypoints.http_pages import SECURITY_HEADERS, Csv, page
@@ -48,7 +49,7 @@ REPORTS: dict[str, tuple[str, Sequence[str], Callable[[InventoryQueries, PageRea
                                          q.list_kind(Kind.SUBSCRIPTION, scope=f"{name}/apis", top=LIST_TOP).rows]),
     "flags": ("Flagged: apim-inventory flags", columns.FLAG_COLUMNS,
               lambda q, s, now, svc: [columns.flag_row(r, now) for rows in q.flags().values() for r in rows if svc is None or r.get("Service") == svc]),
-    "rejected": ("Rejected events of 24 hours: apim-inventory rejected --since 24h", columns.REJECTED_COLUMNS,
+    Outcome.REJECTED.value: ("Rejected events of 24 hours: apim-inventory rejected --since 24h", columns.REJECTED_COLUMNS,
                  lambda q, s, now, svc: q.rejected(now - timedelta(hours=24))),
     "changes": ("Changes of 7 days: apim-inventory changes --since 7d", columns.CHANGES_CSV_COLUMNS,
                 lambda q, s, now, svc: q.changes(since=now - timedelta(days=7), service=svc, top=1000).items),

@@ -124,8 +124,8 @@ def summarize(reader: TableReader, now: datetime, workspace: str | None = None) 
         "resources": [{"service": s, "kind": k, "live": counts[LIVE][(s, k)], "deleted": counts[DELETED][(s, k)]} for s, k in pairs],
         "trends": [{"service": s, "kind": k, **changes_of(past.get(s, {}), k, counts[LIVE][(s, k)], counts[DELETED][(s, k)], now)}
                    for s, k in pairs],
-        "snapshots": [{"service": name, "first": min(days, default=None), "last": max(days, default=None),
-                       "daily": [{"day": day, "live": sum(n for (_, state), n in days[day].items() if state == LIVE),
+        "snapshots": [{"service": name, "first": _day(min(days, default=None)), "last": _day(max(days, default=None)),
+                       "daily": [{"day": day.isoformat(), "live": sum(n for (_, state), n in days[day].items() if state == LIVE),
                                   "deleted": sum(n for (_, state), n in days[day].items() if state == DELETED)} for day in sorted(days)]}
                       for name, days in taken],
         "workspaces": per_workspace,
@@ -159,6 +159,10 @@ def snapshot_counts(reader: TableReader, service_key: str, now: datetime, worksp
                 day.clear()
                 day.update(mine)
     return found
+
+
+def _day(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 def changes_of(days: dict[date, Counter[tuple[str, str]]], kind: str, live: int, deleted: int, now: datetime) -> dict[str, int | None]:

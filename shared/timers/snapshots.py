@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from shared.domain.kinds import Kind
 from shared.store.keys import snapshot_entity
 from shared.store.long_text import write_long
 from shared.store.ports import Table, TableWriter
@@ -28,7 +29,7 @@ def snapshot_rows(summary: Mapping[str, Any], now: datetime) -> list[dict[str, A
         columns[DELETED + str(item["kind"])] = int(item["deleted"])
     spaces: dict[str, list[dict[str, Any]]] = {}
     for item in summary.get("workspaces", []):
-        spaces.setdefault(str(item["service"]), []).append({k: item[k] for k in ("workspace", "kind", "live", "deleted")})
+        spaces.setdefault(str(item["service"]), []).append({k: item[k] for k in (Kind.WORKSPACE.value, "kind", "live", "deleted")})
     rows = []
     for service, columns in sorted(by_service.items()):
         entity = snapshot_entity(service.lower(), now, columns)
